@@ -1,0 +1,85 @@
+"""Build the Jupyter Book (version 1, offline) from the executed stage notebooks.
+
+Warnings are errors (``-W -n --keep-going``), as in QuantEcon's lecture books. Math is rendered
+by a local MathJax copied into ``book/_mathjax`` at install time (the default loads it from a CDN,
+which this project never reaches); the book fails to build without it rather than ship pages
+whose formulas silently do not render.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import paths
+
+MATHJAX = paths.BOOK / "_mathjax" / "mathjax" / "tex-mml-chtml.js"
+
+
+class BookError(RuntimeError):
+    pass
+
+
+def toc_files(toc: Path) -> list[str]:
+    """Every file the table of contents names (without suffix), in order."""
+    data = yaml.safe_load(toc.read_text())
+    out = [data["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                out.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in data.items() if k != "root"})
+    return out
+
+
+def missing_chapters(root: Path = paths.ROOT) -> list[str]:
+    """Chapters named in _toc.yml for which no source file exists (e.g. a stage not yet run)."""
+    suffixes = (".md", ".ipynb", ".rst")
+    return [f for f in toc_files(root / "_toc.yml") if not any((root / (f + s)).exists() for s in suffixes)]
+
+
+def build(root: Path = paths.ROOT, *, strict: bool = True) -> Path:
+    """Build the HTML book of the source tree ``root`` into ``root/_build/html``; return its index.html.
+
+    ``root`` is the repository by default; tests build a copy so they never touch the user's book.
+    """
+    root = Path(root)
+    mathjax = root / MATHJAX.relative_to(paths.ROOT)
+    if not mathjax.exists():
+        raise BookError(f"local MathJax missing at {mathjax}: run `make mathjax` (npm package mathjax@3)")
+    missing = missing_chapters(root)
+    if missing:
+        raise BookError(f"chapters named in _toc.yml have no executed notebook or page: {missing}; "
+                        "run `desivoids run` first")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(root)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}")
+    index = root / "_build" / "html" / "index.html"
+    if not index.exists():
+        raise BookError(f"jupyter-book reported success but {index} is missing")
+    return index
+
+
+def copy_sources(dest: Path, root: Path = paths.ROOT) -> Path:
+    """Copy the book's hand-written sources (config, toc, pages, MathJax) to ``dest``, without
+    executed notebooks, so a test can run and build a complete book outside the repository."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(root / name, dest / name)
+    shutil.copytree(root / "book", dest / "book", ignore=shutil.ignore_patterns("executed"), dirs_exist_ok=True)
+    return dest

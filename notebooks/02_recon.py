@@ -1,0 +1,106 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # recon: an inventory of every FITS file
+#
+# Before anything reads a column, we look at what arrived: every FITS file that the acquire
+# stage verified, with its HDUs (by `EXTNAME`), row counts, columns with their FITS formats and
+# units, the header keys that carry the catalogue's parameters (`OMEGAM`, `ZLIMU`, `DLIMU`,
+# `MAGLIM`, ...), its size and sha256. A file that is not FITS, is truncated, or lacks an HDU its
+# kind must have is listed with its fault; with `strict = True` the stage fails and names it.
+#
+# The complete inventory is written as `recon/inventory.json` (and as Parquet tables) below the
+# run's data folder, for later stages and for anyone checking a copy of the data.
+
+# %% tags=["parameters"]
+data_dir: str = ""  # run folder; "" means data/mock below the repository
+input_dir: str = ""  # folder to inventory; "" means <data_dir>/raw (what acquire verified)
+strict: bool = False  # fail the stage if any file has a fault
+checksum: bool = True  # compute sha256 of every file (one read of every byte)
+
+# %%
+import pandas as pd
+
+from desivoids import paths, recon
+
+layout = paths.RunLayout.of(data_dir or paths.DATA / "mock")
+source = paths.resolve(input_dir) if input_dir else layout.raw
+files = recon.run(source, layout.recon, strict=strict, checksum=checksum)
+inv = recon.tables(files)
+pd.set_option("display.max_rows", 200)
+pd.set_option("display.max_colwidth", 90)
+
+# %% [markdown]
+# ## Files
+#
+# One row per FITS file below the input folder, with the kind of DESI file its name says it is.
+# `published_sha256_match` compares our checksum with DESI's published `.sha256sum` file where
+# one sits beside the file.
+
+# %%
+shown = inv["files"].assign(size_MB=(inv["files"].size_bytes / 1e6).round(2),
+                            sha256=inv["files"].sha256.str[:16])
+shown[["path", "kind", "size_MB", "hdus", "sha256", "published_sha256_match", "fault"]]
+
+# %%
+summary = pd.DataFrame({
+    "FITS files": [len(files)],
+    "HDUs": [len(inv["hdus"])],
+    "table rows": [int(inv["hdus"].rows.fillna(0).sum())],
+    "bytes": [int(inv["files"].size_bytes.sum())],
+    "files with faults": [int(inv["files"].fault.notna().sum())],
+})
+summary
+
+# %% [markdown]
+# ## HDUs
+#
+# Every HDU of every file, by `EXTNAME`, with its row count (tables) or shape (images), and the
+# header keys the pipeline reads later.
+
+# %%
+inv["hdus"].assign(path=inv["hdus"].path.str.split("/").str[-1])[
+    ["path", "index", "extname", "type", "rows", "shape", "columns", "header"]]
+
+# %% [markdown]
+# ## Columns
+#
+# The DESIVAST tables in full (names, FITS formats and units). Lengths carry the unit string
+# `Mpc h-1`; astropy would parse the `h` as hours, so the pipeline keeps them as Mpc/h and never
+# converts them.
+
+# %%
+cols = inv["columns"]
+desivast = cols[cols.path.str.contains("DESIVAST")]
+desivast.assign(path=desivast.path.str.split("/").str[-1]).pivot_table(
+    index=["extname", "column"], columns="path", values="format", aggfunc="first", sort=False).fillna("")
+
+# %% [markdown]
+# The FastSpecFit and spectra files have hundreds of columns per HDU; here is how many each HDU
+# carries, and the first few of each.
+
+# %%
+other = cols[~cols.path.str.contains("DESIVAST")]
+(other.assign(file=other.path.str.split("/").str[-1])
+      .groupby(["file", "extname"], sort=False)
+      .agg(columns=("column", "size"), first=("column", lambda c: ", ".join(c[:8]))))
+
+# %% [markdown]
+# ## Faults
+#
+# Files the later stages must not trust. An empty table means every file opened, is complete,
+# and has every HDU its kind requires.
+
+# %%
+inv["files"].loc[inv["files"].fault.notna(), ["path", "fault"]]

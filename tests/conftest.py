@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny mock sky written once per test session, and the real DESI tile
+fixtures when ../shared is present (tests that need them skip cleanly otherwise)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from desivoids import paths
+
+SHARED_TILE = paths.ROOT.parent / "shared" / "fixtures" / "desi-iron-tile"
+TINY = {"seed": 12345, "scale": "tiny", "fastspec_version": "v3.0", "tiles": 1}
+
+
+@pytest.fixture(scope="session")
+def tiny_sky(tmp_path_factory) -> tuple[Path, dict]:
+    """A tiny mock sky in DESI's relative layout (a read-only input: do not modify it)."""
+    from desivoids import mock
+
+    out = tmp_path_factory.mktemp("tiny_sky")
+    summary = mock.generate(out, **TINY)
+    return out, summary
+
+
+@pytest.fixture
+def real_tile_dir() -> Path:
+    if not SHARED_TILE.is_dir():
+        pytest.skip(f"real DESI tile fixtures not present at {SHARED_TILE}")
+    return SHARED_TILE
+
+
+def pytest_configure(config):
+    # Notebooks run by tests must never pick a non-interactive backend that strips figures.
+    os.environ.pop("MPLBACKEND", None)

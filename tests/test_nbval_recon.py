@@ -1,0 +1,61 @@
+"""nbval over the recon notebook executed on the mock: re-executing the executed notebook gives
+the same outputs (after sanitizing), and its key numbers agree with what the mock wrote."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from desivoids import paths, runner
+from desivoids.stages import STAGES
+
+SANITIZE = paths.ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+@pytest.fixture(scope="module")
+def executed_recon(tmp_path_factory, tiny_sky):
+    root, summary = tiny_sky
+    d = tmp_path_factory.mktemp("nbval")
+    out = runner.execute_stage(STAGES["recon"], {"data_dir": str(d / "run"), "input_dir": str(root)},
+                               output=d / "02_recon.ipynb", progress=False)
+    return out, summary
+
+
+def _text_outputs(nb):
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            if "text/plain" in data:
+                yield data["text/plain"]
+            elif "text" in o:
+                yield o["text"]
+
+
+def test_key_numbers_match_the_mock(executed_recon, tiny_sky):
+    out, _ = executed_recon
+    root, _ = tiny_sky
+    nb = nbformat.read(out, as_version=4)
+    text = "\n".join(_text_outputs(nb))
+    n_fits = len(list(root.rglob("*.fits")))
+    summary_line = re.search(r"^0\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", text, re.M)
+    assert summary_line, "summary table not found in the executed notebook"
+    files, hdus, rows, nbytes, faults = map(int, summary_line.groups())
+    assert files == n_fits
+    assert faults == 0
+    assert nbytes == sum(p.stat().st_size for p in root.rglob("*.fits"))
+    for name in ("DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits", "DESIVAST_BGS_VOLLIM_V2_ZOBOV_SGC.fits",
+                 "fastspec-iron-main-bright-nside1-hp00.fits", "fastspec-iron-main-bright-nside1-hp11.fits"):
+        assert name in text
+
+
+def test_nbval_reproduces_the_outputs(executed_recon):
+    out, _ = executed_recon
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", str(out), "--sanitize-with", str(SANITIZE),
+         "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir", str(out.parent)],
+        capture_output=True, text=True, cwd=out.parent)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert re.search(r"\b\d+ passed\b", proc.stdout)

@@ -1,0 +1,144 @@
+"""recon: the inventory of a mock sky matches what the mock wrote, and bad files are recorded
+with their fault (or fail the stage in strict mode, naming the file)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from desivoids import formats, recon
+
+
+@pytest.fixture(scope="module")
+def inventory(tiny_sky):
+    root, _ = tiny_sky
+    return recon.inventory(root)
+
+
+def by_name(files):
+    return {f.path.rsplit("/", 1)[-1]: f for f in files}
+
+
+def test_lists_all_desivast_and_fastspecfit_files_with_their_hdus(tiny_sky, inventory):
+    root, _ = tiny_sky
+    files = by_name(inventory)
+    desivast = [n for n in files if n.startswith("DESIVAST_")]
+    assert len(desivast) == 8
+    assert len([n for n in files if n.startswith("fastspec-iron-main-bright-nside1-hp")]) == 12
+    for name, f in files.items():
+        assert f.ok, (name, f.faults)
+        assert f.kind is not None, name
+        assert [h.extname for h in f.hdus][1:] == list(formats.expected_hdus(f.kind))[: len(f.hdus) - 1] or \
+            set(formats.expected_hdus(f.kind)) <= {h.extname for h in f.hdus}
+
+
+def test_row_counts_and_columns_match_astropy(tiny_sky, inventory):
+    root, _ = tiny_sky
+    for f in inventory:
+        with fits.open(root / f.path) as hdul:
+            assert len(hdul) == len(f.hdus)
+            for h, hdu in zip(f.hdus, hdul):
+                assert h.extname == (hdu.name if h.index else "PRIMARY")
+                if isinstance(hdu, fits.BinTableHDU):
+                    assert h.rows == hdu.header["NAXIS2"] == len(hdu.data)
+                    assert [c.name for c in h.columns] == hdu.columns.names
+
+
+def test_checksums_agree_with_published_sums(inventory):
+    desivast = [f for f in inventory if "DESIVAST" in f.path]
+    assert all(f.published_sha256 is not None for f in desivast), "mock writes a .sha256sum beside DESIVAST"
+    assert all(f.sha256 == f.published_sha256 for f in desivast)
+
+
+def test_header_keys_are_recorded(inventory):
+    vf = next(f for f in inventory if f.path.endswith("DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"))
+    primary = vf.hdus[0].header
+    for key in ("OMEGAM", "ZLIML", "ZLIMU", "DLIML", "DLIMU", "MAGLIM"):
+        assert key in primary
+    maximals = next(h for h in vf.hdus if h.extname == "MAXIMALS")
+    assert maximals.header["VOID"] == maximals.rows
+
+
+def test_writes_machine_readable_inventory(tmp_path, inventory):
+    target = recon.write(inventory, tmp_path)
+    doc = json.loads(target.read_text())
+    assert len(doc["files"]) == len(inventory)
+    tables = {p.stem for p in tmp_path.glob("*.parquet")}
+    assert tables == {"files", "hdus", "columns"}
+
+
+@pytest.fixture
+def faulty(tmp_path, tiny_sky):
+    """A copy of two real-format files plus three broken ones."""
+    root, _ = tiny_sky
+    src = next(root.rglob("DESIVAST_BGS_VOLLIM_VoidFinder_SGC.fits"))
+    d = tmp_path / "in"
+    d.mkdir()
+    good = d / src.name
+    shutil.copy(src, good)
+    (d / "DESIVAST_BGS_VOLLIM_V2_VIDE_NGC.fits").write_text("this is not a FITS file\n")
+    truncated = d / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"
+    data = src.read_bytes()
+    truncated.write_bytes(data[: len(data) - 2880 - 100])
+    # A VoidFinder file with only MAXIMALS: lacks HOLES.
+    with fits.open(src) as hdul:
+        fits.HDUList([hdul[0].copy(), hdul["MAXIMALS"].copy()]).writeto(d / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC_copy.fits")
+    missing = d / "sub" / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"
+    missing.parent.mkdir()
+    shutil.move(d / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC_copy.fits", missing)
+    return d
+
+
+def test_faults_are_recorded_not_raised(faulty, tmp_path):
+    files = {f.path: f for f in recon.run(faulty, tmp_path / "out")}
+    assert files["DESIVAST_BGS_VOLLIM_VoidFinder_SGC.fits"].ok
+    assert "not a readable FITS file" in files["DESIVAST_BGS_VOLLIM_V2_VIDE_NGC.fits"].faults[0]
+    assert any("truncated" in x for x in files["DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"].faults)
+    assert any("missing HDU HOLES" in x for x in files["sub/DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"].faults)
+    table = recon.tables(list(files.values()))["files"]
+    assert table.fault.notna().sum() == 3
+
+
+def test_strict_fails_naming_each_faulty_file(faulty, tmp_path):
+    with pytest.raises(recon.ReconError) as err:
+        recon.run(faulty, tmp_path / "out", strict=True)
+    msg = str(err.value)
+    for name in ("DESIVAST_BGS_VOLLIM_V2_VIDE_NGC.fits", "DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits",
+                 "sub/DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"):
+        assert name in msg
+    assert "VoidFinder_SGC" not in msg
+    # The inventory is written even when strict mode fails, so the faults can be read.
+    assert (tmp_path / "out" / "inventory.json").exists()
+
+
+def test_checksum_mismatch_is_a_fault(tmp_path, tiny_sky):
+    root, _ = tiny_sky
+    src = next(root.rglob("DESIVAST_BGS_VOLLIM_VoidFinder_SGC.fits"))
+    d = tmp_path / "in"
+    d.mkdir()
+    raw = bytearray(src.read_bytes())
+    raw[-3000] ^= 0xFF  # flip a byte in the data of the last HDU
+    (d / src.name).write_bytes(bytes(raw))
+    (d / "x.sha256sum").write_text(f"{recon.sha256_of(src)}  {src.name}\n")
+    (f,) = recon.inventory(d)
+    assert f.faults == ["sha256 differs from the published checksum"]
+
+
+def test_real_tile_files(real_tile_dir):
+    files = {f.path: f for f in recon.inventory(real_tile_dir)}
+    coadd = files["coadd-4-80613-thru20210324.fits"]
+    assert coadd.ok
+    ext = {h.extname: h for h in coadd.hdus}
+    assert {"FIBERMAP", "B_FLUX", "R_FLUX", "Z_FLUX", "SCORES"} <= set(ext)
+    assert ext["B_FLUX"].shape[0] == ext["FIBERMAP"].rows == 1
+    redrock = files["redrock-4-80613-thru20210324.fits"]
+    cols = {c.name for h in redrock.hdus if h.extname == "REDSHIFTS" for c in h.columns}
+    assert {"TARGETID", "Z", "ZWARN", "SPECTYPE", "DELTACHI2"} <= cols
+
+
+def test_missing_input_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        recon.inventory(tmp_path / "nope")

@@ -1,0 +1,81 @@
+"""The runner executes stage notebooks with papermill, writes them to the executed tree (never
+over notebooks/*.ipynb) and stops at a failing stage naming it and the failing cell's error."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from desivoids import paths, runner
+from desivoids.params import RunParams
+from desivoids.stages import STAGES, select
+
+
+def test_select_keeps_pipeline_order():
+    assert [s.name for s in select(["load", "recon"])] == ["recon", "load"]
+    with pytest.raises(ValueError, match="unknown stage"):
+        select(["nope"])
+
+
+def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky):
+    root, _ = tiny_sky
+    paired = STAGES["recon"].paired
+    before = hashlib.sha256(paired.read_bytes()).hexdigest()
+    out = runner.execute_stage(STAGES["recon"], {"data_dir": str(tmp_path / "run"), "input_dir": str(root)},
+                               output=tmp_path / "exec" / "02_recon.ipynb", progress=False)
+    nb = nbformat.read(out, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+    assert (tmp_path / "run" / "recon" / "inventory.json").exists()
+    assert hashlib.sha256(paired.read_bytes()).hexdigest() == before, "runner wrote over notebooks/*.ipynb"
+
+
+def test_failing_stage_names_stage_cell_and_error(tmp_path):
+    params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None,
+                       stages={"recon": {"input_dir": str(tmp_path / "does-not-exist")}})
+    with pytest.raises(runner.StageFailed) as err:
+        runner.run(params, ["recon"], progress=False, executed_dir=tmp_path / "exec")
+    msg = str(err.value)
+    assert "stage 'recon' failed" in msg
+    assert "FileNotFoundError" in msg and "does-not-exist" in msg
+    assert err.value.cell is not None
+    assert (tmp_path / "exec" / "02_recon.ipynb").exists()  # kept for inspection
+
+
+def test_cli_exits_nonzero_on_bad_params(tmp_path):
+    f = tmp_path / "p.yml"
+    f.write_text("data_dir: x\nstages: {recon: {strikt: true}}\n")
+    proc = subprocess.run([sys.executable, "-m", "desivoids.cli", "run", "--params", str(f)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "stages.recon.strikt" in proc.stderr
+
+
+def test_cli_stops_at_failing_stage(tmp_path):
+    f = tmp_path / "p.yml"
+    f.write_text(f"data_dir: {tmp_path / 'run'}\nstages: {{recon: {{input_dir: {tmp_path / 'nope'}}}}}\n")
+    proc = subprocess.run([sys.executable, "-m", "desivoids.cli", "run", "--params", str(f), "--quiet",
+                           "--stages", "recon", "--executed-dir", str(tmp_path / "exec")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "stage 'recon' failed" in proc.stderr and "FileNotFoundError" in proc.stderr
+
+
+def test_mock_is_regenerated_only_when_its_parameters_change(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_generate(out, **kw):
+        calls.append(kw)
+        out.mkdir(parents=True)
+    import desivoids.mock
+    monkeypatch.setattr(desivoids.mock, "generate", fake_generate)
+    p = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path, mock={"seed": 1, "scale": "tiny"})
+    runner.ensure_mock(p)
+    runner.ensure_mock(p)
+    assert len(calls) == 1
+    p.mock = {"seed": 2, "scale": "tiny"}
+    runner.ensure_mock(p)
+    assert len(calls) == 2
