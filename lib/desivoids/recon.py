@@ -123,9 +123,11 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
         info.faults.append(f"not a readable FITS file: {type(exc).__name__}: {exc}")
         return info
     if size < end:
-        info.faults.append(f"truncated: {size} bytes on disk, headers promise {end}")
-    elif size % BLOCK:
-        info.faults.append(f"size {size} is not a multiple of the FITS block ({BLOCK} bytes)")
+        info.faults.append(f"truncated: {size} bytes on disk, the headers promise {end}")
+    elif size > end:
+        # astropy stops, with only a warning, at a trailing HDU whose header is cut short
+        info.faults.append(f"truncated: {size - end} bytes after the last complete HDU (ends at byte "
+                           f"{end}) do not form a complete HDU")
     if info.kind is not None:
         found = [h.extname for h in info.hdus]
         for ext in formats.expected_hdus(info.kind):
