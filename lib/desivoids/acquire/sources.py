@@ -1,0 +1,392 @@
+"""Where DESI files come from: one small interface over HTTPS, anonymous S3 and any fsspec URL.
+
+A source answers four questions about a path of DESI's relative layout (``dr1/...``): its size,
+a byte stream starting at an offset (HTTP ``Range``, S3 ``GetObject Range``, ``seek`` for
+fsspec), a small file's bytes (checksum lists), and a directory listing. Errors are sorted
+into the three kinds the transfer loop acts on: ``Missing`` (404: report, do not retry),
+``Transient`` (5xx, timeouts, resets, short bodies: retry with backoff) and ``Permanent``.
+"""
+from __future__ import annotations
+
+import html
+import re
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+from urllib.parse import quote, unquote, urlsplit
+
+from .. import __version__
+
+DESI_HTTPS = "https://data.desi.lbl.gov/public/"
+DESI_BUCKET = "desidata"
+DESI_REGION = "us-west-2"
+USER_AGENT = f"desivoids/{__version__} (DESI DR1 void pipeline; acquire)"
+CHUNK = 1 << 20
+
+
+class SourceError(Exception):
+    """A failure reading from a source; ``str()`` names the source and the path."""
+
+
+class Missing(SourceError):
+    """The path does not exist at the source (HTTP 404/410, NoSuchKey, FileNotFoundError)."""
+
+
+class Transient(SourceError):
+    """Worth retrying: 5xx, 429, timeouts, dropped connections, short bodies."""
+
+
+class RangeNotSatisfiable(Transient):
+    """The source refused a range request (HTTP 416): the partial file is discarded."""
+
+
+class Permanent(SourceError):
+    """Retrying will not help (403, 400, ...)."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    name: str
+    size: int | None  # None where the listing carries no exact size (HTTP index pages)
+    is_dir: bool
+
+
+class Body:
+    """A byte stream from ``start`` (which may be 0 when the server ignored the Range request)."""
+
+    def __init__(self, start: int, chunks: Iterator[bytes], close=lambda: None):
+        self.start, self._chunks, self._close = start, chunks, close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Source:
+    """The interface; ``label`` is what the manifest records as the origin of every file."""
+
+    label: str = ""
+    chunk: int = CHUNK
+
+    def size(self, path: str) -> int:
+        raise NotImplementedError
+
+    def open(self, path: str, start: int = 0) -> Body:
+        raise NotImplementedError
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.open(path, 0) as body:
+            return b"".join(body)
+
+    def list(self, directory: str) -> list[Listed] | None:
+        """Entries of a directory, or None when this source cannot list."""
+        return None
+
+    def walk(self, directory: str) -> list[tuple[str, Listed]]:
+        """(relative path, entry) of every file below ``directory``."""
+        out, todo = [], [directory.strip("/")]
+        while todo:
+            d = todo.pop()
+            for e in self.list(d) or []:
+                p = f"{d}/{e.name}" if d else e.name
+                (todo.append(p) if e.is_dir else out.append((p, e)))
+        return sorted(out, key=lambda t: t[0])
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.label})"
+
+
+# ---------------------------------------------------------------------------------------- HTTP
+class HTTPSource(Source):
+    """DESI's HTTPS portal (or any HTTP server with the same layout), via ``requests``.
+
+    One ``requests.Session`` per thread (sessions are not thread-safe); connect and read
+    timeouts on every request; a User-Agent naming desivoids; no retries inside requests (the
+    transfer loop owns retries, so that it can resume by Range instead of starting over).
+    """
+
+    def __init__(self, base_url: str = DESI_HTTPS, *, timeout: tuple[float, float] = (10.0, 60.0),
+                 chunk: int = CHUNK):
+        self.base = base_url if base_url.endswith("/") else base_url + "/"
+        self.label, self.timeout, self.chunk = self.base, timeout, chunk
+        self._local = threading.local()
+
+    def _session(self):
+        import requests
+
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["User-Agent"] = USER_AGENT
+            s.headers["Accept-Encoding"] = "identity"  # byte ranges and sizes of the stored file
+            self._local.session = s
+        return s
+
+    def url(self, path: str) -> str:
+        return self.base + quote(path.lstrip("/"))
+
+    def _raise_for(self, r, path: str):
+        code = r.status_code
+        where = f"{self.url(path)}: HTTP {code} {r.reason or ''}".rstrip()
+        if code in (404, 410):
+            raise Missing(where)
+        if code >= 500 or code in (408, 429):
+            raise Transient(where)
+        raise Permanent(where)
+
+    def _request(self, method: str, path: str, **kw):
+        import requests
+
+        try:
+            return self._session().request(method, self.url(path), timeout=self.timeout,
+                                           allow_redirects=True, **kw)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Transient(f"{self.url(path)}: {type(exc).__name__}: {exc}") from None
+
+    def size(self, path: str) -> int:
+        r = self._request("HEAD", path)
+        if r.status_code != 200:
+            self._raise_for(r, path)
+        n = r.headers.get("Content-Length")
+        if n is None:  # no length on HEAD: ask for one byte and read the total from Content-Range
+            r = self._request("GET", path, headers={"Range": "bytes=0-0"}, stream=True)
+            r.close()
+            m = re.search(r"/(\d+)$", r.headers.get("Content-Range", ""))
+            if r.status_code != 206 or not m:
+                raise Permanent(f"{self.url(path)}: server reports no size (no Content-Length, no Range)")
+            return int(m.group(1))
+        return int(n)
+
+    def open(self, path: str, start: int = 0) -> Body:
+        import requests
+        import urllib3
+
+        headers = {"Range": f"bytes={start}-"} if start > 0 else {}
+        r = self._request("GET", path, headers=headers, stream=True)
+        if r.status_code == 206:
+            m = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
+            got = int(m.group(1)) if m else -1
+            if got != start:
+                r.close()
+                raise Transient(f"{self.url(path)}: asked for bytes from {start}, server sent Content-Range "
+                                f"{r.headers.get('Content-Range')!r}")
+        elif r.status_code == 200:
+            start = 0  # the server ignored Range: the caller starts the file over
+        elif r.status_code == 416:
+            r.close()
+            raise RangeNotSatisfiable(f"{self.url(path)}: HTTP 416, range from byte {start} not satisfiable")
+        else:
+            r.close()
+            self._raise_for(r, path)
+
+        def chunks():
+            try:
+                yield from r.iter_content(self.chunk)
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise Transient(f"{self.url(path)}: body interrupted: {type(exc).__name__}: {exc}") from None
+
+        return Body(start, chunks(), r.close)
+
+    def list(self, directory: str) -> list[Listed] | None:
+        r = self._request("GET", directory.strip("/") + "/")
+        if r.status_code != 200:
+            self._raise_for(r, directory)
+        out = {}
+        for href in re.findall(r'href\s*=\s*"([^"]+)"', r.text, flags=re.I):
+            href = html.unescape(href)
+            if href.startswith(("?", "#", "/", "..", "./")) or "://" in href or href.startswith("mailto:"):
+                continue
+            name = unquote(href.split("?")[0])
+            is_dir = name.endswith("/")
+            name = name.rstrip("/")
+            if name and "/" not in name:
+                out[name] = Listed(name, None, is_dir)
+        return sorted(out.values(), key=lambda e: e.name)
+
+
+# ------------------------------------------------------------------------------------------ S3
+class S3Source(Source):
+    """An S3 bucket read anonymously (unsigned requests) with boto3; ``endpoint_url`` points it
+    at another S3 server (a local moto server in the tests)."""
+
+    def __init__(self, bucket: str = DESI_BUCKET, prefix: str = "", *, region: str = DESI_REGION,
+                 endpoint_url: str | None = None, timeout: tuple[float, float] = (10.0, 60.0),
+                 chunk: int = CHUNK):
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        self.bucket, self.prefix, self.chunk = bucket, prefix.strip("/"), chunk
+        self.label = f"s3://{bucket}/{self.prefix + '/' if self.prefix else ''}" + (
+            f" ({endpoint_url})" if endpoint_url else f" ({region})")
+        cfg = Config(signature_version=UNSIGNED, connect_timeout=timeout[0], read_timeout=timeout[1],
+                     retries={"max_attempts": 1, "mode": "standard"}, user_agent_extra=USER_AGENT,
+                     max_pool_connections=32)
+        self.client = boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url,
+                                                     config=cfg)
+
+    def key(self, path: str) -> str:
+        return f"{self.prefix}/{path.lstrip('/')}" if self.prefix else path.lstrip("/")
+
+    def _wrap(self, exc: Exception, path: str) -> SourceError:
+        from botocore.exceptions import ClientError
+
+        where = f"s3://{self.bucket}/{self.key(path)}"
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            msg = f"{where}: {code or status} {err.get('Message', '')}".rstrip()
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket") or status == 404:
+                return Missing(msg)
+            if code == "InvalidRange" or status == 416:
+                return RangeNotSatisfiable(msg)
+            if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout",
+                                                                 "InternalError", "ServiceUnavailable"):
+                return Transient(msg)
+            return Permanent(msg)
+        return Transient(f"{where}: {type(exc).__name__}: {exc}")
+
+    def size(self, path: str) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=self.key(path))["ContentLength"])
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise self._wrap(exc, path) from None
+
+    def open(self, path: str, start: int = 0) -> Body:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kw = {"Range": f"bytes={start}-"} if start > 0 else {}
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self.key(path), **kw)
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise self._wrap(exc, path) from None
+        if start > 0:
+            m = re.match(r"bytes (\d+)-", resp.get("ContentRange") or "")
+            if not m:
+                start = 0
+            elif int(m.group(1)) != start:
+                resp["Body"].close()
+                raise Transient(f"s3://{self.bucket}/{self.key(path)}: asked for bytes from {start}, got "
+                                f"{resp.get('ContentRange')!r}")
+        body = resp["Body"]
+
+        def chunks():
+            try:
+                yield from body.iter_chunks(self.chunk)
+            except Exception as exc:  # botocore and urllib3 errors both surface here
+                raise Transient(f"s3://{self.bucket}/{self.key(path)}: body interrupted: "
+                                f"{type(exc).__name__}: {exc}") from None
+
+        return Body(start, chunks(), body.close)
+
+    def list(self, directory: str) -> list[Listed] | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        prefix = self.key(directory).strip("/")
+        prefix = prefix + "/" if prefix else ""
+        out = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                for cp in page.get("CommonPrefixes", []):
+                    out.append(Listed(cp["Prefix"][len(prefix):].rstrip("/"), None, True))
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(prefix):]
+                    if name and "/" not in name:
+                        out.append(Listed(name, int(obj["Size"]), False))
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise self._wrap(exc, directory) from None
+        return sorted(out, key=lambda e: e.name)
+
+
+# -------------------------------------------------------------------------------------- fsspec
+class FsspecSource(Source):
+    """Any fsspec URL, including a plain local folder (the mock mirror)."""
+
+    def __init__(self, url: str, *, chunk: int = CHUNK, **storage_options):
+        import fsspec
+
+        self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root = root.rstrip("/")
+        proto = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        self.label = f"{proto}://{self.root}/"
+        self.chunk = chunk
+
+    def _p(self, path: str) -> str:
+        return f"{self.root}/{path.lstrip('/')}" if path else self.root
+
+    def size(self, path: str) -> int:
+        try:
+            info = self.fs.info(self._p(path))
+        except FileNotFoundError:
+            raise Missing(f"{self.label}{path}: not found") from None
+        except OSError as exc:
+            raise Transient(f"{self.label}{path}: {exc}") from None
+        if info.get("type") == "directory":
+            raise Missing(f"{self.label}{path}: is a directory")
+        return int(info["size"])
+
+    def open(self, path: str, start: int = 0) -> Body:
+        try:
+            f = self.fs.open(self._p(path), "rb")
+            if start:
+                f.seek(start)
+        except FileNotFoundError:
+            raise Missing(f"{self.label}{path}: not found") from None
+        except OSError as exc:
+            raise Transient(f"{self.label}{path}: {exc}") from None
+
+        def chunks():
+            try:
+                while block := f.read(self.chunk):
+                    yield block
+            except OSError as exc:
+                raise Transient(f"{self.label}{path}: read failed: {exc}") from None
+
+        return Body(start, chunks(), f.close)
+
+    def list(self, directory: str) -> list[Listed] | None:
+        try:
+            items = self.fs.ls(self._p(directory.strip("/")), detail=True)
+        except FileNotFoundError:
+            raise Missing(f"{self.label}{directory}: no such directory") from None
+        base = self._p(directory.strip("/")).rstrip("/") + "/"
+        out = []
+        for it in items:
+            name = it["name"].rstrip("/")
+            name = name[len(base):] if name.startswith(base) else name.rsplit("/", 1)[-1]
+            if name and "/" not in name:
+                is_dir = it.get("type") == "directory"
+                out.append(Listed(name, None if is_dir else int(it.get("size") or 0), is_dir))
+        return sorted(out, key=lambda e: e.name)
+
+
+def make_source(spec: str, *, s3_endpoint: str | None = None, timeout: tuple[float, float] = (10.0, 60.0),
+                chunk: int = CHUNK) -> Source:
+    """``"https"``: DESI's portal; ``"s3"``: the anonymous ``desidata`` bucket (us-west-2);
+    ``s3://bucket/prefix``; ``http(s)://...`` any server with DESI's layout; anything else an
+    fsspec URL or a local folder."""
+    spec = str(spec).strip()
+    if not spec:
+        raise ValueError("empty source: give 'https', 's3', a URL or a folder")
+    if spec == "https":
+        return HTTPSource(DESI_HTTPS, timeout=timeout, chunk=chunk)
+    if spec == "s3":
+        return S3Source(DESI_BUCKET, "", endpoint_url=s3_endpoint, timeout=timeout, chunk=chunk)
+    if spec.startswith("s3://"):
+        u = urlsplit(spec)
+        return S3Source(u.netloc, u.path, endpoint_url=s3_endpoint, timeout=timeout, chunk=chunk)
+    if spec.startswith(("http://", "https://")):
+        return HTTPSource(spec, timeout=timeout, chunk=chunk)
+    return FsspecSource(spec, chunk=chunk)

@@ -1,0 +1,371 @@
+"""Tile (or HEALPix) spectra to Parquet: one row per selected target, wavelength grids once.
+
+Input: a DESI coadd file and its redrock file (HDUs selected by EXTNAME; the expected HDUs come
+from :mod:`desivoids.formats`). Selection, in this order, every row of REDSHIFTS counted in
+exactly one bucket: SPECTYPE in a list, then ZWARN == 0, then DELTACHI2 > a minimum (strictly
+greater, as DESIVAST's ``DELTACHI2 > 40``); the rest is kept.
+
+Output per coadd: ``spectra-<rest of the coadd name>.parquet`` in the same relative directory,
+with the target's REDSHIFTS row (COEFF as a fixed-size list), every coadd FIBERMAP column, and
+per camera B/R/Z ``{CAM}_FLUX``, ``{CAM}_IVAR`` (float32) and ``{CAM}_MASK`` (int32) as
+fixed-size lists. Strings are decoded and stripped of FITS padding. The wavelength grids are not
+repeated per row or per file: each distinct grid is written once as
+``wavelength/{CAM}-{sha256[:16]}.parquet`` and every spectra file names its grids in its
+key-value metadata (``desivoids.wavelength.{CAM}``), with the source files, header keys and the
+selection. A pair that keeps no target is recorded as ``empty`` (no file), not as an error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+CAMERAS = ("B", "R", "Z")
+IMAGES = ("FLUX", "IVAR", "MASK")
+REQUIRED_REDSHIFTS = ("TARGETID", "Z", "ZWARN", "SPECTYPE", "DELTACHI2")
+META_PREFIX = "desivoids."
+_wave_lock = threading.Lock()
+
+
+class SpectraFormatError(ValueError):
+    """A coadd/redrock file that does not have DESI's structure; names file, HDU and column."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    spectype: tuple[str, ...] = ("GALAXY",)  # empty: any type
+    zwarn_zero: bool = True
+    min_deltachi2: float | None = 40.0  # kept when DELTACHI2 > this; None: no cut
+
+    def key(self) -> str:
+        return json.dumps({"spectype": sorted(self.spectype), "zwarn_zero": self.zwarn_zero,
+                           "min_deltachi2": self.min_deltachi2}, sort_keys=True)
+
+
+@dataclass
+class PairResult:
+    coadd: str
+    redrock: str
+    state: str  # done | empty
+    output: str | None
+    n_targets: int
+    n_spectype: int  # dropped: SPECTYPE not in the list
+    n_zwarn: int  # dropped: ZWARN != 0
+    n_deltachi2: int  # dropped: DELTACHI2 <= minimum
+    n_kept: int
+    wavelength: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------ reading
+def _hdu(hdul, extname: str, path: Path):
+    try:
+        return hdul[extname]
+    except KeyError:
+        names = [h.name for h in hdul]
+        raise SpectraFormatError(f"{path}: no HDU with EXTNAME {extname!r} (HDUs: {names})") from None
+
+
+def _check_hdus(hdul, kind: str, path: Path) -> None:
+    from desivoids import formats
+
+    have = {h.name for h in hdul}
+    missing = [e for e in formats.expected_hdus(kind) if e not in have]
+    if missing:
+        raise SpectraFormatError(f"{path}: not a DESI {kind} file: missing HDUs {missing} "
+                                 f"(HDUs present: {[h.name for h in hdul]})")
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind in "SU":
+        return a
+    return a.astype(a.dtype.newbyteorder("="), copy=False)
+
+
+def _strings(a: np.ndarray) -> list[str]:
+    a = np.asarray(a)
+    if a.dtype.kind == "S":
+        a = np.char.decode(a, "ascii", errors="replace")
+    return [s.strip() for s in a.tolist()]
+
+
+def _arrow_column(a: np.ndarray):
+    import pyarrow as pa
+
+    a = np.asarray(a)
+    if a.dtype.kind in "SU":
+        return pa.array(_strings(a), type=pa.string())
+    a = _native(a)
+    if a.ndim == 1:
+        return pa.array(a)
+    flat = np.ascontiguousarray(a).reshape(a.shape[0], -1)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1])
+
+
+def _wave_id(camera: str, wave: np.ndarray) -> str:
+    return f"{camera}-{hashlib.sha256(np.ascontiguousarray(wave, dtype='<f8').tobytes()).hexdigest()[:16]}"
+
+
+def write_wavelength(out_root: Path, camera: str, wave: np.ndarray, bunit: str | None) -> str:
+    """Write a wavelength grid once (content-addressed); returns its id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    gid = _wave_id(camera, wave)
+    path = out_root / "wavelength" / f"{gid}.parquet"
+    with _wave_lock:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            t = pa.table({"WAVELENGTH": pa.array(np.asarray(wave, dtype="f8"))})
+            t = t.replace_schema_metadata({"camera": camera, "unit": bunit or "", "grid": gid})
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            pq.write_table(t, tmp)
+            os.replace(tmp, path)
+    return gid
+
+
+def select_and_build(coadd: str | Path, redrock: str | Path, selection: Selection):
+    """Read a coadd + redrock pair, apply the selection; returns (arrow table or None, counts,
+    {camera: (wavelength, BUNIT)}, metadata)."""
+    import pyarrow as pa
+    from astropy.io import fits
+
+    coadd, redrock = Path(coadd), Path(redrock)
+    with fits.open(redrock, memmap=True) as rr, fits.open(coadd, memmap=True) as co:
+        _check_hdus(rr, "redrock", redrock)
+        _check_hdus(co, "coadd", coadd)
+        zs = _hdu(rr, "REDSHIFTS", redrock).data
+        fm = _hdu(co, "FIBERMAP", coadd).data
+        for c in REQUIRED_REDSHIFTS:
+            if zs is None or c not in zs.columns.names:
+                raise SpectraFormatError(f"{redrock}: HDU 'REDSHIFTS' has no column {c!r}")
+        if fm is None or "TARGETID" not in fm.columns.names:
+            raise SpectraFormatError(f"{coadd}: HDU 'FIBERMAP' has no column 'TARGETID'")
+        n = len(zs)
+        tid_rr = _native(zs["TARGETID"]).astype(np.int64)
+        tid_fm = _native(fm["TARGETID"]).astype(np.int64)
+        if len(tid_fm) != n or not np.array_equal(tid_rr, tid_fm):
+            pos = {t: i for i, t in enumerate(tid_fm.tolist())}
+            if len(pos) != len(tid_fm):
+                raise SpectraFormatError(f"{coadd}: HDU 'FIBERMAP' column 'TARGETID' has duplicates and its "
+                                         f"order differs from {redrock.name} REDSHIFTS")
+            missing = [t for t in tid_rr.tolist() if t not in pos]
+            if missing:
+                raise SpectraFormatError(f"{redrock}: HDU 'REDSHIFTS' column 'TARGETID' has {len(missing)} "
+                                         f"targets absent from {coadd.name} FIBERMAP (e.g. {missing[:3]})")
+            row_of = np.array([pos[t] for t in tid_rr.tolist()], dtype=np.int64)
+        else:
+            row_of = np.arange(n)
+
+        spectype = np.array([s.upper() for s in _strings(zs["SPECTYPE"])])
+        zwarn = _native(zs["ZWARN"])
+        dchi2 = _native(zs["DELTACHI2"]).astype(float)
+        alive = np.ones(n, bool)
+        ok = np.isin(spectype, [s.upper() for s in selection.spectype]) if selection.spectype else alive
+        n_spectype = int((alive & ~ok).sum())
+        alive &= ok
+        ok = zwarn == 0 if selection.zwarn_zero else np.ones(n, bool)
+        n_zwarn = int((alive & ~ok).sum())
+        alive &= ok
+        ok = dchi2 > selection.min_deltachi2 if selection.min_deltachi2 is not None else np.ones(n, bool)
+        n_deltachi2 = int((alive & ~ok).sum())
+        alive &= ok
+        keep = np.flatnonzero(alive)
+        counts = dict(n_targets=n, n_spectype=n_spectype, n_zwarn=n_zwarn, n_deltachi2=n_deltachi2,
+                      n_kept=int(len(keep)))
+        assert n_spectype + n_zwarn + n_deltachi2 + len(keep) == n
+
+        waves = {}
+        for cam in CAMERAS:
+            wh = _hdu(co, f"{cam}_WAVELENGTH", coadd)
+            w = _native(wh.data).astype("f8")
+            if w.ndim != 1:
+                raise SpectraFormatError(f"{coadd}: HDU '{cam}_WAVELENGTH' has shape {w.shape}, expected 1-D")
+            waves[cam] = (w, wh.header.get("BUNIT"))
+        hdr = co[0].header
+        meta = {"coadd": coadd.name, "redrock": redrock.name, "selection": selection.key(),
+                "header": json.dumps({k: hdr[k] for k in ("TILEID", "PETAL", "NIGHT", "SPGRP", "SPGRPVAL",
+                                                           "SURVEY", "PROGRAM", "HPXPIXEL", "HPXNSIDE")
+                                      if k in hdr}, sort_keys=True)}
+        if not len(keep):
+            return None, counts, waves, meta
+
+        cols: dict[str, object] = {}
+        for name in zs.columns.names:
+            cols[name] = _arrow_column(zs[name][keep])
+        fm_rows = row_of[keep]
+        for name in fm.columns.names:
+            if name == "TARGETID":
+                continue
+            cols[name if name not in cols else f"FIBERMAP_{name}"] = _arrow_column(fm[name][fm_rows])
+        for cam in CAMERAS:
+            nw = len(waves[cam][0])
+            for what in IMAGES:
+                h = _hdu(co, f"{cam}_{what}", coadd)
+                if h.data is None or h.data.ndim != 2 or h.data.shape != (len(fm), nw):
+                    shape = None if h.data is None else h.data.shape
+                    raise SpectraFormatError(f"{coadd}: HDU '{cam}_{what}' has shape {shape}, expected "
+                                             f"({len(fm)}, {nw}) = (FIBERMAP rows, len({cam}_WAVELENGTH))")
+                cols[f"{cam}_{what}"] = _arrow_column(h.data[fm_rows])
+        return pa.table(cols), counts, waves, meta
+
+
+def convert_pair(coadd: str | Path, redrock: str | Path, output: str | Path, selection: Selection,
+                 wave_root: str | Path) -> PairResult:
+    """Convert one pair; the Parquet file appears atomically (temporary name, then rename)."""
+    import pyarrow.parquet as pq
+
+    output, wave_root = Path(output), Path(wave_root)
+    table, counts, waves, meta = select_and_build(coadd, redrock, selection)
+    grids = {cam: write_wavelength(wave_root, cam, w, unit) for cam, (w, unit) in waves.items()}
+    if table is None:
+        return PairResult(str(coadd), str(redrock), "empty", None, wavelength=grids, **counts)
+    md = {f"{META_PREFIX}{k}": v for k, v in meta.items()}
+    md.update({f"{META_PREFIX}wavelength.{cam}": g for cam, g in grids.items()})
+    md[f"{META_PREFIX}counts"] = json.dumps(counts, sort_keys=True)
+    table = table.replace_schema_metadata(md)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, output)
+    return PairResult(str(coadd), str(redrock), "done", str(output), wavelength=grids, **counts)
+
+
+def read_spectra(path: str | Path, wave_root: str | Path | None = None):
+    """A spectra Parquet file and its wavelength grids: (pyarrow table, {camera: ndarray})."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    t = pq.read_table(path)
+    md = {k.decode(): v.decode() for k, v in (t.schema.metadata or {}).items()}
+    root = Path(wave_root) if wave_root else _find_wave_root(path)
+    waves = {}
+    for cam in CAMERAS:
+        gid = md.get(f"{META_PREFIX}wavelength.{cam}")
+        if gid:
+            waves[cam] = pq.read_table(root / "wavelength" / f"{gid}.parquet")["WAVELENGTH"].to_numpy()
+    return t, waves
+
+
+def _find_wave_root(path: Path) -> Path:
+    for p in path.parents:
+        if (p / "wavelength").is_dir():
+            return p
+    raise FileNotFoundError(f"{path}: no 'wavelength' folder in any parent directory")
+
+
+def output_for(coadd_rel: str) -> str:
+    """Relative output path of a coadd's Parquet file."""
+    d, name = coadd_rel.rsplit("/", 1) if "/" in coadd_rel else ("", coadd_rel)
+    stem = name[len("coadd-"):] if name.startswith("coadd-") else name
+    out = f"spectra-{stem[:-5] if stem.endswith('.fits') else stem}.parquet"
+    return f"{d}/{out}" if d else out
+
+
+# ------------------------------------------------------------------------------ many pairs
+@dataclass
+class SpectraSummary:
+    pairs: int
+    done: int
+    empty: int
+    failed: list[tuple[str, str]]
+    skipped: int  # already converted with the same selection
+    targets: int
+    kept: int
+    dropped_spectype: int
+    dropped_zwarn: int
+    dropped_deltachi2: int
+    seconds: float = 0.0
+
+    def rows(self) -> list[dict]:
+        return [{"quantity": k, "value": v} for k, v in (
+            ("coadd/redrock pairs", self.pairs), ("converted", self.done), ("empty (nothing kept)", self.empty),
+            ("failed", len(self.failed)), ("already converted (skipped)", self.skipped),
+            ("targets read", self.targets), ("dropped: SPECTYPE", self.dropped_spectype),
+            ("dropped: ZWARN != 0", self.dropped_zwarn), ("dropped: DELTACHI2", self.dropped_deltachi2),
+            ("kept", self.kept))]
+
+    def __str__(self) -> str:
+        lines = [f"spectra: {self.pairs} pairs: {self.done} converted, {self.empty} empty, {len(self.failed)} failed, "
+                 f"{self.skipped} already done; targets {self.targets} -> kept {self.kept} (dropped: SPECTYPE "
+                 f"{self.dropped_spectype}, ZWARN {self.dropped_zwarn}, DELTACHI2 {self.dropped_deltachi2})"]
+        lines += [f"  FAILED {c}: {e}" for c, e in self.failed]
+        return "\n".join(lines)
+
+
+def convert_all(pairs: Sequence[tuple[str, str]], raw_root: str | Path, out_root: str | Path, manifest,
+                selection: Selection = Selection(), *, workers: int = 2, redo: bool = False,
+                progress: bool = False) -> SpectraSummary:
+    """Convert (coadd, redrock) pairs given as paths relative to ``raw_root``; resumable: a pair
+    already ``done``/``empty`` with the same selection (and its output present) is skipped.
+    The totals cover every pair, skipped ones included, so the waterfall accounts for all rows."""
+    from tqdm import tqdm
+
+    raw_root, out_root = Path(raw_root), Path(out_root)
+    key = selection.key()
+    batch = manifest.begin_batch("spectra", str(raw_root), {"selection": json.loads(key), "pairs": len(pairs)})
+    t0 = time.perf_counter()
+    todo, skipped = [], 0
+    for c, r in pairs:
+        prev = manifest.spectra_get(c)
+        if (not redo and prev and prev["selection"] == key and prev["state"] in ("done", "empty")
+                and (prev["state"] == "empty" or (out_root / prev["output"]).exists())):
+            skipped += 1
+            continue
+        manifest.spectra_set(c, redrock=r, selection=key, state="planned", output=None, error=None, batch=batch)
+        todo.append((c, r))
+
+    def one(pair):
+        c, r = pair
+        out_rel = output_for(c)
+        try:
+            res = convert_pair(raw_root / c, raw_root / r, out_root / out_rel, selection, out_root)
+        except (SpectraFormatError, OSError, ValueError) as exc:
+            manifest.spectra_set(c, redrock=r, selection=key, state="failed", error=f"{type(exc).__name__}: {exc}",
+                                 batch=batch)
+            manifest.log(batch, c, "failed", str(exc))
+            return "failed"
+        if res.state == "empty":  # an output left by an earlier selection must not outlive it
+            (out_root / out_rel).unlink(missing_ok=True)
+        counts = {k: getattr(res, k) for k in ("n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept")}
+        manifest.spectra_set(c, redrock=r, selection=key, state=res.state,
+                             output=out_rel if res.state == "done" else None, error=None, batch=batch, **counts)
+        manifest.log(batch, c, res.state, json.dumps(counts, sort_keys=True))
+        return res.state
+
+    states: dict[str, int] = {}
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        futs = [pool.submit(one, p) for p in todo]
+        for f in tqdm(as_completed(futs), total=len(futs), desc="spectra", unit="pair", disable=not progress):
+            st = f.result()
+            states[st] = states.get(st, 0) + 1
+    wanted = {c for c, _ in pairs}
+    rows = [r for r in manifest.spectra_rows() if r["coadd"] in wanted]
+    tot = {k: sum(int(r[k] or 0) for r in rows if r["state"] in ("done", "empty"))
+           for k in ("n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept")}
+    seconds = time.perf_counter() - t0
+    summary = SpectraSummary(
+        pairs=len(pairs), done=sum(r["state"] == "done" for r in rows), empty=sum(r["state"] == "empty" for r in rows),
+        failed=[(r["coadd"], r["error"]) for r in rows if r["state"] == "failed"], skipped=skipped,
+        targets=tot["n_targets"], kept=tot["n_kept"], dropped_spectype=tot["n_spectype"],
+        dropped_zwarn=tot["n_zwarn"], dropped_deltachi2=tot["n_deltachi2"], seconds=seconds)
+    manifest.end_batch(batch, "done" if not summary.failed else "incomplete", files=len(todo),
+                       verified=states.get("done", 0), empty=states.get("empty", 0),
+                       failed=states.get("failed", 0), seconds=seconds)
+    return summary
+
+
+def pairs_from_manifest(manifest, filesets: Iterable[str] = ("tiles", "healpix")) -> list[tuple[str, str]]:
+    """Verified coadd + redrock pairs recorded by the transfer."""
+    from .plan import tile_pairs
+
+    sets = set(filesets)
+    return tile_pairs(r.path for r in manifest.files(["verified"]) if r.fileset in sets or r.fileset == "dir")

@@ -1,0 +1,162 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # acquire: verified files from DESI DR1
+#
+# The pipeline starts from files, so this stage makes sure they are the right files. It fetches
+# the DESIVAST void catalogues, the FastSpecFit catalogues and, optionally, tile spectra (coadd +
+# redrock) from a source: DESI's HTTPS portal, the anonymous `desidata` S3 bucket, or a local
+# mirror in the same relative layout. With the mock profile the source is the mock mirror, read
+# through exactly the same code as the real portal.
+#
+# Every file is written to `NAME.part`, hashed as it arrives, and renamed into place only after
+# its size and sha256 match: the sha256 comes from DESI's published `.sha256sum` list in the
+# file's folder, or, where none is published, it is recorded as *computed, not verified against a
+# published sum*. A SQLite manifest records every file's state (`planned`, `partial`, `verified`,
+# `failed`, `empty`), its attempts and last error, and a log per batch; a run killed at any
+# moment resumes with `desivoids acquire --resume`, fetching nothing already verified and
+# resuming partial files by byte range. Tile spectra are then selected and converted to Parquet,
+# one row per target, with each wavelength grid stored once.
+
+# %% tags=["parameters"]
+from desivoids import paths
+
+data_dir: str = str(paths.DATA / "mock")  # run folder
+source: str = ""  # empty: the mock mirror under data_dir; or https, s3, s3://bucket, a URL, a folder
+s3_endpoint: str = ""  # another S3 server; empty: AWS
+sets: list = ["desivast", "fastspecfit", "tiles"]  # among desivast, fastspecfit, tiles, healpix
+fastspec_version: str = "v3.0"  # v3.0 (12 nside-1 files) or v2.1 (one file)
+hp: list = []  # v3.0 nside-1 pixels to fetch; empty: all twelve
+tiles: list = []  # TILEID, TILEID/YYYYMMDD or TILEID/YYYYMMDD/PETALS; empty: every tile at the source
+max_tiles: int = 0  # with no tiles given: only the first N tiles by TILEID; 0: all
+petals: list = []  # empty: every petal found
+healpix: list = []  # SURVEY/PROGRAM/PIXEL, for the healpix set
+workers: int = 4  # parallel transfers
+retries: int = 5  # retries per file, with exponential backoff
+min_free_gb: float = 1.0  # disk guard: stop before less than this is free
+dry_run: bool = False  # plan only: list, size and estimate; download nothing
+resume: bool = False  # finish the manifest's plan without planning again
+spectra: bool = True  # convert fetched coadd + redrock pairs to Parquet
+spectype: list = ["GALAXY"]  # SPECTYPE values kept; empty: any
+zwarn_zero: bool = True  # keep only ZWARN 0
+min_deltachi2: float = 40.0  # keep DELTACHI2 above this (DESIVAST's cut)
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import display
+
+from desivoids.acquire.run import acquire, convert_spectra, dry_run as plan_run, manifest_rows, source_for
+from desivoids.acquire.spectra import Selection, read_spectra
+from desivoids.acquire.transfer import Options
+
+layout = paths.RunLayout.of(data_dir)
+src = source_for(source, data_dir, s3_endpoint=s3_endpoint or None)
+set_params = dict(fastspec_version=fastspec_version, hp=hp, tiles=tiles, max_tiles=max_tiles or None,
+                  petals=petals, healpix=healpix)
+options = Options(workers=workers, retries=retries, min_free=int(min_free_gb * 1e9), progress=False)
+pd.set_option("display.max_rows", 200)
+pd.set_option("display.max_colwidth", 110)
+print("source:", "mock mirror (local folder in DESI's layout)" if not source else src.label)
+
+# %% [markdown]
+# ## The plan
+#
+# Metadata only: directory listings, sizes and DESI's checksum lists. `checksum` says whether a
+# published sha256 exists for the file (`published`) or whether only its size can be checked
+# (`computed`); the checksum lists themselves are fetched too, so the run keeps the lists its
+# files were verified against.
+
+# %%
+plan = plan_run(src, layout.raw, layout.manifest, sets, workers=workers, min_free=options.min_free, **set_params)
+plan_table = pd.DataFrame(plan.rows()).assign(MB=lambda t: (t["bytes"] / 1e6).round(2))
+plan_table[["path", "set", "kind", "MB", "checksum", "status"]]
+
+# %%
+pd.DataFrame(plan.totals())
+
+# %% [markdown]
+# ## The transfer
+#
+# Files already verified are checked in place (size) and not fetched again. The summary counts
+# every file of the manifest: a file that cannot be fetched is listed with its reason, and the
+# stage then fails rather than let later stages run on an incomplete set.
+
+# %%
+if dry_run:
+    summary = None
+    print("dry run: nothing downloaded")
+else:
+    summary = acquire(src, layout.raw, layout.manifest, sets, resume=resume, options=options, **set_params)
+    display(pd.DataFrame(summary.rows()))
+    if summary.failed:
+        display(pd.DataFrame(summary.failed, columns=["path", "reason"]))
+    if summary.status != "done":
+        raise RuntimeError(f"acquire did not finish ({summary.status}): {len(summary.failed)} failed, "
+                           f"{summary.remaining} still to fetch; rerun with resume = True")
+
+# %% [markdown]
+# ## The verified manifest
+#
+# One row per file, from `acquire/manifest.sqlite`: its state, where its expected checksum came
+# from, and the first characters of the sha256 of the bytes now on disk.
+
+# %%
+if not dry_run:
+    manifest = pd.DataFrame(manifest_rows(layout.manifest))
+    display(manifest.assign(MB=(manifest["bytes"] / 1e6).round(2), sha256=manifest["sha256"].str[:16])[
+        ["path", "set", "kind", "MB", "checksum", "state", "sha256"]])
+    display(manifest.groupby(["set", "state"]).agg(files=("path", "size"), MB=("bytes", lambda b: round(b.sum() / 1e6, 2))))
+
+# %% [markdown]
+# ## Tile spectra to Parquet
+#
+# Each coadd + redrock pair: the targets passing the selection (SPECTYPE, then ZWARN == 0, then
+# DELTACHI2 above the minimum; every row is counted in exactly one column), with their redshift
+# row, fibermap columns and B/R/Z flux, inverse variance and mask, one row per target in
+# `parquet/spectra/`. The wavelength grids are written once, in `parquet/spectra/wavelength/`.
+# A tile that keeps no target is recorded as `empty`.
+
+# %%
+has_pairs = not dry_run and spectra and any(s in sets for s in ("tiles", "healpix"))
+if has_pairs:
+    selection = Selection(tuple(spectype), zwarn_zero, min_deltachi2)
+    conv = convert_spectra(data_dir, selection, workers=min(workers, 2))
+    display(pd.DataFrame(conv.rows()))
+    if conv.failed:
+        raise RuntimeError(f"spectra conversion failed for {len(conv.failed)} pairs: {conv.failed}")
+
+# %%
+if has_pairs:
+    from desivoids.acquire.manifest import Manifest
+
+    with Manifest(layout.manifest, readonly=True) as m:
+        per_pair = pd.DataFrame(m.spectra_rows())
+    display(per_pair.assign(coadd=per_pair["coadd"].str.split("/").str[-1])[
+        ["coadd", "state", "n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept", "output"]])
+
+# %% [markdown]
+# One kept spectrum, drawn from the Parquet file and the stored wavelength grids.
+
+# %%
+if has_pairs and (per_pair["state"] == "done").any():
+    first = per_pair[per_pair["state"] == "done"].iloc[0]
+    table, waves = read_spectra(layout.parquet / "spectra" / first["output"])
+    row = table.slice(0, 1).to_pylist()[0]
+    fig, ax = plt.subplots(figsize=(9, 3))
+    for cam, colour in zip("BRZ", ("tab:blue", "tab:red", "darkred")):
+        ax.plot(waves[cam], row[f"{cam}_FLUX"], lw=0.4, color=colour, label=cam)
+    ax.set(xlabel="wavelength [Angstrom]", ylabel="flux [1e-17 erg/s/cm2/A]",
+           title=f"TARGETID {row['TARGETID']}, {row['SPECTYPE']} at z = {row['Z']:.3f}")
+    ax.legend(loc="upper right");
