@@ -11,7 +11,7 @@ import pytest
 
 from desivoids import paths, runner
 from desivoids.params import RunParams
-from desivoids.stages import STAGES, select
+from desivoids.stages import STAGES, Stage, select
 
 
 def test_select_keeps_pipeline_order():
@@ -79,3 +79,14 @@ def test_mock_is_regenerated_only_when_its_parameters_change(tmp_path, monkeypat
     p.mock = {"seed": 2, "scale": "tiny"}
     runner.ensure_mock(p)
     assert len(calls) == 2
+
+
+def test_a_warning_in_a_notebook_fails_the_stage(tmp_path):
+    (tmp_path / "01_demo.py").write_text(
+        "# %% tags=[\"parameters\"]\ndata_dir: str = ''\n\n"
+        "# %%\nimport warnings\nwarnings.warn('coordinates look odd')\n")
+    stage = Stage("demo", 1, tmp_path)
+    with pytest.raises(runner.StageFailed) as err:
+        runner.execute_stage(stage, {"data_dir": str(tmp_path)}, output=tmp_path / "out.ipynb", progress=False)
+    assert "stage 'demo' failed" in str(err.value)
+    assert "StderrOutput" in str(err.value) and "coordinates look odd" in str(err.value)

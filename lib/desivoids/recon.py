@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 from astropy.io import fits
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import formats
 

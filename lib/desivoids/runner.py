@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Iterable
 
 import jupytext
+import nbformat
 import papermill as pm
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import paths
 from .params import RunParams
@@ -69,10 +70,17 @@ def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
     try:
         pm.execute_notebook(
             nb, str(output), parameters=parameters, kernel_name="python3", language="python",
-            cwd=str(paths.NOTEBOOKS), progress_bar=progress, log_output=False,
+            cwd=str(stage.directory), progress_bar=progress, log_output=False,
         )
     except pm.PapermillExecutionError as exc:
         raise StageFailed(stage, exc.exec_count, exc.ename, exc.evalue, output) from None
+    # Warnings are errors (as in QuantEcon's books): a page of the book must not carry a warning
+    # or stray stderr text that nobody looked at.
+    for cell in nbformat.read(output, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                raise StageFailed(stage, cell.get("execution_count"), "StderrOutput",
+                                  out["text"].strip()[:600], output)
     return output
 
 

@@ -5,7 +5,7 @@ A stage has one name everywhere: notebook ``notebooks/NN_<name>.py``, library mo
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import paths
@@ -19,6 +19,7 @@ ORDER: tuple[str, ...] = ("acquire", "recon", "convert", "load")
 class Stage:
     name: str
     number: int
+    directory: Path = field(default=paths.NOTEBOOKS, compare=False)
 
     @property
     def stem(self) -> str:
@@ -27,11 +28,11 @@ class Stage:
     @property
     def source(self) -> Path:
         """The jupytext py:percent notebook: the source of truth."""
-        return paths.NOTEBOOKS / f"{self.stem}.py"
+        return self.directory / f"{self.stem}.py"
 
     @property
     def paired(self) -> Path:
-        return paths.NOTEBOOKS / f"{self.stem}.ipynb"
+        return self.directory / f"{self.stem}.ipynb"
 
     @property
     def executed(self) -> Path:
