@@ -1,0 +1,127 @@
+"""desivoids.formats: the executable specification of the DESI files is self-consistent and
+encodes the documented facts (desi-data-formats.md)."""
+import numpy as np
+import pytest
+
+from desivoids import formats as f
+
+
+def test_real_row_counts():
+    assert sum(f.FASTSPEC_V3_ROWS) == 6_445_927
+    assert f.FASTSPEC_V3_ROWS[2] == 1_358_627 and f.FASTSPEC_V3_ROWS[10] == 45_570
+    vf = f.DESIVAST_ROWS[("VoidFinder", "MAXIMALS")]
+    voids = sum(vf.values()) + sum(sum(f.DESIVAST_ROWS[(a, "VOIDS")].values()) for a in f.V2_ALGORITHMS)
+    assert voids == f.DESIVAST_TOTAL_VOIDS == 10_754
+    assert f.DESIVAST_ROWS[("V2", "ZONEVOID")] == f.DESIVAST_ROWS[("ZOBOV", "VOIDS")]
+
+
+def test_hdus_in_order():
+    assert f.expected_hdus("voidfinder") == ("PRIMARY", "MAXIMALS", "HOLES")
+    assert f.expected_hdus("v2") == ("PRIMARY", "VOIDS", "ZONEVOID", "GALZONE", "TRIANGLE", "GALVIZ")
+    assert f.expected_hdus("v2_zobov") == ("PRIMARY", "VOIDS", "ZONEVOID", "GALZONE")
+    assert f.expected_hdus("fastspec_v3") == ("PRIMARY", "METADATA", "SPECPHOT", "FASTSPEC")
+    assert f.expected_hdus("fastspec_v21") == ("PRIMARY", "FASTSPEC", "METADATA")
+
+
+def test_desivast_columns():
+    assert f.column_names("voidfinder", "MAXIMALS") == (
+        "X", "Y", "Z", "RADIUS", "VOID", "EDGE", "R", "RA", "DEC", "R_EFF", "R_EFF_UNCERT")
+    assert f.column_names("voidfinder", "HOLES") == ("X", "Y", "Z", "RADIUS", "VOID")
+    assert f.column_names("v2", "VOIDS")[:8] == ("VOID", "X", "Y", "Z", "REDSHIFT", "RA", "DEC", "RADIUS")
+    assert f.column_names("v2", "VOIDS")[-2:] == ("TOT_AREA", "EDGE_AREA")
+    assert f.column_names("v2", "ZONEVOID") == ("ZONE", "VOID0", "VOID1")
+    assert f.column_names("v2", "GALZONE") == ("GAL", "TARGET", "X", "Y", "Z", "ZONE", "DEPTH", "EDGE", "OUT")
+    for kind in f.DESIVAST_KINDS:
+        for h in f.kind(kind).hdus[1:]:
+            for c in h.columns:
+                assert c.tform in ("K", "D"), (kind, h.extname, c.name)
+    units = {c.name: c.tunit for c in f.columns("voidfinder", "MAXIMALS")}
+    assert units["X"] == units["RADIUS"] == units["R_EFF"] == "Mpc h-1"
+    assert units["VOID"] is None and units["EDGE"] is None
+    assert f.header_keys("voidfinder") == ("OMEGAM", "HP", "ZLIML", "ZLIMU", "DLIML", "DLIMU",
+                                           "MAGLIM", "VOLUME", "GALAXY", "WALLNUM", "FIELDNUM",
+                                           "DENSITY", "AVSEP", "VOID")
+    assert f.header_keys("voidfinder", "HOLES") == ("VOID", "HOLE")
+
+
+def test_fastspec_v3_columns():
+    assert len(f.FASTSPEC_LINES) == 46 and len(set(f.FASTSPEC_LINES)) == 46
+    assert len(f.columns("fastspec_v3", "FASTSPEC")) == 887
+    names = f.column_names("fastspec_v3", "FASTSPEC")
+    assert len(set(names)) == 887
+    assert "HALPHA_FLUX" in names and "OII_3726_EW_IVAR" in names and "HBETA_MOMENT1" in names
+    meta = {c.name: c for c in f.columns("fastspec_v3", "METADATA")}
+    assert list(meta)[:4] == ["TARGETID", "SURVEY", "PROGRAM", "HEALPIX"]
+    assert meta["TARGETID"].tform == "K" and meta["RA"].tform == "D" and meta["Z"].tform == "D"
+    assert meta["ZWARN"].tform == "B" and meta["ZWARN"].tzero == -128  # int8 in FITS
+    assert meta["SPECTYPE"].tform == "6A" and meta["DELTACHI2"].tform == "D"
+    assert meta["FLUX_R"].tform == "E" and meta["RA"].tunit is None
+    sp = {c.name: c for c in f.columns("fastspec_v3", "SPECPHOT")}
+    for key in ("LOGMSTAR", "LOGMSTAR_IVAR", "SFR", "SFR_IVAR", "DN4000", "TAUV",
+                "ABSMAG01_SDSS_U", "ABSMAG01_SDSS_R", "ABSMAG01_IVAR_SDSS_R", "KCORR01_SDSS_R"):
+        assert sp[key].tform == "E", key
+    assert sp["LOGMSTAR"].tunit is None
+    for ext in ("METADATA", "SPECPHOT", "FASTSPEC"):
+        assert f.column_names("fastspec_v3", ext)[0] == "TARGETID"
+
+
+def test_fastspec_v21_layout():
+    fs = f.column_names("fastspec_v21", "FASTSPEC")
+    for key in ("Z", "LOGMSTAR", "SFR", "AV", "DN4000", "ABSMAG01_SDSS_R", "HALPHA_FLUX"):
+        assert key in fs
+    assert "TAUV" not in fs and "LOGMSTAR_IVAR" not in fs and "SFR_IVAR" not in fs
+    assert f.QUANTITY_HDU["fastspec_v21"]["LOGMSTAR"] == "FASTSPEC"
+    assert f.QUANTITY_HDU["fastspec_v3"]["LOGMSTAR"] == "SPECPHOT"
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits", "voidfinder"),
+    ("/a/b/DESIVAST_BGS_VOLLIM_V2_REVOLVER_SGC.fits", "v2"),
+    ("DESIVAST_BGS_VOLLIM_V2_VIDE_NGC.fits", "v2"),
+    ("DESIVAST_BGS_VOLLIM_V2_ZOBOV_SGC.fits", "v2_zobov"),
+    ("fastspec-iron-main-bright-nside1-hp11.fits", "fastspec_v3"),
+    ("fastspec-iron-main-bright.fits", "fastspec_v21"),
+    ("redrock-4-80613-thru20210324.fits", "redrock"),
+    ("coadd-4-80613-thru20210324.fits", "coadd"),
+    ("DESIVAST_BGS_VOLLIM_V2_FOO_NGC.fits", None),
+    ("fastspec-iron-main-dark.fits", None),
+])
+def test_classify(name, kind):
+    assert f.classify(name) == kind
+
+
+def test_every_real_name_classifies_to_its_kind():
+    for kind in f.KINDS.values():
+        for name in kind.names:
+            assert f.classify(name) == kind.kind
+    assert len(f.DESIVAST_FILES) == 8 and len(f.FASTSPEC_V3_FILES) == 12
+
+
+def test_paths_and_checksums():
+    assert f.DESIVAST_CHECKSUM == "dr1/vac/dr1/desivast/v1.0/dr1_vac_dr1_desivast_v1.0.sha256sum"
+    assert f.relpath("fastspec_v3", f.fastspec_v3_filename(2)) == \
+        "dr1/vac/dr1/fastspecfit/iron/v3.0/catalogs/fastspec-iron-main-bright-nside1-hp02.fits"
+
+
+def test_bits_and_caps():
+    assert f.BGS_TARGET_BITS["BGS_FAINT"] == 0 and f.BGS_TARGET_BITS["BGS_BRIGHT"] == 1
+    assert f.BGS_TARGET_BITS["BGS_WISE"] == 2 and f.BGS_TARGET_BITS["BGS_FAINT_HIP"] == 3
+    assert f.BGS_BRIGHT == 2
+    assert list(f.cap_of_ra([83.0, 83.1, 303.9, 304.0, -10.0])) == ["SGC", "NGC", "NGC", "SGC", "SGC"]
+
+
+def test_tform_dtypes():
+    assert f.tform_to_dtype("K") == ">i8" and f.tform_to_dtype("E") == ">f4"
+    assert f.tform_to_dtype("6A") == "S6" and f.tform_to_dtype("10D") == "(10,)>f8"
+    assert np.dtype(f.tform_to_dtype("5E")).itemsize == 20
+    with pytest.raises(ValueError):
+        f.tform_to_dtype("Q2")
+
+
+def test_required_columns_are_documented_columns():
+    for kind in f.FASTSPEC_KINDS + f.DESIVAST_KINDS:
+        for ext in f.expected_hdus(kind)[1:]:
+            req = f.required_columns(kind, ext)
+            assert req and set(req) <= set(f.column_names(kind, ext)), (kind, ext)
+    assert "LOGMSTAR" in f.required_columns("fastspec_v3", "SPECPHOT")
+    assert "BGS_TARGET" in f.required_columns("fastspec_v21", "METADATA")
