@@ -4,7 +4,7 @@
 
 Each scale runs `desivoids.mock.cli` in a fresh subprocess (so peak RSS is that run's alone,
 sampled every 0.1 s with psutil), into a temporary folder that is deleted afterwards. Results go
-to benchmarks/results/bench_mock.json and to this script's own section of benchmarks/REPORT.md.
+to benchmarks/results/mock.json and results/mock.md, then reassembles benchmarks/REPORT.md.
 """
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import report  # noqa: E402  (benchmarks/report.py: assembles REPORT.md)
+
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "bench_mock.json"
-REPORT = HERE / "REPORT.md"
-START, END = "<!-- bench_mock:start -->", "<!-- bench_mock:end -->"
+RESULTS = HERE / "results" / "mock.json"
+SECTION = HERE / "results" / "mock.md"
 
 
 def run_one(scale: str, workdir: Path, seed: int = 20251125, version: str = "v3.0") -> dict:
@@ -57,9 +59,9 @@ def run_one(scale: str, workdir: Path, seed: int = 20251125, version: str = "v3.
 
 
 def write_report(results: list[dict]) -> None:
-    lines = [START, "## Mock sky (`desivoids mock`)", "",
-             f"Machine: {platform.machine()}, {psutil.cpu_count()} CPUs, "
-             f"{psutil.virtual_memory().total / 2 ** 30:.0f} GB RAM; python {platform.python_version()}. "
+    """Write this benchmark's section (results/mock.md) and reassemble REPORT.md."""
+    lines = ["## Mock sky (`desivoids mock`)", "",
+             f"Command: `python benchmarks/bench_mock.py --scales {' '.join(r['scale'] for r in results)}`. "
              "Each run in a fresh subprocess; peak RSS sampled every 0.1 s.", "",
              "| scale | FastSpecFit | rows | tracers NGC/SGC | voids NGC/SGC | holes NGC/SGC | "
              "wall [s] | peak RSS [MB] | written [MB] |",
@@ -70,16 +72,9 @@ def write_report(results: list[dict]) -> None:
             f"{r['tracers']['NGC']:,}/{r['tracers']['SGC']:,} | "
             f"{r['voids']['NGC']:,}/{r['voids']['SGC']:,} | {r['holes']['NGC']:,}/{r['holes']['SGC']:,} | "
             f"{r['wall_seconds']:.1f} | {r['peak_rss_mb']:,} | {r['bytes_written'] / 2 ** 20:,.0f} |")
-    lines += ["", f"Raw numbers: `benchmarks/results/{RESULTS.name}`.", END]
-    block = "\n".join(lines) + "\n"
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        pre, rest = text.split(START, 1)
-        post = rest.split(END, 1)[1].lstrip("\n")
-        text = pre + block + post
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    REPORT.write_text(text)
+    lines += ["", f"Raw numbers: `benchmarks/results/{RESULTS.name}`."]
+    SECTION.write_text("\n".join(lines) + "\n")
+    report.main()
 
 
 def main(argv=None) -> int:
