@@ -24,7 +24,9 @@
 # run's data folder, for later stages and for anyone checking a copy of the data.
 
 # %% tags=["parameters"]
-data_dir: str = ""  # run folder; "" means data/mock below the repository
+from desivoids import paths
+
+data_dir: str = str(paths.DATA / "mock")  # run folder (reads raw/, writes recon/)
 input_dir: str = ""  # folder to inventory; "" means <data_dir>/raw (what acquire verified)
 strict: bool = False  # fail the stage if any file has a fault
 checksum: bool = True  # compute sha256 of every file (one read of every byte)
@@ -32,9 +34,9 @@ checksum: bool = True  # compute sha256 of every file (one read of every byte)
 # %%
 import pandas as pd
 
-from desivoids import paths, recon
+from desivoids import recon
 
-layout = paths.RunLayout.of(data_dir or paths.DATA / "mock")
+layout = paths.RunLayout.of(data_dir)
 source = paths.resolve(input_dir) if input_dir else layout.raw
 files = recon.run(source, layout.recon, strict=strict, checksum=checksum)
 inv = recon.tables(files)

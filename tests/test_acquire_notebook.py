@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from desivoids import runner
+from desivoids.acquire.manifest import Manifest
 from desivoids.acquire.run import manifest_rows
 from desivoids.paths import RunLayout
 from desivoids.stages import STAGES
@@ -31,6 +32,15 @@ def test_acquire_notebook_on_the_tiny_mock(tiny_sky, tmp_path):
     for r in rows:
         assert (layout.raw / r["path"]).read_bytes() == (root / r["path"]).read_bytes()
     n_tiles = len(summary["tiles"])
-    assert len(list((layout.parquet / "spectra").rglob("spectra-*.parquet"))) <= n_tiles
+    with Manifest(layout.manifest, readonly=True) as m:
+        conv = m.spectra_rows()
+    # every pair converted or recorded empty; one Parquet file per converted pair, no other
+    assert len(conv) == n_tiles and {r["state"] for r in conv} <= {"done", "empty"}
+    written = sorted(p.relative_to(layout.parquet / "spectra").as_posix()
+                     for p in (layout.parquet / "spectra").rglob("spectra-*.parquet"))
+    assert written == sorted(r["output"] for r in conv if r["state"] == "done")
+    for r in conv:  # the selection waterfall accounts for every target
+        assert r["n_spectype"] + r["n_zwarn"] + r["n_deltachi2"] + r["n_kept"] == r["n_targets"] > 0
+    assert sum(r["n_kept"] for r in conv) > 0  # the mock tiles hold galaxies that pass the cuts
     text = "\n".join(o.get("data", {}).get("text/plain", "") for c in nb.cells for o in c.get("outputs", []))
     assert re.search(r"status\s+done", text) and re.search(r"coadd/redrock pairs\s+" + str(n_tiles), text)

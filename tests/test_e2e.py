@@ -20,8 +20,6 @@ def desivoids(*args, cwd):
 
 
 def test_run_and_book_on_a_tiny_mock(tmp_path):
-    if not book.MATHJAX.exists():
-        pytest.fail(f"{book.MATHJAX} missing: `make test` installs it (make mathjax)")
     before = sorted(p.name for p in paths.EXECUTED.glob("*")) if paths.EXECUTED.exists() else []
     src = book.copy_sources(tmp_path / "site")
     params = tmp_path / "tiny.yml"

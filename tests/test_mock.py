@@ -441,8 +441,10 @@ def test_footprint_grid_rules():
     dec = [10.25, 10.25, 10.75]  # cells (100,200), (99,200), (100,201); (101,200) empty
     g = truth.footprint_grid(ra + [50.75], dec + [10.75], 677.0)  # add (101,201)
     assert not g[100, 199]  # only 1 neighbour in
-    g2 = truth.footprint_grid(ra + [50.75, 50.25], dec + [10.75, 9.75], 677.0)
-    assert g2[101, 200] or True
+    # one pass over the UNSMOOTHED grid: (101,200) is filled (3 of 4 tracer neighbours), but
+    # (101,199), with 2 tracer neighbours plus the just-filled (101,200), stays empty
+    g2 = truth.footprint_grid([50.25, 51.25, 50.75, 50.25, 51.25], [10.25, 10.25, 10.75, 9.75, 9.75], 677.0)
+    assert g2[101, 200] and not g2[101, 199]
     # cell (101,200): neighbours (100,200), (102,200), (101,199), (101,201)
     g3 = truth.footprint_grid([50.25, 51.25, 50.75], [10.25, 10.25, 10.75], 677.0)
     assert g3[101, 200]  # 3 of 4 neighbours in -> filled

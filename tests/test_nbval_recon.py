@@ -8,6 +8,7 @@ import sys
 
 import nbformat
 import pytest
+from astropy.io import fits
 
 from desivoids import paths, runner
 from desivoids.stages import STAGES
@@ -46,6 +47,12 @@ def test_key_numbers_match_the_mock(executed_recon, tiny_sky):
     assert files == n_fits
     assert faults == 0
     assert nbytes == sum(p.stat().st_size for p in root.rglob("*.fits"))
+    n_hdus = n_rows = 0  # counted independently of recon, from the headers astropy reads
+    for p in root.rglob("*.fits"):
+        with fits.open(p) as hdul:
+            n_hdus += len(hdul)
+            n_rows += sum(h.header["NAXIS2"] for h in hdul if isinstance(h, fits.BinTableHDU))
+    assert (hdus, rows) == (n_hdus, n_rows)
     for name in ("DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits", "DESIVAST_BGS_VOLLIM_V2_ZOBOV_SGC.fits",
                  "fastspec-iron-main-bright-nside1-hp00.fits", "fastspec-iron-main-bright-nside1-hp11.fits"):
         assert name in text

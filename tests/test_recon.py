@@ -145,3 +145,52 @@ def test_real_tile_files(real_tile_dir):
 def test_missing_input_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         recon.inventory(tmp_path / "nope")
+
+
+def test_gzipped_fits_is_measured_by_its_decompressed_stream(tmp_path, tiny_sky):
+    """astropy opens .fits.gz transparently, with HDU offsets in the decompressed stream: a whole
+    .gz file is not 'truncated', a .gz cut short is."""
+    import gzip
+
+    root, _ = tiny_sky
+    src = next(root.rglob("DESIVAST_BGS_VOLLIM_VoidFinder_SGC.fits"))
+    d = tmp_path / "in"
+    d.mkdir()
+    packed = gzip.compress(src.read_bytes())
+    (d / "whole.fits.gz").write_bytes(packed)
+    (d / "cut.fits.gz").write_bytes(packed[: len(packed) // 2])
+    files = by_name(recon.inventory(d))
+    assert files["whole.fits.gz"].faults == []
+    assert [h.extname for h in files["whole.fits.gz"].hdus] == ["PRIMARY", "MAXIMALS", "HOLES"]
+    assert files["cut.fits.gz"].faults and "truncated" in files["cut.fits.gz"].faults[0]
+
+
+def test_threaded_inventory_of_truncated_files_leaks_no_warning(tmp_path, tiny_sky, capfd):
+    """astropy warns on truncation; the warning is captured per file even with several threads
+    (catch_warnings swaps a process-wide list), and the process's filters are left as they were.
+    A stray warning on stderr would fail the recon stage (the runner treats stderr as an error)."""
+    import warnings
+
+    root, _ = tiny_sky
+    raw = next(root.rglob("DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits")).read_bytes()
+    d = tmp_path / "in"
+    d.mkdir()
+    for i in range(24):
+        (d / f"DESIVAST_BGS_VOLLIM_VoidFinder_NGC_{i:02d}.fits").write_bytes(raw[: len(raw) - 2000 - 7 * i])
+    before = list(warnings.filters)
+    files = recon.inventory(d, workers=4, checksum=False)
+    assert all(any("truncated" in x for x in f.faults) for f in files) and len(files) == 24
+    assert warnings.filters == before
+    assert "truncated" not in capfd.readouterr().err
+
+
+def test_published_sums_one_level_up_are_used(tmp_path, tiny_sky):
+    root, _ = tiny_sky
+    src = next(root.rglob("DESIVAST_BGS_VOLLIM_VoidFinder_SGC.fits"))
+    d = tmp_path / "v1.0" / "catalogs"
+    d.mkdir(parents=True)
+    shutil.copy(src, d / src.name)
+    (tmp_path / "v1.0" / "v1.0.sha256sum").write_text(f"{'0' * 64}  catalogs/{src.name}\n")
+    (f,) = recon.inventory(tmp_path / "v1.0")
+    assert f.published_sha256 == "0" * 64
+    assert f.faults == ["sha256 differs from the published checksum"]

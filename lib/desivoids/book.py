@@ -1,12 +1,13 @@
 """Build the Jupyter Book (version 1, offline) from the executed stage notebooks.
 
 Warnings are errors (``-W -n --keep-going``), as in QuantEcon's lecture books. Math is rendered
-by a local MathJax copied into ``book/_mathjax`` at install time (the default loads it from a CDN,
-which this project never reaches); the book fails to build without it rather than ship pages
-whose formulas silently do not render.
+by a local MathJax (the default loads it from a CDN, which this project never reaches): the es5
+build that the PyPI package django-static-mathjax installs is copied into ``book/_mathjax`` and
+served from ``_static/mathjax``.
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,25 @@ import yaml
 from . import paths
 
 MATHJAX = paths.BOOK / "_mathjax" / "mathjax" / "tex-mml-chtml.js"
+
+
+def installed_mathjax() -> Path:
+    """The es5 folder of the MathJax that pip installed (package django-static-mathjax)."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or spec.origin is None:
+        raise BookError("MathJax is not installed: pip install django-static-mathjax (a dependency of desivoids)")
+    es5 = Path(spec.origin).parent / "static" / "mathjax" / "es5"
+    if not (es5 / "tex-mml-chtml.js").exists():
+        raise BookError(f"the installed mathjax package has no es5/tex-mml-chtml.js under {es5}")
+    return es5
+
+
+def ensure_mathjax(root: Path = paths.ROOT) -> Path:
+    """Copy the installed MathJax into ``root/book/_mathjax/mathjax`` unless already there."""
+    target = root / MATHJAX.relative_to(paths.ROOT)
+    if not target.exists():
+        shutil.copytree(installed_mathjax(), target.parent, dirs_exist_ok=True)
+    return target
 
 
 class BookError(RuntimeError):
@@ -54,9 +74,7 @@ def build(root: Path = paths.ROOT, *, strict: bool = True) -> Path:
     ``root`` is the repository by default; tests build a copy so they never touch the user's book.
     """
     root = Path(root)
-    mathjax = root / MATHJAX.relative_to(paths.ROOT)
-    if not mathjax.exists():
-        raise BookError(f"local MathJax missing at {mathjax}: run `make mathjax` (npm package mathjax@3)")
+    ensure_mathjax(root)
     missing = missing_chapters(root)
     if missing:
         raise BookError(f"chapters named in _toc.yml have no executed notebook or page: {missing}; "
@@ -75,11 +93,11 @@ def build(root: Path = paths.ROOT, *, strict: bool = True) -> Path:
 
 
 def copy_sources(dest: Path, root: Path = paths.ROOT) -> Path:
-    """Copy the book's hand-written sources (config, toc, pages, MathJax) to ``dest``, without
-    executed notebooks, so a test can run and build a complete book outside the repository."""
+    """Copy the book's hand-written sources (config, toc, pages) to ``dest``, without executed
+    notebooks or MathJax, so a test can run and build a complete book outside the repository."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(root / name, dest / name)
-    shutil.copytree(root / "book", dest / "book", ignore=shutil.ignore_patterns("executed"), dirs_exist_ok=True)
+    shutil.copytree(root / "book", dest / "book", ignore=shutil.ignore_patterns("executed", "_mathjax"), dirs_exist_ok=True)
     return dest

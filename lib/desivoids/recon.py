@@ -8,9 +8,11 @@ names the file. Reading touches headers only, so a 26 GB catalogue costs one has
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -24,6 +26,7 @@ from . import formats
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz")
 BLOCK = 2880
+_WARNINGS_LOCK = threading.Lock()
 #: Header keys worth showing: DESIVAST (VAST) primary and extension keys, FastSpecFit and
 #: spectra provenance. Whatever is present is recorded; nothing here is required.
 HEADER_KEYS = (
@@ -111,7 +114,10 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
     if info.sha256 and info.published_sha256 and info.sha256 != info.published_sha256:
         info.faults.append("sha256 differs from the published checksum")
     try:
-        with warnings.catch_warnings():
+        # catch_warnings swaps the process-wide filter list: with inventory()'s threads it must
+        # not interleave, or one thread restores filters under another (warnings leak to stderr,
+        # or "ignore" stays set for the rest of the process). Hashing above stays parallel.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # astropy warns on truncation; we measure it below
             with fits.open(path, memmap=False, lazy_load_hdus=False, ignore_missing_simple=False) as hdul:
                 end = 0
@@ -121,6 +127,11 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
                     end = max(end, fi["datLoc"] + fi["datSpan"])
     except Exception as exc:  # astropy raises OSError/ValueError/TypeError for non-FITS or broken headers
         info.faults.append(f"not a readable FITS file: {type(exc).__name__}: {exc}")
+        return info
+    try:
+        size = _fits_bytes(path, size)  # a .fits.gz is measured by its decompressed stream
+    except (OSError, EOFError) as exc:
+        info.faults.append(f"truncated: compressed stream ends early: {type(exc).__name__}: {exc}")
         return info
     if size < end:
         info.faults.append(f"truncated: {size} bytes on disk, the headers promise {end}")
@@ -134,6 +145,19 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
             if ext not in found:
                 info.faults.append(f"missing HDU {ext} (a {info.kind} file has {formats.expected_hdus(info.kind)})")
     return info
+
+
+def _fits_bytes(path: Path, size: int) -> int:
+    """Length of the FITS byte stream: the file size, or for a gzip file (which astropy opens
+    transparently, with HDU offsets in the decompressed stream) the decompressed length."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return size
+    n = 0
+    with gzip.open(path, "rb") as g:
+        while block := g.read(8 << 20):
+            n += len(block)
+    return n
 
 
 def _describe(index: int, hdu) -> HduInfo:
@@ -161,7 +185,9 @@ def inventory(root: str | Path, *, checksum: bool = True, workers: int = 2,
     sums_by_dir: dict[Path, dict] = {}
     for p in files:
         if p.parent not in sums_by_dir:
-            sums_by_dir[p.parent] = published_sums(p.parent)
+            # DESI publishes a folder's sums beside the files or one level up (names keyed by
+            # base name, so a list one level up that says catalogs/NAME still matches)
+            sums_by_dir[p.parent] = {**published_sums(p.parent.parent), **published_sums(p.parent)}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = pool.map(lambda p: inspect_file(p, root, checksum=checksum, sums=sums_by_dir[p.parent]), files)
         return list(tqdm(jobs, total=len(files), desc="recon", unit="file", disable=not progress))
