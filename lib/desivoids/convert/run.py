@@ -1,0 +1,347 @@
+"""The convert stage: raw FITS (DESI relative layout) -> RunLayout.parquet, atomically.
+
+Order of work: DESIVAST first (small; its primary headers give OMEGAM for the galaxies'
+comoving distances), then every FastSpecFit file as Dask tasks over (file, row range). Nothing
+is published until every row is accounted for: output is built in a temporary sibling directory
+and renamed over ``RunLayout.parquet`` only after the duplicate-TARGETID check, the
+reconciliation and its cross-check against the written files all pass. A failure of any kind
+removes the temporary directory and leaves the previous output untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import cosmology, formats
+from ..paths import RunLayout
+from . import desivast, fastspecfit
+from .columns import METADATA_KEY, TABLES
+from .errors import FormatError
+from .reconcile import Ledger, ReconciliationError
+from .rejects import reason_counts
+
+__all__ = ["FASTSPEC_PATTERNS", "DESIVAST_PATTERN", "discover", "convert", "convert_files",
+           "ConvertResult", "DEFAULT_CHUNK_ROWS"]
+
+FASTSPEC_PATTERNS = {
+    "v3.0": f"{formats.FASTSPEC_V3_DIR}/fastspec-iron-main-bright-nside1-hp*.fits",
+    "v2.1": f"{formats.FASTSPEC_V21_DIR}/{formats.FASTSPEC_V21_FILENAME}",
+}
+DESIVAST_PATTERN = f"{formats.DESIVAST_DIR}/DESIVAST_BGS_VOLLIM_*.fits"
+#: Rows per Dask task and per Parquet row group (the I/O itself goes in 32 MB blocks).
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+def discover(raw: str | Path, fastspec_version: str = "auto"
+             ) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """(FastSpecFit files with their version, DESIVAST files) under a raw directory.
+
+    ``auto`` takes v3.0 when present, else v2.1 (never both: the same galaxies would appear
+    twice).
+    """
+    raw = Path(raw)
+    found = {v: sorted(raw.glob(p)) for v, p in FASTSPEC_PATTERNS.items()}
+    if fastspec_version == "auto":
+        fastspec_version = "v3.0" if found["v3.0"] else "v2.1"
+    if fastspec_version not in FASTSPEC_PATTERNS:
+        raise ValueError(f"fastspec_version must be 'auto' or one of {list(FASTSPEC_PATTERNS)}")
+    return ([(p, fastspec_version) for p in found[fastspec_version]],
+            sorted(raw.glob(DESIVAST_PATTERN)))
+
+
+@dataclass
+class ConvertResult:
+    out_dir: Path
+    reconciliation: dict
+    omega_m: float
+    omega_m_source: str
+    seconds: float
+    rows: dict[str, int] = field(default_factory=dict)
+    #: wall seconds per phase (desivast, plan, chunks, duplicates, verify, publish); not written
+    #: to the output, which stays deterministic
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def table(self):
+        from .reconcile import table
+
+        return table(self.reconciliation)
+
+
+def _relative(path: Path, base: Path | None) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve())) if base else Path(path).name
+    except ValueError:
+        return str(path)
+
+
+def _with_meta(table: pa.Table, meta: dict) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          METADATA_KEY: json.dumps(meta, default=str).encode()})
+
+
+def _omega_m(headers: dict[str, dict], given: float | None) -> tuple[float, str]:
+    if given is not None:
+        return float(given), "parameter"
+    values = {f: h.get("PRIMARY", {}).get("OMEGAM") for f, h in headers.items()}
+    values = {f: v for f, v in values.items() if v is not None}
+    if not values:
+        return cosmology.OMEGA_M_DEFAULT, "default (no DESIVAST header with OMEGAM)"
+    distinct = sorted({float(v) for v in values.values()})
+    if len(distinct) > 1:
+        raise FormatError(", ".join(values), "PRIMARY", "OMEGAM",
+                          f"the DESIVAST files disagree on OMEGAM: {values}")
+    return distinct[0], "DESIVAST primary header OMEGAM"
+
+
+def _client(address: str):
+    if not address:
+        return None
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("a scheduler address needs dask.distributed: pip install distributed") from exc
+    return Client(address)
+
+
+def _compute(tasks: list, scheduler: str, address: str, num_workers: int | None) -> tuple:
+    """Run the chunk tasks on the local Dask scheduler, or on a cluster when given its address."""
+    import dask
+
+    if not tasks:
+        return ()
+    client = _client(address)
+    if client is None:
+        return dask.compute(*tasks, scheduler=scheduler, num_workers=num_workers)
+    try:
+        return dask.compute(*tasks, scheduler=client)
+    finally:
+        client.close()
+
+
+def _duplicates(tids: dict[str, list[np.ndarray]]) -> None:
+    """Raise FormatError naming the files when a TARGETID appears twice anywhere."""
+    names = list(tids)
+    if not names:
+        return
+    arrays = [np.concatenate(tids[f]) if tids[f] else np.zeros(0, np.int64) for f in names]
+    allv = np.concatenate(arrays)
+    s = np.sort(allv)  # a plain sort answers "any duplicate?"; locate them only if so
+    if not (s[1:] == s[:-1]).any():
+        return
+    del s
+    fidx = np.concatenate([np.full(a.size, i, np.int32) for i, a in enumerate(arrays)])
+    rowi = np.concatenate([np.arange(a.size, dtype=np.int64) for a in arrays])
+    order = np.argsort(allv, kind="stable")
+    s = allv[order]
+    dup = np.flatnonzero(s[1:] == s[:-1])
+    files = sorted({names[fidx[order[i]]] for i in np.concatenate([dup, dup + 1])})
+    i = dup[0]
+    a, b = order[i], order[i + 1]
+    raise FormatError(", ".join(files), "METADATA", "TARGETID",
+                      f"{np.unique(s[dup]).size} duplicate TARGETID(s); e.g. {s[i]} at row "
+                      f"{rowi[a]} of {names[fidx[a]]} and row {rowi[b]} of {names[fidx[b]]}")
+
+
+def _convert_vast(vast: list, base: Path | None, tmp: Path, ledger: Ledger, strict: bool,
+                  compression: str) -> tuple[dict[str, dict], list[pa.Table]]:
+    """Write the four DESIVAST tables into ``tmp``; return (headers by file, rejects)."""
+    tables: dict[str, list[pa.Table]] = {t: [] for t in ("voids", "holes", "zonevoid", "galzone")}
+    headers: dict[str, dict] = {}
+    rejects: list[pa.Table] = []
+    for p in vast:
+        rel = _relative(Path(p), base)
+        r = desivast.convert_file(p, rel, ledger, strict=strict)
+        headers[rel] = r.headers
+        for name, tab in r.tables.items():
+            tables[name].append(tab)
+        rejects.append(r.rejects)
+    for name, parts in tables.items():
+        tab = pa.concat_tables(parts) if parts else TABLES[name].empty_table()
+        files = set(tab.column("source_file").unique().to_pylist())
+        tab = _with_meta(tab, {"table": name,
+                               "sources": {f: h for f, h in headers.items() if f in files}})
+        fastspecfit.write_parquet(tab, tmp / f"{name}.parquet", compression)
+    return headers, rejects
+
+
+def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path],
+                  out_dir: str | Path, *, base: str | Path | None = None,
+                  extra_columns: tuple[str, ...] | list[str] = (),
+                  chunk_rows: int = DEFAULT_CHUNK_ROWS, scheduler: str = "threads",
+                  scheduler_address: str = "", num_workers: int | None = None,
+                  strict: bool = False, omega_m: float | None = None,
+                  compression: str = fastspecfit.DEFAULT_COMPRESSION) -> ConvertResult:
+    """Convert the given files into ``out_dir`` (replaced atomically on success).
+
+    ``fastspec``: (path, version) pairs; ``vast``: DESIVAST paths; ``base``: directory that
+    provenance paths (``source_file``) are relative to. ``scheduler``: Dask local scheduler
+    ('threads', 'processes' or 'synchronous'); a non-empty ``scheduler_address`` uses that
+    dask.distributed cluster instead. ``compression``: Parquet codec ('none', 'snappy',
+    'zstd', ...).
+    """
+    import dask
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [t0]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+
+    out_dir = Path(out_dir)
+    base = Path(base) if base else None
+    if not fastspec and not vast:
+        where = f" under {base}" if base else ""
+        raise FileNotFoundError(f"nothing to convert: no FastSpecFit or DESIVAST files{where}")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    ledger = Ledger()
+    try:
+        # ---- DESIVAST --------------------------------------------------------------------
+        vast_headers, rejects = _convert_vast(vast, base, tmp, ledger, strict,
+                                              compression)
+        pa.default_memory_pool().release_unused()  # GALZONE is large: free it before galaxies
+        lap("desivast")
+        # ---- FastSpecFit -----------------------------------------------------------------
+        om, om_source = _omega_m(vast_headers, omega_m)
+        gdir = tmp / "galaxies"
+        gdir.mkdir()
+        plans = [fastspecfit.plan_file(p, _relative(Path(p), base), v, extra_columns, strict)
+                 for p, v in fastspec]
+        if plans and not any(pl.nrows for pl in plans):
+            raise FormatError(", ".join(pl.source_file for pl in plans),
+                              fastspecfit.VERSIONS[plans[0].version][0], None,
+                              "empty table: every FastSpecFit file has 0 rows")
+        ledger.notes["empty_files"] = [pl.source_file for pl in plans if pl.nrows == 0]
+        extra_types = [tuple(pl.extra_types.items()) for pl in plans]
+        if len(set(extra_types)) > 1:
+            raise FormatError(", ".join(pl.source_file for pl in plans), None,
+                              ",".join(extra_columns), f"extra columns have different types in "
+                              f"different files: {extra_types}")
+        lap("plan")
+        tasks = []
+        for i, pl in enumerate(plans):
+            meta = {"omega_m_source": om_source}  # small: dask walks every argument
+            dpl = dask.delayed(pl, pure=False, traverse=False)  # no walk of 887-column plans
+            for j, (a, b) in enumerate(fastspecfit.chunks(pl, chunk_rows)):
+                part = str(gdir / f"part-{i:03d}-{j:05d}.parquet")
+                tasks.append(dask.delayed(fastspecfit.convert_chunk_or_error, pure=False)(
+                    dpl, a, b, part, om, strict, meta, compression))
+        results = _compute(tasks, scheduler, scheduler_address, num_workers)
+        lap("chunks")
+        errors = [r for r in results if isinstance(r, FormatError)]
+        if errors:
+            raise errors[0]
+        tids: dict[str, list[np.ndarray]] = {pl.source_file: [] for pl in plans}
+        for pl in plans:
+            ledger.add("galaxies", pl.source_file, "+".join(fastspecfit.VERSIONS[pl.version]),
+                       0, 0)
+        for res in results:
+            pl_hdus = next(pl for pl in plans if pl.source_file == res.source_file)
+            ledger.add("galaxies", res.source_file,
+                       "+".join(fastspecfit.VERSIONS[pl_hdus.version]), res.stop - res.start,
+                       res.rows_out, reason_counts(res.rejects))
+            tids[res.source_file].append(res.targetids)
+            rejects.append(res.rejects)
+        _duplicates(tids)
+        del tids
+        if not any(gdir.glob("part-*.parquet")):  # keep galaxies/ a readable (empty) dataset
+            schema = plans[0].schema if plans else TABLES["galaxies"]
+            fastspecfit.write_parquet(_with_meta(schema.empty_table(), {"table": "galaxies"}),
+                                      gdir / "part-empty.parquet", compression)
+        lap("duplicates")
+
+        # ---- rejects, reconciliation, cross-check with the written files -------------------
+        rej = pa.concat_tables([r for r in rejects if r.num_rows]) if any(
+            r.num_rows for r in rejects) else TABLES["rejects"].empty_table()
+        fastspecfit.write_parquet(_with_meta(rej, {"table": "rejects"}), tmp / "rejects.parquet",
+                                  compression)
+        ledger.notes.update({"omega_m": om, "omega_m_source": om_source,
+                             "fastspec_versions": sorted({pl.version for pl in plans}),
+                             "extra_columns": [c for c, _ in (extra_types[0] if extra_types else ())],
+                             "chunk_rows": chunk_rows, "compression": compression})
+        written = _written_counts(tmp)
+        rej_written = pq.read_table(tmp / "rejects.parquet", columns=["table", "source_file"])
+        for g in rej_written.group_by(["table", "source_file"]).aggregate(
+                [([], "count_all")]).to_pylist():
+            written[("rejects:" + g["table"], g["source_file"])] = int(g["count_all"])
+        ledger.check(_split_claims(ledger, written))
+        ledger.write(tmp / "reconciliation.json")
+        lap("verify")
+        _publish(tmp, out_dir)
+        lap("publish")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    rec = json.loads((out_dir / "reconciliation.json").read_text())
+    rows = {t: v["rows_out"] for t, v in rec["totals"].items()}
+    return ConvertResult(out_dir, rec, om, om_source, time.perf_counter() - t0, rows, timings)
+
+
+def _written_counts(d: Path) -> dict[tuple[str, str], int]:
+    """{(table, source_file): rows} as found in the Parquet files actually written."""
+    out: dict[tuple[str, str], int] = {}
+    for name in ("voids", "holes", "zonevoid", "galzone"):
+        t = pq.read_table(d / f"{name}.parquet", columns=["source_file"])
+        for vc in pc.value_counts(t.column("source_file")).to_pylist():
+            out[(name, vc["values"])] = int(vc["counts"])
+    for part in sorted((d / "galaxies").glob("part-*.parquet")):
+        pf = pq.ParquetFile(part)
+        if pf.metadata.num_rows == 0:
+            continue
+        meta = json.loads(pf.schema_arrow.metadata[METADATA_KEY])
+        key = ("galaxies", meta["source_file"])
+        out[key] = out.get(key, 0) + pf.metadata.num_rows
+    return out
+
+
+def _split_claims(ledger: Ledger, written: dict) -> dict[tuple[str, str], int]:
+    """Check rejects written per (table, file) against the ledger, return the table counts."""
+    claimed_rej: dict[tuple[str, str], int] = {}
+    for e in ledger.entries.values():
+        k = ("rejects:" + e.table, e.source_file)
+        claimed_rej[k] = claimed_rej.get(k, 0) + e.rows_rejected
+    got_rej = {k: v for k, v in written.items() if k[0].startswith("rejects:")}
+    diff = {k: (claimed_rej.get(k, 0), got_rej.get(k, 0)) for k in set(claimed_rej) | set(got_rej)
+            if claimed_rej.get(k, 0) != got_rej.get(k, 0)}
+    if diff:
+        raise ReconciliationError(f"rejects claimed vs written differ: {diff}")
+    return {k: v for k, v in written.items() if not k[0].startswith("rejects:")}
+
+
+def _publish(tmp: Path, out_dir: Path) -> None:
+    """Swap ``tmp`` into place: two renames, so readers see the old or the new output."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out_dir, old)
+    os.rename(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def convert(data_dir: str | Path, *, fastspec_version: str = "auto",
+            input_dir: str | Path | None = None, **kwargs) -> ConvertResult:
+    """Convert ``RunLayout.of(data_dir).raw`` (or ``input_dir``, any folder in DESI's relative
+    layout) into ``RunLayout.of(data_dir).parquet``.
+
+    Keyword arguments as :func:`convert_files` (extra_columns, chunk_rows, scheduler,
+    scheduler_address, num_workers, strict, omega_m, compression).
+    """
+    layout = RunLayout.of(data_dir)
+    source = Path(input_dir) if input_dir else layout.raw
+    fast, vast = discover(source, fastspec_version)
+    return convert_files(fast, vast, layout.parquet, base=source, **kwargs)

@@ -1,0 +1,163 @@
+"""SQLite target of the load: one transaction on an ADBC connection, Arrow batches in.
+
+Why ADBC (``adbc-driver-sqlite``) rather than ``sqlite3.executemany``: it binds Arrow columns
+in C, about five times faster than building Python tuples (the galaxies table has ~60 columns).
+The schema is still the SQLAlchemy Core one, compiled to SQLite DDL; queries use SQLAlchemy's
+own sqlite driver on the same file.
+
+Atomicity: everything (drop of the old tables, create, insert, indexes, provenance) happens in
+the connection's single transaction; a failure rolls back to the previous file content, which
+SQLite readers keep seeing until the commit.
+
+Indexes: the declared primary keys, a B-tree on galaxies.z, and ``galaxy_blocks``, an R*Tree
+virtual table over the bounding boxes of runs of ``galaxy_positions`` (see :mod:`.schema`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from sqlalchemy import MetaData, Table
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from . import schema as S
+from .spatial import Blocks
+
+__all__ = ["SqliteTarget", "sqlite_path"]
+
+_DIALECT = sqlite_dialect.dialect()
+
+
+def sqlite_path(url: str) -> Path:
+    """The database file of a ``sqlite:///`` URL (in-memory databases cannot be loaded into)."""
+    u = make_url(url)
+    if not u.database or u.database == ":memory:":
+        raise ValueError(f"{url}: the load needs a SQLite file, not an in-memory database")
+    return Path(u.database)
+
+
+def _q(name: str) -> str:
+    return _DIALECT.identifier_preparer.quote(name)
+
+
+class SqliteTarget:
+    """One load transaction into a SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str):
+        import adbc_driver_sqlite.dbapi as adbc
+
+        self.path = sqlite_path(url)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = adbc.connect(str(self.path))  # autocommit off: one transaction
+        self.cur = self.conn.cursor()
+        self.cur.execute("PRAGMA busy_timeout = 60000")
+        self.cur.execute("PRAGMA cache_size = -1000000")  # up to 1 GB of page cache
+        self.sky_index = "rtree"
+
+    # -- introspection -------------------------------------------------------------------
+    def _fetch(self, sql: str, params=None) -> list[tuple]:
+        self.cur.execute(sql, parameters=params) if params else self.cur.execute(sql)
+        return self.cur.fetchall()
+
+    def table_exists(self, name: str) -> bool:
+        return bool(self._fetch("SELECT 1 FROM sqlite_master WHERE name = ? AND type = 'table'",
+                                (name,)))
+
+    def loaded_digests(self) -> dict[str, str]:
+        if not self.table_exists("load_tables"):
+            return {}
+        return {t: d for t, d in self._fetch("SELECT table_name, digest FROM load_tables")
+                if self.table_exists(t)}
+
+    def next_run_id(self) -> int:
+        if not self.table_exists("load_runs"):
+            return 1
+        return int(self._fetch("SELECT COALESCE(MAX(run_id), 0) + 1 FROM load_runs")[0][0])
+
+    def count(self, name: str) -> int:
+        return int(self._fetch(f"SELECT count(*) FROM {_q(name)}")[0][0])
+
+    # -- data tables ---------------------------------------------------------------------
+    def ddl(self, element) -> None:
+        self.cur.execute(str(element.compile(dialect=_DIALECT)))
+
+    def new_table(self, name: str, arrow_schema: pa.Schema) -> Table:
+        return S.data_table(name, arrow_schema, MetaData())
+
+    def create_table(self, table: Table) -> None:
+        """Drop the previous table of that name (inside the transaction) and create it."""
+        self.cur.execute(f"DROP TABLE IF EXISTS {_q(table.name)}")
+        self.ddl(CreateTable(table))
+
+    def write(self, table: Table, batches, label: str) -> None:
+        for batch in batches:
+            self.cur.adbc_ingest(table.name, batch, mode="append")
+
+    def finish_table(self, table: Table) -> None:
+        for idx in sorted(table.indexes, key=lambda i: i.name):
+            self.ddl(CreateIndex(idx))
+
+    # -- spatial index -------------------------------------------------------------------
+    def build_spatial(self, positions: pa.Table, blocks: Blocks, sky_index: str) -> str:
+        md = MetaData()
+        pos = S.positions_table(md)
+        self.create_table(pos)
+        if positions.num_rows:
+            self.cur.adbc_ingest(pos.name, positions, mode="append")
+        self.cur.execute("DROP TABLE IF EXISTS galaxy_blocks")
+        dims = ", ".join(f"{d}_min, {d}_max" for d in S.BLOCK_DIMS)
+        self.cur.execute(
+            f"CREATE VIRTUAL TABLE galaxy_blocks USING rtree(block, {dims}, +pos_lo, +pos_hi)")
+        if len(blocks):
+            cols: dict[str, object] = {"block": pa.array(range(len(blocks)), pa.int64())}
+            for i, d in enumerate(S.BLOCK_DIMS):
+                cols[f"{d}_min"] = blocks.lo[:, i]
+                cols[f"{d}_max"] = blocks.hi[:, i]
+            cols["pos_lo"] = blocks.pos_lo
+            cols["pos_hi"] = blocks.pos_hi
+            self.cur.adbc_ingest("galaxy_blocks", pa.table(cols), mode="append")
+        return "rtree"
+
+    # -- provenance ----------------------------------------------------------------------
+    def ensure_provenance(self) -> None:
+        md = MetaData()
+        for t in S.provenance_tables(md).values():
+            self.cur.execute(str(CreateTable(t, if_not_exists=True).compile(dialect=_DIALECT)))
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        self.cur.execute(sql, parameters=params) if params else self.cur.execute(sql)
+
+    def insert_rows(self, name: str, rows: list[dict]) -> None:
+        if rows:
+            t = pa.Table.from_pylist(rows)
+            for i, f in enumerate(t.schema):  # all-None columns: give them a bindable type
+                if pa.types.is_null(f.type):
+                    t = t.set_column(i, f.name, pa.nulls(t.num_rows, pa.string()))
+            self.cur.adbc_ingest(name, t, mode="append")
+
+    @staticmethod
+    def timestamp(dt) -> str:
+        # SQLAlchemy's storage format for DateTime on SQLite (naive UTC)
+        return dt.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def analyze(self) -> None:
+        self.cur.execute("ANALYZE")
+
+    def publish(self, names: list[str]) -> None:
+        """Nothing to swap: SQLite replaced the tables in place, inside the transaction."""
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        try:
+            self.cur.close()
+        finally:
+            self.conn.close()
