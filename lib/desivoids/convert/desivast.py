@@ -58,6 +58,7 @@ class VastResult:
 
 
 def _read(t: TableHDU, spec: dict[str, str]) -> dict[str, np.ndarray]:
+    """Every documented column of a DESIVAST HDU, after checking its type and that it has rows."""
     for name, kind in spec.items():
         c = t.column(name)
         k = "int" if c.kind == "uint" else c.kind
@@ -78,7 +79,7 @@ def _unique(t: TableHDU, name: str, values: np.ndarray) -> None:
                           f"{dup.size} duplicate value(s), e.g. {dup[:5].tolist()}")
 
 
-def _f(values: np.ndarray, n: int | None = None) -> pa.Array:
+def _f(values: np.ndarray) -> pa.Array:
     """float64 with non-finite values as null."""
     v = np.asarray(values, dtype=np.float64)
     return pa.array(v, mask=~np.isfinite(v))
