@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 from astropy.io import fits
 
 from desivoids import formats, recon
+from desivoids.checksums import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_checksum_mismatch_is_a_fault(tmp_path, tiny_sky):
     raw = bytearray(src.read_bytes())
     raw[-3000] ^= 0xFF  # flip a byte in the data of the last HDU
     (d / src.name).write_bytes(bytes(raw))
-    (d / "x.sha256sum").write_text(f"{recon.sha256_of(src)}  {src.name}\n")
+    (d / "x.sha256sum").write_text(f"{sha256_file(src)}  {src.name}\n")
     (f,) = recon.inventory(d)
     assert f.faults == ["sha256 differs from the published checksum"]
 

@@ -9,7 +9,6 @@ names the file. Reading touches headers only, so a 26 GB catalogue costs one has
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import threading
@@ -23,6 +22,7 @@ from astropy.io import fits
 from tqdm import tqdm
 
 from . import formats
+from .checksums import published_sums, sha256_file
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz")
 BLOCK = 2880
@@ -73,25 +73,6 @@ class FileInfo:
         return not self.faults
 
 
-def sha256_of(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def published_sums(folder: Path) -> dict[str, str]:
-    """Checksums from every ``*.sha256sum`` file (sha256sum format) in ``folder``, by file name."""
-    sums = {}
-    for sumfile in folder.glob("*.sha256sum"):
-        for line in sumfile.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 2:
-                sums[Path(parts[1].lstrip("*")).name] = parts[0].lower()
-    return sums
-
-
 def find_fits(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(FITS_SUFFIXES))
 
@@ -109,7 +90,7 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
     """Inventory one file; never raises for a bad file, records the fault instead."""
     rel = path.relative_to(root).as_posix()
     size = path.stat().st_size
-    info = FileInfo(rel, size, sha256_of(path) if checksum else None,
+    info = FileInfo(rel, size, sha256_file(path) if checksum else None,
                     (sums or {}).get(path.name), formats.classify(path.name))
     if info.sha256 and info.published_sha256 and info.sha256 != info.published_sha256:
         info.faults.append("sha256 differs from the published checksum")

@@ -16,6 +16,8 @@ is still found.
 """
 from __future__ import annotations
 
+from ..checksums import parse_sumfile  # noqa: F401  (re-exported: the planner reads sums through it)
+
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -183,18 +185,3 @@ def parse_healpix(spec: str) -> tuple[str, str, int]:
     if len(parts) != 3 or not parts[2].isdigit():
         raise FileSetError(f"healpix spec {spec!r}: expected SURVEY/PROGRAM/PIXEL, e.g. main/bright/10000")
     return parts[0], parts[1], int(parts[2])
-
-
-def parse_sumfile(text: str, where: str = "") -> dict[str, str]:
-    """``sha256sum`` output (``HEX  NAME`` or ``HEX *NAME``) -> {name: hex}; a malformed line is
-    an error naming the file and line, not silently skipped."""
-    out: dict[str, str] = {}
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        m = re.fullmatch(r"\s*([0-9a-fA-F]{64})\s+\*?(.+?)\s*", line)
-        if not m:
-            raise ValueError(f"{where or 'sha256sum file'} line {i}: not 'SHA256  NAME': {line[:80]!r}")
-        name = m.group(2)
-        out[name[2:] if name.startswith("./") else name] = m.group(1).lower()
-    return out

@@ -15,6 +15,8 @@ planned, when that would leave less than ``min_free`` bytes free.
 """
 from __future__ import annotations
 
+from ..checksums import sha256_hash
+
 import errno
 import hashlib
 import os
@@ -42,19 +44,7 @@ class _Stop(Exception):
     """The batch is stopping (disk guard, interrupt): leave the .part for the next run."""
 
 
-def sha256_file(path: Path, prefix: int | None = None) -> "hashlib._Hash":
-    """sha256 of a file (or of its first ``prefix`` bytes)."""
-    h = hashlib.sha256()
-    left = prefix
-    with open(path, "rb") as f:
-        while left is None or left > 0:
-            block = f.read(READ if left is None else min(READ, left))
-            if not block:
-                break
-            h.update(block)
-            if left is not None:
-                left -= len(block)
-    return h
+sha256_file = sha256_hash  # running hash of a file or of its first bytes (see checksums)
 
 
 def _fsync_dir(d: Path) -> None:

@@ -14,19 +14,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..checksums import sha256_file
 from ..convert import columns as contract
 from . import schema as S
 from .errors import LoadError
 
 __all__ = ["Part", "TableInput", "discover", "sha256_file"]
-
-
-def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

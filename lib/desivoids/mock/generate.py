@@ -1,8 +1,9 @@
 """Write the whole mock sky: DESIVAST, FastSpecFit, checksums, truth and (optionally) tile spectra."""
 from __future__ import annotations
 
+from ..checksums import sha256_file
+
 import datetime
-import hashlib
 import inspect
 import json
 import time
@@ -32,18 +33,10 @@ def _rng_factory(seed: int):
     return make
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_checksums(folder: Path, reldir: str, names) -> Path:
     """A DESI-style sha256sum file (``<hex>  <name>``, names relative to the folder)."""
     path = folder / formats.checksum_filename(reldir)
-    lines = [f"{_sha256(folder / n)}  {n}\n" for n in sorted(names)]
+    lines = [f"{sha256_file(folder / n)}  {n}\n" for n in sorted(names)]
     path.write_text("".join(lines))
     return path
 

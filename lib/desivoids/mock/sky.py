@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.path import Path as MplPath
-from scipy.spatial import cKDTree
 
 from .. import cosmology, formats
 
