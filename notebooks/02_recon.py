@@ -46,14 +46,18 @@ pd.set_option("display.max_colwidth", 90)
 # %% [markdown]
 # ## Files
 #
-# One row per FITS file below the input folder, with the kind of DESI file its name says it is.
+# One row per FITS file below the input folder, grouped by folder, with the kind of DESI file its
+# name says it is and the first characters of its sha256.
 # `published_sha256_match` compares our checksum with DESI's published `.sha256sum` file where
 # one sits beside the file.
 
 # %%
-shown = inv["files"].assign(size_MB=(inv["files"].size_bytes / 1e6).round(2),
-                            sha256=inv["files"].sha256.str[:16])
-shown[["path", "kind", "size_MB", "hdus", "sha256", "published_sha256_match", "fault"]]
+files_table = inv["files"].assign(
+    folder=inv["files"].path.str.rsplit("/", n=1).str[0],
+    file=inv["files"].path.str.rsplit("/", n=1).str[-1],
+    size_MB=(inv["files"].size_bytes / 1e6).round(2),
+    sha256=inv["files"].sha256.str[:12])
+files_table.set_index(["folder", "file"])[["kind", "size_MB", "hdus", "sha256", "published_sha256_match", "fault"]]
 
 # %%
 summary = pd.DataFrame({
