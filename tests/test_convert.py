@@ -297,3 +297,43 @@ def test_galaxies_alone_and_voids_alone(sky, tmp_path):
     assert empty.num_rows == 0 and empty.schema.names == columns.GALAXIES.names
     with pytest.raises(FileNotFoundError):
         run.convert_files([], [], tmp_path / "c")
+
+
+REAL_TILE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "desi-iron-tile"
+
+
+@pytest.mark.parametrize("name", ["redrock-4-80613-thru20210324.fits",
+                                  "coadd-4-80613-thru20210324.fits"])
+def test_fits_reader_matches_astropy_on_real_desi_tables(name):
+    """Every scalar and vector column of the real iron tile tables (found by EXTNAME), read by
+    our byte reader, equals astropy's values (strings stripped)."""
+    path = REAL_TILE / name
+    if not path.is_file():
+        pytest.skip(f"real DESI fixture absent: {path}")
+    with fits.open(path) as h:
+        names = [x.name for x in h if isinstance(x, fits.BinTableHDU)]
+    assert "FIBERMAP" in names
+    _, hdus, _ = fitstable.open_tables(path, names)
+    checked = 0
+    for hname in names:
+        t = hdus[hname]
+        cols = [c for c, fc in t.columns.items() if fc.code not in "PQX"]
+        got = fitstable.read_rows(t, 0, t.nrows, cols, block_bytes=1000)
+        ref = fits.getdata(path, hname)
+        for c in cols:
+            g, r = got[c], ref[c]
+            if r.dtype.kind in "SU":
+                assert g.to_pylist() == [s.strip() for s in np.asarray(r).astype(str).tolist()], c
+            else:
+                np.testing.assert_array_equal(g, r, err_msg=f"{hname}.{c}")
+            checked += 1
+    assert checked > 100
+
+
+def test_layout_version_is_read_from_the_file_name_first():
+    from desivoids.convert.fastspecfit import version_of
+
+    assert version_of("/mirror/v2.5/dr1/vac/dr1/fastspecfit/iron/v3.0/catalogs/"
+                      "fastspec-iron-main-bright-nside1-hp03.fits") == "v3.0"
+    assert version_of("/data/v2.x/fastspec-iron-main-bright-nside1-hp03.fits") == "v3.0"
+    assert version_of("dr1/vac/dr1/fastspecfit/iron/v2.1/catalogs/fastspec-iron-main-bright.fits") == "v2.1"

@@ -134,6 +134,26 @@ def test_load_content_keys_and_provenance(db_url, inputs):
     eng.dispose()
 
 
+def test_nan_is_null_on_every_backend(db_url, inputs):
+    """SQLite turns a bound NaN into NULL; PostgreSQL must hold the same rows, or a filter such
+    as ``logmstar > 0`` selects the NaN rows there only."""
+    pdir, tables = inputs
+    load(parquet_dir=pdir, db_url=db_url)
+    logm = tables["galaxies"]["logmstar"]
+    n_nan = int(pc.sum(pc.is_nan(logm)).as_py())
+    vals = logm.to_numpy(zero_copy_only=False)
+    assert n_nan > 0
+    eng = create_engine(db_url)
+    try:
+        with eng.connect() as c:
+            n_null = c.execute(text("SELECT count(*) FROM galaxies WHERE logmstar IS NULL")).scalar()
+            n_pos = c.execute(text("SELECT count(*) FROM galaxies WHERE logmstar > 0")).scalar()
+    finally:
+        eng.dispose()
+    assert n_null == logm.null_count + n_nan
+    assert n_pos == int((vals[np.isfinite(vals)] > 0).sum())
+
+
 def test_load_twice_same_rows_and_changed_input_replaces_its_rows(db_url, inputs):
     pdir, tables = inputs
     load(parquet_dir=pdir, db_url=db_url)

@@ -44,9 +44,12 @@ _FITS_CODE_HINT = {"int": "an integer (FITS B/I/J/K)", "uint": "an integer (FITS
 def version_of(path: str | Path) -> str:
     """The FastSpecFit layout a file should have, from its DESI path or name."""
     p = str(path)
+    # The file name decides first (only v3.0 splits by HEALPix); a parent folder may be named anything.
+    if re.search(r"-nside\d+-hp\d+\.fits$", p):
+        return "v3.0"
     if "/v2.1/" in p or "/v2." in p:
         return "v2.1"
-    if "/v3.0/" in p or re.search(r"-nside\d+-hp\d+\.fits$", p):
+    if "/v3.0/" in p:
         return "v3.0"
     return "v2.1" if p.endswith("fastspec-iron-main-bright.fits") else "v3.0"
 

@@ -43,7 +43,7 @@ __all__ = ["load", "LoadResult", "TableResult", "DEFAULT_BLOCK_SIZE", "DEFAULT_B
 DEFAULT_BLOCK_SIZE = 32
 DEFAULT_BATCH_ROWS = 100_000
 #: Bumped when the loader's table layout changes, so an old database is rebuilt.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3  # 3: NaN loaded as NULL on PostgreSQL too
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,25 @@ class _Stream:
                     if batch.schema != self.inp.schema:  # field metadata aside
                         batch = pa.RecordBatch.from_arrays(batch.columns, schema=self.inp.schema)
                     self._check(batch, part, offset)
-                    for n, col in zip(batch.schema.names, batch.columns):
+                    nan_cols = {}
+                    for i, (n, col) in enumerate(zip(batch.schema.names, batch.columns)):
                         self.nulls[n] += col.null_count
                         if pa.types.is_floating(col.type):
-                            self.nans[n] += int(pc.sum(pc.is_nan(col)).as_py() or 0)
+                            k = int(pc.sum(pc.is_nan(col)).as_py() or 0)
+                            self.nans[n] += k
+                            if k:
+                                nan_cols[i] = col
+                    if nan_cols:
+                        # SQLite stores a bound NaN as NULL; PostgreSQL keeps NaN, which sorts
+                        # above every number (``logmstar > 10`` would select it). Send NULL to
+                        # both so the backends hold the same rows; load_columns.nans keeps the
+                        # count.
+                        arrays = list(batch.columns)
+                        for i, col in nan_cols.items():
+                            arrays[i] = pc.if_else(pc.is_nan(col),
+                                                   pa.scalar(None, col.type), col)
+                        batch = pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+                        self._check(batch, part, offset)  # NaN in a NOT NULL column
                     if self.inp.name == "galaxies":
                         batch = self._galaxies(batch)
                     offset += batch.num_rows

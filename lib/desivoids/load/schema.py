@@ -27,8 +27,8 @@ Two derived tables index galaxy positions for the sphere and cone queries (both 
 
 Provenance tables (``load_runs``, ``load_tables``, ``load_parts``, ``load_columns``) record
 what was loaded from which Parquet part (sha256, rows), when, and per column the NULL and NaN
-counts of the Parquet input (SQLite cannot store NaN: it stores NULL, so the counts are what a
-reconciliation needs).
+counts of the Parquet input (SQLite cannot store NaN: it stores NULL, so the loader sends NaN as
+NULL to PostgreSQL too, and the counts are what a reconciliation needs).
 """
 from __future__ import annotations
 
@@ -222,7 +222,7 @@ def provenance_tables(metadata: MetaData) -> dict[str, Table]:
         Column("sql_type", Text(), nullable=False),
         Column("nulls", BigInteger(), nullable=False, comment="NULLs in the Parquet input"),
         Column("nans", BigInteger(), nullable=False,
-               comment="NaNs in the Parquet input (stored as NULL by SQLite)"),
+               comment="NaNs in the Parquet input (stored as NULL on both backends)"),
         PrimaryKeyConstraint("table_name", "column_name", name="pk_load_columns"),
     )
     return {"load_runs": runs, "load_tables": tables, "load_parts": parts,
