@@ -461,18 +461,9 @@ def test_planted_offset_is_recovered(sky_v3):
     doc = json.loads((root / "truth" / "truth.json").read_text())
     planted = doc["planted_offset"]["VoidFinder"]
     s = t[t.IS_QUALITY & (t.COMP != "star") & (t.COMP != "qso")]
-    bins = doc["parameters"]["mass_bins"]
-    num = den = var = 0.0
-    for lo, hi in zip(bins[:-1], bins[1:]):
-        b = s[(s.LOGMSTAR_TRUE >= lo) & (s.LOGMSTAR_TRUE < hi)]
-        v, w = b[b.FLAG_VOIDFINDER == 1].QUENCHED, b[b.FLAG_VOIDFINDER == 0].QUENCHED
-        if len(v) < 5 or len(w) < 5:
-            continue
-        pv, pw = v.mean(), w.mean()
-        num += (pv - pw) * len(w)
-        den += len(w)
-        var += (pv * (1 - pv) / len(v) + pw * (1 - pw) / len(w)) * len(w) ** 2
-    est, err = num / den, np.sqrt(var) / den
+    off = truth.offsets_by_mass(s.LOGMSTAR_TRUE, s.QUENCHED, s.FLAG_VOIDFINDER,
+                                doc["parameters"]["mass_bins"], min_count=5)
+    est, err = off["weighted_offset"], off["weighted_error"]
     assert abs(est - planted) < 3 * err, (est, err)
     assert est < 0 and err < 0.06
     # and truth.json records the same realised offset

@@ -2,12 +2,11 @@
 effect recovered with small binomial errors. Generates ~150k rows (~20 s): marked slow."""
 import json
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from desivoids import formats
-from desivoids.mock import generate, scales
+from desivoids.mock import generate, scales, truth
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +34,9 @@ def test_planted_offset_recovered_precisely(small_sky):
     t = pq.read_table(root / "truth" / "galaxies.parquet").to_pandas()
     doc = json.loads((root / "truth" / "truth.json").read_text())
     s = t[t.IS_QUALITY & ~t.COMP.isin(["star", "qso"])]
-    bins = doc["parameters"]["mass_bins"]
-    num = den = var = 0.0
-    for lo, hi in zip(bins[:-1], bins[1:]):
-        b = s[(s.LOGMSTAR_TRUE >= lo) & (s.LOGMSTAR_TRUE < hi)]
-        v, w = b[b.FLAG_VOIDFINDER == 1].QUENCHED, b[b.FLAG_VOIDFINDER == 0].QUENCHED
-        if len(v) < 20 or len(w) < 20:
-            continue
-        pv, pw = v.mean(), w.mean()
-        num += (pv - pw) * len(w)
-        den += len(w)
-        var += (pv * (1 - pv) / len(v) + pw * (1 - pw) / len(w)) * len(w) ** 2
-    est, err = num / den, np.sqrt(var) / den
+    off = truth.offsets_by_mass(s.LOGMSTAR_TRUE, s.QUENCHED, s.FLAG_VOIDFINDER,
+                                doc["parameters"]["mass_bins"], min_count=20)
+    est, err = off["weighted_offset"], off["weighted_error"]
     assert err < 0.015
     assert abs(est - doc["planted_offset"]["VoidFinder"]) < 3 * err, (est, err)
     # each observational definition sees most of it (they scatter around the latent flag)

@@ -173,13 +173,7 @@ class PostgresTarget:
         blk = S.blocks_table(md, schema_name=STAGING_SCHEMA, with_key=False)
         self.create_table(blk)
         if len(blocks):
-            cols: dict[str, object] = {"block": pa.array(range(len(blocks)), pa.int64())}
-            for i, d in enumerate(S.BLOCK_DIMS):
-                cols[f"{d}_min"] = blocks.lo[:, i]
-                cols[f"{d}_max"] = blocks.hi[:, i]
-            cols["pos_lo"] = blocks.pos_lo
-            cols["pos_hi"] = blocks.pos_hi
-            self.write(blk, pa.table(cols).to_batches(max_chunksize=200_000), "galaxy_blocks")
+            self.write(blk, blocks.to_arrow(S.BLOCK_DIMS).to_batches(max_chunksize=200_000), "galaxy_blocks")
         self.finish_table(blk)
         self.conn.execute(text(
             f"CREATE INDEX ix_galaxy_blocks_cube ON {STAGING_SCHEMA}.galaxy_blocks USING gist "

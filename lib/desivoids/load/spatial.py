@@ -85,6 +85,19 @@ class Blocks:
     def __len__(self) -> int:
         return len(self.pos_lo)
 
+    def to_arrow(self, dims: tuple[str, ...]):
+        """The galaxy_blocks rows (block, <dim>_min, <dim>_max ..., pos_lo, pos_hi) as Arrow,
+        the same for every backend."""
+        import pyarrow as pa
+
+        cols: dict[str, object] = {"block": pa.array(range(len(self)), pa.int64())}
+        for i, d in enumerate(dims):
+            cols[f"{d}_min"] = self.lo[:, i]
+            cols[f"{d}_max"] = self.hi[:, i]
+        cols["pos_lo"] = self.pos_lo
+        cols["pos_hi"] = self.pos_hi
+        return pa.table(cols)
+
 
 def make_blocks(dims: np.ndarray, n_with_distance: int, block_size: int) -> Blocks:
     """Blocks of ``block_size`` consecutive rows of ``dims`` (rows already in Morton order,

@@ -113,13 +113,7 @@ class SqliteTarget:
         self.cur.execute(
             f"CREATE VIRTUAL TABLE galaxy_blocks USING rtree(block, {dims}, +pos_lo, +pos_hi)")
         if len(blocks):
-            cols: dict[str, object] = {"block": pa.array(range(len(blocks)), pa.int64())}
-            for i, d in enumerate(S.BLOCK_DIMS):
-                cols[f"{d}_min"] = blocks.lo[:, i]
-                cols[f"{d}_max"] = blocks.hi[:, i]
-            cols["pos_lo"] = blocks.pos_lo
-            cols["pos_hi"] = blocks.pos_hi
-            self.cur.adbc_ingest("galaxy_blocks", pa.table(cols), mode="append")
+            self.cur.adbc_ingest("galaxy_blocks", blocks.to_arrow(S.BLOCK_DIMS), mode="append")
         return "rtree"
 
     # -- provenance ----------------------------------------------------------------------

@@ -183,9 +183,14 @@ def quenched_definitions(logmstar, sfr, dn4000, absmag_u, absmag_r) -> dict:
     }
 
 
-def offsets_by_mass(logm, quenched, flag, bins) -> dict:
-    """Quenched fraction in void (flag 1) minus wall (flag 0) per stellar-mass bin."""
+def offsets_by_mass(logm, quenched, flag, bins, min_count: int = 1) -> dict:
+    """Quenched fraction in void (flag 1) minus wall (flag 0) per stellar-mass bin, and their
+    average weighted by the wall count of each bin (direct standardisation to the wall mass
+    distribution) with its binomial standard error. Bins with fewer than ``min_count`` void or
+    wall galaxies are listed without an offset and left out of the average."""
     logm = np.asarray(logm, float)
+    quenched = np.asarray(quenched, bool)
+    flag = np.asarray(flag)
     out = []
     for lo, hi in zip(bins[:-1], bins[1:]):
         m = (logm >= lo) & (logm < hi)
@@ -193,13 +198,15 @@ def offsets_by_mass(logm, quenched, flag, bins) -> dict:
         nv, nw = int(v.sum()), int(w.sum())
         pv = float(quenched[v].mean()) if nv else None
         pw = float(quenched[w].mean()) if nw else None
+        usable = nv >= min_count and nw >= min_count and nv and nw
         out.append({"logm_lo": float(lo), "logm_hi": float(hi), "n_void": nv, "n_wall": nw,
-                    "q_void": pv, "q_wall": pw,
-                    "offset": (pv - pw) if (nv and nw) else None})
-    # a mass-stratified (wall-mass-weighted) overall offset
-    num = den = 0.0
+                    "q_void": pv, "q_wall": pw, "offset": (pv - pw) if usable else None})
+    num = den = var = 0.0
     for b in out:
         if b["offset"] is not None:
-            num += b["offset"] * b["n_wall"]
-            den += b["n_wall"]
-    return {"bins": out, "weighted_offset": (num / den) if den else None}
+            pv, pw, nv, nw = b["q_void"], b["q_wall"], b["n_void"], b["n_wall"]
+            num += b["offset"] * nw
+            den += nw
+            var += (pv * (1 - pv) / nv + pw * (1 - pw) / nw) * nw ** 2
+    return {"bins": out, "weighted_offset": (num / den) if den else None,
+            "weighted_error": (float(np.sqrt(var)) / den) if den else None}
