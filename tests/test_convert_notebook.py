@@ -3,18 +3,15 @@ numbers agree with the FITS files, and nbval re-execution reproduces its outputs
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-import nbformat
 import pytest
 from astropy.io import fits
 
-from desivoids import paths, runner
+from desivoids import runner
 from desivoids.convert import run
 from desivoids.stages import STAGES
+from notebook_checks import output_text, run_nbval
 
-SANITIZE = paths.ROOT / "tests" / "nbval_sanitize.cfg"
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +24,11 @@ def executed(tmp_path_factory, tiny_sky):
     return out, d / "run"
 
 
-def _text(nb) -> str:
-    parts = []
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            data = o.get("data", {})
-            parts.append(data.get("text/plain", "") or o.get("text", ""))
-    return "\n".join(parts)
-
-
 @pytest.mark.slow
 def test_notebook_reconciles_every_row(executed, tiny_sky):
     out, run_dir = executed
     root, _ = tiny_sky
-    text = _text(nbformat.read(out, as_version=4))
+    text = output_text(out)
     fast, vast = run.discover(root)
     rows = 0
     for p, _ in fast:
@@ -58,8 +46,5 @@ def test_notebook_reconciles_every_row(executed, tiny_sky):
 @pytest.mark.slow
 def test_nbval_reproduces_the_outputs(executed):
     out, _ = executed
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", str(out), "--sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir", str(out.parent)],
-        capture_output=True, text=True, cwd=out.parent)
+    proc = run_nbval(out)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -2,18 +2,15 @@
 lists the indexes, runs the example queries, and nbval re-execution reproduces its outputs."""
 from __future__ import annotations
 
-import subprocess
-import sys
 
-import nbformat
 import pytest
 
-from desivoids import paths, runner
+from desivoids import runner
 from desivoids.load import queries
 from desivoids.stages import STAGES
+from notebook_checks import output_text, run_nbval
 from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 
-SANITIZE = paths.ROOT / "tests" / "nbval_sanitize.cfg"
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +24,6 @@ def run_dir(tiny_sky, tmp_path_factory):
     return d
 
 
-def _text(nb) -> str:
-    parts = []
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            data = o.get("data", {})
-            parts.append(data.get("text/plain", "") or o.get("text", ""))
-    return "\n".join(parts)
-
-
 @pytest.fixture(scope="module")
 def executed(run_dir):
     out = runner.execute_stage(STAGES["load"], {"data_dir": str(run_dir)},
@@ -45,7 +33,7 @@ def executed(run_dir):
 
 @pytest.mark.slow
 def test_notebook_reconciles_and_queries(executed, run_dir):
-    text = _text(nbformat.read(executed, as_version=4))
+    text = output_text(executed)
     assert (run_dir / "desivoids.sqlite").is_file()
     assert "database: sqlite" in text
     for name in ("galaxies", "galaxy_positions", "pk_voids", "ix_galaxies_z", "R*Tree",
@@ -57,11 +45,7 @@ def test_notebook_reconciles_and_queries(executed, run_dir):
 
 @pytest.mark.slow
 def test_nbval_reproduces_the_outputs(executed):
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", str(executed), "--sanitize-with",
-         str(SANITIZE), "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir",
-         str(executed.parent)],
-        capture_output=True, text=True, cwd=executed.parent)
+    proc = run_nbval(executed)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
@@ -70,7 +54,7 @@ def test_nbval_reproduces_the_outputs(executed):
 def test_notebook_on_postgres(run_dir, pg_db_url, tmp_path):
     out = runner.execute_stage(STAGES["load"], {"data_dir": str(run_dir), "db_url": pg_db_url},
                                output=tmp_path / "04_load_pg.ipynb", progress=False)
-    text = _text(nbformat.read(out, as_version=4))
+    text = output_text(out)
     assert "database: postgresql; cone index: q3c" in text
     assert "ix_galaxies_q3c" in text and "GiST (cube)" in text
     assert "sphere galaxies also in the cone" in text

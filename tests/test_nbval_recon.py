@@ -3,17 +3,14 @@ the same outputs (after sanitizing), and its key numbers agree with what the moc
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-import nbformat
 import pytest
 from astropy.io import fits
 
-from desivoids import paths, runner
+from desivoids import runner
 from desivoids.stages import STAGES
+from notebook_checks import output_text, run_nbval
 
-SANITIZE = paths.ROOT / "tests" / "nbval_sanitize.cfg"
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +22,10 @@ def executed_recon(tmp_path_factory, tiny_sky):
     return out, summary
 
 
-def _text_outputs(nb):
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            data = o.get("data", {})
-            if "text/plain" in data:
-                yield data["text/plain"]
-            elif "text" in o:
-                yield o["text"]
-
-
 def test_key_numbers_match_the_mock(executed_recon, tiny_sky):
     out, _ = executed_recon
     root, _ = tiny_sky
-    nb = nbformat.read(out, as_version=4)
-    text = "\n".join(_text_outputs(nb))
+    text = output_text(out)
     n_fits = len(list(root.rglob("*.fits")))
     summary_line = re.search(r"^0\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", text, re.M)
     assert summary_line, "summary table not found in the executed notebook"
@@ -60,9 +46,6 @@ def test_key_numbers_match_the_mock(executed_recon, tiny_sky):
 
 def test_nbval_reproduces_the_outputs(executed_recon):
     out, _ = executed_recon
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", str(out), "--sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir", str(out.parent)],
-        capture_output=True, text=True, cwd=out.parent)
+    proc = run_nbval(out)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert re.search(r"\b\d+ passed\b", proc.stdout)
