@@ -54,7 +54,7 @@ def _table(kind: str, extname: str, names: list[str], n: int, rng, base: dict,
            header: dict | None = None) -> fits.BinTableHDU:
     spec = _spec(kind, extname)
     cols = []
-    for name in names:
+    for name in [n for n in names if n in spec]:  # v2.1 METADATA has no SUBTYPE
         c = spec[name]
         arr = _value(name, c.tform, n, rng, base)
         cols.append(fits.Column(name=name, format=c.tform, array=arr,

@@ -134,7 +134,9 @@ def _check_file_against_formats(path: Path, lines_subset_ok: bool):
             assert set(formats.required_columns(kind, "FASTSPEC")) <= set(names)
             fixed = formats.FASTSPEC_V3_FIXED_COLUMNS if kind == "fastspec_v3" \
                 else formats.FASTSPEC_V21_FIXED_COLUMNS
-            assert (len(names) - len(fixed) - (24 if kind == "fastspec_v3" else 0)) % 18 == 0
+            per_line = len(formats.FASTSPEC_LINE_SUFFIXES if kind == "fastspec_v3"
+                           else formats.FASTSPEC_V21_LINE_SUFFIXES)
+            assert (len(names) - len(fixed) - (24 if kind == "fastspec_v3" else 0)) % per_line == 0
         else:
             expected = list(spec.columns)
         assert names == [c.name for c in expected], (path.name, spec.extname)

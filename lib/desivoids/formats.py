@@ -331,6 +331,16 @@ FASTSPEC_LINE_SUFFIXES = (
     ("CONT_IVAR", "E", None), ("EW", "E", "Angstrom"), ("EW_IVAR", "E", None),
     ("FLUX_LIMIT", "E", "erg / (cm2 s)"), ("CHI2", "E", None), ("NPIX", "J", None),
 )
+#: the 2.x per-line block (fastspecfit doc/fastspec.rst of a 2.x release, and a 2.5-3.0 io.py):
+#: VSHIFT and SIGMA without inverse variances, and an EW_LIMIT (tests/golden/fastspec_v21.yaml)
+FASTSPEC_V21_LINE_SUFFIXES = (
+    ("MODELAMP", "E", _FLAM), ("AMP", "E", _FLAM), ("AMP_IVAR", "E", None),
+    ("FLUX", "E", _FLUX), ("FLUX_IVAR", "E", None), ("BOXFLUX", "E", _FLUX),
+    ("BOXFLUX_IVAR", "E", None), ("VSHIFT", "E", "km / s"), ("SIGMA", "E", "km / s"),
+    ("CONT", "E", _FLAM), ("CONT_IVAR", "E", None), ("EW", "E", "Angstrom"),
+    ("EW_IVAR", "E", None), ("FLUX_LIMIT", "E", "erg / (cm2 s)"), ("EW_LIMIT", "E", "Angstrom"),
+    ("CHI2", "E", None), ("NPIX", "J", None),
+)
 FASTSPEC_MOMENT_SUFFIXES = (
     ("MOMENT1", "E", "Angstrom"), ("MOMENT1_IVAR", "E", None), ("MOMENT2", "E", "Angstrom2"),
     ("MOMENT2_IVAR", "E", None), ("MOMENT3", "E", "Angstrom3"), ("MOMENT3_IVAR", "E", None),
@@ -421,13 +431,13 @@ FASTSPEC_V3_FIXED_COLUMNS = (
 )
 
 
-def fastspec_line_columns(lines=FASTSPEC_LINES) -> tuple[Column, ...]:
-    """The per-line block (18 columns per line, line-major) for the given lines."""
+def fastspec_line_columns(lines=FASTSPEC_LINES, suffixes=FASTSPEC_LINE_SUFFIXES
+                          ) -> tuple[Column, ...]:
+    """The per-line block (line-major: 18 columns per line in 3.x, 17 in 2.x)."""
     bad = [ln for ln in lines if ln not in FASTSPEC_LINES]
     if bad:
         raise ValueError(f"unknown FastSpecFit emission lines: {bad}")
-    return tuple(_c(f"{ln}_{suf}", tf, unit) for ln in lines
-                 for suf, tf, unit in FASTSPEC_LINE_SUFFIXES)
+    return tuple(_c(f"{ln}_{suf}", tf, unit) for ln in lines for suf, tf, unit in suffixes)
 
 
 def fastspec_moment_columns(lines=FASTSPEC_MOMENT_LINES) -> tuple[Column, ...]:
@@ -476,17 +486,20 @@ FASTSPEC_V21_FIXED_COLUMNS = (
        _c("APERCORR", "E"), _c("APERCORR_G", "E"), _c("APERCORR_R", "E"),
        _c("APERCORR_Z", "E"))
 )
-#: the v2.x datamodel lists 45 lines (no LYALPHA)
-FASTSPEC_V21_LINES = FASTSPEC_LINES[1:]
+#: the 2.x datamodel's lines start LYALPHA, OI_1304: it has no NV_1240 (single source; the rest
+#: of its order is taken to be the 3.x order)
+FASTSPEC_V21_LINES = tuple(ln for ln in FASTSPEC_LINES if ln != "NV_1240")
 
 
 def fastspec_v21_columns(lines=FASTSPEC_V21_LINES) -> tuple[Column, ...]:
-    return FASTSPEC_V21_FIXED_COLUMNS + fastspec_line_columns(lines)
+    return FASTSPEC_V21_FIXED_COLUMNS + fastspec_line_columns(lines, FASTSPEC_V21_LINE_SUFFIXES)
 
 
 FASTSPEC_V21_COLUMNS = fastspec_v21_columns()
 
-METADATA_V21_COLUMNS = METADATA_V3_COLUMNS  # same key columns; v2.1 order/extras not verified
+#: the 3.x METADATA less SUBTYPE, which the 2.x datamodel does not have (single source); the
+#: rest of its order and extras are not verified
+METADATA_V21_COLUMNS = tuple(c for c in METADATA_V3_COLUMNS if c.name != "SUBTYPE")
 
 # --------------------------------------------------------------------------------------------
 # Tile spectra (only what the pipeline reads; real fixtures in shared/fixtures/desi-iron-tile)
@@ -535,12 +548,12 @@ KINDS: dict[str, FileKind] = {
     "redrock": FileKind(
         "redrock", TILES_DIR, r"^redrock-(\d)-(\d+)-thru(\d{8})\.fits$",
         (HDUSpec("PRIMARY"), HDUSpec("REDSHIFTS", REDROCK_REDSHIFTS_COLUMNS, open_ended=True),
-         HDUSpec("FIBERMAP", open_ended=True), HDUSpec("EXP_FIBERMAP", open_ended=True),
-         HDUSpec("TSNR2", open_ended=True)),
+         HDUSpec("FIBERMAP", (_c("TARGETID", "K"),), open_ended=True),
+         HDUSpec("EXP_FIBERMAP", open_ended=True), HDUSpec("TSNR2", open_ended=True)),
         "Redrock redshifts of one petal of one tile"),
     "coadd": FileKind(
         "coadd", TILES_DIR, r"^coadd-(\d)-(\d+)-thru(\d{8})\.fits$",
-        (HDUSpec("PRIMARY"), HDUSpec("FIBERMAP", open_ended=True),
+        (HDUSpec("PRIMARY"), HDUSpec("FIBERMAP", (_c("TARGETID", "K"),), open_ended=True),
          HDUSpec("EXP_FIBERMAP", open_ended=True))
         + tuple(HDUSpec(f"{cam}_{what}") for cam in "BRZ"
                 for what in ("WAVELENGTH", "FLUX", "IVAR", "MASK", "RESOLUTION"))

@@ -220,7 +220,7 @@ _LINE_RATIO = {"HALPHA": 1.0, "HBETA": 0.30, "NII_6584": 0.40, "NII_6548": 0.13,
 _LINE_WAVE = {"HALPHA": 6564.6, "HBETA": 4862.7, "NII_6584": 6585.3, "NII_6548": 6549.9,
               "OIII_5007": 5008.2, "OIII_4959": 4960.3, "OII_3726": 3727.1, "OII_3729": 3729.9,
               "SII_6716": 6718.3, "SII_6731": 6732.7}
-_SUFFIXES = tuple(s for s, _, _ in formats.FASTSPEC_LINE_SUFFIXES)
+_SUFFIXES = tuple({s for s, _, _ in formats.FASTSPEC_LINE_SUFFIXES + formats.FASTSPEC_V21_LINE_SUFFIXES})
 
 
 def _line_of(name):
@@ -256,6 +256,8 @@ def _line_column(name, line, core, ph, rng, flux_r):
         v = rng.normal(0, 20, n)
     elif suf == "FLUX_LIMIT":
         v = 1e-17 * rng.lognormal(0.0, 0.3, n)
+    elif suf == "EW_LIMIT":  # 2.x only
+        v = rng.lognormal(0.0, 0.3, n)
     elif suf == "CHI2":
         v = 1.0 + np.abs(rng.normal(0, 0.3, n))
     elif suf == "NPIX":
@@ -292,7 +294,8 @@ def hdu_columns(version: str, lines) -> list[tuple[str, tuple]]:
                 ("SPECPHOT", formats.SPECPHOT_V3_COLUMNS),
                 ("FASTSPEC", formats.fastspec_v3_columns(lines))]
     if version == "v2.1":
-        return [("FASTSPEC", formats.fastspec_v21_columns(tuple(ln for ln in lines if ln != "LYALPHA"))),
+        return [("FASTSPEC", formats.fastspec_v21_columns(tuple(ln for ln in lines
+                                                                  if ln in formats.FASTSPEC_V21_LINES))),
                 ("METADATA", formats.METADATA_V21_COLUMNS)]
     raise ValueError(f"unknown FastSpecFit version {version!r}; choose v3.0 or v2.1")
 
