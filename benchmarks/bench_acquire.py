@@ -33,8 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lib"))
 
-from desivoids.acquire.filesets import sumfile_name  # noqa: E402
-from desivoids.acquire.run import acquire  # noqa: E402
+from desivoids.formats import checksum_filename as sumfile_name  # noqa: E402
+from desivoids.acquire.steps import acquire  # noqa: E402
 from desivoids.acquire.sources import FsspecSource, HTTPSource  # noqa: E402
 from desivoids.acquire.transfer import Options  # noqa: E402
 

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                            if "phases:" in ln), "")
             if rc:
                 raise SystemExit(f"convert failed ({rc}): {' '.join(cmd)}")
-            rec = json.loads((layout.parquet / "reconciliation.json").read_text())
+            rec = json.loads((layout.convert / "reconciliation.json").read_text())
             rows = rec["totals"]["galaxies"]["rows_in"]
             ref = read_cold if cache == "cold" else read_warm
             r = {"scheduler": sched, "cache": cache, "seconds": round(seconds, 2),

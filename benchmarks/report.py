@@ -11,8 +11,11 @@ from pathlib import Path
 
 import psutil
 
+from desivoids.stages import ORDER as STAGE_ORDER
+
 HERE = Path(__file__).resolve().parent
-ORDER = ["mock", "acquire", "convert", "load"]
+#: sections in pipeline order: the mock sky first, then the stages as the registry orders them
+ORDER = ["mock", *STAGE_ORDER]
 
 
 def main() -> Path:

@@ -25,28 +25,33 @@
 # file's folder, or, where none is published, it is recorded as *computed, not verified against a
 # published sum*. A SQLite manifest records every file's state (`planned`, `partial`, `verified`,
 # `failed`, `empty`), its attempts and last error, and a log per batch; a run killed at any
-# moment resumes with `desivoids acquire --resume`, fetching nothing already verified and
+# moment resumes with `desivoids acquire -p resume true`, fetching nothing already verified and
 # resuming partial files by byte range. Tile spectra are then selected and converted to Parquet,
 # one row per target, with each wavelength grid stored once.
 
 # %% tags=["parameters"]
-from desivoids import paths
-
-data_dir: str = str(paths.DATA / "mock")  # run folder
+data_dir: str = "data/mock"  # run folder (relative paths: to the repository root)
 source: str = ""  # empty: the mock mirror under data_dir; or https, s3, s3://bucket, a URL, a folder
 s3_endpoint: str = ""  # another S3 server; empty: AWS
-sets: list = ["desivast", "fastspecfit", "tiles"]  # among desivast, fastspecfit, tiles, healpix
+sets: list = ["desivast", "fastspecfit"]  # among desivast, fastspecfit, tiles, healpix, dir
+desivast_version: str = "v1.0"  # DESIVAST release folder
 fastspec_version: str = "v3.0"  # v3.0 (12 nside-1 files) or v2.1 (one file)
 hp: list = []  # v3.0 nside-1 pixels to fetch; empty: all twelve
-tiles: list = []  # TILEID, TILEID/YYYYMMDD or TILEID/YYYYMMDD/PETALS; empty: every tile at the source
+tiles: list = []  # TILEID, TILEID/YYYYMMDD or TILEID/YYYYMMDD/PETALS, or @FILE; empty: every tile at the source
 max_tiles: int = 0  # with no tiles given: only the first N tiles by TILEID; 0: all
 petals: list = []  # empty: every petal found
 healpix: list = []  # SURVEY/PROGRAM/PIXEL, for the healpix set
+dirs: list = []  # folders of the relative layout, for the dir set (recursive)
 workers: int = 4  # parallel transfers
 retries: int = 5  # retries per file, with exponential backoff
+backoff: float = 0.5  # seconds before the first retry, doubling
+connect_timeout: float = 10.0  # seconds to connect to the source
+read_timeout: float = 60.0  # seconds without a byte before a transfer is retried
+chunk_kb: int = 1024  # bytes read per step of a transfer (KiB): the most a kill can lose of a file
 min_free_gb: float = 1.0  # disk guard: stop before less than this is free
 dry_run: bool = False  # plan only: list, size and estimate; download nothing
 resume: bool = False  # finish the manifest's plan without planning again
+rehash: bool = False  # re-hash verified files instead of checking their sizes
 spectra: bool = True  # convert fetched coadd + redrock pairs to Parquet
 spectype: list = ["GALAXY"]  # SPECTYPE values kept; empty: any
 zwarn_zero: bool = True  # keep only ZWARN 0
@@ -57,18 +62,21 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from desivoids.acquire.run import acquire, convert_spectra, dry_run as plan_run, manifest_rows, source_for
-from desivoids.acquire.spectra import Selection, read_spectra
-from desivoids.acquire.transfer import Options
+from desivoids import acquire
+from desivoids.acquire.manifest import Manifest
+from desivoids.acquire.spectra import read_spectra
+from desivoids.acquire.steps import manifest_rows
 
-layout = paths.RunLayout.of(data_dir)
-src = source_for(source, data_dir, s3_endpoint=s3_endpoint or None)
-set_params = dict(fastspec_version=fastspec_version, hp=hp, tiles=tiles, max_tiles=max_tiles or None,
-                  petals=petals, healpix=healpix)
-options = Options(workers=workers, retries=retries, min_free=int(min_free_gb * 1e9), progress=False)
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 110)
-print("source:", "mock mirror (local folder in DESI's layout)" if not source else src.label)
+result = acquire.run(
+    data_dir=data_dir, source=source, s3_endpoint=s3_endpoint, sets=sets,
+    desivast_version=desivast_version, fastspec_version=fastspec_version, hp=hp, tiles=tiles,
+    max_tiles=max_tiles, petals=petals, healpix=healpix, dirs=dirs, workers=workers,
+    retries=retries, backoff=backoff, connect_timeout=connect_timeout, read_timeout=read_timeout,
+    chunk_kb=chunk_kb, min_free_gb=min_free_gb, dry_run=dry_run, resume=resume, rehash=rehash, spectra=spectra,
+    spectype=spectype, zwarn_zero=zwarn_zero, min_deltachi2=min_deltachi2)
+print("source:", "mock mirror (a local folder in DESI's layout)" if not source else source)
 
 # %% [markdown]
 # ## The plan
@@ -79,12 +87,12 @@ print("source:", "mock mirror (local folder in DESI's layout)" if not source els
 # files were verified against.
 
 # %%
-plan = plan_run(src, layout.raw, layout.manifest, sets, workers=workers, min_free=options.min_free, **set_params)
-plan_table = pd.DataFrame(plan.rows()).assign(MB=lambda t: (t["bytes"] / 1e6).round(2))
-plan_table[["path", "set", "kind", "MB", "checksum", "status"]]
-
-# %%
-pd.DataFrame(plan.totals())
+if result.plan is not None:
+    display(pd.DataFrame(result.plan.rows()).assign(MB=lambda t: (t["bytes"] / 1e6).round(2))[
+        ["path", "set", "kind", "MB", "checksum", "status"]])
+    display(pd.DataFrame(result.plan.totals()))
+else:
+    print("resumed the manifest's plan: nothing planned again")
 
 # %% [markdown]
 # ## The transfer
@@ -94,17 +102,10 @@ pd.DataFrame(plan.totals())
 # stage then fails rather than let later stages run on an incomplete set.
 
 # %%
-if dry_run:
-    summary = None
+if result.summary is None:
     print("dry run: nothing downloaded")
 else:
-    summary = acquire(src, layout.raw, layout.manifest, sets, resume=resume, options=options, **set_params)
-    display(pd.DataFrame(summary.rows()))
-    if summary.failed:
-        display(pd.DataFrame(summary.failed, columns=["path", "reason"]))
-    if summary.status != "done":
-        raise RuntimeError(f"acquire did not finish ({summary.status}): {len(summary.failed)} failed, "
-                           f"{summary.remaining} still to fetch; rerun with resume = True")
+    display(pd.DataFrame(result.summary.rows()))
 
 # %% [markdown]
 # ## The verified manifest
@@ -114,7 +115,7 @@ else:
 
 # %%
 if not dry_run:
-    manifest = pd.DataFrame(manifest_rows(layout.manifest))
+    manifest = pd.DataFrame(manifest_rows(result.manifest))
     display(manifest.assign(MB=(manifest["bytes"] / 1e6).round(2), sha256=manifest["sha256"].str[:16])[
         ["path", "set", "kind", "MB", "checksum", "state", "sha256"]])
     display(manifest.groupby(["set", "state"]).agg(files=("path", "size"), MB=("bytes", lambda b: round(b.sum() / 1e6, 2))))
@@ -125,23 +126,13 @@ if not dry_run:
 # Each coadd + redrock pair: the targets passing the selection (SPECTYPE, then ZWARN == 0, then
 # DELTACHI2 above the minimum; every row is counted in exactly one column), with their redshift
 # row, fibermap columns and B/R/Z flux, inverse variance and mask, one row per target in
-# `parquet/spectra/`. The wavelength grids are written once, in `parquet/spectra/wavelength/`.
+# `acquire/spectra/`. The wavelength grids are written once, in `acquire/spectra/wavelength/`.
 # A tile that keeps no target is recorded as `empty`.
 
 # %%
-has_pairs = not dry_run and spectra and any(s in sets for s in ("tiles", "healpix"))
-if has_pairs:
-    selection = Selection(tuple(spectype), zwarn_zero, min_deltachi2)
-    conv = convert_spectra(data_dir, selection, workers=min(workers, 2))
-    display(pd.DataFrame(conv.rows()))
-    if conv.failed:
-        raise RuntimeError(f"spectra conversion failed for {len(conv.failed)} pairs: {conv.failed}")
-
-# %%
-if has_pairs:
-    from desivoids.acquire.manifest import Manifest
-
-    with Manifest(layout.manifest, readonly=True) as m:
+if result.spectra is not None:
+    display(pd.DataFrame(result.spectra.rows()))
+    with Manifest(result.manifest, readonly=True) as m:
         per_pair = pd.DataFrame(m.spectra_rows())
     display(per_pair.assign(coadd=per_pair["coadd"].str.split("/").str[-1])[
         ["coadd", "state", "n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept", "output"]])
@@ -150,9 +141,9 @@ if has_pairs:
 # One kept spectrum, drawn from the Parquet file and the stored wavelength grids.
 
 # %%
-if has_pairs and (per_pair["state"] == "done").any():
+if result.spectra is not None and (per_pair["state"] == "done").any():
     first = per_pair[per_pair["state"] == "done"].iloc[0]
-    table, waves = read_spectra(layout.parquet / "spectra" / first["output"])
+    table, waves = read_spectra(result.spectra_dir / first["output"])
     row = table.slice(0, 1).to_pylist()[0]
     fig, ax = plt.subplots(figsize=(9, 3))
     for cam, colour in zip("BRZ", ("tab:blue", "tab:red", "darkred")):

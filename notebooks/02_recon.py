@@ -24,10 +24,8 @@
 # run's data folder, for later stages and for anyone checking a copy of the data.
 
 # %% tags=["parameters"]
-from desivoids import paths
-
-data_dir: str = str(paths.DATA / "mock")  # run folder (reads raw/, writes recon/)
-input_dir: str = ""  # folder to inventory; "" means <data_dir>/raw (what acquire verified)
+data_dir: str = "data/mock"  # run folder (reads acquire/raw, writes recon/)
+input_dir: str = ""  # folder to inventory; empty: what acquire verified (<data_dir>/acquire/raw)
 strict: bool = False  # fail the stage if any file has a fault
 checksum: bool = True  # compute sha256 of every file (one read of every byte)
 
@@ -36,10 +34,8 @@ import pandas as pd
 
 from desivoids import recon
 
-layout = paths.RunLayout.of(data_dir)
-source = paths.resolve(input_dir) if input_dir else layout.raw
-files = recon.run(source, layout.recon, strict=strict, checksum=checksum)
-inv = recon.tables(files)
+result = recon.run(data_dir=data_dir, input_dir=input_dir, strict=strict, checksum=checksum)
+files, inv = result.files, result.tables()
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 90)
 

@@ -31,10 +31,8 @@
 # the file, HDU and column, and leaves the previous output untouched.
 
 # %% tags=["parameters"]
-from desivoids import paths
-
-data_dir: str = str(paths.DATA / "mock")  # run folder (reads raw/, writes parquet/)
-input_dir: str = ""  # folder in DESI's relative layout to read (empty: data_dir/raw)
+data_dir: str = "data/mock"  # run folder (reads acquire/raw, writes convert/)
+input_dir: str = ""  # folder of FITS files to read; empty: what acquire verified
 extra_columns: list = []  # more FastSpecFit columns to keep (FITS names, any HDU), e.g. ["EBV"]
 chunk_rows: int = 100000  # rows per Dask task and Parquet row group
 scheduler: str = "threads"  # Dask local scheduler: threads, processes or synchronous
@@ -51,26 +49,25 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from desivoids import convert
+from desivoids import convert, formats
 from desivoids.convert import columns
 
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 100)
-layout = paths.RunLayout.of(data_dir)
-result = convert.convert(layout.data_dir, extra_columns=extra_columns, chunk_rows=chunk_rows,
-                         scheduler=scheduler, scheduler_address=scheduler_address,
-                         num_workers=num_workers or None, fastspec_version=fastspec_version,
-                         omega_m=omega_m or None, strict=strict,
-                         input_dir=paths.resolve(input_dir) if input_dir else None,
-                         compression=compression)
+result = convert.run(data_dir=data_dir, input_dir=input_dir, extra_columns=extra_columns,
+                     chunk_rows=chunk_rows, scheduler=scheduler,
+                     scheduler_address=scheduler_address, num_workers=num_workers,
+                     fastspec_version=fastspec_version, omega_m=omega_m, strict=strict,
+                     compression=compression)
 rec = result.reconciliation
-out = layout.parquet
+out = result.out_dir
 
 # %% [markdown]
 # ## Reconciliation
 #
 # One row per source file, HDU and output table: rows read, rows written, rows rejected by
-# reason (`<reason>:<column>`). `balanced` is `rows_in == rows_out + rows_rejected`.
+# reason (`<reason>:<column>`). `balanced` is `rows_in == rows_out + rows_rejected`; the stage
+# publishes nothing unless every entry balances and matches the rows actually written.
 
 # %%
 result.table()
@@ -80,7 +77,6 @@ totals = pd.DataFrame([{"table": t, "rows_in": v["rows_in"], "rows_out": v["rows
                         "rows_rejected": sum(v["rejected"].values()),
                         "rejected_by_reason": ", ".join(f"{k}={n}" for k, n in sorted(v["rejected"].items()))}
                        for t, v in sorted(rec["totals"].items())])
-assert rec["balanced"] and (totals.rows_in == totals.rows_out + totals.rows_rejected).all()
 totals
 
 # %% [markdown]
@@ -138,7 +134,7 @@ ax[1].set(xlabel="log M* [Msun]", ylabel="log sSFR [1/yr]",
           title=f"SFR = 0: {int(gal.sfr_zero.sum()):,d} of {len(gal):,d} galaxies")
 ax[1].legend(loc="lower left")
 voids = pq.read_table(out / "voids.parquet").to_pandas()
-for alg in columns.ALGORITHMS:
+for alg in formats.ALGORITHMS:
     ax[2].hist(voids.r_eff[voids.algorithm == alg].dropna(), bins=40, histtype="step", label=alg)
 ax[2].set(xlabel="effective radius r_eff [Mpc/h]", ylabel="voids")
 ax[2].legend()

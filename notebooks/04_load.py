@@ -32,10 +32,8 @@
 # index filter, so both databases return identical rows.
 
 # %% tags=["parameters"]
-from desivoids import paths
-
-data_dir: str = str(paths.DATA / "mock")  # run folder (reads parquet/, default database file)
-db_url: str = ""  # database URL; empty: the SQLite file RunLayout.of(data_dir).sqlite_url
+data_dir: str = "data/mock"  # run folder (reads convert/, writes load/ and the database)
+db_url: str = ""  # database URL; empty: the run's SQLite file (<data_dir>/database/desivoids.sqlite)
 force: bool = False  # reload every table even when its Parquet input is unchanged
 sky_index: str = "auto"  # PostgreSQL cone index: auto (q3c when available), q3c or blocks
 
@@ -44,13 +42,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from desivoids.load import cone, counts_per_void, load, report, sphere
+from desivoids import formats, load, paths
+from desivoids.load import counts_per_void, report
 
 pd.set_option("display.max_colwidth", 90)
 pd.set_option("display.width", 160)
+result = load.run(data_dir=data_dir, db_url=db_url, force=force, sky_index=sky_index)
 layout = paths.RunLayout.of(data_dir)
-url = db_url or layout.sqlite_url
-result = load(layout.data_dir, url, force=force, sky_index=sky_index)
+url = layout.db_url(db_url)
 print(f"database: {result.dialect}; cone index: {result.sky_index}")
 
 # %% [markdown]
@@ -60,9 +59,7 @@ print(f"database: {result.dialect}; cone index: {result.sky_index}")
 # packed spatial table `galaxy_positions`, which must hold one row per galaxy.
 
 # %%
-reconciled = report.reconcile(layout.parquet, url)
-assert reconciled["match"].all(), reconciled[~reconciled["match"]]
-reconciled
+report.reconcile(layout.convert, url)
 
 # %% [markdown]
 # Provenance kept in the database: each Parquet part with its row count and sha256 (the
@@ -91,7 +88,7 @@ report.index_list(url)
 # `VOID0` ids are not in that algorithm's VOIDS table: they are counted apart, not dropped.
 
 # %%
-algorithms = ["VoidFinder", "REVOLVER", "VIDE", "ZOBOV"]
+algorithms = list(formats.ALGORITHMS)
 counts = pd.concat([counts_per_void(url, a) for a in algorithms], ignore_index=True)
 cat = counts[counts["in_catalogue"]]
 summary = cat.groupby("algorithm", sort=False)["n_galaxies"].agg(

@@ -231,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
 def write_tree(root: Path, files: dict[str, bytes], *, sums: bool = True) -> dict[str, str]:
     """Write ``files`` (relative path -> bytes) and, per directory, a DESI-style checksum list;
     returns {relative path: sha256}."""
-    from desivoids.acquire.filesets import sumfile_name
+    from desivoids.formats import checksum_filename as sumfile_name
 
     out = {}
     by_dir: dict[str, list[str]] = {}

@@ -191,3 +191,11 @@ def write_sky(raw: Path, *, nfiles: int = 2, rows: int = 300, version: str = "v3
         p = raw / formats.FASTSPEC_V21_DIR / formats.FASTSPEC_V21_FILENAME
         written["fastspec"][p.name] = write_fastspec_v21(p, rows, seed, 39627000000000000)
     return written
+
+
+def convert_dir(d, **kwargs):
+    """The convert stage on a test's run folder ``d``: its FITS files in ``d/raw`` (any folder
+    works as input_dir), the Parquet output in ``d/convert`` (RunLayout.convert)."""
+    from desivoids.convert import build
+
+    return build.run(data_dir=str(d), input_dir=str(Path(d) / "raw"), **kwargs)

@@ -5,8 +5,9 @@ Fixtures:
   started by tests/pg_server.sh in a temporary directory on a free port, stopped at the end.
 - ``pg_db_url`` (function): a fresh, empty database on that server, dropped afterwards.
 
-If PostgreSQL is missing and cannot be installed, the tests FAIL when CI=true: a backend that
-was skipped must not pass as tested. Outside CI they skip with the reason.
+If PostgreSQL is missing, cannot be installed or does not start, the tests FAIL when CI=true or
+DESIVOIDS_REQUIRE_PG=1 (set by `make test`): a backend that was skipped must not pass as tested.
+A bare `pytest` elsewhere skips them with the reason.
 
 Import both fixtures into a test module (``from pg_fixtures import pg_url, pg_db_url``) or
 list ``pg_fixtures`` in conftest's ``pytest_plugins``; the cluster is shared either way.
@@ -33,9 +34,16 @@ def _have_binaries() -> bool:
     return any(os.access(p, os.X_OK) for p in glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 
 
+def _required() -> bool:
+    """In CI, and under `make test` (which installs and starts PostgreSQL itself), a backend that
+    cannot be reached fails the tests; a bare pytest elsewhere skips them with the reason."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+               for v in ("CI", "DESIVOIDS_REQUIRE_PG"))
+
+
 def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"PostgreSQL tests cannot run in CI: {reason}", pytrace=False)
+    if _required():
+        pytest.fail(f"PostgreSQL tests cannot run: {reason}", pytrace=False)
     pytest.skip(f"PostgreSQL not available: {reason}")
 
 

@@ -18,17 +18,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from acquire_fixtures import FaultyHTTPServer, random_files, sha256_of, write_tree  # noqa: E402
 
 from desivoids import paths  # noqa: E402
-from desivoids.acquire.run import manifest_rows  # noqa: E402
+from desivoids.acquire.steps import manifest_rows  # noqa: E402
 
 D = "dr1/vac/dr1/killtest/v1.0"
 KILLS = 12
 
 
 def _cmd(url: str, tmp: Path, resume: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "desivoids.acquire", "--source", url, "--sets", "dir", "--dir", D,
-           "--dest", str(tmp / "raw"), "--manifest", str(tmp / "m.sqlite"), "--workers", "3",
-           "--backoff", "0.05", "--min-free-gb", "0", "--chunk-kb", "64", "--no-progress"]
-    return cmd + (["--resume"] if resume else [])
+    cmd = [sys.executable, "-m", "desivoids.acquire", "-p", "data_dir", str(tmp), "-p", "source", url,
+           "-p", "sets", "[dir]", "-p", "dirs", f"[{D}]", "-p", "workers", "3", "-p", "backoff", "0.05",
+           "-p", "min_free_gb", "0", "-p", "spectra", "false", "-p", "chunk_kb", "64"]
+    return cmd + (["-p", "resume", "true"] if resume else [])
 
 
 @pytest.mark.slow
@@ -61,8 +61,8 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
             proc.wait()
             kills += 1
             verified = set()
-            if (tmp_path / "m.sqlite").exists():
-                verified = {r["path"] for r in manifest_rows(tmp_path / "m.sqlite", ["verified"])}
+            if (tmp_path / "acquire" / "manifest.sqlite").exists():
+                verified = {r["path"] for r in manifest_rows(tmp_path / "acquire" / "manifest.sqlite", ["verified"])}
             snapshots.append((verified, len(server.log)))
         done = subprocess.run(_cmd(server.url, tmp_path, resume=True), env=env, capture_output=True,
                               text=True, timeout=120)
@@ -71,8 +71,8 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     assert kills >= 10
     assert done.returncode == 0, done.stdout + done.stderr
     for rel in files:
-        assert sha256_of(tmp_path / "raw" / rel) == sha256_of(tmp_path / "src" / rel), rel
-    assert not list((tmp_path / "raw").rglob("*.part"))
+        assert sha256_of(tmp_path / "acquire" / "raw" / rel) == sha256_of(tmp_path / "src" / rel), rel
+    assert not list((tmp_path / "acquire" / "raw").rglob("*.part"))
     for verified, at in snapshots:
         again = sorted({e.path for e in log[at:] if e.method == "GET" and e.path in verified})
         assert not again, f"verified before a kill, fetched again after it: {again}"
@@ -80,5 +80,5 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     assert any(e.method == "GET" and e.path in files and e.start > 0 for e in log)
     # something was verified before the last kill, and the final run still had work to do
     assert snapshots[-1][0] and len(snapshots[-1][0]) < len(files) + 1
-    rows = manifest_rows(tmp_path / "m.sqlite")
+    rows = manifest_rows(tmp_path / "acquire" / "manifest.sqlite")
     assert {r["state"] for r in rows} == {"verified"} and len(rows) == len(files) + 1

@@ -9,7 +9,7 @@ import pytest
 
 from desivoids import runner
 from desivoids.acquire.manifest import Manifest
-from desivoids.acquire.run import manifest_rows
+from desivoids.acquire.steps import manifest_rows
 from desivoids.paths import RunLayout
 from desivoids.stages import STAGES
 
@@ -18,7 +18,8 @@ from desivoids.stages import STAGES
 def test_acquire_notebook_on_the_tiny_mock(tiny_sky, tmp_path):
     root, summary = tiny_sky
     run = tmp_path / "run"
-    out = runner.execute_stage(STAGES["acquire"], {"data_dir": str(run), "source": str(root), "workers": 2},
+    out = runner.execute_stage(STAGES["acquire"], {"data_dir": str(run), "source": str(root), "workers": 2,
+                                                     "sets": ["desivast", "fastspecfit", "tiles"]},
                                output=tmp_path / "01_acquire.ipynb", progress=False)
     nb = nbformat.read(out, as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -36,8 +37,8 @@ def test_acquire_notebook_on_the_tiny_mock(tiny_sky, tmp_path):
         conv = m.spectra_rows()
     # every pair converted or recorded empty; one Parquet file per converted pair, no other
     assert len(conv) == n_tiles and {r["state"] for r in conv} <= {"done", "empty"}
-    written = sorted(p.relative_to(layout.parquet / "spectra").as_posix()
-                     for p in (layout.parquet / "spectra").rglob("spectra-*.parquet"))
+    written = sorted(p.relative_to(layout.spectra).as_posix()
+                     for p in layout.spectra.rglob("spectra-*.parquet"))
     assert written == sorted(r["output"] for r in conv if r["state"] == "done")
     for r in conv:  # the selection waterfall accounts for every target
         assert r["n_spectype"] + r["n_zwarn"] + r["n_deltachi2"] + r["n_kept"] == r["n_targets"] > 0

@@ -11,9 +11,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from acquire_fixtures import FaultyHTTPServer, sha256_of, write_tree  # noqa: E402
 
-from desivoids.acquire import cli_main, filesets as fs  # noqa: E402
+from desivoids.acquire import filesets as fs  # noqa: E402
+from desivoids.formats import checksum_filename  # noqa: E402
+from desivoids.cli import main as cli_main  # noqa: E402
 from desivoids.acquire.plan import PlanError, plan, requests_for  # noqa: E402
-from desivoids.acquire.run import manifest_rows  # noqa: E402
+from desivoids.acquire.steps import manifest_rows  # noqa: E402
 from desivoids.acquire.sources import FsspecSource, HTTPSource  # noqa: E402
 from desivoids.mock.tiles import write_tile_pair  # noqa: E402
 
@@ -22,8 +24,8 @@ TD = "dr1/spectro/redux/iron/tiles/cumulative"
 
 def test_checksum_file_names_follow_desi():
     assert fs.desivast()[0].sumfiles == ("dr1/vac/dr1/desivast/v1.0/dr1_vac_dr1_desivast_v1.0.sha256sum",)
-    assert fs.sumfile_name(f"{TD}/80613/20210324") == "redux_iron_tiles_cumulative_80613_20210324.sha256sum"
-    assert fs.sumfile_name("dr1/spectro/redux/iron/healpix/main/dark/100/10000") == \
+    assert checksum_filename(f"{TD}/80613/20210324") == "redux_iron_tiles_cumulative_80613_20210324.sha256sum"
+    assert checksum_filename("dr1/spectro/redux/iron/healpix/main/dark/100/10000") == \
         "redux_iron_healpix_main_dark_100_10000.sha256sum"
     fsf = fs.fastspecfit("v3.0")[0]
     assert fsf.sumfiles[0].endswith("catalogs/dr1_vac_dr1_fastspecfit_iron_v3.0_catalogs.sha256sum")
@@ -99,42 +101,44 @@ def test_tiles_over_http_listings(mirror):
 
 def test_cli_dry_run_then_fetch_then_resume_then_spectra(mirror, tmp_path, capsys):
     data = tmp_path / "run"
-    base = ["--data-dir", str(data), "--source", str(mirror), "--sets", "desivast", "tiles",
-            "--no-progress", "--min-free-gb", "0"]
-    assert cli_main(base + ["--dry-run"]) == 0
+    base = ["acquire", "-p", "data_dir", str(data), "-p", "source", str(mirror),
+            "-p", "sets", "[desivast, tiles]", "-p", "min_free_gb", "0", "-p", "spectra", "false"]
+    assert cli_main(base + ["-p", "dry_run", "true"]) == 0
     out = capsys.readouterr().out
     assert "dry run: nothing downloaded" in out and "DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits" in out
-    assert not (data / "raw").exists()
+    assert not (data / "acquire").exists()
     assert cli_main(base) == 0
     out = capsys.readouterr().out
     assert "acquire batch 1: done" in out
     rows = manifest_rows(data / "acquire" / "manifest.sqlite")
     assert len(rows) == 8 + 1 + 6 + 2 and {r["state"] for r in rows} == {"verified"}
     for r in rows:
-        assert sha256_of(data / "raw" / r["path"]) == sha256_of(mirror / r["path"])
-    assert cli_main(base + ["--resume"]) == 0
+        assert sha256_of(data / "acquire" / "raw" / r["path"]) == sha256_of(mirror / r["path"])
+    assert cli_main(base + ["-p", "resume", "true"]) == 0
     assert "this batch: 0 files" in capsys.readouterr().out
-    assert cli_main(["spectra", "--data-dir", str(data), "--no-progress"]) == 0
+    assert cli_main(["acquire", "spectra", "--data-dir", str(data), "--no-progress"]) == 0
     assert "3 converted" in capsys.readouterr().out
-    assert cli_main(["status", "--data-dir", str(data)]) == 0
+    assert cli_main(["acquire", "status", "--data-dir", str(data)]) == 0
     assert "verified  17" in capsys.readouterr().out
 
 
 def test_cli_reports_failures_with_exit_status(tmp_path, capsys):
     (tmp_path / "mirror").mkdir()
-    assert cli_main(["--data-dir", str(tmp_path), "--sets", "desivast", "--no-progress", "--min-free-gb", "0",
-                     "--retries", "0"]) == 1
-    assert capsys.readouterr().out.count("not found at source") == 8
-    assert cli_main(["--data-dir", str(tmp_path / "none"), "--no-progress"]) == 2  # no mirror, no source
+    assert cli_main(["acquire", "-p", "data_dir", str(tmp_path), "-p", "sets", "[desivast]",
+                     "-p", "min_free_gb", "0", "-p", "retries", "0"]) == 1
+    assert capsys.readouterr().err.count("not found at source") == 8
+    assert cli_main(["acquire", "-p", "data_dir", str(tmp_path / "none")]) == 1  # no mirror, no source
     assert "no mock mirror" in capsys.readouterr().err
+    assert cli_main(["acquire", "-p", "workers", "four"]) == 2  # a usage error
+    assert "workers" in capsys.readouterr().err
 
 
 def test_tiles_from_a_tiles_csv_or_a_list_file(tmp_path):
-    from desivoids.acquire.cli import _tiles_arg
+    from desivoids.acquire.steps import read_tiles_file
 
     csv = tmp_path / "tiles-iron.csv"
     csv.write_text("TILEID,SURVEY,PROGRAM,LASTNIGHT\n80613,sv1,bright,20210324\n1000,main,bright,20220101\n")
     lst = tmp_path / "tiles.txt"
     lst.write_text("# tiles\n2000/20220105\n\n3000\n")
-    assert _tiles_arg([f"@{csv}", f"@{lst}", "42"]) == ["80613/20210324", "1000/20220101", "2000/20220105",
+    assert read_tiles_file([f"@{csv}", f"@{lst}", "42"]) == ["80613/20210324", "1000/20220101", "2000/20220105",
                                                           "3000", "42"]

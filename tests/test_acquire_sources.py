@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from acquire_fixtures import MotoS3, random_files, sha256_of, write_tree  # noqa: E402
 
 from desivoids.acquire.manifest import Manifest  # noqa: E402
-from desivoids.acquire.run import acquire, dry_run, manifest_rows  # noqa: E402
+from desivoids.acquire.steps import acquire, manifest_rows, plan_run  # noqa: E402
 from desivoids.acquire.sources import (FsspecSource, HTTPSource, Missing, S3Source,  # noqa: E402
                                        make_source)
 from desivoids.acquire.transfer import Options  # noqa: E402
@@ -132,7 +132,7 @@ def test_dry_run_on_s3_uses_the_listing_sizes(moto, desivast_tree, tmp_path):
     src, files = desivast_tree
     bucket = "desidata-test-4"
     moto.upload_tree(bucket, src)
-    dr = dry_run(S3Source(bucket, endpoint_url=moto.endpoint), tmp_path / "raw", tmp_path / "m.sqlite", ["desivast"])
+    dr = plan_run(S3Source(bucket, endpoint_url=moto.endpoint), tmp_path / "raw", tmp_path / "m.sqlite", ["desivast"])
     sizes = {r["path"]: r["bytes"] for r in dr.rows()}
     assert all(sizes[rel] == len(data) for rel, data in files.items())
     assert not (tmp_path / "raw").exists()

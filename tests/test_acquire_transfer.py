@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from acquire_fixtures import FaultyHTTPServer, random_files, sha256_of, write_tree  # noqa: E402
 
 from desivoids.acquire.manifest import Manifest, ManifestLocked  # noqa: E402
-from desivoids.acquire.run import acquire, dry_run, manifest_rows  # noqa: E402
+from desivoids.acquire.steps import acquire, manifest_rows, plan_run  # noqa: E402
 from desivoids.acquire.sources import HTTPSource  # noqa: E402
 from desivoids.acquire.transfer import Options  # noqa: E402
 
@@ -159,7 +159,7 @@ def test_missing_file_is_recorded_failed_not_dropped(tree, tmp_path):
 def test_dry_run_lists_and_fetches_nothing(tree, tmp_path):
     src, files, _ = tree
     with FaultyHTTPServer(src) as server:
-        dr = dry_run(HTTPSource(server.url), tmp_path / "raw", tmp_path / "m.sqlite", ["dir"], dirs=[D])
+        dr = plan_run(HTTPSource(server.url), tmp_path / "raw", tmp_path / "m.sqlite", ["dir"], dirs=[D])
         assert not data_gets(server, files)  # sizes came from HEAD requests
     assert not (tmp_path / "raw").exists() and not (tmp_path / "m.sqlite").exists()
     assert {r["path"] for r in dr.rows()} >= set(files)
@@ -206,6 +206,25 @@ def test_kill_between_rename_and_verified_is_accepted_without_refetch(tree, tmp_
         assert len(server.gets(victim)) == 1
     assert s.status == "done" and s.fetched_files == 0
     assert Manifest(tmp_path / "m.sqlite", readonly=True).get(victim).state == "verified"
+
+
+def test_a_file_in_place_with_the_right_size_but_wrong_bytes_is_fetched_again(tree, tmp_path):
+    """A complete file at its final path is accepted without a transfer only when its sha256
+    matches: here its size is right, one byte is not."""
+    src, files, _ = tree
+    victim = sorted(files)[2]
+    with FaultyHTTPServer(src) as server:
+        fetch(server, tmp_path)
+        local = tmp_path / "raw" / victim
+        damaged = bytearray(local.read_bytes())
+        damaged[100] ^= 0xFF
+        local.write_bytes(bytes(damaged))
+        with sqlite3.connect(tmp_path / "m.sqlite") as db:  # as if killed right after the rename
+            db.execute("UPDATE files SET state='partial' WHERE path=?", (victim,))
+        s = fetch(server, tmp_path, resume=True)
+        assert len(server.gets(victim)) == 2
+    assert s.status == "done"
+    assert_identical(tmp_path, src, files)
 
 
 def test_stale_part_with_wrong_bytes_is_detected_and_refetched(tree, tmp_path):

@@ -14,11 +14,12 @@ import pytest
 from astropy.io import fits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from convert_fixtures import write_sky  # noqa: E402
+from convert_fixtures import convert_dir, write_sky  # noqa: E402
 
 from desivoids import cosmology, formats  # noqa: E402
-from desivoids.convert import columns, fitstable, run  # noqa: E402
-from desivoids.convert.cli import cli_main  # noqa: E402
+from desivoids.errors import InputError  # noqa: E402
+from desivoids.convert import build, columns, fitstable  # noqa: E402
+from desivoids.cli import main as cli_main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,18 +27,18 @@ def sky(tmp_path_factory):
     """A converted small sky (v3.0, two FastSpecFit files, eight DESIVAST files)."""
     d = tmp_path_factory.mktemp("convert_v3")
     written = write_sky(d / "raw", rows=300)
-    res = run.convert(d, chunk_rows=64, extra_columns=["EBV", "PHOTSYS", "COEFF"])
+    res = convert_dir(d, chunk_rows=64, extra_columns=["EBV", "PHOTSYS", "COEFF"])
     return d, written, res
 
 
 def galaxies(d: Path):
-    return pq.read_table(d / "parquet" / "galaxies").to_pandas().sort_values(
+    return pq.read_table(d / "convert" / "galaxies").to_pandas().sort_values(
         ["source_file", "source_row"]).reset_index(drop=True)
 
 
 def test_output_layout_and_schemas(sky):
     d, _, _ = sky
-    out = d / "parquet"
+    out = d / "convert"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["galaxies", "voids.parquet", "holes.parquet", "zonevoid.parquet", "galzone.parquet",
          "rejects.parquet", "reconciliation.json"])
@@ -102,7 +103,7 @@ def test_derived_columns(sky):
 
 def test_voids_table(sky):
     d, written, _ = sky
-    v = pq.read_table(d / "parquet" / "voids.parquet").to_pandas()
+    v = pq.read_table(d / "convert" / "voids.parquet").to_pandas()
     assert len(v) == sum(len(t.get("MAXIMALS", t.get("VOIDS"))["VOID"])
                          for t in written["desivast"].values())
     assert set(v.algorithm) == set(columns.ALGORITHMS) and set(v.cap) == {"NGC", "SGC"}
@@ -127,7 +128,7 @@ def test_voids_table(sky):
 
 def test_holes_zonevoid_galzone_and_headers(sky):
     d, written, _ = sky
-    out = d / "parquet"
+    out = d / "convert"
     h = pq.read_table(out / "holes.parquet").to_pandas()
     src = written["desivast"][formats.voidfinder_filename("SGC")]["HOLES"]
     hs = h[h.cap == "SGC"]
@@ -154,7 +155,7 @@ def test_holes_zonevoid_galzone_and_headers(sky):
 
 def test_reconciliation_balances_and_lists_skipped_hdus(sky):
     d, written, res = sky
-    rec = json.loads((d / "parquet" / "reconciliation.json").read_text())
+    rec = json.loads((d / "convert" / "reconciliation.json").read_text())
     assert rec == res.reconciliation and rec["balanced"]
     assert all(e["rows_in"] == e["rows_out"] + e["rows_rejected"] for e in rec["entries"])
     assert rec["totals"]["galaxies"]["rows_in"] == 300 + 317
@@ -170,17 +171,17 @@ def test_chunking_and_schedulers_give_identical_output(sky, tmp_path):
     ref = galaxies(d)
     shutil.copytree(d / "raw", tmp_path / "raw")
     for chunk_rows, scheduler in ((1000, "synchronous"), (37, "threads"), (150, "processes")):
-        run.convert(tmp_path, chunk_rows=chunk_rows, scheduler=scheduler, num_workers=2,
+        convert_dir(tmp_path, chunk_rows=chunk_rows, scheduler=scheduler, num_workers=2,
                     extra_columns=["EBV", "PHOTSYS", "COEFF"])
         got = galaxies(tmp_path)
         assert got.drop(columns=["coeff"]).equals(ref.drop(columns=["coeff"])), (chunk_rows, scheduler)
-        nparts = len(list((tmp_path / "parquet" / "galaxies").glob("part-*.parquet")))
+        nparts = len(list((tmp_path / "convert" / "galaxies").glob("part-*.parquet")))
         assert nparts == {1000: 2, 37: 9 + 9, 150: 2 + 3}[chunk_rows]
 
 
 def test_fastspecfit_v21_layout(tmp_path):
     written = write_sky(tmp_path / "raw", rows=120, version="v2.1")
-    res = run.convert(tmp_path, chunk_rows=50)
+    res = convert_dir(tmp_path, chunk_rows=50)
     g = galaxies(tmp_path)
     src = written["fastspec"][formats.FASTSPEC_V21_FILENAME]
     assert len(g) == 120 and res.reconciliation["fastspec_versions"] == ["v2.1"]
@@ -223,18 +224,18 @@ def test_fits_reader_matches_astropy_on_scaled_logical_string_vector_columns(tmp
 def test_cli_converts_and_reports(sky, tmp_path, capsys):
     d, _, _ = sky
     shutil.copytree(d / "raw", tmp_path / "raw")
-    assert cli_main(["--data-dir", str(tmp_path), "--chunk-rows", "500"]) == 0
+    assert cli_main(["convert", "-p", "data_dir", str(tmp_path), "-p", "input_dir", str(tmp_path / "raw"), "-p", "chunk_rows", "500"]) == 0
     out = capsys.readouterr().out
     assert "galaxies" in out and "617 rows" in out
-    assert (tmp_path / "parquet" / "reconciliation.json").is_file()
+    assert (tmp_path / "convert" / "reconciliation.json").is_file()
 
 
 def test_tiny_mock_sky_converts(tiny_sky, tmp_path):
     """The project's mock sky (DESI relative layout) converts completely."""
     root, summary = tiny_sky
-    fast, vast = run.discover(root)
+    fast, vast = build.discover(root)
     assert len(vast) == 8 and fast
-    res = run.convert_files(fast, vast, tmp_path / "parquet", base=root, chunk_rows=5000)
+    res = build.convert_files(fast, vast, tmp_path / "convert", base=root, chunk_rows=5000)
     rec = res.reconciliation
     assert rec["balanced"]
     rows_in = {}
@@ -244,7 +245,7 @@ def test_tiny_mock_sky_converts(tiny_sky, tmp_path):
     assert rec["totals"]["galaxies"]["rows_in"] == sum(rows_in.values())
     assert (rec["totals"]["galaxies"]["rows_out"]
             + sum(rec["totals"]["galaxies"]["rejected"].values()) == sum(rows_in.values()))
-    v = pq.read_table(tmp_path / "parquet" / "voids.parquet")
+    v = pq.read_table(tmp_path / "convert" / "voids.parquet")
     assert v.num_rows == rec["totals"]["voids"]["rows_in"]
     assert set(v.column("algorithm").to_pylist()) == set(columns.ALGORITHMS)
 
@@ -277,7 +278,7 @@ def test_dask_distributed_scheduler_address(sky, tmp_path):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   protocol="tcp", host="127.0.0.1",
                                   dashboard_address=None) as cluster:
-        run.convert(tmp_path, chunk_rows=100, scheduler_address=cluster.scheduler_address,
+        convert_dir(tmp_path, chunk_rows=100, scheduler_address=cluster.scheduler_address,
                     extra_columns=["EBV", "PHOTSYS", "COEFF"])
     assert galaxies(tmp_path).drop(columns=["coeff"]).equals(galaxies(d).drop(columns=["coeff"]))
 
@@ -286,17 +287,17 @@ def test_galaxies_alone_and_voids_alone(sky, tmp_path):
     """Without DESIVAST files Omega_m falls back to the documented default (and says so);
     without FastSpecFit files the void tables are still written, galaxies left empty."""
     d, _, _ = sky
-    fast, vast = run.discover(d / "raw")
-    res = run.convert_files(fast, [], tmp_path / "a", base=d / "raw")
+    fast, vast = build.discover(d / "raw")
+    res = build.convert_files(fast, [], tmp_path / "a", base=d / "raw")
     assert res.omega_m == cosmology.OMEGA_M_DEFAULT and res.omega_m_source.startswith("default")
     assert pq.read_table(tmp_path / "a" / "voids.parquet").num_rows == 0
     assert pq.read_table(tmp_path / "a" / "galaxies").num_rows == 617
-    res = run.convert_files([], vast, tmp_path / "b", base=d / "raw")
+    res = build.convert_files([], vast, tmp_path / "b", base=d / "raw")
     assert res.rows["voids"] == 96 and "galaxies" not in res.rows
     empty = pq.read_table(tmp_path / "b" / "galaxies")  # still a readable dataset
     assert empty.num_rows == 0 and empty.schema.names == columns.GALAXIES.names
-    with pytest.raises(FileNotFoundError):
-        run.convert_files([], [], tmp_path / "c")
+    with pytest.raises(InputError, match="nothing to convert"):
+        build.convert_files([], [], tmp_path / "c")
 
 
 REAL_TILE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "desi-iron-tile"

@@ -14,11 +14,11 @@ import pytest
 from astropy.io import fits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from convert_fixtures import write_fastspec_v3, write_sky  # noqa: E402
+from convert_fixtures import convert_dir, write_fastspec_v3, write_sky  # noqa: E402
 
 from desivoids import formats  # noqa: E402
-from desivoids.convert import FormatError, run  # noqa: E402
-from desivoids.convert.cli import cli_main  # noqa: E402
+from desivoids.convert import FormatError, build  # noqa: E402
+from desivoids.cli import main as cli_main  # noqa: E402
 
 HP0 = formats.fastspec_v3_filename(0)
 HP1 = formats.fastspec_v3_filename(1)
@@ -35,7 +35,7 @@ def template(tmp_path_factory):
 def sky(template, tmp_path):
     """A fresh copy of a good sky, already converted once (so there is output to protect)."""
     shutil.copytree(template, tmp_path / "raw")
-    run.convert(tmp_path, chunk_rows=64)
+    convert_dir(tmp_path, chunk_rows=64)
     return tmp_path
 
 
@@ -48,7 +48,7 @@ def vast(d: Path, name: str) -> Path:
 
 
 def snapshot(d: Path) -> dict:
-    out = d / "parquet"
+    out = d / "convert"
     return {str(p.relative_to(out)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(out.rglob("*")) if p.is_file()}
 
@@ -70,7 +70,7 @@ def fails(d: Path, *names: str, **kwargs) -> FormatError:
     previous output untouched with no temporary directory behind."""
     before = snapshot(d)
     with pytest.raises(FormatError) as info:
-        run.convert(d, chunk_rows=64, **kwargs)
+        convert_dir(d, chunk_rows=64, **kwargs)
     msg = str(info.value)
     for n in names:
         assert n in msg, (n, msg)
@@ -94,7 +94,7 @@ def test_file_cut_inside_a_header_is_a_format_error(sky):
     with fits.open(p) as h:
         hdr = h["SPECPHOT"].fileinfo()["hdrLoc"]
     p.write_bytes(p.read_bytes()[:hdr + 400])
-    fails(sky, HP0, "truncated or corrupt")
+    fails(sky, HP0, "do not form a complete HDU")
 
 
 def test_truncated_desivast_file(sky):
@@ -213,8 +213,8 @@ def _poison_coordinates(d: Path):
 
 def test_nonfinite_coordinates_are_rejected_with_reason_and_counted(sky):
     _poison_coordinates(sky)
-    res = run.convert(sky, chunk_rows=64)
-    rej = pq.read_table(sky / "parquet" / "rejects.parquet").to_pandas()
+    res = convert_dir(sky, chunk_rows=64)
+    rej = pq.read_table(sky / "convert" / "rejects.parquet").to_pandas()
     g = rej[rej.table == "galaxies"].sort_values("source_row")
     assert g.source_row.tolist() == [3, 4, 5, 6, 70]
     assert g.column.tolist() == ["RA", "DEC", "Z", "RA", "RA"]
@@ -228,7 +228,7 @@ def test_nonfinite_coordinates_are_rejected_with_reason_and_counted(sky):
     assert entry == {**entry, "rows_in": 200, "rows_out": 195, "rows_rejected": 5,
                      "rejected": {"nonfinite:RA": 2, "nonfinite:DEC": 1, "nonfinite:Z": 1,
                                   "out_of_range:RA": 1}}
-    gal = pq.read_table(sky / "parquet" / "galaxies", columns=["targetid"]).column(0).to_numpy()
+    gal = pq.read_table(sky / "convert" / "galaxies", columns=["targetid"]).column(0).to_numpy()
     assert not set(tids[[3, 4, 5, 6, 70]]) & set(gal)
     assert len(gal) == 200 + 217 - 5
 
@@ -252,8 +252,8 @@ def test_nonfinite_void_values_keep_the_void_and_are_counted(sky):
         return hdus
 
     rewrite(vast(sky, name), poison)
-    res = run.convert(sky, chunk_rows=64)
-    voids = pq.read_table(sky / "parquet" / "voids.parquet").to_pandas()
+    res = convert_dir(sky, chunk_rows=64)
+    voids = pq.read_table(sky / "convert" / "voids.parquet").to_pandas()
     z = voids[voids.source_file.str.endswith(name)].set_index("source_row")
     assert len(z) == 12  # no void lost
     assert z.loc[2, "nonfinite_columns"] == "RA,EDGE_AREA"
@@ -262,7 +262,7 @@ def test_nonfinite_void_values_keep_the_void_and_are_counted(sky):
     assert z.nonfinite_columns.notna().sum() == 2
     assert res.reconciliation["voids_with_nonfinite_values"] == {
         f"{formats.DESIVAST_DIR}/{name}": 2}
-    rej = pq.read_table(sky / "parquet" / "rejects.parquet").to_pandas()
+    rej = pq.read_table(sky / "convert" / "rejects.parquet").to_pandas()
     assert rej[["table", "hdu", "source_row", "column", "reason"]].values.tolist() == [
         ["galzone", "GALZONE", 9, "X", "nonfinite"]]
     e = next(e for e in res.reconciliation["entries"]
@@ -286,7 +286,7 @@ def test_empty_fastspecfit_file_is_listed_not_hidden_and_strict_mode_refuses_it(
     fails(sky, HP1, "HDU METADATA", "empty table", strict=True)
     # by default a consistently empty HEALPix file (no galaxy in that pixel) is accepted and
     # listed, with its zero rows in the ledger
-    res = run.convert(sky, chunk_rows=64)
+    res = convert_dir(sky, chunk_rows=64)
     assert res.reconciliation["empty_files"] == [f"{formats.FASTSPEC_V3_DIR}/{HP1}"]
     e = next(e for e in res.reconciliation["entries"] if e["source_file"].endswith(HP1))
     assert (e["rows_in"], e["rows_out"]) == (0, 0)
@@ -327,7 +327,7 @@ def test_not_a_fits_file(sky):
 
 def test_cli_reports_bad_input_and_exits_nonzero(sky, capsys):
     rewrite(fastspec(sky), lambda h: [x for x in h if x.name != "FASTSPEC"])
-    assert cli_main(["--data-dir", str(sky)]) == 1
+    assert cli_main(["convert", "-p", "data_dir", str(sky), "-p", "input_dir", str(sky / "raw")]) == 1
     err = capsys.readouterr().err
     assert HP0 in err and "HDU FASTSPEC" in err
 
@@ -350,11 +350,11 @@ def test_failure_after_parts_are_written_publishes_nothing(sky, monkeypatch):
         tid0 = int(h["METADATA"].data["TARGETID"][0])
     write_fastspec_v3(fastspec(sky, HP1), 10, seed=5, tid0=tid0, hp=1)
     with pytest.raises(FormatError):
-        run.convert(sky, chunk_rows=64, scheduler="synchronous")
+        convert_dir(sky, chunk_rows=64, scheduler="synchronous")
     assert calls and all(calls)  # parts were written (to the temporary folder)...
     assert snapshot(sky) == before  # ...and none of them reached the output
-    assert not [p for p in sky.iterdir() if p.name.startswith(".parquet")]
-    rec = json.loads((sky / "parquet" / "reconciliation.json").read_text())
+    assert not [p for p in sky.iterdir() if p.name.startswith(".convert")]
+    rec = json.loads((sky / "convert" / "reconciliation.json").read_text())
     assert rec["totals"]["galaxies"]["rows_in"] == 417
 
 
@@ -364,7 +364,7 @@ def test_reconciliation_cross_check_can_fail_and_then_publishes_nothing(sky, mon
     from desivoids.convert import ReconciliationError
 
     before = snapshot(sky)
-    real = run._written_counts
+    real = build._written_counts
 
     def lose_one(d):
         counts = real(d)
@@ -372,8 +372,43 @@ def test_reconciliation_cross_check_can_fail_and_then_publishes_nothing(sky, mon
         counts[key] -= 1
         return counts
 
-    monkeypatch.setattr(run, "_written_counts", lose_one)
+    monkeypatch.setattr(build, "_written_counts", lose_one)
     with pytest.raises(ReconciliationError, match="claimed vs written"):
-        run.convert(sky, chunk_rows=64)
+        convert_dir(sky, chunk_rows=64)
     assert snapshot(sky) == before
-    assert not [p for p in sky.iterdir() if p.name.startswith(".parquet")]
+    assert not [p for p in sky.iterdir() if p.name.startswith(".convert")]
+
+
+def test_the_ledger_refuses_rows_it_cannot_account_for():
+    from desivoids.convert.reconcile import Ledger, ReconciliationError
+
+    ledger = Ledger()
+    ledger.add("galaxies", "a.fits", "METADATA", 10, 9, {"nonfinite:RA": 1})
+    ledger.check({("galaxies", "a.fits"): 9})  # balanced and as written: fine
+    ledger.add("galaxies", "a.fits", "METADATA", 5, 4)  # one row neither kept nor rejected
+    with pytest.raises(ReconciliationError, match="unbalanced"):
+        ledger.check()
+    ok = Ledger()
+    ok.add("voids", "b.fits", "VOIDS", 3, 3)
+    with pytest.raises(ReconciliationError, match="claimed vs written"):
+        ok.check({("voids", "b.fits"): 2})
+
+
+def test_a_chunk_that_miscounts_its_rows_publishes_nothing(sky, monkeypatch):
+    """A bug that makes a chunk claim one row more than it read is caught before publishing."""
+    from desivoids.convert import fastspecfit
+    from desivoids.convert.reconcile import ReconciliationError
+
+    before = snapshot(sky)
+    real = fastspecfit.convert_chunk_or_error
+
+    def miscount(*args, **kwargs):
+        res = real(*args, **kwargs)
+        if not isinstance(res, Exception) and res.start == 0:
+            res.rows_out += 1
+        return res
+
+    monkeypatch.setattr(fastspecfit, "convert_chunk_or_error", miscount)
+    with pytest.raises(ReconciliationError, match="unbalanced"):
+        convert_dir(sky, chunk_rows=64, scheduler="synchronous")
+    assert snapshot(sky) == before

@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 
 from desivoids import runner
-from desivoids.convert import run
+from desivoids.convert import build
 from desivoids.stages import STAGES
 from notebook_checks import output_text, run_nbval
 
@@ -29,12 +29,12 @@ def test_notebook_reconciles_every_row(executed, tiny_sky):
     out, run_dir = executed
     root, _ = tiny_sky
     text = output_text(out)
-    fast, vast = run.discover(root)
+    fast, vast = build.discover(root)
     rows = 0
     for p, _ in fast:
         with fits.open(p) as h:
             rows += h["METADATA"].header["NAXIS2"]
-    rec = json.loads((run_dir / "parquet" / "reconciliation.json").read_text())
+    rec = json.loads((run_dir / "convert" / "reconciliation.json").read_text())
     assert rec["balanced"] and rec["totals"]["galaxies"]["rows_in"] == rows
     line = next(ln for ln in text.splitlines() if ln.split()[1:2] == ["galaxies"]
                 and len(ln.split()) >= 5)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from desivoids import book, paths
+from desivoids.stages import STAGES
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +25,14 @@ def test_run_and_book_on_a_tiny_mock(tmp_path):
     src = book.copy_sources(tmp_path / "site")
     params = tmp_path / "tiny.yml"
     params.write_text(f"profile: tiny\ndata_dir: {tmp_path / 'data'}\n"
-                      "mock: {seed: 7, scale: tiny, fastspec_version: v3.0, tiles: 1}\n")
+                      "mock: {seed: 7, scale: tiny, fastspec_version: v3.0, tiles: 1}\n"
+                      "stages: {acquire: {sets: [desivast, fastspecfit, tiles]}}\n")
     desivoids("run", "--params", str(params), "--quiet", "--executed-dir", str(src / "book" / "executed"), cwd=tmp_path)
+    # every declared output of every stage exists after the full run, the tile spectra included
+    for stage in STAGES.values():
+        for out in stage.outputs:
+            assert any((tmp_path / "data" / out).iterdir()), f"{stage.name}: {out} is empty"
+    assert list(paths.RunLayout(tmp_path / "data").spectra.rglob("spectra-*.parquet"))
     desivoids("book", "--root", str(src), cwd=tmp_path)
     html = src / "_build" / "html"
     assert (html / "index.html").exists()

@@ -249,10 +249,11 @@ def test_pg_without_q3c_uses_gist_blocks(pg_db_url, inputs):
 
 
 def test_load_uses_runlayout_defaults(tmp_path):
-    write_inputs(tmp_path / "parquet", n_galaxies=300, parts=1)
+    write_inputs(tmp_path / "convert", n_galaxies=300, parts=1)
     res = load(tmp_path)
-    assert res.dialect == "sqlite" and (tmp_path / "desivoids.sqlite").is_file()
-    assert queries.sky_method(f"sqlite:///{tmp_path / 'desivoids.sqlite'}") == "blocks"
+    db = tmp_path / "database" / "desivoids.sqlite"
+    assert res.dialect == "sqlite" and db.is_file()
+    assert queries.sky_method(f"sqlite:///{db}") == "blocks"
     queries.dispose_engines()
 
 

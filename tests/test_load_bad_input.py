@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from desivoids.load import LoadError, load, queries
-from desivoids.load.cli import cli_main
+from desivoids.cli import main as cli_main
 from load_fixtures import write_inputs
 from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 from test_load import _snapshot
@@ -96,17 +96,17 @@ def test_bad_input_named_and_nothing_loaded(case, loaded):
 
 
 def test_cli_reports_errors_and_success(tmp_path, capsys):
-    write_inputs(tmp_path / "parquet", n_galaxies=300, parts=1)
-    assert cli_main(["--data-dir", str(tmp_path), "--quiet"]) == 0
+    write_inputs(tmp_path / "convert", n_galaxies=300, parts=1)
+    assert cli_main(["load", "-p", "data_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "committed run 1" in out and "galaxies" in out
-    db = f"sqlite:///{tmp_path / 'desivoids.sqlite'}"
+    db = f"sqlite:///{tmp_path / 'database' / 'desivoids.sqlite'}"
     before = _snapshot(db)
-    _rewrite(tmp_path / "parquet" / "voids.parquet", lambda t: t.drop_columns(["cap"]))
-    assert cli_main(["--data-dir", str(tmp_path), "--quiet"]) == 1
+    _rewrite(tmp_path / "convert" / "voids.parquet", lambda t: t.drop_columns(["cap"]))
+    assert cli_main(["load", "-p", "data_dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "voids.parquet" in err and "table voids" in err and "column cap" in err
-    assert "database unchanged" in err
+    assert "database was left as it was" in err
     assert _snapshot(db) == before
     queries.dispose_engines()
 
@@ -114,7 +114,7 @@ def test_cli_reports_errors_and_success(tmp_path, capsys):
 def test_missing_parquet_dir_never_creates_a_database(tmp_path):
     with pytest.raises(LoadError, match="Parquet directory not found"):
         load(tmp_path)
-    assert not (tmp_path / "desivoids.sqlite").exists()
+    assert not (tmp_path / "database").exists()
+    write_inputs(tmp_path / "convert", n_galaxies=100, parts=1)
     with pytest.raises(ValueError, match="unsupported database URL"):
-        write_inputs(tmp_path / "parquet", n_galaxies=100, parts=1)
         load(tmp_path, "mysql://nobody@127.0.0.1/x")

@@ -13,12 +13,12 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.fixture(scope="module")
 def converted(tiny_sky, tmp_path_factory):
-    from desivoids.convert import run
+    from desivoids.convert import build
 
     root, _ = tiny_sky
-    out = tmp_path_factory.mktemp("tiny_convert") / "parquet"
-    fast, vast = run.discover(root)
-    run.convert_files(fast, vast, out, base=root, chunk_rows=5000)
+    out = tmp_path_factory.mktemp("tiny_convert") / "convert"
+    fast, vast = build.discover(root)
+    build.convert_files(fast, vast, out, base=root, chunk_rows=5000)
     return out
 
 

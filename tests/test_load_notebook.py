@@ -15,12 +15,12 @@ from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_sky, tmp_path_factory):
-    from desivoids.convert import run
+    from desivoids.convert import build
 
     root, _ = tiny_sky
     d = tmp_path_factory.mktemp("nb_load") / "run"
-    fast, vast = run.discover(root)
-    run.convert_files(fast, vast, d / "parquet", base=root, chunk_rows=5000)
+    fast, vast = build.discover(root)
+    build.convert_files(fast, vast, d / "convert", base=root, chunk_rows=5000)
     return d
 
 
@@ -34,7 +34,7 @@ def executed(run_dir):
 @pytest.mark.slow
 def test_notebook_reconciles_and_queries(executed, run_dir):
     text = output_text(executed)
-    assert (run_dir / "desivoids.sqlite").is_file()
+    assert (run_dir / "database" / "desivoids.sqlite").is_file()
     assert "database: sqlite" in text
     for name in ("galaxies", "galaxy_positions", "pk_voids", "ix_galaxies_z", "R*Tree",
                  "VoidFinder", "ZOBOV", "sphere galaxies also in the cone"):

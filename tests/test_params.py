@@ -20,7 +20,8 @@ def test_default_params_file_is_valid():
     assert p.profile == "mock"
     assert p.data_dir == paths.ROOT / "data" / "mock"
     assert p.mock["scale"] == "small"
-    assert p.for_stage(STAGES["recon"]) == {"data_dir": str(p.data_dir), "strict": False}
+    # paths inside the repository are passed relative to it: no page shows the builder's folders
+    assert p.for_stage(STAGES["recon"]) == {"data_dir": "data/mock", "strict": False}
 
 
 def test_every_params_file_in_the_repo_is_valid():
@@ -47,6 +48,7 @@ def test_recon_declares_its_parameters_with_types():
     ("mock: {seed: 1.5}\n", "mock.seed must be int"),
     ("mock: {scales: tiny}\n", "unknown parameter mock.scales"),
     ("stages: {recon: {data_dir: elsewhere}}", "data_dir is set once"),
+    ("stages: {load: {db_url: 'sqlite:///x'}}", "db_url is set once"),
     ("stages: [recon]", "'stages' must be a dict"),
 ])
 def test_bad_params_name_the_key(tmp_path, text, message):
@@ -58,9 +60,9 @@ def test_bad_params_name_the_key(tmp_path, text, message):
 
 
 def test_bool_is_not_an_int():
-    assert not params._check_type(True, (int,))
-    assert params._check_type(3, (float,))
-    assert params._check_type(None, (str, type(None)))
+    assert not params.check_type(True, (int,))
+    assert params.check_type(3, (float,))
+    assert params.check_type(None, (str, type(None)))
 
 
 def test_relative_data_dir_resolves_against_the_repo(tmp_path):

@@ -8,6 +8,7 @@ import shutil
 import pytest
 from astropy.io import fits
 
+from desivoids.errors import InputError
 from desivoids import formats, recon
 from desivoids.checksums import sha256_file
 
@@ -94,7 +95,7 @@ def faulty(tmp_path, tiny_sky):
 
 
 def test_faults_are_recorded_not_raised(faulty, tmp_path):
-    files = {f.path: f for f in recon.run(faulty, tmp_path / "out")}
+    files = {f.path: f for f in recon.run(data_dir=str(tmp_path), input_dir=str(faulty)).files}
     assert files["DESIVAST_BGS_VOLLIM_VoidFinder_SGC.fits"].ok
     assert "not a readable FITS file" in files["DESIVAST_BGS_VOLLIM_V2_VIDE_NGC.fits"].faults[0]
     assert any("truncated" in x for x in files["DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"].faults)
@@ -107,14 +108,15 @@ def test_faults_are_recorded_not_raised(faulty, tmp_path):
 
 def test_strict_fails_naming_each_faulty_file(faulty, tmp_path):
     with pytest.raises(recon.ReconError) as err:
-        recon.run(faulty, tmp_path / "out", strict=True)
+        recon.run(data_dir=str(tmp_path), input_dir=str(faulty), strict=True)
     msg = str(err.value)
     for name in ("DESIVAST_BGS_VOLLIM_V2_VIDE_NGC.fits", "DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits",
                  "DESIVAST_BGS_VOLLIM_V2_ZOBOV_SGC.fits", "sub/DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"):
         assert name in msg
     assert "VoidFinder_SGC" not in msg
+    assert len(err.value.problems) == 3  # every faulty file at once, not the first only
     # The inventory is written even when strict mode fails, so the faults can be read.
-    assert (tmp_path / "out" / "inventory.json").exists()
+    assert (tmp_path / "recon" / "inventory.json").exists()
 
 
 def test_checksum_mismatch_is_a_fault(tmp_path, tiny_sky):
@@ -143,8 +145,9 @@ def test_real_tile_files(real_tile_dir):
 
 
 def test_missing_input_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist") as err:
         recon.inventory(tmp_path / "nope")
+    assert err.value.file == str(tmp_path / "nope")
 
 
 def test_gzipped_fits_is_measured_by_its_decompressed_stream(tmp_path, tiny_sky):

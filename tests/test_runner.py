@@ -40,7 +40,7 @@ def test_failing_stage_names_stage_cell_and_error(tmp_path):
         runner.run(params, ["recon"], progress=False, executed_dir=tmp_path / "exec")
     msg = str(err.value)
     assert "stage 'recon' failed" in msg
-    assert "FileNotFoundError" in msg and "does-not-exist" in msg
+    assert "InputError" in msg and "does-not-exist" in msg and "does not exist" in msg
     assert err.value.cell is not None
     assert (tmp_path / "exec" / "02_recon.ipynb").exists()  # kept for inspection
 
@@ -61,7 +61,7 @@ def test_cli_stops_at_failing_stage(tmp_path):
                            "--stages", "recon", "--executed-dir", str(tmp_path / "exec")],
                           capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "stage 'recon' failed" in proc.stderr and "FileNotFoundError" in proc.stderr
+    assert "stage 'recon' failed" in proc.stderr and "InputError" in proc.stderr
 
 
 def test_mock_is_regenerated_only_when_its_parameters_change(tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_mock_is_regenerated_only_when_its_parameters_change(tmp_path, monkeypat
 
     def fake_generate(out, **kw):
         calls.append(kw)
-        out.mkdir(parents=True)
+        out.mkdir(parents=True, exist_ok=True)
     import desivoids.mock
     monkeypatch.setattr(desivoids.mock, "generate", fake_generate)
     p = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path, mock={"seed": 1, "scale": "tiny"})
@@ -85,7 +85,7 @@ def test_a_warning_in_a_notebook_fails_the_stage(tmp_path):
     (tmp_path / "01_demo.py").write_text(
         "# %% tags=[\"parameters\"]\ndata_dir: str = ''\n\n"
         "# %%\nimport warnings\nwarnings.warn('coordinates look odd')\n")
-    stage = Stage("demo", 1, tmp_path)
+    stage = Stage("demo", 1, "a demonstration", outputs=("demo",), directory=tmp_path)
     with pytest.raises(runner.StageFailed) as err:
         runner.execute_stage(stage, {"data_dir": str(tmp_path)}, output=tmp_path / "out.ipynb", progress=False)
     assert "stage 'demo' failed" in str(err.value)

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import paths
+from .errors import StageError
 
 MATHJAX = paths.BOOK / "_mathjax" / "mathjax" / "tex-mml-chtml.js"
 
@@ -39,8 +40,8 @@ def ensure_mathjax(root: Path = paths.ROOT) -> Path:
     return target
 
 
-class BookError(RuntimeError):
-    pass
+class BookError(StageError):
+    """The book cannot be built (a chapter is missing, Sphinx failed)."""
 
 
 def toc_files(toc: Path) -> list[str]:
@@ -62,6 +63,21 @@ def toc_files(toc: Path) -> list[str]:
     return out
 
 
+def stage_chapter_problems(root: Path = paths.ROOT) -> list[str]:
+    """How _toc.yml's stage chapters differ from the stage registry (every stage, in run order,
+    as book/executed/NN_name; nothing else under book/executed)."""
+    from .stages import ORDER, STAGES
+
+    listed = [f for f in toc_files(root / "_toc.yml") if f.startswith("book/executed/")]
+    wanted = [STAGES[n].chapter for n in ORDER]
+    problems = [f"stage chapter {w} is missing from _toc.yml" for w in wanted if w not in listed]
+    problems += [f"_toc.yml names {f}, which is no stage of the registry" for f in listed
+                 if f not in wanted]
+    if not problems and listed != wanted:
+        problems.append(f"_toc.yml lists the stage chapters in the order {listed}, not {wanted}")
+    return problems
+
+
 def missing_chapters(root: Path = paths.ROOT) -> list[str]:
     """Chapters named in _toc.yml for which no source file exists (e.g. a stage not yet run)."""
     suffixes = (".md", ".ipynb", ".rst")
@@ -74,6 +90,10 @@ def build(root: Path = paths.ROOT, *, strict: bool = True) -> Path:
     ``root`` is the repository by default; tests build a copy so they never touch the user's book.
     """
     root = Path(root)
+    problems = stage_chapter_problems(root)
+    if problems:
+        raise BookError("the book's table of contents does not match the stage registry: "
+                        + "; ".join(problems))
     ensure_mathjax(root)
     missing = missing_chapters(root)
     if missing:

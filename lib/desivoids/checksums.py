@@ -51,3 +51,16 @@ def published_sums(folder: str | Path) -> dict[str, str]:
         for name, digest in parse_sumfile(sumfile.read_text(), str(sumfile)).items():
             sums[Path(name).name] = digest
     return sums
+
+
+def write_sumfile(folder: str | Path, reldir: str, names=None) -> Path:
+    """Write a folder's DESI-style checksum list (``HEX  NAME`` lines, sorted by name) under the
+    name DESI gives it (:func:`desivoids.formats.checksum_filename` of ``reldir``, the folder's
+    place in the relative layout). ``names``: the files listed (default: every ``*.fits``)."""
+    from .formats import checksum_filename
+
+    folder = Path(folder)
+    names = sorted(names) if names is not None else sorted(p.name for p in folder.glob("*.fits"))
+    out = folder / checksum_filename(reldir)
+    out.write_text("".join(f"{sha256_file(folder / n)}  {n}\n" for n in names))
+    return out

@@ -115,8 +115,10 @@ class FileKind:
 
 
 _TFORM_RE = re.compile(r"^(\d*)([LXBIJKAEDCMPQ])$")
-_TFORM_DTYPE = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8",
-                "E": ">f4", "D": ">f8"}
+#: big-endian numpy type of one element of each FITS binary-table code (FITS standard 4.0,
+#: table 18); 'L' is one byte holding 'T', 'F' or 0
+TFORM_ELEMENT_DTYPE = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8",
+                       "E": ">f4", "D": ">f8", "C": ">c8", "M": ">c16"}
 
 
 def tform_to_dtype(tform: str) -> str:
@@ -128,9 +130,9 @@ def tform_to_dtype(tform: str) -> str:
     n = int(rep) if rep else 1
     if code == "A":
         return f"S{n}"
-    if code not in _TFORM_DTYPE:
+    if code not in TFORM_ELEMENT_DTYPE:
         raise ValueError(f"unsupported TFORM {tform!r}")
-    base = _TFORM_DTYPE[code]
+    base = TFORM_ELEMENT_DTYPE[code]
     return base if n == 1 else f"({n},){base}"
 
 
@@ -155,20 +157,38 @@ HTTPS_ROOT = "https://data.desi.lbl.gov/public/"
 S3_BUCKET = "desidata"
 S3_REGION = "us-west-2"
 
-DESIVAST_DIR = "dr1/vac/dr1/desivast/v1.0"
-FASTSPEC_V3_DIR = "dr1/vac/dr1/fastspecfit/iron/v3.0/catalogs"
-FASTSPEC_V21_DIR = "dr1/vac/dr1/fastspecfit/iron/v2.1/catalogs"
-TILES_DIR = "dr1/spectro/redux/iron/tiles/cumulative"
+RELEASE = "dr1"
+SPECPROD = "iron"
+VAC_DIR = f"{RELEASE}/vac/dr1"
+DESIVAST_ROOT = f"{VAC_DIR}/desivast"
+DESIVAST_VERSION = "v1.0"
+DESIVAST_DIR = f"{DESIVAST_ROOT}/{DESIVAST_VERSION}"
+FASTSPEC_ROOT = f"{VAC_DIR}/fastspecfit/{SPECPROD}"
+FASTSPEC_VERSIONS = ("v3.0", "v2.1")
+
+
+def fastspec_dir(version: str) -> str:
+    """The catalogue folder of a FastSpecFit version, e.g. dr1/vac/dr1/fastspecfit/iron/v3.0/catalogs."""
+    return f"{FASTSPEC_ROOT}/{version}/catalogs"
+
+
+FASTSPEC_V3_DIR = fastspec_dir("v3.0")
+FASTSPEC_V21_DIR = fastspec_dir("v2.1")
+REDUX_DIR = f"{RELEASE}/spectro/redux/{SPECPROD}"
+TILES_DIR = f"{REDUX_DIR}/tiles/cumulative"
+HEALPIX_DIR = f"{REDUX_DIR}/healpix"
 
 
 def checksum_filename(reldir: str) -> str:
-    """DESI's checksum-file name for a folder: the relative path with '/' -> '_' + .sha256sum.
-
-    Established for DESIVAST (dr1_vac_dr1_desivast_v1.0.sha256sum in dr1/vac/dr1/desivast/v1.0);
-    applied by the same convention to the FastSpecFit catalogue folders (not verified against
-    the real portal).
-    """
-    return reldir.strip("/").replace("/", "_") + ".sha256sum"
+    """DESI's checksum-list name for a folder of the relative layout: the path with '/' -> '_',
+    from the release for value-added catalogues (``dr1_vac_dr1_desivast_v1.0.sha256sum`` in
+    dr1/vac/dr1/desivast/v1.0, established) and from below ``spectro/`` for the spectroscopic
+    reductions (``redux_iron_tiles_cumulative_80613_20210324.sha256sum``). Applied by the same
+    convention to the FastSpecFit catalogue folders (not verified against the real portal)."""
+    parts = reldir.strip("/").split("/")
+    if len(parts) > 2 and parts[1] == "spectro":
+        parts = parts[2:]
+    return "_".join(parts) + ".sha256sum"
 
 
 DESIVAST_CHECKSUM = f"{DESIVAST_DIR}/{checksum_filename(DESIVAST_DIR)}"

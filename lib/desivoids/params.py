@@ -1,13 +1,27 @@
-"""Run parameters: one YAML file per profile, validated against the stage notebooks.
+"""Run parameters: declared once, in each stage notebook's parameters cell.
 
-The schema of a stage's parameters is its notebook's ``parameters`` cell: each name declared
-there, with the type of its default (or its annotation). papermill only warns on an unknown
-parameter, so a misspelt name would silently run with the default; here it is an error naming it.
+The cell tagged ``parameters`` is the declaration: one ``name: type = default  # help`` line per
+parameter. Everything else reads it from there: a params file (one YAML file per run profile) is
+validated against it, the command line ``desivoids <stage>`` builds its options and help from
+it, and a test checks that ``desivoids.<stage>.run`` has the same names and defaults.
+
+Paths. A parameter whose name ends in ``_dir``, ``_file`` or ``_path`` is a path. A relative
+path in a params file, in a notebook or given to the library is relative to the repository
+root; on the command line it is relative to the current directory (the CLI makes it absolute).
+
+Run-level parameters (``data_dir``, ``db_url``, ``scheduler_address``) are set once at the top
+of a params file and given to every stage that declares them; a stage section may not set them.
+papermill only warns on an unknown parameter, so a misspelt name would silently run with the
+default; here it is an error naming the file and the key.
 """
 from __future__ import annotations
 
 import ast
+import inspect
+import io
+import tokenize
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +29,25 @@ import jupytext
 import yaml
 
 from . import paths
+from .errors import UsageError
 from .stages import STAGES, Stage
 
 
-class ParamsError(ValueError):
-    """A parameters file that cannot be run: names the file and the offending key."""
+class ParamsError(UsageError):
+    """A parameters file or value that cannot be run: names the file and the offending key."""
 
 
+#: Run-level parameters: one value per run, for every stage that declares them.
+RUN_LEVEL = {"data_dir": str, "db_url": str, "scheduler_address": str}
 #: Keys allowed at the top of a params file, and their types.
-TOP_LEVEL = {"profile": str, "data_dir": str, "mock": dict, "stages": dict}
-#: Parameters of desivoids.mock.generate that a params file may set.
-MOCK_KEYS = {"seed": int, "scale": str, "fastspec_version": str, "tiles": int}
+TOP_LEVEL = {"profile": str, **RUN_LEVEL, "mock": dict, "stages": dict}
+PATH_SUFFIXES = ("_dir", "_file", "_path")
 
 _TYPE_NAMES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+
+
+def is_path(name: str) -> bool:
+    return name.endswith(PATH_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -37,28 +57,57 @@ class Declared:
     name: str
     types: tuple[type, ...]  # accepted Python types; empty means any
     default: Any
+    help: str = ""
+
+    @property
+    def path(self) -> bool:
+        return is_path(self.name)
+
+    @property
+    def type_name(self) -> str:
+        return " or ".join(t.__name__ for t in self.types if t is not type(None)) or "any"
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Line number -> the text of the comment that ends that line."""
+    out = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            out[tok.start[0]] = tok.string.lstrip("#").strip()
+    return out
+
+
+def parameters_cell(source: Path) -> str:
+    nb = jupytext.read(source)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParamsError(f"{source}: expected exactly one cell tagged 'parameters', found {len(cells)}")
+    return cells[0].source
+
+
+@lru_cache(maxsize=64)
+def _declared(source: Path, mtime: float) -> dict[str, Declared]:
+    cell = parameters_cell(source)
+    namespace: dict[str, Any] = {}
+    exec(compile(cell, str(source), "exec"), namespace)  # the defaults, as the notebook sees them
+    comments = _comments(cell)
+    out: dict[str, Declared] = {}
+    for node in ast.parse(cell).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name, ann = node.target.id, node.annotation
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, ann = node.targets[0].id, None
+        else:
+            continue
+        default = namespace[name]
+        out[name] = Declared(name, _accepted_types(ann, default), default,
+                             comments.get(node.end_lineno, ""))
+    return out
 
 
 def declared_parameters(stage: Stage) -> dict[str, Declared]:
-    """Parse the notebook's cell tagged ``parameters`` into name -> declared type and default."""
-    nb = jupytext.read(stage.source)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ParamsError(f"{stage.source}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    out: dict[str, Declared] = {}
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            name, value, ann = node.target.id, node.value, node.annotation
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name, value, ann = node.targets[0].id, node.value, None
-        else:
-            continue
-        try:
-            default = ast.literal_eval(value) if value is not None else None
-        except ValueError:
-            default = None  # computed default (e.g. from desivoids.paths); type from annotation
-        out[name] = Declared(name, _accepted_types(ann, default), default)
-    return out
+    """The notebook's parameters cell as name -> Declared (type, default, help), in cell order."""
+    return dict(_declared(stage.source, stage.source.stat().st_mtime))
 
 
 def _accepted_types(ann: ast.expr | None, default: Any) -> tuple[type, ...]:
@@ -71,7 +120,7 @@ def _accepted_types(ann: ast.expr | None, default: Any) -> tuple[type, ...]:
     return (type(default),)
 
 
-def _check_type(value: Any, types: tuple[type, ...]) -> bool:
+def check_type(value: Any, types: tuple[type, ...]) -> bool:
     if not types:
         return True
     if isinstance(value, bool):  # bool is an int subclass: an int parameter must not take True
@@ -79,6 +128,33 @@ def _check_type(value: Any, types: tuple[type, ...]) -> bool:
     if isinstance(value, int) and float in types:
         return True
     return isinstance(value, types)
+
+
+def validate(stage: Stage, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check names and types against the declaration; ints become floats where declared float.
+    Raises ParamsError naming ``where`` (file and key, or the command line) on the first fault."""
+    declared = declared_parameters(stage)
+    out = {}
+    for key, value in values.items():
+        if key not in declared:
+            raise ParamsError(f"{where}.{key}: unknown parameter; {stage.source.name} declares "
+                              f"{sorted(declared)}")
+        d = declared[key]
+        if not check_type(value, d.types):
+            raise ParamsError(f"{where}.{key}: must be {d.type_name}, got {type(value).__name__} "
+                              f"{value!r}")
+        out[key] = float(value) if float in d.types and isinstance(value, int) and \
+            not isinstance(value, bool) and int not in d.types else value
+    return out
+
+
+def mock_parameters() -> dict[str, inspect.Parameter]:
+    """The mock sky's parameters: those of desivoids.mock.generate (its signature is the
+    declaration), less the output folder and the progress switch."""
+    from .mock import generate
+
+    sig = inspect.signature(generate)
+    return {n: p for n, p in sig.parameters.items() if p.kind == p.KEYWORD_ONLY and n != "progress"}
 
 
 @dataclass
@@ -90,10 +166,26 @@ class RunParams:
     data_dir: Path
     mock: dict[str, Any] | None
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    db_url: str = ""
+    scheduler_address: str = ""
+
+    def run_level(self) -> dict[str, Any]:
+        return {"data_dir": paths.display(self.data_dir), "db_url": self.db_url,
+                "scheduler_address": self.scheduler_address}
 
     def for_stage(self, stage: Stage) -> dict[str, Any]:
-        """The papermill parameters of one stage: the shared data_dir plus its own section."""
-        return {"data_dir": str(self.data_dir), **self.stages.get(stage.name, {})}
+        """The parameters of one stage: the run-level values it declares, then its own section.
+        Paths inside the repository are given relative to it (the library resolves them), so an
+        executed notebook never shows the folders of the machine that ran it."""
+        declared = declared_parameters(stage)
+        out = {k: v for k, v in self.run_level().items() if k in declared}
+        out.update(self.stages.get(stage.name, {}))
+        return out
+
+
+def _resolve_paths(section: dict[str, Any]) -> dict[str, Any]:
+    return {k: (paths.display(paths.resolve(v)) if is_path(k) and isinstance(v, str) and v else v)
+            for k, v in section.items()}
 
 
 def load(file: str | Path) -> RunParams:
@@ -113,11 +205,14 @@ def load(file: str | Path) -> RunParams:
         if not isinstance(value, TOP_LEVEL[key]):
             raise ParamsError(f"{file}: {key!r} must be a {TOP_LEVEL[key].__name__}, got {value!r}")
     mock = raw.get("mock")
-    for key, value in (mock or {}).items():
-        if key not in MOCK_KEYS:
-            raise ParamsError(f"{file}: unknown parameter mock.{key}; allowed: {sorted(MOCK_KEYS)}")
-        if not _check_type(value, (MOCK_KEYS[key],)):
-            raise ParamsError(f"{file}: mock.{key} must be {MOCK_KEYS[key].__name__}, got {value!r}")
+    if mock:
+        allowed = mock_parameters()
+        for key, value in mock.items():
+            if key not in allowed:
+                raise ParamsError(f"{file}: unknown parameter mock.{key}; allowed: {sorted(allowed)}")
+            default = allowed[key].default
+            if default is not inspect.Parameter.empty and not check_type(value, (type(default),)):
+                raise ParamsError(f"{file}: mock.{key} must be {type(default).__name__}, got {value!r}")
     stages: dict[str, dict[str, Any]] = {}
     for name, section in (raw.get("stages") or {}).items():
         if name not in STAGES:
@@ -125,21 +220,16 @@ def load(file: str | Path) -> RunParams:
         section = section or {}
         if not isinstance(section, dict):
             raise ParamsError(f"{file}: stages.{name} must be a mapping of parameters, got {section!r}")
-        declared = declared_parameters(STAGES[name])
-        for key, value in section.items():
-            where = f"{file}: stages.{name}.{key}"
-            if key == "data_dir":
-                raise ParamsError(f"{where}: data_dir is set once at the top of the file")
-            if key not in declared:
-                raise ParamsError(f"{where}: unknown parameter; {STAGES[name].source.name} declares {sorted(declared)}")
-            if not _check_type(value, declared[key].types):
-                want = " or ".join(t.__name__ for t in declared[key].types)
-                raise ParamsError(f"{where}: must be {want}, got {type(value).__name__} {value!r}")
-        stages[name] = section
+        for key in section:
+            if key in RUN_LEVEL:
+                raise ParamsError(f"{file}: stages.{name}.{key}: {key} is set once at the top of the file")
+        stages[name] = _resolve_paths(validate(STAGES[name], section, f"{file}: stages.{name}"))
     return RunParams(
         file=file,
         profile=raw.get("profile", file.stem),
         data_dir=paths.resolve(raw.get("data_dir", "data/" + file.stem)),
         mock=mock,
         stages=stages,
+        db_url=raw.get("db_url", ""),
+        scheduler_address=raw.get("scheduler_address", ""),
     )

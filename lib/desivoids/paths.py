@@ -2,7 +2,9 @@
 
 Everything is built from ``__file__`` or from parameters, never from the working directory, so
 notebooks executed by papermill, nbval (which starts kernels in the notebook's folder) and the
-command line all see the same files.
+command line all see the same files. A relative path given to the library (a notebook parameter,
+a params file) is relative to the repository root; the command line turns the paths a user types
+into absolute ones first, relative to the current directory (see :mod:`desivoids.stagecli`).
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ NOTEBOOKS = ROOT / "notebooks"
 PARAMS = ROOT / "params"
 BOOK = ROOT / "book"
 EXECUTED = BOOK / "executed"  # executed stage notebooks that the book renders (git-ignored)
-BUILD = ROOT / "_build"
 DATA = ROOT / "data"
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -25,12 +26,21 @@ def resolve(path: str | Path, base: Path = ROOT) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
+def display(path: str | Path) -> str:
+    """A path as a reader should see it: relative to the repository when inside it (a book page
+    never shows the folders of the machine that built it), else as given."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(ROOT).as_posix() if p.is_absolute() else p.as_posix()
+    except ValueError:
+        return str(p)
+
+
 @dataclass(frozen=True)
 class RunLayout:
-    """Where each stage of one run reads and writes, all below ``data_dir``.
-
-    Stages talk only through these files and the database, so any stage can be rerun alone.
-    """
+    """Where each stage of one run writes, all below ``data_dir``: stage ``S`` owns ``data_dir/S/``
+    (see :mod:`desivoids.stages`). Stages read each other's outputs only through these paths, so
+    any stage can be rerun alone."""
 
     data_dir: Path
 
@@ -38,36 +48,59 @@ class RunLayout:
     def of(cls, data_dir: str | Path) -> "RunLayout":
         return cls(resolve(data_dir))
 
+    def stage(self, name: str) -> Path:
+        """The output folder of a stage."""
+        return self.data_dir / name
+
     @property
     def mirror(self) -> Path:
-        """Mock profile only: the local 'remote' that acquire fetches from (DESI relative layout)."""
+        """Mock profile only: the local 'remote' that acquire fetches from (DESI relative layout),
+        written by the runner before the stages run."""
         return self.data_dir / "mirror"
+
+    # acquire -------------------------------------------------------------------------------
+    @property
+    def acquire(self) -> Path:
+        return self.stage("acquire")
 
     @property
     def raw(self) -> Path:
         """Verified FITS files as fetched by acquire, in DESI's relative layout (dr1/...)."""
-        return self.data_dir / "raw"
+        return self.acquire / "raw"
 
     @property
     def manifest(self) -> Path:
-        return self.data_dir / "acquire" / "manifest.sqlite"
+        return self.acquire / "manifest.sqlite"
 
     @property
-    def acquire(self) -> Path:
-        return self.data_dir / "acquire"
+    def spectra(self) -> Path:
+        """Tile spectra converted by acquire: one Parquet file per coadd, wavelength grids once."""
+        return self.acquire / "spectra"
 
+    # recon, convert, load ------------------------------------------------------------------
     @property
     def recon(self) -> Path:
-        return self.data_dir / "recon"
+        return self.stage("recon")
 
     @property
-    def parquet(self) -> Path:
-        return self.data_dir / "parquet"
+    def convert(self) -> Path:
+        """The convert stage's Parquet tables (see desivoids.convert.columns)."""
+        return self.stage("convert")
+
+    @property
+    def load(self) -> Path:
+        return self.stage("load")
+
+    # the shared database -------------------------------------------------------------------
+    @property
+    def database(self) -> Path:
+        """The run's SQLite database (used when no db_url is given): each stage owns its tables."""
+        return self.data_dir / "database" / "desivoids.sqlite"
 
     @property
     def sqlite_url(self) -> str:
-        return f"sqlite:///{self.data_dir / 'desivoids.sqlite'}"
+        return f"sqlite:///{self.database}"
 
-    @property
-    def reports(self) -> Path:
-        return self.data_dir / "reports"
+    def db_url(self, given: str = "") -> str:
+        """``given`` when set (a PostgreSQL or SQLite URL), else the run's SQLite file."""
+        return given or self.sqlite_url

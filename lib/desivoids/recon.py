@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -19,10 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 from astropy.io import fits
-from tqdm import tqdm
 
 from . import formats
 from .checksums import published_sums, sha256_file
+from .errors import InputError
+from .fitscheck import hdus_end, incompleteness
+from .outputs import staged
+from .paths import RunLayout, display, resolve
+from .progress import bar
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz")
 BLOCK = 2880
@@ -36,8 +39,8 @@ HEADER_KEYS = (
 )
 
 
-class ReconError(RuntimeError):
-    """strict mode: at least one file has a fault."""
+class ReconError(InputError):
+    """strict mode: at least one file has a fault (every faulty file is named)."""
 
 
 @dataclass
@@ -101,11 +104,9 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
         with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # astropy warns on truncation; we measure it below
             with fits.open(path, memmap=False, lazy_load_hdus=False, ignore_missing_simple=False) as hdul:
-                end = 0
                 for i, hdu in enumerate(hdul):
                     info.hdus.append(_describe(i, hdu))
-                    fi = hdu.fileinfo()
-                    end = max(end, fi["datLoc"] + fi["datSpan"])
+                end = hdus_end(hdul)
     except Exception as exc:  # astropy raises OSError/ValueError/TypeError for non-FITS or broken headers
         info.faults.append(f"not a readable FITS file: {type(exc).__name__}: {exc}")
         return info
@@ -114,12 +115,9 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
     except (OSError, EOFError) as exc:
         info.faults.append(f"truncated: compressed stream ends early: {type(exc).__name__}: {exc}")
         return info
-    if size < end:
-        info.faults.append(f"truncated: {size} bytes on disk, the headers promise {end}")
-    elif size > end:
-        # astropy stops, with only a warning, at a trailing HDU whose header is cut short
-        info.faults.append(f"truncated: {size - end} bytes after the last complete HDU (ends at byte "
-                           f"{end}) do not form a complete HDU")
+    problem = incompleteness(size, end)
+    if problem:
+        info.faults.append(problem)
     if info.kind is not None:
         found = [h.extname for h in info.hdus]
         for ext in formats.expected_hdus(info.kind):
@@ -157,11 +155,12 @@ def _describe(index: int, hdu) -> HduInfo:
 
 
 def inventory(root: str | Path, *, checksum: bool = True, workers: int = 2,
-              progress: bool = False) -> list[FileInfo]:
+              progress: bool | None = None) -> list[FileInfo]:
     """Inventory every FITS file under ``root`` (hashing in parallel threads)."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"recon input folder {root} does not exist")
+        raise InputError(root, None, None, "recon input folder does not exist (run acquire, "
+                         "or give input_dir)")
     files = find_fits(root)
     sums_by_dir: dict[Path, dict] = {}
     for p in files:
@@ -171,7 +170,7 @@ def inventory(root: str | Path, *, checksum: bool = True, workers: int = 2,
             sums_by_dir[p.parent] = {**published_sums(p.parent.parent), **published_sums(p.parent)}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = pool.map(lambda p: inspect_file(p, root, checksum=checksum, sums=sums_by_dir[p.parent]), files)
-        return list(tqdm(jobs, total=len(files), desc="recon", unit="file", disable=not progress))
+        return list(bar(jobs, total=len(files), desc="recon", unit="file", progress=progress))
 
 
 def tables(files: list[FileInfo]) -> dict[str, pd.DataFrame]:
@@ -196,49 +195,48 @@ def tables(files: list[FileInfo]) -> dict[str, pd.DataFrame]:
 
 
 def write(files: list[FileInfo], out_dir: str | Path) -> Path:
-    """Write inventory.json (complete, nested) and files/hdus/columns as Parquet; return the JSON."""
+    """Publish inventory.json (complete, nested) and files/hdus/columns as Parquet into
+    ``out_dir``, atomically (the folder is replaced as a whole); return the JSON's path."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"files": [asdict(f) | {"ok": f.ok} for f in files]}
-    target = out_dir / "inventory.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
-    os.replace(tmp, target)
-    for name, df in tables(files).items():
-        df.to_parquet(out_dir / f"{name}.parquet", index=False)
-    return target
+    with staged(out_dir) as tmp:
+        doc = {"files": [asdict(f) | {"ok": f.ok} for f in files]}
+        (tmp / "inventory.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+        for name, df in tables(files).items():
+            df.to_parquet(tmp / f"{name}.parquet", index=False)
+    return out_dir / "inventory.json"
 
 
-def run(input_dir: str | Path, out_dir: str | Path, *, strict: bool = False, checksum: bool = True,
-        workers: int = 2, progress: bool = False) -> list[FileInfo]:
-    """The recon stage: inventory, write it, and in strict mode fail on any fault."""
-    files = inventory(input_dir, checksum=checksum, workers=workers, progress=progress)
-    write(files, out_dir)
-    bad = [f for f in files if not f.ok]
-    if strict and bad:
-        raise ReconError("recon (strict): faulty files: " + "; ".join(f"{f.path}: {', '.join(f.faults)}" for f in bad))
-    return files
+@dataclass
+class ReconResult:
+    """What the recon stage found: one FileInfo per FITS file, and where the inventory is."""
+
+    files: list[FileInfo]
+    out_dir: Path
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return tables(self.files)
+
+    @property
+    def faulty(self) -> list[FileInfo]:
+        return [f for f in self.files if not f.ok]
+
+    def __str__(self) -> str:
+        lines = [f"recon: {len(self.files)} FITS files, {sum(len(f.hdus) for f in self.files)} HDUs, "
+                 f"{len(self.faulty)} with faults -> {display(self.out_dir / 'inventory.json')}"]
+        lines += [f"  FAULT {f.path}: {'; '.join(f.faults)}" for f in self.faulty]
+        return "\n".join(lines)
 
 
-def cli_main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from .paths import RunLayout
-
-    ap = argparse.ArgumentParser(prog="desivoids recon", description=__doc__.splitlines()[0])
-    ap.add_argument("--data-dir", default="data/mock", help="run folder; reads <data-dir>/raw")
-    ap.add_argument("--input", help="folder to inventory (default: <data-dir>/raw)")
-    ap.add_argument("--out", help="output folder (default: <data-dir>/recon)")
-    ap.add_argument("--strict", action="store_true", help="fail if any file has a fault")
-    ap.add_argument("--no-checksum", action="store_true", help="skip sha256 (headers only)")
-    args = ap.parse_args(argv)
-    layout = RunLayout.of(args.data_dir)
-    try:
-        files = run(args.input or layout.raw, args.out or layout.recon, strict=args.strict,
-                    checksum=not args.no_checksum, progress=True)
-    except (ReconError, FileNotFoundError) as exc:
-        print(f"error: {exc}")
-        return 1
-    bad = sum(not f.ok for f in files)
-    print(f"recon: {len(files)} FITS files, {sum(len(f.hdus) for f in files)} HDUs, {bad} with faults")
-    return 0
+def run(data_dir: str = "data/mock", input_dir: str = "", strict: bool = False,
+        checksum: bool = True) -> ReconResult:
+    """The recon stage: inventory ``input_dir`` (default: what acquire verified), publish it in
+    ``<data_dir>/recon``, and with ``strict`` fail naming every faulty file."""
+    layout = RunLayout.of(data_dir)
+    source = resolve(input_dir) if input_dir else layout.raw
+    files = inventory(source, checksum=checksum)
+    write(files, layout.recon)
+    result = ReconResult(files, layout.recon)
+    if strict and result.faulty:
+        raise ReconError.all([ReconError(f.path, None, None, "; ".join(f.faults))
+                              for f in result.faulty])
+    return result

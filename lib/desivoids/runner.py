@@ -7,7 +7,6 @@ py:percent) and the executed copy is written to the book's tree (``book/executed
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +15,23 @@ from typing import Iterable
 import jupytext
 import nbformat
 import papermill as pm
-from tqdm import tqdm
 
 from . import paths
+from .errors import StageError
+from .outputs import staged
+from .progress import bar
 from .params import RunParams
 from .stages import Stage, select
 
 
-class StageFailed(RuntimeError):
+class StageFailed(StageError):
     """A stage notebook raised: carries the stage, the failing cell and its error."""
 
     def __init__(self, stage: Stage, cell: int | None, ename: str, evalue: str, executed: Path):
         self.stage, self.cell, self.ename, self.evalue, self.executed = stage, cell, ename, evalue, executed
         where = f"cell [{cell}]" if cell is not None else "a cell"
         super().__init__(f"stage '{stage.name}' failed in {where} of {stage.source.name}: {ename}: {evalue}"
-                         f" (executed notebook kept at {executed})")
+                         f" (executed notebook kept at {paths.display(executed)})")
 
 
 @dataclass
@@ -54,10 +55,9 @@ def ensure_mock(params: RunParams, *, force: bool = False) -> Path | None:
     stamp = mirror / MOCK_STAMP
     if not force and stamp.exists() and json.loads(stamp.read_text()) == params.mock:
         return mirror
-    if mirror.exists():
-        shutil.rmtree(mirror)
-    mock.generate(mirror, **params.mock)
-    stamp.write_text(json.dumps(params.mock, sort_keys=True))
+    with staged(mirror) as tmp:  # a mock cut short by an interrupt is never taken for whole
+        mock.generate(tmp, **params.mock)
+        (tmp / MOCK_STAMP).write_text(json.dumps(params.mock, sort_keys=True))
     return mirror
 
 
@@ -94,14 +94,15 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     if make_mock:
         ensure_mock(params)
     results = []
-    bar = tqdm(stages, desc="desivoids run", unit="stage", disable=not progress)
-    for stage in bar:
-        bar.set_postfix_str(stage.name)
+    stage_bar = bar(stages, desc="desivoids run", unit="stage", progress=progress)
+    for stage in stage_bar:
+        stage_bar.set_postfix_str(stage.name)
         t0 = time.perf_counter()
         out = executed_dir / f"{stage.stem}.ipynb"
         execute_stage(stage, params.for_stage(stage), output=out, progress=progress)
         results.append(StageResult(stage.name, str(out), round(time.perf_counter() - t0, 2)))
-    record = {"params_file": str(params.file), "profile": params.profile, "data_dir": str(params.data_dir),
+    record = {"params_file": paths.display(params.file), "profile": params.profile,
+              "data_dir": paths.display(params.data_dir),
               "stages": [r.__dict__ for r in results]}
     (executed_dir / "run.json").write_text(json.dumps(record, indent=2))
     return results

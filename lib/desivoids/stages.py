@@ -1,24 +1,48 @@
-"""The pipeline's stages, in order, and the notebook that runs each one.
+"""The stage registry: every stage of the pipeline, in run order, with what it owns.
 
 A stage has one name everywhere: notebook ``notebooks/NN_<name>.py``, library module
-``desivoids.<name>``, command-line verb ``desivoids <name>``, book chapter and params section.
+``desivoids.<name>`` with its entry point ``desivoids.<name>.run``, command-line verb
+``desivoids <name>``, book chapter ``book/executed/NN_<name>``, params section
+``stages.<name>`` and output folder ``<data_dir>/<name>/``.
+
+The contract (tested in tests/test_stage_contract.py):
+
+- ``outputs``: the paths below ``data_dir`` that the stage writes, and the only ones. They are
+  disjoint between stages. A stage publishes them atomically (see :mod:`desivoids.outputs`) and
+  reads another stage's outputs only through :class:`desivoids.paths.RunLayout`.
+- ``tables``: the tables it writes into the run's database, which all stages share (a SQLite file
+  at ``RunLayout.database`` or the PostgreSQL server of ``db_url``). A table has one owner.
+- The notebook's parameters cell declares the stage's parameters once (name, type, default,
+  comment); the params file section, ``desivoids <name>`` and ``desivoids.<name>.run`` accept
+  exactly those names with the same defaults.
+
+CONTRIBUTING.md says how to add a stage.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import paths
 
-#: Stage names in run order. Later stages (integrity, plausibility, environment, systematics,
-#: release) are appended here as their notebooks land.
-ORDER: tuple[str, ...] = ("acquire", "recon", "convert", "load")
+#: Written by the runner (not by a stage) for mock profiles: the mock sky that acquire fetches.
+MOCK_OUTPUT = "mirror"
+#: The run's shared SQLite database folder (each stage owns its tables, not the folder).
+DATABASE_OUTPUT = "database"
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
     number: int
+    summary: str
+    outputs: tuple[str, ...]
+    tables: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()  # stages whose outputs this one reads
+    #: extra verbs below ``desivoids <name>``: word -> "module:function(argv) -> exit status"
+    subcommands: dict[str, str] = field(default_factory=dict, compare=False)
     directory: Path = field(default=paths.NOTEBOOKS, compare=False)
 
     @property
@@ -39,15 +63,49 @@ class Stage:
         """Where the runner writes the executed notebook that the book renders."""
         return paths.EXECUTED / f"{self.stem}.ipynb"
 
+    @property
+    def chapter(self) -> str:
+        """The book's table-of-contents entry of this stage."""
+        return f"book/executed/{self.stem}"
 
-STAGES: dict[str, Stage] = {name: Stage(name, i + 1) for i, name in enumerate(ORDER)}
+    @property
+    def module(self) -> str:
+        return f"desivoids.{self.name}"
+
+    def entry(self) -> Callable:
+        """The library entry point ``desivoids.<name>.run``."""
+        return getattr(importlib.import_module(self.module), "run")
+
+
+_REGISTRY = (
+    Stage("acquire", 1, "resumable, verified download of DESI files; tile spectra to Parquet",
+          outputs=("acquire",),
+          subcommands={"spectra": "desivoids.acquire.cli:spectra_main",
+                       "status": "desivoids.acquire.cli:status_main"}),
+    Stage("recon", 2, "an inventory of every FITS file: HDUs, columns, units, header keys, sha256",
+          outputs=("recon",), reads=("acquire",)),
+    Stage("convert", 3, "FITS catalogues to Parquet, with every source row accounted for",
+          outputs=("convert",), reads=("acquire",)),
+    Stage("load", 4, "Parquet into SQLite or PostgreSQL, transactionally, with spatial indexes",
+          outputs=("load",),
+          tables=("galaxies", "voids", "holes", "zonevoid", "galzone", "rejects",
+                  "galaxy_positions", "galaxy_blocks", "load_runs", "load_tables", "load_parts",
+                  "load_columns"),
+          reads=("convert",)),
+)
+
+#: Stage names in run order.
+ORDER: tuple[str, ...] = tuple(s.name for s in _REGISTRY)
+STAGES: dict[str, Stage] = {s.name: s for s in _REGISTRY}
 
 
 def select(names: list[str] | None) -> list[Stage]:
     """The stages to run, in pipeline order, whatever order ``names`` gives them in."""
+    from .errors import UsageError
+
     if not names:
         return [STAGES[n] for n in ORDER]
     unknown = [n for n in names if n not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}; known stages: {list(ORDER)}")
+        raise UsageError(f"unknown stage(s) {unknown}; known stages: {list(ORDER)}")
     return [STAGES[n] for n in ORDER if n in names]

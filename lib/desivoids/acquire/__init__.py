@@ -3,8 +3,9 @@
 Modules: ``filesets`` (named sets -> relative paths and checksum-file locations), ``sources``
 (HTTPS, anonymous S3, fsspec behind one interface), ``plan`` (sizes and published sha256 from
 metadata), ``manifest`` (SQLite state), ``transfer`` (.part, verify, rename, retries, disk guard),
-``spectra`` (coadd + redrock -> Parquet), ``run`` (the stage as functions), ``cli``.
+``spectra`` (coadd + redrock -> Parquet), ``steps`` (the stage: :func:`run`), ``cli`` (the extra
+verbs ``desivoids acquire spectra`` and ``desivoids acquire status``).
 """
-from .cli import cli_main
+from .steps import AcquireResult, run
 
-__all__ = ["cli_main"]
+__all__ = ["run", "AcquireResult"]

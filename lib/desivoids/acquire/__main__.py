@@ -1,6 +1,7 @@
 """``python -m desivoids.acquire ...``: the same as ``desivoids acquire ...``."""
 import sys
 
-from .cli import cli_main
+from ..stagecli import main
+from ..stages import STAGES
 
-sys.exit(cli_main())
+sys.exit(main(STAGES["acquire"], sys.argv[1:]))

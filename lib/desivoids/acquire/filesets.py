@@ -16,30 +16,23 @@ is still found.
 """
 from __future__ import annotations
 
-from ..checksums import parse_sumfile  # noqa: F401  (re-exported: the planner reads sums through it)
-
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-RELEASE = "dr1"
-SPECPROD = "iron"
-DESIVAST_DIR = f"{RELEASE}/vac/dr1/desivast"
-FASTSPEC_DIR = f"{RELEASE}/vac/dr1/fastspecfit/{SPECPROD}"
-REDUX_DIR = f"{RELEASE}/spectro/redux/{SPECPROD}"
-TILES_DIR = f"{REDUX_DIR}/tiles/cumulative"
-HEALPIX_DIR = f"{REDUX_DIR}/healpix"
+from ..checksums import parse_sumfile  # noqa: F401  (re-exported: the planner reads sums through it)
+from ..errors import UsageError
+from ..formats import (DESIVAST_FILES, DESIVAST_ROOT as DESIVAST_DIR, FASTSPEC_V21_FILENAME,
+                       FASTSPEC_V3_FILES, HEALPIX_DIR, TILES_DIR, checksum_filename,
+                       fastspec_dir)
 
-DESIVAST_FILES = tuple(
-    [f"DESIVAST_BGS_VOLLIM_VoidFinder_{cap}.fits" for cap in ("NGC", "SGC")]
-    + [f"DESIVAST_BGS_VOLLIM_V2_{alg}_{cap}.fits" for alg in ("REVOLVER", "VIDE", "ZOBOV") for cap in ("NGC", "SGC")]
-)
-FASTSPEC_V3_HP = tuple(range(12))
+#: nside-1 pixels of the FastSpecFit v3.0 split, hp00..hp11
+FASTSPEC_V3_HP = tuple(range(len(FASTSPEC_V3_FILES)))
 PETALS = tuple(range(10))
 SETS = ("desivast", "fastspecfit", "tiles", "healpix", "dir")
 
 
-class FileSetError(ValueError):
+class FileSetError(UsageError):
     """A file-set parameter that names nothing DESI publishes."""
 
 
@@ -76,14 +69,6 @@ class TileSpec:
     petals: tuple[int, ...] = field(default=PETALS)
 
 
-def sumfile_name(directory: str) -> str:
-    """DESI's checksum-file name for a directory of the relative layout."""
-    parts = directory.strip("/").split("/")
-    if len(parts) > 2 and parts[1] == "spectro":  # dr1/spectro/redux/... -> redux_...
-        parts = parts[2:]
-    return "_".join(parts) + ".sha256sum"
-
-
 def sumfiles_for(directory: str, up: int = 0) -> tuple[str, ...]:
     """The checksum file of ``directory`` and of up to ``up`` parent directories (a VAC may
     publish one sum file at its version level listing ``sub/dir/file`` paths)."""
@@ -91,7 +76,7 @@ def sumfiles_for(directory: str, up: int = 0) -> tuple[str, ...]:
     out = []
     for k in range(up + 1):
         d = "/".join(parts[: len(parts) - k])
-        out.append(f"{d}/{sumfile_name(d)}")
+        out.append(f"{d}/{checksum_filename(d)}")
     return tuple(out)
 
 
@@ -102,17 +87,17 @@ def desivast(version: str = "v1.0") -> list[Request]:
 
 def fastspecfit(version: str = "v3.0", hp: Iterable[int] | None = None) -> list[Request]:
     """v3.0: the twelve nside-1 HEALPix files of main-bright (or those in ``hp``); v2.1: one file."""
-    d = f"{FASTSPEC_DIR}/{version}/catalogs"
+    d = fastspec_dir(version)
     if version == "v2.1":
         if hp:
             raise FileSetError("fastspecfit v2.1 main-bright is a single file: hp selection applies to v3.0 only")
-        names = ("fastspec-iron-main-bright.fits",)
+        names = (FASTSPEC_V21_FILENAME,)
     elif version == "v3.0":
         pix = sorted(set(FASTSPEC_V3_HP if not hp else hp))
         bad = [p for p in pix if p not in FASTSPEC_V3_HP]
         if bad:
             raise FileSetError(f"fastspecfit v3.0 has nside-1 pixels hp00..hp11; not {bad}")
-        names = tuple(f"fastspec-iron-main-bright-nside1-hp{p:02d}.fits" for p in pix)
+        names = tuple(FASTSPEC_V3_FILES[p] for p in pix)
     else:
         raise FileSetError(f"fastspecfit version {version!r}: expected 'v3.0' or 'v2.1'")
     return [Request("fastspecfit", d, sumfiles_for(d, up=1), names=names)]

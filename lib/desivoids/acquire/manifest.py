@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from ..errors import StageError
+
 STATES = ("planned", "partial", "verified", "failed", "empty")
 CHECKSUM = {"published": "published .sha256sum",
             "computed": "computed, not verified against a published sum"}
@@ -102,7 +104,7 @@ class FileRow:
 FILE_COLUMNS = ", ".join(f.name for f in fields(FileRow))
 
 
-class ManifestLocked(RuntimeError):
+class ManifestLocked(StageError):
     """Another process holds this manifest."""
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence, TypeVar
 
+from ..errors import StageError
 from . import filesets as fs
 from .sources import Listed, Missing, Source, SourceError, Transient
 
@@ -32,7 +33,7 @@ class Planned:
     error: str | None = None
 
 
-class PlanError(RuntimeError):
+class PlanError(StageError):
     """The plan cannot be made (source unreachable, an explicitly requested tile is absent, ...)."""
 
 

@@ -16,15 +16,14 @@ from typing import Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 from .. import __version__
+from ..errors import DesivoidsError
 
-DESI_HTTPS = "https://data.desi.lbl.gov/public/"
-DESI_BUCKET = "desidata"
-DESI_REGION = "us-west-2"
+from ..formats import HTTPS_ROOT as DESI_HTTPS, S3_BUCKET as DESI_BUCKET, S3_REGION as DESI_REGION
 USER_AGENT = f"desivoids/{__version__} (DESI DR1 void pipeline; acquire)"
 CHUNK = 1 << 20
 
 
-class SourceError(Exception):
+class SourceError(DesivoidsError):
     """A failure reading from a source; ``str()`` names the source and the path."""
 
 

@@ -28,6 +28,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..errors import FormatError
+
 CAMERAS = ("B", "R", "Z")
 IMAGES = ("FLUX", "IVAR", "MASK")
 REQUIRED_REDSHIFTS = ("TARGETID", "Z", "ZWARN", "SPECTYPE", "DELTACHI2")
@@ -35,7 +37,7 @@ META_PREFIX = "desivoids."
 _wave_lock = threading.Lock()
 
 
-class SpectraFormatError(ValueError):
+class SpectraFormatError(FormatError):
     """A coadd/redrock file that does not have DESI's structure; names file, HDU and column."""
 
 
@@ -70,7 +72,7 @@ def _hdu(hdul, extname: str, path: Path):
         return hdul[extname]
     except KeyError:
         names = [h.name for h in hdul]
-        raise SpectraFormatError(f"{path}: no HDU with EXTNAME {extname!r} (HDUs: {names})") from None
+        raise SpectraFormatError(path, extname, None, f"no HDU with this EXTNAME (HDUs: {names})") from None
 
 
 def _check_hdus(hdul, kind: str, path: Path) -> None:
@@ -79,7 +81,8 @@ def _check_hdus(hdul, kind: str, path: Path) -> None:
     have = {h.name for h in hdul}
     missing = [e for e in formats.expected_hdus(kind) if e not in have]
     if missing:
-        raise SpectraFormatError(f"{path}: not a DESI {kind} file: missing HDUs {missing} "
+        raise SpectraFormatError(path, ",".join(missing), None,
+                                 f"not a DESI {kind} file: missing HDUs {missing} "
                                  f"(HDUs present: {[h.name for h in hdul]})")
 
 
@@ -146,21 +149,21 @@ def select_and_build(coadd: str | Path, redrock: str | Path, selection: Selectio
         fm = _hdu(co, "FIBERMAP", coadd).data
         for c in REQUIRED_REDSHIFTS:
             if zs is None or c not in zs.columns.names:
-                raise SpectraFormatError(f"{redrock}: HDU 'REDSHIFTS' has no column {c!r}")
+                raise SpectraFormatError(redrock, "REDSHIFTS", c, "column missing")
         if fm is None or "TARGETID" not in fm.columns.names:
-            raise SpectraFormatError(f"{coadd}: HDU 'FIBERMAP' has no column 'TARGETID'")
+            raise SpectraFormatError(coadd, "FIBERMAP", "TARGETID", "column missing")
         n = len(zs)
         tid_rr = _native(zs["TARGETID"]).astype(np.int64)
         tid_fm = _native(fm["TARGETID"]).astype(np.int64)
         if len(tid_fm) != n or not np.array_equal(tid_rr, tid_fm):
             pos = {t: i for i, t in enumerate(tid_fm.tolist())}
             if len(pos) != len(tid_fm):
-                raise SpectraFormatError(f"{coadd}: HDU 'FIBERMAP' column 'TARGETID' has duplicates and its "
+                raise SpectraFormatError(coadd, "FIBERMAP", "TARGETID", "duplicate values, and the "
                                          f"order differs from {redrock.name} REDSHIFTS")
             missing = [t for t in tid_rr.tolist() if t not in pos]
             if missing:
-                raise SpectraFormatError(f"{redrock}: HDU 'REDSHIFTS' column 'TARGETID' has {len(missing)} "
-                                         f"targets absent from {coadd.name} FIBERMAP (e.g. {missing[:3]})")
+                raise SpectraFormatError(redrock, "REDSHIFTS", "TARGETID", f"{len(missing)} targets "
+                                         f"absent from {coadd.name} FIBERMAP (e.g. {missing[:3]})")
             row_of = np.array([pos[t] for t in tid_rr.tolist()], dtype=np.int64)
         else:
             row_of = np.arange(n)
@@ -188,7 +191,8 @@ def select_and_build(coadd: str | Path, redrock: str | Path, selection: Selectio
             wh = _hdu(co, f"{cam}_WAVELENGTH", coadd)
             w = _native(wh.data).astype("f8")
             if w.ndim != 1:
-                raise SpectraFormatError(f"{coadd}: HDU '{cam}_WAVELENGTH' has shape {w.shape}, expected 1-D")
+                raise SpectraFormatError(coadd, f"{cam}_WAVELENGTH", None,
+                                         f"image of shape {w.shape}, expected 1-D")
             waves[cam] = (w, wh.header.get("BUNIT"))
         hdr = co[0].header
         meta = {"coadd": coadd.name, "redrock": redrock.name, "selection": selection.key(),
@@ -212,8 +216,9 @@ def select_and_build(coadd: str | Path, redrock: str | Path, selection: Selectio
                 h = _hdu(co, f"{cam}_{what}", coadd)
                 if h.data is None or h.data.ndim != 2 or h.data.shape != (len(fm), nw):
                     shape = None if h.data is None else h.data.shape
-                    raise SpectraFormatError(f"{coadd}: HDU '{cam}_{what}' has shape {shape}, expected "
-                                             f"({len(fm)}, {nw}) = (FIBERMAP rows, len({cam}_WAVELENGTH))")
+                    raise SpectraFormatError(coadd, f"{cam}_{what}", None,
+                                             f"image of shape {shape}, expected ({len(fm)}, {nw}) = "
+                                             f"(FIBERMAP rows, len({cam}_WAVELENGTH))")
                 cols[f"{cam}_{what}"] = _arrow_column(h.data[fm_rows])
         return pa.table(cols), counts, waves, meta
 
@@ -303,11 +308,11 @@ class SpectraSummary:
 
 def convert_all(pairs: Sequence[tuple[str, str]], raw_root: str | Path, out_root: str | Path, manifest,
                 selection: Selection = Selection(), *, workers: int = 2, redo: bool = False,
-                progress: bool = False) -> SpectraSummary:
+                progress: bool | None = None) -> SpectraSummary:
     """Convert (coadd, redrock) pairs given as paths relative to ``raw_root``; resumable: a pair
     already ``done``/``empty`` with the same selection (and its output present) is skipped.
     The totals cover every pair, skipped ones included, so the waterfall accounts for all rows."""
-    from tqdm import tqdm
+    from ..progress import bar
 
     raw_root, out_root = Path(raw_root), Path(out_root)
     key = selection.key()
@@ -344,7 +349,7 @@ def convert_all(pairs: Sequence[tuple[str, str]], raw_root: str | Path, out_root
     states: dict[str, int] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         futs = [pool.submit(one, p) for p in todo]
-        for f in tqdm(as_completed(futs), total=len(futs), desc="spectra", unit="pair", disable=not progress):
+        for f in bar(as_completed(futs), total=len(futs), desc="spectra", unit="pair", progress=progress):
             st = f.result()
             states[st] = states.get(st, 0) + 1
     wanted = {c for c, _ in pairs}

@@ -15,8 +15,6 @@ planned, when that would leave less than ``min_free`` bytes free.
 """
 from __future__ import annotations
 
-from ..checksums import sha256_hash
-
 import errno
 import hashlib
 import os
@@ -30,17 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tqdm import tqdm
+
+from ..checksums import sha256_hash
+from ..errors import DesivoidsError
+from ..progress import bar
 from .manifest import FileRow, Manifest
 from .sources import Missing, Permanent, RangeNotSatisfiable, Source, SourceError, Transient
 
 READ = 1 << 20
 
 
-class Corrupt(Exception):
+class Corrupt(DesivoidsError):
     """Bytes received do not match the expected size or checksum; the .part is discarded."""
 
 
-class _Stop(Exception):
+class _Stop(DesivoidsError):
     """The batch is stopping (disk guard, interrupt): leave the .part for the next run."""
 
 
@@ -65,7 +68,7 @@ class Options:
     backoff: float = 0.5  # seconds before the first retry; doubles each time
     max_backoff: float = 60.0
     min_free: int = 1 << 30  # bytes that must stay free on the destination disk
-    progress: bool = True
+    progress: bool | None = None  # None: a progress bar only on a terminal
     rehash: bool = False  # re-hash verified files on resume instead of checking their size
     disk_usage: Callable[[str], "shutil._ntuple_diskusage"] = shutil.disk_usage
     check_every: int = 64 << 20  # bytes between disk checks during a transfer
@@ -120,11 +123,8 @@ class Summary:
 
 
 def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    """Bytes as tqdm writes them (binary prefixes)."""
+    return tqdm.format_sizeof(n, "B", 1024)
 
 
 class Transfer:
@@ -339,8 +339,6 @@ class Transfer:
     def run(self, params: dict | None = None, planned: list | None = None) -> Summary:
         """Record ``planned`` (a fresh plan, if any) in the manifest, then fetch every file that
         is not verified; verified files are checked in place and never fetched again."""
-        from tqdm import tqdm
-
         self.dest.mkdir(parents=True, exist_ok=True)
         self.batch = self.manifest.begin_batch("transfer", self.source.label, params or {})
         t0 = time.perf_counter()
@@ -362,8 +360,8 @@ class Transfer:
         self._log(None, "batch", f"{len(todo)} files to fetch, {remaining} bytes; {replanned} re-planned")
         states: dict[str, int] = {}
         interrupted = False
-        self._bar = tqdm(total=remaining, unit="B", unit_scale=True, unit_divisor=1024, desc="acquire",
-                         disable=not self.opt.progress, smoothing=0.1, dynamic_ncols=True)
+        self._bar = bar(total=remaining, progress=self.opt.progress, unit="B", unit_scale=True, unit_divisor=1024, desc="acquire",
+                         smoothing=0.1, dynamic_ncols=True)
         pool = ThreadPoolExecutor(max(1, self.opt.workers), thread_name_prefix="acquire")
         try:
             futures = [pool.submit(self._task, r) for r in todo]

@@ -23,7 +23,7 @@ Conventions:
   where SFR = 0) so no sentinel value can leak into a statistic.
 - Rows whose RA, DEC or Z is NaN/inf (galaxies), or whose position/radius is NaN/inf (holes,
   galzone), are not written to the table but to ``rejects`` with the reason; ``strict=True``
-  turns each of them into a :class:`~desivoids.convert.errors.FormatError` instead. Void rows are
+  turns each of them into a :class:`~desivoids.errors.FormatError` instead. Void rows are
   never rejected: a void with a non-finite value keeps its row, the value becomes null and the
   column is listed in ``nonfinite_columns`` (V2 membership goes through ZONEVOID, so dropping a
   void would orphan its galaxies).
@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from ..formats import ALGORITHMS, CAPS  # one definition (formats), re-exported for readers
+
 __all__ = [
     "Column", "GALAXY_COLUMNS", "LINES", "LINE_COLUMNS", "DERIVED_COLUMNS",
     "GALAXIES", "VOIDS", "HOLES", "ZONEVOID", "GALZONE", "REJECTS", "TABLES",
@@ -53,8 +55,6 @@ __all__ = [
 #: Key of the JSON document stored in every output file's Parquet schema metadata.
 METADATA_KEY = b"desivoids"
 
-ALGORITHMS = ("VoidFinder", "REVOLVER", "VIDE", "ZOBOV")
-CAPS = ("NGC", "SGC")
 #: M_r = ABSMAG01_SDSS_R + 0.97 (Z - 0.1): DESIVAST's evolution-corrected absolute magnitude.
 M_R_EVOLUTION = 0.97
 #: A V2 void is an edge void when EDGE_AREA / TOT_AREA exceeds this (DESIVAST, VAST V2Catalog).

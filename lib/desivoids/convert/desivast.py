@@ -21,7 +21,7 @@ import pyarrow as pa
 from .. import formats
 from .arrays import constant_strings
 from .columns import (GALZONE, HOLES, V2_EDGE_AREA_RATIO, VOIDS, ZONEVOID)
-from .errors import FormatError
+from ..errors import FormatError
 from .fitstable import TableHDU, open_tables, read_rows
 from .rejects import NONFINITE, Check, classify, empty_rejects, reject_table, reason_counts
 from .reconcile import Ledger

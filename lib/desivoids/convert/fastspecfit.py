@@ -20,7 +20,7 @@ from .. import cosmology, formats
 from .arrays import constant_strings
 from .columns import (DERIVED_COLUMNS, GALAXY_COLUMNS, LINE_COLUMNS, METADATA_KEY,
                       M_R_EVOLUTION, extra_column_name, galaxy_schema)
-from .errors import FormatError
+from ..errors import FormatError
 from .fitstable import TableHDU, open_tables, read_rows
 from .rejects import NONFINITE, OUT_OF_RANGE, Check, classify, reject_table
 

@@ -22,7 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import FormatError
+from ..errors import FormatError
+from ..fitscheck import hdus_end, incompleteness
+from ..formats import TFORM_ELEMENT_DTYPE
 
 __all__ = ["FitsColumn", "TableHDU", "open_tables", "read_rows", "header_dict", "kind_of"]
 
@@ -184,18 +186,13 @@ def open_tables(path: str | Path, extnames: list[str] | tuple[str, ...],
                         primary = header_dict(cards)
                     names[name] = int(cards.get("NAXIS2", 0)) if i else 0
                     end = info["datLoc"] + info["datSpan"]
-                    if end > size:
-                        raise FormatError(path, name, None,
-                                          f"file truncated: the HDU's data ends at byte {end} but "
-                                          f"the file has {size} bytes")
+                    if end > size:  # this HDU's data runs past the end of the file
+                        raise FormatError(path, name, None, incompleteness(size, end))
                     if name in extnames and name not in found:
                         found[name] = _describe(path, hdu, cards, info["datLoc"])
-                if names and end < size:
-                    # astropy stops quietly at a header cut short: bytes left over mean a
-                    # damaged or truncated HDU after the last complete one
-                    raise FormatError(path, f"after {list(names)[-1]}", None,
-                                      f"file truncated or corrupt: {size - end} bytes after the "
-                                      f"last complete HDU do not form an HDU")
+                problem = incompleteness(size, hdus_end(hdul)) if names else None
+                if problem:  # what is left after the last HDU astropy found
+                    raise FormatError(path, f"after {list(names)[-1]}", None, problem)
     except FormatError:
         raise
     except Exception as exc:  # astropy raises OSError/TypeError/ValueError on damaged files
@@ -209,9 +206,7 @@ def open_tables(path: str | Path, extnames: list[str] | tuple[str, ...],
 
 
 _TFORM = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])")
-# big-endian numpy type of one element of each FITS binary-table code
-_ELEMENT = {"L": "i1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8",
-            "C": ">c8", "M": ">c16"}
+_ELEMENT = TFORM_ELEMENT_DTYPE
 
 
 def _describe(path: str, hdu, hdr: dict, offset: int) -> TableHDU:

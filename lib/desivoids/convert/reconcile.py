@@ -11,10 +11,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import StageError
+
 __all__ = ["Entry", "Ledger", "ReconciliationError"]
 
 
-class ReconciliationError(RuntimeError):
+class ReconciliationError(StageError):
     """The row counts do not balance: a bug in convert, never a property of the input."""
 
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from .arrays import constant_strings
 from .columns import REJECTS
-from .errors import FormatError
+from ..errors import FormatError
 
 __all__ = ["NONFINITE", "OUT_OF_RANGE", "Check", "classify", "reject_table", "empty_rejects"]
 

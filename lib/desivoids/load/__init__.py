@@ -1,15 +1,9 @@
 """The load stage: the convert stage's Parquet tables into a SQL database (SQLite file by
 default, PostgreSQL by URL), transactionally and idempotently, with spatial indexes and the
 queries later stages use (sphere, cone, counts per void)."""
-from .errors import LoadError
-from .loader import LoadResult, TableResult, load
+from ..errors import LoadError
+from .loader import LoadResult, TableResult, load, run
 from .queries import cone, counts_per_void, engine, sky_method, sphere
 
-__all__ = ["load", "LoadResult", "TableResult", "LoadError", "sphere", "cone",
-           "counts_per_void", "engine", "sky_method", "cli_main"]
-
-
-def cli_main(argv: list[str] | None = None) -> int:
-    from .cli import cli_main as _main
-
-    return _main(argv)
+__all__ = ["run", "load", "LoadResult", "TableResult", "LoadError", "sphere", "cone",
+           "counts_per_void", "engine", "sky_method"]

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from ..checksums import sha256_file
 from ..convert import columns as contract
 from . import schema as S
-from .errors import LoadError
+from ..errors import LoadError
 
 __all__ = ["Part", "TableInput", "discover", "sha256_file"]
 

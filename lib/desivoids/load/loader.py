@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,13 +28,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import __version__
-from ..paths import RunLayout
+from ..errors import LoadError, UsageError
+from ..outputs import staged
+from ..paths import RunLayout, display
+from ..progress import bar
 from . import schema as S
-from .errors import LoadError
 from .inputs import TableInput, discover
 from .spatial import NO_DISTANCE, make_blocks, morton_order, unit_vectors
 
-__all__ = ["load", "LoadResult", "TableResult", "DEFAULT_BLOCK_SIZE", "DEFAULT_BATCH_ROWS",
+__all__ = ["run", "load", "LoadResult", "TableResult", "DEFAULT_BLOCK_SIZE", "DEFAULT_BATCH_ROWS",
            "connect_target"]
 
 #: Galaxies per galaxy_blocks box: small enough for tight boxes, large enough that the R-tree
@@ -73,22 +74,31 @@ class LoadResult:
 
         return pd.DataFrame([t.__dict__ for t in self.tables])
 
+    def __str__(self) -> str:
+        lines = [f"  {t.table:<10} {t.rows:>10} rows  {t.action}" for t in self.tables]
+        lines.append(f"load: committed run {self.run_id} into {self.dialect} (sky index: "
+                     f"{self.sky_index}); {self.rows_loaded} rows loaded")
+        return "\n".join(lines)
+
 
 def connect_target(db_url: str, *, sky_index: str = "auto", copy_format: str = "binary"):
-    """The load target for a database URL (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
-    if db_url.startswith("sqlite"):
+    """The load target for a database URL (``sqlite:///...`` or ``postgresql://...``)."""
+    from .queries import normalise_url
+
+    url = normalise_url(db_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
         from .sqlite import SqliteTarget
 
         if sky_index not in ("auto", "rtree"):
-            raise ValueError("SQLite always uses its R*Tree (sky_index 'auto')")
-        return SqliteTarget(db_url)
-    if db_url.startswith("postgresql"):
+            raise UsageError("SQLite always uses its R*Tree (sky_index 'auto')")
+        return SqliteTarget(url.render_as_string(hide_password=False))
+    if backend == "postgresql":
         from .postgres import PostgresTarget
 
-        if not db_url.startswith("postgresql+psycopg://"):
-            db_url = "postgresql+psycopg://" + db_url.split("://", 1)[1]
-        return PostgresTarget(db_url, sky_index=sky_index, copy_format=copy_format)
-    raise ValueError(f"unsupported database URL {db_url!r}: sqlite:/// or postgresql://")
+        return PostgresTarget(url.render_as_string(hide_password=False), sky_index=sky_index,
+                              copy_format=copy_format)
+    raise UsageError(f"unsupported database URL {url!r}: sqlite:/// or postgresql://")
 
 
 # -- streaming -----------------------------------------------------------------------------
@@ -190,8 +200,9 @@ class _Stream:
         return pa.table(table), dims, n_dist
 
 
-def _duplicates(inp: TableInput, limit: int = 3) -> str:
-    """Where the duplicate keys of a table's input are: key values, files and rows."""
+def _duplicates(inp: TableInput, limit: int = 3) -> str | None:
+    """Where the duplicate keys of a table's input are: key values, files and rows (None when
+    the input has no duplicate key)."""
     key = list(S.KEYS[inp.name])
     frames = []
     import pandas as pd
@@ -203,7 +214,7 @@ def _duplicates(inp: TableInput, limit: int = 3) -> str:
     df = pd.concat(frames, ignore_index=True)
     dup = df[df.duplicated(key, keep=False)].sort_values(key + ["_file", "_row"])
     if dup.empty:
-        return "no duplicate key found in the Parquet input"
+        return None
     out = []
     for k, g in list(dup.groupby(key, sort=True))[:limit]:
         k = k if isinstance(k, tuple) else (k,)
@@ -213,24 +224,28 @@ def _duplicates(inp: TableInput, limit: int = 3) -> str:
     return f"{n} duplicate key value(s) of ({', '.join(key)}): " + "; ".join(out)
 
 
-def _is_integrity_error(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return ("unique" in text and ("constraint" in text or "index" in text)) \
-        or "duplicate" in text or "integrityerror" in text
+def _integrity_errors() -> tuple[type, ...]:
+    """The DB-API IntegrityError classes of the drivers the loader uses. ADBC's SQLite driver
+    reports a constraint failure as InternalError (adbc-driver-sqlite 1.x, measured), so for
+    ADBC errors the loader looks for the duplicate keys in the input instead of trusting the
+    class (see _load_table)."""
+    import sqlite3
 
+    import adbc_driver_manager
+    import psycopg
+    from sqlalchemy.exc import IntegrityError
 
-def _progress(enabled: bool, msg: str) -> None:
-    if enabled:
-        print(msg, file=sys.stderr, flush=True)
+    return (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError,
+            adbc_driver_manager.IntegrityError, adbc_driver_manager.InternalError)
 
 
 # -- the load ------------------------------------------------------------------------------
 def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
          parquet_dir: str | Path | None = None, force: bool = False, sky_index: str = "auto",
          copy_format: str = "binary", block_size: int = DEFAULT_BLOCK_SIZE,
-         batch_rows: int = DEFAULT_BATCH_ROWS, progress: bool = False,
+         batch_rows: int = DEFAULT_BATCH_ROWS, progress: bool | None = None,
          _fail_after: str | None = None) -> LoadResult:
-    """Load ``RunLayout.of(data_dir).parquet`` (or ``parquet_dir``) into ``db_url`` (default:
+    """Load ``RunLayout.of(data_dir).convert`` (or ``parquet_dir``) into ``db_url`` (default:
     ``RunLayout.of(data_dir).sqlite_url``).
 
     ``force`` rebuilds every table even when its input is unchanged. ``sky_index`` (PostgreSQL)
@@ -239,12 +254,20 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
     on any error the database is left exactly as it was.
     """
     if data_dir is None and (parquet_dir is None or db_url is None):
-        raise ValueError("give data_dir, or both parquet_dir and db_url")
+        raise UsageError("give data_dir, or both parquet_dir and db_url")
     layout = RunLayout.of(data_dir) if data_dir is not None else None
-    pdir = Path(parquet_dir) if parquet_dir is not None else layout.parquet
+    pdir = Path(parquet_dir) if parquet_dir is not None else layout.convert
     url = db_url or layout.sqlite_url
-    inputs = discover(pdir)  # all input checks before the database is opened
+    try:
+        inputs = discover(pdir)  # all input checks before the database is opened
+        return _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows,
+                     progress, _fail_after)
+    except LoadError as exc:
+        raise exc.amended("the database was left as it was") from exc
 
+
+def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows, progress,
+          _fail_after) -> LoadResult:
     target = connect_target(url, sky_index=sky_index, copy_format=copy_format)
     result = LoadResult(run_id=0, dialect=target.dialect, sky_index=target.sky_index)
     committed = False
@@ -263,13 +286,12 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
             digest = inp.digest(settings)
             changed = force or loaded.get(name) != digest
             plan.append((name, inp, settings, digest, changed))
-        for name, inp, settings, digest, changed in plan:
+        tables = bar(plan, desc="load", unit="table", progress=progress)
+        for name, inp, settings, digest, changed in tables:
+            tables.set_postfix_str(name)
             if not changed:
                 result.tables.append(TableResult(name, inp.rows, len(inp.parts), "unchanged"))
-                _progress(progress, f"load: {name}: unchanged ({inp.rows} rows)")
             else:
-                _progress(progress, f"load: {name}: {inp.rows} rows from {len(inp.parts)} "
-                          "part(s)")
                 _load_table(target, inp, settings, digest, run_id, now, block_size, batch_rows,
                             result.seconds)
                 result.tables.append(TableResult(name, inp.rows, len(inp.parts), "loaded"))
@@ -279,7 +301,7 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
         target.analyze()
         target.publish([t.table for t in result.tables if t.action == "loaded"])
         target.insert_rows("load_runs", [{
-            "run_id": run_id, "loaded_at": target.timestamp(now), "parquet_dir": str(pdir),
+            "run_id": run_id, "loaded_at": target.timestamp(now), "parquet_dir": display(pdir),
             "tables_loaded": ",".join(t.table for t in result.tables if t.action == "loaded"),
             "tables_unchanged": ",".join(t.table for t in result.tables
                                          if t.action == "unchanged"),
@@ -294,6 +316,29 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
             finally:
                 target.close()
     target.close()
+    return result
+
+
+def run(data_dir: str = "data/mock", db_url: str = "", force: bool = False,
+        sky_index: str = "auto") -> LoadResult:
+    """The load stage: the convert stage's Parquet into the run's database (``db_url``, default
+    the SQLite file ``RunLayout.database``) in one transaction; then every table's row count is
+    reconciled with its Parquet input and the report published in ``<data_dir>/load``."""
+    from .report import reconcile
+
+    layout = RunLayout.of(data_dir)
+    url = layout.db_url(db_url)
+    result = load(layout.data_dir, url, force=force, sky_index=sky_index)
+    rec = reconcile(layout.convert, url)
+    with staged(layout.load) as tmp:
+        doc = {"dialect": result.dialect, "sky_index": result.sky_index, "run_id": result.run_id,
+               "tables": [t.__dict__ for t in result.tables],
+               "reconciliation": rec.to_dict(orient="records")}
+        (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=int) + "\n")
+    bad = rec[~rec["match"]]
+    if not bad.empty:
+        raise LoadError(layout.convert, ", ".join(bad["table"]), None,
+                        f"row counts differ after the load:\n{bad.to_string(index=False)}")
     return result
 
 
@@ -312,10 +357,11 @@ def _load_table(target, inp: TableInput, settings: dict, digest: str, run_id: in
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - translate database errors, naming the input
-        if _is_integrity_error(exc):
+        dups = _duplicates(inp) if isinstance(exc, _integrity_errors()) else None
+        if dups is not None:
             raise LoadError(stream.current.path.parent if len(inp.parts) > 1
                             else stream.current.path, name, ", ".join(S.KEYS[name]),
-                            _duplicates(inp)) from exc
+                            dups) from exc
         part = stream.current.path if stream.current is not None else None
         col = _column_in(exc, table)
         raise LoadError(part, name, col, f"{type(exc).__name__}: {exc}".strip()) from exc

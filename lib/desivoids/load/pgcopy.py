@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from ..errors import DesivoidsError
+
 #: The binary COPY header (signature, flags, header extension length) and trailer.
 BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 BINARY_TRAILER = b"\xff\xff"
@@ -41,7 +43,7 @@ _FIXED: dict[pa.DataType, tuple[str, str]] = {
 }
 
 
-class UnsupportedType(TypeError):
+class UnsupportedType(DesivoidsError, TypeError):
     """An Arrow type with no binary COPY encoding here."""
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import (Column, Double, Integer, MetaData, Table, Text, and_, bindparam, column,
                         func, select, text, true, values)
-from sqlalchemy.engine import Connection, Engine, create_engine
+from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 
 from . import schema as S
 from .spatial import UNBOUNDED, chord2, cone_box, sphere_box, unit_vectors
@@ -39,19 +39,22 @@ _GAL = Table("galaxies", _MD, Column("targetid", Integer), Column("ra", Double),
 _Q3C_PAD_DEG = 1e-8
 
 
-def _normalise_url(url: str) -> str:
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+def normalise_url(url) -> URL:
+    """A database URL as SQLAlchemy's URL object, PostgreSQL always through psycopg 3."""
+    u = make_url(url)
+    if u.get_backend_name() in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u
 
 
 _ENGINES: dict[str, Engine] = {}
 
 
-def _engine_for(url: str) -> Engine:
-    if url not in _ENGINES:
-        _ENGINES[url] = create_engine(url)
-    return _ENGINES[url]
+def _engine_for(url: URL) -> Engine:
+    key = url.render_as_string(hide_password=False)
+    if key not in _ENGINES:
+        _ENGINES[key] = create_engine(url)
+    return _ENGINES[key]
 
 
 def dispose_engines() -> None:
@@ -64,7 +67,7 @@ def engine(db) -> Engine | Connection:
     """An SQLAlchemy engine for a URL (cached), or the engine/connection given."""
     if isinstance(db, (Engine, Connection)):
         return db
-    return _engine_for(_normalise_url(str(db)))
+    return _engine_for(normalise_url(db))
 
 
 class _Conn:
@@ -270,7 +273,7 @@ def counts_per_void(db, algorithm: str) -> pd.DataFrame:
     """Galaxies per void of ``algorithm``: DataFrame [algorithm, cap, void, in_catalogue,
     n_galaxies] over every void of the catalogue (zero counts included) and every other void id
     the membership tables name (in_catalogue False), ordered by cap, void."""
-    from ..convert.columns import ALGORITHMS
+    from ..formats import ALGORITHMS
 
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}")

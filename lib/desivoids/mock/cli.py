@@ -1,29 +1,33 @@
 """`desivoids mock`: write a DESI-format mock sky with a planted answer.
 
     desivoids mock --out DIR [--seed N] [--scale tiny|small|dr1] [--fastspec-version v3.0|v2.1]
-                   [--tiles N] [--json]
+                   [--tiles N] [--json]          (options: desivoids.mock.generate's parameters)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from .. import paths
 from .scales import SCALES
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Options from desivoids.mock.generate's signature (the one declaration of the mock's
+    parameters, which params files' ``mock`` sections also follow)."""
+    from ..params import mock_parameters
+
     ap = argparse.ArgumentParser(prog="desivoids mock",
                                  description="Write a mock DESI DR1 sky (DESIVAST + FastSpecFit) "
                                              "in DESI's relative layout, plus its truth.")
-    ap.add_argument("--out", required=True, help="output folder (the mock 'remote' root)")
-    ap.add_argument("--seed", type=int, default=20251125, help="random seed (default 20251125)")
-    ap.add_argument("--scale", choices=sorted(SCALES), default="small",
-                    help="tiny (~5k rows), small (~150k rows, default) or dr1 (6,445,927 rows)")
-    ap.add_argument("--fastspec-version", choices=("v3.0", "v2.1"), default="v3.0",
-                    help="FastSpecFit layout: v3.0 (12 nside-1 files) or v2.1 (one file)")
-    ap.add_argument("--tiles", type=int, default=2, help="mock tile spectra to write (default 2)")
+    ap.add_argument("--out", required=True,
+                    help="output folder (the mock 'remote' root; relative to the current folder)")
+    choices = {"scale": sorted(SCALES), "fastspec_version": ("v3.0", "v2.1")}
+    for name, p in mock_parameters().items():
+        ap.add_argument("--" + name.replace("_", "-"), dest=name, type=type(p.default),
+                        default=p.default, choices=choices.get(name),
+                        help=f"generate(..., {name}=) (default {p.default!r})")
     ap.add_argument("--json", action="store_true", help="print the full summary as JSON")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
@@ -33,12 +37,14 @@ def cli_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .generate import generate
 
+    from ..params import mock_parameters
+
+    kwargs = {name: getattr(args, name) for name in mock_parameters()}
     try:
-        summary = generate(paths.resolve(args.out), seed=args.seed, scale=args.scale,
-                           fastspec_version=args.fastspec_version, tiles=args.tiles,
+        summary = generate(Path(args.out).expanduser().resolve(), **kwargs,
                            progress=False if args.no_progress else None)
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"desivoids mock: error: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(summary, indent=1, sort_keys=True))

@@ -13,14 +13,13 @@ redshift, Gaussian noise consistent with IVAR, and a Gaussian resolution kernel.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-SPECPROD = "iron"
-TILES_DIR = f"dr1/spectro/redux/{SPECPROD}/tiles/cumulative"
+from ..checksums import write_sumfile
+from ..formats import SPECPROD, TILES_DIR
 
 #: coadd and redrock FIBERMAP columns (NAME:TFORM), in file order
 FIBERMAP = (
@@ -330,27 +329,5 @@ def write_tile_pair(out_root: str | Path, tileid: int, petal: int, night: int, t
                        {"TARGETID": fm["TARGETID"], **tsnr}, n)]
     fits.HDUList(hdus).writeto(redrock_path, overwrite=True)
     if sumfile:
-        write_sumfile(coadd_path.parent)
+        write_sumfile(coadd_path.parent, f"{TILES_DIR}/{int(tileid)}/{int(night)}")
     return coadd_path, redrock_path
-
-
-def sumfile_name(directory: Path) -> str:
-    """``redux_iron_tiles_cumulative_TILEID_NIGHT.sha256sum`` for a tile directory."""
-    parts = Path(directory).parts
-    i = parts.index("redux")
-    return "_".join(parts[i:]) + ".sha256sum"
-
-
-def write_sumfile(directory: str | Path) -> Path:
-    """Rewrite a directory's DESI-style checksum list (sha256sum format) over its FITS files."""
-    directory = Path(directory)
-    lines = []
-    for p in sorted(directory.glob("*.fits")):
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        lines.append(f"{h.hexdigest()}  {p.name}\n")
-    out = directory / sumfile_name(directory)
-    out.write_text("".join(lines))
-    return out

@@ -1,7 +1,9 @@
-"""The acquire stage as functions: plan (dry run), transfer (resumable), convert tile spectra.
+"""The acquire stage: plan (dry run), transfer (resumable), convert tile spectra.
 
-The notebook and the command line call these, so a mock run (the source is the mock mirror, a
-local folder) and a real run (DESI's HTTPS portal or S3 bucket) go through the same code.
+:func:`run` is the stage's entry point (the notebook and ``desivoids acquire`` call it), so a
+mock run (the source is the mock mirror, a local folder) and a real run (DESI's HTTPS portal or
+S3 bucket) go through the same code. Everything it writes is below ``<data_dir>/acquire``:
+``raw/`` (verified files in DESI's relative layout), ``manifest.sqlite`` and ``spectra/``.
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..paths import RunLayout
+from ..errors import StageError
+from ..paths import RunLayout, display, resolve
 from .manifest import CHECKSUM, Manifest
 from .plan import Planned, plan, requests_for
 from .sources import Source, make_source
@@ -28,8 +31,8 @@ def source_for(source: str, data_dir: str | Path, *, s3_endpoint: str | None = N
     if not str(source).strip():
         mirror = RunLayout.of(data_dir).mirror
         if not mirror.is_dir():
-            raise FileNotFoundError(f"{mirror}: no mock mirror; write one with `desivoids mock` or give a source "
-                                    "('https', 's3', a URL or a folder)")
+            raise StageError(f"{display(mirror)}: no mock mirror; write one with `desivoids mock` or give a "
+                             "source ('https', 's3', a URL or a folder)")
         source = str(mirror)
     return make_source(source, s3_endpoint=s3_endpoint, timeout=timeout)
 
@@ -108,7 +111,7 @@ def _plan(source: Source, sets: Sequence[str], workers: int, **set_params) -> li
     return plan(source, requests_for(source, sets, **set_params), workers=max(4, workers))
 
 
-def dry_run(source: Source, dest: str | Path, manifest_path: str | Path, sets: Sequence[str], *,
+def plan_run(source: Source, dest: str | Path, manifest_path: str | Path, sets: Sequence[str], *,
             workers: int = 4, min_free: int = Options.min_free, **set_params) -> DryRun:
     """List files, sizes, totals, free disk and an estimated time; download and write nothing."""
     planned = _plan(source, sets, workers, **set_params)
@@ -125,8 +128,10 @@ def dry_run(source: Source, dest: str | Path, manifest_path: str | Path, sets: S
 
 
 def acquire(source: Source, dest: str | Path, manifest_path: str | Path, sets: Sequence[str], *,
-            resume: bool = False, options: Options | None = None, **set_params) -> Summary:
-    """Plan (unless resuming a manifest that already has files) and fetch everything not verified.
+            resume: bool = False, options: Options | None = None,
+            planned: list[Planned] | None = None, **set_params) -> Summary:
+    """Plan (unless resuming a manifest that already has files, or given ``planned``) and fetch
+    everything not verified.
 
     ``resume``: trust the manifest's plan (no listing, no size requests) and finish it; a kill -9
     at any instant is resumable this way, and nothing verified is fetched again.
@@ -134,8 +139,7 @@ def acquire(source: Source, dest: str | Path, manifest_path: str | Path, sets: S
     options = options or Options()
     with Manifest(manifest_path) as m:
         m.lock()
-        planned = None
-        if not (resume and m.totals()[0]):
+        if planned is None and not (resume and m.totals()[0]):
             planned = _plan(source, sets, options.workers, **set_params)
         params = {"sets": list(sets), "resume": resume, "workers": options.workers, "retries": options.retries,
                   **{k: list(v) if isinstance(v, (tuple, list)) else v for k, v in set_params.items()}}
@@ -151,14 +155,110 @@ def manifest_rows(manifest_path: str | Path, states: Sequence[str] | None = None
 
 
 def convert_spectra(data_dir: str | Path, selection: Selection = Selection(), *, workers: int = 2,
-                    redo: bool = False, progress: bool = False, raw: str | Path | None = None,
+                    redo: bool = False, progress: bool | None = None, raw: str | Path | None = None,
                     out: str | Path | None = None, manifest_path: str | Path | None = None) -> SpectraSummary:
     """Convert every verified coadd + redrock pair of the manifest to Parquet under
-    ``parquet/spectra`` (resumable; the conversion state lives in the same manifest)."""
+    ``RunLayout.spectra`` (resumable; the conversion state lives in the same manifest)."""
     layout = RunLayout.of(data_dir)
     raw = Path(raw) if raw else layout.raw
-    out = Path(out) if out else layout.parquet / "spectra"
+    out = Path(out) if out else layout.spectra
     with Manifest(manifest_path or layout.manifest) as m:
         m.lock()
         pairs = pairs_from_manifest(m)
         return convert_all(pairs, raw, out, m, selection, workers=workers, redo=redo, progress=progress)
+
+
+def read_tiles_file(items: Sequence[str]) -> list[str]:
+    """Tile specs, where an item ``@FILE`` is replaced by the tiles listed in FILE: one
+    TILEID[/YYYYMMDD[/PETALS]] per line, or DESI's tiles-iron.csv (columns TILEID, LASTNIGHT)."""
+    import csv
+
+    out = []
+    for it in items:
+        if not str(it).startswith("@"):
+            out.append(str(it))
+            continue
+        text = resolve(str(it)[1:]).read_text()
+        if text.lstrip().upper().startswith("TILEID"):
+            out += [f"{r['TILEID']}/{r['LASTNIGHT']}" for r in csv.DictReader(text.splitlines())]
+        else:
+            out += [line.strip() for line in text.splitlines()
+                    if line.strip() and not line.startswith("#")]
+    return out
+
+
+@dataclass
+class AcquireResult:
+    """What one acquire run planned, fetched and converted."""
+
+    data_dir: Path
+    plan: DryRun | None  # None when resuming a manifest's plan
+    summary: Summary | None = None  # None for a dry run
+    spectra: SpectraSummary | None = None
+
+    @property
+    def manifest(self) -> Path:
+        return RunLayout(self.data_dir).manifest
+
+    @property
+    def spectra_dir(self) -> Path:
+        return RunLayout(self.data_dir).spectra
+
+    def __str__(self) -> str:
+        parts = [str(p) for p in (self.plan if self.summary is None else None, self.summary,
+                                  self.spectra) if p is not None]
+        return "\n".join(parts)
+
+
+def run(data_dir: str = "data/mock", source: str = "", s3_endpoint: str = "",
+        sets: Sequence[str] = ("desivast", "fastspecfit"), desivast_version: str = "v1.0",
+        fastspec_version: str = "v3.0", hp: Sequence[int] = (), tiles: Sequence[str] = (),
+        max_tiles: int = 0, petals: Sequence[int] = (), healpix: Sequence[str] = (),
+        dirs: Sequence[str] = (), workers: int = 4, retries: int = 5, backoff: float = 0.5,
+        connect_timeout: float = 10.0, read_timeout: float = 60.0, chunk_kb: int = 1024,
+        min_free_gb: float = 1.0,
+        dry_run: bool = False, resume: bool = False, rehash: bool = False, spectra: bool = True,
+        spectype: Sequence[str] = ("GALAXY",), zwarn_zero: bool = True,
+        min_deltachi2: float = 40.0) -> AcquireResult:
+    """The acquire stage (parameters as the notebook declares them).
+
+    Plans the named file sets at the source, fetches every file not yet verified into
+    ``RunLayout.raw`` (``dry_run``: plan only), and converts the fetched coadd + redrock pairs
+    to Parquet in ``RunLayout.spectra`` (``spectra``). Raises StageError when files are missing
+    at the source (a dry run included) or could not be fetched, or a pair failed to convert.
+    """
+    layout = RunLayout.of(data_dir)
+    src = source_for(source, layout.data_dir, s3_endpoint=s3_endpoint or None,
+                     timeout=(connect_timeout, read_timeout))
+    src.chunk = chunk_kb * 1024
+    set_params = dict(desivast_version=desivast_version, fastspec_version=fastspec_version,
+                      hp=list(hp), tiles=read_tiles_file(tiles), petals=list(petals),
+                      max_tiles=max_tiles or None, healpix=list(healpix), dirs=list(dirs))
+    options = Options(workers=workers, retries=retries, backoff=backoff,
+                      min_free=int(min_free_gb * 1e9), progress=None, rehash=rehash)
+    planned = None
+    if dry_run or not (resume and layout.manifest.exists()):
+        planned = plan_run(src, layout.raw, layout.manifest, sets, workers=workers,
+                           min_free=options.min_free, **set_params)
+    result = AcquireResult(layout.data_dir, planned)
+    if dry_run:
+        if planned.missing:
+            raise StageError(f"acquire dry run: {len(planned.missing)} planned file(s) not found at "
+                             f"{src.label}: " + "; ".join(p.path for p in planned.missing[:10]))
+        return result
+    result.summary = acquire(src, layout.raw, layout.manifest, sets, resume=resume, options=options,
+                             planned=None if planned is None else planned.planned, **set_params)
+    if result.summary.status != "done":
+        s = result.summary
+        raise StageError(f"acquire did not finish ({s.status}): {len(s.failed)} failed, {s.remaining} "
+                         f"still to fetch; rerun with resume = True. " +
+                         "; ".join(f"{p}: {why}" for p, why in s.failed[:10]) +
+                         (f" (note: {s.note})" if s.note else ""))
+    if spectra and any(s in sets for s in ("tiles", "healpix", "dir")):
+        result.spectra = convert_spectra(layout.data_dir, Selection(tuple(spectype), zwarn_zero,
+                                                                    min_deltachi2),
+                                         workers=min(workers, 2))
+        if result.spectra.failed:
+            raise StageError(f"spectra conversion failed for {len(result.spectra.failed)} pair(s): "
+                             + "; ".join(f"{c}: {e}" for c, e in result.spectra.failed))
+    return result

@@ -1,19 +1,16 @@
-"""The convert stage: raw FITS (DESI relative layout) -> RunLayout.parquet, atomically.
+"""The convert stage: raw FITS (DESI relative layout) -> RunLayout.convert, atomically.
 
 Order of work: DESIVAST first (small; its primary headers give OMEGAM for the galaxies'
 comoving distances), then every FastSpecFit file as Dask tasks over (file, row range). Nothing
 is published until every row is accounted for: output is built in a temporary sibling directory
-and renamed over ``RunLayout.parquet`` only after the duplicate-TARGETID check, the
+and renamed over ``RunLayout.convert`` only after the duplicate-TARGETID check, the
 reconciliation and its cross-check against the written files all pass. A failure of any kind
 removes the temporary directory and leaves the previous output untouched.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +20,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import cosmology, formats
-from ..paths import RunLayout
+from ..outputs import staged
+from ..paths import RunLayout, display, resolve
 from . import desivast, fastspecfit
 from .columns import METADATA_KEY, TABLES
-from .errors import FormatError
+from ..errors import FormatError, InputError
 from .reconcile import Ledger, ReconciliationError
 from .rejects import reason_counts
 
-__all__ = ["FASTSPEC_PATTERNS", "DESIVAST_PATTERN", "discover", "convert", "convert_files",
+__all__ = ["FASTSPEC_PATTERNS", "DESIVAST_PATTERN", "discover", "run", "convert_files",
            "ConvertResult", "DEFAULT_CHUNK_ROWS"]
 
 FASTSPEC_PATTERNS = {
@@ -75,6 +73,16 @@ class ConvertResult:
         from .reconcile import table
 
         return table(self.reconciliation)
+
+    def __str__(self) -> str:
+        lines = []
+        for name, rows in sorted(self.rows.items()):
+            rejected = sum(self.reconciliation["totals"][name]["rejected"].values())
+            lines.append(f"  {name:<10} {rows:>10,d} rows  ({rejected:,d} rejected)")
+        lines.append(f"convert: {display(self.out_dir)} in {self.seconds:.1f} s (Omega_m "
+                     f"{self.omega_m}, {self.omega_m_source})")
+        lines.append("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
+        return "\n".join(lines)
 
 
 def _relative(path: Path, base: Path | None) -> str:
@@ -204,12 +212,10 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
     base = Path(base) if base else None
     if not fastspec and not vast:
         where = f" under {base}" if base else ""
-        raise FileNotFoundError(f"nothing to convert: no FastSpecFit or DESIVAST files{where}")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+        raise InputError(base, None, None, f"nothing to convert: no FastSpecFit or DESIVAST "
+                         f"files{where}")
     ledger = Ledger()
-    try:
+    with staged(out_dir) as tmp:  # published only when every row is accounted for
         # ---- DESIVAST --------------------------------------------------------------------
         vast_headers, rejects = _convert_vast(vast, base, tmp, ledger, strict,
                                               compression)
@@ -281,11 +287,7 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         ledger.check(_split_claims(ledger, written))
         ledger.write(tmp / "reconciliation.json")
         lap("verify")
-        _publish(tmp, out_dir)
-        lap("publish")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    lap("publish")
     rec = json.loads((out_dir / "reconciliation.json").read_text())
     rows = {t: v["rows_out"] for t, v in rec["totals"].items()}
     return ConvertResult(out_dir, rec, om, om_source, time.perf_counter() - t0, rows, timings)
@@ -322,26 +324,20 @@ def _split_claims(ledger: Ledger, written: dict) -> dict[tuple[str, str], int]:
     return {k: v for k, v in written.items() if not k[0].startswith("rejects:")}
 
 
-def _publish(tmp: Path, out_dir: Path) -> None:
-    """Swap ``tmp`` into place: two renames, so readers see the old or the new output."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out_dir, old)
-    os.rename(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def run(data_dir: str = "data/mock", input_dir: str = "", extra_columns: list | tuple = (),
+        chunk_rows: int = DEFAULT_CHUNK_ROWS, scheduler: str = "threads",
+        scheduler_address: str = "", num_workers: int = 0, fastspec_version: str = "auto",
+        omega_m: float = 0.0, strict: bool = False,
+        compression: str = fastspecfit.DEFAULT_COMPRESSION) -> ConvertResult:
+    """The convert stage: the FITS files of ``input_dir`` (default: what acquire verified,
+    ``RunLayout.raw``) into ``RunLayout.convert``, replaced atomically on success.
 
-
-def convert(data_dir: str | Path, *, fastspec_version: str = "auto",
-            input_dir: str | Path | None = None, **kwargs) -> ConvertResult:
-    """Convert ``RunLayout.of(data_dir).raw`` (or ``input_dir``, any folder in DESI's relative
-    layout) into ``RunLayout.of(data_dir).parquet``.
-
-    Keyword arguments as :func:`convert_files` (extra_columns, chunk_rows, scheduler,
-    scheduler_address, num_workers, strict, omega_m, compression).
+    ``omega_m`` 0 takes OMEGAM from the DESIVAST headers; ``num_workers`` 0 uses every core.
     """
     layout = RunLayout.of(data_dir)
-    source = Path(input_dir) if input_dir else layout.raw
+    source = resolve(input_dir) if input_dir else layout.raw
     fast, vast = discover(source, fastspec_version)
-    return convert_files(fast, vast, layout.parquet, base=source, **kwargs)
+    return convert_files(fast, vast, layout.convert, base=source, extra_columns=extra_columns,
+                         chunk_rows=chunk_rows, scheduler=scheduler,
+                         scheduler_address=scheduler_address, num_workers=num_workers or None,
+                         strict=strict, omega_m=omega_m or None, compression=compression)

@@ -1,0 +1,320 @@
+"""The stage contract (desivoids.stages): each stage owns its outputs, declares its parameters
+once, and fails one way; one registry drives the verbs, the book, the params files, the README and
+the benchmarks.
+
+The tiny pipeline is run stage by stage through the library entry points (what `desivoids
+<stage>` calls), with a snapshot of the whole run folder and of the database before and after
+each stage."""
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from desivoids import params as P
+from desivoids import paths, runner, stagecli
+from desivoids.cli import main as cli
+from desivoids.stages import DATABASE_OUTPUT, MOCK_OUTPUT, ORDER, STAGES
+
+TINY_MOCK = {"seed": 97, "scale": "tiny", "fastspec_version": "v3.0", "tiles": 1}
+
+
+# -------------------------------------------------------------------------- snapshots
+def file_snapshot(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file below ``root`` except the shared database folder,
+    whose content is compared table by table."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and not rel.startswith(DATABASE_OUTPUT + "/"):
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def owner_of_table(name: str) -> str:
+    """SQLite's R*Tree keeps its nodes in shadow tables named after it."""
+    for suffix in ("_node", "_parent", "_rowid"):
+        if name.endswith(suffix) and name[: -len(suffix)] == "galaxy_blocks":
+            return "galaxy_blocks"
+    return name
+
+
+def table_snapshot(db: Path) -> dict[str, str]:
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                           "AND name NOT LIKE 'sqlite_%'")]
+        out = {}
+        for name in sorted(names):
+            h = hashlib.sha256()
+            for row in con.execute(f'SELECT * FROM "{name}"'):
+                h.update(repr(row).encode())
+            out[name] = h.hexdigest()
+        return out
+    finally:
+        con.close()
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+def outside(paths_changed: set[str], owned: tuple[str, ...]) -> set[str]:
+    return {p for p in paths_changed if not any(p == o or p.startswith(o + "/") for o in owned)}
+
+
+# -------------------------------------------------------------------------- the tiny run
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny pipeline run stage by stage; yields the run folder, the params and, per stage,
+    the files and tables it changed."""
+    d = tmp_path_factory.mktemp("contract")
+    pfile = d / "tiny.yml"
+    pfile.write_text(f"profile: tiny\ndata_dir: {d / 'data'}\nmock: {TINY_MOCK}\n"
+                     "stages:\n  acquire: {sets: [desivast, fastspecfit, tiles], workers: 2}\n")
+    rp = P.load(pfile)
+    runner.ensure_mock(rp)
+    data = rp.data_dir
+    db = paths.RunLayout(data).database
+    changes = {}
+    for name in ORDER:
+        stage = STAGES[name]
+        files0, tables0 = file_snapshot(data), table_snapshot(db)
+        stage.entry()(**rp.for_stage(stage))
+        changes[name] = (changed(files0, file_snapshot(data)),
+                         changed(tables0, table_snapshot(db)))
+    return data, rp, changes
+
+
+def test_declared_outputs_are_disjoint_and_below_data_dir():
+    owned = [(o, s.name) for s in STAGES.values() for o in s.outputs]
+    owned += [(MOCK_OUTPUT, "mock sky"), (DATABASE_OUTPUT, "database")]
+    for i, (a, who_a) in enumerate(owned):
+        assert not Path(a).is_absolute() and ".." not in Path(a).parts, a
+        for b, who_b in owned[i + 1:]:
+            assert not (a == b or a.startswith(b + "/") or b.startswith(a + "/")), \
+                f"{who_a} ({a}) and {who_b} ({b}) overlap"
+    tables = [t for s in STAGES.values() for t in s.tables]
+    assert len(tables) == len(set(tables)), "a database table has two owners"
+    for s in STAGES.values():
+        assert s.outputs == (s.name,), f"stage {s.name} owns {s.outputs}: one folder, its name"
+
+
+def test_every_stage_changes_only_its_declared_outputs(tiny_run):
+    _, _, changes = tiny_run
+    for name, (files, tables) in changes.items():
+        stage = STAGES[name]
+        assert files, f"stage {name} wrote nothing"
+        assert not outside(files, stage.outputs), f"{name} wrote outside {stage.outputs}"
+        foreign = {owner_of_table(t) for t in tables} - set(stage.tables)
+        assert not foreign, f"{name} changed database tables it does not own: {foreign}"
+
+
+def test_after_a_full_run_every_declared_output_exists(tiny_run):
+    data, _, _ = tiny_run
+    layout = paths.RunLayout(data)
+    for stage in STAGES.values():
+        for o in stage.outputs:
+            assert (data / o).is_dir() and any((data / o).iterdir()), f"{stage.name}: {o} missing"
+    assert list(layout.spectra.rglob("spectra-*.parquet")), "tile spectra Parquet missing"
+    assert list((layout.spectra / "wavelength").glob("*.parquet"))
+    tables = {owner_of_table(t) for t in table_snapshot(layout.database)}
+    for stage in STAGES.values():
+        assert set(stage.tables) <= tables, f"{stage.name}: tables {set(stage.tables) - tables} missing"
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_rerunning_one_stage_leaves_the_others_outputs_intact(tiny_run, name):
+    data, rp, _ = tiny_run
+    stage = STAGES[name]
+    db = paths.RunLayout(data).database
+    files0, tables0 = file_snapshot(data), table_snapshot(db)
+    kwargs = rp.for_stage(stage)
+    if name == "load":
+        kwargs["force"] = True  # really rewrite its tables
+    stage.entry()(**kwargs)
+    assert not outside(changed(files0, file_snapshot(data)), stage.outputs)
+    assert {owner_of_table(t) for t in changed(tables0, table_snapshot(db))} <= set(stage.tables)
+    assert list(paths.RunLayout(data).spectra.rglob("spectra-*.parquet"))
+
+
+# -------------------------------------------------------------------------- one declaration
+def _norm(v):
+    return list(v) if isinstance(v, (tuple, list)) else v
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_notebook_cli_and_library_declare_the_same_parameters(name):
+    stage = STAGES[name]
+    declared = P.declared_parameters(stage)
+    assert declared and "data_dir" in declared
+    for d in declared.values():
+        assert d.help, f"{stage.source.name}: parameter {d.name} has no comment (its help text)"
+        assert d.types, f"{stage.source.name}: parameter {d.name} has no type"
+    sig = inspect.signature(stage.entry())
+    assert list(sig.parameters) == list(declared), "library entry point and notebook differ"
+    for pname, p in sig.parameters.items():
+        assert _norm(p.default) == _norm(declared[pname].default), \
+            f"{stage.module}.run default of {pname} differs from the notebook's"
+    helptext = stagecli.parser(stage).format_help()
+    sample = {str: "x", bool: "true", int: "3", float: "2.5", list: "[a, b]"}
+    for d in declared.values():
+        assert d.name in helptext and d.help in helptext
+        got = stagecli.parse(stage, ["-p", d.name, sample[d.types[0]]])
+        assert list(got) == [d.name]
+    with pytest.raises(P.ParamsError, match="unknown parameter"):
+        stagecli.parse(stage, ["-p", "no_such_parameter", "1"])
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_the_notebook_passes_every_parameter_to_the_library(name):
+    """The notebook's call of desivoids.<stage>.run passes each declared name as name=name, so a
+    parameter cannot be declared in the cell and then silently left at the library default."""
+    stage = STAGES[name]
+    declared = list(P.declared_parameters(stage))
+    calls = []
+    for cell in jupytext.read(stage.source).cells:
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "run" and isinstance(node.func.value, ast.Name) and \
+                    node.func.value.id == name:
+                calls.append(node)
+    assert len(calls) == 1, f"{stage.source.name}: expected one call of {name}.run"
+    kw = {k.arg: k.value for k in calls[0].keywords}
+    assert list(kw) == declared
+    assert all(isinstance(v, ast.Name) and v.id == k for k, v in kw.items())
+
+
+def test_command_line_paths_are_relative_to_the_current_folder(tmp_path):
+    got = stagecli.parse(STAGES["recon"], ["-p", "data_dir", "relrun", "-p", "input_dir", "../in"],
+                         cwd=tmp_path)
+    assert got == {"data_dir": str(tmp_path / "relrun"), "input_dir": str(tmp_path.parent / "in")}
+
+
+def test_params_file_paths_stay_relative_to_the_repository(tmp_path):
+    f = tmp_path / "p.yml"
+    f.write_text("data_dir: relrun\nstages: {recon: {input_dir: data/in}}\n")
+    got = stagecli.parse(STAGES["recon"], ["--params", str(f)], cwd=tmp_path)
+    assert paths.resolve(got["data_dir"]) == paths.ROOT / "relrun"
+    assert paths.resolve(got["input_dir"]) == paths.ROOT / "data" / "in"
+
+
+def test_help_documents_the_path_rule():
+    text = stagecli.parser(STAGES["convert"]).format_help()
+    assert "relative to the current directory" in text and "relative to the repository root" in text
+    readme = (paths.ROOT / "README.md").read_text()
+    assert "relative to the current directory" in readme and "relative to the repository root" in readme
+
+
+# -------------------------------------------------------------------------- one way to fail
+def _verb(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "desivoids.cli", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_every_verb_exits_1_2_or_0(tiny_run, tmp_path):
+    data, _, _ = tiny_run
+    empty = tmp_path / "empty"
+    (empty / "mirror").mkdir(parents=True)
+    bad_fits = tmp_path / "bad"
+    bad_fits.mkdir()
+    (bad_fits / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits").write_bytes(b"SIMPLE  = T" + b" " * 69)
+    failing = {
+        "acquire": ["-p", "data_dir", str(empty), "-p", "retries", "0"],
+        "recon": ["-p", "data_dir", str(tmp_path / "r"), "-p", "input_dir", str(bad_fits),
+                  "-p", "strict", "true"],
+        "convert": ["-p", "data_dir", str(tmp_path / "c"), "-p", "input_dir", str(empty)],
+        "load": ["-p", "data_dir", str(tmp_path / "l")],
+    }
+    assert set(failing) == set(ORDER), "add the new stage's failing case here"
+    for name in ORDER:
+        usage = _verb(name, "-p", "no_such_parameter", "1")
+        assert usage.returncode == 2 and "no_such_parameter" in usage.stderr, name
+        bad = _verb(name, *failing[name])
+        assert bad.returncode == 1, (name, bad.stdout, bad.stderr)
+        assert "error" in bad.stderr and not bad.stdout.strip().startswith("Traceback"), name
+        assert "Traceback" not in bad.stderr, (name, bad.stderr)
+    ok = _verb("recon", "-p", "data_dir", str(data))
+    assert ok.returncode == 0 and "recon:" in ok.stdout, ok.stderr
+
+
+def test_a_dry_run_with_files_missing_at_the_source_fails(tmp_path):
+    (tmp_path / "mirror").mkdir()
+    r = _verb("acquire", "-p", "data_dir", str(tmp_path), "-p", "dry_run", "true")
+    assert r.returncode == 1 and "not found" in r.stderr
+
+
+def test_the_error_family_has_one_base():
+    import desivoids
+    from desivoids.errors import DesivoidsError
+
+    pkg = Path(desivoids.__file__).parent
+    for py in sorted(pkg.rglob("*.py")):
+        tree = ast.parse(py.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Name) and b.id in ("Exception", "ValueError", "RuntimeError",
+                                                         "TypeError", "OSError")
+                    for b in node.bases):
+                assert node.name == "DesivoidsError" or len(node.bases) > 1, \
+                    f"{py.relative_to(pkg)}: {node.name} does not derive from DesivoidsError"
+    from desivoids.errors import FormatError, LoadError, InputError
+    assert issubclass(FormatError, InputError) and issubclass(LoadError, InputError)
+    assert issubclass(InputError, DesivoidsError)
+
+
+# -------------------------------------------------------------------------- one registry
+def test_every_stage_has_its_notebook_module_verb_and_chapter():
+    from desivoids.book import stage_chapter_problems
+
+    for stage in STAGES.values():
+        assert stage.source.exists() and stage.paired.exists()
+        assert callable(stage.entry())
+    assert stage_chapter_problems() == []
+    out = _verb("--help").stdout
+    for name in ORDER:
+        assert name in out
+
+
+def test_every_params_file_has_a_section_per_stage():
+    for f in sorted(paths.PARAMS.glob("*.yml")):
+        rp = P.load(f)
+        import yaml
+        raw = yaml.safe_load(f.read_text())
+        assert list(raw.get("stages", {})) == list(ORDER), f"{f.name}: stages sections"
+        assert rp.profile
+
+
+def test_the_readme_stage_table_is_the_registry():
+    readme = (paths.ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (\w+) \| `(\d\d_\w+)` \| `desivoids\.(\w+)` \| `desivoids (\w+)` \|",
+                      readme, flags=re.M)
+    assert rows == [(s.name, s.stem, s.name, s.name) for s in STAGES.values()]
+
+
+def test_the_benchmark_report_follows_the_registry():
+    sys.path.insert(0, str(paths.BENCHMARKS))
+    import report
+
+    assert report.ORDER == ["mock", *ORDER]
+    for script in paths.BENCHMARKS.glob("bench_*.py"):
+        assert script.stem[len("bench_"):] in report.ORDER, f"{script.name}: not a stage"
+
+
+def test_contributing_says_how_to_add_a_stage():
+    text = (paths.ROOT / "CONTRIBUTING.md").read_text()
+    for word in ("notebook", "registry", "outputs", "tests", "_toc.yml", "params"):
+        assert word in text
+    assert "CONTRIBUTING.md" in (paths.ROOT / "README.md").read_text()
