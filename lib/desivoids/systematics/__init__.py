@@ -1,0 +1,33 @@
+"""systematics: the statistics that compare void (flag 1) and wall (flag 0) galaxies.
+
+Pure functions on numpy/pandas inputs, no I/O; the systematics notebook calls them once per
+algorithm, sample (all / interior voids), quenched definition and cap (NGC, SGC, both).
+
+- :mod:`.quenched`   the three quenched definitions of science.md, with failed fits and undefined
+  rows as separate, counted states.
+- :mod:`.intervals`  Wilson (1927) intervals, Newcombe (1998, method 10) risk difference, score
+  intervals for the risk and odds ratios, Cohen's (1988) h, Kish's (1965) effective sample size.
+- :mod:`.matching`   wall weights that reproduce the void stellar-mass histogram; quenched
+  fractions in stellar-mass bins.
+- :mod:`.regression` quenched ~ void + bs(log M*) + z, logistic, cluster-robust errors.
+- :mod:`.jackknife`  equal-area HEALPix patches per cap and the delete-one-patch jackknife.
+- :mod:`.compare`    one tidy row per comparison, analytic and jackknife intervals side by side.
+"""
+from .compare import compare_void_wall
+from .intervals import (TwoProportions, WeightedProportion, cohens_h, kish_neff,
+                        two_proportions, two_proportions_weighted, weighted_proportion, wilson)
+from .jackknife import JackknifeResult, Patches, healpix_patches, jackknife
+from .matching import MassWeights, binned_fractions, mass_bin_index, mass_weights
+from .quenched import (DEFINITIONS, Quenched, failed_fit, quenched, quenched_flags,
+                       quenched_summary)
+from .regression import VoidEffect, logit_void_effect
+
+__all__ = [
+    "DEFINITIONS", "Quenched", "failed_fit", "quenched", "quenched_flags", "quenched_summary",
+    "wilson", "kish_neff", "weighted_proportion", "WeightedProportion", "cohens_h",
+    "two_proportions", "two_proportions_weighted", "TwoProportions",
+    "mass_bin_index", "mass_weights", "MassWeights", "binned_fractions",
+    "logit_void_effect", "VoidEffect",
+    "healpix_patches", "Patches", "jackknife", "JackknifeResult",
+    "compare_void_wall",
+]

@@ -1,0 +1,467 @@
+"""systematics: the statistics library, each function against values computed independently here
+(closed formulas, published worked examples, planted effects on simulated data)."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import brentq
+
+from desivoids.systematics import (binned_fractions, cohens_h, compare_void_wall, failed_fit,
+                                   healpix_patches, jackknife, kish_neff, logit_void_effect,
+                                   mass_bin_index, mass_weights, quenched, quenched_flags,
+                                   quenched_summary, two_proportions, two_proportions_weighted,
+                                   weighted_proportion, wilson)
+
+Z95 = 1.959963984540054
+
+
+# ---------------------------------------------------------------- independent reference formulas
+def wilson_by_hand(k, n, z=Z95):
+    """Wilson (1927): (2np + z^2 -+ z sqrt(z^2 + 4np(1-p))) / (2(n + z^2))."""
+    p = k / n
+    root = z * math.sqrt(z * z + 4 * n * p * (1 - p))
+    return ((2 * n * p + z * z - root) / (2 * (n + z * z)),
+            (2 * n * p + z * z + root) / (2 * (n + z * z)))
+
+
+def newcombe_by_hand(k1, n1, k2, n2):
+    """Newcombe (1998) method 10: delta = sqrt((p1-l1)^2 + (u2-p2)^2), eps likewise."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_by_hand(k1, n1)
+    l2, u2 = wilson_by_hand(k2, n2)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 +
+                                                                          (p2 - l2) ** 2)
+
+
+def mn_ratio_z(R, x1, n1, x2, n2):
+    """Miettinen & Nurminen (1985) score statistic for the risk ratio R (closed-form MLE)."""
+    N = n1 + n2
+    A, B, C = N * R, -(n1 * R + x1 + n2 + x2 * R), x1 + x2
+    p2 = (-B - math.sqrt(B * B - 4 * A * C)) / (2 * A)
+    p1 = R * p2
+    var = (p1 * (1 - p1) / n1 + R * R * p2 * (1 - p2) / n2) * N / (N - 1)
+    return (x1 / n1 - R * x2 / n2) / math.sqrt(var)
+
+
+def mn_odds_z(psi, x1, n1, x2, n2):
+    """Miettinen & Nurminen (1985) score statistic for the odds ratio psi."""
+    N, x = n1 + n2, x1 + x2
+    A, B, C = n2 * (psi - 1), n1 * psi + n2 - x * (psi - 1), -x
+    p2 = (-B + math.sqrt(B * B - 4 * A * C)) / (2 * A)
+    p1 = p2 * psi / (1 + p2 * (psi - 1))
+    return (x1 - n1 * p1) * math.sqrt((1 / (n1 * p1 * (1 - p1)) + 1 / (n2 * p2 * (1 - p2)))
+                                      * (N - 1) / N)
+
+
+def invert_score(zfun, est, *counts):
+    lo = brentq(lambda t: zfun(math.exp(t), *counts) - Z95, math.log(est) - 6, math.log(est) - 1e-9)
+    hi = brentq(lambda t: zfun(math.exp(t), *counts) + Z95, math.log(est) + 1e-9, math.log(est) + 6)
+    return math.exp(lo), math.exp(hi)
+
+
+# ------------------------------------------------------------------------------ quenched
+def _galaxies():
+    return pd.DataFrame({
+        #            sf     q      q(SFR=0) failed  edge   NaN-sfr  sfr<0  nan-mass
+        "logmstar": [10.0,  11.0,  10.5,    0.0,    11.0,  10.0,    10.0,  np.nan],
+        "sfr":      [1.0,   1e-2,  0.0,     0.0,    1.0,   np.nan,  -1.0,  0.0],
+        "dn4000":   [1.2,   1.8,   1.9,     0.0,    1.6,   np.nan,  1.61,  1.7],
+        "absmag01_sdss_u": [-19.0, -18.0, -18.5, 0.0, 2.22, np.nan, -18.0, -18.0],
+        "absmag01_sdss_r": [-20.0, -20.5, -21.0, 0.0, 0.0, -20.0, -20.0, -20.0],
+    })
+
+
+def test_ssfr_counts_sfr_zero_as_quenched_and_cuts_failed_fits():
+    g = _galaxies()
+    r = quenched(g, "ssfr")
+    # row 2: SFR == 0 -> quenched; row 3: LOGMSTAR == SFR == 0 -> failed, never quenched
+    assert r.quenched.tolist() == [False, True, True, False, False, False, False, False]
+    assert r.failed_fit.tolist() == [False, False, False, True, False, False, False, False]
+    # log10(1) - 11 == -11 exactly: not < -11
+    assert r.defined[4] and not r.quenched[4]
+    # NaN SFR, negative SFR, NaN mass (even with SFR == 0): undefined, not quenched
+    assert r.undefined.tolist() == [False] * 5 + [True, True, True]
+    c = r.counts()
+    states = ("n_failed_fit", "n_undefined", "n_quenched", "n_not_quenched")
+    assert tuple(c[s] for s in states) == (1, 3, 2, 2)
+    assert c["n_failed_fit"] + c["n_undefined"] + c["n_quenched"] + c["n_not_quenched"] == len(g)
+
+
+def test_dn4000_and_colour_definitions_and_thresholds():
+    g = _galaxies()
+    d4 = quenched(g, "dn4000")
+    # 1.6 exactly is not > 1.6; failed fit excluded even though its DN4000 is a number
+    assert d4.quenched.tolist() == [False, True, True, False, False, False, True, True]
+    assert d4.failed_fit[3] and not d4.defined[3] and d4.undefined.tolist()[5]
+    ur = quenched(g, "ur")
+    # u - r: 1.0, 2.5, 2.5, (failed), 2.22 (>= : quenched), NaN, 2.0, 2.0
+    assert ur.quenched.tolist() == [False, True, True, False, True, False, False, False]
+    assert ur.undefined.tolist() == [False] * 5 + [True, False, False]
+    assert failed_fit(g).sum() == 1
+
+
+def test_quenched_flags_nullable_and_summary():
+    g = _galaxies()
+    g["sfr"] = g["sfr"].astype(object).where(g["sfr"].notna(), None)  # nulls as None
+    flags = quenched_flags(g)
+    assert list(flags.columns) == ["quenched_ssfr", "quenched_dn4000", "quenched_ur"]
+    assert str(flags["quenched_ssfr"].dtype) == "boolean"
+    assert flags["quenched_ssfr"].isna().tolist() == [False] * 3 + [True, False, True, True, True]
+    s = quenched_summary(g).set_index("definition")
+    assert (s[["n_failed_fit", "n_undefined", "n_quenched", "n_not_quenched"]].sum(axis=1)
+            == len(g)).all()
+    with pytest.raises(ValueError):
+        quenched(g, "colour")
+
+
+# ------------------------------------------------------------------------------ intervals
+def test_wilson_against_published_and_formula():
+    # Newcombe (1998a) Table II example: 81/263, Wilson score 0.2553 to 0.3662
+    lo_h, hi_h = wilson_by_hand(81, 263)
+    assert (round(lo_h, 4), round(hi_h, 4)) == (0.2553, 0.3662)
+    p, lo, hi = wilson(81, 263)
+    assert p == pytest.approx(81 / 263) and lo == pytest.approx(lo_h, abs=1e-12)
+    assert hi == pytest.approx(hi_h, abs=1e-12)
+    # vectorised, 0/n inside [0, 1], empty group NaN
+    p, lo, hi = wilson(np.array([0, 5, 0]), np.array([10, 5, 0]))
+    assert lo[0] == 0 and hi[0] == pytest.approx(wilson_by_hand(0, 10)[1])
+    assert hi[1] == pytest.approx(1.0) and np.isnan(p[2]) and np.isnan(lo[2])
+    # non-integer (effective) counts are accepted
+    assert wilson(2.5, 7.5)[1] == pytest.approx(wilson_by_hand(2.5, 7.5)[0])
+
+
+@pytest.mark.parametrize("k1,n1,k2,n2,published", [
+    (56, 70, 48, 80, (0.0524, 0.3339)),     # Newcombe 1998, example (a)
+    (9, 10, 3, 10, (0.1705, 0.8090)),       # (b)
+    (5, 56, 0, 29, (-0.0381, 0.1926)),      # (d)
+    (0, 10, 0, 20, (-0.1611, 0.2775)),      # (e)
+])
+def test_newcombe_method10_worked_examples(k1, n1, k2, n2, published):
+    by_hand = newcombe_by_hand(k1, n1, k2, n2)
+    assert tuple(round(x, 4) for x in by_hand) == published
+    r = two_proportions(k1, n1, k2, n2)
+    assert r.rd == pytest.approx(k1 / n1 - k2 / n2)
+    assert (r.rd_lo, r.rd_hi) == pytest.approx(by_hand, abs=1e-12)
+
+
+def test_ratio_and_odds_ratio_score_intervals():
+    for counts in [(56, 70, 48, 80), (30, 200, 45, 150), (700, 1000, 650, 1000)]:
+        x1, n1, x2, n2 = counts
+        r = two_proportions(*counts)
+        rr = (x1 / n1) / (x2 / n2)
+        odds = (x1 / (n1 - x1)) / (x2 / (n2 - x2))
+        assert r.rr == pytest.approx(rr) and r.odds_ratio == pytest.approx(odds)
+        assert (r.rr_lo, r.rr_hi) == pytest.approx(invert_score(mn_ratio_z, rr, *counts), rel=1e-4)
+        assert (r.or_lo, r.or_hi) == pytest.approx(invert_score(mn_odds_z, odds, *counts),
+                                                   rel=1e-4)
+    # zero cells: the odds-ratio score interval is undefined -> NaN, not an exception
+    r = two_proportions(5, 56, 0, 29)
+    assert math.isnan(r.or_lo) and r.rd_lo == pytest.approx(-0.0381, abs=5e-5)
+    assert math.isnan(two_proportions(0, 0, 3, 10).rd)
+
+
+def test_cohens_h_known_values():
+    assert cohens_h(0.75, 0.25) == pytest.approx(math.pi / 3)   # 2(pi/3) - 2(pi/6)
+    assert cohens_h(1.0, 0.0) == pytest.approx(math.pi)
+    assert cohens_h(0.3, 0.3) == 0.0
+    assert cohens_h(0.25, 0.75) == pytest.approx(-math.pi / 3)
+    assert two_proportions(3, 4, 1, 4).h == pytest.approx(math.pi / 3)
+    assert cohens_h(np.array([0.5, 0.5]), np.array([0.5, 0.0])) == pytest.approx(
+        [0.0, math.pi / 2])
+
+
+def test_kish_and_weighted_groups():
+    assert kish_neff(np.ones(17)) == pytest.approx(17)
+    assert kish_neff([1, 1, 2, 2]) == pytest.approx(36 / 10)
+    assert kish_neff([0, 0, 5]) == pytest.approx(1)
+    wp = weighted_proportion(np.array([True, False, True, False]), np.array([1, 1, 2, 2.0]))
+    assert wp.p == pytest.approx(0.5) and wp.n_eff == pytest.approx(3.6)
+    assert wp.k_eff == pytest.approx(1.8)
+    y1 = np.r_[np.ones(30, bool), np.zeros(70, bool)]
+    y2 = np.r_[np.ones(50, bool), np.zeros(150, bool)]
+    a = two_proportions_weighted(y1, y2)
+    b = two_proportions(30, 100, 50, 200)
+    assert (a.rd, a.rd_lo, a.rd_hi, a.rr_lo) == pytest.approx((b.rd, b.rd_lo, b.rd_hi, b.rr_lo))
+    # doubling every weight changes nothing (scale invariance); uneven weights widen the interval
+    c = two_proportions_weighted(y1, y2, None, np.full(200, 2.0))
+    assert (c.rd_lo, c.rd_hi) == pytest.approx((b.rd_lo, b.rd_hi))
+    w = np.where(np.arange(200) % 2 == 0, 3.0, 1.0)
+    d = two_proportions_weighted(y1, y2, None, w)
+    assert d.n2 == pytest.approx(kish_neff(w)) and d.n2 < 200
+    with pytest.raises(TypeError):
+        weighted_proportion(np.array([1.0, 0.0]))
+
+
+def test_newcombe_coverage_under_the_null():
+    """Seeded null simulation: the 95% risk-difference interval covers 0 in ~95% of 200 runs."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(20240607)
+    hits = 0
+    for _ in range(200):
+        r = two_proportions(rng.binomial(300, 0.3), 300, rng.binomial(900, 0.3), 900)
+        hits += r.rd_lo <= 0.0 <= r.rd_hi
+    # binomial(200, 0.95) has sd 3.1 runs: 91% .. 99% is a +-4.5 sd band
+    assert 0.91 <= hits / 200 <= 0.99
+    # and a real difference is detected (the interval is not just wide)
+    r = two_proportions(rng.binomial(3000, 0.35), 3000, rng.binomial(9000, 0.30), 9000)
+    assert r.rd_lo > 0
+    assert time.perf_counter() - t0 < 10
+
+
+# ------------------------------------------------------------------------------- matching
+def test_mass_bins_follow_numpy_histogram():
+    edges = [9.0, 10.0, 11.0]
+    idx = mass_bin_index([8.9, 9.0, 9.99, 10.0, 11.0, 11.01, np.nan], edges)
+    assert idx.tolist() == [-1, 0, 0, 1, 1, -1, -1]
+    with pytest.raises(ValueError):
+        mass_bin_index([1.0], [10.0, 9.0])
+
+
+def test_reweighting_reproduces_the_void_histogram_exactly():
+    rng = np.random.default_rng(1)
+    edges = np.arange(9.0, 12.01, 0.25)
+    mv = rng.normal(10.0, 0.4, 3000)
+    mw = rng.normal(10.6, 0.5, 9000)
+    mv[:3] = 11.9          # void galaxies in a bin with no wall galaxies (after the cut below)
+    mw = mw[(mw < 11.75)]
+    mw[:2] = 8.0           # outside the edges
+    m = np.r_[mv, mw]
+    void = np.r_[np.ones(mv.size, bool), np.zeros(mw.size, bool)]
+    res = mass_weights(m, void, edges)
+    hv, _ = np.histogram(mv, edges)
+    hw, _ = np.histogram(m[~void], edges, weights=res.weights[~void])
+    kept = res.bins["kept"].to_numpy()
+    assert np.allclose(hw[kept], hv[kept], rtol=0, atol=1e-9)
+    assert np.all(hw[~kept] == 0)
+    # the bin with only void galaxies is reported and its rows counted as dropped
+    last = res.bins.iloc[-1]
+    assert not last["kept"] and last["reason"] == "no wall galaxies" and last["n_void"] >= 3
+    dropped_void = int(hv[~kept].sum()) + int(np.sum((mv < 9) | (mv > 12)))
+    assert res.n_dropped_void == dropped_void
+    assert res.n_dropped_wall == int(np.sum(~void & ~res.used)) >= 2
+    assert res.n_bins_dropped == int((~kept).sum())
+    assert np.all(res.weights[void & res.used] == 1.0)
+    assert np.all(res.weights[~res.used] == 0.0)
+
+
+def test_binned_fractions_table():
+    rng = np.random.default_rng(2)
+    m = rng.uniform(9, 11, 4000)
+    v = rng.random(4000) < 0.4
+    q = rng.random(4000) < (m - 9) / 2
+    t = binned_fractions(q, v, m, [9, 10, 11, 12])
+    assert len(t) == 6 and set(t["group"]) == {"void", "wall"}
+    cell = t[(t.bin_lo == 9) & (t.group == "void")].iloc[0]
+    sel = v & (m < 10)
+    assert cell["n"] == sel.sum() and cell["k"] == (q & sel).sum()
+    assert (cell["lo"], cell["hi"]) == pytest.approx(wilson_by_hand(cell["k"], cell["n"]))
+    empty = t[t.bin_lo == 11]
+    assert (empty["n"] == 0).all() and empty["fraction"].isna().all()
+
+
+# ----------------------------------------------------------------------------- regression
+def _logit_sample(rng, n=20000, beta=-0.6, n_clusters=40, cluster_sd=0.0, void_by_cluster=False):
+    g = rng.integers(0, n_clusters, n)
+    m = rng.normal(10.4, 0.5, n)
+    z = rng.uniform(0.05, 0.24, n)
+    v = (rng.random(n_clusters) < 0.5)[g] if void_by_cluster else rng.random(n) < 0.35
+    eta = -0.5 + 2.0 * (m - 10.4) + 3.0 * (z - 0.15) + beta * v + \
+        rng.normal(0, cluster_sd, n_clusters)[g]
+    q = rng.random(n) < 1 / (1 + np.exp(-eta))
+    return pd.DataFrame({"quenched": q, "void": v, "logmstar": m, "z": z, "patch": g})
+
+
+def test_regression_recovers_a_planted_coefficient():
+    rng = np.random.default_rng(3)
+    df = _logit_sample(rng, beta=-0.6)
+    r = logit_void_effect(df, groups="patch")
+    assert r.ok, r.reason
+    assert r.n_obs == len(df) and r.n_clusters == 40
+    assert r.or_lo < math.exp(-0.6) < r.or_hi
+    assert abs(r.beta + 0.6) < 4 * r.se and 0.01 < r.se < 0.1
+    assert r.odds_ratio == pytest.approx(math.exp(r.beta))
+    # groups may be passed as an array of any labels
+    r2 = logit_void_effect(df, groups=np.array([f"p{x}" for x in df["patch"]]))
+    assert r2.beta == pytest.approx(r.beta) and r2.se == pytest.approx(r.se)
+
+
+def test_regression_errors_are_clustered():
+    """void constant within clusters plus a cluster effect: the cluster-robust SE must be much
+    larger than the independent-galaxy SE (which the model would give without clustering)."""
+    rng = np.random.default_rng(4)
+    df = _logit_sample(rng, n=20000, beta=0.0, n_clusters=30, cluster_sd=0.6,
+                       void_by_cluster=True)
+    r = logit_void_effect(df, groups="patch")
+    iid = logit_void_effect(df, groups=np.arange(len(df)))      # every galaxy its own cluster
+    assert r.ok and iid.ok
+    assert r.beta == pytest.approx(iid.beta)                    # same fit, different errors
+    assert r.se > 3 * iid.se
+
+
+def test_regression_refuses_untrustworthy_fits():
+    rng = np.random.default_rng(5)
+    df = _logit_sample(rng, n=3000)
+    sep = df.assign(quenched=df["void"].to_numpy())            # void predicts quenched exactly
+    r = logit_void_effect(sep, groups="patch")
+    assert not r.ok and "separation" in r.reason and math.isnan(r.beta) and math.isnan(r.or_hi)
+    few = logit_void_effect(df, groups=df["patch"] % 3)
+    assert not few.ok and "too few clusters" in few.reason and few.n_clusters == 3
+    novoid = logit_void_effect(df.assign(void=False), groups="patch")
+    assert not novoid.ok and "no void" in novoid.reason
+    # perfect separation by mass (not by void): statsmodels' warning becomes a reason
+    mass_sep = df.assign(quenched=df["logmstar"].to_numpy() > 10.4)
+    r = logit_void_effect(mass_sep, groups="patch")
+    assert not r.ok and "separation" in r.reason and math.isnan(r.beta)
+    with pytest.raises(TypeError):
+        logit_void_effect(df.assign(quenched=df["quenched"].astype(float)))
+
+
+# ------------------------------------------------------------------------------ jackknife
+def _two_caps(rng, n):
+    """Uniform points on an NGC box (RA 130-230, Dec 0-60) and an SGC box straddling RA 0."""
+    half = n // 2
+    ra = np.r_[rng.uniform(130, 230, half), rng.uniform(-30, 30, n - half) % 360]
+    sin_lo = np.sin(np.radians([0, -10]))
+    sin_hi = np.sin(np.radians([60, 25]))
+    dec = np.degrees(np.arcsin(np.r_[rng.uniform(sin_lo[0], sin_hi[0], half),
+                                     rng.uniform(sin_lo[1], sin_hi[1], n - half)]))
+    return ra, dec
+
+
+def _unit(ra, dec):
+    r, d = np.radians(ra), np.radians(dec)
+    return np.c_[np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)]
+
+
+@pytest.mark.parametrize("scheme", ["stripes", "nested"])
+def test_patches_equal_area_and_disjoint_between_caps(scheme):
+    rng = np.random.default_rng(6)
+    ra, dec = _two_caps(rng, 100_000)
+    P = healpix_patches(ra, dec, {"NGC": 40, "SGC": 20}, nside=64, scheme=scheme)
+    t = P.table
+    assert len(t) == 60 and (t.groupby("cap").size() == pd.Series({"NGC": 40, "SGC": 20})).all()
+    assert set(np.unique(P.patch)) == set(range(60))
+    ngc, sgc = set(P.patch[P.cap == "NGC"]), set(P.patch[P.cap == "SGC"])
+    assert not ngc & sgc and ngc == set(range(40))
+    assert (P.cap == np.where((ra > 83) & (ra < 304), "NGC", "SGC")).all()
+    for _, g in t.groupby("cap"):
+        assert g["n_pixels"].max() - g["n_pixels"].min() <= 1         # equal area to one pixel
+        # uniform points: galaxy counts follow the area (edge pixels are partly filled)
+        assert g["n_objects"].max() / g["n_objects"].min() < 1.5
+    assert t["area_deg2"].iloc[0] == pytest.approx(t["n_pixels"].iloc[0] * P.pixel_area_deg2)
+    assert P.pixel_area_deg2 == pytest.approx(41252.96 / (12 * 64 ** 2), rel=1e-4)
+
+
+def test_stripe_patches_are_compact():
+    rng = np.random.default_rng(7)
+    ra, dec = _two_caps(rng, 60_000)
+    P = healpix_patches(ra, dec, 30)
+    xyz = _unit(ra, dec)
+    for p in range(60):
+        s = xyz[P.patch == p]
+        c = s.mean(axis=0)
+        c /= np.linalg.norm(c)
+        extent = np.degrees(np.arccos(np.clip(s @ c, -1, 1))).max()
+        side = math.sqrt(P.table.loc[p, "area_deg2"])
+        assert extent < 1.6 * side, (p, extent, side)    # a square's half-diagonal is 0.71 side
+
+
+def test_patches_reject_impossible_requests():
+    ra, dec = np.array([150.0, 151.0]), np.array([10.0, 10.0])
+    with pytest.raises(ValueError, match="patches"):
+        healpix_patches(ra, dec, 5)
+    with pytest.raises(ValueError):
+        healpix_patches(np.array([np.nan]), np.array([0.0]), 1)
+
+
+def test_jackknife_of_a_mean_matches_the_analytic_se():
+    rng = np.random.default_rng(8)
+    x = rng.normal(3.0, 2.0, 5000)
+    df = pd.DataFrame({"x": x, "patch": np.arange(5000)})       # delete-one: exact identity
+    r = jackknife(df, lambda d: d["x"].mean())
+    assert r.n_patches == 5000 and r.estimate == pytest.approx(x.mean())
+    assert r.se == pytest.approx(x.std(ddof=1) / math.sqrt(x.size), rel=1e-9)
+    assert (r.lo, r.hi) == pytest.approx((x.mean() - Z95 * r.se, x.mean() + Z95 * r.se))
+    # K = 50 equal groups: se^2 = var(group means) / K exactly, and ~ s^2 / N on iid data
+    df["patch"] = np.repeat(np.arange(50), 100)
+    r = jackknife(df, lambda d: d["x"].mean())
+    gm = df.groupby("patch")["x"].mean()
+    assert r.se == pytest.approx(math.sqrt(gm.var(ddof=1) / 50), rel=1e-9)
+    assert 0.75 < r.se / (x.std(ddof=1) / math.sqrt(x.size)) < 1.25
+    assert len(r.replicates) == 50 and r.bias == pytest.approx(0.0, abs=1e-9)
+
+
+def test_jackknife_vector_statistics_and_failures():
+    rng = np.random.default_rng(9)
+    df = pd.DataFrame({"x": rng.normal(size=600), "patch": np.repeat(list("abcdef"), 100)})
+    r = jackknife(df, lambda d: {"mean": d["x"].mean(), "n": float(len(d))})
+    assert list(r.replicates.columns) == ["mean", "n"]
+    assert list(r.replicates.index) == list("abcdef")
+    assert r.se["n"] == pytest.approx(0.0) and r.se["mean"] > 0 and r.reason == ""
+    # a replicate that is NaN makes the se NaN, with a reason (never silently dropped)
+    bad = jackknife(df, lambda d: d["x"].mean() if "c" in set(d["patch"]) else float("nan"))
+    assert math.isnan(bad.se) and "non-finite" in bad.reason
+    one = jackknife(df.assign(patch="a"), lambda d: d["x"].mean())
+    assert math.isnan(one.se) and "at least 2" in one.reason
+
+
+# -------------------------------------------------------------------------------- compare
+def _confounded_sample(rng, n=60_000, effect=0.0, n_patches=40):
+    """Void galaxies less massive; quenching depends on mass (and on void by ``effect`` in log
+    odds). With effect = 0 the raw fractions differ, the mass-matched ones do not."""
+    v = rng.random(n) < 0.3
+    m = rng.normal(np.where(v, 10.0, 10.5), 0.45)
+    z = rng.uniform(0.05, 0.24, n)
+    eta = -0.4 + 2.5 * (m - 10.4) + effect * v
+    q = rng.random(n) < 1 / (1 + np.exp(-eta))
+    return pd.DataFrame({"quenched": q, "void": v, "logmstar": m, "z": z,
+                         "patch": rng.integers(0, n_patches, n)})
+
+
+def test_compare_removes_a_pure_mass_difference():
+    rng = np.random.default_rng(10)
+    df = _confounded_sample(rng)
+    row = compare_void_wall(df, np.arange(8.5, 12.01, 0.1), labels={"algorithm": "mock"})
+    assert row["algorithm"] == "mock"
+    assert row["rd_raw"] < -0.1                        # the raw contrast is a mass difference
+    assert row["rd_lo"] <= 0 <= row["rd_hi"] and abs(row["rd"]) < 0.02
+    assert row["rd_jk_lo"] <= 0 <= row["rd_jk_hi"]
+    assert row["logit_or_lo"] <= 1 <= row["logit_or_hi"] and row["logit_reason"] == ""
+    assert row["n_void"] + row["n_wall"] == len(df) and row["n_patches"] == 40
+    # analytic and jackknife errors agree on independent galaxies (random patches)
+    analytic_se = (row["rd_hi"] - row["rd_lo"]) / (2 * Z95)
+    assert 0.6 < row["rd_jk_se"] / analytic_se < 1.5
+
+
+def test_compare_internal_consistency_and_planted_effect():
+    rng = np.random.default_rng(11)
+    df = _confounded_sample(rng, effect=-0.5)
+    edges = np.arange(8.5, 12.01, 0.1)
+    row = compare_void_wall(df, edges)
+    # the row's matched fractions equal the explicit weighted computation
+    mw = mass_weights(df["logmstar"], df["void"].to_numpy(), edges)
+    q, v, u = df["quenched"].to_numpy(), df["void"].to_numpy(), mw.used
+    p_wall = np.average(q[u & ~v], weights=mw.weights[u & ~v])
+    assert row["p_wall"] == pytest.approx(p_wall)
+    assert row["p_void"] == pytest.approx(q[u & v].mean())
+    assert row["n_eff_wall"] == pytest.approx(kish_neff(mw.weights[u & ~v]))
+    assert row["h"] == pytest.approx(cohens_h(row["p_void"], row["p_wall"]))
+    # the jackknife intervals are centred on the full-sample estimate
+    assert (row["rd_jk_lo"] + row["rd_jk_hi"]) / 2 == pytest.approx(row["rd"])
+    # a planted void effect (-0.5 in log odds) is detected by every estimator
+    assert row["rd_hi"] < 0 and row["rd_jk_hi"] < 0 and row["rr_hi"] < 1
+    assert row["logit_or_lo"] < math.exp(-0.5) < row["logit_or_hi"]
+
+
+def test_compare_rejects_undefined_quenched_values():
+    rng = np.random.default_rng(12)
+    df = _confounded_sample(rng, n=2000)
+    with pytest.raises(TypeError):
+        compare_void_wall(df.assign(quenched=df["quenched"].astype("boolean")), [9, 10, 11])
+    with pytest.raises(KeyError):
+        compare_void_wall(df.drop(columns="patch"), [9, 10, 11])
