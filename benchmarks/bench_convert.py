@@ -32,7 +32,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "lib"))
 
 from desivoids import paths  # noqa: E402
-from desivoids.convert.run import DEFAULT_CHUNK_ROWS, discover  # noqa: E402
+from desivoids.convert.build import DEFAULT_CHUNK_ROWS, discover  # noqa: E402
 
 TARGET_RATIO = 2.0
 RSS_LIMIT = 2 * 2**30
@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                 evict(files)
             else:
                 read_bytes(files)
-            cmd = [sys.executable, "-m", "desivoids.cli", "convert", "--data-dir",
-                   str(layout.data_dir), "--input-dir", str(source), "--scheduler", sched,
-                   "--chunk-rows", str(args.chunk_rows), "--compression", args.compression]
+            cmd = [sys.executable, "-m", "desivoids.cli", "convert", "-p", "data_dir",
+                   str(layout.data_dir), "-p", "input_dir", str(source), "-p", "scheduler", sched,
+                   "-p", "chunk_rows", str(args.chunk_rows), "-p", "compression", args.compression]
             load = os.getloadavg()[0]
             seconds, peak, rc, cpu, out = run_polled(cmd)
             phases = next((ln.split("phases:", 1)[1].strip() for ln in out.splitlines()

@@ -167,7 +167,7 @@ def test_notebook_cli_and_library_declare_the_same_parameters(name):
         assert _norm(p.default) == _norm(declared[pname].default), \
             f"{stage.module}.run default of {pname} differs from the notebook's"
     helptext = stagecli.parser(stage).format_help()
-    sample = {str: "x", bool: "true", int: "3", float: "2.5", list: "[a, b]"}
+    sample = {str: "x", bool: "true", int: "3", float: "2.5", list: "[a, b]", dict: "{a: 1}"}
     for d in declared.values():
         assert d.name in helptext and d.help in helptext
         got = stagecli.parse(stage, ["-p", d.name, sample[d.types[0]]])
@@ -237,6 +237,8 @@ def test_every_verb_exits_1_2_or_0(tiny_run, tmp_path):
                   "-p", "strict", "true"],
         "convert": ["-p", "data_dir", str(tmp_path / "c"), "-p", "input_dir", str(empty)],
         "load": ["-p", "data_dir", str(tmp_path / "l")],
+        "integrity": ["-p", "data_dir", str(tmp_path / "i")],
+        "plausibility": ["-p", "data_dir", str(tmp_path / "p")],
     }
     assert set(failing) == set(ORDER), "add the new stage's failing case here"
     for name in ORDER:

@@ -36,6 +36,16 @@ def display(path: str | Path) -> str:
         return str(p)
 
 
+def require(path: Path, stage: str) -> Path:
+    """``path`` (an output of ``stage``), or an InputError saying which stage writes it."""
+    if not Path(path).exists():
+        from .errors import InputError
+
+        raise InputError(path, None, None, f"not found: the {stage} stage writes it; run "
+                         f"`desivoids {stage}` (or `desivoids run`) first")
+    return Path(path)
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """Where each stage of one run writes, all below ``data_dir``: stage ``S`` owns ``data_dir/S/``

@@ -92,6 +92,11 @@ _REGISTRY = (
                   "galaxy_positions", "galaxy_blocks", "load_runs", "load_tables", "load_parts",
                   "load_columns"),
           reads=("convert",)),
+    Stage("integrity", 5, "stage 1 validation: every row accounted for, keys, types, nulls, "
+          "ranges, references", outputs=("integrity",), reads=("convert", "load")),
+    Stage("plausibility", 6, "stage 2 validation: physical ranges, DESIVAST's tracer selection, "
+          "a retention waterfall", outputs=("plausibility",), tables=("selection",),
+          reads=("convert",)),
 )
 
 #: Stage names in run order.

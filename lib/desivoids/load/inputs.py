@@ -19,7 +19,7 @@ from ..convert import columns as contract
 from . import schema as S
 from ..errors import LoadError
 
-__all__ = ["Part", "TableInput", "discover", "sha256_file"]
+__all__ = ["Part", "TableInput", "check_schema", "discover", "sha256_file"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ def _metadata(schema: pa.Schema) -> dict | None:
         return None
 
 
-def _check_schema(name: str, path: Path, got: pa.Schema) -> None:
+def check_schema(name: str, path: Path, got: pa.Schema) -> None:
+    """LoadError naming the column where a Parquet schema breaks the convert contract."""
     want = contract.schema_of(name)
     for f in want:
         if f.name not in got.names:
@@ -137,7 +138,7 @@ def discover(parquet_dir: str | Path, tables: tuple[str, ...] = S.DATA_TABLES
         parts, schema0 = [], None
         for p in paths:
             part, schema = _part(p, base, name)
-            _check_schema(name, p, schema)
+            check_schema(name, p, schema)
             if schema0 is None:
                 schema0 = schema
             elif [(f.name, f.type) for f in schema] != [(f.name, f.type) for f in schema0]:

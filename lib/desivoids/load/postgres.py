@@ -114,9 +114,10 @@ class PostgresTarget:
             text(f"SELECT count(*) FROM {STAGING_SCHEMA}.{q(name)}")).scalar_one())
 
     # -- data tables ---------------------------------------------------------------------
-    def new_table(self, name: str, arrow_schema: pa.Schema) -> Table:
+    def new_table(self, name: str, arrow_schema: pa.Schema, key: tuple[str, ...] | None = None,
+                  indexes: tuple[tuple[str, ...], ...] = ()) -> Table:
         return S.data_table(name, arrow_schema, MetaData(), schema_name=STAGING_SCHEMA,
-                            with_key=False)
+                            with_key=False, key=key, indexes=indexes)
 
     def create_table(self, table: Table) -> None:
         """Create ``table`` (in the staging schema, built with ``with_key=False``): its key is
@@ -198,7 +199,7 @@ class PostgresTarget:
     def timestamp(dt):
         return dt
 
-    def analyze(self) -> None:
+    def analyze(self, names: list[str] | None = None) -> None:
         for name in self.staged:
             self.conn.execute(text(f'ANALYZE {STAGING_SCHEMA}."{name}"'))
 

@@ -117,11 +117,14 @@ def _keyed(table: Table, key: tuple[str, ...], with_key: bool) -> Table:
 
 
 def data_table(name: str, schema: pa.Schema, metadata: MetaData, *,
-               schema_name: str | None = None, with_key: bool = True) -> Table:
+               schema_name: str | None = None, with_key: bool = True,
+               key: tuple[str, ...] | None = None,
+               indexes: tuple[tuple[str, ...], ...] = ()) -> Table:
     """The SQL table for a Parquet table: its columns in Arrow order (NOT NULL where the Arrow
-    field is not nullable or part of the key), the declared key, and for galaxies the derived
-    unit-vector columns. B-tree indexes are attached but created by the loader after the data."""
-    key = KEYS[name]
+    field is not nullable or part of the key), its key (``KEYS[name]`` for the convert tables,
+    else ``key``), and for galaxies the derived unit-vector columns. B-tree indexes are attached
+    but created by the loader after the data."""
+    key = tuple(key) if key is not None else KEYS[name]
     missing = [k for k in key if k not in schema.names]
     if missing:
         raise KeyError(f"table {name}: key column(s) {missing} absent from the Parquet schema")
@@ -134,7 +137,7 @@ def data_table(name: str, schema: pa.Schema, metadata: MetaData, *,
         for col, desc in DERIVED_GALAXY_COLUMNS:
             cols.append(Column(col, Double(), nullable=False, comment=f"load-derived: {desc}"))
     table = _keyed(Table(name, metadata, *cols, schema=schema_name), key, with_key)
-    for idx_cols in BTREE_INDEXES.get(name, ()):
+    for idx_cols in BTREE_INDEXES.get(name, ()) + tuple(indexes):
         Index(f"ix_{name}_{'_'.join(idx_cols)}", *(table.c[c] for c in idx_cols))
     return table
 

@@ -85,8 +85,9 @@ class SqliteTarget:
     def ddl(self, element) -> None:
         self.cur.execute(str(element.compile(dialect=_DIALECT)))
 
-    def new_table(self, name: str, arrow_schema: pa.Schema) -> Table:
-        return S.data_table(name, arrow_schema, MetaData())
+    def new_table(self, name: str, arrow_schema: pa.Schema, key: tuple[str, ...] | None = None,
+                  indexes: tuple[tuple[str, ...], ...] = ()) -> Table:
+        return S.data_table(name, arrow_schema, MetaData(), key=key, indexes=indexes)
 
     def create_table(self, table: Table) -> None:
         """Drop the previous table of that name (inside the transaction) and create it."""
@@ -138,8 +139,11 @@ class SqliteTarget:
         # SQLAlchemy's storage format for DateTime on SQLite (naive UTC)
         return dt.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    def analyze(self) -> None:
-        self.cur.execute("ANALYZE")
+    def analyze(self, names: list[str] | None = None) -> None:
+        if names is None:
+            self.cur.execute("ANALYZE")
+        for name in names or ():
+            self.cur.execute(f"ANALYZE {_q(name)}")
 
     def publish(self, names: list[str]) -> None:
         """Nothing to swap: SQLite replaced the tables in place, inside the transaction."""

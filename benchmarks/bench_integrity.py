@@ -1,0 +1,37 @@
+"""Benchmark of the integrity stage at DR1 scale: wall time and peak RSS beside a cold read of
+the galaxy columns it checks.
+
+    .venv/bin/python benchmarks/bench_integrity.py [--data-dir data/bench/dr1]
+
+Input: the DR1-scale mock run (generated, converted and loaded first when missing). Writes
+benchmarks/results/integrity.{md,json}. Target (issue 9): under 60 s and 2 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import measure
+
+sys.path.insert(0, str(measure.ROOT / "lib"))
+
+from desivoids import paths  # noqa: E402
+from desivoids.integrity import DEFAULT_MAX_NULL_FRACTION  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(paths.DATA / "bench" / "dr1"))
+    args = ap.parse_args(argv)
+    d = measure.dr1_run(paths.resolve(args.data_dir), "integrity")
+    cols = sorted(set(DEFAULT_MAX_NULL_FRACTION) | {"ra", "dec", "z", "source_file"})
+    result = measure.bench_stage("integrity", d, cols, {"seconds": 60, "rss_gib": 2.0})
+    measure.write("integrity", result, measure.stage_markdown(
+        result, "every check on the DR1-scale mock's Parquet and its SQLite database",
+        "python benchmarks/bench_integrity.py"))
+    print(result["best"], result["ratio_to_read"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""integrity (stage 1 validation): is what convert and load produced complete and consistent?
+
+Every check has an id, a status (pass, warn, fail) and its evidence, in a JSON report whose
+schema is documented and versioned (``report.schema.json``, validated on write):
+
+- ``reconciliation.*``: every source row is in the database or in its rejects (convert's
+  ledger against the database, per table and source file);
+- ``keys.*``: primary keys unique, in Parquet and in the database; ``types.*``: column types
+  as documented;
+- ``nulls.galaxies.*``: null and non-finite rates of the critical columns below thresholds;
+  ``range.*``: coordinates, redshifts, radii and the V2 tracers' distances in range;
+- ``refs.*`` and ``tessellation.*``: the references between the DESIVAST tables and the
+  galaxies (see :mod:`desivoids.integrity.references`).
+
+A failed check stops the stage (and the pipeline run) naming it, after the report is written;
+``demote`` turns named failures into warnings, which the report lists.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import paths
+from ..errors import StageError
+from ..load.queries import dispose_engines, engine
+from ..outputs import staged
+from ..vastheaders import primary_headers
+from .checks import FAIL, PASS, WARN, Check, demote as _demote
+from .references import references
+from .tables import keys, nulls, ranges, reconciliation, types
+
+__all__ = ["run", "IntegrityResult", "SCHEMA", "check_all"]
+
+SCHEMA = Path(__file__).with_name("report.schema.json")
+SCHEMA_VERSION = 1
+DEFAULT_MAX_NULL_FRACTION = {
+    "targetid": 0.0, "ra": 0.0, "dec": 0.0, "z": 0.0, "survey": 0.0, "program": 0.0,
+    "spectype": 0.0, "zwarn": 0.0, "deltachi2": 0.0, "bgs_target": 0.0, "logmstar": 0.01,
+    "sfr": 0.01, "dn4000": 0.05, "absmag01_sdss_u": 0.01, "absmag01_sdss_r": 0.01}
+
+
+@dataclass
+class IntegrityResult:
+    report: dict
+    path: Path
+
+    @property
+    def checks(self) -> list[dict]:
+        return self.report["checks"]
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame([{"id": c["id"], "status": c["status"] + (" (demoted)" if c["demoted"]
+                                                                       else ""),
+                              "check": c["title"]} for c in self.checks])
+
+    def __str__(self) -> str:
+        s = self.report["summary"]
+        lines = [f"integrity: {s['pass']} passed, {s['warn']} warnings, {s['fail']} failed -> "
+                 f"{paths.display(self.path)}"]
+        lines += [f"  {c['status'].upper()} {c['id']}: {c['title']}" for c in self.checks
+                  if c["status"] != PASS]
+        return "\n".join(lines)
+
+
+def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> list[Check]:
+    """Every check, in report order."""
+    paths.require(convert_dir / "reconciliation.json", "convert")
+    headers = primary_headers(convert_dir / "voids.parquet")
+    dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items() if alg != "VoidFinder"}
+    return (reconciliation(convert_dir, db) + keys(convert_dir, db) + types(convert_dir, db)
+            + nulls(convert_dir, max_null_fraction) + ranges(convert_dir, z_range, dlimu)
+            + references(convert_dir))
+
+
+def _validated(doc: dict) -> dict:
+    """The report as JSON will hold it, checked against the documented schema."""
+    import jsonschema
+
+    doc = json.loads(json.dumps(doc, default=_json))
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+    return doc
+
+
+def run(data_dir: str = "data/mock", db_url: str = "",
+        max_null_fraction: dict = DEFAULT_MAX_NULL_FRACTION, z_range: list = (-0.01, 7.0),
+        demote: list = ()) -> IntegrityResult:
+    """The integrity stage: run every check on the convert stage's Parquet and the database,
+    publish ``<data_dir>/integrity/report.json``, then fail naming every failed check."""
+    layout = paths.RunLayout.of(data_dir)
+    url = layout.db_url(db_url)
+    if not db_url:
+        paths.require(layout.database, "load")
+    db = engine(url)
+    try:
+        checks = check_all(layout.convert, db, dict(max_null_fraction), list(z_range))
+        dialect = db.dialect.name
+    except SQLAlchemyError as exc:  # e.g. a database the load stage has not filled
+        raise StageError(f"integrity: cannot read the database {db.url!r}: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        dispose_engines()
+    demoted = _demote(checks, list(demote))
+    doc = _validated({
+        "schema": "desivoids.integrity", "schema_version": SCHEMA_VERSION, "database": dialect,
+        "parameters": {"max_null_fraction": dict(max_null_fraction), "z_range": list(z_range),
+                       "demote": list(demote)},
+        "checks": [c.to_json() for c in checks],
+        "summary": {s: sum(c.status == s for c in checks) for s in (PASS, WARN, FAIL)},
+        "demoted": demoted})
+    with staged(layout.stage("integrity")) as tmp:
+        (tmp / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
+    result = IntegrityResult(doc, layout.stage("integrity") / "report.json")
+    failed = [c for c in checks if c.status == FAIL]
+    if failed:
+        raise StageError(f"integrity: {len(failed)} check(s) failed: "
+                         + "; ".join(f"{c.id} ({c.title})" for c in failed)
+                         + f". Report: {paths.display(result.path)}; a check can be demoted to a "
+                           "warning with the parameter demote")
+    return result
+
+
+def _json(v):
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")

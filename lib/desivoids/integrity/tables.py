@@ -1,0 +1,200 @@
+"""Stage-1 checks of the tables themselves: every source row accounted for (convert's ledger
+against the database), unique keys (Parquet and database), the documented column types, null
+and non-finite rates of the critical columns, coordinate and redshift ranges."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from sqlalchemy import inspect, text
+
+from ..errors import LoadError
+from ..load import schema as S
+from ..load.inputs import check_schema
+from ..load.queries import _Conn
+from .checks import FAIL, Check, verdict
+
+__all__ = ["CONVERT_TABLES", "reconciliation", "keys", "types", "nulls", "ranges"]
+
+#: the convert stage's tables (galaxies is a folder of parts, the others one file each)
+CONVERT_TABLES = ("galaxies", "voids", "holes", "zonevoid", "galzone", "rejects")
+_LIMIT = 20  # offending values listed in the evidence
+
+
+def parquet_path(convert_dir: Path, table: str) -> Path:
+    return convert_dir / table if table == "galaxies" else convert_dir / f"{table}.parquet"
+
+
+def read(convert_dir: Path, table: str, columns=None) -> pa.Table:
+    return ds.dataset(parquet_path(convert_dir, table), format="parquet").to_table(columns=columns)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -------------------------------------------------------------------------- reconciliation
+def reconciliation(convert_dir: Path, db) -> list[Check]:
+    """Per table and source file: rows the ledger read = rows in the database table + rows in the
+    database's rejects for that table."""
+    ledger = json.loads((convert_dir / "reconciliation.json").read_text())
+    out = [Check("reconciliation.ledger", "convert's ledger balances (rows in = out + rejected)",
+                 verdict(not ledger["balanced"]),
+                 {"unbalanced": [e for e in ledger["entries"] if not e["balanced"]][:_LIMIT]})]
+    with _Conn(db) as conn:
+        rejected = {(t, f): int(n) for t, f, n in conn.execute(text(
+            'SELECT "table", source_file, count(*) FROM rejects GROUP BY "table", source_file'))}
+        for table in CONVERT_TABLES[:-1]:
+            read_in: dict[str, int] = {}
+            for e in ledger["entries"]:
+                if e["table"] == table:
+                    read_in[e["source_file"]] = read_in.get(e["source_file"], 0) + e["rows_in"]
+            stored = {f: int(n) for f, n in conn.execute(text(
+                f"SELECT source_file, count(*) FROM {_quote(table)} GROUP BY source_file"))}
+            rows = []
+            for f in sorted(set(read_in) | set(stored)):
+                n_in, n_db, n_rej = read_in.get(f, 0), stored.get(f, 0), rejected.get((table, f), 0)
+                rows.append({"source_file": f, "rows_in": n_in, "in_database": n_db,
+                             "rejected": n_rej, "balanced": n_in == n_db + n_rej})
+            bad = [r for r in rows if not r["balanced"]]
+            out.append(Check(f"reconciliation.{table}",
+                             f"every source row of {table} is in the database or in its rejects",
+                             verdict(bool(bad) or not rows and table == "galaxies"),
+                             {"files": rows, "unbalanced": len(bad),
+                              "rows_in": sum(r["rows_in"] for r in rows)}))
+    return out
+
+
+# -------------------------------------------------------------------------- keys
+def _duplicates(t: pa.Table, key: tuple[str, ...]) -> tuple[int, list]:
+    if t.num_rows == 0:
+        return 0, []
+    counts = t.group_by(list(key)).aggregate([([], "count_all")])
+    dup = counts.filter(pc.greater(counts["count_all"], 1))
+    return dup.num_rows, dup.slice(0, _LIMIT).to_pylist()
+
+
+def keys(convert_dir: Path, db) -> list[Check]:
+    """Primary-key uniqueness of every convert table, in Parquet and in the database."""
+    out = []
+    with _Conn(db) as conn:
+        for table in CONVERT_TABLES:
+            key = S.KEYS[table]
+            n, examples = _duplicates(read(convert_dir, table, list(key)), key)
+            out.append(Check(f"keys.parquet.{table}", f"({', '.join(key)}) unique in Parquet",
+                             verdict(n > 0), {"key": list(key), "duplicates": n,
+                                              "examples": examples}))
+            cols = ", ".join(_quote(k) for k in key)
+            rows = conn.execute(text(
+                f"SELECT {cols}, count(*) FROM {_quote(table)} GROUP BY {cols} "
+                f"HAVING count(*) > 1")).all()
+            out.append(Check(f"keys.database.{table}", f"({', '.join(key)}) unique in the database",
+                             verdict(bool(rows)), {"key": list(key), "duplicates": len(rows),
+                                                   "examples": [list(r) for r in rows[:_LIMIT]]}))
+    return out
+
+
+# -------------------------------------------------------------------------- types
+def types(convert_dir: Path, db) -> list[Check]:
+    """Column types as the convert contract documents them, in Parquet and in the database."""
+    out = []
+    with _Conn(db) as conn:
+        dialect = conn.dialect
+        ins = inspect(conn)
+        for table in CONVERT_TABLES:
+            path = parquet_path(convert_dir, table)
+            files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+            problems = []
+            for f in files:
+                try:
+                    check_schema(table, f, pq.read_schema(f))
+                except LoadError as exc:
+                    problems.append(str(exc))
+            out.append(Check(f"types.parquet.{table}", f"{table}: Parquet columns and types as "
+                             "documented (desivoids.convert.columns)", verdict(bool(problems)),
+                             {"files": len(files), "problems": problems[:_LIMIT]}))
+            want = pq.read_schema(files[0])
+            got = {c["name"]: c["type"] for c in ins.get_columns(table)}
+            wrong = []
+            for f in want:
+                expect = str(S.sql_type(f.type, f.name).compile(dialect=dialect))
+                have = str(got[f.name].compile(dialect=dialect)) if f.name in got else None
+                if have != expect:
+                    wrong.append({"column": f.name, "expected": expect, "found": have})
+            out.append(Check(f"types.database.{table}", f"{table}: database column types match "
+                             "the Parquet contract", verdict(bool(wrong)), {"wrong": wrong}))
+    return out
+
+
+# -------------------------------------------------------------------------- nulls
+def nulls(convert_dir: Path, max_null_fraction: dict[str, float]) -> list[Check]:
+    """Null and non-finite (NaN, inf) rates of the critical galaxy columns against thresholds."""
+    dataset = ds.dataset(parquet_path(convert_dir, "galaxies"), format="parquet")
+    present = set(dataset.schema.names)
+    out = []
+    for column, limit in max_null_fraction.items():
+        if column not in present:
+            out.append(Check(f"nulls.galaxies.{column}", f"galaxies.{column}: null rate",
+                             FAIL, {"problem": "column absent from the galaxies table"}))
+            continue
+        col = dataset.to_table(columns=[column]).column(column)
+        n = len(col)
+        n_null = col.null_count
+        n_nonfinite = 0
+        if pa.types.is_floating(col.type):
+            v = col.fill_null(0.0).to_numpy()
+            n_nonfinite = int((~np.isfinite(v)).sum())
+        frac = (n_null + n_nonfinite) / n if n else 0.0
+        out.append(Check(f"nulls.galaxies.{column}",
+                         f"galaxies.{column}: null or non-finite in at most {limit:.2%} of rows",
+                         verdict(frac > limit), {"rows": n, "null": n_null,
+                                                 "nonfinite": n_nonfinite,
+                                                 "fraction": round(frac, 8), "limit": limit}))
+    return out
+
+
+# -------------------------------------------------------------------------- ranges
+def _range_check(cid: str, title: str, values: np.ndarray, lo: float, hi: float,
+                 closed_hi: bool = True) -> Check:
+    v = values[np.isfinite(values)]
+    bad = (v < lo) | ((v > hi) if closed_hi else (v >= hi))
+    ev = {"rows": int(len(values)), "outside": int(bad.sum()), "range": [lo, hi],
+          "min": float(v.min()) if len(v) else None, "max": float(v.max()) if len(v) else None}
+    return Check(cid, title, verdict(bool(bad.any())), ev)
+
+
+def ranges(convert_dir: Path, z_range: list[float], dlimu: dict[str, float]) -> list[Check]:
+    """Coordinates within the sphere, redshifts within ``z_range``, radii positive, V2 tracers
+    within the catalogue's radial limit DLIMU (per cap, from the headers)."""
+    g = read(convert_dir, "galaxies", ["ra", "dec", "z"])
+    arr = {c: g.column(c).to_numpy(zero_copy_only=False).astype(float) for c in ("ra", "dec", "z")}
+    out = [_range_check("range.galaxies.ra", "galaxy RA in [0, 360) deg", arr["ra"], 0.0, 360.0,
+                        closed_hi=False),
+           _range_check("range.galaxies.dec", "galaxy Dec in [-90, 90] deg", arr["dec"], -90, 90),
+           _range_check("range.galaxies.z", f"galaxy Z in [{z_range[0]}, {z_range[1]}]", arr["z"],
+                        float(z_range[0]), float(z_range[1]))]
+    v = read(convert_dir, "voids", ["ra", "dec", "r_eff"])
+    out += [_range_check("range.voids.ra", "void RA in [0, 360) deg",
+                         v.column("ra").to_numpy(zero_copy_only=False).astype(float), 0.0, 360.0,
+                         closed_hi=False),
+            _range_check("range.voids.dec", "void Dec in [-90, 90] deg",
+                         v.column("dec").to_numpy(zero_copy_only=False).astype(float), -90, 90),
+            _range_check("range.voids.r_eff", "void effective radius in (0, 1000] Mpc/h",
+                         v.column("r_eff").to_numpy(zero_copy_only=False).astype(float), 1e-9,
+                         1000.0)]
+    h = read(convert_dir, "holes", ["radius"])
+    out.append(_range_check("range.holes.radius", "hole radius in (0, 1000] Mpc/h",
+                            h.column("radius").to_numpy().astype(float), 1e-9, 1000.0))
+    gz = read(convert_dir, "galzone", ["cap", "x", "y", "z"])
+    caps = gz.column("cap").to_numpy(zero_copy_only=False)
+    r = np.sqrt(sum(gz.column(c).to_numpy() ** 2 for c in ("x", "y", "z")))
+    for cap, limit in sorted(dlimu.items()):
+        out.append(_range_check(f"range.galzone.{cap}", f"{cap} V2 tracers within DLIMU = "
+                                f"{limit:.2f} Mpc/h of the observer", r[caps == cap], 0.0,
+                                limit * (1 + 1e-6)))
+    return out

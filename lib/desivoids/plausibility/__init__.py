@@ -1,0 +1,176 @@
+"""plausibility (stage 2 validation): physical ranges, DESIVAST's tracer selection, a waterfall.
+
+- Physical ranges are findings with counts (:mod:`.findings`), for the whole catalogue and for
+  the selected sample; a value outside its expected range is reported, never cut.
+- The tracer selection of science.md as ordered cuts (:mod:`.selection`), each threshold a
+  parameter whose default is DESIVAST's (ZLIMU and MAGLIM read from the void files' headers),
+  then FastSpecFit's failed fits as a cut of their own.
+- Outputs in ``<data_dir>/plausibility``: ``selection.parquet`` (every galaxy: its cap, the cut
+  that removed it, whether it is a tracer and in the sample), ``sample.parquet`` (the sample with
+  the columns the analysis reads), ``report.json`` (thresholds, waterfall per cap, findings, the
+  tracer reproduction check); and the database table ``selection``.
+- The reproduction check compares the selected tracers with GALZONE's TARGETs per cap, the
+  sample DESIVAST's V2 runs used: on the mock they must agree exactly, on real data this is the
+  test that the selection reproduces DESIVAST's.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .. import formats, paths
+from ..load.tables import publish_table
+from ..outputs import staged
+from ..vastheaders import common_value, primary_headers
+from .findings import CATALOGUE, SAMPLE, findings
+from .selection import FAILED_FIT, SELECTION_COLUMNS, first_failed, tracer_cuts, waterfall
+
+__all__ = ["run", "PlausibilityResult", "SAMPLE_COLUMNS"]
+
+_TS = formats.TRACER_SELECTION
+#: galaxies columns kept in sample.parquet (what environment and systematics read)
+SAMPLE_COLUMNS = ("targetid", "ra", "dec", "z", "healpix", "comoving_distance", "comoving_x",
+                  "comoving_y", "comoving_z", "logmstar", "logmstar_err", "sfr", "sfr_zero",
+                  "log_ssfr", "dn4000", "dn4000_err", "absmag01_sdss_u", "absmag01_sdss_g",
+                  "absmag01_sdss_r", "m_r")
+_FINDING_COLUMNS = ("logmstar", "sfr", "dn4000", "z", "absmag01_sdss_u", "absmag01_sdss_r")
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class PlausibilityResult:
+    report: dict
+    out_dir: Path
+
+    @property
+    def waterfall(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["waterfall"])
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["findings"])
+
+    @property
+    def reproduction(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["reproduction"])
+
+    def __str__(self) -> str:
+        w = self.waterfall
+        both = w[w.cap == "both"]
+        n_in, n_out = int(both.remaining.iloc[0]), int(both.remaining.iloc[-1])
+        f = self.findings
+        lines = [f"plausibility: {n_in:,d} galaxies -> {n_out:,d} in the sample; "
+                 f"{int((f.status == 'finding').sum())} findings -> {paths.display(self.out_dir)}"]
+        for r in self.report["reproduction"]:
+            lines.append(f"  {r['cap']}: tracers {r['selected']:,d}, GALZONE {r['galzone']:,d}, "
+                         f"in both {r['both']:,d}, selected only {r['selected_only']:,d}, "
+                         f"GALZONE only {r['galzone_only']:,d}")
+        return "\n".join(lines)
+
+
+def _threshold(given, headers, key: str) -> tuple[float, str]:
+    if given is not None:
+        return float(given), "parameter"
+    return common_value(headers, key), f"{key} of the DESIVAST headers"
+
+
+def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table) -> list[dict]:
+    out = []
+    caps = galzone.column("cap").to_numpy(zero_copy_only=False)
+    targets = galzone.column("targetid").to_numpy()
+    for cap in formats.CAPS:
+        sel = np.unique(tracer_ids.get(cap, np.zeros(0, np.int64)))
+        gz = np.unique(targets[caps == cap])
+        both = np.intersect1d(sel, gz, assume_unique=True)
+        only_sel = np.setdiff1d(sel, gz, assume_unique=True)
+        only_gz = np.setdiff1d(gz, sel, assume_unique=True)
+        out.append({"cap": cap, "selected": int(len(sel)), "galzone": int(len(gz)),
+                    "both": int(len(both)), "selected_only": int(len(only_sel)),
+                    "galzone_only": int(len(only_gz)),
+                    "examples_selected_only": only_sel[:10].tolist(),
+                    "examples_galzone_only": only_gz[:10].tolist()})
+    return out
+
+
+def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY"],
+        program: str = _TS["PROGRAM"], bgs_bit: str = _TS["BGS_TARGET_BIT"],
+        spectype: str = _TS["SPECTYPE"], zwarn: int = _TS["ZWARN"],
+        min_deltachi2: float = _TS["DELTACHI2_GT"], zmin: float = 0.0,
+        zlimu: float | None = None, maglim: float | None = None) -> PlausibilityResult:
+    """The plausibility stage (parameters as the notebook declares them)."""
+    layout = paths.RunLayout.of(data_dir)
+    headers = primary_headers(paths.require(layout.convert / "voids.parquet", "convert"))
+    zl, zl_from = _threshold(zlimu, headers, "ZLIMU")
+    ml, ml_from = _threshold(maglim, headers, "MAGLIM")
+    cuts = tracer_cuts(survey, program, bgs_bit, spectype, zwarn, min_deltachi2, zmin, zl, ml)
+    n_tracer_cuts = len(cuts)
+    cuts = cuts + [FAILED_FIT]
+    dataset = ds.dataset(layout.convert / "galaxies", format="parquet")
+    sel_parts, sample_parts, firsts, caps_all = [], [], [], []
+    catalogue = {c: [] for c in _FINDING_COLUMNS}
+    tracer_ids: dict[str, list[np.ndarray]] = {c: [] for c in formats.CAPS}
+    for fragment in dataset.get_fragments():  # one part at a time: bounded memory
+        t = fragment.to_table(columns=list(dict.fromkeys(SELECTION_COLUMNS + _FINDING_COLUMNS)))
+        first = first_failed(t, cuts)
+        caps = formats.cap_of_ra(t.column("ra").to_numpy())
+        tracer = first >= n_tracer_cuts
+        sample = first == len(cuts)
+        names = np.array([c.name for c in cuts] + [None], dtype=object)
+        sel_parts.append(pa.table({
+            "targetid": t.column("targetid"), "cap": pa.array(caps.astype(str)),
+            "removed_by": pa.array(names[first], pa.string()),
+            "tracer": pa.array(tracer), "sample": pa.array(sample)}))
+        tid = t.column("targetid").to_numpy()
+        for cap in formats.CAPS:
+            tracer_ids[cap].append(tid[tracer & (caps == cap)])
+        if sample.any():
+            s = fragment.to_table(columns=list(SAMPLE_COLUMNS)).filter(pa.array(sample))
+            sample_parts.append(s.add_column(1, "cap", pa.array(caps[sample].astype(str))))
+        for c in _FINDING_COLUMNS:
+            catalogue[c].append(t.column(c).to_numpy(zero_copy_only=False).astype(np.float32))
+        firsts.append(first)
+        caps_all.append(caps)
+    selection = pa.concat_tables(sel_parts) if sel_parts else None
+    sample_table = pa.concat_tables(sample_parts) if sample_parts else None
+    first = np.concatenate(firsts) if firsts else np.zeros(0, np.int16)
+    caps = np.concatenate(caps_all) if caps_all else np.zeros(0, str)
+    cat_cols = {c: np.concatenate(v) if v else np.zeros(0) for c, v in catalogue.items()}
+    samp_cols = ({c: sample_table.column(c).to_numpy(zero_copy_only=False).astype(float)
+                  for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z", "absmag01_sdss_u",
+                            "absmag01_sdss_r")} if sample_table is not None else
+                 {c: np.zeros(0) for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z",
+                                           "absmag01_sdss_u", "absmag01_sdss_r")})
+    galzone = pq.read_table(layout.convert / "galzone.parquet", columns=["cap", "targetid"])
+    report = {
+        "schema": "desivoids.plausibility", "schema_version": SCHEMA_VERSION,
+        "thresholds": {"survey": survey, "program": program, "bgs_bit": bgs_bit,
+                       "spectype": spectype, "zwarn": zwarn, "min_deltachi2": min_deltachi2,
+                       "zmin": zmin, "zlimu": zl, "zlimu_from": zl_from, "maglim": ml,
+                       "maglim_from": ml_from},
+        "cuts": [{"name": c.name, "description": c.description,
+                  "defines": "tracers" if i < n_tracer_cuts else "sample"}
+                 for i, c in enumerate(cuts)],
+        "waterfall": waterfall(first, caps, cuts).to_dict(orient="records"),
+        "findings": findings(cat_cols, CATALOGUE, "catalogue") + findings(samp_cols, SAMPLE,
+                                                                          "sample"),
+        "reproduction": _reproduction({c: np.concatenate(v) for c, v in tracer_ids.items()},
+                                      galzone),
+    }
+    out = layout.stage("plausibility")
+    with staged(out) as tmp:
+        pq.write_table(selection, tmp / "selection.parquet", compression="zstd")
+        if sample_table is None:
+            sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
+            sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
+        pq.write_table(sample_table, tmp / "sample.parquet", compression="zstd")
+        (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        publish_table(layout.db_url(db_url), "selection", selection, key=("targetid",))
+    return PlausibilityResult(report, out)

@@ -1,0 +1,47 @@
+"""A converted and loaded tiny mock run, and copies of it that a test may break."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from desivoids import convert, load
+from desivoids.load.queries import dispose_engines
+
+
+@pytest.fixture(scope="session")
+def loaded_run(tiny_sky, tmp_path_factory) -> Path:
+    """<run>/convert and <run>/database of the session's tiny mock sky (read-only: copy it)."""
+    root, _ = tiny_sky
+    d = tmp_path_factory.mktemp("loaded_tiny")
+    convert.run(data_dir=str(d), input_dir=str(root), chunk_rows=2000)
+    load.run(data_dir=str(d))
+    dispose_engines()
+    return d
+
+
+@pytest.fixture
+def run_copy(loaded_run, tmp_path) -> Path:
+    """A private copy of the loaded run (its Parquet and its SQLite database)."""
+    d = tmp_path / "run"
+    for sub in ("convert", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    return d
+
+
+def rewrite_parquet(path: Path, edit) -> None:
+    """Rewrite a Parquet file with ``edit(table) -> table``, keeping its schema metadata."""
+    t = pq.read_table(path)
+    out = edit(t)
+    pq.write_table(out.replace_schema_metadata(t.schema.metadata), path)
+
+
+def set_value(t: pa.Table, column: str, row: int, value) -> pa.Table:
+    """``t`` with one cell replaced (the column keeps its type)."""
+    i = t.schema.get_field_index(column)
+    values = t.column(column).to_pylist()
+    values[row] = value
+    return t.set_column(i, t.schema.field(i), pa.array(values, t.schema.field(i).type))
