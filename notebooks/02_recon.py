@@ -17,8 +17,13 @@
 # Before anything reads a column, we look at what arrived: every FITS file that the acquire
 # stage verified, with its HDUs (by `EXTNAME`), row counts, columns with their FITS formats and
 # units, the header keys that carry the catalogue's parameters (`OMEGAM`, `ZLIMU`, `DLIMU`,
-# `MAGLIM`, ...), its size and sha256. A file that is not FITS, is truncated, or lacks an HDU its
-# kind must have is listed with its fault; with `strict = True` the stage fails and names it.
+# `MAGLIM`, ...), its size and sha256. A file is judged as the convert stage will judge it
+# (`desivoids.formats.check_file`, one specification for both): a file that is not FITS, is
+# truncated, lacks an HDU or a column its kind must have, stores a column in an encoding that is
+# not the documented value, or whose HDUs are not row-matched is listed with its faults; with
+# `strict = True` the stage fails and names it. What convert accepts but a reader should know (a
+# V2 file without the visualisation HDUs, absent optional columns, `ZWARN` stored as a logical)
+# is listed as a note, not a fault.
 #
 # The complete inventory is written as `recon/inventory.json` (and as Parquet tables) below the
 # run's data folder, for later stages and for anyone checking a copy of the data.
@@ -53,7 +58,7 @@ files_table = inv["files"].assign(
     file=inv["files"].path.str.rsplit("/", n=1).str[-1],
     size_MB=(inv["files"].size_bytes / 1e6).round(2),
     sha256=inv["files"].sha256.str[:12])
-files_table.set_index(["folder", "file"])[["kind", "size_MB", "hdus", "sha256", "published_sha256_match", "fault"]]
+files_table.set_index(["folder", "file"])[["kind", "size_MB", "hdus", "sha256", "published_sha256_match", "fault", "notes"]]
 
 # %%
 summary = pd.DataFrame({
@@ -106,3 +111,12 @@ other = cols[~cols.path.str.contains("DESIVAST")]
 
 # %%
 inv["files"].loc[inv["files"].fault.notna(), ["path", "fault"]]
+
+# %% [markdown]
+# ## Notes
+#
+# Files convert reads as they are, with something worth knowing: one row per note (files with
+# notes are not faulty, and `strict` ignores notes).
+
+# %%
+pd.DataFrame([{"path": f.path, "note": n} for f in files for n in f.notes], columns=["path", "note"])

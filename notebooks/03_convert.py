@@ -20,15 +20,18 @@
 # the DESIVAST absolute magnitude $M_r$, comoving distance and position). The eight DESIVAST
 # files become a unified voids table plus the VoidFinder holes and the V2 zone tables.
 #
-# Reading is chunked: Dask tasks over (file, row range) read raw bytes from the data offset,
-# so memory stays bounded whatever the file size. HDUs are selected by `EXTNAME`; the HDUs of a
-# FastSpecFit file are checked to be row-matched on `TARGETID` in every chunk.
+# The files are found by their DESI names anywhere below the input folder (DESI's layout, a
+# flat folder, any tree). Reading is chunked: Dask tasks over (file, row range) read raw bytes
+# from the data offset, so memory stays bounded whatever the file size. HDUs are selected by
+# `EXTNAME`; the HDUs of a FastSpecFit file are checked to be row-matched on `TARGETID` in
+# every chunk.
 #
 # Every source row either lands in an output table or in `rejects` with its reason; the
 # reconciliation below must balance exactly, and is checked against the Parquet files actually
-# written before anything is published. Bad input (a truncated file, a missing HDU or column,
-# shuffled HDUs, duplicate `TARGETID`s, an empty table) stops the stage with an error naming
-# the file, HDU and column, and leaves the previous output untouched.
+# written before anything is published. Bad input (a truncated file, a missing HDU or needed
+# column, shuffled HDUs, duplicate `TARGETID`s, an empty table) stops the stage with an error
+# naming the file, HDU and column of every problem at once, and leaves the previous output
+# untouched.
 
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (reads acquire/raw, writes convert/)
@@ -96,6 +99,26 @@ pd.Series({"Omega_m": rec["omega_m"], "Omega_m from": rec["omega_m_source"],
            "extra columns": ", ".join(rec["extra_columns"]) or "none"}, name="value").to_frame()
 
 # %% [markdown]
+# ## What the source files lack
+#
+# A file needs only the columns the science and the output contract need
+# (`desivoids.formats.required_columns`: the `required` column of the dictionary below); every
+# other output column is taken where the file has it and is null where it does not. The same
+# output schema comes out whatever the input, and the columns each file lacked are listed
+# here. Notes are what was accepted but should be known, e.g. a `ZWARN` stored as a FITS
+# logical (astropy writes int8 so): only `zwarn == 0` is then meaningful.
+
+# %%
+pd.DataFrame([{"source_file": f.split("/")[-1], "absent": len(cs), "columns": ", ".join(cs)}
+              for f, cs in rec.get("absent_columns", {}).items()],
+             columns=["source_file", "absent", "columns"])
+
+# %%
+pd.DataFrame([{"source_file": f.split("/")[-1], "note": n}
+              for f, notes in rec.get("file_notes", {}).items() for n in notes],
+             columns=["source_file", "note"])
+
+# %% [markdown]
 # ## Rejected rows
 #
 # Rows that are not in an output table, with the file, HDU, row and key (first 20).
@@ -107,8 +130,9 @@ rejects.assign(source_file=rejects.source_file.str.split("/").str[-1]).head(20)
 # %% [markdown]
 # ## Column dictionary
 #
-# Every output column with its type, source (FITS column, or `derived`), unit and meaning; the
-# same text is stored in each Parquet field's metadata.
+# Every output column with its type, source (FITS column, or `derived`), whether a source file
+# must have it (`required`; otherwise null where absent), unit and meaning; the same text is
+# stored in each Parquet field's metadata.
 
 # %%
 columns.column_dictionary()

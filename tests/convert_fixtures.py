@@ -199,3 +199,117 @@ def convert_dir(d, **kwargs):
     from desivoids.convert import build
 
     return build.run(data_dir=str(d), input_dir=str(Path(d) / "raw"), **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Files as other code writes them: the columns and encodings chosen here by hand (not from
+# desivoids.formats, not by desivoids.mock), a few rows each.
+# --------------------------------------------------------------------------------------------
+
+#: the columns the science needs, per HDU of a v3.0 file, with the TFORM an independent writer
+#: might choose (strings of their own width)
+MINIMAL_V3 = {
+    "METADATA": {"TARGETID": "K", "SURVEY": "4A", "PROGRAM": "6A", "RA": "D", "DEC": "D",
+                 "Z": "D", "ZWARN": None, "DELTACHI2": "D", "SPECTYPE": "6A", "BGS_TARGET": "K"},
+    "SPECPHOT": {"TARGETID": "K", "LOGMSTAR": "E", "SFR": "E", "DN4000": "E",
+                 "ABSMAG01_SDSS_U": "E", "ABSMAG01_SDSS_R": "E"},
+    "FASTSPEC": {"TARGETID": "K"},
+}
+THREE_LINES = ("HALPHA_FLUX", "HALPHA_EW", "HBETA_FLUX")
+
+
+def minimal_values(n: int = 4, tid0: int = 39627000000000000) -> dict:
+    """Plausible values of the minimal columns (ZWARN fits in int8 and is not only 0/4)."""
+    rng = np.random.default_rng(tid0 % 1000)
+    return {"TARGETID": tid0 + np.arange(n, dtype=np.int64) * 7,
+            "SURVEY": np.array(["main"] * n), "PROGRAM": np.array(["bright"] * n),
+            "RA": np.linspace(10.0, 300.0, n), "DEC": np.linspace(-5.0, 60.0, n),
+            "Z": np.linspace(0.02, 0.2, n), "ZWARN": np.resize(np.array([0, 4, 0, 5], np.int8), n),
+            "DELTACHI2": np.full(n, 100.0), "SPECTYPE": np.array(["GALAXY"] * n),
+            "BGS_TARGET": np.full(n, 2, np.int64),
+            "LOGMSTAR": rng.uniform(9, 11, n).astype(np.float32),
+            "SFR": rng.uniform(0, 3, n).astype(np.float32),
+            "DN4000": rng.uniform(1, 2, n).astype(np.float32),
+            "ABSMAG01_SDSS_U": rng.uniform(-20, -18, n).astype(np.float32),
+            "ABSMAG01_SDSS_R": rng.uniform(-22, -20, n).astype(np.float32),
+            **{c: rng.normal(size=n).astype(np.float32) for c in THREE_LINES}}
+
+
+def write_minimal_fastspec_v3(path: Path, n: int = 4, *, zwarn: str = "B",
+                              lines=THREE_LINES, drop=(), values: dict | None = None,
+                              rows: dict | None = None, tforms: dict | None = None) -> dict:
+    """A v3.0 file with only the needed columns plus ``lines`` in FASTSPEC.
+
+    ``zwarn``: 'L' writes METADATA through astropy's Table writer (which stores int8 as a FITS
+    logical); 'B' (TZERO -128, as fitsio writes int8), 'I', 'J' or 'K' write that code. ``drop``
+    holds 'HDU.COLUMN' names to leave out, or 'HDU' for a whole HDU; ``rows`` {HDU: n} shortens
+    an HDU; ``tforms`` {'HDU.COLUMN': TFORM} writes a column in another code. Returns the values
+    written.
+    """
+    from astropy.table import Table
+
+    v = {**minimal_values(n), **(values or {})}
+    spec = {h: dict(c) for h, c in MINIMAL_V3.items()}
+    spec["FASTSPEC"].update({c: "E" for c in lines})
+    for key, tform in (tforms or {}).items():
+        ext, col = key.split(".")
+        spec[ext][col] = tform
+    hdus = [fits.PrimaryHDU()]
+    for ext, cols in spec.items():
+        if ext in drop:
+            continue
+        k = (rows or {}).get(ext, n)
+        names = [c for c in cols if f"{ext}.{c}" not in drop]
+        if ext == "METADATA" and zwarn == "L":
+            hdu = fits.table_to_hdu(Table({c: v[c][:k] for c in names}))
+            hdu.name = ext
+        else:
+            fc = []
+            for c in names:
+                tform = cols[c] or zwarn
+                arr = v[c][:k]
+                if c == "ZWARN":
+                    fc.append(fits.Column(c, tform, array=arr if tform == "B" else arr.astype(int),
+                                          bzero=-128 if tform == "B" else None))
+                else:
+                    fc.append(fits.Column(c, tform, array=arr))
+            hdu = fits.BinTableHDU.from_columns(fc, name=ext)
+        hdus.append(hdu)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return v
+
+
+def write_minimal_v2(path: Path, nvoid: int = 3, *, drop=(), visualisation: bool = False) -> dict:
+    """A DESIVAST V2 file (REVOLVER/VIDE name) with VOIDS, ZONEVOID and GALZONE, by hand, and
+    TRIANGLE/GALVIZ only when ``visualisation``; ``drop`` as in write_minimal_fastspec_v3."""
+    rng = np.random.default_rng(5)
+    ell = {f"{a}{i}": rng.normal(size=nvoid) for i in (1, 2, 3) for a in "XYZ"}
+    tables = {
+        "VOIDS": {"VOID": np.arange(nvoid), "X": rng.uniform(-300, 300, nvoid),
+                  "Y": rng.uniform(-300, 300, nvoid), "Z": rng.uniform(-300, 300, nvoid),
+                  "REDSHIFT": rng.uniform(0.05, 0.2, nvoid), "RA": rng.uniform(0, 360, nvoid),
+                  "DEC": rng.uniform(-5, 60, nvoid), "RADIUS": rng.uniform(10, 30, nvoid), **ell,
+                  "TOT_AREA": np.full(nvoid, 100.0), "EDGE_AREA": np.linspace(0, 30, nvoid)},
+        "ZONEVOID": {"ZONE": np.arange(4), "VOID0": np.array([0, 1, -1, 2]),
+                     "VOID1": np.array([0, 1, -1, 2])},
+        "GALZONE": {"GAL": np.arange(5), "TARGET": 39627000000000000 + np.arange(5),
+                    "X": rng.uniform(-300, 300, 5), "Y": rng.uniform(-300, 300, 5),
+                    "Z": rng.uniform(-300, 300, 5), "ZONE": np.array([0, 1, 2, 3, -1]),
+                    "DEPTH": np.zeros(5, int), "EDGE": np.zeros(5, int), "OUT": np.zeros(5, int)},
+    }
+    if visualisation:
+        tables["TRIANGLE"] = {"VOID": np.arange(2), **{f"N_{a}": np.zeros(2) for a in "XYZ"}}
+        tables["GALVIZ"] = {"GID": np.arange(2), "G2V": np.arange(2), "G2V2": np.arange(2)}
+    prim = fits.PrimaryHDU()
+    prim.header.update(VAST_HEADER)
+    hdus = [prim]
+    for ext, cols in tables.items():
+        if ext in drop:
+            continue
+        fc = [fits.Column(c, "K" if a.dtype.kind == "i" else "D", array=a)
+              for c, a in cols.items() if f"{ext}.{c}" not in drop]
+        hdus.append(fits.BinTableHDU.from_columns(fc, name=ext))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+    return tables

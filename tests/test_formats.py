@@ -121,7 +121,70 @@ def test_tform_dtypes():
 def test_required_columns_are_documented_columns():
     for kind in f.FASTSPEC_KINDS + f.DESIVAST_KINDS:
         for ext in f.expected_hdus(kind)[1:]:
-            req = f.required_columns(kind, ext)
+            req = f.key_columns(kind, ext)
             assert req and set(req) <= set(f.column_names(kind, ext)), (kind, ext)
-    assert "LOGMSTAR" in f.required_columns("fastspec_v3", "SPECPHOT")
-    assert "BGS_TARGET" in f.required_columns("fastspec_v21", "METADATA")
+    assert "LOGMSTAR" in f.key_columns("fastspec_v3", "SPECPHOT")
+    assert "BGS_TARGET" in f.key_columns("fastspec_v21", "METADATA")
+
+
+def test_what_a_fastspecfit_file_must_have():
+    """The deliberate decision: positions, the tracer selection and the three quenched
+    definitions' inputs; every line column and every IVAR is optional."""
+    assert f.required_columns("fastspec_v3", "METADATA") == (
+        "TARGETID", "SURVEY", "PROGRAM", "RA", "DEC", "Z", "ZWARN", "DELTACHI2", "SPECTYPE",
+        "BGS_TARGET")
+    assert f.required_columns("fastspec_v3", "SPECPHOT") == (
+        "TARGETID", "LOGMSTAR", "SFR", "DN4000", "ABSMAG01_SDSS_U", "ABSMAG01_SDSS_R")
+    assert f.required_columns("fastspec_v3", "FASTSPEC") == ("TARGETID",)
+    assert set(f.required_columns("fastspec_v21", "FASTSPEC")) == {
+        "TARGETID", "Z", "LOGMSTAR", "SFR", "DN4000", "ABSMAG01_SDSS_U", "ABSMAG01_SDSS_R"}
+    assert "HALPHA_FLUX" in f.read_columns("fastspec_v3", "FASTSPEC")
+    for kind in f.FASTSPEC_KINDS:
+        for ext in f.expected_hdus(kind)[1:]:
+            assert set(f.required_columns(kind, ext)) <= set(f.read_columns(kind, ext))
+    assert "TOT_AREA" in f.required_columns("v2", "VOIDS") and "X1" not in f.required_columns("v2", "VOIDS")
+    assert f.required_hdus("v2") == ("PRIMARY", "VOIDS", "ZONEVOID", "GALZONE")
+    assert f.read_columns("v2", "TRIANGLE") == ()
+
+
+def test_convert_reads_exactly_the_columns_formats_lists():
+    from desivoids.convert import columns
+
+    sources = {c.source for c in columns.GALAXY_COLUMNS + columns.LINE_COLUMNS}
+    for kind in f.FASTSPEC_KINDS:
+        assert set(f.GALAXY_READ[kind]) == sources, kind
+
+
+@pytest.mark.parametrize("tform,tzero,tscal,kind", [
+    ("K", None, None, "int"), ("1J", None, None, "int"), ("B", -128, None, "int"),
+    ("I", 32768, None, "uint"), ("K", 2**63, None, "uint"), ("J", 5.0, 0.01, "float"),
+    ("E", None, None, "float"), ("6A", None, None, "str"), ("L", None, None, "bool"),
+    ("PJ(3)", None, None, "other")])
+def test_value_kind(tform, tzero, tscal, kind):
+    assert f.value_kind(tform, tzero, tscal)[0] == kind
+
+
+def test_encodings_accepted_for_a_documented_column():
+    zwarn = next(c for c in f.columns("fastspec_v3", "METADATA") if c.name == "ZWARN")
+    bgs = next(c for c in f.columns("fastspec_v3", "METADATA") if c.name == "BGS_TARGET")
+    ra = next(c for c in f.columns("fastspec_v3", "METADATA") if c.name == "RA")
+    for tform, tzero in (("B", -128), ("I", None), ("J", None), ("K", None), ("I", 32768)):
+        assert f.accepts(zwarn, tform, tzero) == (True, None), tform
+    ok, note = f.accepts(zwarn, "L")
+    assert ok and "bits are lost" in note
+    assert f.accepts(bgs, "L") == (False, None)  # a bit mask is not a logical
+    assert f.accepts(bgs, "K", 2**63) == (False, None)  # uint64 does not fit int64
+    assert f.accepts(ra, "E") == (True, None) and f.accepts(ra, "J")[0] is False
+    assert f.accepts(ra, "2D")[0] is False  # a vector is not a scalar
+
+
+def test_check_file_reports_every_fault_at_once():
+    facts = {"METADATA": f.HDUFacts(3, {"TARGETID": ("K", None, None), "RA": ("J", None, None)}),
+             "FASTSPEC": f.HDUFacts(2, {"TARGETID": ("K", None, None)})}
+    check = f.check_file("fastspec_v3", facts)
+    codes = [(x.code, x.hdu, x.column) for x in check.faults]
+    assert ("missing_hdu", "SPECPHOT", None) in codes
+    assert ("mistyped", "METADATA", "RA") in codes
+    assert ("missing_column", "METADATA", "DEC") in codes and ("missing_column", "METADATA", "Z") in codes
+    assert ("not_row_matched", "METADATA/FASTSPEC", "TARGETID") in codes
+    assert "HALPHA_FLUX" in check.absent_columns

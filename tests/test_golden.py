@@ -128,7 +128,7 @@ def test_column_and_tform(kind, ext, col, c):
 
 @pytest.mark.parametrize("kind,ext,col,c", _params("required", _columns(required_only=True)))
 def test_required_column(kind, ext, col, c):
-    assert col in formats.required_columns(kind, ext)
+    assert col in formats.key_columns(kind, ext)
 
 
 @pytest.mark.parametrize("kind,ext", [(k, h["extname"]) for k, g in GOLDEN.items()
@@ -136,7 +136,7 @@ def test_required_column(kind, ext, col, c):
 def test_complete_table_in_file_order(kind, ext):
     golden = [c["name"] for c in next(h for h in GOLDEN[kind]["hdus"] if h["extname"] == ext)["columns"]]
     assert list(formats.column_names(kind, ext)) == golden
-    assert list(formats.required_columns(kind, ext)) == golden
+    assert list(formats.key_columns(kind, ext)) == golden
 
 
 @pytest.mark.parametrize("kind,ext,col", _params("absent", _absent()))

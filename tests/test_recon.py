@@ -197,3 +197,42 @@ def test_published_sums_one_level_up_are_used(tmp_path, tiny_sky):
     (f,) = recon.inventory(tmp_path / "v1.0")
     assert f.published_sha256 == "0" * 64
     assert f.faults == ["sha256 differs from the published checksum"]
+
+
+def _minimal_writers():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import convert_fixtures
+
+    return convert_fixtures
+
+
+def test_missing_required_columns_are_faults_naming_every_one(tmp_path):
+    """recon judges columns as convert does (formats.check_file), every missing one at once."""
+    fx = _minimal_writers()
+    name = formats.fastspec_v3_filename(3)
+    fx.write_minimal_fastspec_v3(tmp_path / name, drop=(
+        "METADATA.Z", "METADATA.SPECTYPE", "METADATA.DELTACHI2", "SPECPHOT.SFR"))
+    (f,) = recon.inventory(tmp_path, checksum=False)
+    assert f.faults == ["HDU METADATA: required columns not found: Z, DELTACHI2, SPECTYPE",
+                        "HDU SPECPHOT: required columns not found: SFR"]
+    assert any("optional columns absent" in n and "HBETA_EW" in n for n in f.notes)
+    cols = recon.tables([f])["columns"]
+    assert cols.loc[cols.column == "ZWARN", ["format", "tzero"]].values.tolist() == [["B", -128]]
+    with pytest.raises(recon.ReconError, match="DELTACHI2, SPECTYPE"):
+        recon.run(data_dir=str(tmp_path / "run"), input_dir=str(tmp_path), strict=True,
+                  checksum=False)
+
+
+def test_notes_are_published_and_strict_mode_ignores_them(tmp_path):
+    fx = _minimal_writers()
+    fx.write_minimal_v2(tmp_path / "in" / formats.v2_filename("VIDE", "NGC"))
+    res = recon.run(data_dir=str(tmp_path / "run"), input_dir=str(tmp_path / "in"), strict=True,
+                    checksum=False)
+    assert "0 with faults, 1 with notes" in str(res)
+    doc = json.loads((tmp_path / "run" / "recon" / "inventory.json").read_text())
+    assert [len(f["notes"]) for f in doc["files"]] == [2] and doc["files"][0]["ok"]
+    files = res.tables()["files"]
+    assert files.fault.isna().all() and "TRIANGLE" in files.notes[0]

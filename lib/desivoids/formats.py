@@ -27,7 +27,9 @@ Sources (see desi-data-formats.md in shared/reference for the project's summary)
   source confirms it). Readers must therefore check "expected columns present", not "exactly
   these columns", for METADATA and SPECPHOT -- see :func:`required_columns`.
   Types: int64 K, int32 J, float32 E, float64 D, bool L, fixed-width strings nA; ZWARN is int8,
-  which FITS stores as TFORM 'B' with TZERO = -128 (what fitsio/cfitsio and astropy write).
+  which FITS stores as TFORM 'B' with TZERO = -128 (what fitsio/cfitsio write; astropy's Table
+  writer stores int8 as a logical 'L' instead, which readers accept with the bits lost: see
+  :func:`accepts`).
   String widths of SURVEY/PROGRAM/TILEID_LIST/SUBTYPE are not documented for the merged
   catalogue; widths here are sensible maxima (readers must decode and strip, never rely on width).
   The files carry no reliable TUNIT (desi-data-formats.md): no TUNIT is specified for FastSpecFit
@@ -38,7 +40,11 @@ Sources (see desi-data-formats.md in shared/reference for the project's summary)
   per-line block are encoded for v2.1 (the full 2.x list was not established).
 
 Everything returned is immutable; use :func:`expected_hdus`, :func:`columns`,
-:func:`required_columns`, :func:`classify` and :func:`relpath`.
+:func:`key_columns`, :func:`classify` and :func:`relpath`. What a reader demands of a file
+(which may have been written by other code) is the last section: :func:`required_columns`,
+:func:`read_columns`, :func:`value_kind`/:func:`accepts` and :func:`check_file`, the one
+judgement that recon and convert both apply, and :func:`locate` (files by DESI name in any
+folder).
 """
 from __future__ import annotations
 
@@ -89,6 +95,9 @@ class HDUSpec:
     open_ended: bool = False
     #: number of columns in the real file, where known
     real_ncols: Optional[int] = None
+    #: the real files carry it but nothing here reads it (V2 TRIANGLE/GALVIZ, visualisation
+    #: only): a file without it is complete, which readers report as a note, not a fault
+    optional: bool = False
 
     @property
     def colnames(self) -> tuple[str, ...]:
@@ -316,8 +325,9 @@ ZONEVOID = HDUSpec("ZONEVOID", _cols("ZONE:K VOID0:K VOID1:K"))
 GALZONE = HDUSpec("GALZONE", _cols(f"GAL:K TARGET:K X:D{_L} Y:D{_L} Z:D{_L} ZONE:K DEPTH:K "
                                    "EDGE:K OUT:K"))
 TRIANGLE = HDUSpec("TRIANGLE", _cols(
-    "VOID:K N_X:D N_Y:D N_Z:D P1_X:D P1_Y:D P1_Z:D P2_X:D P2_Y:D P2_Z:D P3_X:D P3_Y:D P3_Z:D"))
-GALVIZ = HDUSpec("GALVIZ", _cols("GID:K G2V:K G2V2:K"))
+    "VOID:K N_X:D N_Y:D N_Z:D P1_X:D P1_Y:D P1_Z:D P2_X:D P2_Y:D P2_Z:D P3_X:D P3_Y:D P3_Z:D"),
+    optional=True)
+GALVIZ = HDUSpec("GALVIZ", _cols("GID:K G2V:K G2V2:K"), optional=True)
 
 PRIMARY_VOIDFINDER = HDUSpec("PRIMARY", None, VOIDFINDER_PRIMARY_KEYS)
 PRIMARY_V2 = HDUSpec("PRIMARY", None, VAST_PRIMARY_KEYS)
@@ -624,13 +634,15 @@ def column_names(kind_name: str, extname: str) -> tuple[str, ...]:
     return tuple(c.name for c in columns(kind_name, extname))
 
 
-def required_columns(kind_name: str, extname: str) -> tuple[str, ...]:
-    """Columns a reader can rely on being present.
+def key_columns(kind_name: str, extname: str) -> tuple[str, ...]:
+    """The documented key columns of an HDU: the data-model columns this project knows the real
+    files carry (what tests/golden checks against DESI's data models).
 
-    For DESIVAST every documented column is required and the list is exact. For FastSpecFit only
-    the documented key columns (KEY_COLUMNS) are guaranteed: the real METADATA/SPECPHOT carry one
-    column more than listed here, and the mock writes FASTSPEC with a subset of the emission
-    lines at the small and dr1 scales.
+    For DESIVAST this is every documented column, in order. For FastSpecFit it is KEY_COLUMNS
+    (the real METADATA/SPECPHOT carry one column more than listed here). This is NOT what a
+    reader demands of a file: a file written by other code may lack any optional column, and
+    FASTSPEC may carry any subset of the lines. What recon and convert both require is
+    :func:`required_columns`, and :func:`check_file` applies it.
     """
     if kind_name in FASTSPEC_KINDS:
         return KEY_COLUMNS[kind_name][extname]
@@ -710,3 +722,272 @@ QUANTITY_HDU = {
 TRACER_SELECTION = {"SURVEY": "main", "PROGRAM": "bright", "BGS_TARGET_BIT": "BGS_BRIGHT",
                     "SPECTYPE": "GALAXY", "ZWARN": 0, "DELTACHI2_GT": 40.0, "ZLIMU": 0.24,
                     "MAGLIM": -20.0, "KCORR_SLOPE": 0.97, "KCORR_PIVOT": 0.1}
+
+
+# --------------------------------------------------------------------------------------------
+# What the project reads, and what a file must have: one specification for recon and convert
+# --------------------------------------------------------------------------------------------
+#
+# Files written by other code (another mirror, a re-run of fastspecfit, a user's own sky) may
+# lack columns that nothing needs, or store a column in another FITS encoding of the same
+# values. A reader therefore requires only what the science (science.md) and the output
+# contract (desivoids.convert.columns: the non-null columns) need, takes every other column it
+# reads where present, and accepts every encoding of the documented value. recon reports what
+# convert would refuse, through the same function (:func:`check_file`).
+
+#: FastSpecFit columns the galaxies table is built from, and where each is read (EXTNAME).
+_META_READ = ("TARGETID", "SURVEY", "PROGRAM", "HEALPIX", "RA", "DEC", "Z", "ZWARN", "DELTACHI2",
+              "SPECTYPE", "DESI_TARGET", "BGS_TARGET", "MWS_TARGET", "SCND_TARGET")
+_PHYS_READ = ("LOGMSTAR", "LOGMSTAR_IVAR", "SFR", "SFR_IVAR", "DN4000", "DN4000_IVAR", "AGE",
+              "ZZSUN", "ABSMAG01_SDSS_U", "ABSMAG01_SDSS_G", "ABSMAG01_SDSS_R")
+#: emission lines kept (flux and equivalent width with inverse variances)
+READ_LINES = ("HALPHA", "HBETA", "OII_3726", "OII_3729", "OIII_5007", "NII_6584")
+_LINE_READ = tuple(f"{ln}_{s}" for ln in READ_LINES for s in ("FLUX", "FLUX_IVAR", "EW", "EW_IVAR"))
+GALAXY_READ: dict[str, dict[str, str]] = {
+    "fastspec_v3": {**{c: "METADATA" for c in _META_READ}, **{c: "SPECPHOT" for c in _PHYS_READ},
+                    **{c: "FASTSPEC" for c in _LINE_READ}},
+    # v2.1 keeps Z with the physical quantities in FASTSPEC (LOGMSTAR_IVAR and SFR_IVAR are not
+    # in its data model: read where present, else null)
+    "fastspec_v21": {**{c: "METADATA" for c in _META_READ if c != "Z"}, "Z": "FASTSPEC",
+                     **{c: "FASTSPEC" for c in _PHYS_READ + _LINE_READ}},
+}
+#: What a FastSpecFit file must have: TARGETID (row matching), the position (RA, DEC, Z), the
+#: tracer selection (SURVEY, PROGRAM, BGS_TARGET, SPECTYPE, ZWARN, DELTACHI2, and
+#: ABSMAG01_SDSS_R for M_r) and the inputs of the three quenched definitions (SFR, LOGMSTAR;
+#: DN4000; ABSMAG01_SDSS_U - ABSMAG01_SDSS_R). Everything else the galaxies table carries (IVARs,
+#: AGE, ZZSUN, ABSMAG01_SDSS_G, HEALPIX, the other targeting bits, every line column) is
+#: descriptive: null where the file lacks it.
+GALAXY_REQUIRED = ("TARGETID", "SURVEY", "PROGRAM", "RA", "DEC", "Z", "ZWARN", "DELTACHI2",
+                   "SPECTYPE", "BGS_TARGET", "LOGMSTAR", "SFR", "DN4000", "ABSMAG01_SDSS_U",
+                   "ABSMAG01_SDSS_R")
+for _k, _read in GALAXY_READ.items():
+    assert set(GALAXY_REQUIRED) <= set(_read), _k
+    assert all(_read[q] == h for q, h in QUANTITY_HDU[_k].items()), _k
+del _k, _read
+
+#: DESIVAST HDUs the project reads; every documented column of them is read, and all are needed
+#: except these descriptive ones (science.md never uses them, the output allows null): the
+#: VoidFinder centre's R/RA/DEC (X, Y, Z give them) and R_EFF_UNCERT, the V2 centre's
+#: REDSHIFT/RA/DEC and ellipsoid axes, and GALZONE's DEPTH/EDGE/OUT (not used by membership).
+DESIVAST_READ_HDUS = {"voidfinder": ("MAXIMALS", "HOLES"),
+                      "v2": ("VOIDS", "ZONEVOID", "GALZONE"),
+                      "v2_zobov": ("VOIDS", "ZONEVOID", "GALZONE")}
+DESIVAST_OPTIONAL_COLUMNS = {
+    "MAXIMALS": ("R", "RA", "DEC", "R_EFF_UNCERT"),
+    "VOIDS": ("REDSHIFT", "RA", "DEC") + tuple(f"{a}{i}" for i in (1, 2, 3) for a in "XYZ"),
+    "GALZONE": ("DEPTH", "EDGE", "OUT"),
+}
+#: the kinds whose HDUs are row-matched (one row per galaxy in every HDU, checked on TARGETID)
+ROW_MATCHED_KINDS = FASTSPEC_KINDS
+
+
+def read_columns(kind_name: str, extname: str) -> tuple[str, ...]:
+    """The columns of an HDU this project reads where present (empty: the HDU is not read)."""
+    if kind_name in FASTSPEC_KINDS:
+        return tuple(dict.fromkeys(("TARGETID",) + tuple(
+            c for c, h in GALAXY_READ[kind_name].items() if h == extname)))
+    if extname in DESIVAST_READ_HDUS.get(kind_name, ()):
+        return column_names(kind_name, extname)
+    return ()
+
+
+def required_columns(kind_name: str, extname: str) -> tuple[str, ...]:
+    """The columns a file of this kind must have in this HDU (recon: a fault; convert: refused).
+
+    FastSpecFit: TARGETID in every HDU plus GALAXY_REQUIRED in the HDU each is read from;
+    DESIVAST: the read HDUs' columns less DESIVAST_OPTIONAL_COLUMNS. Tile spectra are not
+    judged by column here (only their HDUs are), so nothing is listed for them.
+    """
+    if kind_name in FASTSPEC_KINDS:
+        return tuple(c for c in read_columns(kind_name, extname)
+                     if c == "TARGETID" or c in GALAXY_REQUIRED)
+    skip = DESIVAST_OPTIONAL_COLUMNS.get(extname, ())
+    return tuple(c for c in read_columns(kind_name, extname) if c not in skip)
+
+
+def required_hdus(kind_name: str) -> tuple[str, ...]:
+    """EXTNAMEs a file of this kind must have (expected_hdus less the optional ones)."""
+    return tuple(h.extname for h in kind(kind_name).hdus if not h.optional)
+
+
+_LENIENT_TFORM = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])")
+#: TZERO that makes a FITS integer code hold unsigned values (and B signed int8), FITS 4.0 7.3.2
+UNSIGNED_TZERO = {"B": -128, "I": 32768, "J": 2**31, "K": 2**63}
+_INT_CODES = "BIJK"
+
+
+def value_kind(tform: str, tzero=None, tscal=None) -> tuple[str, int]:
+    """(what a column holds once FITS scaling is applied, repeat count) for a TFORM.
+
+    Kinds: 'int', 'uint' (TZERO offset making it unsigned), 'float' (E/D, or scaled integers),
+    'str', 'bool' (L), 'other' (X, P, Q, C, M). 'B' with TZERO -128 is a signed int8: 'int'.
+    """
+    m = _LENIENT_TFORM.match(str(tform))
+    if not m:
+        return "other", 1
+    repeat, code = int(m.group(1) or 1), m.group(2)
+    if code == "A":
+        return "str", repeat
+    if code == "L":
+        return "bool", repeat
+    if code in _INT_CODES:
+        if tscal not in (None, 1) or tzero not in (None, 0):
+            if tscal in (None, 1) and tzero == UNSIGNED_TZERO[code]:
+                return ("int" if code == "B" else "uint"), repeat
+            return "float", repeat
+        return "int", repeat
+    if code in "ED":
+        return "float", repeat
+    return "other", repeat
+
+
+_KIND_HINT = {"int": "an integer (FITS B/I/J/K)", "float": "a real (FITS E/D)",
+              "str": "a string (FITS A)", "bool": "a logical (FITS L)"}
+
+
+def _documented(kind_name: str, extname: str, name: str) -> Optional[Column]:
+    """The documented column, or the v3.0 one of that name (v2.1 may carry v3.0 columns its
+    data model does not list, e.g. LOGMSTAR_IVAR)."""
+    for c in columns(kind_name, extname):
+        if c.name == name:
+            return c
+    if kind_name in FASTSPEC_KINDS:
+        for h in kind("fastspec_v3").hdus[1:]:
+            for c in h.columns or ():
+                if c.name == name:
+                    return c
+    return None
+
+
+def accepts(doc: Column, tform: str, tzero=None, tscal=None) -> tuple[bool, Optional[str]]:
+    """(acceptable, note) for a file's column encoding against the documented column.
+
+    Every integer encoding of an integer (B/I/J/K, signed or with an unsigned TZERO that fits in
+    int64) is the same value. A logical (L) is accepted where the documented type is int8 (TFORM
+    B with TZERO -128): astropy's Table writer stores int8 as L, so a file written by astropy
+    (as fastspecfit is) can carry ZWARN so; the note says that the bits are lost.
+    """
+    want, wrep = value_kind(doc.tform, doc.tzero)
+    got, grep = value_kind(tform, tzero, tscal)
+    if want != "str" and grep != wrep:
+        return False, None
+    if got == want:
+        return True, None
+    if want == "int" and got == "uint" and not str(tform).strip().endswith("K"):
+        return True, None  # uint64 does not fit the int64 the readers store
+    if want == "int" and got == "bool" and doc.tform == "B" and doc.tzero == -128:
+        return True, ("stored as a logical (FITS L), as astropy writes int8 columns: the bits are "
+                      "lost (False -> 0, True -> 1), so only == 0 is meaningful")
+    return False, None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result of :func:`check_file`: ``code`` says what (missing_hdu, missing_column,
+    mistyped, not_row_matched, empty are faults; absent_hdu, absent_column, lossy are notes)."""
+
+    code: str
+    hdu: Optional[str]
+    column: Optional[str]
+    message: str
+
+    def __str__(self) -> str:
+        """'HDU.COLUMN: message' (or 'HDU: message'), as the reconciliation lists notes."""
+        return f"{self.hdu}.{self.column}: {self.message}" if self.column else \
+            f"{self.hdu}: {self.message}"
+
+
+@dataclass(frozen=True)
+class HDUFacts:
+    """What a reader found in one HDU: rows (None: not a table) and {column: (TFORM, TZERO,
+    TSCAL)} in file order."""
+
+    rows: Optional[int]
+    columns: dict
+
+
+@dataclass
+class FileCheck:
+    faults: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    @property
+    def absent_columns(self) -> list[str]:
+        """Optional read columns the file lacks (the reader writes nulls for them)."""
+        return [f.column for f in self.notes if f.code == "absent_column"]
+
+
+def check_file(kind_name: str, found: dict) -> FileCheck:
+    """Judge a file of a known kind from its headers: ``found`` maps EXTNAME -> HDUFacts.
+
+    Faults (every one, not the first): a missing required HDU; a needed column missing; a read
+    column whose encoding is not one of the documented value (wrong kind, or a vector); row
+    counts that differ between row-matched HDUs; an empty read DESIVAST table. Notes: a missing
+    optional HDU, an optional read column absent, a lossy but accepted encoding.
+    """
+    out = FileCheck()
+    fk = kind(kind_name)
+    for h in fk.hdus[1:]:
+        if h.extname in found:
+            continue
+        if h.optional:
+            out.notes.append(Finding("absent_hdu", h.extname, None,
+                                     "HDU absent (visualisation only; nothing reads it)"))
+        else:
+            out.faults.append(Finding("missing_hdu", h.extname, None,
+                                      f"HDU missing; a {kind_name} file has {expected_hdus(kind_name)}"))
+    for h in fk.hdus[1:]:
+        facts = found.get(h.extname)
+        read = read_columns(kind_name, h.extname)
+        if facts is None or not read:
+            continue
+        need = set(required_columns(kind_name, h.extname))
+        for name in read:
+            if name not in facts.columns:
+                if name in need:
+                    out.faults.append(Finding("missing_column", h.extname, name,
+                                              "required column not found"))
+                else:
+                    out.notes.append(Finding("absent_column", h.extname, name,
+                                             "optional column absent: written as nulls"))
+                continue
+            doc = _documented(kind_name, h.extname, name)
+            if doc is None:
+                continue
+            tform, tzero, tscal = facts.columns[name]
+            ok, note = accepts(doc, tform, tzero, tscal)
+            if not ok:
+                want = value_kind(doc.tform, doc.tzero)[0]
+                out.faults.append(Finding("mistyped", h.extname, name,
+                                          f"mistyped: expected {_KIND_HINT.get(want, want)} "
+                                          f"scalar, found FITS {tform}"
+                                          + (f" with TZERO {tzero}" if tzero not in (None, 0)
+                                             else "")))
+            elif note:
+                out.notes.append(Finding("lossy", h.extname, name, note))
+        if kind_name in DESIVAST_KINDS and facts.rows == 0:
+            out.faults.append(Finding("empty", h.extname, None, "empty table: 0 rows"))
+    if kind_name in ROW_MATCHED_KINDS:
+        lengths = {h.extname: found[h.extname].rows for h in fk.hdus[1:] if h.extname in found}
+        if len(set(lengths.values())) > 1:
+            out.faults.append(Finding("not_row_matched", "/".join(lengths), "TARGETID",
+                                      f"HDUs not row-matched: row counts {lengths}"))
+    return out
+
+
+def locate(root, kinds=None) -> dict[str, list]:
+    """{kind: [paths]} of every file below ``root``, in any folder, whose name is a DESI file
+    name (:func:`classify`) of one of ``kinds`` (default: all), sorted by path."""
+    from pathlib import Path
+
+    want = set(kinds or KINDS)
+    out: dict[str, list] = {k: [] for k in (kinds or KINDS)}
+    for p in sorted(Path(root).rglob("*")):
+        k = classify(p.name)
+        if k in want and p.is_file():
+            out[k].append(p)
+    return out

@@ -2,9 +2,15 @@
 
 For each file: size, sha256 (and whether it matches a published ``.sha256sum`` beside it), the
 kind of DESI file its name says it is, and each HDU with EXTNAME, rows, columns (name, FITS
-format, unit) and selected header keys. A file that is not FITS, is truncated, or lacks an HDU
-its kind must have is recorded with its fault; ``strict=True`` turns any fault into an error that
-names the file. Reading touches headers only, so a 26 GB catalogue costs one hashing pass.
+format, TZERO, unit) and selected header keys. A file of a known kind is judged by
+desivoids.formats.check_file, the judgement convert makes of it: a file that is not FITS, is
+truncated, lacks an HDU or a column its kind must have, stores a column in an encoding that is
+not the documented value, or has HDUs that are not row-matched is recorded with its faults (every
+one); what convert accepts but a reader should know (an absent visualisation HDU, absent
+optional columns, ZWARN stored as a logical) is recorded as notes. ``strict=True`` turns any
+fault into an error that names the file. Reading touches headers only, so a 26 GB catalogue
+costs one hashing pass; what only the data can show (duplicate TARGETIDs, shuffled rows) is
+convert's to find.
 """
 from __future__ import annotations
 
@@ -48,6 +54,8 @@ class ColumnInfo:
     name: str
     format: str
     unit: str | None
+    tzero: int | float | None = None  # 'B' with TZERO -128 is int8; 'J' with 2**31 is uint32
+    tscal: int | float | None = None
 
 
 @dataclass
@@ -70,6 +78,8 @@ class FileInfo:
     kind: str | None
     hdus: list[HduInfo] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)
+    #: accepted, but worth knowing (formats.check_file notes): not a fault, strict ignores them
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -119,11 +129,39 @@ def inspect_file(path: Path, root: Path, *, checksum: bool = True, sums: dict | 
     if problem:
         info.faults.append(problem)
     if info.kind is not None:
-        found = [h.extname for h in info.hdus]
-        for ext in formats.expected_hdus(info.kind):
-            if ext not in found:
-                info.faults.append(f"missing HDU {ext} (a {info.kind} file has {formats.expected_hdus(info.kind)})")
+        _judge(info)
     return info
+
+
+def _judge(info: FileInfo) -> None:
+    """Faults and notes of a file of a known kind, from formats.check_file (convert's rules)."""
+    found = {}
+    for h in info.hdus[1:]:
+        found.setdefault(h.extname, formats.HDUFacts(
+            h.rows, {c.name: (c.format, c.tzero, c.tscal) for c in h.columns}))
+    check = formats.check_file(info.kind, found)
+    missing: dict[str, list[str]] = {}
+    absent: dict[str, list[str]] = {}
+    for f in check.faults:
+        if f.code == "missing_hdu":
+            info.faults.append(f"missing HDU {f.hdu} (a {info.kind} file has "
+                               f"{formats.expected_hdus(info.kind)})")
+        elif f.code == "missing_column":
+            missing.setdefault(f.hdu, []).append(f.column)
+        else:
+            where = f"HDU {f.hdu}" + (f", column {f.column}" if f.column else "")
+            info.faults.append(f"{where}: {f.message}")
+    info.faults += [f"HDU {h}: required columns not found: {', '.join(cs)}"
+                    for h, cs in missing.items()]
+    for f in check.notes:
+        if f.code == "absent_column":
+            absent.setdefault(f.hdu, []).append(f.column)
+        elif f.code == "absent_hdu":
+            info.notes.append(f"HDU {f.hdu}: {f.message}")
+        else:
+            info.notes.append(f"HDU {f.hdu}, column {f.column}: {f.message}")
+    info.notes += [f"HDU {h}: optional columns absent (convert writes nulls): {', '.join(cs)}"
+                   for h, cs in absent.items()]
 
 
 def _fits_bytes(path: Path, size: int) -> int:
@@ -147,7 +185,8 @@ def _describe(index: int, hdu) -> HduInfo:
     columns, rows = [], None
     if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)):
         rows = int(hdr.get("NAXIS2", 0))
-        columns = [ColumnInfo(c.name, str(c.format), c.unit or None) for c in hdu.columns]
+        columns = [ColumnInfo(c.name, str(c.format), c.unit or None, c.bzero, c.bscale)
+                   for c in hdu.columns]
         shape = None
     else:
         shape = list(reversed(naxis)) or None  # numpy order: (rows, wavelengths)
@@ -179,19 +218,23 @@ def tables(files: list[FileInfo]) -> dict[str, pd.DataFrame]:
     for f in files:
         frows.append({"path": f.path, "kind": f.kind, "size_bytes": f.size, "hdus": len(f.hdus),
                       "sha256": f.sha256, "published_sha256_match": None if not f.published_sha256
-                      else f.published_sha256 == f.sha256, "fault": "; ".join(f.faults) or None})
+                      else f.published_sha256 == f.sha256, "fault": "; ".join(f.faults) or None,
+                      "notes": "; ".join(f.notes) or None})
         for h in f.hdus:
             hrows.append({"path": f.path, "index": h.index, "extname": h.extname, "type": h.kind,
                           "rows": h.rows, "shape": None if h.shape is None else "x".join(map(str, h.shape)),
                           "columns": len(h.columns), "header": json.dumps(h.header, sort_keys=True)})
             for c in h.columns:
                 crows.append({"path": f.path, "extname": h.extname, "column": c.name,
-                              "format": c.format, "unit": c.unit})
+                              "format": c.format,
+                              "tzero": None if c.tzero is None else float(c.tzero),
+                              "unit": c.unit})
     return {"files": pd.DataFrame(frows, columns=["path", "kind", "size_bytes", "hdus", "sha256",
-                                                  "published_sha256_match", "fault"]),
+                                                  "published_sha256_match", "fault", "notes"]),
             "hdus": pd.DataFrame(hrows, columns=["path", "index", "extname", "type", "rows", "shape",
                                                  "columns", "header"]),
-            "columns": pd.DataFrame(crows, columns=["path", "extname", "column", "format", "unit"])}
+            "columns": pd.DataFrame(crows, columns=["path", "extname", "column", "format",
+                                                    "tzero", "unit"])}
 
 
 def write(files: list[FileInfo], out_dir: str | Path) -> Path:
@@ -221,8 +264,10 @@ class ReconResult:
         return [f for f in self.files if not f.ok]
 
     def __str__(self) -> str:
+        noted = sum(1 for f in self.files if f.notes)
         lines = [f"recon: {len(self.files)} FITS files, {sum(len(f.hdus) for f in self.files)} HDUs, "
-                 f"{len(self.faulty)} with faults -> {display(self.out_dir / 'inventory.json')}"]
+                 f"{len(self.faulty)} with faults, {noted} with notes -> "
+                 f"{display(self.out_dir / 'inventory.json')}"]
         lines += [f"  FAULT {f.path}: {'; '.join(f.faults)}" for f in self.faulty]
         return "\n".join(lines)
 

@@ -28,33 +28,64 @@ from ..errors import FormatError, InputError
 from .reconcile import Ledger, ReconciliationError
 from .rejects import reason_counts
 
-__all__ = ["FASTSPEC_PATTERNS", "DESIVAST_PATTERN", "discover", "run", "convert_files",
+__all__ = ["FASTSPEC_KINDS", "DESIVAST_KINDS", "discover", "run", "convert_files",
            "ConvertResult", "DEFAULT_CHUNK_ROWS"]
 
-FASTSPEC_PATTERNS = {
-    "v3.0": f"{formats.FASTSPEC_V3_DIR}/fastspec-iron-main-bright-nside1-hp*.fits",
-    "v2.1": f"{formats.FASTSPEC_V21_DIR}/{formats.FASTSPEC_V21_FILENAME}",
-}
-DESIVAST_PATTERN = f"{formats.DESIVAST_DIR}/DESIVAST_BGS_VOLLIM_*.fits"
+#: FastSpecFit version -> formats' file kind; the DESIVAST kinds convert reads
+FASTSPEC_KINDS = {"v3.0": "fastspec_v3", "v2.1": "fastspec_v21"}
+DESIVAST_KINDS = formats.DESIVAST_KINDS
 #: Rows per Dask task and per Parquet row group (the I/O itself goes in 32 MB blocks).
 DEFAULT_CHUNK_ROWS = 100_000
 
 
+def _all(errors: list[FormatError]) -> FormatError:
+    """One FormatError carrying every problem of every file (InputError.all keeps only the
+    first error's own problems, so nested ones are flattened first)."""
+    flat = []
+    for e in errors:
+        flat.append(type(e)(e.file, e.hdu, e.column, e.message, e.row))
+        flat.extend(e.problems)
+    return FormatError.all(flat)
+
+
+def _names_looked_for() -> str:
+    return ", ".join([formats.fastspec_v3_filename(0).replace("hp00", "hpNN") + " (NN = 00..11)",
+                      formats.FASTSPEC_V21_FILENAME] + list(formats.DESIVAST_FILES))
+
+
 def discover(raw: str | Path, fastspec_version: str = "auto"
              ) -> tuple[list[tuple[Path, str]], list[Path]]:
-    """(FastSpecFit files with their version, DESIVAST files) under a raw directory.
+    """(FastSpecFit files with their version, DESIVAST files) anywhere below ``raw``.
 
-    ``auto`` takes v3.0 when present, else v2.1 (never both: the same galaxies would appear
-    twice).
+    Files are found by their DESI names (formats.classify), in any folder: DESI's relative
+    layout, a flat folder, or any other tree. ``auto`` takes v3.0 when present, else v2.1
+    (never both: the same galaxies would appear twice). Raises InputError when the folder does
+    not exist, when a name occurs in two folders (both named: which one is meant is not ours to
+    guess), or when no file is found (naming the names looked for and the folder).
     """
     raw = Path(raw)
-    found = {v: sorted(raw.glob(p)) for v, p in FASTSPEC_PATTERNS.items()}
+    if fastspec_version != "auto" and fastspec_version not in FASTSPEC_KINDS:
+        raise ValueError(f"fastspec_version must be 'auto' or one of {list(FASTSPEC_KINDS)}")
+    if not raw.is_dir():
+        raise InputError(raw, None, None, "input folder does not exist")
+    kinds = tuple(FASTSPEC_KINDS.values()) + DESIVAST_KINDS
+    found = formats.locate(raw, kinds)
+    by_name: dict[str, list[Path]] = {}
+    for paths in found.values():
+        for p in paths:
+            by_name.setdefault(p.name, []).append(p)
+    twice = [InputError(", ".join(str(p) for p in ps), None, None,
+                        f"{name} is in {len(ps)} folders; keep one copy below the input folder")
+             for name, ps in sorted(by_name.items()) if len(ps) > 1]
+    if twice:
+        raise InputError.all(twice)
+    if not by_name:
+        raise InputError(raw, None, None, "no FastSpecFit or DESIVAST file found below this "
+                         f"folder (in any subfolder); looked for {_names_looked_for()}")
     if fastspec_version == "auto":
-        fastspec_version = "v3.0" if found["v3.0"] else "v2.1"
-    if fastspec_version not in FASTSPEC_PATTERNS:
-        raise ValueError(f"fastspec_version must be 'auto' or one of {list(FASTSPEC_PATTERNS)}")
-    return ([(p, fastspec_version) for p in found[fastspec_version]],
-            sorted(raw.glob(DESIVAST_PATTERN)))
+        fastspec_version = "v3.0" if found["fastspec_v3"] else "v2.1"
+    fast = [(p, fastspec_version) for p in found[FASTSPEC_KINDS[fastspec_version]]]
+    return fast, sorted(p for k in DESIVAST_KINDS for p in found[k])
 
 
 @dataclass
@@ -166,13 +197,20 @@ def _convert_vast(vast: list, base: Path | None, tmp: Path, ledger: Ledger, stri
     tables: dict[str, list[pa.Table]] = {t: [] for t in ("voids", "holes", "zonevoid", "galzone")}
     headers: dict[str, dict] = {}
     rejects: list[pa.Table] = []
+    errors: list[FormatError] = []
     for p in vast:
         rel = _relative(Path(p), base)
-        r = desivast.convert_file(p, rel, ledger, strict=strict)
+        try:
+            r = desivast.convert_file(p, rel, ledger, strict=strict)
+        except FormatError as exc:  # keep going: every file's problems are reported at once
+            errors.append(exc)
+            continue
         headers[rel] = r.headers
         for name, tab in r.tables.items():
             tables[name].append(tab)
         rejects.append(r.rejects)
+    if errors:
+        raise _all(errors)
     for name, parts in tables.items():
         tab = pa.concat_tables(parts) if parts else TABLES[name].empty_table()
         files = set(tab.column("source_file").unique().to_pylist())
@@ -216,17 +254,33 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                          f"files{where}")
     ledger = Ledger()
     with staged(out_dir) as tmp:  # published only when every row is accounted for
-        # ---- DESIVAST --------------------------------------------------------------------
-        vast_headers, rejects = _convert_vast(vast, base, tmp, ledger, strict,
-                                              compression)
+        # ---- DESIVAST, then the FastSpecFit headers: every file's problems in one error ----
+        errors: list[FormatError] = []
+        try:
+            vast_headers, rejects = _convert_vast(vast, base, tmp, ledger, strict,
+                                                  compression)
+        except FormatError as exc:
+            errors.append(exc)
         pa.default_memory_pool().release_unused()  # GALZONE is large: free it before galaxies
         lap("desivast")
+        plans = []
+        for p, v in fastspec:
+            try:
+                plans.append(fastspecfit.plan_file(p, _relative(Path(p), base), v,
+                                                   extra_columns, strict))
+            except FormatError as exc:
+                errors.append(exc)
+        if errors:
+            raise _all(errors)
         # ---- FastSpecFit -----------------------------------------------------------------
         om, om_source = _omega_m(vast_headers, omega_m)
         gdir = tmp / "galaxies"
         gdir.mkdir()
-        plans = [fastspecfit.plan_file(p, _relative(Path(p), base), v, extra_columns, strict)
-                 for p, v in fastspec]
+        for pl in plans:
+            if pl.absent:
+                ledger.notes.setdefault("absent_columns", {})[pl.source_file] = list(pl.absent)
+            if pl.notes:
+                ledger.notes.setdefault("file_notes", {})[pl.source_file] = list(pl.notes)
         if plans and not any(pl.nrows for pl in plans):
             raise FormatError(", ".join(pl.source_file for pl in plans),
                               fastspecfit.VERSIONS[plans[0].version][0], None,

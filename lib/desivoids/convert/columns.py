@@ -27,8 +27,14 @@ Conventions:
   never rejected: a void with a non-finite value keeps its row, the value becomes null and the
   column is listed in ``nonfinite_columns`` (V2 membership goes through ZONEVOID, so dropping a
   void would orphan its galaxies).
-- Bad input stops the stage with a FormatError naming file, HDU and column, and nothing is
-  published: a truncated or unreadable file, a missing HDU or column, a mistyped column, HDUs
+- The schema is the same whatever the input: a file needs only the columns
+  ``desivoids.formats.required_columns`` lists (the science's and this contract's); any other
+  column below that the file lacks is null, and listed per file in the reconciliation's
+  ``absent_columns``. A lossy but accepted encoding (ZWARN stored as a FITS logical, as
+  astropy writes int8) is listed in ``file_notes``.
+- Bad input stops the stage with a FormatError naming file, HDU and column (every problem of
+  every file at once), and nothing is
+  published: a truncated or unreadable file, a missing HDU or needed column, a mistyped column, HDUs
   not row-matched on TARGETID, a TARGETID twice anywhere in the catalogue, an empty DESIVAST
   table, or FastSpecFit files that are all empty. A single FastSpecFit file whose HDUs are all
   empty (a HEALPix pixel without galaxies) is accepted and listed in the reconciliation's
@@ -39,10 +45,11 @@ Conventions:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
+from .. import formats
 from ..formats import ALGORITHMS, CAPS  # one definition (formats), re-exported for readers
 
 __all__ = [
@@ -65,9 +72,9 @@ V2_EDGE_AREA_RATIO = 0.1
 class Column:
     """One output column: its name and type, where it comes from and what it means.
 
-    ``source`` is the FITS column (``None`` for derived columns). ``optional_in`` lists the
-    FastSpecFit versions whose files may lack the source column (then the output is null);
-    everywhere else a missing source column is a FormatError.
+    ``source`` is the FITS column (``None`` for derived columns). Whether a file must have it
+    is desivoids.formats' decision (``required_columns``), not this table's: the contract here is
+    the output, which is the same whatever the input.
     """
 
     name: str
@@ -76,7 +83,6 @@ class Column:
     unit: str
     description: str
     nullable: bool = True
-    optional_in: frozenset[str] = field(default_factory=frozenset)
 
     def field(self) -> pa.Field:
         meta = {"source": self.source or "derived", "unit": self.unit,
@@ -85,7 +91,6 @@ class Column:
 
 
 F8, I8, I4, STR, BOOL = pa.float64(), pa.int64(), pa.int32(), pa.string(), pa.bool_()
-V21 = frozenset({"v2.1"})
 
 # --------------------------------------------------------------------------------------------
 # galaxies: FastSpecFit v3.0 (METADATA + SPECPHOT + FASTSPEC) or v2.1 (FASTSPEC + METADATA).
@@ -112,10 +117,10 @@ GALAXY_COLUMNS: tuple[Column, ...] = (
     Column("scnd_target", I8, "SCND_TARGET", "", "secondary targeting bits"),
     Column("logmstar", F8, "LOGMSTAR", "log10(Msun)", "stellar mass, h=1, Chabrier IMF"),
     Column("logmstar_ivar", F8, "LOGMSTAR_IVAR", "log10(Msun)^-2",
-           "inverse variance of logmstar (absent in v2.1: null)", optional_in=V21),
+           "inverse variance of logmstar (absent in v2.1: null)"),
     Column("sfr", F8, "SFR", "Msun/yr", "star-formation rate, h=1 (exactly 0 for many galaxies)"),
     Column("sfr_ivar", F8, "SFR_IVAR", "(Msun/yr)^-2",
-           "inverse variance of sfr (absent in v2.1: null)", optional_in=V21),
+           "inverse variance of sfr (absent in v2.1: null)"),
     Column("dn4000", F8, "DN4000", "", "4000 A break, emission-line subtracted"),
     Column("dn4000_ivar", F8, "DN4000_IVAR", "", "inverse variance of dn4000"),
     Column("age", F8, "AGE", "Gyr", "light-weighted stellar age"),
@@ -126,7 +131,7 @@ GALAXY_COLUMNS: tuple[Column, ...] = (
 )
 
 #: Emission lines whose flux and equivalent width (with inverse variances) are kept.
-LINES = ("HALPHA", "HBETA", "OII_3726", "OII_3729", "OIII_5007", "NII_6584")
+LINES = formats.READ_LINES
 
 
 def _line_columns() -> tuple[Column, ...]:
@@ -310,11 +315,26 @@ def schema_of(table: str) -> pa.Schema:
     return TABLES[table]
 
 
+def _required(table: str, col: Column) -> bool | None:
+    """Must a source file have this column (formats.required_columns)? None for derived ones."""
+    if col.source is None:
+        return None
+    if table == "galaxies":
+        return col.source in formats.GALAXY_REQUIRED
+    hdus = {"voids": ("MAXIMALS", "VOIDS"), "holes": ("HOLES",), "zonevoid": ("ZONEVOID",),
+            "galzone": ("GALZONE",)}.get(table, ())
+    need = {c for k in formats.DESIVAST_KINDS for h in hdus
+            if h in formats.DESIVAST_READ_HDUS[k] for c in formats.required_columns(k, h)}
+    return any(s in need for s in col.source.split("|"))
+
+
 def column_dictionary():
-    """The data dictionary as a pandas DataFrame: table, column, type, source, unit, meaning."""
+    """The data dictionary as a pandas DataFrame: table, column, type, source, whether a source
+    file must have it (``required``; otherwise null where absent), unit, meaning."""
     import pandas as pd
 
     rows = [{"table": t, "column": c.name, "type": str(c.type), "nullable": c.nullable,
-             "source": c.source or "derived", "unit": c.unit, "description": c.description}
+             "source": c.source or "derived", "required": _required(t, c), "unit": c.unit,
+             "description": c.description}
             for t, cols in _COLUMNS.items() for c in cols]
     return pd.DataFrame(rows)

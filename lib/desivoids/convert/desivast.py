@@ -1,9 +1,11 @@
 """DESIVAST void catalogues -> voids, holes, zonevoid and galzone tables.
 
 The files are small (MAXIMALS, VOIDS: thousands of rows; HOLES ~1e5; GALZONE ~6e5 per cap), so
-each HDU is read whole, by EXTNAME, with the same byte reader as the galaxies. The V2
-visualisation HDUs (TRIANGLE, GALVIZ) are not converted and are listed in the reconciliation as
-skipped, with their row counts.
+each HDU is read whole, by EXTNAME, with the same byte reader as the galaxies. A file is judged
+by desivoids.formats.check_file, as recon judges it: the descriptive columns
+(formats.DESIVAST_OPTIONAL_COLUMNS) may be absent (null, and listed in the reconciliation). The V2
+visualisation HDUs (TRIANGLE, GALVIZ) are not converted: listed as skipped with their row counts
+where present, and as a note where absent.
 
 NaN policy (see columns.py): a void row is never rejected (its non-finite values become null and
 are named in ``nonfinite_columns``); holes and galzone rows without a finite position or radius
@@ -18,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .. import formats
+from .. import cosmology, formats
 from .arrays import constant_strings
 from .columns import (GALZONE, HOLES, V2_EDGE_AREA_RATIO, VOIDS, ZONEVOID)
 from ..errors import FormatError
-from .fitstable import TableHDU, open_tables, read_rows
+from .fitstable import TableHDU, check_errors, open_tables, read_rows
 from .rejects import NONFINITE, Check, classify, empty_rejects, reject_table, reason_counts
 from .reconcile import Ledger
 
@@ -58,17 +60,9 @@ class VastResult:
 
 
 def _read(t: TableHDU, spec: dict[str, str]) -> dict[str, np.ndarray]:
-    """Every documented column of a DESIVAST HDU, after checking its type and that it has rows."""
-    for name, kind in spec.items():
-        c = t.column(name)
-        k = "int" if c.kind == "uint" else c.kind
-        if k != kind or c.shape:
-            raise FormatError(t.path, t.extname, name,
-                              f"mistyped: expected a scalar {kind} column, found FITS "
-                              f"{c.repeat}{c.code}")
-    if t.nrows == 0:
-        raise FormatError(t.path, t.extname, None, "empty table: 0 rows")
-    return read_rows(t, 0, t.nrows, list(spec))
+    """The documented columns of a DESIVAST HDU that the file has (formats.check_file has
+    checked their types, that the needed ones are there and that the table has rows)."""
+    return read_rows(t, 0, t.nrows, [c for c in spec if c in t.columns])
 
 
 def _unique(t: TableHDU, name: str, values: np.ndarray) -> None:
@@ -79,10 +73,17 @@ def _unique(t: TableHDU, name: str, values: np.ndarray) -> None:
                           f"{dup.size} duplicate value(s), e.g. {dup[:5].tolist()}")
 
 
-def _f(values: np.ndarray) -> pa.Array:
-    """float64 with non-finite values as null."""
+def _f(values: np.ndarray | None, n: int = 0) -> pa.Array:
+    """float64 with non-finite values as null; all null for a column the file lacks."""
+    if values is None:
+        return pa.nulls(n, pa.float64())
     v = np.asarray(values, dtype=np.float64)
     return pa.array(v, mask=~np.isfinite(v))
+
+
+def _i(values: np.ndarray | None, n: int = 0) -> pa.Array:
+    """int64; all null for a column the file lacks."""
+    return pa.nulls(n, pa.int64()) if values is None else pa.array(values.astype(np.int64))
 
 
 def _strs(value: str, n: int) -> pa.Array:
@@ -94,7 +95,7 @@ def _voids(algorithm: str, cap: str, t: TableHDU, d: dict[str, np.ndarray], sour
     n = t.nrows
     vf = algorithm == "VoidFinder"
     floats = [c for c, k in (VOIDFINDER_COLUMNS["MAXIMALS"] if vf else V2_VOID_COLUMNS["VOIDS"]).items()
-              if k == "float"]
+              if k == "float" and c in d]
     nonfinite = {c: ~np.isfinite(d[c]) for c in floats}
     if strict:
         for c, bad in nonfinite.items():
@@ -106,31 +107,34 @@ def _voids(algorithm: str, cap: str, t: TableHDU, d: dict[str, np.ndarray], sour
         if any(b.any() for b in nonfinite.values()) else [None] * n
     n_nonfinite = sum(1 for s in listed if s)
     null = pa.nulls(n, pa.float64())
+
+    def f(c: str) -> pa.Array:
+        return _f(d.get(c), n)
+
     if vf:
-        ra = np.asarray(d["RA"], dtype=np.float64) % 360.0
         edge = d["EDGE"].astype(np.int64)
-        cols = {"r": _f(d["R"]), "redshift": null, "radius": _f(d["RADIUS"]),
-                "r_eff": _f(d["R_EFF"]), "r_eff_uncert": _f(d["R_EFF_UNCERT"]),
+        cols = {"r": f("R"), "redshift": null, "radius": f("RADIUS"),
+                "r_eff": f("R_EFF"), "r_eff_uncert": f("R_EFF_UNCERT"),
                 "edge": pa.array(edge), "tot_area": null, "edge_area": null,
                 "edge_area_ratio": null, "is_edge": pa.array(edge != 0),
                 **{f"{a}{i}": null for i in (1, 2, 3) for a in "xyz"}}
     else:
-        ra = np.asarray(d["RA"], dtype=np.float64) % 360.0
         tot, edge_area = (np.asarray(d[c], dtype=np.float64) for c in ("TOT_AREA", "EDGE_AREA"))
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = edge_area / tot
         ok = np.isfinite(ratio)
-        cols = {"r": null, "redshift": _f(d["REDSHIFT"]), "radius": _f(d["RADIUS"]),
-                "r_eff": _f(d["RADIUS"]), "r_eff_uncert": null,
+        cols = {"r": null, "redshift": f("REDSHIFT"), "radius": f("RADIUS"),
+                "r_eff": f("RADIUS"), "r_eff_uncert": null,
                 "edge": pa.nulls(n, pa.int64()), "tot_area": _f(tot), "edge_area": _f(edge_area),
                 "edge_area_ratio": pa.array(ratio, mask=~ok),
                 "is_edge": pa.array(np.where(ok, ratio, 0) > V2_EDGE_AREA_RATIO, mask=~ok),
-                **{f"{a}{i}".lower(): _f(d[f"{a}{i}"]) for i in (1, 2, 3) for a in "XYZ"}}
-    ra = np.where(ra >= 360.0, 0.0, ra)  # -tiny % 360 rounds to 360.0
+                **{f"{a}{i}".lower(): f(f"{a}{i}") for i in (1, 2, 3) for a in "XYZ"}}
+    # VoidFinder's RA is atan(y/x) (+180 where x < 0): wrap to [0, 360) as the galaxies' RA
+    ra = cosmology.wrap_ra(d["RA"]) if "RA" in d else None
     cols.update({"algorithm": _strs(algorithm, n), "cap": _strs(cap, n),
                  "void": pa.array(d["VOID"].astype(np.int64)),
-                 "x": _f(d["X"]), "y": _f(d["Y"]), "z": _f(d["Z"]), "ra": _f(ra),
-                 "dec": _f(d["DEC"]), "nonfinite_columns": pa.array(listed, pa.string()),
+                 "x": f("X"), "y": f("Y"), "z": f("Z"), "ra": _f(ra, n),
+                 "dec": f("DEC"), "nonfinite_columns": pa.array(listed, pa.string()),
                  "source_file": _strs(source_file, n),
                  "source_row": pa.array(np.arange(n, dtype=np.int64))})
     return pa.Table.from_arrays([cols[f.name] for f in VOIDS], schema=VOIDS), n_nonfinite
@@ -153,7 +157,17 @@ def convert_file(path: str | Path, source_file: str, ledger: Ledger,
     algorithm, cap = parse_name(path)
     vf = algorithm == "VoidFinder"
     spec = VOIDFINDER_COLUMNS if vf else V2_VOID_COLUMNS
-    primary, hdus, names = open_tables(path, list(spec))
+    kind = formats.classify(Path(path).name)
+    primary, hdus, names = open_tables(path, list(spec), optional=tuple(spec))
+    check = formats.check_file(kind, {**{n: formats.HDUFacts(rows, {}) for n, rows in names.items()},
+                                      **{n: t.facts() for n, t in hdus.items()}})
+    if check.faults:
+        raise FormatError.all(check_errors(path, check, names))
+    if check.absent_columns:
+        ledger.notes.setdefault("absent_columns", {})[source_file] = check.absent_columns
+    notes = [str(x) for x in check.notes if x.code != "absent_column"]
+    if notes:
+        ledger.notes.setdefault("file_notes", {})[source_file] = notes
     res = VastResult(headers={"PRIMARY": primary, **{h: hdus[h].header for h in spec}})
     for extra, rows in list(names.items())[1:]:
         if extra not in spec:
@@ -206,8 +220,9 @@ def convert_file(path: str | Path, source_file: str, ledger: Ledger,
                 "targetid": pa.array(d["TARGET"][keep].astype(np.int64)),
                 **{c.lower(): pa.array(np.asarray(d[c][keep], dtype=np.float64))
                    for c in ("X", "Y", "Z")},
-                **{c.lower(): pa.array(d[c][keep].astype(np.int64))
-                   for c in ("ZONE", "DEPTH", "EDGE", "OUT")},
+                "zone": pa.array(d["ZONE"][keep].astype(np.int64)),
+                **{c.lower(): _i(d[c][keep] if c in d else None, m)
+                   for c in ("DEPTH", "EDGE", "OUT")},
                 "source_file": _strs(source_file, m), "source_row": pa.array(np.flatnonzero(keep).astype(np.int64))}
         res.tables["galzone"] = pa.Table.from_arrays([cols[f.name] for f in GALZONE],
                                                      schema=GALZONE)

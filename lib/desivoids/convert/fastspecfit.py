@@ -1,9 +1,12 @@
 """FastSpecFit catalogues -> galaxies Parquet parts, one Dask task per (file, row range).
 
 Both public layouts are read by EXTNAME: v3.0 (METADATA, SPECPHOT, FASTSPEC, row-matched) and
-v2.1 (FASTSPEC, METADATA). A source column is taken from the first HDU, in the order METADATA,
-SPECPHOT, FASTSPEC, that has it. Row matching is verified on TARGETID in every chunk, so a
-shuffled HDU cannot slip through however large the file.
+v2.1 (FASTSPEC, METADATA). Each documented column is read from the HDU desivoids.formats says
+(GALAXY_READ), and the file is judged by formats.check_file, the same judgement recon makes: a
+file lacking only optional columns converts, with those columns null and listed. An extra column
+(parameter) is taken from the first HDU, in the order METADATA, SPECPHOT, FASTSPEC, that has it.
+Row matching is verified on TARGETID in every chunk, so a shuffled HDU cannot slip through
+however large the file.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from .arrays import constant_strings
 from .columns import (DERIVED_COLUMNS, GALAXY_COLUMNS, LINE_COLUMNS, METADATA_KEY,
                       M_R_EVOLUTION, extra_column_name, galaxy_schema)
 from ..errors import FormatError
-from .fitstable import TableHDU, open_tables, read_rows
+from .fitstable import TableHDU, check_errors, open_tables, read_rows
 from .rejects import NONFINITE, OUT_OF_RANGE, Check, classify, reject_table
 
 __all__ = ["VERSIONS", "FilePlan", "ChunkResult", "plan_file", "chunks", "convert_chunk",
@@ -33,12 +36,8 @@ VERSIONS: dict[str, tuple[str, ...]] = {
     "v2.1": ("METADATA", "FASTSPEC"),
 }
 
-# Which FITS kinds (desivoids.convert.fitstable.kind_of) each output arrow type accepts.
-_ACCEPT = {pa.int64(): {"int", "uint"}, pa.int32(): {"int"}, pa.float64(): {"float"},
-           pa.string(): {"str"}, pa.bool_(): {"bool"}}
-_FITS_CODE_HINT = {"int": "an integer (FITS B/I/J/K)", "uint": "an integer (FITS B/I/J/K)",
-                   "float": "a real (FITS E/D)", "str": "a string (FITS A)",
-                   "bool": "a logical (FITS L)"}
+#: formats' file kind of each layout
+KIND = {"v3.0": "fastspec_v3", "v2.1": "fastspec_v21"}
 
 
 def version_of(path: str | Path) -> str:
@@ -67,6 +66,8 @@ class FilePlan:
     sources: dict[str, tuple[str, str] | None]
     extra_types: dict[str, pa.DataType]
     headers: dict              # {"PRIMARY": {...}, EXTNAME: {...}} informative header cards
+    absent: tuple[str, ...] = ()   # optional FITS columns the file lacks (output null)
+    notes: tuple[str, ...] = ()    # accepted but lossy encodings, e.g. ZWARN as a logical
 
     @property
     def schema(self) -> pa.Schema:
@@ -88,8 +89,9 @@ def plan_file(path: str | Path, source_file: str, version: str | None = None,
               extra_columns: tuple[str, ...] | list[str] = (), strict: bool = False) -> FilePlan:
     """Read the headers of one FastSpecFit file and resolve every output column to its HDU.
 
-    Raises FormatError (file, HDU, column) for a missing HDU, a missing or mistyped column,
-    HDUs of different lengths (not row-matched), or, with ``strict``, an empty file. A file
+    Raises one FormatError carrying every problem of the file (file, HDU, column each): a
+    missing HDU, a missing needed or mistyped column, HDUs of different lengths (not
+    row-matched), an extra column that is nowhere, or, with ``strict``, an empty file. A file
     whose HDUs are all empty is otherwise accepted (a HEALPix pixel can hold no galaxy: the
     mock's small footprints have such pixels) and listed in the reconciliation; convert still
     fails when every FastSpecFit file is empty.
@@ -99,50 +101,20 @@ def plan_file(path: str | Path, source_file: str, version: str | None = None,
     if version not in VERSIONS:
         raise ValueError(f"unknown FastSpecFit version {version!r}; known: {list(VERSIONS)}")
     order = VERSIONS[version]
-    primary, hdus, _ = open_tables(path, order)
-    lengths = {n: hdus[n].nrows for n in order}
-    if len(set(lengths.values())) != 1:
-        raise FormatError(path, "/".join(order), "TARGETID",
-                          f"HDUs not row-matched: row counts {lengths}")
-    nrows = lengths[order[0]]
-    if nrows == 0 and strict:
-        raise FormatError(path, order[0], None, "empty table: 0 rows (strict mode)")
-    for n in order:
-        tid = hdus[n].columns.get("TARGETID")
-        if tid is None:
-            raise FormatError(path, n, "TARGETID", "column not found (needed to verify that the "
-                              "HDUs are row-matched)")
-        if tid.kind != "int":
-            raise FormatError(path, n, "TARGETID", f"expected an integer (FITS K), found {tid.code}")
-
-    preferred = formats.QUANTITY_HDU["fastspec_v3" if version == "v3.0" else "fastspec_v21"]
+    kind = KIND[version]
+    primary, hdus, names = open_tables(path, order, optional=order)
+    check = formats.check_file(kind, {n: t.facts() for n, t in hdus.items()})
+    errors = check_errors(path, check, names)
+    nrows = hdus[order[0]].nrows if order[0] in hdus else 0
+    if not errors and nrows == 0 and strict:
+        errors.append(FormatError(path, order[0], None, "empty table: 0 rows (strict mode)"))
 
     def find(fits_name: str) -> str | None:
-        """The HDU that supplies a column: desivoids.formats' documented HDU for the analysis
-        quantities, else the first HDU (METADATA, SPECPHOT, FASTSPEC) that has it."""
-        pref = preferred.get(fits_name)
-        if pref in hdus and fits_name in hdus[pref].columns:
-            return pref
-        return next((n for n in order if fits_name in hdus[n].columns), None)
+        return next((n for n in order if n in hdus and fits_name in hdus[n].columns), None)
 
-    sources: dict[str, tuple[str, str] | None] = {}
-    for col in GALAXY_COLUMNS + LINE_COLUMNS:
-        hdu = find(col.source)
-        if hdu is None:
-            if version in col.optional_in:
-                sources[col.name] = None
-                continue
-            raise FormatError(path, "/".join(order), col.source,
-                              f"column not found in any of the HDUs {list(order)}")
-        kind = hdus[hdu].columns[col.source].kind
-        if kind not in _ACCEPT[col.type] or hdus[hdu].columns[col.source].shape:
-            raise FormatError(path, hdu, col.source,
-                              f"mistyped: expected {_FITS_CODE_HINT[next(iter(_ACCEPT[col.type]))]}"
-                              f" scalar, found FITS {hdus[hdu].columns[col.source].repeat}"
-                              f"{hdus[hdu].columns[col.source].code}")
-        sources[col.name] = (hdu, col.source)
     taken = {c.name for c in GALAXY_COLUMNS + LINE_COLUMNS + DERIVED_COLUMNS}
     extra_types: dict[str, pa.DataType] = {}
+    extra_sources: dict[str, tuple[str, str]] = {}
     for fits_name in extra_columns:
         fits_name = fits_name.strip().upper()
         out = extra_column_name(fits_name)
@@ -150,12 +122,27 @@ def plan_file(path: str | Path, source_file: str, version: str | None = None,
             continue  # already part of the documented set
         hdu = find(fits_name)
         if hdu is None:
-            raise FormatError(path, "/".join(order), fits_name,
-                              f"extra column not found in any of the HDUs {list(order)}")
-        extra_types[out] = _arrow_type_of(hdus[hdu], fits_name)
-        sources[out] = (hdu, fits_name)
+            errors.append(FormatError(path, "/".join(order), fits_name,
+                                      f"extra column not found in any of the HDUs {list(order)}"))
+            continue
+        try:
+            extra_types[out] = _arrow_type_of(hdus[hdu], fits_name)
+        except FormatError as exc:
+            errors.append(exc)
+            continue
+        extra_sources[out] = (hdu, fits_name)
+    if errors:
+        raise FormatError.all(errors)
+    read = formats.GALAXY_READ[kind]
+    sources: dict[str, tuple[str, str] | None] = {}
+    for col in GALAXY_COLUMNS + LINE_COLUMNS:
+        hdu = read[col.source]
+        sources[col.name] = (hdu, col.source) if col.source in hdus[hdu].columns else None
+    sources.update(extra_sources)
+    notes = tuple(str(f) for f in check.notes if f.code != "absent_column")
     headers = {"PRIMARY": primary, **{n: hdus[n].header for n in order}}
-    return FilePlan(path, source_file, version, hdus, nrows, sources, extra_types, headers)
+    return FilePlan(path, source_file, version, hdus, nrows, sources, extra_types, headers,
+                    tuple(check.absent_columns), notes)
 
 
 def chunks(plan: FilePlan, chunk_rows: int) -> list[tuple[int, int]]:
@@ -277,6 +264,9 @@ def convert_chunk(plan: FilePlan, start: int, stop: int, part_path: str | None,
     if m == 0 or part_path is None:
         return ChunkResult(plan.source_file, start, stop, m if part_path else 0, rejects,
                            targetids, None)
+    # RA in [0, 360) like the voids' (360.0 and -0.0 are accepted above and stored as 0.0)
+    ra = cosmology.wrap_ra(ra)
+    data[h_ra][c_ra] = ra
 
     arrays: dict[str, pa.Array] = {}
     for f in schema:

@@ -24,15 +24,15 @@ import pyarrow.compute as pc
 
 from ..errors import FormatError
 from ..fitscheck import hdus_end, incompleteness
-from ..formats import TFORM_ELEMENT_DTYPE
+from ..formats import TFORM_ELEMENT_DTYPE, HDUFacts, value_kind
 
-__all__ = ["FitsColumn", "TableHDU", "open_tables", "read_rows", "header_dict", "kind_of"]
+__all__ = ["FitsColumn", "TableHDU", "open_tables", "read_rows", "header_dict", "kind_of",
+           "check_errors"]
 
 # FITS binary-table codes -> the kind of value they hold.
 _INT_CODES = {"B": 8, "I": 16, "J": 32, "K": 64}
 _FLOAT_CODES = {"E", "D"}
-# TZERO values that turn a signed FITS integer into an unsigned one (and B into signed int8).
-_UNSIGNED_ZERO = {"B": -128, "I": 32768, "J": 2**31, "K": 2**63}
+# numpy type of a FITS integer with its unsigned TZERO (formats.UNSIGNED_TZERO; B: signed int8)
 _UNSIGNED_TYPE = {"B": np.int8, "I": np.uint16, "J": np.uint32, "K": np.uint64}
 
 #: Header keys that describe the table layout rather than the data; not copied to metadata.
@@ -57,21 +57,9 @@ class FitsColumn:
 
 
 def kind_of(col: FitsColumn) -> str:
-    """'int', 'uint', 'float', 'str', 'bool' or 'other' (what the column holds once scaled)."""
-    if col.code == "A":
-        return "str"
-    if col.code == "L":
-        return "bool"
-    if col.code in _INT_CODES:
-        scaled = col.bscale not in (None, 1) or col.bzero not in (None, 0)
-        if not scaled:
-            return "int"
-        if col.bscale in (None, 1) and col.bzero == _UNSIGNED_ZERO[col.code]:
-            return "int" if col.code == "B" else "uint"
-        return "float"
-    if col.code in _FLOAT_CODES:
-        return "float"
-    return "other"
+    """'int', 'uint', 'float', 'str', 'bool' or 'other' (what the column holds once scaled):
+    desivoids.formats.value_kind, the one reading of FITS codes for recon and convert."""
+    return value_kind(col.code, col.bzero, col.bscale)[0]
 
 
 @dataclass(frozen=True)
@@ -86,6 +74,11 @@ class TableHDU:
     dtype: np.dtype    # big-endian record dtype of one row
     columns: dict[str, FitsColumn]
     header: dict
+
+    def facts(self) -> HDUFacts:
+        """Rows and column encodings, for desivoids.formats.check_file."""
+        return HDUFacts(self.nrows, {c.name: (f"{c.repeat}{c.code}", c.bzero, c.bscale)
+                                     for c in self.columns.values()})
 
     def column(self, name: str) -> FitsColumn:
         try:
@@ -203,6 +196,16 @@ def open_tables(path: str | Path, extnames: list[str] | tuple[str, ...],
         if name not in found and name not in optional:
             raise FormatError(path, name, None, f"HDU missing; the file has {list(names)}")
     return primary, found, names
+
+
+def check_errors(path: str, check, names: dict[str, int]) -> list[FormatError]:
+    """One FormatError per fault of desivoids.formats.check_file (the faults recon reports),
+    ``names`` being every HDU of the file (from :func:`open_tables`)."""
+    errors = []
+    for f in check.faults:
+        msg = f"{f.message}; the file has {list(names)}" if f.code == "missing_hdu" else f.message
+        errors.append(FormatError(path, f.hdu, f.column, msg))
+    return errors
 
 
 _TFORM = re.compile(r"^\s*(\d*)([LXBIJKAEDCMPQ])")
