@@ -15,14 +15,15 @@ from .. import cosmology, formats
 from . import desivast, population as pop, scales, sky, truth
 from . import fastspecfit as fsf
 
-#: planted environment effect: quenched probability in VoidFinder voids minus walls, any mass
-PLANTED_OFFSET = {"VoidFinder": -0.10}
+#: default planted environment effect: quenched probability in VoidFinder voids minus walls, at
+#: any mass (generate's ``planted_offset``; 0.0 gives a null mock)
+PLANTED_OFFSET = -0.10
 MASS_BINS = (9.0, 9.5, 10.0, 10.5, 11.0, 11.5, 12.5)
-ALGS = ("VoidFinder", "REVOLVER", "VIDE", "ZOBOV")
 
 
 def quenched_probability(logm):
-    """Wall-galaxy quenched probability at stellar mass logm (void: minus 0.10)."""
+    """Wall-galaxy quenched probability at stellar mass logm (VoidFinder void: plus the planted
+    offset)."""
     return 0.12 + 0.76 / (1.0 + np.exp(-(np.asarray(logm, float) - 10.55) / 0.25))
 
 
@@ -42,9 +43,12 @@ def write_checksums(folder: Path, reldir: str, names) -> Path:
 
 
 def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_version: str = "v3.0",
-             tiles: int = 2, progress: bool | None = None) -> dict:
+             tiles: int = 2, planted_offset: float = PLANTED_OFFSET,
+             progress: bool | None = None) -> dict:
     """Write a mock sky in DESI's relative layout under ``out_dir`` and its truth in out_dir/truth.
 
+    ``planted_offset``: quenched probability of galaxies in VoidFinder voids minus that of the
+    other galaxies at the same stellar mass (0.0: a null mock, no environment effect).
     Returns a summary: files written (relative paths, rows per HDU), counts and timing.
     """
     t0 = time.perf_counter()
@@ -76,7 +80,8 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     # 3. the tracer sample as written, and the DESIVAST tables per cap
     is_tracer = core["COMP"] == pop.TRACER
     desivast_files, dv_rows = {}, {}
-    membership = {a: (np.full(n, truth.OUTSIDE, np.int8), np.full(n, -1, np.int32)) for a in ALGS}
+    membership = {a: (np.full(n, truth.OUTSIDE, np.int8), np.full(n, -1, np.int32))
+                  for a in formats.ALGORITHMS}
     grids = {}
     vdir = out / formats.DESIVAST_DIR
     vdir.mkdir(parents=True, exist_ok=True)
@@ -98,13 +103,15 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
             name = formats.v2_filename(alg, cap)
             desivast.write_v2(vdir / name, alg, v2[alg])
             desivast_files[name] = {ext: len(next(iter(t.values()))) for ext, t in v2[alg].items()}
-        # truth membership of every row of this cap
+        # truth membership of every row of this cap (rows of the other cap stay 9)
         sel = np.flatnonzero(incap)
         del incap
-        f, v = truth.voidfinder_flags(xyz[sel], holes, grid, sky.DLIML, sky.DLIMU)
+        f, v = truth.voidfinder_flags(xyz[sel], core["Z"][sel], holes, grid, sky.DLIML,
+                                      sky.DLIMU, sky.ZLIMU)
         membership["VoidFinder"][0][sel], membership["VoidFinder"][1][sel] = f, v
         gz, zv = v2["ZOBOV"]["GALZONE"], v2["ZOBOV"]["ZONEVOID"]
-        f, v = truth.v2_flags(xyz[sel], gz, zv, grid, sky.DLIML, sky.DLIMU)
+        f, v = truth.v2_flags(xyz[sel], core["Z"][sel], gz, zv, grid, sky.DLIML, sky.DLIMU,
+                              sky.ZLIMU)
         for alg in formats.V2_ALGORITHMS:  # ZONEVOID/GALZONE are identical in the three files
             membership[alg][0][sel], membership[alg][1][sel] = f, v
         dv_rows[cap] = {"tracers": int(len(tsel)), "voids": int(len(maximals["VOID"])),
@@ -124,7 +131,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
             logm[idx[0]] = value
     p = quenched_probability(logm)
     in_vf_void = membership["VoidFinder"][0] == truth.VOID
-    p = np.where(in_vf_void, p + PLANTED_OFFSET["VoidFinder"], p)
+    p = np.clip(np.where(in_vf_void, p + float(planted_offset), p), 0.0, 1.0)
     core["LOGM"] = logm.astype(np.float32)
     core["QUENCHED"] = rng.random(n) < p
 
@@ -185,7 +192,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     del meta, written_absr
     tdir = out / "truth"
     summary_truth = _write_truth(tdir, core, membership, obs, is_tracer, quality, seed, sc,
-                                 fastspec_version)
+                                 fastspec_version, float(planted_offset))
 
     # 7. tile spectra through the acquire engineer's writer, if present
     tile_info = _write_tiles(out, core, tiles, rngf("tiles", 0))
@@ -206,7 +213,8 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     return summary
 
 
-def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc, version) -> dict:
+def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc, version,
+                 planted_offset: float) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -216,7 +224,7 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
             "COMP": lambda i: np.asarray(pop.COMP_NAMES)[core["COMP"][i]],
             "IS_TRACER": lambda i: is_tracer[i], "IS_QUALITY": lambda i: quality[i],
             "LOGMSTAR_TRUE": lambda i: core["LOGM"][i], "QUENCHED": lambda i: core["QUENCHED"][i]}
-    for alg in ALGS:
+    for alg in formats.ALGORITHMS:
         cols[f"FLAG_{alg.upper()}"] = (lambda a: lambda i: membership[a][0][i])(alg)
         cols[f"VOID_{alg.upper()}"] = (lambda a: lambda i: membership[a][1][i].astype(np.int64))(alg)
     for key in obs:
@@ -236,12 +244,13 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
     realised = {}
     for sample, mask in (("tracers", is_tracer), ("quality", quality & gal)):
         realised[sample] = {}
-        for alg in ALGS:
+        for alg in formats.ALGORITHMS:
             flag = membership[alg][0]
             realised[sample][alg] = {
                 key: truth.offsets_by_mass(core["LOGM"][mask], val[mask], flag[mask], MASS_BINS)
                 for key, val in (("QUENCHED", core["QUENCHED"]), *obs.items())}
-    void_fraction = {alg: float(np.mean(membership[alg][0][is_tracer] == truth.VOID)) for alg in ALGS}
+    void_fraction = {alg: float(np.mean(membership[alg][0][is_tracer] == truth.VOID))
+                     for alg in formats.ALGORITHMS}
     doc = {
         "seed": int(seed), "scale": sc.name, "fastspec_version": version,
         "parameters": {"omega_m": sky.OMEGA_M, "zlimu": sky.ZLIMU, "zliml": sky.ZLIML,
@@ -250,11 +259,11 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
                        "quenched_probability": "0.12 + 0.76 / (1 + exp(-(logM - 10.55) / 0.25))",
                        "tracers": sc.tracers, "vf_voids": sc.vf_voids, "vf_holes": sc.vf_holes,
                        "zones": sc.zones, "revolver": sc.revolver, "vide": sc.vide},
-        "planted_offset": PLANTED_OFFSET,
-        "planted_note": ("quenched probability at fixed stellar mass is lower by 0.10 for galaxies "
-                         "strictly inside a VoidFinder hole (flag 1); V2 membership is not used "
-                         "when planting, so V2 offsets are whatever the overlap with VoidFinder "
-                         "voids gives (recorded below)"),
+        "planted_offset": {"VoidFinder": planted_offset},
+        "planted_note": (f"quenched probability at fixed stellar mass is changed by "
+                         f"{planted_offset:+.3f} for galaxies strictly inside a VoidFinder hole "
+                         "(flag 1); V2 membership is not used when planting, so V2 offsets are "
+                         "whatever the overlap with VoidFinder voids gives (recorded below)"),
         "void_fraction_tracers": void_fraction,
         "counts": {"rows": int(len(core["COMP"])), "tracers": int(is_tracer.sum()),
                    "quality_galaxies": int((quality & gal).sum())},

@@ -1,150 +1,293 @@
-"""The planted truth of the mock: membership flags computed with the exact rules of science.md.
+"""The planted truth of the mock: membership flags by brute force, with the rules of science.md.
 
-A small, independent implementation (the environment stage is tested against it):
+This module must not share code with what it checks (desivoids.environment): nothing is imported
+from there, no KD-tree is used, and the mask and edge rules are written again here, plainly.
 
-- footprint: RA-Dec grid of shape (360 N, 180 N), N = 1 + int(radians(1) * DLIMU / 10); a tracer
-  marks cell (int(N ra), int(N dec) + 90 N) with int() truncating toward zero; one smoothing
-  pass over the unsmoothed grid fills an empty cell with >= 3 of its 4 neighbours in (no wrap,
-  outermost rows/columns never filled). Outside: cell out, or r == 0, r < DLIML or r > DLIMU.
-  Near edge: any of the six points 10 Mpc/h away along +-x, +-y, +-z is outside.
-- VoidFinder: 1 when strictly inside a HOLES sphere (checked first); void = VOID of the first
-  such HOLES row in file order; else 9 outside, 2 near edge, 0 wall.
+- footprint: RA-Dec grid of shape (360 N, 180 N), N = 1 + int(radians(1) * DLIMU / 10); each
+  tracer marks cell (int(N ra), int(N dec) + 90 N), Python's int() truncating toward zero; one
+  smoothing pass over the unsmoothed grid fills an empty cell with >= 3 of its 4 neighbours in
+  (no wrap, outermost rows/columns never filled). Outside: cell out, or r == 0, r < DLIML or
+  r > DLIMU. Near edge: any of the six points 10 Mpc/h away along +-x, +-y, +-z is outside.
+- redshift range: a galaxy with Z <= 0 or Z > ZLIMU is 9 (never wall), for every algorithm.
+- VoidFinder: 1 when strictly inside a HOLES sphere (checked before the footprint); void = VOID
+  of the first such HOLES row in file order; else 9 outside, 2 near edge, 0 wall.
 - V2: ZONE of the nearest GALZONE tracer; void when ZONE >= 0 and ZONEVOID.VOID0 (joined on the
   ZONE value) != -1; outside is always 9; void beats edge; else 2 near edge, 0 wall.
+
+Brute force means the distances are computed pair by pair, in vectorised batches. To keep the
+DR1-scale mock affordable the pairs that cannot matter are skipped with a plain grid of cubic
+cells (no tree): a hole is listed in every cell its bounding cube touches, so a galaxy is
+tested against every hole that could contain it; the nearest tracer is searched in the cells
+around the galaxy's own and accepted only when nothing outside them can be closer.
 
 Also the tracer selection of DESIVAST, applied to the values as written (float32 ABSMAG etc.).
 Flags: 0 wall, 1 void, 2 edge, 9 outside.
 """
 from __future__ import annotations
 
-import numpy as np
-from scipy.spatial import cKDTree
+import math
 
-from .. import cosmology, formats
+import numpy as np
+
+from .. import formats
 
 WALL, VOID, EDGE, OUTSIDE = 0, 1, 2, 9
 EDGE_BUFFER = 10.0  # Mpc/h
 
 
+# --------------------------------------------------------------------------------------------
+# footprint
+# --------------------------------------------------------------------------------------------
+
+
 def cells_per_degree(dlimu: float) -> int:
-    return 1 + int(np.radians(1.0) * dlimu / 10.0)
-
-
-def _cell_index(ra, dec, n: int):
-    ra = np.asarray(ra, dtype=float) % 360.0
-    i = np.trunc(n * ra).astype(np.int64)
-    j = np.trunc(n * np.asarray(dec, dtype=float)).astype(np.int64) + 90 * n
-    i = np.clip(i, 0, 360 * n - 1)
-    j = np.clip(j, 0, 180 * n - 1)
-    return i, j
+    return 1 + int(math.radians(1.0) * dlimu / 10.0)
 
 
 def footprint_grid(ra, dec, dlimu: float) -> np.ndarray:
     """Boolean (360 N, 180 N) grid rebuilt from tracer positions, with one smoothing pass."""
     n = cells_per_degree(dlimu)
-    grid = np.zeros((360 * n, 180 * n), dtype=bool)
-    i, j = _cell_index(ra, dec, n)
-    grid[i, j] = True
-    nb = np.zeros_like(grid, dtype=np.int8)
-    g = grid.astype(np.int8)
-    nb[1:-1, 1:-1] = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
-    fill = (~grid) & (nb >= 3)
-    fill[0, :] = fill[-1, :] = False
-    fill[:, 0] = fill[:, -1] = False
-    return grid | fill
+    ni, nj = 360 * n, 180 * n
+    marked = set()
+    for a, d in zip(np.asarray(ra, dtype=float).tolist(), np.asarray(dec, dtype=float).tolist()):
+        a = a % 360.0
+        if a >= 360.0:
+            a -= 360.0
+        marked.add((min(int(n * a), ni - 1), min(int(n * d) + 90 * n, nj - 1)))
+    # one pass over the unsmoothed grid: only an empty neighbour of a marked cell can fill
+    filled = set()
+    for i, j in marked:
+        for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+            if (a, b) in marked or not (0 < a < ni - 1 and 0 < b < nj - 1):
+                continue
+            count = sum((c in marked) for c in ((a - 1, b), (a + 1, b), (a, b - 1), (a, b + 1)))
+            if count >= 3:
+                filled.add((a, b))
+    grid = np.zeros((ni, nj), dtype=bool)
+    for i, j in marked | filled:
+        grid[i, j] = True
+    return grid
 
 
 def outside(xyz: np.ndarray, grid: np.ndarray, dliml: float, dlimu: float) -> np.ndarray:
+    """Outside the rebuilt footprint or the radial limits."""
+    xyz = np.asarray(xyz, dtype=float)
     n = grid.shape[0] // 360
-    ra, dec, r = cosmology.xyz_to_radec_r(xyz[:, 0], xyz[:, 1], xyz[:, 2])
-    i, j = _cell_index(ra, dec, n)
-    return (~grid[i, j]) | (r == 0) | (r < dliml) | (r > dlimu)
+    x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
+    ra = np.degrees(np.arctan2(y, x)) % 360.0
+    ra = np.where(ra >= 360.0, ra - 360.0, ra)
+    dec = np.degrees(np.arctan2(z, np.hypot(x, y)))
+    bad = ~np.isfinite(r)
+    ra, dec = np.where(bad, 0.0, ra), np.where(bad, 0.0, dec)
+    i = np.minimum((n * ra).astype(np.int64), 360 * n - 1)  # astype truncates toward zero
+    j = np.minimum((n * dec).astype(np.int64) + 90 * n, 180 * n - 1)
+    return bad | ~grid[i, j] | (r == 0) | (r < dliml) | (r > dlimu)
 
 
 def near_edge(xyz: np.ndarray, grid, dliml, dlimu, buffer: float = EDGE_BUFFER) -> np.ndarray:
-    out = np.zeros(len(xyz), dtype=bool)
-    for axis in range(3):
-        for sign in (1.0, -1.0):
-            p = xyz.copy()
-            p[:, axis] += sign * buffer
-            out |= outside(p, grid, dliml, dlimu)
-    return out
+    """Any of the six points ``buffer`` away along +-x, +-y, +-z is outside."""
+    xyz = np.asarray(xyz, dtype=float)
+    near = np.zeros(len(xyz), dtype=bool)
+    for step in ((buffer, 0, 0), (-buffer, 0, 0), (0, buffer, 0), (0, -buffer, 0),
+                 (0, 0, buffer), (0, 0, -buffer)):
+        near |= outside(xyz + np.asarray(step, dtype=float), grid, dliml, dlimu)
+    return near
+
+
+def in_redshift_range(redshift, zlimu: float) -> np.ndarray:
+    z = np.asarray(redshift, dtype=float)
+    return (z > 0) & (z <= zlimu)
+
+
+# --------------------------------------------------------------------------------------------
+# brute force over the pairs that can matter, found with a grid of cubic cells
+# --------------------------------------------------------------------------------------------
+
+
+def _ranges(start: np.ndarray, count: np.ndarray):
+    """(owner, position): position runs over start[o] .. start[o] + count[o] - 1 for each o."""
+    owner = np.repeat(np.arange(len(count)), count)
+    first = np.cumsum(count) - count
+    return owner, np.repeat(start, count) + np.arange(int(count.sum())) - np.repeat(first, count)
+
+
+class _Cells:
+    """A cubic grid of cells of side ``size`` covering a box; a cell is one int64 id."""
+
+    def __init__(self, lo, hi, size: float):
+        self.lo = np.asarray(lo, dtype=float) - size
+        self.size = float(size)
+        self.shape = (np.floor((np.asarray(hi, dtype=float) - self.lo) / size) + 2).astype(np.int64)
+
+    def ijk(self, xyz):
+        return np.floor((np.asarray(xyz) - self.lo) / self.size).astype(np.int64)
+
+    def id(self, ijk):
+        """Cell id of integer cell coordinates; -1 outside the grid."""
+        ok = np.all((ijk >= 0) & (ijk < self.shape), axis=-1)
+        ids = (ijk[..., 0] * self.shape[1] + ijk[..., 1]) * self.shape[2] + ijk[..., 2]
+        return np.where(ok, ids, -1)
+
+    def listing(self, sorted_ids):
+        """Where each cell's entries start in ``sorted_ids`` and how many there are; the last
+        slot (id -1) is an empty cell."""
+        count = np.bincount(sorted_ids[sorted_ids >= 0], minlength=int(np.prod(self.shape)) + 1)
+        count[-1] = 0
+        start = np.cumsum(count) - count + np.count_nonzero(sorted_ids < 0)
+        return start, count
+
+    def around(self, ijk, m: int):
+        """Ids of the (2m+1)^3 cells around each cell (n, 3) -> (n, (2m+1)^3); -1 outside."""
+        r = np.arange(-m, m + 1)
+        i, j, k = (ijk[:, d, None] + r[None] for d in range(3))
+        ids = (i[:, :, None, None] * self.shape[1] + j[:, None, :, None]) * self.shape[2] \
+            + k[:, None, None, :]
+        ok = ((i >= 0) & (i < self.shape[0]))[:, :, None, None] \
+            & ((j >= 0) & (j < self.shape[1]))[:, None, :, None] \
+            & ((k >= 0) & (k < self.shape[2]))[:, None, None, :]
+        return np.where(ok, ids, -1).reshape(len(ijk), -1)
+
+
+def _registry(cells: _Cells, lo_ijk, hi_ijk):
+    """Items listed in every cell of their index box [lo_ijk, hi_ijk]: (cell ids sorted, items
+    in ascending order within a cell)."""
+    n = hi_ijk - lo_ijk + 1
+    per = n[:, 0] * n[:, 1] * n[:, 2]
+    item, k = _ranges(np.zeros(len(per), np.int64), per)
+    nj, nk = n[item, 1], n[item, 2]
+    ijk = lo_ijk[item] + np.column_stack([k // (nj * nk), (k // nk) % nj, k % nk])
+    ids = cells.id(ijk)
+    order = np.lexsort((item, ids))
+    return ids[order], item[order]
+
+
+_BATCH = 100_000  # points per vectorised batch
+
+
+def strictly_inside(distance, radius):
+    """|x - centre| < RADIUS: a point on the surface is not inside."""
+    return distance < radius
 
 
 def first_containing_hole(xyz: np.ndarray, hole_xyz: np.ndarray, hole_r: np.ndarray,
-                          chunk: int = 250_000) -> np.ndarray:
+                          cell: float = 16.0) -> np.ndarray:
     """Index (file order) of the first hole strictly containing each point, -1 if none.
 
-    Exact and vectorised: holes are split into radius classes; within a class, every
-    (point, hole) pair closer than the class's largest radius comes from a KD-tree
-    sparse distance matrix, then the strict test |x - centre| < RADIUS is applied.
+    Every hole is listed in every cell its bounding cube touches; a point is tested, with
+    |x - centre| < RADIUS, against every hole listed in its own cell (all that can contain it).
     """
-    xyz = np.asarray(xyz, dtype=float)
-    first = np.full(len(xyz), -1, dtype=np.int64)
-    nh = len(hole_r)
-    if nh == 0 or len(xyz) == 0:
-        return first
+    xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
+    hole_xyz = np.asarray(hole_xyz, dtype=float).reshape(-1, 3)
     hole_r = np.asarray(hole_r, dtype=float)
-    hole_xyz = np.asarray(hole_xyz, dtype=float)
-    edges = np.unique(np.quantile(hole_r, [0, 0.25, 0.5, 0.75, 0.9, 1.0]))
-    classes = [np.flatnonzero((hole_r >= lo) & ((hole_r < hi) | (hi == edges[-1])))
-               for lo, hi in zip(edges[:-1], edges[1:])] if len(edges) > 1 else [np.arange(nh)]
-    trees = [(cKDTree(hole_xyz[c]), c, float(hole_r[c].max())) for c in classes if len(c)]
-    big = np.iinfo(np.int64).max
-    for s in range(0, len(xyz), chunk):
-        p = xyz[s:s + chunk]
-        tp = cKDTree(p)
-        best = np.full(len(p), big, dtype=np.int64)
-        for th, members, rcls in trees:
-            m = th.sparse_distance_matrix(tp, rcls * (1 + 1e-9) + 1e-9, output_type="ndarray")
-            if len(m) == 0:
-                continue
-            hole = members[m["i"]]
-            pt = m["j"]
-            d = np.sqrt(np.sum((p[pt] - hole_xyz[hole]) ** 2, axis=1))
-            ok = d < hole_r[hole]
-            np.minimum.at(best, pt[ok], hole[ok])
-        has = best != big
-        first[s:s + chunk][has] = best[has]
+    first = np.full(len(xyz), -1, dtype=np.int64)
+    if len(xyz) == 0 or len(hole_r) == 0:
+        return first
+    cells = _Cells(np.minimum(xyz.min(0), (hole_xyz - hole_r[:, None]).min(0)),
+                   np.maximum(xyz.max(0), (hole_xyz + hole_r[:, None]).max(0)), cell)
+    reg_id, reg_hole = _registry(cells, cells.ijk(hole_xyz - hole_r[:, None]),
+                                 cells.ijk(hole_xyz + hole_r[:, None]))
+    cell_start, cell_count = cells.listing(reg_id)
+    for s in range(0, len(xyz), _BATCH):
+        p = xyz[s:s + _BATCH]
+        pid = cells.id(cells.ijk(p))
+        owner, pos = _ranges(cell_start[pid], cell_count[pid])
+        hole = reg_hole[pos]
+        d = np.sqrt(((p[owner] - hole_xyz[hole]) ** 2).sum(axis=1))
+        inside = strictly_inside(d, hole_r[hole])
+        best = np.full(len(p), len(hole_r), dtype=np.int64)
+        np.minimum.at(best, owner[inside], hole[inside])
+        first[s:s + _BATCH] = np.where(best < len(hole_r), best, -1)
     return first
 
 
-def voidfinder_flags(xyz, holes: dict, grid, dliml, dlimu):
+def nearest_tracer(xyz: np.ndarray, tracer_xyz: np.ndarray, cell: float = 5.0) -> np.ndarray:
+    """Row of the nearest tracer of each point (the lowest row among equal distances).
+
+    Tracers are listed in their cell; a point computes its distance to every tracer of the
+    (2m+1)^3 cells around its own, m = 1, 2, ...: the best is final once it is closer than
+    m * cell (every unlisted tracer is farther), else m grows.
+    """
+    xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
+    tracer_xyz = np.asarray(tracer_xyz, dtype=float).reshape(-1, 3)
+    best = np.full(len(xyz), -1, dtype=np.int64)
+    if len(tracer_xyz) == 0 or len(xyz) == 0:
+        return best
+    cells = _Cells(np.minimum(xyz.min(0), tracer_xyz.min(0)),
+                   np.maximum(xyz.max(0), tracer_xyz.max(0)), cell)
+    tid = cells.id(cells.ijk(tracer_xyz))
+    order = np.lexsort((np.arange(len(tid)), tid))
+    reg_id, reg_t = tid[order], order
+    cell_start, cell_count = cells.listing(reg_id)
+    todo, m = np.arange(len(xyz)), 1
+    while len(todo):
+        ncell = (2 * m + 1) ** 3
+        batch = max(1, _BATCH * 27 // ncell)
+        done = np.zeros(len(todo), dtype=bool)
+        for s in range(0, len(todo), batch):
+            rows = todo[s:s + batch]
+            p = xyz[rows]
+            nid = cells.around(cells.ijk(p), m).reshape(-1)
+            owner, pos = _ranges(cell_start[nid], cell_count[nid])
+            owner //= ncell  # (point, cell) pairs back to points; still grouped by point
+            t = reg_t[pos]
+            d2 = ((p[owner] - tracer_xyz[t]) ** 2).sum(axis=1)
+            has = np.bincount(owner, minlength=len(p)) > 0
+            heads = np.searchsorted(owner, np.flatnonzero(has))
+            dmin = np.full(len(p), np.inf)
+            dmin[has] = np.minimum.reduceat(d2, heads)
+            tie = np.where(d2 == dmin[owner], t, len(tracer_xyz))
+            tmin = np.full(len(p), -1, dtype=np.int64)
+            tmin[has] = np.minimum.reduceat(tie, heads)
+            ok = dmin < (m * cell) ** 2  # every tracer outside the searched cells is farther
+            best[rows[ok]] = tmin[ok]
+            done[s:s + batch] = ok
+        todo, m = todo[~done], m + 1
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# membership
+# --------------------------------------------------------------------------------------------
+
+
+def voidfinder_flags(xyz, redshift, holes: dict, grid, dliml, dlimu, zlimu):
     """(flag, void) per point; ``holes`` has X, Y, Z, RADIUS, VOID arrays in file order."""
+    xyz = np.asarray(xyz, dtype=float)
+    flag = np.full(len(xyz), OUTSIDE, dtype=np.int8)
+    void = np.full(len(xyz), -1, dtype=np.int64)
+    rows = np.flatnonzero(in_redshift_range(redshift, zlimu))
+    p = xyz[rows]
     hxyz = np.column_stack([holes["X"], holes["Y"], holes["Z"]]).astype(float)
-    first = first_containing_hole(xyz, hxyz, np.asarray(holes["RADIUS"], float))
+    first = first_containing_hole(p, hxyz, np.asarray(holes["RADIUS"], float))
     inside = first >= 0
-    void = np.where(inside, np.asarray(holes["VOID"], np.int64)[np.maximum(first, 0)], -1)
-    out = outside(xyz, grid, dliml, dlimu)
-    rest = np.flatnonzero(~inside & ~out)
-    edge = np.zeros(len(xyz), dtype=bool)
-    edge[rest] = near_edge(xyz[rest], grid, dliml, dlimu)
-    flag = np.where(inside, VOID, np.where(out, OUTSIDE, np.where(edge, EDGE, WALL)))
-    return flag.astype(np.int8), void
+    out = outside(p, grid, dliml, dlimu)
+    edge = near_edge(p, grid, dliml, dlimu)
+    flag[rows] = np.where(inside, VOID, np.where(out, OUTSIDE, np.where(edge, EDGE, WALL)))
+    void[rows[inside]] = np.asarray(holes["VOID"], np.int64)[first[inside]]
+    return flag, void
 
 
-def v2_flags(xyz, galzone: dict, zonevoid: dict, grid, dliml, dlimu):
+def v2_flags(xyz, redshift, galzone: dict, zonevoid: dict, grid, dliml, dlimu, zlimu):
     """(flag, void) per point from GALZONE (X, Y, Z, ZONE) and ZONEVOID (ZONE, VOID0)."""
+    xyz = np.asarray(xyz, dtype=float)
+    flag = np.full(len(xyz), OUTSIDE, dtype=np.int8)
+    void = np.full(len(xyz), -1, dtype=np.int64)
+    rows = np.flatnonzero(in_redshift_range(redshift, zlimu))
+    rows = rows[~outside(xyz[rows], grid, dliml, dlimu)]  # outside stays 9
+    p = xyz[rows]
     txyz = np.column_stack([galzone["X"], galzone["Y"], galzone["Z"]]).astype(float)
-    out = outside(xyz, grid, dliml, dlimu)
-    inn = np.flatnonzero(~out)  # an outside point is always 9: no need for its nearest tracer
-    zone = np.full(len(xyz), -1, dtype=np.int64)
-    if len(inn) and len(txyz):
-        _, nearest = cKDTree(txyz).query(xyz[inn], k=1, workers=-1)
-        zone[inn] = np.asarray(galzone["ZONE"], np.int64)[nearest]
-    zv_zone = np.asarray(zonevoid["ZONE"], np.int64)
-    zv_void0 = np.asarray(zonevoid["VOID0"], np.int64)
-    order = np.argsort(zv_zone)
-    pos = np.searchsorted(zv_zone[order], zone)
-    pos = np.clip(pos, 0, len(order) - 1)
-    matched = (zone >= 0) & (zv_zone[order][pos] == zone)
-    void0 = np.where(matched, zv_void0[order][pos], -1)
-    invoid = void0 != -1
-    rest = np.flatnonzero(~out & ~invoid)
-    edge = np.zeros(len(xyz), dtype=bool)
-    edge[rest] = near_edge(xyz[rest], grid, dliml, dlimu)
-    flag = np.where(out, OUTSIDE, np.where(invoid, VOID, np.where(edge, EDGE, WALL)))
-    return flag.astype(np.int8), np.where(out, -1, void0)
+    nearest = nearest_tracer(p, txyz)
+    zone = np.where(nearest >= 0, np.asarray(galzone["ZONE"], np.int64)[nearest], -1)
+    void0_of = dict(zip(np.asarray(zonevoid["ZONE"], np.int64).tolist(),
+                        np.asarray(zonevoid["VOID0"], np.int64).tolist()))
+    void0 = np.array([void0_of.get(zn, -1) if zn >= 0 else -1 for zn in zone.tolist()],
+                     dtype=np.int64)
+    in_void = void0 != -1
+    edge = near_edge(p, grid, dliml, dlimu)
+    flag[rows] = np.where(in_void, VOID, np.where(edge, EDGE, WALL))
+    void[rows] = void0
+    return flag, void
 
 
 def _strip(a):
@@ -154,18 +297,27 @@ def _strip(a):
     return np.char.strip(a.astype(str))
 
 
-def select_tracers(meta: dict, zlimu: float = 0.24, maglim: float = -20.0) -> np.ndarray:
-    """DESIVAST's volume-limited tracer selection on FastSpecFit values (science.md).
+_SEL = formats.TRACER_SELECTION
+
+
+def select_tracers(meta: dict, zlimu: float = _SEL["ZLIMU"],
+                   maglim: float = _SEL["MAGLIM"]) -> np.ndarray:
+    """DESIVAST's volume-limited tracer selection on FastSpecFit values (science.md), with the
+    cuts of formats.TRACER_SELECTION.
 
     ``meta`` maps column names to arrays: SURVEY, PROGRAM, BGS_TARGET, SPECTYPE, ZWARN,
     DELTACHI2, Z and ABSMAG01_SDSS_R (from SPECPHOT in v3.0, FASTSPEC in v2.1).
     """
     z = np.asarray(meta["Z"], dtype=np.float64)
-    mr = np.asarray(meta["ABSMAG01_SDSS_R"], dtype=np.float64) + 0.97 * (z - 0.1)
-    return ((_strip(meta["SURVEY"]) == "main") & (_strip(meta["PROGRAM"]) == "bright")
-            & ((np.asarray(meta["BGS_TARGET"], np.int64) & formats.BGS_BRIGHT) != 0)
-            & (_strip(meta["SPECTYPE"]) == "GALAXY") & (np.asarray(meta["ZWARN"]) == 0)
-            & (np.asarray(meta["DELTACHI2"], np.float64) > 40.0)
+    mr = np.asarray(meta["ABSMAG01_SDSS_R"], dtype=np.float64) \
+        + _SEL["KCORR_SLOPE"] * (z - _SEL["KCORR_PIVOT"])
+    bit = 1 << formats.BGS_TARGET_BITS[_SEL["BGS_TARGET_BIT"]]
+    return ((_strip(meta["SURVEY"]) == _SEL["SURVEY"])
+            & (_strip(meta["PROGRAM"]) == _SEL["PROGRAM"])
+            & ((np.asarray(meta["BGS_TARGET"], np.int64) & bit) != 0)
+            & (_strip(meta["SPECTYPE"]) == _SEL["SPECTYPE"])
+            & (np.asarray(meta["ZWARN"]) == _SEL["ZWARN"])
+            & (np.asarray(meta["DELTACHI2"], np.float64) > _SEL["DELTACHI2_GT"])
             & (z > 0) & (z <= zlimu) & (mr <= maglim))
 
 

@@ -1,0 +1,202 @@
+"""The environment stage: the void membership of every galaxy under every algorithm.
+
+Every galaxy of the converted catalogue (not only the tracers) gets, for each algorithm, VAST's
+flag (0 wall, 1 void, 2 edge, 9 outside), its void, its distance to the void's centre in units of
+the void's effective radius, whether that void is interior, and the flag of the interior-only
+variant, from the catalogue of its own cap (its row for the other cap would be 9 by rule, so it
+is not stored). The heavy part runs as Dask tasks over chunks of galaxies, on the local
+scheduler or on the cluster of ``scheduler_address``; the per-cap structures (trees over holes
+and tracers, masks) are built once and sent to every worker once.
+
+Outputs in ``<data_dir>/environment``: ``galaxy_void_assignments.parquet`` (targetid, algorithm,
+cap, flag, void, r_over_reff, interior, flag_interior), ``void_counts.parquet`` (galaxies and
+tracers per void), ``report.json`` (fractions of tracers and of volume in voids per algorithm
+beside VAST's DR7 reference, the agreement matrix of the labels); and the database tables
+``galaxy_void_assignments`` and ``void_counts``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .. import compute, formats, paths
+from ..load.tables import publish_table
+from ..outputs import jsonable, staged, write_json
+from .flags import INTERIOR, NO_VOID, UNKNOWN, Assignment
+from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, assign_cap, assign_chunk,
+                         build_catalogues, header_limits)
+from .summary import DR7_REFERENCE, agreement, footprint_randoms, fractions, void_counts
+
+__all__ = ["run", "EnvironmentResult", "read_tables"]
+
+SCHEMA_VERSION = 1
+ASSIGNMENTS = "galaxy_void_assignments"
+
+
+@dataclass
+class EnvironmentResult:
+    out_dir: Path
+    report: dict
+
+    @property
+    def fractions(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["fractions"])
+
+    @property
+    def agreement(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["agreement"])
+
+    def __str__(self) -> str:
+        f = self.fractions
+        f = f[f.cap == "both"]
+        lines = [f"environment: {self.report['galaxies']:,d} galaxies x "
+                 f"{len(formats.ALGORITHMS)} algorithms -> {paths.display(self.out_dir)}"]
+        for alg in formats.ALGORITHMS:
+            t = f[(f.algorithm == alg) & (f["of"] == "tracers")].iloc[0]
+            v = f[(f.algorithm == alg) & (f["of"] == "volume")].iloc[0]
+            lines.append(f"  {alg:<10} tracers in voids {100 * t.void_of_void_and_wall:5.1f}%, "
+                         f"volume in voids {100 * v.void_of_void_and_wall:5.1f}% "
+                         "(void / (void + wall))")
+        return "\n".join(lines)
+
+
+def read_tables(convert_dir: Path) -> dict[str, pa.Table]:
+    """The DESIVAST tables membership reads, only the columns it needs."""
+    return {name: pq.read_table(convert_dir / f"{name}.parquet", columns=list(cols))
+            for name, cols in TABLE_COLUMNS.items() if name != "galaxies"}
+
+
+def _galaxy_omega_m(dataset: ds.Dataset) -> float | None:
+    meta = (dataset.schema.metadata or {}).get(b"desivoids")
+    if meta is None:
+        return None
+    value = json.loads(meta).get("omega_m")
+    return None if value is None else float(value)
+
+
+def _tracer_mask(targetid: np.ndarray, selection: Path) -> np.ndarray:
+    """Which galaxies plausibility selected as tracers (its table lists the galaxies in the
+    converted catalogue's order; joined on targetid should that order differ)."""
+    sel = pq.read_table(selection, columns=["targetid", "tracer"])
+    ids = sel.column("targetid").to_numpy()
+    if np.array_equal(ids, targetid):
+        return sel.column("tracer").to_numpy()
+    order = np.argsort(ids)
+    pos = np.searchsorted(ids[order], targetid)
+    pos = np.clip(pos, 0, len(ids) - 1)
+    found = ids[order][pos] == targetid
+    return found & sel.column("tracer").to_numpy()[order][pos]
+
+
+def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assignment],
+                      rows_per_group: int = 2_000_000) -> Path:
+    """galaxy_void_assignments.parquet, ordered by (targetid, algorithm): the order of its
+    primary key, so a database builds the key by appending (25.8M rows at DR1 scale), in row
+    groups, so memory stays bounded. Columns as :meth:`Assignment.to_arrow`."""
+    order = np.argsort(targetid, kind="stable")
+    algs = sorted(result)  # byte order, as SQL's BINARY collation sorts them
+    k = len(algs)
+    names = pa.array(algs)
+    caps = pa.array(list(formats.CAPS))
+    writer = None
+    step = max(1, rows_per_group // k)
+    for s in range(0, max(len(order), 1), step):
+        rows = order[s:s + step]
+
+        def stacked(attr):  # (galaxy, algorithm) interleaved: row i * k + m
+            return np.stack([getattr(result[a], attr)[rows] for a in algs], axis=1).ravel()
+
+        flag, void, dist = stacked("flag"), stacked("void"), stacked("void_distance")
+        interior = stacked("void_interior")
+        flag_interior = np.stack([result[a].interior_flag()[rows] for a in algs], axis=1).ravel()
+        t = pa.table({
+            "targetid": pa.array(np.repeat(targetid[rows], k)),
+            "algorithm": pa.DictionaryArray.from_arrays(
+                pa.array(np.tile(np.arange(k, dtype=np.int8), len(rows))), names).cast(pa.string()),
+            "cap": pa.DictionaryArray.from_arrays(pa.array(stacked("cap_code")), caps
+                                                  ).cast(pa.string()),
+            "flag": pa.array(flag.astype(np.int8)),
+            "void": pa.array(void, mask=void == NO_VOID),
+            "r_over_reff": pa.array(dist, mask=~np.isfinite(dist)),
+            "interior": pa.array(interior == INTERIOR, mask=interior == UNKNOWN),
+            "flag_interior": pa.array(flag_interior.astype(np.int8))})
+        if writer is None:
+            writer = pq.ParquetWriter(path, t.schema, compression="snappy")
+        writer.write_table(t)
+    writer.close()
+    return path
+
+
+def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
+        chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
+        seed: int = 20251201) -> EnvironmentResult:
+    """The environment stage (parameters as the notebook declares them)."""
+    layout = paths.RunLayout.of(data_dir)
+    convert_dir = paths.require(layout.convert / "reconciliation.json", "convert").parent
+    selection = paths.require(layout.stage("plausibility") / "selection.parquet", "plausibility")
+    tables = read_tables(convert_dir)
+    limits = header_limits(convert_dir / "voids.parquet")
+    catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
+                                  tables["galzone"], limits)
+    dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
+    galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
+    om = _galaxy_omega_m(dataset)
+    import dask
+
+    step = max(1, int(chunk_rows))
+    with compute.client(scheduler_address) as c:
+        cats = compute.scatter(c, catalogues)
+        tasks = [dask.delayed(assign_chunk, pure=False)(galaxies.slice(s, step), cats, om)
+                 for s in range(0, max(galaxies.num_rows, 1), step)]
+        parts = compute.compute(tasks, c, num_workers=num_workers or None)
+    result = {a: Assignment.concat([p[a] for p in parts]) for a in formats.ALGORITHMS}
+    del parts
+    targetid = galaxies.column("targetid").to_numpy()
+    tracer = _tracer_mask(targetid, selection)
+    rng = np.random.default_rng(seed)
+    random_flags, tracer_flags = {}, {}
+    for cap, cat in catalogues.items():
+        fp = cat.members["VoidFinder"].footprint
+        pts = footprint_randoms(fp, randoms, limits[("VoidFinder", cap)].omega_m, rng)
+        got = assign_cap(pts, cat)
+        for alg in formats.ALGORITHMS:
+            random_flags[(alg, cap)] = got[alg].flag
+            own = result[alg].cap_code == formats.CAPS.index(cap)
+            tracer_flags[(alg, cap)] = result[alg].flag[tracer & own]
+    voids = pq.read_table(convert_dir / "voids.parquet",
+                          columns=["algorithm", "cap", "void", "r_eff", "is_edge"]).to_pandas()
+    counts = void_counts(voids, result, tracer)
+    report = {
+        "schema": "desivoids.environment", "schema_version": SCHEMA_VERSION,
+        "galaxies": int(galaxies.num_rows), "tracers": int(tracer.sum()),
+        "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed},
+        "flags": {str(k): v for k, v in {0: "wall", 1: "void", 2: "edge", 9: "outside"}.items()},
+        "flag_counts": [{"algorithm": a, "flag": int(f), "galaxies": int(n),
+                         "tracers": int(((r.flag == f) & tracer).sum())}
+                        for a, r in result.items() for f, n in zip(*np.unique(r.flag,
+                                                                             return_counts=True))],
+        "fractions": fractions(tracer_flags, random_flags).to_dict(orient="records"),
+        "dr7_reference": DR7_REFERENCE,
+        "agreement": agreement({a: r.flag[tracer] for a, r in result.items()}),
+        "tessellation_groups": {cap: [list(g) for g in cat.tessellation_groups]
+                                for cap, cat in catalogues.items()},
+        "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())
+                                   for a in formats.ALGORITHMS},
+    }
+    url = layout.db_url(db_url)
+    out = layout.stage("environment")
+    with staged(out) as tmp:
+        path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
+        counts.to_parquet(tmp / "void_counts.parquet", index=False)
+        publish_table(url, ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
+        publish_table(url, "void_counts", pa.Table.from_pandas(counts, preserve_index=False),
+                      key=("algorithm", "cap", "void"))
+        write_json(tmp / "report.json", report)
+    return EnvironmentResult(out, jsonable(report))
