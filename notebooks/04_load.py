@@ -29,7 +29,8 @@
 # Spatial queries use an index on galaxy positions: on SQLite an R*Tree over boxes of
 # galaxies packed along a space-filling curve, on PostgreSQL Q3C (the index survey archives use)
 # for cones and a GiST index for spheres. An exact test on stored float64 values follows every
-# index filter, so both databases return identical rows.
+# index filter, so both databases return identical rows. Which galaxies lie in which void is the
+# environment stage's question; this stage provides the generic queries.
 
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (reads convert/, writes load/ and the database)
@@ -38,12 +39,10 @@ force: bool = False  # reload every table even when its Parquet input is unchang
 sky_index: str = "auto"  # PostgreSQL cone index: auto (q3c when available), q3c or blocks
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from desivoids import formats, load, paths
-from desivoids.load import counts_per_void, report
+from desivoids import load, paths
+from desivoids.load import report
 
 pd.set_option("display.max_colwidth", 90)
 pd.set_option("display.width", 160)
@@ -79,51 +78,18 @@ prov.assign(sha256=prov["sha256"].str[:16] + "…")
 report.index_list(url)
 
 # %% [markdown]
-# ## Galaxies per void
-#
-# VoidFinder: galaxies strictly inside one of the void's holes (a galaxy belongs to the first
-# hole, in file order, that holds it). V2 (REVOLVER, VIDE, ZOBOV): GALZONE tracers whose zone's
-# `VOID0` is the void. Voids holding no galaxy count as zero; none is dropped. The three V2
-# files share one ZONEVOID table while REVOLVER and VIDE keep fewer voids than ZOBOV, so some
-# `VOID0` ids are not in that algorithm's VOIDS table: they are counted apart, not dropped.
-
-# %%
-algorithms = list(formats.ALGORITHMS)
-counts = pd.concat([counts_per_void(url, a) for a in algorithms], ignore_index=True)
-cat = counts[counts["in_catalogue"]]
-summary = cat.groupby("algorithm", sort=False)["n_galaxies"].agg(
-    voids="size", voids_with_galaxies=lambda s: int((s > 0).sum()), galaxies="sum",
-    median="median", max="max").reindex(algorithms)
-extra = counts[~counts["in_catalogue"]].groupby("algorithm")["n_galaxies"]
-summary["ids_not_in_catalogue"] = extra.size().reindex(algorithms).fillna(0).astype(int)
-summary["their_galaxies"] = extra.sum().reindex(algorithms).fillna(0).astype(int)
-summary
-
-# %%
-fig, ax = plt.subplots(figsize=(7, 4))
-bins = np.unique(np.round(np.logspace(0, np.log10(max(counts["n_galaxies"].max(), 2)), 30)))
-for a in algorithms:
-    n = cat.loc[cat["algorithm"] == a, "n_galaxies"]
-    ax.hist(n[n > 0], bins=bins, histtype="step", lw=1.5, label=f"{a} ({(n > 0).sum()} voids)")
-ax.set_xscale("log")
-ax.set_xlabel("galaxies in the void")
-ax.set_ylabel("voids")
-ax.set_title("Galaxies per void, by algorithm")
-ax.legend()
-plt.show()
-
-# %% [markdown]
 # ## Example queries on one void
 #
-# The VoidFinder void with the most galaxies: the galaxies inside the sphere of its effective
+# The largest VoidFinder void: the galaxies inside the sphere of its effective
 # radius around its centre (a comoving-space query), and the galaxies within the angle that
 # sphere subtends on the sky and within the redshift slice its depth spans (a cone query).
 # Every galaxy of the sphere must also be in the cone.
 
 # %%
-vf = cat[cat["algorithm"] == "VoidFinder"].sort_values(
-    ["n_galaxies", "cap", "void"], ascending=[False, True, True])
-ex = report.void_example(url, "VoidFinder", vf.iloc[0]["cap"], int(vf.iloc[0]["void"]))
+voids = pd.read_sql("SELECT cap, void, r_eff FROM voids WHERE algorithm = 'VoidFinder'",
+                    load.engine(url))
+vf = voids.sort_values(["r_eff", "cap", "void"], ascending=[False, True, True]).iloc[0]
+ex = report.void_example(url, "VoidFinder", vf["cap"], int(vf["void"]))
 in_sphere, in_cone = ex["sphere"], ex["cone"]
 shared = set(in_sphere["targetid"]) & set(in_cone["targetid"])
 assert len(shared) == len(in_sphere)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desivoids.load import cone, counts_per_void, load, queries, sphere
+from desivoids.load import cone, load, queries, sphere
 from desivoids.load.spatial import chord2, unit_vectors
 from load_fixtures import write_inputs
 from pg_fixtures import pg_url  # noqa: F401 - fixture
@@ -161,59 +161,9 @@ def test_backends_return_identical_frames(sqlite_db, pg_dbs, sky_inputs):
     frames = {}
     for name, db in all_dbs.items():
         frames[name] = (sphere(db, row.comoving_x, row.comoving_y, row.comoving_z, 60.0),
-                        cone(db, 0.2, 10.0, 2.5, 0.0, 0.3),
-                        counts_per_void(db, "VoidFinder"), counts_per_void(db, "ZOBOV"))
+                        cone(db, 0.2, 10.0, 2.5, 0.0, 0.3))
     ref = frames.pop("sqlite")
     assert len(ref[0]) > 0 and len(ref[1]) > 0
     for name, fr in frames.items():
         for a, b in zip(ref, fr):
             pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
-
-
-def _vf_counts_ref(sky_inputs) -> pd.DataFrame:
-    g = sky_inputs[1]["galaxies"]
-    holes = sky_inputs[1]["holes"].sort_values(["cap", "hole_index"])
-    cx, cy, cz = (g[c].to_numpy(float) for c in ("comoving_x", "comoving_y", "comoving_z"))
-    rows = []
-    for cap, hc in holes.groupby("cap"):
-        first = np.full(len(g), -1)
-        for h in hc.sort_values("hole_index", ascending=False).itertuples():
-            with np.errstate(invalid="ignore"):
-                inside = ((cx - h.x) * (cx - h.x) + (cy - h.y) * (cy - h.y)
-                          + (cz - h.z) * (cz - h.z)) < h.radius * h.radius
-            first[inside] = h.hole_index  # descending: the smallest index wins
-        hv = dict(zip(hc["hole_index"], hc["void"]))
-        for v, n in pd.Series([hv[i] for i in first[first >= 0]]).value_counts().items():
-            rows.append({"cap": cap, "void": int(v), "n": int(n)})
-    return pd.DataFrame(rows)
-
-
-def test_counts_per_void(db, sky_inputs):
-    vf = counts_per_void(db, "VoidFinder")
-    voids = sky_inputs[1]["voids"]
-    assert len(vf) == (voids["algorithm"] == "VoidFinder").sum()  # zero counts included
-    ref = _vf_counts_ref(sky_inputs)
-    assert vf["in_catalogue"].all()
-    got = vf[vf["n_galaxies"] > 0][["cap", "void", "n_galaxies"]].reset_index(drop=True)
-    ref = ref.sort_values(["cap", "void"], ignore_index=True).rename(columns={"n": "n_galaxies"})
-    pd.testing.assert_frame_equal(got, ref, check_dtype=False)
-    assert vf["n_galaxies"].sum() > 0 and (vf["n_galaxies"] == 0).any()
-
-    gz, zv = sky_inputs[1]["galzone"], sky_inputs[1]["zonevoid"]
-    for alg in ("REVOLVER", "VIDE", "ZOBOV"):
-        m = gz[gz["algorithm"] == alg].merge(zv[zv["algorithm"] == alg],
-                                             on=["algorithm", "cap", "zone"])
-        m = m[m["void0"] != -1]
-        ref = m.groupby(["cap", "void0"])["targetid"].nunique()
-        res = counts_per_void(db, alg)
-        cat = voids[voids["algorithm"] == alg]
-        assert set(zip(res.loc[res["in_catalogue"], "cap"], res.loc[res["in_catalogue"], "void"])) \
-            == set(zip(cat["cap"], cat["void"]))
-        got = res.set_index(["cap", "void"])["n_galaxies"]
-        for (cap, v), n in got.items():
-            assert n == ref.get((cap, v), 0), (alg, cap, v)
-        assert set(ref.index) <= set(got.index)  # no void id dropped
-        if alg == "REVOLVER":  # void0 ids 4, 5 are not REVOLVER voids: flagged, still counted
-            assert (~res["in_catalogue"]).sum() == 4 and res["n_galaxies"].sum() == ref.sum()
-    with pytest.raises(ValueError):
-        counts_per_void(db, "NotAnAlgorithm")

@@ -239,6 +239,8 @@ def test_every_verb_exits_1_2_or_0(tiny_run, tmp_path):
         "load": ["-p", "data_dir", str(tmp_path / "l")],
         "integrity": ["-p", "data_dir", str(tmp_path / "i")],
         "plausibility": ["-p", "data_dir", str(tmp_path / "p")],
+        "environment": ["-p", "data_dir", str(tmp_path / "e")],
+        "systematics": ["-p", "data_dir", str(tmp_path / "s")],
     }
     assert set(failing) == set(ORDER), "add the new stage's failing case here"
     for name in ORDER:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["staged", "publish", "write_text_atomic"]
+__all__ = ["staged", "publish", "write_text_atomic", "write_json", "jsonable"]
 
 
 def _sibling(target: Path, tag: str) -> Path:
@@ -55,4 +55,33 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.write_text(text)
     os.replace(tmp, path)
+    return path
+
+
+def jsonable(obj):
+    """``obj`` with numpy scalars as Python numbers and NaN/inf as null: strict JSON, which
+    JavaScript and jsonschema read (Python's json writes a bare NaN otherwise)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: str | Path, doc) -> Path:
+    """A report as strict JSON (see :func:`jsonable`), indented, ending in a newline."""
+    import json
+
+    path = Path(path)
+    path.write_text(json.dumps(jsonable(doc), indent=1, allow_nan=False) + "\n")
     return path

@@ -97,6 +97,12 @@ _REGISTRY = (
     Stage("plausibility", 6, "stage 2 validation: physical ranges, DESIVAST's tracer selection, "
           "a retention waterfall", outputs=("plausibility",), tables=("selection",),
           reads=("convert",)),
+    Stage("environment", 7, "void membership of every galaxy under every algorithm, by VAST's "
+          "rules", outputs=("environment",), tables=("galaxy_void_assignments", "void_counts"),
+          reads=("convert", "plausibility")),
+    Stage("systematics", 8, "quenched fractions in voids and walls per algorithm, at fixed "
+          "stellar mass, with honest errors", outputs=("systematics",),
+          reads=("plausibility", "environment")),
 )
 
 #: Stage names in run order.

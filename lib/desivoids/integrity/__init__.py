@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import paths
 from ..errors import StageError
 from ..load.queries import dispose_engines, engine
-from ..outputs import staged
+from ..outputs import jsonable, staged, write_json
 from ..vastheaders import primary_headers
 from .checks import FAIL, PASS, WARN, Check, demote as _demote
 from .references import references
@@ -81,7 +81,7 @@ def _validated(doc: dict) -> dict:
     """The report as JSON will hold it, checked against the documented schema."""
     import jsonschema
 
-    doc = json.loads(json.dumps(doc, default=_json))
+    doc = jsonable(doc)
     jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
     return doc
 
@@ -113,7 +113,7 @@ def run(data_dir: str = "data/mock", db_url: str = "",
         "summary": {s: sum(c.status == s for c in checks) for s in (PASS, WARN, FAIL)},
         "demoted": demoted})
     with staged(layout.stage("integrity")) as tmp:
-        (tmp / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(tmp / "report.json", doc)
     result = IntegrityResult(doc, layout.stage("integrity") / "report.json")
     failed = [c for c in checks if c.status == FAIL]
     if failed:
@@ -122,11 +122,3 @@ def run(data_dir: str = "data/mock", db_url: str = "",
                          + f". Report: {paths.display(result.path)}; a check can be demoted to a "
                            "warning with the parameter demote")
     return result
-
-
-def _json(v):
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")

@@ -115,9 +115,10 @@ class PostgresTarget:
 
     # -- data tables ---------------------------------------------------------------------
     def new_table(self, name: str, arrow_schema: pa.Schema, key: tuple[str, ...] | None = None,
-                  indexes: tuple[tuple[str, ...], ...] = ()) -> Table:
+                  indexes: tuple[tuple[str, ...], ...] = (), clustered: bool = False) -> Table:
         return S.data_table(name, arrow_schema, MetaData(), schema_name=STAGING_SCHEMA,
-                            with_key=False, key=key, indexes=indexes)
+                            with_key=False, key=key, indexes=indexes,
+                            clustered=clustered)
 
     def create_table(self, table: Table) -> None:
         """Create ``table`` (in the staging schema, built with ``with_key=False``): its key is

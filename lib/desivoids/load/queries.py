@@ -11,23 +11,22 @@ rows, whatever index found the candidates. Results are ordered by targetid.
   vectors, and zmin <= z <= zmax. Exact across RA = 0/360 and at the poles because it never
   compares RA values. Filter: q3c_radial_query on PostgreSQL when the Q3C index exists
   (radius padded; the exact test decides), else galaxy_blocks.
-- :func:`counts_per_void`: galaxies per void of one algorithm (VoidFinder: strictly inside one of
-  the void's holes, a galaxy going to the first hole in file order that holds it; V2: GALZONE
-  tracers, present in galaxies, whose zone's VOID0 is the void), zero-count voids included, and
-  VOID0 ids absent from the algorithm's VOIDS table flagged ``in_catalogue = False``.
+
+Void membership (which galaxies are in which void) is the environment stage's, not a query here.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (Column, Double, Integer, MetaData, Table, Text, and_, bindparam, column,
-                        func, select, text, true, values)
+from sqlalchemy import (Column, Double, Integer, MetaData, Table, and_, bindparam, func, select,
+                        text, true)
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 
 from . import schema as S
 from .spatial import UNBOUNDED, chord2, cone_box, sphere_box, unit_vectors
 
-__all__ = ["engine", "dispose_engines", "sphere", "cone", "counts_per_void", "sky_method", "RESULT_COLUMNS"]
+__all__ = ["engine", "dispose_engines", "sphere", "cone", "sky_method", "normalise_url",
+           "RESULT_COLUMNS"]
 
 RESULT_COLUMNS = ("targetid", "ra", "dec", "z")
 _MD = MetaData()
@@ -206,108 +205,3 @@ def cone(db, ra: float, dec: float, radius_deg: float, zmin: float = -np.inf,
         else:
             raise ValueError("method must be 'auto', 'q3c' or 'blocks'")
         return _frame(conn.execute(stmt).all())
-
-
-# -- counts per void -----------------------------------------------------------------------
-_HOLE_CHUNK = 1000  # holes per statement: 16 parameters each, under SQLite's 32766 limit
-
-
-def _holes_box_rows(holes: pd.DataFrame) -> list[tuple]:
-    rows = []
-    for h in holes.itertuples(index=False):
-        box = sphere_box(h.x, h.y, h.z, h.radius)
-        row = [str(h.cap), int(h.hole_index), float(h.x), float(h.y), float(h.z),
-               float(h.radius) * float(h.radius)]
-        for d in S.BLOCK_DIMS:
-            row += [float(v) for v in box[d]]
-        rows.append(tuple(row))
-    return rows
-
-
-def _voidfinder_hits(conn: Connection, holes: pd.DataFrame) -> pd.DataFrame:
-    """(cap, targetid, first hole_index) of every galaxy strictly inside a hole.
-
-    The holes and their filter boxes go into the statement as a VALUES list (no temporary
-    table: the query stays read-only), a chunk of holes at a time."""
-    cols = [column("cap", Text), column("hole_index", Integer), column("x", Double),
-            column("y", Double), column("z", Double), column("r2", Double)]
-    cols += [column(f"{d}_{s}", Double) for d in S.BLOCK_DIMS for s in ("lo", "hi")]
-    rows = _holes_box_rows(holes)
-    b, p = _BLK.c, _POS.c
-    parts = []
-    for i in range(0, len(rows), _HOLE_CHUNK):
-        hv = values(*cols, name="hole_boxes").data(rows[i:i + _HOLE_CHUNK]).cte("hole_boxes")
-        h = hv.c
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import array
-
-            overlap = func.cube(array([b[f"{d}_min"] for d in S.BLOCK_DIMS]),
-                                array([b[f"{d}_max"] for d in S.BLOCK_DIMS])).op("&&")(
-                func.cube(array([h[f"{d}_lo"] for d in S.BLOCK_DIMS]),
-                          array([h[f"{d}_hi"] for d in S.BLOCK_DIMS])))
-        else:
-            overlap = and_(*[and_(b[f"{d}_max"] >= h[f"{d}_lo"], b[f"{d}_min"] <= h[f"{d}_hi"])
-                             for d in S.BLOCK_DIMS])
-        inside = ((p.comoving_x - h.x) * (p.comoving_x - h.x)
-                  + (p.comoving_y - h.y) * (p.comoving_y - h.y)
-                  + (p.comoving_z - h.z) * (p.comoving_z - h.z) < h.r2)
-        if conn.dialect.name == "postgresql":  # see _blocks_select: LATERAL fixes the plan
-            inner = (select(p.targetid).where(p.pos.between(b.pos_lo, b.pos_hi), inside)
-                     .offset(0).lateral("p"))
-            stmt = (select(h.cap, inner.c.targetid,
-                           func.min(h.hole_index).label("hole_index"))
-                    .select_from(hv.join(_BLK, overlap).join(inner, true()))
-                    .group_by(h.cap, inner.c.targetid))
-        else:
-            join = hv.join(_BLK, overlap).join(_POS, p.pos.between(b.pos_lo, b.pos_hi))
-            stmt = (select(h.cap, p.targetid, func.min(h.hole_index).label("hole_index"))
-                    .select_from(join).where(inside).group_by(h.cap, p.targetid))
-        parts.append(pd.DataFrame(conn.execute(stmt).all(),
-                                  columns=["cap", "targetid", "hole_index"]))
-    hits = pd.concat(parts, ignore_index=True)
-    # across chunks: the first hole in file order wins
-    return hits.groupby(["cap", "targetid"], as_index=False)["hole_index"].min()
-
-
-def counts_per_void(db, algorithm: str) -> pd.DataFrame:
-    """Galaxies per void of ``algorithm``: DataFrame [algorithm, cap, void, in_catalogue,
-    n_galaxies] over every void of the catalogue (zero counts included) and every other void id
-    the membership tables name (in_catalogue False), ordered by cap, void."""
-    from ..formats import ALGORITHMS
-
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}")
-    with _Conn(db) as conn:
-        voids = pd.DataFrame(conn.execute(text(
-            "SELECT cap, void FROM voids WHERE algorithm = :a ORDER BY cap, void"),
-            {"a": algorithm}).all(), columns=["cap", "void"])
-        if algorithm == "VoidFinder":
-            holes = pd.DataFrame(conn.execute(text(
-                "SELECT cap, hole_index, void, x, y, z, radius FROM holes "
-                "ORDER BY cap, hole_index")).all(),
-                columns=["cap", "hole_index", "void", "x", "y", "z", "radius"])
-            if holes.empty:
-                counts = pd.DataFrame(columns=["cap", "void", "n_galaxies"])
-            else:
-                hits = _voidfinder_hits(conn, holes)
-                hits = hits.merge(holes[["cap", "hole_index", "void"]], on=["cap", "hole_index"])
-                counts = (hits.groupby(["cap", "void"]).size().rename("n_galaxies")
-                          .reset_index())
-        else:
-            counts = pd.DataFrame(conn.execute(text(
-                "SELECT gz.cap, zv.void0 AS void, count(DISTINCT gz.targetid) AS n_galaxies "
-                "FROM galzone gz JOIN zonevoid zv ON zv.algorithm = gz.algorithm "
-                "AND zv.cap = gz.cap AND zv.zone = gz.zone "
-                "JOIN galaxies g ON g.targetid = gz.targetid "
-                "WHERE gz.algorithm = :a AND zv.void0 <> -1 "
-                "GROUP BY gz.cap, zv.void0"), {"a": algorithm}).all(),
-                columns=["cap", "void", "n_galaxies"])
-    # outer: a void id that only ZONEVOID knows (the three V2 files share one ZONEVOID, while
-    # REVOLVER and VIDE keep fewer voids) still shows, flagged in_catalogue = False
-    out = voids.assign(in_catalogue=True).merge(counts, on=["cap", "void"], how="outer")
-    out["in_catalogue"] = out["in_catalogue"].fillna(False).astype(bool)
-    out["n_galaxies"] = out["n_galaxies"].fillna(0).astype("int64")
-    out["void"] = out["void"].astype("int64")
-    out.insert(0, "algorithm", algorithm)
-    return out[["algorithm", "cap", "void", "in_catalogue", "n_galaxies"]].sort_values(
-        ["cap", "void"], ignore_index=True)

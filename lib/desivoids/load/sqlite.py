@@ -86,8 +86,9 @@ class SqliteTarget:
         self.cur.execute(str(element.compile(dialect=_DIALECT)))
 
     def new_table(self, name: str, arrow_schema: pa.Schema, key: tuple[str, ...] | None = None,
-                  indexes: tuple[tuple[str, ...], ...] = ()) -> Table:
-        return S.data_table(name, arrow_schema, MetaData(), key=key, indexes=indexes)
+                  indexes: tuple[tuple[str, ...], ...] = (), clustered: bool = False) -> Table:
+        return S.data_table(name, arrow_schema, MetaData(), key=key, indexes=indexes,
+                            clustered=clustered)
 
     def create_table(self, table: Table) -> None:
         """Drop the previous table of that name (inside the transaction) and create it."""

@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pyarrow.parquet as pq
 
 from .. import formats, paths
 from ..load.tables import publish_table
-from ..outputs import staged
+from ..outputs import staged, write_json
 from ..vastheaders import common_value, primary_headers
 from .findings import CATALOGUE, SAMPLE, findings
 from .selection import FAILED_FIT, SELECTION_COLUMNS, first_failed, tracer_cuts, waterfall
@@ -171,6 +170,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
             sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
             sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
         pq.write_table(sample_table, tmp / "sample.parquet", compression="zstd")
-        (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-        publish_table(layout.db_url(db_url), "selection", selection, key=("targetid",))
+        write_json(tmp / "report.json", report)
+        publish_table(layout.db_url(db_url), "selection", selection.sort_by("targetid"),
+                      key=("targetid",))  # in key order: the database appends
     return PlausibilityResult(report, out)

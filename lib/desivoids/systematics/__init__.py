@@ -1,7 +1,8 @@
 """systematics: the statistics that compare void (flag 1) and wall (flag 0) galaxies.
 
-Pure functions on numpy/pandas inputs, no I/O; the systematics notebook calls them once per
-algorithm, sample (all / interior voids), quenched definition and cap (NGC, SGC, both).
+Pure functions on numpy/pandas inputs, no I/O, and the stage (:mod:`.stage`, ``run``) that
+calls them once per algorithm, sample (all / interior voids), quenched definition and cap (NGC,
+SGC, both).
 
 - :mod:`.quenched`   the three quenched definitions of science.md, with failed fits and undefined
   rows as separate, counted states.
@@ -21,6 +22,7 @@ from .matching import MassWeights, binned_fractions, mass_bin_index, mass_weight
 from .quenched import (DEFINITIONS, Quenched, failed_fit, quenched, quenched_flags,
                        quenched_summary)
 from .regression import VoidEffect, logit_void_effect
+from .stage import SystematicsResult, result_paragraph, run
 
 __all__ = [
     "DEFINITIONS", "Quenched", "failed_fit", "quenched", "quenched_flags", "quenched_summary",
@@ -29,5 +31,5 @@ __all__ = [
     "mass_bin_index", "mass_weights", "MassWeights", "binned_fractions",
     "logit_void_effect", "VoidEffect",
     "healpix_patches", "Patches", "jackknife", "JackknifeResult",
-    "compare_void_wall",
+    "compare_void_wall", "run", "SystematicsResult", "result_paragraph",
 ]

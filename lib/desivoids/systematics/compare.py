@@ -23,7 +23,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .intervals import cohens_h, two_proportions_weighted, wilson
 from .jackknife import jackknife
@@ -83,7 +82,6 @@ def compare_void_wall(sample: pd.DataFrame, mass_edges, *, alpha: float = 0.05,
     logm = pd.to_numeric(sample["logmstar"]).to_numpy(dtype=np.float64, na_value=np.nan)
     mw = mass_weights(logm, v, mass_edges)
     used = mw.used
-    z_crit = float(stats.norm.isf(alpha / 2))
 
     row: dict[str, object] = dict(labels or {})
     row.update(n_void=int(v.sum()), n_wall=int((~v).sum()),
@@ -116,10 +114,9 @@ def compare_void_wall(sample: pd.DataFrame, mass_edges, *, alpha: float = 0.05,
                           fill_value=0).reset_index()
     jk = jackknife(cells, _matched_stats, patch="patch", alpha=alpha)
     row.update(n_patches=jk.n_patches,
-               rd_jk_se=jk.se["rd"], rd_jk_lo=jk.estimate["rd"] - z_crit * jk.se["rd"],
-               rd_jk_hi=jk.estimate["rd"] + z_crit * jk.se["rd"], h_jk_se=jk.se["h"],
-               rr_jk_lo=math.exp(jk.estimate["log_rr"] - z_crit * jk.se["log_rr"]),
-               rr_jk_hi=math.exp(jk.estimate["log_rr"] + z_crit * jk.se["log_rr"]),
+               rd_jk_se=jk.se["rd"], rd_jk_lo=jk.lo["rd"], rd_jk_hi=jk.hi["rd"],
+               h_jk_se=jk.se["h"], rr_jk_lo=math.exp(jk.lo["log_rr"]),
+               rr_jk_hi=math.exp(jk.hi["log_rr"]),
                rd_jk_bias=jk.bias["rd"], jk_reason=jk.reason)
 
     # logistic regression on the same (mass-matched) rows, clustered on the patches

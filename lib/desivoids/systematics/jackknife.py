@@ -137,7 +137,7 @@ class JackknifeResult:
 
     estimate: object       # the statistic on the full sample (not bias-corrected)
     se: object             # sqrt((K-1)/K * sum_i (theta_i - mean)^2)
-    lo: object             # estimate - z se, z the normal (1 - alpha/2) quantile
+    lo: object             # estimate - t se, t the (1 - alpha/2) quantile of t with K - 1 dof
     hi: object
     bias: object           # (K-1) (mean - estimate): reported, not subtracted
     replicates: object     # theta_i, indexed by the deleted patch
@@ -158,7 +158,8 @@ def jackknife(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], object], *
 
     ``statistic``: data frame -> float (or a mapping name -> float). Variance
     (K-1)/K sum_i (theta_i - theta_bar)^2 over the K patches present in ``data``; the interval
-    is estimate +- z se. A replicate that is not finite makes that statistic's se NaN, with the
+    is estimate +- t se, t the (1 - alpha/2) quantile of Student's t with K - 1 degrees of
+    freedom. A replicate that is not finite makes that statistic's se NaN, with the
     reason, instead of silently dropping the patch.
     """
     labels = data[patch]
@@ -168,7 +169,9 @@ def jackknife(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], object], *
     k = len(uniques)
     estimate = _as_values(statistic(data))
     reps = [_as_values(statistic(data[codes != i])) for i in range(k)]
-    z = float(stats.norm.isf(alpha / 2))
+    # Student's t with K - 1 degrees of freedom: the jackknife variance has K - 1 (with the
+    # normal quantile, 15 patches covered a null effect in 80% of 20 mock skies, not 95%)
+    z = float(stats.t.isf(alpha / 2, df=max(k - 1, 1)))
     if isinstance(estimate, pd.Series):
         replicates = pd.DataFrame(reps, index=pd.Index(uniques, name=patch))
         replicates = replicates.reindex(columns=estimate.index)
@@ -182,18 +185,20 @@ def jackknife(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], object], *
         mean = se.copy()
         reason = f"{k} patch(es): the jackknife needs at least 2"
     else:
-        mean = values.mean(axis=0)
-        se = np.sqrt((k - 1) / k * ((values - mean) ** 2).sum(axis=0))
+        with np.errstate(invalid="ignore"):  # an infinite replicate (log 0): se is NaN, said below
+            mean = values.mean(axis=0)
+            se = np.sqrt((k - 1) / k * ((values - mean) ** 2).sum(axis=0))
         bad = ~np.all(np.isfinite(values), axis=0)
         if bad.any():
             se[bad] = np.nan
             reason = f"non-finite replicates in {int(bad.sum())} statistic(s)"
-    if isinstance(estimate, pd.Series):
-        se = pd.Series(se, index=estimate.index)
-        bias = pd.Series((k - 1) * (mean - estimate.to_numpy()), index=estimate.index)
-    else:
-        se = float(se[0])
-        bias = float((k - 1) * (mean[0] - estimate)) if k >= 2 else math.nan
+    with np.errstate(invalid="ignore"):
+        if isinstance(estimate, pd.Series):
+            se = pd.Series(se, index=estimate.index)
+            bias = pd.Series((k - 1) * (mean - estimate.to_numpy()), index=estimate.index)
+        else:
+            se = float(se[0])
+            bias = float((k - 1) * (mean[0] - estimate)) if k >= 2 else math.nan
     return JackknifeResult(estimate=estimate, se=se, lo=estimate - z * se, hi=estimate + z * se,
                            bias=bias, replicates=replicates, n_patches=k, alpha=alpha,
                            reason=reason)

@@ -1,0 +1,181 @@
+"""The systematics stage: quenched fractions of void and wall galaxies, per algorithm, at fixed
+stellar mass, with honest errors.
+
+The sample is plausibility's (DESIVAST's tracers less FastSpecFit's failed fits) with the flags
+of the environment stage: void = flag 1, wall = flag 0; edge (2) and outside (9) galaxies are
+left out and counted, as are galaxies whose quenched state is undefined (a non-finite input).
+For every algorithm, both void samples (all voids; interior voids only), every quenched
+definition and every cap (NGC, SGC, both), :func:`.compare.compare_void_wall` gives one row:
+mass-matched fractions, the risk difference with Newcombe's interval, the risk ratio, Cohen's h,
+the logistic-regression odds ratio with errors clustered on equal-area HEALPix patches, and the
+delete-one-patch jackknife errors beside the analytic ones. The patches are cut once, on the
+whole sample, NGC and SGC separately.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .. import formats, paths
+from ..errors import InputError
+from ..outputs import jsonable, staged, write_json
+from .compare import compare_void_wall
+from .jackknife import healpix_patches
+from .matching import binned_fractions
+from .quenched import DEFINITIONS, quenched
+
+__all__ = ["run", "SystematicsResult", "VARIANTS", "result_paragraph"]
+
+#: void samples: (name, the assignments column holding its flag)
+VARIANTS = {"all voids": "flag", "interior voids": "flag_interior"}
+CAPS = (*formats.CAPS, "both")
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class SystematicsResult:
+    out_dir: Path
+    summary: pd.DataFrame
+    binned: pd.DataFrame
+    counts: pd.DataFrame
+    report: dict
+
+    def __str__(self) -> str:
+        both = self.summary[(self.summary.cap == "both") & (self.summary["sample"] == "all voids")]
+        lines = [f"systematics: {len(self.summary)} comparisons -> {paths.display(self.out_dir)}"]
+        for _, r in both.iterrows():
+            lines.append(f"  {r.algorithm:<10} {r.definition:<7} rd {r.rd:+.3f} "
+                         f"[{r.rd_jk_lo:+.3f}, {r.rd_jk_hi:+.3f}] (jackknife), "
+                         f"n void {r.n_void:,d}, n wall {r.n_wall:,d}")
+        return "\n".join(lines)
+
+
+def _read_sample(layout: paths.RunLayout) -> pd.DataFrame:
+    path = paths.require(layout.stage("plausibility") / "sample.parquet", "plausibility")
+    cols = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "sfr_zero", "log_ssfr",
+            "dn4000", "absmag01_sdss_u", "absmag01_sdss_r"]
+    return pq.read_table(path, columns=cols).to_pandas()
+
+
+def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
+    path = paths.require(layout.stage("environment") / "galaxy_void_assignments.parquet",
+                         "environment")
+    import pyarrow.compute as pc
+    import pyarrow as pa
+
+    t = pq.read_table(path, columns=["targetid", "algorithm", "flag", "flag_interior"])
+    t = t.filter(pc.is_in(t["targetid"], value_set=pa.array(targetids)))
+    flags = t.to_pandas()
+    missing = sorted(set(flags.algorithm) ^ set(formats.ALGORITHMS))
+    if missing:
+        raise InputError(path, "galaxy_void_assignments", "algorithm",
+                         f"the assignments lack or add algorithms {missing}")
+    wide = flags.pivot(index="targetid", columns="algorithm", values=["flag", "flag_interior"])
+    absent = np.setdiff1d(targetids, wide.index.to_numpy())
+    if len(absent):
+        raise InputError(path, "galaxy_void_assignments", "targetid",
+                         f"{len(absent)} sample galaxies have no membership (e.g. "
+                         f"{absent[:5].tolist()}): rerun environment after plausibility")
+    return wide
+
+
+def _left_out(flag: np.ndarray, defined: np.ndarray) -> dict:
+    """Where the galaxies of one comparison went: compared (void, wall) or left out (edge,
+    outside, or a void or wall galaxy whose quenched state is undefined)."""
+    compared = (flag == 0) | (flag == 1)
+    return {"void": int(((flag == 1) & defined).sum()), "wall": int(((flag == 0) & defined).sum()),
+            "edge": int((flag == 2).sum()), "outside": int((flag == 9).sum()),
+            "undefined": int((compared & ~defined).sum())}
+
+
+def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patches,
+                    regression: bool, spline_df: int, alpha: float):
+    """Every comparison: (summary rows, binned fractions, counts of what was left out)."""
+    patches = healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
+                              cap=sample.cap.to_numpy())
+    sample = sample.assign(patch=patches.patch)
+    rows, binned, counts = [], [], []
+    for definition in DEFINITIONS:
+        q = quenched(sample, definition)
+        for algorithm in formats.ALGORITHMS:
+            for variant, column in VARIANTS.items():
+                flag = wide[(column, algorithm)].reindex(sample.targetid).to_numpy()
+                for cap in CAPS:
+                    incap = np.ones(len(sample), bool) if cap == "both" else \
+                        (sample.cap.to_numpy() == cap)
+                    labels = {"algorithm": algorithm, "sample": variant,
+                              "definition": definition, "cap": cap}
+                    counts.append({**labels, **_left_out(flag[incap], q.defined[incap])})
+                    use = incap & q.defined & ((flag == 0) | (flag == 1))
+                    d = pd.DataFrame({"quenched": q.quenched[use], "void": flag[use] == 1,
+                                      "logmstar": sample.logmstar.to_numpy()[use],
+                                      "z": sample.z.to_numpy()[use],
+                                      "patch": sample.patch.to_numpy()[use]})
+                    if d.void.sum() == 0 or (~d.void).sum() == 0:
+                        rows.append(pd.Series({**labels, "n_void": int(d.void.sum()),
+                                               "n_wall": int((~d.void).sum()),
+                                               "jk_reason": "no void or no wall galaxies"}))
+                        continue
+                    rows.append(compare_void_wall(d, mass_edges, alpha=alpha,
+                                                  spline_df=spline_df, regression=regression,
+                                                  labels=labels))
+                    if cap == "both":
+                        b = binned_fractions(d.quenched.to_numpy(), d.void.to_numpy(),
+                                             d.logmstar.to_numpy(), mass_edges, alpha)
+                        binned.append(b.assign(**labels))
+    return (pd.DataFrame(rows), pd.concat(binned, ignore_index=True) if binned else
+            pd.DataFrame(), pd.DataFrame(counts), patches)
+
+
+def result_paragraph(summary: pd.DataFrame) -> str:
+    """The result in words, every number from the run's summary (both caps, all voids)."""
+    s = summary[(summary.cap == "both") & (summary["sample"] == "all voids")]
+    parts = []
+    for algorithm in formats.ALGORITHMS:
+        a = s[s.algorithm == algorithm]
+        if a.empty or "rd" not in a or a.rd.isna().all():
+            continue
+        eff = "; ".join(f"{r.definition}: {r.rd:+.3f} [{r.rd_jk_lo:+.3f}, {r.rd_jk_hi:+.3f}]"
+                        for r in a.itertuples())
+        sig = [r.definition for r in a.itertuples()
+               if np.isfinite(r.rd_jk_hi) and (r.rd_jk_hi < 0 or r.rd_jk_lo > 0)]
+        n_void, n_wall = int(a.n_void.iloc[0]), int(a.n_wall.iloc[0])
+        verdict = (f"the jackknife interval excludes zero for {', '.join(sig)}" if sig else
+                   "no jackknife interval excludes zero")
+        parts.append(f"{algorithm} ({n_void:,d} void and {n_wall:,d} wall galaxies): quenched "
+                     f"fraction in voids minus walls at fixed stellar mass {eff}; {verdict}.")
+    return " ".join(parts)
+
+
+def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5, 10.75, 11.0,
+                                                        11.25, 11.5, 12.0),
+        n_patches: dict = {"NGC": 32, "SGC": 12}, regression: bool = True, spline_df: int = 4,
+        alpha: float = 0.05) -> SystematicsResult:
+    """The systematics stage (parameters as the notebook declares them)."""
+    layout = paths.RunLayout.of(data_dir)
+    sample = _read_sample(layout)
+    wide = _read_flags(layout, sample.targetid.to_numpy())
+    summary, binned, counts, patches = run_comparisons(
+        sample, wide, list(mass_edges), dict(n_patches), regression, spline_df, alpha)
+    env_report = layout.stage("environment") / "report.json"
+    agreement = json.loads(env_report.read_text()).get("agreement") if env_report.exists() else None
+    report = {"schema": "desivoids.systematics", "schema_version": SCHEMA_VERSION,
+              "parameters": {"mass_edges": list(mass_edges), "n_patches": dict(n_patches),
+                             "regression": regression, "spline_df": spline_df, "alpha": alpha},
+              "sample": {"galaxies": int(len(sample)),
+                         "patches": patches.table.to_dict(orient="records")},
+              "paragraph": result_paragraph(summary), "agreement": agreement}
+    out = layout.stage("systematics")
+    with staged(out) as tmp:
+        summary.to_parquet(tmp / "summary.parquet", index=False)
+        summary.to_csv(tmp / "summary.csv", index=False)
+        binned.to_parquet(tmp / "binned.parquet", index=False)
+        counts.to_parquet(tmp / "counts.parquet", index=False)
+        write_json(tmp / "report.json", report)
+    return SystematicsResult(out, summary, binned, counts, jsonable(report))

@@ -1,0 +1,214 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # environment: which galaxies are in voids, by each algorithm's own rules
+#
+# Every galaxy of the converted catalogue, not only the tracers, is placed by each of the four
+# DESIVAST catalogues, following VAST's own catalogue code (science.md):
+#
+# - **VoidFinder**: a galaxy is in a void when its comoving position lies strictly inside one of
+#   the void's holes, $|\mathbf{x} - \mathbf{c}| < R$, checked before the footprint; its void is
+#   that of the first hole, in file order, that contains it.
+# - **V2** (REVOLVER, VIDE, ZOBOV, one tessellation pruned three ways): a galaxy takes the zone of
+#   its nearest GALZONE tracer, and is in a void when that zone's `VOID0` (joined on the zone
+#   value) is not -1. A point outside the survey stays outside (VAST's code would let it inherit a
+#   void zone).
+# - Otherwise a galaxy is **outside** (9) when it is outside the footprint rebuilt from the cap's
+#   tracers the way VoidFinder builds its mask, outside the radial limits, at $Z \le 0$ or beyond
+#   ZLIMU, or in the other cap; **edge** (2) when one of the six points 10 Mpc/h away along
+#   $\pm x, \pm y, \pm z$ is outside; else **wall** (0).
+#
+# The interior-only variants keep the void galaxies of interior voids (VoidFinder `EDGE` = 0; V2
+# `EDGE_AREA / TOT_AREA` $\le 0.1$) and treat the others like edge galaxies. The work runs as Dask
+# tasks (the local scheduler, or the cluster of `scheduler_address`).
+
+# %% tags=["parameters"]
+data_dir: str = "data/mock"  # run folder (reads convert/ and plausibility/, writes environment/)
+db_url: str = ""  # database URL; empty: the run's SQLite file
+scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
+chunk_rows: int = 1000000  # galaxies per Dask task
+num_workers: int = 0  # local Dask workers (0: all cores)
+randoms: int = 200000  # random points per cap for the volume fractions
+seed: int = 20251201  # seed of the random points
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from matplotlib.patches import Circle
+
+from desivoids import environment, formats, paths
+
+pd.set_option("display.max_rows", 200)
+pd.set_option("display.width", 200)
+result = environment.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address,
+                         chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed)
+print(result)
+layout = paths.RunLayout.of(data_dir)
+voids = pq.read_table(layout.convert / "voids.parquet").to_pandas()
+holes = pq.read_table(layout.convert / "holes.parquet").to_pandas()
+sample = pq.read_table(layout.stage("plausibility") / "sample.parquet",
+                       columns=["targetid", "cap", "ra", "dec", "comoving_x", "comoving_y",
+                                "comoving_z"]).to_pandas()
+
+# %% [markdown]
+# ## Flags
+#
+# Galaxies and tracers per algorithm and flag (0 wall, 1 void, 2 edge, 9 outside).
+
+# %%
+fc = pd.DataFrame(result.report["flag_counts"])
+fc.assign(flag=fc.flag.map({0: "wall", 1: "void", 2: "edge", 9: "outside"})).pivot_table(
+    index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0)
+
+# %% [markdown]
+# ## How much of the survey is void?
+#
+# The fraction of tracers, and of the volume (random points uniform inside each cap's footprint
+# and radial limits), in voids, per algorithm: `void / (void + wall)`, beside VAST's reference
+# on SDSS DR7 (which cut 30 Mpc/h inside the survey boundary; we leave out the galaxies within
+# 10 Mpc/h of it). That the V2 prunings call most of the survey void is a property of the
+# algorithms, not a bug.
+
+# %%
+fr = result.fractions
+both = fr[fr.cap == "both"]
+table = both.pivot_table(index="algorithm", columns="of", values="void_of_void_and_wall",
+                         sort=False) * 100
+table["tracers, DR7 (%)"] = [environment.summary.DR7_REFERENCE.get(a, {}).get("galaxies") for a in table.index]
+table["volume, DR7 (%)"] = [environment.summary.DR7_REFERENCE.get(a, {}).get("volume") for a in table.index]
+table.rename(columns={"tracers": "tracers (%)", "volume": "volume (%)"}).round(1)
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.5))
+x = np.arange(len(formats.ALGORITHMS))
+for k, (what, colour) in enumerate((("tracers", "C0"), ("volume", "C2"))):
+    vals = [100 * both[(both.algorithm == a) & (both["of"] == what)].void_of_void_and_wall.iloc[0]
+            for a in formats.ALGORITHMS]
+    ax.bar(x + 0.2 * (2 * k - 1), vals, 0.4, color=colour, label=f"{what} (this run)")
+    ref = [environment.summary.DR7_REFERENCE.get(a, {}).get("galaxies" if what == "tracers" else "volume")
+           for a in formats.ALGORITHMS]
+    ax.scatter([xx + 0.2 * (2 * k - 1) for xx, r in zip(x, ref) if r is not None],
+               [r for r in ref if r is not None], marker="_", s=400, color="k",
+               label="SDSS DR7 (VAST)" if k == 0 else None)
+ax.set_xticks(x, formats.ALGORITHMS)
+ax.set(ylabel="% in voids: void / (void + wall)", ylim=(0, 105))
+ax.legend(loc="lower right")
+plt.show();
+
+# %% [markdown]
+# ## Voids and galaxies on the sky
+#
+# The selected tracers (grey) and the centres of each algorithm's voids, drawn at their
+# effective radius projected at their distance, per cap.
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(14, 8))
+for ax, alg in zip(axes.flat, formats.ALGORITHMS):
+    ra = np.where(sample.ra > 300, sample.ra - 360, sample.ra)
+    ax.hexbin(ra, sample.dec, gridsize=(150, 50), bins="log", cmap="Greys", mincnt=1)
+    v = voids[voids.algorithm == alg]
+    vra = np.where(v.ra > 300, v.ra - 360, v.ra)
+    size = np.degrees(v.r_eff / np.sqrt(v.x ** 2 + v.y ** 2 + v.z ** 2))
+    ax.scatter(vra, v.dec, s=4 * size ** 2, facecolors="none",
+               edgecolors=np.where(v.is_edge.fillna(True), "C1", "C0"), lw=0.6)
+    ax.set(title=f"{alg}: {len(v):,d} voids (orange: edge voids)", xlabel="RA [deg] (RA > 300 as RA - 360)",
+           ylabel="Dec [deg]")
+    ax.invert_xaxis()
+fig.tight_layout()
+plt.show();
+
+# %% [markdown]
+# ## A slice through comoving space
+#
+# A slab 20 Mpc/h thick through the middle of the NGC: the tracers in it, and where each
+# algorithm's voids cut the slab (VoidFinder: the circles where its holes meet the slab's mid
+# plane; V2: the void's effective sphere). Galaxies are coloured by their flag.
+
+# %%
+ngc = sample[sample.cap == "NGC"]
+z0 = float(np.median(ngc.comoving_z)) if len(ngc) else 0.0
+slab = ngc[np.abs(ngc.comoving_z - z0) < 10]
+assign = pq.read_table(layout.stage("environment") / "galaxy_void_assignments.parquet",
+                       columns=["targetid", "algorithm", "flag"]).to_pandas()
+fig, axes = plt.subplots(2, 2, figsize=(12, 12), sharex=True, sharey=True)
+colours = {0: "0.4", 1: "C0", 2: "C1", 9: "C3"}
+for ax, alg in zip(axes.flat, formats.ALGORITHMS):
+    f = slab.merge(assign[assign.algorithm == alg], on="targetid", how="left")
+    for flag, colour in colours.items():
+        g = f[f.flag == flag]
+        ax.scatter(g.comoving_x, g.comoving_y, s=2, color=colour, label=f"flag {flag}")
+    if alg == "VoidFinder":
+        h = holes[(holes.cap == "NGC") & (np.abs(holes.z - z0) < holes.radius)]
+        for r in h.itertuples():
+            ax.add_patch(Circle((r.x, r.y), np.sqrt(r.radius ** 2 - (r.z - z0) ** 2), fill=False,
+                                lw=0.4, color="C0"))
+    else:
+        v = voids[(voids.algorithm == alg) & (voids.cap == "NGC") & (np.abs(voids.z - z0) < voids.r_eff)]
+        for r in v.itertuples():
+            ax.add_patch(Circle((r.x, r.y), np.sqrt(r.r_eff ** 2 - (r.z - z0) ** 2), fill=False,
+                                lw=0.6, color="C0"))
+    ax.set(title=f"{alg}, |z - {z0:.0f}| < 10 Mpc/h", xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
+    ax.set_aspect("equal")
+axes[0, 0].legend(loc="upper right", markerscale=4)
+fig.tight_layout()
+plt.show();
+
+# %% [markdown]
+# ## Void sizes
+#
+# Effective radii per algorithm (VoidFinder: of the union of a void's holes; V2: of the void's
+# volume).
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4))
+for alg in formats.ALGORITHMS:
+    ax.hist(voids.r_eff[voids.algorithm == alg].dropna(), bins=40, histtype="step", lw=1.5,
+            label=f"{alg} ({(voids.algorithm == alg).sum():,d})")
+ax.set(xlabel="effective radius [Mpc/h]", ylabel="voids")
+ax.legend()
+plt.show();
+
+# %% [markdown]
+# ## Galaxies per void
+#
+# Every void of each catalogue (zero counts included); void ids that only ZONEVOID names (the
+# three V2 files share it while REVOLVER and VIDE keep fewer voids) are counted apart.
+
+# %%
+counts = pq.read_table(layout.stage("environment") / "void_counts.parquet").to_pandas()
+counts.groupby("algorithm", sort=False).agg(
+    voids=("in_catalogue", "sum"), not_in_catalogue=("in_catalogue", lambda s: int((~s).sum())),
+    voids_with_galaxies=("n_galaxies", lambda s: int((s > 0).sum())),
+    galaxies=("n_galaxies", "sum"), tracers=("n_tracers", "sum"),
+    median_tracers=("n_tracers", "median")).reindex(formats.ALGORITHMS)
+
+# %% [markdown]
+# ## Do the algorithms agree?
+#
+# For every pair of algorithms, of the tracers both call void or wall: the share with the same
+# label, and Cohen's kappa (agreement beyond chance). The three V2 prunings share one
+# tessellation and one ZONEVOID table, so their labels agree by construction: their effects in
+# the systematics chapter are not independent measurements.
+
+# %%
+ag = result.agreement
+ag.pivot(index="a", columns="b", values="same_label").reindex(index=formats.ALGORITHMS,
+                                                              columns=formats.ALGORITHMS).round(3)
+
+# %%
+ag.pivot(index="a", columns="b", values="kappa").reindex(index=formats.ALGORITHMS,
+                                                         columns=formats.ALGORITHMS).round(3)

@@ -1,0 +1,147 @@
+"""The environment stage on the tiny mock: one row per galaxy and algorithm, equal to the planted
+truth; galaxies per void against a brute-force count and against the load stage's SQL sphere
+query; fractions, agreement and the database tables; the same result on a dask.distributed
+cluster as on the local scheduler."""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from desivoids import environment, formats, load, plausibility
+from desivoids.load.queries import dispose_engines
+from desivoids.vastheaders import primary_headers
+from validation_fixtures import loaded_run  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def env_run(loaded_run, tmp_path_factory):
+    d = tmp_path_factory.mktemp("env") / "run"
+    for sub in ("convert", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    plausibility.run(data_dir=str(d))
+    result = environment.run(data_dir=str(d), randoms=20_000)
+    dispose_engines()
+    return d, result
+
+
+def _assignments(d) -> pd.DataFrame:
+    return pq.read_table(d / "environment" / "galaxy_void_assignments.parquet").to_pandas()
+
+
+def test_every_galaxy_has_one_row_per_algorithm_equal_to_the_truth(env_run, tiny_sky):
+    d, _ = env_run
+    root, _ = tiny_sky
+    a = _assignments(d)
+    assert len(a) == 4 * 4800 and not a.duplicated(["targetid", "algorithm", "cap"]).any()
+    assert set(a.flag.unique()) <= {0, 1, 2, 9}
+    truth = pq.read_table(root / "truth" / "galaxies.parquet").to_pandas().set_index("TARGETID")
+    for alg in formats.ALGORITHMS:
+        got = a[a.algorithm == alg].set_index("targetid")
+        t = truth.loc[got.index]
+        assert (got.flag.to_numpy() == t[f"FLAG_{alg.upper()}"].to_numpy()).all(), alg
+        void = got.flag.to_numpy() == 1
+        assert (got.void.to_numpy()[void] == t[f"VOID_{alg.upper()}"].to_numpy()[void]).all()
+        assert got.void[~void].isna().all() and got.r_over_reff[~void].isna().all()
+        assert (got.cap.to_numpy() == t.CAP.to_numpy()).all()
+    # interior-only variant: a void galaxy of a non-interior void is left out like an edge one
+    vf = a[a.algorithm == "VoidFinder"]
+    moved = (vf.flag == 1) & (vf.interior != True)  # noqa: E712
+    assert (vf.flag_interior[moved] == 2).all() and (vf.flag_interior[~moved] == vf.flag[~moved]).all()
+
+
+def _brute_force_vf_counts(d) -> pd.Series:
+    """Galaxies per VoidFinder void, every galaxy against every hole of its cap, written here."""
+    g = pq.read_table(d / "convert" / "galaxies").to_pandas()
+    holes = pq.read_table(d / "convert" / "holes.parquet").to_pandas()
+    heads = primary_headers(d / "convert" / "voids.parquet")
+    caps = formats.cap_of_ra(g.ra.to_numpy())
+    xyz = g[["comoving_x", "comoving_y", "comoving_z"]].to_numpy(float)
+    counts = {}
+    for cap in formats.CAPS:
+        z_ok = (g.z > 0) & (g.z <= heads[("VoidFinder", cap)]["ZLIMU"]) & (caps == cap)
+        h = holes[holes.cap == cap].sort_values("hole_index")
+        p = xyz[z_ok.to_numpy()]
+        d2 = ((p[:, None, :] - h[["x", "y", "z"]].to_numpy()[None]) ** 2).sum(axis=2)
+        inside = d2 < h.radius.to_numpy()[None] ** 2
+        hit = inside.any(axis=1)
+        first = np.argmax(inside, axis=1)[hit]
+        for v, n in pd.Series(h.void.to_numpy()[first]).value_counts().items():
+            counts[(cap, int(v))] = int(n)
+    return pd.Series(counts)
+
+
+def test_galaxies_per_void(env_run):
+    d, result = env_run
+    c = pq.read_table(d / "environment" / "void_counts.parquet").to_pandas()
+    voids = pq.read_table(d / "convert" / "voids.parquet").to_pandas()
+    for alg in formats.ALGORITHMS:
+        cat = c[(c.algorithm == alg) & c.in_catalogue]
+        assert len(cat) == (voids.algorithm == alg).sum()  # zero counts included
+    vf = c[c.algorithm == "VoidFinder"].set_index(["cap", "void"]).n_galaxies
+    ref = _brute_force_vf_counts(d)
+    assert (vf[vf > 0].sort_index() == ref.sort_index()).all() and vf.sum() == ref.sum() > 50
+    rev = c[c.algorithm == "REVOLVER"]
+    assert (~rev.in_catalogue).sum() == result.report["voids_not_in_catalogue"]["REVOLVER"] > 0
+
+
+def test_a_galaxy_inside_a_hole_by_the_sql_sphere_query_is_a_void_galaxy(env_run):
+    d, _ = env_run
+    url = f"sqlite:///{d / 'database' / 'desivoids.sqlite'}"
+    a = _assignments(d)
+    vf = a[a.algorithm == "VoidFinder"].set_index("targetid")
+    gal = pq.read_table(d / "convert" / "galaxies", columns=["targetid", "z"]).to_pandas()
+    z = gal.set_index("targetid").z
+    holes = pq.read_table(d / "convert" / "holes.parquet").to_pandas()
+    checked = 0
+    for h in holes.sort_values("radius", ascending=False).head(25).itertuples():
+        got = load.sphere(url, h.x, h.y, h.z, h.radius)
+        ids = got.targetid[(z.loc[got.targetid].to_numpy() > 0)
+                           & (z.loc[got.targetid].to_numpy() <= 0.24)]
+        assert (vf.loc[ids, "flag"] == 1).all()
+        checked += len(ids)
+    dispose_engines()
+    assert checked > 20
+
+
+def test_fractions_agreement_and_tables(env_run):
+    d, result = env_run
+    f = result.fractions
+    assert ((f.void_of_void_and_wall >= 0) & (f.void_of_void_and_wall <= 1)).all()
+    vol = f[f["of"] == "volume"]
+    assert (vol.outside <= 0.001 * (vol.void + vol.wall + vol.edge)).all()  # randoms in the survey
+    both = f[(f.cap == "both") & (f["of"] == "tracers")].set_index("algorithm")
+    assert both.loc["VoidFinder", "void_of_void_and_wall"] < both.loc["ZOBOV", "void_of_void_and_wall"]
+    ag = result.agreement.set_index(["a", "b"])
+    for alg in formats.ALGORITHMS:
+        assert ag.loc[(alg, alg), "same_label"] == 1.0
+    assert ag.loc[("REVOLVER", "ZOBOV"), "same_label"] == 1.0  # one tessellation, one ZONEVOID
+    assert ag.loc[("VoidFinder", "ZOBOV"), "same_label"] < 1.0
+    db = sqlite3.connect(d / "database" / "desivoids.sqlite")
+    n, n_void = db.execute("SELECT count(*), sum(flag = 1) FROM galaxy_void_assignments").fetchone()
+    m = db.execute("SELECT count(*) FROM void_counts").fetchone()[0]
+    db.close()
+    a = _assignments(d)
+    assert n == len(a) and n_void == int((a.flag == 1).sum())
+    assert m == len(pq.read_table(d / "environment" / "void_counts.parquet"))
+
+
+@pytest.mark.slow
+def test_a_distributed_cluster_gives_the_same_result(env_run, tmp_path):
+    from distributed import LocalCluster
+
+    d, _ = env_run
+    other = tmp_path / "run"
+    for sub in ("convert", "database", "plausibility"):
+        shutil.copytree(d / sub, other / sub)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        environment.run(data_dir=str(other), scheduler_address=cluster.scheduler_address,
+                        chunk_rows=1000, randoms=20_000)
+    dispose_engines()
+    a, b = _assignments(d), _assignments(other)
+    pd.testing.assert_frame_equal(a, b)
