@@ -21,13 +21,20 @@
 # through exactly the same code as the real portal.
 #
 # Every file is written to `NAME.part`, hashed as it arrives, and renamed into place only after
-# its size and sha256 match: the sha256 comes from DESI's published `.sha256sum` list in the
-# file's folder, or, where none is published, it is recorded as *computed, not verified against a
-# published sum*. A SQLite manifest records every file's state (`planned`, `partial`, `verified`,
-# `failed`, `empty`), its attempts and last error, and a log per batch; a run killed at any
-# moment resumes with `desivoids acquire -p resume true`, fetching nothing already verified and
-# resuming partial files by byte range. Tile spectra are then selected and converted to Parquet,
-# one row per target, with each wavelength grid stored once.
+# its size matches and its bytes match every sum there is for them. The plan starts from DESI's
+# published `.sha256sum` list in each folder (it names every file, so a server without index
+# pages is planned just as well), then the folder listing where there is one; a file named but
+# not listed is asked for with a HEAD request. Two states of a file in place are kept apart:
+# **verified**, when its sha256 matched the published sum, or (with no published sum) its bytes
+# matched a digest the source offered (an S3 ETag, which is the MD5 of a single-part object, or a
+# `Digest`/`Content-MD5` header); and **complete**, when its size matched and its sha256 was
+# computed and recorded, but nothing could say whether the bytes are right. A SQLite manifest
+# records every file's state (`planned`, `partial`, `verified`, `complete`, `failed`, `empty`),
+# what it was checked against, its attempts and last error, and a log per batch; a run killed at
+# any moment resumes with `desivoids acquire -p resume true`, fetching nothing already in place
+# and resuming partial files by byte range; a source that cannot be reached stops the run within
+# seconds. Tile spectra are then selected and converted to Parquet, one row per target, with
+# each wavelength grid stored once.
 
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (relative paths: to the repository root)
@@ -63,7 +70,6 @@ import pandas as pd
 from IPython.display import display
 
 from desivoids import acquire
-from desivoids.acquire.manifest import Manifest
 from desivoids.acquire.spectra import read_spectra
 from desivoids.acquire.steps import manifest_rows
 
@@ -81,10 +87,12 @@ print("source:", "mock mirror (a local folder in DESI's layout)" if not source e
 # %% [markdown]
 # ## The plan
 #
-# Metadata only: directory listings, sizes and DESI's checksum lists. `checksum` says whether a
-# published sha256 exists for the file (`published`) or whether only its size can be checked
-# (`computed`); the checksum lists themselves are fetched too, so the run keeps the lists its
-# files were verified against.
+# Metadata only: DESI's checksum lists, directory listings and sizes. `checksum` says what the
+# file will be checked against: a published sha256 (`published`), a digest the source offered
+# (`source`), or nothing but its size (`computed`: the file will be *complete*, not verified).
+# The checksum lists themselves are fetched too, so the run keeps the lists its files were
+# verified against; a list has no published sum of its own, so it is *complete* unless the
+# source offers a digest for it.
 
 # %%
 if result.plan is not None:
@@ -97,9 +105,10 @@ else:
 # %% [markdown]
 # ## The transfer
 #
-# Files already verified are checked in place (size) and not fetched again. The summary counts
-# every file of the manifest: a file that cannot be fetched is listed with its reason, and the
-# stage then fails rather than let later stages run on an incomplete set.
+# Files already in place are checked (size) and not fetched again. The summary counts every
+# file of the manifest, verified and complete apart: a file that cannot be fetched, or a request
+# that could not be planned, is listed with its reason, and the stage then fails rather than let
+# later stages run on an incomplete set.
 
 # %%
 if result.summary is None:
@@ -110,14 +119,14 @@ else:
 # %% [markdown]
 # ## The verified manifest
 #
-# One row per file, from `acquire/manifest.sqlite`: its state, where its expected checksum came
-# from, and the first characters of the sha256 of the bytes now on disk.
+# One row per file, from `acquire/manifest.sqlite`: its state (`verified` or `complete`), what its
+# bytes were checked against, and the first characters of the sha256 of the bytes now on disk.
 
 # %%
 if not dry_run:
     manifest = pd.DataFrame(manifest_rows(result.manifest))
     display(manifest.assign(MB=(manifest["bytes"] / 1e6).round(2), sha256=manifest["sha256"].str[:16])[
-        ["path", "set", "kind", "MB", "checksum", "state", "sha256"]])
+        ["path", "set", "kind", "MB", "state", "against", "sha256"]])
     display(manifest.groupby(["set", "state"]).agg(files=("path", "size"), MB=("bytes", lambda b: round(b.sum() / 1e6, 2))))
 
 # %% [markdown]
@@ -126,16 +135,17 @@ if not dry_run:
 # Each coadd + redrock pair: the targets passing the selection (SPECTYPE, then ZWARN == 0, then
 # DELTACHI2 above the minimum; every row is counted in exactly one column), with their redshift
 # row, fibermap columns and B/R/Z flux, inverse variance and mask, one row per target in
-# `acquire/spectra/`. The wavelength grids are written once, in `acquire/spectra/wavelength/`.
-# A tile that keeps no target is recorded as `empty`.
+# `acquire/spectra/<selection>/`, one folder per selection so that two selections never
+# overwrite each other's files or records. The wavelength grids are written once, in
+# `acquire/spectra/wavelength/`. A tile that keeps no target is recorded as `empty`.
 
 # %%
 if result.spectra is not None:
     display(pd.DataFrame(result.spectra.rows()))
-    with Manifest(result.manifest, readonly=True) as m:
-        per_pair = pd.DataFrame(m.spectra_rows())
-    display(per_pair.assign(coadd=per_pair["coadd"].str.split("/").str[-1])[
-        ["coadd", "state", "n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept", "output"]])
+    per_pair = pd.DataFrame(result.spectra.records)
+    display(per_pair.assign(coadd=per_pair["coadd"].str.split("/").str[-1],
+                            file=per_pair["output"].str.split("/").str[-1].where(per_pair["state"] == "done"))[
+        ["coadd", "state", "n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept", "file"]])
 
 # %% [markdown]
 # One kept spectrum, drawn from the Parquet file and the stored wavelength grids.

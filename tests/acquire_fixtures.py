@@ -1,8 +1,10 @@
 """Loopback servers for the acquire tests: an HTTP server with fault injection, a moto S3 server.
 
 ``FaultyHTTPServer`` serves a folder on 127.0.0.1 (port chosen by the OS) with HEAD, GET, byte
-ranges (switchable), Apache-like directory listings and a request log; faults are queued per
-path and consumed one per GET:
+ranges (switchable), Apache-like directory listings (or, with ``index=False``, 404 for every
+folder, as a plain static host or an S3 website endpoint answers), optional whole-file digest
+headers of the true bytes (``digests``: "content-md5", "digest-md5", "digest-sha256",
+"repr-digest", "s3-etag") and a request log; faults are queued per path and consumed one per GET:
 
     "500", "503"  an error status
     "drop"        send the headers and half the body, then close the connection
@@ -42,9 +44,11 @@ class Logged:
 
 class FaultyHTTPServer:
     def __init__(self, root: str | Path, *, ranges: bool = True, throttle: float | None = None,
-                 chunk: int = 64 * 1024, stall_seconds: float = 3.0):
+                 chunk: int = 64 * 1024, stall_seconds: float = 3.0, index: bool = True,
+                 digests: tuple[str, ...] = ()):
         self.root = Path(root)
         self.ranges, self.throttle, self.chunk, self.stall_seconds = ranges, throttle, chunk, stall_seconds
+        self.index, self.digests = index, tuple(digests)
         self.faults: dict[str, list[str]] = {}
         self.always: dict[str, str] = {}
         self.log: list[Logged] = []
@@ -126,6 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._status(404, rel, head)
             return
         if target.is_dir():
+            if not o.index:
+                self._status(404, rel, head)
+                return
             self._listing(target, rel, head)
             return
         data = target.read_bytes()
@@ -166,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Length", str(size if head else length))
         self.send_header("Accept-Ranges", "bytes" if o.ranges else "none")
+        for name, value in digest_headers(data, o.digests, full=status == 200):
+            self.send_header(name, value)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         if fault in ("drop", "badlen", "stall", "shortlen"):
@@ -225,6 +234,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+def digest_headers(data: bytes, kinds: tuple[str, ...], full: bool) -> list[tuple[str, str]]:
+    """Headers describing the whole (true) file; Content-MD5 only on a full response."""
+    import base64
+
+    b64 = lambda h: base64.b64encode(h).decode()  # noqa: E731
+    out = []
+    for k in kinds:
+        if k == "content-md5" and full:
+            out.append(("Content-MD5", b64(hashlib.md5(data).digest())))
+        elif k == "digest-md5":
+            out.append(("Digest", f"md5={b64(hashlib.md5(data).digest())}"))
+        elif k == "digest-sha256":
+            out.append(("Digest", f"sha-256={b64(hashlib.sha256(data).digest())}"))
+        elif k == "repr-digest":
+            out.append(("Repr-Digest", f"sha-256=:{b64(hashlib.sha256(data).digest())}:"))
+        elif k == "s3-etag":
+            out += [("ETag", f'"{hashlib.md5(data).hexdigest()}"'), ("Server", "AmazonS3")]
+    return out
 
 
 # ------------------------------------------------------------------------------ test data
@@ -295,3 +324,50 @@ class MotoS3:
         for p in sorted(Path(root).rglob("*")):
             if p.is_file():
                 c.put_object(Bucket=bucket, Key=p.relative_to(root).as_posix(), Body=p.read_bytes())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released): connecting is refused."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ------------------------------------------------------------------------------ spectra (astropy)
+def write_spectra_pair(coadd: Path, redrock: Path, spectype: list[str], zwarn: list[int], deltachi2: list[float],
+                       npix: int = 5) -> None:
+    """A minimal coadd + redrock pair written with astropy directly: every HDU DESI's formats
+    name, a few rows, ``npix`` wavelengths per camera (not desivoids.mock)."""
+    import numpy as np
+    from astropy.io import fits
+
+    from desivoids import formats
+
+    n = len(spectype)
+    tid = np.arange(n, dtype=np.int64) + 39627000000000000
+    coadd.parent.mkdir(parents=True, exist_ok=True)
+    redrock.parent.mkdir(parents=True, exist_ok=True)
+    fm = fits.BinTableHDU.from_columns([fits.Column("TARGETID", "K", array=tid),
+                                        fits.Column("TARGET_RA", "D", array=np.full(n, 150.0))], name="FIBERMAP")
+    hdus = {"PRIMARY": fits.PrimaryHDU(), "FIBERMAP": fm,
+            "EXP_FIBERMAP": fits.BinTableHDU.from_columns([fits.Column("TARGETID", "K", array=tid)],
+                                                          name="EXP_FIBERMAP"),
+            "SCORES": fits.BinTableHDU.from_columns([fits.Column("TARGETID", "K", array=tid)], name="SCORES")}
+    for k, cam in enumerate("BRZ"):
+        hdus[f"{cam}_WAVELENGTH"] = fits.ImageHDU(np.linspace(3600 + 2000 * k, 5000 + 2000 * k, npix),
+                                                  name=f"{cam}_WAVELENGTH")
+        hdus[f"{cam}_FLUX"] = fits.ImageHDU(np.arange(n * npix, dtype="f4").reshape(n, npix), name=f"{cam}_FLUX")
+        hdus[f"{cam}_IVAR"] = fits.ImageHDU(np.ones((n, npix), "f4"), name=f"{cam}_IVAR")
+        hdus[f"{cam}_MASK"] = fits.ImageHDU(np.zeros((n, npix), "i4"), name=f"{cam}_MASK")
+        hdus[f"{cam}_RESOLUTION"] = fits.ImageHDU(np.zeros((n, 3, npix), "f4"), name=f"{cam}_RESOLUTION")
+    fits.HDUList([hdus[e] for e in formats.expected_hdus("coadd")]).writeto(coadd, overwrite=True)
+    zs = fits.BinTableHDU.from_columns([
+        fits.Column("TARGETID", "K", array=tid), fits.Column("Z", "D", array=np.full(n, 0.1)),
+        fits.Column("ZWARN", "K", array=np.asarray(zwarn)), fits.Column("SPECTYPE", "6A", array=spectype),
+        fits.Column("DELTACHI2", "D", array=np.asarray(deltachi2, float))], name="REDSHIFTS")
+    rr = {"PRIMARY": fits.PrimaryHDU(), "REDSHIFTS": zs, "FIBERMAP": fm.copy(),
+          "EXP_FIBERMAP": hdus["EXP_FIBERMAP"].copy(),
+          "TSNR2": fits.BinTableHDU.from_columns([fits.Column("TARGETID", "K", array=tid)], name="TSNR2")}
+    fits.HDUList([rr[e] for e in formats.expected_hdus("redrock")]).writeto(redrock, overwrite=True)

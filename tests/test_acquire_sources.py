@@ -2,6 +2,7 @@
 URLs, and the mapping from a source parameter to a source."""
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -52,7 +53,10 @@ def test_s3_anonymous_fetch_of_desivast_verifies_against_the_published_sums(moto
     for rel in files:
         assert sha256_of(tmp_path / "raw" / rel) == sha256_of(src / rel)
     rows = {r["path"]: r for r in manifest_rows(tmp_path / "m.sqlite")}
-    assert rows[f"{D}/{DESIVAST[0]}"]["checksum"] == "published .sha256sum"
+    assert rows[f"{D}/{DESIVAST[0]}"]["checksum"] == "verified against the published .sha256sum"
+    # the checksum list has no published sum, but S3's ETag (its MD5) verified it
+    assert rows[f"{D}/dr1_vac_dr1_desivast_v1.0.sha256sum"]["state"] == "verified"
+    assert rows[f"{D}/dr1_vac_dr1_desivast_v1.0.sha256sum"]["checksum"] == "verified against the source's digest"
     assert rows[f"{D}/dr1_vac_dr1_desivast_v1.0.sha256sum"]["kind"] == "checksums"
 
 
@@ -99,7 +103,7 @@ def test_local_mirror_folder_and_fsspec_url_are_sources(desivast_tree, tmp_path)
         assert isinstance(source, FsspecSource)
         out = tmp_path / spec.replace("/", "_")
         s = acquire(source, out / "raw", out / "m.sqlite", ["desivast"], options=opts())
-        assert s.status == "done" and s.verified == 9
+        assert s.status == "done" and (s.verified, s.complete) == (8, 1)  # a folder offers no digest
         for rel in files:
             assert sha256_of(out / "raw" / rel) == sha256_of(src / rel)
 
@@ -114,7 +118,7 @@ def test_memory_filesystem_via_fsspec(tmp_path):
         fs.pipe(f"/{rel}", data)
     source = make_source("memory://mirror")
     s = acquire(source, tmp_path / "raw", tmp_path / "m.sqlite", ["dir"], dirs=["dr1/vac/dr1/x/v1"], options=opts())
-    assert s.status == "done" and s.verified == 3
+    assert s.status == "done" and (s.verified, s.complete) == (0, 3)
     for rel, data in files.items():
         assert (tmp_path / "raw" / rel[len("mirror/"):]).read_bytes() == data
 
@@ -136,3 +140,70 @@ def test_dry_run_on_s3_uses_the_listing_sizes(moto, desivast_tree, tmp_path):
     sizes = {r["path"]: r["bytes"] for r in dr.rows()}
     assert all(sizes[rel] == len(data) for rel, data in files.items())
     assert not (tmp_path / "raw").exists()
+
+
+# ------------------------------------------------------------------ issue 8.2 and 8.4 at the source
+def test_s3_etag_verifies_files_that_have_no_published_sum(moto, tmp_path):
+    """A single-part object's ETag is its MD5: without any .sha256sum the files are still
+    verified (against the source's digest), not merely complete."""
+    rng = np.random.default_rng(12)
+    files = random_files(rng, 3, 2000, 9000, "dr1/vac/dr1/nosums/v1")
+    write_tree(tmp_path / "src", files, sums=False)
+    moto.upload_tree("desidata-test-5", tmp_path / "src")
+    s = acquire(S3Source("desidata-test-5", endpoint_url=moto.endpoint), tmp_path / "raw", tmp_path / "m.sqlite",
+                ["dir"], dirs=["dr1/vac/dr1/nosums/v1"], options=opts())
+    with Manifest(tmp_path / "m.sqlite", readonly=True) as m:
+        rows = m.files()
+    assert {(r.state, r.checksum) for r in rows} == {("verified", "source")}
+    assert {r.digest_from for r in rows} == {"ETag"}
+    assert s.status == "done" and (s.verified, s.verified_source, s.complete) == (3, 3, 0)
+    assert {r.source_digest for r in rows} == {f"md5:{hashlib.md5(d).hexdigest()}" for d in files.values()}
+
+
+def test_digests_offered_by_a_source_are_read_only_where_they_describe_the_whole_file():
+    import base64
+
+    from desivoids.acquire.sources import digest_from_headers
+
+    data = b"desi" * 100
+    md5, sha = hashlib.md5(data), hashlib.sha256(data)
+    b64 = lambda h: base64.b64encode(h.digest()).decode()  # noqa: E731
+    got = digest_from_headers({"Digest": f"md5={b64(md5)}, sha-256={b64(sha)}"}, full=False)
+    assert (got.algorithm, got.hex, got.origin) == ("sha256", sha.hexdigest(), "Digest")
+    got = digest_from_headers({"Repr-Digest": f"sha-256=:{b64(sha)}:"}, full=False)
+    assert got.hex == sha.hexdigest()
+    assert digest_from_headers({"Content-MD5": b64(md5)}, full=True).hex == md5.hexdigest()
+    assert digest_from_headers({"Content-MD5": b64(md5)}, full=False) is None  # of a 206 part only
+    etag = {"ETag": f'"{md5.hexdigest()}"'}
+    assert digest_from_headers(etag, full=True) is None  # an HTTP server's ETag is no digest
+    assert digest_from_headers({**etag, "Server": "AmazonS3"}, full=True).origin == "ETag"
+    assert digest_from_headers({"ETag": f'"{md5.hexdigest()}-3"', "Server": "AmazonS3"}, full=True) is None
+    assert digest_from_headers({**etag, "x-amz-request-id": "1", "x-amz-server-side-encryption": "aws:kms"},
+                               full=True) is None
+    assert digest_from_headers({"Digest": "sha-256=not base64!"}, full=True) is None
+
+
+def test_connection_refused_and_unresolved_names_are_unreachable_not_transient():
+    import socket
+
+    import requests
+
+    from desivoids.acquire.sources import Transient, Unreachable, is_unreachable
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from acquire_fixtures import closed_port
+
+    port = closed_port()
+    with pytest.raises(Unreachable, match="connection refused"):
+        HTTPSource(f"http://127.0.0.1:{port}/").size("x.fits")
+    with pytest.raises(Unreachable, match="connect"):
+        S3Source("b", endpoint_url=f"http://127.0.0.1:{port}").size("x.fits")
+    try:
+        raise requests.ConnectionError("lookup failed") from socket.gaierror(-2, "Name or service not known")
+    except requests.ConnectionError as exc:
+        assert is_unreachable(exc) == "host name not resolved"
+    try:
+        raise requests.ConnectionError("reset") from ConnectionResetError(104, "Connection reset by peer")
+    except requests.ConnectionError as exc:
+        assert is_unreachable(exc) is None  # a fault of one transfer: per-file back-off
+    assert issubclass(Unreachable, Exception) and not issubclass(Unreachable, Transient)

@@ -4,6 +4,7 @@ wavelength grids are stored once; conversions resume; bad files fail naming file
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import shutil
 from pathlib import Path
@@ -85,10 +86,11 @@ def test_real_tile_that_keeps_nothing_is_empty_not_an_error(real_tile, tmp_path)
         shutil.copy(real_tile / name, d / name)
     pair = (f"{TILEDIR}/80613/20210324/{REAL_COADD}", f"{TILEDIR}/80613/20210324/{REAL_REDROCK}")
     with Manifest(tmp_path / "m.sqlite") as m:
-        s = convert_all([pair], raw, tmp_path / "out", m, Selection(spectype=("QSO",)))
-        row = m.spectra_get(pair[0])
+        sel = Selection(spectype=("QSO",))
+        s = convert_all([pair], raw, tmp_path / "out", m, sel)
+        row = m.spectra_get(pair[0], output_for(pair[0], sel), sel.key())
     assert (s.done, s.empty, s.failed) == (0, 1, [])
-    assert row["state"] == "empty" and row["output"] is None and row["n_spectype"] == 1
+    assert row["state"] == "empty" and row["n_spectype"] == 1 and not (tmp_path / "out" / row["output"]).exists()
     assert not list((tmp_path / "out").rglob("spectra-*.parquet"))
 
 
@@ -191,11 +193,13 @@ def test_convert_all_resumes_and_stores_each_wavelength_grid_once(tmp_path):
         (out / output_for(pairs[1][0])).unlink()
         third = convert_all(pairs, raw, out, m, Selection(), workers=2)
         assert third.skipped == 2
-        other = convert_all(pairs, raw, out, m, Selection(spectype=("GALAXY", "STAR")), workers=2)
+        wider = Selection(spectype=("GALAXY", "STAR"))
+        other = convert_all(pairs, raw, out, m, wider, workers=2)
         assert other.skipped == 0 and other.empty == 0 and other.done == 3
-        assert pq.read_table(out / output_for(pairs[2][0])).num_rows > 0
-        back = convert_all(pairs, raw, out, m, Selection(), workers=2)
-        assert back.empty == 1 and not (out / output_for(pairs[2][0])).exists()  # no stale output
+        back = convert_all(pairs, raw, out, m, Selection(), workers=2)  # each selection kept its own
+        assert back.skipped == 3 and back.empty == 1 and len(m.spectra_rows()) == 6
+        assert not (out / output_for(pairs[2][0])).exists()
+        assert pq.read_table(out / output_for(pairs[2][0], wider)).num_rows > 0
 
 
 def test_bad_files_fail_naming_file_hdu_and_column_without_stopping_the_rest(tmp_path):
@@ -243,3 +247,80 @@ def test_mock_tiles_are_byte_reproducible_with_valid_fits_checksums(tmp_path):
             for h in co:
                 _ = h.data
                 assert h.header.comments["CHECKSUM"].startswith("HDU checksum updated")
+
+
+# ------------------------------------------------------------------ issue 8.5: any pairs, one record per selection
+def _astropy_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
+    """Two DESI-named pairs in a folder of no particular layout, and one renamed pair, written
+    with astropy directly (acquire_fixtures.write_spectra_pair)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from acquire_fixtures import write_spectra_pair
+
+    out = {"tile": (root / "in" / "a" / "coadd-3-1000-thru20220101.fits",
+                    root / "in" / "a" / "redrock-3-1000-thru20220101.fits"),
+           "healpix": (root / "in" / "coadd-main-bright-10032.fits", root / "in" / "redrock-main-bright-10032.fits"),
+           "renamed": (root / "loose" / "my-coadd.fits", root / "loose" / "my-redrock.fits")}
+    for c, r in out.values():
+        write_spectra_pair(c, r, ["GALAXY", "STAR", "GALAXY", "QSO"], [0, 0, 4, 0], [100.0, 100, 100, 10])
+    return out
+
+
+def test_spectra_verb_converts_a_folder_and_explicit_files(tmp_path, capsys):
+    from desivoids.cli import main as cli_main
+
+    given = _astropy_pairs(tmp_path)
+    data = tmp_path / "run"
+    assert cli_main(["acquire", "spectra", str(tmp_path / "in"), "--data-dir", str(data), "--no-progress"]) == 0
+    assert "2 pairs: 2 converted" in capsys.readouterr().out
+    c, r = given["renamed"]
+    assert cli_main(["acquire", "spectra", str(c), str(r), "--data-dir", str(data), "--no-progress"]) == 0
+    spectra = data / "acquire" / "spectra" / "GALAXY_zwarn0_deltachi2gt40"  # the notebook's defaults
+    got = sorted(p.relative_to(spectra).as_posix() for p in spectra.rglob("spectra-*.parquet"))
+    assert got == ["dr1/spectro/redux/iron/healpix/main/bright/100/10032/spectra-main-bright-10032.parquet",
+                   "dr1/spectro/redux/iron/tiles/cumulative/1000/20220101/spectra-3-1000-thru20220101.parquet",
+                   "spectra-my-coadd.parquet"]  # DESI names go to DESI's places; others flat
+    for p in spectra.rglob("spectra-*.parquet"):
+        assert pq.read_table(p)["TARGETID"].to_pylist() == [39627000000000000]  # GALAXY, ZWARN 0, > 40
+    with Manifest(data / "acquire" / "manifest.sqlite", readonly=True) as m:
+        rows = m.spectra_rows()
+    assert {row["coadd"] for row in rows} == {str(p[0]) for p in given.values()}
+    assert not [p for p in tmp_path.rglob("*.parquet") if not p.is_relative_to(data / "acquire")]
+
+
+def test_spectra_verb_reports_what_it_cannot_pair_and_usage_errors(tmp_path, capsys):
+    from desivoids.cli import main as cli_main
+
+    given = _astropy_pairs(tmp_path)
+    given["tile"][1].unlink()  # a coadd without its redrock in a folder
+    data = ["--data-dir", str(tmp_path / "run"), "--no-progress"]
+    assert cli_main(["acquire", "spectra", str(tmp_path / "in"), *data]) == 1
+    out = capsys.readouterr().out
+    assert "1 converted" in out and "FAILED" in out and "no redrock-3-1000-thru20220101.fits beside it" in out
+    assert cli_main(["acquire", "spectra", str(given["tile"][0]), str(tmp_path / "nothing"), *data]) == 1
+    err = capsys.readouterr().err
+    assert "coadd without its redrock" in err and "no such file or folder" in err
+    assert cli_main(["acquire", "spectra", str(tmp_path / "in"), "-p", "workers", "3", *data]) == 2
+    assert "not a selection parameter" in capsys.readouterr().err
+    assert cli_main(["acquire", "spectra", str(tmp_path / "in"), "-p", "zwarn_zero", "maybe", *data]) == 2
+
+
+def test_two_selections_keep_two_records_and_two_outputs(tmp_path, capsys):
+    from desivoids.cli import main as cli_main
+
+    given = _astropy_pairs(tmp_path)
+    c, r = given["tile"]
+    data = tmp_path / "run"
+    base = ["acquire", "spectra", str(c), str(r), "--data-dir", str(data), "--no-progress"]
+    assert cli_main(base) == 0
+    assert cli_main(base + ["-p", "spectype", "[STAR, QSO]", "-p", "min_deltachi2", "5"]) == 0
+    capsys.readouterr()
+    with Manifest(data / "acquire" / "manifest.sqlite", readonly=True) as m:
+        rows = {json.loads(row["selection"])["spectype"][0]: row for row in m.spectra_rows()}
+    assert set(rows) == {"GALAXY", "QSO"} and {row["coadd"] for row in rows.values()} == {str(c)}
+    assert (rows["GALAXY"]["n_kept"], rows["QSO"]["n_kept"]) == (1, 2)  # neither overwrote the other
+    assert rows["GALAXY"]["output"] != rows["QSO"]["output"]
+    for row in rows.values():
+        assert pq.read_table(data / "acquire" / "spectra" / row["output"]).num_rows == row["n_kept"]
+    assert cli_main(base) == 0  # the first selection again: its record stands, nothing to redo
+    assert "1 already done" in capsys.readouterr().out

@@ -4,6 +4,7 @@ files resume by range, dry runs fetch nothing, the disk guard stops cleanly and 
 nothing that is already verified."""
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from collections import namedtuple
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import FaultyHTTPServer, random_files, sha256_of, write_tree  # noqa: E402
+from acquire_fixtures import FaultyHTTPServer, closed_port, random_files, sha256_of, write_tree  # noqa: E402
 
 from desivoids.acquire.manifest import Manifest, ManifestLocked  # noqa: E402
 from desivoids.acquire.steps import acquire, manifest_rows, plan_run  # noqa: E402
@@ -57,7 +58,8 @@ def test_clean_fetch_verifies_every_file_against_the_published_sums(tree, tmp_pa
     with FaultyHTTPServer(src) as server:
         s = fetch(server, tmp_path)
         assert s.status == "done" and not s.failed
-        assert s.verified == len(files) + 1  # plus the checksum list itself
+        assert s.verified == len(files)
+        assert s.complete == 1  # the checksum list itself: nothing published to verify it against
         agents = {e.user_agent for e in server.log if e.path in files}
     assert_identical(tmp_path, src, files)
     assert len(agents) == 1 and agents.pop().startswith("desivoids/")
@@ -65,9 +67,9 @@ def test_clean_fetch_verifies_every_file_against_the_published_sums(tree, tmp_pa
     for rel in files:
         assert rows[rel]["state"] == "verified"
         assert rows[rel]["sha256"] == sums[rel]
-        assert rows[rel]["checksum"] == "published .sha256sum"
+        assert rows[rel]["checksum"] == "verified against the published .sha256sum"
     sumrow = rows[f"{D}/dr1_vac_dr1_test_v1.0.sha256sum"]
-    assert sumrow["kind"] == "checksums" and sumrow["state"] == "verified"
+    assert sumrow["kind"] == "checksums" and sumrow["state"] == "complete"
     assert not list((tmp_path / "raw").rglob("*.part"))
 
 
@@ -77,9 +79,10 @@ def test_without_published_sums_the_checksum_is_marked_computed(tmp_path):
     write_tree(tmp_path / "src", files, sums=False)
     with FaultyHTTPServer(tmp_path / "src") as server:
         s = fetch(server, tmp_path)
-    assert s.status == "done"
+    assert s.status == "done" and (s.verified, s.complete) == (0, 3)
     rows = manifest_rows(tmp_path / "m.sqlite")
-    assert {r["checksum"] for r in rows} == {"computed, not verified against a published sum"}
+    assert {r["checksum"] for r in rows} == {"complete: sha256 computed, nothing to verify it against"}
+    assert {r["state"] for r in rows} == {"complete"}
     for r in rows:
         assert r["sha256"] == sha256_of(tmp_path / "src" / r["path"])
 
@@ -132,7 +135,7 @@ def test_persistent_server_errors_fail_with_the_reason_after_the_retries(tree, t
         assert len(server.gets(victim)) == 3
     assert dict(s.failed)[victim].startswith("gave up after 3 attempts: Transient")
     assert "HTTP 500" in dict(s.failed)[victim]
-    assert s.verified == len(files)  # the others (and the checksum list) are fine
+    assert (s.verified, s.complete) == (len(files) - 1, 1)  # the others and the checksum list are fine
 
 
 def test_range_ignored_by_the_server_restarts_from_zero(tree, tmp_path):
@@ -304,7 +307,7 @@ def test_batches_and_their_logs_are_recorded(tree, tmp_path):
         fetch(server, tmp_path)
     with Manifest(tmp_path / "m.sqlite", readonly=True) as m:
         (b,) = m.batches()
-        assert b["status"] == "done" and b["verified"] == len(files) + 1
+        assert b["status"] == "done" and (b["verified"], b["complete"]) == (len(files), 1)
         log = m.batch_log(b["id"])
     events = [(e["path"], e["event"]) for e in log]
     assert (victim, "retry") in events and (victim, "verified") in events
@@ -342,3 +345,164 @@ def test_stale_part_of_a_changed_file_is_not_resumed_even_without_published_sums
     assert s.status == "done"
     assert (tmp_path / "raw" / victim).read_bytes() == new[victim]
     assert starts == [0, 0]
+
+
+# ------------------------------------------------------------------ issue 8.2: verified vs complete
+def test_without_a_published_sum_a_flipped_byte_is_complete_never_verified(tmp_path):
+    """Nothing to check a file against: it is accepted as *complete* (size matched, sha256
+    recorded) and the summary says so; it is not called verified."""
+    rng = np.random.default_rng(82)
+    files = random_files(rng, 4, 3000, 9000, D)
+    write_tree(tmp_path / "src", files, sums=False)
+    victim = sorted(files)[1]
+    with FaultyHTTPServer(tmp_path / "src") as server:
+        server.always[victim] = "flip"
+        s = fetch(server, tmp_path)
+    row = Manifest(tmp_path / "m.sqlite", readonly=True).get(victim)
+    assert row.state == "complete" and row.checksum == "computed"
+    assert "verified 0" in str(s) and f"complete {len(files)}" in str(s) and "not verified" in str(s)
+    assert s.status == "done" and (s.verified, s.complete) == (0, len(files))
+    assert row.sha256 == sha256_of(tmp_path / "raw" / victim) != sha256_of(tmp_path / "src" / victim)
+
+
+@pytest.mark.parametrize("digest", ["content-md5", "digest-md5", "digest-sha256", "repr-digest", "s3-etag"])
+def test_a_source_digest_catches_a_flipped_byte_and_verifies_without_a_published_sum(tmp_path, digest):
+    rng = np.random.default_rng(83)
+    files = random_files(rng, 3, 3000, 9000, D)
+    write_tree(tmp_path / "src", files, sums=False)
+    victim = sorted(files)[0]
+    with FaultyHTTPServer(tmp_path / "src", digests=(digest,)) as server:
+        server.add_fault(victim, "flip")
+        s = fetch(server, tmp_path)
+        assert len(server.gets(victim)) == 2  # the flipped body was caught and fetched again
+    assert s.status == "done" and (s.verified, s.verified_source, s.complete) == (len(files), len(files), 0)
+    assert_identical(tmp_path, tmp_path / "src", files)
+    row = Manifest(tmp_path / "m.sqlite", readonly=True).get(victim)
+    assert row.state == "verified" and row.checksum == "source" and row.digest_from
+    log = [e["detail"] for e in Manifest(tmp_path / "m.sqlite", readonly=True).batch_log(1)
+           if e["path"] == victim and e["event"] == "retry"]
+    assert log and "mismatch" in log[0] and "the source's" in log[0]
+
+
+def test_a_persistently_corrupt_body_fails_against_the_source_digest(tmp_path):
+    files = {f"{D}/a.fits": b"a" * 5000}
+    write_tree(tmp_path / "src", files, sums=False)
+    with FaultyHTTPServer(tmp_path / "src", digests=("content-md5",)) as server:
+        server.always[f"{D}/a.fits"] = "flip"
+        s = fetch(server, tmp_path, retries=2)
+    assert s.status == "incomplete" and "md5 mismatch" in dict(s.failed)[f"{D}/a.fits"]
+    assert not (tmp_path / "raw" / D / "a.fits").exists()
+
+
+def test_a_resumed_transfer_is_checked_against_the_digest_of_its_first_response(tmp_path):
+    """Content-MD5 comes only with a full (200) response: the 206 that finishes a dropped
+    transfer carries none, and the md5 of the whole file (.part prefix + rest) is still checked."""
+    files = {f"{D}/a.fits": bytes(range(256)) * 200}
+    write_tree(tmp_path / "src", files, sums=False)
+    with FaultyHTTPServer(tmp_path / "src", digests=("content-md5",)) as server:
+        server.add_fault(f"{D}/a.fits", "drop")
+        s = fetch(server, tmp_path)
+        starts = [g.start for g in server.gets(f"{D}/a.fits")]
+    assert starts[0] == 0 and starts[1] > 0
+    row = Manifest(tmp_path / "m.sqlite", readonly=True).get(f"{D}/a.fits")
+    assert s.status == "done" and row.checksum == "source" and row.state == "verified"
+    assert row.digest_from == "Content-MD5"
+
+
+def test_a_found_complete_file_stays_complete_on_resume(tmp_path):
+    """A kill between the rename and the state change: the file is recognised by the sha256
+    recorded before the rename, and keeps what it was checked against."""
+    files = {f"{D}/a.fits": b"x" * 4000}
+    write_tree(tmp_path / "src", files, sums=False)
+    with FaultyHTTPServer(tmp_path / "src") as server:
+        fetch(server, tmp_path)
+        with sqlite3.connect(tmp_path / "m.sqlite") as db:
+            db.execute("UPDATE files SET state='partial'")
+        s = fetch(server, tmp_path, resume=True)
+        assert len(server.gets(f"{D}/a.fits")) == 1
+    assert Manifest(tmp_path / "m.sqlite", readonly=True).get(f"{D}/a.fits").state == "complete"
+    assert (s.verified, s.complete) == (0, 1)
+
+
+# ------------------------------------------------------------------ issue 8.4: an unreachable source
+def _planned_not_fetched(tmp_path, n=37):
+    """A run folder whose manifest plans ``n`` files and has fetched none (the disk guard stopped
+    it at once), as after a first run that was cut short."""
+    from desivoids.acquire import run as stage_run
+    from desivoids.errors import StageError
+
+    rng = np.random.default_rng(84)
+    files = random_files(rng, n, 1000, 3000, D)
+    write_tree(tmp_path / "src", files)
+    with FaultyHTTPServer(tmp_path / "src") as server, pytest.raises(StageError, match="disk guard"):
+        stage_run(data_dir=str(tmp_path / "run"), source=server.url, sets=["dir"], dirs=[D], min_free_gb=1e9,
+                  spectra=False)
+    return files
+
+
+@pytest.mark.timeout(60)
+def test_resume_against_an_unreachable_source_stops_within_seconds(tmp_path):
+    import subprocess
+    import time
+
+    from desivoids import paths
+
+    files = _planned_not_fetched(tmp_path)
+    url = f"http://127.0.0.1:{closed_port()}/"
+    cmd = [sys.executable, "-m", "desivoids.acquire", "-p", "data_dir", str(tmp_path / "run"), "-p", "source", url,
+           "-p", "resume", "true", "-p", "retries", "5", "-p", "backoff", "2", "-p", "min_free_gb", "0",
+           "-p", "spectra", "false"]
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(paths.ROOT / "lib")})
+    took = time.monotonic() - t0
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "source unreachable" in r.stderr and url in r.stderr and "connection refused" in r.stderr
+    assert took < 8, f"{took:.1f} s to notice that the source is down"  # per-file back-off: minutes
+    rows = manifest_rows(tmp_path / "run" / "acquire" / "manifest.sqlite")
+    assert not [r for r in rows if r["state"] in ("failed", "verified", "complete")]  # nothing given up on
+    with Manifest(tmp_path / "run" / "acquire" / "manifest.sqlite", readonly=True) as m:
+        b = m.batches()[-1]
+        assert b["status"] == "stopped" and "unreachable" in b["note"]
+        assert sum(e["event"] == "unreachable" for e in m.batch_log(b["id"])) == 1  # probed once
+    with FaultyHTTPServer(tmp_path / "src") as server:  # back up: the resume finishes the plan
+        r = subprocess.run(cmd[:8] + [server.url] + cmd[9:], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(paths.ROOT / "lib")})
+    assert r.returncode == 0, r.stderr
+    assert_identical(tmp_path / "run" / "acquire", tmp_path / "src", files)
+
+
+def test_planning_against_an_unreachable_source_fails_at_once(tmp_path):
+    import time
+
+    from desivoids.acquire import run as stage_run
+    from desivoids.errors import StageError
+
+    url = f"http://127.0.0.1:{closed_port()}/"
+    t0 = time.monotonic()
+    with pytest.raises(StageError, match="source unreachable.*connection refused"):
+        stage_run(data_dir=str(tmp_path / "run"), source=url, sets=["desivast"], min_free_gb=0)
+    assert time.monotonic() - t0 < 3  # metadata retries back off 0.5 + 1 + 2 s on a transient fault
+
+
+def test_one_refused_request_of_a_source_that_answers_the_probe_is_retried_per_file(tree, tmp_path):
+    """An Unreachable error while the source answers its probe is a fault of that request: the
+    file is retried with its back-off and the batch goes on."""
+    from desivoids.acquire.sources import Unreachable
+
+    src, files, _ = tree
+    victim = sorted(files)[0]
+
+    class Flaky(HTTPSource):
+        refused = 0
+
+        def open(self, path, start=0):
+            if path == victim and not Flaky.refused:
+                Flaky.refused += 1
+                raise Unreachable(f"{self.url(path)}: connection refused")
+            return super().open(path, start)
+
+    with FaultyHTTPServer(src) as server:
+        s = acquire(Flaky(server.url), tmp_path / "raw", tmp_path / "m.sqlite", ["dir"], dirs=[D], options=opts())
+    assert s.status == "done" and not s.unreachable and Flaky.refused == 1
+    assert Manifest(tmp_path / "m.sqlite", readonly=True).get(victim).attempts == 2
+    assert_identical(tmp_path, src, files)

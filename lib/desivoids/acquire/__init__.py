@@ -1,8 +1,10 @@
 """acquire: resumable, verified bulk download of DESI DR1 files, and tile spectra to Parquet.
 
-Modules: ``filesets`` (named sets -> relative paths and checksum-file locations), ``sources``
-(HTTPS, anonymous S3, fsspec behind one interface), ``plan`` (sizes and published sha256 from
-metadata), ``manifest`` (SQLite state), ``transfer`` (.part, verify, rename, retries, disk guard),
+Modules: ``filesets`` (named sets -> relative paths, checksum-list locations, the strict list
+parser), ``sources`` (HTTPS, anonymous S3, fsspec behind one interface; source digests; an
+unreachable source told from a faulty request), ``plan`` (checksum lists first, then listings
+and HEAD; what could not be planned and why), ``manifest`` (SQLite state, schema versions and
+their migration), ``transfer`` (.part, verify or complete, rename, retries, disk guard),
 ``spectra`` (coadd + redrock -> Parquet), ``steps`` (the stage: :func:`run`), ``cli`` (the extra
 verbs ``desivoids acquire spectra`` and ``desivoids acquire status``).
 """

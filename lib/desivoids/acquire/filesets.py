@@ -11,8 +11,13 @@ underscores: below the release root for value-added catalogues
 the spectroscopic reductions (``.../tiles/cumulative/80613/20210324/
 redux_iron_tiles_cumulative_80613_20210324.sha256sum``,
 ``.../healpix/main/dark/100/10000/redux_iron_healpix_main_dark_100_10000.sha256sum``). The
-planner also looks for any ``*.sha256sum`` in a listed directory, so a differently named sum file
-is still found.
+planner reads these lists first, because they name every file of their folder even where the
+server has no index pages, and also looks for any ``*.sha256sum`` in a listed directory, so a
+differently named sum file is still found.
+
+A checksum list decides what is fetched and where it is written, so it is parsed strictly
+(:func:`parse_checksum_list`): every line ``HEX  NAME`` as ``sha256sum`` writes it, names that
+stay inside the list's folder, no name twice with two sums, at least one entry.
 """
 from __future__ import annotations
 
@@ -20,8 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..checksums import parse_sumfile  # noqa: F401  (re-exported: the planner reads sums through it)
-from ..errors import UsageError
+from ..checksums import parse_sumfile  # noqa: F401  (re-exported for callers of the lax reader)
+from ..errors import InputError, UsageError
 from ..formats import (DESIVAST_FILES, DESIVAST_ROOT as DESIVAST_DIR, FASTSPEC_V21_FILENAME,
                        FASTSPEC_V3_FILES, HEALPIX_DIR, TILES_DIR, checksum_filename,
                        fastspec_dir)
@@ -34,6 +39,58 @@ SETS = ("desivast", "fastspecfit", "tiles", "healpix", "dir")
 
 class FileSetError(UsageError):
     """A file-set parameter that names nothing DESI publishes."""
+
+
+class ChecksumListError(InputError):
+    """A checksum list that does not parse: names the list (its URL at the source) and the line."""
+
+    def where(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in (("checksum list", self.file), ("line", self.row))
+                         if v is not None)
+
+
+#: one line of ``sha256sum`` output: text mode ``HEX  NAME``, binary mode ``HEX *NAME`` (a line
+#: that GNU coreutils escapes with a leading backslash holds a name DESI never uses: an error)
+_SUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
+
+
+def parse_checksum_list(data: bytes, where: str) -> dict[str, str]:
+    """DESI's ``.sha256sum`` bytes -> {name relative to the list's folder: lower-case hex}.
+
+    Strict, because the names become paths to fetch and write: UTF-8; every non-blank line
+    exactly as ``sha256sum`` writes it (an HTML error page served with status 200, a truncated
+    line, a comment are errors); a name may hold sub-folders (a version-level VAC list) but not
+    be absolute, hold ``..`` or end in ``/``; a name listed twice must have one sum; the list
+    names at least one file. Raises :class:`ChecksumListError` naming ``where`` and the line.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ChecksumListError(where, None, None, f"not UTF-8 text (byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    out: dict[str, str] = {}
+    for i, line in enumerate(text.split("\n"), 1):
+        line = line[:-1] if line.endswith("\r") else line
+        if not line.strip():
+            continue
+        m = _SUM_LINE.fullmatch(line)
+        if not m:
+            raise ChecksumListError(where, None, None, f"not 'SHA256  NAME' as sha256sum writes it: "
+                                    f"{line[:80]!r}", row=i)
+        hexd, name = m.groups()
+        name = name[2:] if name.startswith("./") else name
+        parts = name.split("/")
+        if name.startswith("/") or name.endswith("/") or any(p in ("", ".", "..") for p in parts) or "\0" in name:
+            raise ChecksumListError(where, None, None, f"file name {name!r} does not stay inside the list's "
+                                    "folder", row=i)
+        hexd = hexd.lower()
+        if out.get(name, hexd) != hexd:
+            raise ChecksumListError(where, None, None, f"{name} listed twice with different sums", row=i)
+        out[name] = hexd
+    if not out:
+        raise ChecksumListError(where, None, None, "names no file (empty)")
+    return out
 
 
 @dataclass(frozen=True)
@@ -51,6 +108,7 @@ class Request:
     names: tuple[str, ...] | None = None
     pattern: str | None = None
     recursive: bool = False
+    label: str = ""  # how a report names the request (e.g. "tile 80613/20210324, petals 0,4")
 
     def __post_init__(self):
         if (self.names is None) == (self.pattern is None):
@@ -126,7 +184,9 @@ def tiles(specs: Sequence[TileSpec]) -> list[Request]:
         petals = "".join(str(p) for p in sorted(set(s.petals)))
         pattern = rf"(coadd|redrock)-[{petals}]-{s.tileid}-thru{s.night}\.fits"
         d = tile_dir(s.tileid, s.night)
-        out.append(Request("tiles", d, sumfiles_for(d), pattern=pattern))
+        out.append(Request("tiles", d, sumfiles_for(d), pattern=pattern,
+                           label=f"tile {s.tileid}/{s.night}, " + ("every petal" if set(s.petals) == set(PETALS)
+                                                                    else f"petals {','.join(petals)}")))
     return out
 
 
@@ -146,8 +206,10 @@ def healpix(specs: Sequence[tuple[str, str, int]]) -> list[Request]:
 
 def directory(path: str, pattern: str = r".*") -> list[Request]:
     """Every file below one directory (recursive) whose name matches ``pattern``; checksums from
-    whatever ``*.sha256sum`` files the directories hold."""
-    return [Request("dir", path.strip("/"), (), pattern=pattern, recursive=True)]
+    the list DESI names after the folder and whatever ``*.sha256sum`` files the directories
+    hold (on a server without index pages, the folder's own list names its files)."""
+    d = path.strip("/")
+    return [Request("dir", d, sumfiles_for(d), pattern=pattern, recursive=True)]
 
 
 def parse_tile(spec: str | int) -> TileSpec:

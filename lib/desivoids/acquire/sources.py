@@ -1,15 +1,28 @@
 """Where DESI files come from: one small interface over HTTPS, anonymous S3 and any fsspec URL.
 
-A source answers four questions about a path of DESI's relative layout (``dr1/...``): its size,
-a byte stream starting at an offset (HTTP ``Range``, S3 ``GetObject Range``, ``seek`` for
-fsspec), a small file's bytes (checksum lists), and a directory listing. Errors are sorted
-into the three kinds the transfer loop acts on: ``Missing`` (404: report, do not retry),
-``Transient`` (5xx, timeouts, resets, short bodies: retry with backoff) and ``Permanent``.
+A source answers four questions about a path of DESI's relative layout (``dr1/...``): its size
+(and a digest, where the source offers one), a byte stream starting at an offset (HTTP
+``Range``, S3 ``GetObject Range``, ``seek`` for fsspec), a small file's bytes (checksum lists),
+and a directory listing, which may be *unknown*: a plain static host, an S3 website endpoint or
+a mirror answers 404 for a folder that exists, so an HTTP 404 on a folder says nothing about it.
+
+Errors are sorted into the kinds the transfer loop acts on: ``Missing`` (404: report, do not
+retry), ``Transient`` (5xx, timeouts, resets, short bodies: retry that file with backoff),
+``Permanent``, and ``Unreachable`` (connection refused, name not resolved: the whole source is
+down, so retrying file by file only adds silence; the batch stops instead).
+
+Digests a source offers for the whole file (``Digest``/``Repr-Digest`` sha-256 or md5, and on a
+full response ``Content-MD5``/``Content-Digest``; the ETag of a single-part, not KMS-encrypted
+S3 object, which is its MD5) let a file without a published sha256 still be *verified*.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import errno
 import html
 import re
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Iterator
@@ -43,6 +56,115 @@ class Permanent(SourceError):
     """Retrying will not help (403, 400, ...)."""
 
 
+class Unreachable(SourceError):
+    """The source itself cannot be reached (connection refused, host name not resolved, no
+    route): not a fault of one file, so the transfer probes once and stops the batch."""
+
+
+_DOWN_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
+
+
+def is_unreachable(exc: BaseException) -> str | None:
+    """Why the source cannot be reached ("connection refused", "host name not resolved", "no
+    route to host"), when an exception chain (requests -> urllib3 -> socket, or botocore) bottoms
+    out in one; None for a fault of one request (a reset mid-body, a timeout, a 5xx)."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError) or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED):
+            return "connection refused"
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return "host name not resolved"
+        if isinstance(e, OSError) and not isinstance(e, TimeoutError) and e.errno in _DOWN_ERRNOS:
+            return "no route to host"
+        if type(e).__name__ == "EndpointConnectionError":  # botocore: refused or not resolved
+            return "could not connect to the endpoint"
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return None
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A digest of the whole file offered by the source: ``algorithm`` md5 or sha256, ``hex``,
+    and ``origin`` the header it came from (ETag, Content-MD5, Digest, Repr-Digest, ...)."""
+
+    algorithm: str
+    hex: str
+    origin: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    @classmethod
+    def parse(cls, text: str | None, origin: str | None) -> "Digest | None":
+        """The inverse of ``str()`` (as the manifest stores it)."""
+        if not text or ":" not in text:
+            return None
+        algorithm, hexd = text.split(":", 1)
+        return cls(algorithm, hexd, origin or "")
+
+
+_HEX_LEN = {"md5": 32, "sha256": 64}
+_ALGO = {"sha-256": "sha256", "sha256": "sha256", "md5": "md5"}
+
+
+def _b64_hex(value: str, algorithm: str) -> str | None:
+    try:
+        raw = base64.b64decode(value.strip().strip(":"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    h = raw.hex()
+    return h if len(h) == _HEX_LEN[algorithm] else None
+
+
+def digest_from_headers(headers, *, full: bool, s3: bool = False) -> Digest | None:
+    """The strongest whole-file digest in HTTP response headers. ``full``: the response carries
+    the whole file (200, or a HEAD), so digests of the *content* (Content-MD5, Content-Digest)
+    describe the file too; ``Digest`` and ``Repr-Digest`` describe it whatever the range. The
+    ETag counts only on S3 (``s3``, or S3's own response headers) and only for a single-part
+    object stored without KMS (its ETag is then the MD5 of the bytes)."""
+    found: list[Digest] = []
+    names = ["Repr-Digest", "Digest"] + (["Content-Digest", "Content-MD5"] if full else [])
+    for name in names:
+        value = headers.get(name)
+        if not value:
+            continue
+        if name == "Content-MD5":
+            h = _b64_hex(value, "md5")
+            if h:
+                found.append(Digest("md5", h, name))
+            continue
+        for item in value.split(","):  # "sha-256=BASE64, md5=BASE64" or "sha-256=:BASE64:"
+            key, _, val = item.strip().partition("=")
+            algorithm = _ALGO.get(key.strip().lower())
+            if algorithm and val:
+                h = _b64_hex(val, algorithm)
+                if h:
+                    found.append(Digest(algorithm, h, name))
+    s3 = s3 or "AmazonS3" in (headers.get("Server") or "") or "x-amz-request-id" in headers
+    etag = (headers.get("ETag") or "").strip()
+    if s3 and not headers.get("x-amz-server-side-encryption", "").startswith("aws:kms") \
+            and "x-amz-server-side-encryption-customer-algorithm" not in headers:
+        m = re.fullmatch(r'"?([0-9a-fA-F]{32})"?', etag)  # no '-N': not a multipart upload
+        if m:
+            found.append(Digest("md5", m.group(1).lower(), "ETag"))
+    for algorithm in ("sha256", "md5"):
+        for d in found:
+            if d.algorithm == algorithm:
+                return d
+    return None
+
+
+@dataclass(frozen=True)
+class Stat:
+    size: int
+    digest: Digest | None = None
+
+
 @dataclass(frozen=True)
 class Listed:
     name: str
@@ -51,10 +173,11 @@ class Listed:
 
 
 class Body:
-    """A byte stream from ``start`` (which may be 0 when the server ignored the Range request)."""
+    """A byte stream from ``start`` (which may be 0 when the server ignored the Range request);
+    ``digest``: a whole-file digest the response carried, if any."""
 
-    def __init__(self, start: int, chunks: Iterator[bytes], close=lambda: None):
-        self.start, self._chunks, self._close = start, chunks, close
+    def __init__(self, start: int, chunks: Iterator[bytes], close=lambda: None, digest: Digest | None = None):
+        self.start, self._chunks, self._close, self.digest = start, chunks, close, digest
 
     def __iter__(self) -> Iterator[bytes]:
         return self._chunks
@@ -76,6 +199,10 @@ class Source:
     chunk: int = CHUNK
 
     def size(self, path: str) -> int:
+        return self.stat(path).size
+
+    def stat(self, path: str) -> Stat:
+        """Size and, where the source offers one, a digest of the whole file."""
         raise NotImplementedError
 
     def open(self, path: str, start: int = 0) -> Body:
@@ -86,8 +213,13 @@ class Source:
             return b"".join(body)
 
     def list(self, directory: str) -> list[Listed] | None:
-        """Entries of a directory, or None when this source cannot list."""
+        """Entries of a directory, or None when this source cannot say (no listings, or an HTTP
+        folder without an index page); raises Missing only when the source knows it is absent."""
         return None
+
+    def probe(self) -> None:
+        """One cheap request to the source: raises Unreachable when it cannot be reached (any
+        answer, even an error status, means it is up)."""
 
     def walk(self, directory: str) -> list[tuple[str, Listed]]:
         """(relative path, entry) of every file below ``directory``."""
@@ -148,12 +280,19 @@ class HTTPSource(Source):
             return self._session().request(method, self.url(path), timeout=self.timeout,
                                            allow_redirects=True, **kw)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            why = None if isinstance(exc, requests.Timeout) else is_unreachable(exc)
+            if why:
+                raise Unreachable(f"{self.url(path)}: {why}") from None
             raise Transient(f"{self.url(path)}: {type(exc).__name__}: {exc}") from None
 
-    def size(self, path: str) -> int:
+    def probe(self) -> None:
+        self._request("HEAD", "").close()
+
+    def stat(self, path: str) -> Stat:
         r = self._request("HEAD", path)
         if r.status_code != 200:
             self._raise_for(r, path)
+        digest = digest_from_headers(r.headers, full=True)
         n = r.headers.get("Content-Length")
         if n is None:  # no length on HEAD: ask for one byte and read the total from Content-Range
             r = self._request("GET", path, headers={"Range": "bytes=0-0"}, stream=True)
@@ -161,8 +300,8 @@ class HTTPSource(Source):
             m = re.search(r"/(\d+)$", r.headers.get("Content-Range", ""))
             if r.status_code != 206 or not m:
                 raise Permanent(f"{self.url(path)}: server reports no size (no Content-Length, no Range)")
-            return int(m.group(1))
-        return int(n)
+            return Stat(int(m.group(1)), digest)
+        return Stat(int(n), digest)
 
     def open(self, path: str, start: int = 0) -> Body:
         import requests
@@ -192,22 +331,39 @@ class HTTPSource(Source):
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 raise Transient(f"{self.url(path)}: body interrupted: {type(exc).__name__}: {exc}") from None
 
-        return Body(start, chunks(), r.close)
+        return Body(start, chunks(), r.close, digest_from_headers(r.headers, full=r.status_code == 200))
 
     def list(self, directory: str) -> list[Listed] | None:
-        r = self._request("GET", directory.strip("/") + "/")
+        """The entries of an index page; None when the folder has none (404, 403 or a page that
+        is not an index): a static host without index pages answers so for folders that exist."""
+        d = directory.strip("/")
+        r = self._request("GET", d + "/")
+        if r.status_code in (403, 404, 410):
+            return None
         if r.status_code != 200:
             self._raise_for(r, directory)
-        out = {}
-        for href in re.findall(r'href\s*=\s*"([^"]+)"', r.text, flags=re.I):
-            href = html.unescape(href)
-            if href.startswith(("?", "#", "/", "..", "./")) or "://" in href or href.startswith("mailto:"):
+        text = r.text
+        here = urlsplit(r.url).path  # after redirects: the folder's own path
+        here = here if here.endswith("/") else here + "/"
+        out, parent = {}, False
+        for href in re.findall(r'href\s*=\s*"([^"]+)"', text, flags=re.I):
+            href = unquote(html.unescape(href).split("?")[0].split("#")[0])
+            if href.startswith("/"):  # an absolute path: an entry only if it lies in this folder
+                if not href.startswith(here):
+                    parent = parent or here.startswith(href)
+                    continue
+                href = href[len(here):]
+            if href in ("..", "../") or href.startswith("../"):
+                parent = True
                 continue
-            name = unquote(href.split("?")[0])
-            is_dir = name.endswith("/")
-            name = name.rstrip("/")
+            if not href or href.startswith(("?", "#", "./")) or "://" in href or href.startswith("mailto:"):
+                continue
+            is_dir = href.endswith("/")
+            name = href.rstrip("/")
             if name and "/" not in name:
                 out[name] = Listed(name, None, is_dir)
+        if not out and not parent and not re.search(r"index of|directory listing", text, flags=re.I):
+            return None  # some page, but not an index: the folder's content is unknown
         return sorted(out.values(), key=lambda e: e.name)
 
 
@@ -252,15 +408,36 @@ class S3Source(Source):
                                                                  "InternalError", "ServiceUnavailable"):
                 return Transient(msg)
             return Permanent(msg)
+        why = is_unreachable(exc)
+        if why:
+            return Unreachable(f"{where}: {why}: {exc}")
         return Transient(f"{where}: {type(exc).__name__}: {exc}")
 
-    def size(self, path: str) -> int:
+    @staticmethod
+    def _digest(resp: dict) -> Digest | None:
+        """The ETag as MD5 (single-part, not KMS- or customer-key-encrypted objects only)."""
+        if resp.get("ServerSideEncryption") == "aws:kms" or resp.get("SSECustomerAlgorithm"):
+            return None
+        return digest_from_headers({"ETag": resp.get("ETag") or ""}, full=True, s3=True)
+
+    def stat(self, path: str) -> Stat:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return int(self.client.head_object(Bucket=self.bucket, Key=self.key(path))["ContentLength"])
+            resp = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
         except (ClientError, BotoCoreError, OSError) as exc:
             raise self._wrap(exc, path) from None
+        return Stat(int(resp["ContentLength"]), self._digest(resp))
+
+    def probe(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+        except ClientError:
+            return  # an answer (even AccessDenied): the source is up
+        except (BotoCoreError, OSError) as exc:
+            raise self._wrap(exc, "") from None
 
     def open(self, path: str, start: int = 0) -> Body:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -287,7 +464,7 @@ class S3Source(Source):
                 raise Transient(f"s3://{self.bucket}/{self.key(path)}: body interrupted: "
                                 f"{type(exc).__name__}: {exc}") from None
 
-        return Body(start, chunks(), body.close)
+        return Body(start, chunks(), body.close, self._digest(resp))
 
     def list(self, directory: str) -> list[Listed] | None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -325,7 +502,7 @@ class FsspecSource(Source):
     def _p(self, path: str) -> str:
         return f"{self.root}/{path.lstrip('/')}" if path else self.root
 
-    def size(self, path: str) -> int:
+    def stat(self, path: str) -> Stat:
         try:
             info = self.fs.info(self._p(path))
         except FileNotFoundError:
@@ -334,7 +511,15 @@ class FsspecSource(Source):
             raise Transient(f"{self.label}{path}: {exc}") from None
         if info.get("type") == "directory":
             raise Missing(f"{self.label}{path}: is a directory")
-        return int(info["size"])
+        return Stat(int(info["size"]))
+
+    def probe(self) -> None:
+        try:
+            self.fs.info(self.root)
+        except FileNotFoundError:
+            raise Unreachable(f"{self.label}: no such folder") from None
+        except OSError as exc:
+            raise Unreachable(f"{self.label}: {exc}") from None
 
     def open(self, path: str, start: int = 0) -> Body:
         try:

@@ -5,20 +5,27 @@ from :mod:`desivoids.formats`). Selection, in this order, every row of REDSHIFTS
 exactly one bucket: SPECTYPE in a list, then ZWARN == 0, then DELTACHI2 > a minimum (strictly
 greater, as DESIVAST's ``DELTACHI2 > 40``); the rest is kept.
 
-Output per coadd: ``spectra-<rest of the coadd name>.parquet`` in the same relative directory,
-with the target's REDSHIFTS row (COEFF as a fixed-size list), every coadd FIBERMAP column, and
+Output per coadd and selection: ``<selection>/<folder>/spectra-<rest of the coadd name>.parquet``
+below the spectra folder, where ``<selection>`` names the selection (``GALAXY_zwarn0_deltachi2gt40``)
+so that two selections never write, or record, over each other, and ``<folder>`` is the coadd's
+place in DESI's layout (from its DESI name, or its relative folder), with the target's REDSHIFTS row (COEFF as a fixed-size list), every coadd FIBERMAP column, and
 per camera B/R/Z ``{CAM}_FLUX``, ``{CAM}_IVAR`` (float32) and ``{CAM}_MASK`` (int32) as
 fixed-size lists. Strings are decoded and stripped of FITS padding. The wavelength grids are not
 repeated per row or per file: each distinct grid is written once as
 ``wavelength/{CAM}-{sha256[:16]}.parquet`` and every spectra file names its grids in its
 key-value metadata (``desivoids.wavelength.{CAM}``), with the source files, header keys and the
 selection. A pair that keeps no target is recorded as ``empty`` (no file), not as an error.
+
+Pairs come from the acquire manifest (fetched files), from folders (every coadd below them with
+the redrock DESI names beside it) or from explicit coadd and redrock files; the manifest keeps
+one conversion record per (coadd, output, selection).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -28,7 +35,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, InputError
 
 CAMERAS = ("B", "R", "Z")
 IMAGES = ("FLUX", "IVAR", "MASK")
@@ -50,6 +57,26 @@ class Selection:
     def key(self) -> str:
         return json.dumps({"spectype": sorted(self.spectype), "zwarn_zero": self.zwarn_zero,
                            "min_deltachi2": self.min_deltachi2}, sort_keys=True)
+
+    def slug(self) -> str:
+        """A folder name for this selection's outputs, readable and one per distinct key."""
+        types = "+".join(re.sub(r"[^A-Za-z0-9]+", "-", t.upper()) for t in sorted(self.spectype)) or "anytype"
+        cut = "anydeltachi2" if self.min_deltachi2 is None else f"deltachi2gt{self.min_deltachi2:g}"
+        return f"{types}_{'zwarn0' if self.zwarn_zero else 'anyzwarn'}_{cut}"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A coadd and its redrock file: relative to the raw folder when fetched by acquire, else
+    absolute; ``where`` is the folder of the output below the selection's folder."""
+
+    coadd: str
+    redrock: str
+    where: str = ""
+
+    @classmethod
+    def of(cls, coadd: str, redrock: str) -> "Pair":
+        return cls(coadd, redrock, desi_folder(coadd))
 
 
 @dataclass
@@ -267,12 +294,109 @@ def _find_wave_root(path: Path) -> Path:
     raise FileNotFoundError(f"{path}: no 'wavelength' folder in any parent directory")
 
 
-def output_for(coadd_rel: str) -> str:
-    """Relative output path of a coadd's Parquet file."""
-    d, name = coadd_rel.rsplit("/", 1) if "/" in coadd_rel else ("", coadd_rel)
+_TILE_COADD = re.compile(r"coadd-(\d)-(\d+)-thru(\d{8})\.fits")
+_HEALPIX_COADD = re.compile(r"coadd-([a-z0-9]+)-([a-z0-9]+)-(\d+)\.fits")
+
+
+def desi_folder(coadd: str) -> str:
+    """The coadd's folder in DESI's layout: from its DESI name (cumulative tile or HEALPix
+    coadd), else its own folder when it is a relative path, else none."""
+    from .filesets import healpix_dir, tile_dir
+
+    name = coadd.rsplit("/", 1)[-1]
+    if m := _TILE_COADD.fullmatch(name):
+        return tile_dir(int(m.group(2)), int(m.group(3)))
+    if m := _HEALPIX_COADD.fullmatch(name):
+        return healpix_dir(m.group(1), m.group(2), int(m.group(3)))
+    return coadd.rsplit("/", 1)[0] if "/" in coadd and not coadd.startswith("/") else ""
+
+
+def output_for(coadd: str | Pair, selection: Selection = Selection()) -> str:
+    """Output path of a coadd's Parquet file for one selection, relative to the spectra folder."""
+    pair = coadd if isinstance(coadd, Pair) else Pair.of(coadd, "")
+    name = pair.coadd.rsplit("/", 1)[-1]
     stem = name[len("coadd-"):] if name.startswith("coadd-") else name
     out = f"spectra-{stem[:-5] if stem.endswith('.fits') else stem}.parquet"
-    return f"{d}/{out}" if d else out
+    return "/".join(p for p in (selection.slug(), pair.where, out) if p)
+
+
+def _key(path: Path, raw_root: Path) -> str:
+    """How a record names an input file: relative to the raw folder when inside it."""
+    try:
+        return path.relative_to(raw_root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _kind(path: Path) -> str | None:
+    """coadd or redrock: by DESI's name, else by the HDUs the file holds (headers only)."""
+    if path.name.startswith(("coadd-", "redrock-")):
+        return path.name.split("-", 1)[0]
+    from astropy.io import fits
+
+    try:
+        with fits.open(path) as hdul:
+            names = {h.name for h in hdul}
+    except (OSError, ValueError):
+        return None
+    return "redrock" if "REDSHIFTS" in names else "coadd" if "B_FLUX" in names else None
+
+
+def find_pairs(inputs: Sequence[str | Path], raw_root: str | Path) -> tuple[list[Pair], list[tuple[str, str]]]:
+    """Coadd + redrock pairs of folders (every ``coadd-*.fits`` below them, with the redrock of
+    the same DESI name beside it) and of explicit files (a coadd with its redrock given or
+    beside it; one coadd and one redrock of other names, told apart by their HDUs, are paired
+    as given). Returns the pairs
+    and the coadds found below a folder without their redrock, as (coadd, why); raises
+    InputError for inputs that do not exist or yield no pair, every one at once."""
+    raw_root = Path(raw_root).resolve()
+    pairs: dict[str, Pair] = {}
+    unpaired: list[tuple[str, str]] = []
+    errors: list[InputError] = []
+    files = []
+    for item in inputs:
+        p = Path(item).expanduser().resolve()
+        if p.is_dir():
+            found = 0
+            for c in sorted(p.rglob("coadd-*.fits")):
+                r = c.with_name("redrock-" + c.name[len("coadd-"):])
+                if not r.is_file():
+                    unpaired.append((_key(c, raw_root), f"no {r.name} beside it"))
+                    continue
+                rel = c.parent.relative_to(p).as_posix()
+                where = desi_folder(c.name) or ("" if rel == "." else rel)
+                pairs.setdefault(_key(c, raw_root), Pair(_key(c, raw_root), _key(r, raw_root), where))
+                found += 1
+            if not found:
+                errors.append(InputError(p, None, None, "no coadd-*.fits with its redrock-*.fits below this folder"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            errors.append(InputError(p, None, None, "no such file or folder"))
+    kinds = {f: _kind(f) for f in files}
+    coadds = [f for f in files if kinds[f] == "coadd"]
+    redrocks = {f.name: f for f in files if kinds[f] == "redrock"}
+    errors += [InputError(f, None, None, "neither a coadd nor a redrock file (by name, or by its HDUs: no "
+                          "B_FLUX, no REDSHIFTS)") for f in files if kinds[f] is None]
+    lone = []
+    for c in coadds:
+        rname = "redrock-" + c.name[len("coadd-"):]
+        r = redrocks.pop(rname, None) or (c.with_name(rname) if c.with_name(rname).is_file() else None)
+        if r is None:
+            lone.append(c)
+            continue
+        pairs.setdefault(_key(c, raw_root), Pair(_key(c, raw_root), _key(r, raw_root), desi_folder(c.name)))
+    if len(lone) == 1 and len(redrocks) == 1:  # one coadd and one redrock, named otherwise: as given
+        (r,) = redrocks.values()
+        pairs.setdefault(_key(lone[0], raw_root), Pair(_key(lone[0], raw_root), _key(r, raw_root),
+                                                       desi_folder(lone[0].name)))
+        lone, redrocks = [], {}
+    errors += [InputError(c, None, None, f"coadd without its redrock: give {'redrock-' + c.name[6:]} too")
+               for c in lone]
+    errors += [InputError(r, None, None, "redrock without its coadd: give the coadd too") for r in redrocks.values()]
+    if errors:
+        raise InputError.all(errors)
+    return list(pairs.values()), unpaired
 
 
 # ------------------------------------------------------------------------------ many pairs
@@ -289,9 +413,12 @@ class SpectraSummary:
     dropped_zwarn: int
     dropped_deltachi2: int
     seconds: float = 0.0
+    selection: str = ""  # the Selection's folder name (slug)
+    records: list[dict] = field(default_factory=list)  # this call's (coadd, output, selection) records
 
     def rows(self) -> list[dict]:
         return [{"quantity": k, "value": v} for k, v in (
+            ("selection", self.selection),
             ("coadd/redrock pairs", self.pairs), ("converted", self.done), ("empty (nothing kept)", self.empty),
             ("failed", len(self.failed)), ("already converted (skipped)", self.skipped),
             ("targets read", self.targets), ("dropped: SPECTYPE", self.dropped_spectype),
@@ -299,78 +426,89 @@ class SpectraSummary:
             ("kept", self.kept))]
 
     def __str__(self) -> str:
-        lines = [f"spectra: {self.pairs} pairs: {self.done} converted, {self.empty} empty, {len(self.failed)} failed, "
-                 f"{self.skipped} already done; targets {self.targets} -> kept {self.kept} (dropped: SPECTYPE "
-                 f"{self.dropped_spectype}, ZWARN {self.dropped_zwarn}, DELTACHI2 {self.dropped_deltachi2})"]
+        lines = [f"spectra ({self.selection}): {self.pairs} pairs: {self.done} converted, {self.empty} empty, "
+                 f"{len(self.failed)} failed, {self.skipped} already done; targets {self.targets} -> kept "
+                 f"{self.kept} (dropped: SPECTYPE {self.dropped_spectype}, ZWARN {self.dropped_zwarn}, "
+                 f"DELTACHI2 {self.dropped_deltachi2})"]
         lines += [f"  FAILED {c}: {e}" for c, e in self.failed]
         return "\n".join(lines)
 
 
-def convert_all(pairs: Sequence[tuple[str, str]], raw_root: str | Path, out_root: str | Path, manifest,
+def convert_all(pairs: Sequence[Pair | tuple[str, str]], raw_root: str | Path, out_root: str | Path, manifest,
                 selection: Selection = Selection(), *, workers: int = 2, redo: bool = False,
-                progress: bool | None = None) -> SpectraSummary:
-    """Convert (coadd, redrock) pairs given as paths relative to ``raw_root``; resumable: a pair
-    already ``done``/``empty`` with the same selection (and its output present) is skipped.
-    The totals cover every pair, skipped ones included, so the waterfall accounts for all rows."""
+                progress: bool | None = None, unpaired: Sequence[tuple[str, str]] = ()) -> SpectraSummary:
+    """Convert (coadd, redrock) pairs (paths relative to ``raw_root``, or absolute) into
+    ``out_root``; resumable: a pair whose record for this output and selection is ``done``
+    (output present) or ``empty`` is skipped. The totals cover every pair, skipped ones
+    included, so the waterfall accounts for all rows; ``unpaired`` coadds count as failed."""
     from ..progress import bar
 
     raw_root, out_root = Path(raw_root), Path(out_root)
+    pairs = [p if isinstance(p, Pair) else Pair.of(*p) for p in pairs]
     key = selection.key()
     batch = manifest.begin_batch("spectra", str(raw_root), {"selection": json.loads(key), "pairs": len(pairs)})
     t0 = time.perf_counter()
     todo, skipped = [], 0
-    for c, r in pairs:
-        prev = manifest.spectra_get(c)
-        if (not redo and prev and prev["selection"] == key and prev["state"] in ("done", "empty")
-                and (prev["state"] == "empty" or (out_root / prev["output"]).exists())):
+    for pair in pairs:
+        out_rel = output_for(pair, selection)
+        prev = manifest.spectra_get(pair.coadd, out_rel, key)
+        if (not redo and prev and prev["state"] in ("done", "empty")
+                and (prev["state"] == "empty" or (out_root / out_rel).exists())):
             skipped += 1
             continue
-        manifest.spectra_set(c, redrock=r, selection=key, state="planned", output=None, error=None, batch=batch)
-        todo.append((c, r))
+        manifest.spectra_set(pair.coadd, out_rel, key, redrock=pair.redrock, state="planned", error=None,
+                             batch=batch)
+        todo.append((pair, out_rel))
 
-    def one(pair):
-        c, r = pair
-        out_rel = output_for(c)
+    def one(item):
+        pair, out_rel = item
         try:
-            res = convert_pair(raw_root / c, raw_root / r, out_root / out_rel, selection, out_root)
+            res = convert_pair(raw_root / pair.coadd, raw_root / pair.redrock, out_root / out_rel, selection,
+                               out_root)
         except (SpectraFormatError, OSError, ValueError) as exc:
-            manifest.spectra_set(c, redrock=r, selection=key, state="failed", error=f"{type(exc).__name__}: {exc}",
-                                 batch=batch)
-            manifest.log(batch, c, "failed", str(exc))
+            manifest.spectra_set(pair.coadd, out_rel, key, redrock=pair.redrock, state="failed",
+                                 error=f"{type(exc).__name__}: {exc}", batch=batch)
+            manifest.log(batch, pair.coadd, "failed", str(exc))
             return "failed"
-        if res.state == "empty":  # an output left by an earlier selection must not outlive it
+        if res.state == "empty":  # an output another coadd of the same name left must not outlive it
             (out_root / out_rel).unlink(missing_ok=True)
         counts = {k: getattr(res, k) for k in ("n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept")}
-        manifest.spectra_set(c, redrock=r, selection=key, state=res.state,
-                             output=out_rel if res.state == "done" else None, error=None, batch=batch, **counts)
-        manifest.log(batch, c, res.state, json.dumps(counts, sort_keys=True))
+        manifest.spectra_set(pair.coadd, out_rel, key, redrock=pair.redrock, state=res.state, error=None,
+                             batch=batch, **counts)
+        manifest.log(batch, pair.coadd, res.state, json.dumps(counts, sort_keys=True))
         return res.state
 
     states: dict[str, int] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        futs = [pool.submit(one, p) for p in todo]
+        futs = [pool.submit(one, item) for item in todo]
         for f in bar(as_completed(futs), total=len(futs), desc="spectra", unit="pair", progress=progress):
             st = f.result()
             states[st] = states.get(st, 0) + 1
-    wanted = {c for c, _ in pairs}
-    rows = [r for r in manifest.spectra_rows() if r["coadd"] in wanted]
-    tot = {k: sum(int(r[k] or 0) for r in rows if r["state"] in ("done", "empty"))
-           for k in ("n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept")}
+    rows = [manifest.spectra_get(p.coadd, output_for(p, selection), key) for p in pairs]
+    rows = [r for r in rows if r is not None]
+    ok = [r for r in rows if r["state"] in ("done", "empty")]
+    tot = {k: sum(int(r[k] or 0) for r in ok) for k in ("n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept")}
     seconds = time.perf_counter() - t0
+    failed = [(r["coadd"], r["error"]) for r in rows if r["state"] == "failed"] + list(unpaired)
+    for coadd, why in unpaired:
+        manifest.log(batch, coadd, "failed", why)
     summary = SpectraSummary(
-        pairs=len(pairs), done=sum(r["state"] == "done" for r in rows), empty=sum(r["state"] == "empty" for r in rows),
-        failed=[(r["coadd"], r["error"]) for r in rows if r["state"] == "failed"], skipped=skipped,
+        pairs=len(pairs) + len(unpaired), done=sum(r["state"] == "done" for r in rows),
+        empty=sum(r["state"] == "empty" for r in rows), failed=failed, skipped=skipped,
         targets=tot["n_targets"], kept=tot["n_kept"], dropped_spectype=tot["n_spectype"],
-        dropped_zwarn=tot["n_zwarn"], dropped_deltachi2=tot["n_deltachi2"], seconds=seconds)
+        dropped_zwarn=tot["n_zwarn"], dropped_deltachi2=tot["n_deltachi2"], seconds=seconds,
+        selection=selection.slug(), records=rows)
     manifest.end_batch(batch, "done" if not summary.failed else "incomplete", files=len(todo),
                        verified=states.get("done", 0), empty=states.get("empty", 0),
-                       failed=states.get("failed", 0), seconds=seconds)
+                       failed=states.get("failed", 0) + len(unpaired), seconds=seconds)
     return summary
 
 
-def pairs_from_manifest(manifest, filesets: Iterable[str] = ("tiles", "healpix")) -> list[tuple[str, str]]:
-    """Verified coadd + redrock pairs recorded by the transfer."""
+def pairs_from_manifest(manifest, filesets: Iterable[str] = ("tiles", "healpix")) -> list[Pair]:
+    """Coadd + redrock pairs the transfer put in place (verified or complete)."""
+    from .manifest import PRESENT
     from .plan import tile_pairs
 
     sets = set(filesets)
-    return tile_pairs(r.path for r in manifest.files(["verified"]) if r.fileset in sets or r.fileset == "dir")
+    rows = [r for r in manifest.files(PRESENT) if r.state != "empty" and (r.fileset in sets or r.fileset == "dir")]
+    return [Pair.of(c, r) for c, r in tile_pairs(r.path for r in rows)]

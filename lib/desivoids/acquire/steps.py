@@ -3,21 +3,22 @@
 :func:`run` is the stage's entry point (the notebook and ``desivoids acquire`` call it), so a
 mock run (the source is the mock mirror, a local folder) and a real run (DESI's HTTPS portal or
 S3 bucket) go through the same code. Everything it writes is below ``<data_dir>/acquire``:
-``raw/`` (verified files in DESI's relative layout), ``manifest.sqlite`` and ``spectra/``.
+``raw/`` (fetched files in DESI's relative layout, each ``verified`` or ``complete`` in the
+manifest), ``manifest.sqlite`` and ``spectra/``.
 """
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import StageError
 from ..paths import RunLayout, display, resolve
-from .manifest import CHECKSUM, Manifest
-from .plan import Planned, plan, requests_for
+from .manifest import CHECKSUM, PRESENT, Manifest
+from .plan import Listings, Plan, Planned, plan, requests_for
 from .sources import Source, make_source
-from .spectra import Selection, SpectraSummary, convert_all, pairs_from_manifest
+from .spectra import Selection, SpectraSummary, convert_all, find_pairs, pairs_from_manifest
 from .transfer import Options, Summary, Transfer, _human
 
 #: bytes/s assumed for the time estimate until a transfer into this manifest has been measured
@@ -41,20 +42,24 @@ def source_for(source: str, data_dir: str | Path, *, s3_endpoint: str | None = N
 class DryRun:
     """What a run would fetch; made from metadata only, writes nothing."""
 
-    planned: list[Planned]
-    verified: set[str]
+    plan: Plan
+    present: dict[str, str]  # path -> state of the files already in place (verified, complete, empty)
     free: int
     min_free: int
     rate: float
     rate_measured: bool
-    missing: list[Planned] = field(default_factory=list)
 
-    def __post_init__(self):
-        self.missing = [p for p in self.planned if p.size is None]
+    @property
+    def planned(self) -> list[Planned]:
+        return self.plan.files
+
+    @property
+    def missing(self) -> list[Planned]:
+        return [p for p in self.planned if p.size is None]
 
     @property
     def to_fetch(self) -> list[Planned]:
-        return [p for p in self.planned if p.size is not None and p.path not in self.verified]
+        return [p for p in self.planned if p.size is not None and p.path not in self.present]
 
     @property
     def total_bytes(self) -> int:
@@ -73,23 +78,29 @@ class DryRun:
         return self.fetch_bytes / self.rate if self.rate else 0.0
 
     def rows(self) -> list[dict]:
-        """One row per file: path, set, kind, bytes, checksum origin, status."""
+        """One row per file: path, set, kind, bytes, what it will be checked against, status."""
         out = []
         for p in self.planned:
             status = ("not found at source" if p.size is None else
-                      "verified" if p.path in self.verified else "to fetch")
+                      self.present[p.path] if p.path in self.present else "to fetch")
             out.append({"path": p.path, "set": p.fileset, "kind": p.kind, "bytes": p.size,
                         "checksum": p.checksum, "status": status})
         return out
 
     def totals(self) -> list[dict]:
         """Deterministic totals (no free-disk figure, no time: those depend on the machine)."""
+        data = [p for p in self.planned if p.kind == "data"]
+        here = {p.path for p in self.planned} & set(self.present)
         return [{"quantity": q, "value": v} for q, v in (
             ("files", len(self.planned)), ("bytes", self.total_bytes),
-            ("with a published sha256", sum(p.checksum == "published" for p in self.planned if p.kind == "data")),
-            ("already verified", len(self.verified & {p.path for p in self.planned})),
+            ("with a published sha256", sum(p.checksum == "published" for p in data)),
+            ("with a source digest", sum(p.checksum == "source" for p in data)),
+            ("with nothing to verify against yet", sum(p.checksum == "computed" for p in data)),
+            ("already verified", sum(self.present[p] == "verified" for p in here)),
+            ("already complete", sum(self.present[p] == "complete" for p in here)),
             ("to fetch (files)", len(self.to_fetch)), ("to fetch (bytes)", self.fetch_bytes),
             ("not found at source", len(self.missing)),
+            ("could not be planned", len(self.plan.unplanned)),
             ("fits on disk (keeping the reserve free)", "yes" if self.fits else "NO"))]
 
     def __str__(self) -> str:
@@ -98,43 +109,48 @@ class DryRun:
             size = "?" if r["bytes"] is None else f"{r['bytes']:,}"
             lines.append(f"{size:>14}  {r['checksum']:<9}  {r['status']:<10}  {r['path']}")
         est = f"{self.seconds:,.0f} s at {_human(self.rate)}/s ({'measured' if self.rate_measured else 'assumed'})"
-        lines += ["",
-                  f"files {len(self.planned)}, {_human(self.total_bytes)}; to fetch {len(self.to_fetch)} files, "
-                  f"{_human(self.fetch_bytes)}; not found at source {len(self.missing)}",
+        lines += [""] + [f"NOT PLANNED {u.what}: {u.reason}" for u in self.plan.unplanned]
+        lines += [f"no checksum list in {d}/: its files can be complete, not verified (unless the source "
+                  "offers a digest)" for d in self.plan.unsummed]
+        lines += [f"files {len(self.planned)}, {_human(self.total_bytes)}; to fetch {len(self.to_fetch)} files, "
+                  f"{_human(self.fetch_bytes)}; not found at source {len(self.missing)}; could not be planned "
+                  f"{len(self.plan.unplanned)}",
                   f"free disk {_human(self.free)} (reserve {_human(self.min_free)}): "
                   f"{'fits' if self.fits else 'DOES NOT FIT'}; estimated time {est}",
                   "dry run: nothing downloaded"]
         return "\n".join(lines)
 
 
-def _plan(source: Source, sets: Sequence[str], workers: int, **set_params) -> list[Planned]:
-    return plan(source, requests_for(source, sets, **set_params), workers=max(4, workers))
+def _plan(source: Source, sets: Sequence[str], workers: int, **set_params) -> Plan:
+    listings = Listings(source)
+    return plan(source, requests_for(source, sets, listings=listings, **set_params), workers=max(4, workers),
+                listings=listings)
 
 
 def plan_run(source: Source, dest: str | Path, manifest_path: str | Path, sets: Sequence[str], *,
             workers: int = 4, min_free: int = Options.min_free, **set_params) -> DryRun:
     """List files, sizes, totals, free disk and an estimated time; download and write nothing."""
     planned = _plan(source, sets, workers, **set_params)
-    verified: set[str] = set()
+    present: dict[str, str] = {}
     rate = None
     if Path(manifest_path).exists():
         with Manifest(manifest_path, readonly=True) as m:
-            verified = {r.path for r in m.files(["verified", "empty"])}
+            present = {r.path: r.state for r in m.files(PRESENT)}
             rate = m.throughput()
     d = Path(dest)
     while not d.exists():
         d = d.parent
-    return DryRun(planned, verified, shutil.disk_usage(d).free, min_free, rate or ASSUMED_RATE, rate is not None)
+    return DryRun(planned, present, shutil.disk_usage(d).free, min_free, rate or ASSUMED_RATE, rate is not None)
 
 
 def acquire(source: Source, dest: str | Path, manifest_path: str | Path, sets: Sequence[str], *,
             resume: bool = False, options: Options | None = None,
-            planned: list[Planned] | None = None, **set_params) -> Summary:
+            planned: Plan | list[Planned] | None = None, **set_params) -> Summary:
     """Plan (unless resuming a manifest that already has files, or given ``planned``) and fetch
-    everything not verified.
+    everything not in place.
 
     ``resume``: trust the manifest's plan (no listing, no size requests) and finish it; a kill -9
-    at any instant is resumable this way, and nothing verified is fetched again.
+    at any instant is resumable this way, and nothing in place is fetched again.
     """
     options = options or Options()
     with Manifest(manifest_path) as m:
@@ -147,25 +163,34 @@ def acquire(source: Source, dest: str | Path, manifest_path: str | Path, sets: S
 
 
 def manifest_rows(manifest_path: str | Path, states: Sequence[str] | None = None) -> list[dict]:
-    """The manifest's files as plain rows (path, set, kind, bytes, checksum, state, sha256, error)."""
+    """The manifest's files as plain rows (path, set, kind, bytes, checksum, state, sha256,
+    source digest, error); ``checksum`` says what the bytes were checked against."""
     with Manifest(manifest_path, readonly=True) as m:
         return [{"path": r.path, "set": r.fileset, "kind": r.kind, "bytes": r.size,
                  "checksum": CHECKSUM[r.checksum], "state": r.state, "sha256": r.sha256,
+                 "against": {"published": "published sha256", "source": f"source {r.digest_from} ({(r.source_digest or '').split(':')[0]})",
+                             "computed": "nothing"}[r.checksum] if r.state in PRESENT else None,
+                 "source_digest": f"{r.source_digest} ({r.digest_from})" if r.source_digest else None,
                  "attempts": r.attempts, "error": r.last_error} for r in m.files(states)]
 
 
-def convert_spectra(data_dir: str | Path, selection: Selection = Selection(), *, workers: int = 2,
-                    redo: bool = False, progress: bool | None = None, raw: str | Path | None = None,
-                    out: str | Path | None = None, manifest_path: str | Path | None = None) -> SpectraSummary:
-    """Convert every verified coadd + redrock pair of the manifest to Parquet under
-    ``RunLayout.spectra`` (resumable; the conversion state lives in the same manifest)."""
+def convert_spectra(data_dir: str | Path, selection: Selection = Selection(), *, inputs: Sequence[str | Path] = (),
+                    workers: int = 2, redo: bool = False, progress: bool | None = None,
+                    manifest_path: str | Path | None = None) -> SpectraSummary:
+    """Convert coadd + redrock pairs to Parquet under ``RunLayout.spectra`` (resumable; the
+    conversion records live in the acquire manifest). ``inputs``: folders (every pair below
+    them, by DESI's names) or explicit coadd and redrock files; none: every pair the transfer
+    put in place."""
     layout = RunLayout.of(data_dir)
-    raw = Path(raw) if raw else layout.raw
-    out = Path(out) if out else layout.spectra
     with Manifest(manifest_path or layout.manifest) as m:
         m.lock()
-        pairs = pairs_from_manifest(m)
-        return convert_all(pairs, raw, out, m, selection, workers=workers, redo=redo, progress=progress)
+        unpaired: list[tuple[str, str]] = []
+        if inputs:
+            pairs, unpaired = find_pairs(inputs, layout.raw)
+        else:
+            pairs = pairs_from_manifest(m)
+        return convert_all(pairs, layout.raw, layout.spectra, m, selection, workers=workers, redo=redo,
+                           progress=progress, unpaired=unpaired)
 
 
 def read_tiles_file(items: Sequence[str]) -> list[str]:
@@ -222,10 +247,11 @@ def run(data_dir: str = "data/mock", source: str = "", s3_endpoint: str = "",
         min_deltachi2: float = 40.0) -> AcquireResult:
     """The acquire stage (parameters as the notebook declares them).
 
-    Plans the named file sets at the source, fetches every file not yet verified into
+    Plans the named file sets at the source, fetches every file not yet in place into
     ``RunLayout.raw`` (``dry_run``: plan only), and converts the fetched coadd + redrock pairs
     to Parquet in ``RunLayout.spectra`` (``spectra``). Raises StageError when files are missing
-    at the source (a dry run included) or could not be fetched, or a pair failed to convert.
+    at the source or a request could not be planned (a dry run included), files could not be
+    fetched, the source is unreachable, or a pair failed to convert.
     """
     layout = RunLayout.of(data_dir)
     src = source_for(source, layout.data_dir, s3_endpoint=s3_endpoint or None,
@@ -242,18 +268,24 @@ def run(data_dir: str = "data/mock", source: str = "", s3_endpoint: str = "",
                            min_free=options.min_free, **set_params)
     result = AcquireResult(layout.data_dir, planned)
     if dry_run:
-        if planned.missing:
-            raise StageError(f"acquire dry run: {len(planned.missing)} planned file(s) not found at "
-                             f"{src.label}: " + "; ".join(p.path for p in planned.missing[:10]))
+        problems = [f"{len(planned.missing)} planned file(s) not found at {src.label}: " +
+                    "; ".join(p.path for p in planned.missing[:10])] if planned.missing else []
+        problems += [f"could not plan {u.what}: {u.reason}" for u in planned.plan.unplanned]
+        if problems:
+            raise StageError("acquire dry run: " + " | ".join(problems))
         return result
     result.summary = acquire(src, layout.raw, layout.manifest, sets, resume=resume, options=options,
-                             planned=None if planned is None else planned.planned, **set_params)
+                             planned=None if planned is None else planned.plan, **set_params)
     if result.summary.status != "done":
         s = result.summary
-        raise StageError(f"acquire did not finish ({s.status}): {len(s.failed)} failed, {s.remaining} "
-                         f"still to fetch; rerun with resume = True. " +
-                         "; ".join(f"{p}: {why}" for p, why in s.failed[:10]) +
-                         (f" (note: {s.note})" if s.note else ""))
+        if s.unreachable:
+            raise StageError(f"acquire stopped: {s.note}; {s.remaining} file(s) still to fetch, rerun with "
+                             "resume = True once the source is back")
+        details = [f"{p}: {why}" for p, why in s.failed[:10]] + \
+            [f"could not plan {w}: {why}" for w, why in s.unplanned[:10]] + ([f"note: {s.note}"] if s.note else [])
+        raise StageError(f"acquire did not finish ({s.status}): {len(s.failed)} failed, {len(s.unplanned)} "
+                         f"could not be planned, {s.remaining} still to fetch; rerun with resume = True. " +
+                         "; ".join(details))
     if spectra and any(s in sets for s in ("tiles", "healpix", "dir")):
         result.spectra = convert_spectra(layout.data_dir, Selection(tuple(spectype), zwarn_zero,
                                                                     min_deltachi2),

@@ -1,15 +1,20 @@
 """Move planned files from a source into the raw folder, so that no corrupt file is ever accepted
-and a process killed at any instant loses at most the bytes in flight.
+as verified and a process killed at any instant loses at most the bytes in flight.
 
 For each file: bytes go to ``NAME.part`` (appended from the current .part size by a range
 request when the source allows it, else from zero), hashed as they arrive; when the size is
-reached the sha256 is compared with DESI's published sum (or, when none is published, recorded
-as computed); the hash is committed to the manifest, the .part renamed into place, and only then
-the file marked ``verified``. A kill between two of these steps is recognised on resume: a
-renamed file whose hash matches is accepted without a new transfer; a .part is resumed by range.
+reached the sha256 is compared with DESI's published sum, and a digest the source offered for
+the whole file (an md5 computed alongside when that is all there is to check) is compared too;
+the hash is committed to the manifest, the .part renamed into place, and only then the file
+marked ``verified`` (it matched a published sum or the source's digest) or ``complete`` (its
+size matched; its sha256 is recorded, but nothing could say whether the bytes are right). A
+kill between two of these steps is recognised on resume: a renamed file whose hash matches is
+accepted without a new transfer; a .part is resumed by range.
 
-Retries back off exponentially (with jitter) on transient errors: 5xx, timeouts, resets, short
-bodies, and checksum or size mismatches (which also discard the .part). A disk guard reserves the
+Retries back off exponentially (with jitter) on per-file faults: 5xx, timeouts, resets, short
+bodies, and checksum or size mismatches (which also discard the .part). A source that cannot be
+reached at all (connection refused, name not resolved) is probed once and stops the whole batch
+within seconds, instead of every file waiting out its own back-off. A disk guard reserves the
 remaining bytes of every transfer before it starts and stops the batch cleanly, leaving files
 planned, when that would leave less than ``min_free`` bytes free.
 """
@@ -33,8 +38,9 @@ from tqdm import tqdm
 from ..checksums import sha256_hash
 from ..errors import DesivoidsError
 from ..progress import bar
-from .manifest import FileRow, Manifest
-from .sources import Missing, Permanent, RangeNotSatisfiable, Source, SourceError, Transient
+from .manifest import PRESENT, FileRow, Manifest
+from .sources import (Digest, Missing, Permanent, RangeNotSatisfiable, Source, SourceError, Transient,
+                      Unreachable)
 
 READ = 1 << 20
 
@@ -48,6 +54,28 @@ class _Stop(DesivoidsError):
 
 
 sha256_file = sha256_hash  # running hash of a file or of its first bytes (see checksums)
+
+
+def _prefix_hashes(path: Path, size: int, md5: bool):
+    """sha256 (and md5) of a file's first ``size`` bytes, read once."""
+    h, m = hashlib.sha256(), (hashlib.md5() if md5 else None)
+    left = size
+    with open(path, "rb") as f:
+        while left > 0:
+            block = f.read(min(READ * 8, left))
+            if not block:
+                break
+            h.update(block)
+            if m is not None:
+                m.update(block)
+            left -= len(block)
+    return h, m
+
+
+def _published(row: FileRow) -> bool:
+    """The expected sha256 is DESI's published sum (for a checksum list it is the sha256 of the
+    list as parsed when planning: a check of the transfer, not of the list)."""
+    return bool(row.sha256_expected) and row.kind == "data"
 
 
 def _fsync_dir(d: Path) -> None:
@@ -82,7 +110,7 @@ class Summary:
     status: str  # done | incomplete | stopped | interrupted
     files: int
     bytes: int
-    verified: int
+    verified: int  # checked against a published sha256 or the source's digest
     empty: int
     failed: list[tuple[str, str]] = field(default_factory=list)
     remaining: int = 0  # planned or partial after the batch
@@ -90,6 +118,11 @@ class Summary:
     fetched_bytes: int = 0
     seconds: float = 0.0
     note: str | None = None
+    complete: int = 0  # size matched, sha256 recorded, nothing to check it against
+    verified_published: int = 0
+    verified_source: int = 0
+    unplanned: list[tuple[str, str]] = field(default_factory=list)  # (request, why) of the plan
+    unreachable: bool = False  # stopped because the source could not be reached
 
     @property
     def rate(self) -> float:
@@ -100,9 +133,12 @@ class Summary:
         return [
             {"quantity": "files in manifest", "value": self.files},
             {"quantity": "bytes in manifest", "value": self.bytes},
-            {"quantity": "verified", "value": self.verified},
+            {"quantity": "verified: published sha256", "value": self.verified_published},
+            {"quantity": "verified: source's digest", "value": self.verified_source},
+            {"quantity": "complete: nothing to verify against", "value": self.complete},
             {"quantity": "empty", "value": self.empty},
             {"quantity": "failed", "value": len(self.failed)},
+            {"quantity": "could not be planned", "value": len(self.unplanned)},
             {"quantity": "still to fetch", "value": self.remaining},
             {"quantity": "fetched this batch (files)", "value": self.fetched_files},
             {"quantity": "fetched this batch (bytes)", "value": self.fetched_bytes},
@@ -110,13 +146,20 @@ class Summary:
         ]
 
     def __str__(self) -> str:
+        how = f" ({self.verified_published} against published sums, {self.verified_source} against the " \
+              "source's digest)" if self.verified_source else ""
         lines = [f"acquire batch {self.batch}: {self.status}",
-                 f"  files {self.files} ({_human(self.bytes)}): verified {self.verified}, empty {self.empty}, "
-                 f"failed {len(self.failed)}, still to fetch {self.remaining}",
+                 f"  files {self.files} ({_human(self.bytes)}): verified {self.verified}{how}, complete "
+                 f"{self.complete}, empty {self.empty}, failed {len(self.failed)}, still to fetch {self.remaining}",
                  f"  this batch: {self.fetched_files} files, {_human(self.fetched_bytes)} in {self.seconds:.1f} s"
                  f" ({_human(self.rate)}/s)"]
+        if self.complete:
+            lines.append(f"  complete: {self.complete} file(s) with no published sum and no source digest: size "
+                         "matched and sha256 recorded, but not verified")
         if self.note:
             lines.append(f"  note: {self.note}")
+        for what, why in self.unplanned:
+            lines.append(f"  NOT PLANNED {what}: {why}")
         for path, why in self.failed:
             lines.append(f"  FAILED {path}: {why}")
         return "\n".join(lines)
@@ -141,6 +184,8 @@ class Transfer:
         self._fetched = 0
         self._bar = None
         self.batch: int | None = None
+        self._probe_mu = threading.Lock()
+        self.unreachable = False
 
     # ------------------------------------------------------------------ helpers
     def local(self, path: str) -> Path:
@@ -171,10 +216,34 @@ class Transfer:
                 raise _Stop(msg)
             self._reserved += need
 
-    def _accept(self, row: FileRow, digest: str) -> bool:
+    def _accepted(self, row: FileRow, digest: str) -> str | None:
+        """What a complete local copy with sha256 ``digest`` is checked against (the value of
+        ``checksum`` it keeps), or None when it is not the expected file."""
         if row.sha256_expected:
-            return digest == row.sha256_expected
-        return row.sha256 is not None and digest == row.sha256
+            if digest != row.sha256_expected:
+                return None
+            return "published" if _published(row) else (row.checksum if row.sha256 == digest else "computed")
+        if row.sha256 is not None and digest == row.sha256:  # recorded by received() before a kill
+            return row.checksum
+        return None
+
+    def _source_down(self, exc: Exception) -> bool:
+        """One probe of the source after an ``Unreachable`` error (one at a time: concurrent
+        workers wait for it); when that fails too the batch stops, naming the source."""
+        with self._probe_mu:
+            if self.stop.is_set():
+                return True
+            try:
+                self.source.probe()
+            except Unreachable as again:
+                self.unreachable = True
+                self._halt(f"source unreachable: {again} (probed once after the first refusal; nothing more "
+                           "was tried)")
+                self._log(None, "unreachable", f"{exc}; probe: {again}")
+                return True
+            except SourceError:
+                pass  # it answered: the source is up
+            return False
 
     # ------------------------------------------------------------------ resume checks
     def check_verified(self) -> int:
@@ -182,7 +251,7 @@ class Transfer:
         altered one is planned again. Returns how many were re-planned."""
         n = 0
         root = str(self.dest)
-        for row in self.manifest.files(["verified", "empty"]):
+        for row in self.manifest.files(PRESENT):
             try:
                 st = os.stat(os.path.join(root, row.path))
             except FileNotFoundError:
@@ -192,9 +261,9 @@ class Transfer:
                 why = "verified file missing locally"
             elif st.st_size != (row.size or 0):
                 why = f"local size {st.st_size} != {row.size}"
-            elif self.opt.rehash and row.state == "verified" and \
+            elif self.opt.rehash and row.state != "empty" and \
                     sha256_file(self.local(row.path)).hexdigest() != row.sha256:
-                why = "local sha256 differs from the verified one"
+                why = f"local sha256 differs from the {row.state} one"
             if why:
                 self.manifest.replan(row.path, why)
                 self._log(row.path, "replanned", why)
@@ -203,9 +272,9 @@ class Transfer:
 
     # ------------------------------------------------------------------ one file
     def fetch(self, row: FileRow) -> str:
-        """Bring one file to ``verified`` (or ``empty``/``failed``); returns what happened:
-        verified (transferred), found (already in place, accepted without a transfer), empty,
-        failed or stopped."""
+        """Bring one file to ``verified``/``complete`` (or ``empty``/``failed``); returns what
+        happened: verified or complete (transferred), found-verified or found-complete (already
+        in place, accepted without a transfer), empty, failed or stopped."""
         final = self.local(row.path)
         final.parent.mkdir(parents=True, exist_ok=True)
         if row.size == 0:
@@ -215,10 +284,11 @@ class Transfer:
             return "empty"
         if final.exists():  # renamed before an interruption, or put there by hand
             digest = sha256_file(final).hexdigest()
-            if final.stat().st_size == row.size and self._accept(row, digest):
-                self.manifest.verified(row.path, digest, self.source.label, self.batch)
-                self._log(row.path, "verified", "found in place with the expected size and sha256")
-                return "found"
+            basis = self._accepted(row, digest) if final.stat().st_size == row.size else None
+            if basis is not None:
+                state = self.manifest.present(row.path, digest, basis, self.source.label, self.batch)
+                self._log(row.path, state, "found in place with the expected size and sha256")
+                return f"found-{state}"
             final.unlink()
             self._log(row.path, "discarded", f"local file did not match (sha256 {digest})")
         last: Exception | None = None
@@ -238,6 +308,13 @@ class Transfer:
                 self.manifest.failed(row.path, str(exc), self.batch)
                 self._log(row.path, "failed", str(exc))
                 return "failed"
+            except Unreachable as exc:
+                if self._source_down(exc):
+                    self.manifest.error(row.path, f"source unreachable: {exc}")
+                    return "stopped"
+                last = exc  # the probe got an answer: a fault of this file's request after all
+                self.manifest.error(row.path, f"{type(exc).__name__}: {exc}")
+                self._log(row.path, "retry", f"attempt {attempt + 1}: {type(exc).__name__}: {exc}")
             except (Transient, Corrupt, SourceError) as exc:
                 last = exc
                 if isinstance(exc, RangeNotSatisfiable):
@@ -275,14 +352,32 @@ class Transfer:
                 self._reserved -= need
                 self._inflight -= written[0]
 
-    def _receive(self, row: FileRow, part: Path, offset: int, h, written: list[int]):
+    def _hashers(self, row: FileRow, part: Path, offset: int, expected: Digest | None):
+        """Running hashes of the .part's first ``offset`` bytes: sha256 always; md5 too when the
+        source's md5 is the only check there is (with a published sha256 it would add nothing)."""
+        md5 = expected is not None and expected.algorithm == "md5" and not _published(row)
+        if offset == 0:
+            return hashlib.sha256(), (hashlib.md5() if md5 else None)
+        return _prefix_hashes(part, offset, md5)
+
+    def _receive(self, row: FileRow, part: Path, offset: int, expected: Digest | None, written: list[int]):
         """Append the source's bytes from ``offset`` to the .part (from 0 if the source ignores
-        the range); returns the .part's size and the sha256 of all its bytes."""
+        the range); returns the .part's size, its hashes and the source's digest of the file."""
         with self.source.open(row.path, offset) as body:
             if body.start != offset:  # the source ignored the range: start over
                 offset = 0
-                h = hashlib.sha256()
-            self._log(row.path, "start", f"from byte {offset}" + (" (range)" if offset else ""))
+            got = body.digest
+            if got is not None and (expected is None or str(got) != str(expected)):
+                if offset and expected is not None and got.algorithm == expected.algorithm:
+                    part.unlink(missing_ok=True)
+                    self.manifest.digest(row.path, str(got), got.origin)
+                    raise Transient(f"the source's {got.origin} changed since this .part began ({expected} -> "
+                                    f"{got}): the file changed at the source; starting over")
+                self.manifest.digest(row.path, str(got), got.origin)
+                expected = got
+            h, m = self._hashers(row, part, offset, expected)
+            self._log(row.path, "start", f"from byte {offset}" + (" (range)" if offset else "") +
+                      (f"; source digest {expected.algorithm} ({expected.origin})" if expected else ""))
             n = offset
             since_check = 0
             with open(part, "r+b" if offset else "wb") as f:
@@ -298,6 +393,8 @@ class Transfer:
                         raise Corrupt(f"source sent more than the expected {row.size} bytes")
                     f.write(chunk)
                     h.update(chunk)
+                    if m is not None:
+                        m.update(chunk)
                     written[0] += len(chunk)
                     with self._mu:
                         self._inflight += len(chunk)
@@ -312,43 +409,67 @@ class Transfer:
                             raise _Stop(self.stop_reason)
                 f.flush()
                 os.fsync(f.fileno())
-        return n, h
+        return n, h, m, expected
 
     def _stream(self, row: FileRow, final: Path, part: Path, offset: int, written: list[int]) -> str:
-        h = sha256_file(part, offset) if offset else hashlib.sha256()
         self.manifest.start(row.path, self.batch, offset)
-        n = offset
+        expected = Digest.parse(row.source_digest, row.digest_from)
         if offset == row.size:  # complete .part left by an interruption: nothing to ask for
-            self._log(row.path, "start", f"complete .part of {offset} bytes found: verifying it")
+            self._log(row.path, "start", f"complete .part of {offset} bytes found: checking it")
+            n = offset
+            h, m = self._hashers(row, part, offset, expected)
         else:
-            n, h = self._receive(row, part, offset, h, written)
+            n, h, m, expected = self._receive(row, part, offset, expected, written)
         if n < row.size:
             raise Transient(f"short body: {n} of {row.size} bytes (resuming from byte {n})")
         digest = h.hexdigest()
         if row.sha256_expected and digest != row.sha256_expected:
             part.unlink()
-            raise Corrupt(f"sha256 mismatch: received {digest}, published {row.sha256_expected}")
-        self.manifest.received(row.path, digest)
+            what = "published" if _published(row) else "expected (the list as parsed when planning)"
+            raise Corrupt(f"sha256 mismatch: received {digest}, {what} {row.sha256_expected}")
+        basis = "published" if _published(row) else "computed"
+        if expected is not None:
+            mine = digest if expected.algorithm == "sha256" else (m.hexdigest() if m is not None else None)
+            if mine is not None:
+                if mine != expected.hex:
+                    part.unlink()
+                    raise Corrupt(f"{expected.algorithm} mismatch: received {mine}, the source's {expected.origin} "
+                                  f"says {expected.hex}")
+                if basis == "computed":
+                    basis = "source"
+        self.manifest.received(row.path, digest, basis)
         os.replace(part, final)
         _fsync_dir(final.parent)
-        self.manifest.verified(row.path, digest, self.source.label, self.batch)
-        self._log(row.path, "verified", f"{row.size} bytes, sha256 {row.checksum}")
-        return "verified"
+        state = self.manifest.present(row.path, digest, basis, self.source.label, self.batch)
+        detail = {"published": "matched the published sha256",
+                  "source": f"matched the source's {expected.origin if expected else ''} {expected.algorithm if expected else ''}",
+                  "computed": "sha256 computed, nothing to verify it against"}[basis]
+        self._log(row.path, state, f"{row.size} bytes, {detail}")
+        return state
 
     # ------------------------------------------------------------------ the batch
-    def run(self, params: dict | None = None, planned: list | None = None) -> Summary:
-        """Record ``planned`` (a fresh plan, if any) in the manifest, then fetch every file that
-        is not verified; verified files are checked in place and never fetched again."""
+    def run(self, params: dict | None = None, planned=None) -> Summary:
+        """Record ``planned`` (a fresh :class:`~desivoids.acquire.plan.Plan` or list of Planned,
+        if any) in the manifest, then fetch every file that is not in place; files in place are
+        checked (size) and never fetched again."""
         self.dest.mkdir(parents=True, exist_ok=True)
         self.batch = self.manifest.begin_batch("transfer", self.source.label, params or {})
         t0 = time.perf_counter()
         if planned is not None:
+            files = list(getattr(planned, "files", planned))
             got = self.manifest.plan([
                 FileRow(p.path, p.fileset, p.kind, p.size, p.sha256_expected, p.checksum,
-                        state="planned" if p.error is None else "failed", last_error=p.error)
-                for p in planned], self.batch)
-            self._log(None, "plan", f"{len(planned)} files planned: {got['added']} new, {got['changed']} "
-                                    f"changed at source, {got['kept']} known")
+                        state="planned" if p.error is None else "failed", last_error=p.error,
+                        source_digest=str(p.digest) if p.digest else None,
+                        digest_from=p.digest.origin if p.digest else None)
+                for p in files], self.batch)
+            unplanned = [(u.what, u.reason) for u in getattr(planned, "unplanned", [])]
+            self.manifest.set_unplanned(unplanned, self.batch)
+            self._log(None, "plan", f"{len(files)} files planned: {got['added']} new, {got['changed']} "
+                                    f"changed at source, {got['kept']} known; {len(unplanned)} request(s) "
+                                    "could not be planned")
+            for what, why in unplanned:
+                self._log(None, "unplanned", f"{what}: {why}")
             for path in got["changed_paths"]:  # bytes of the old version must not be resumed
                 final = self.local(path)
                 final.with_name(final.name + ".part").unlink(missing_ok=True)
@@ -368,7 +489,8 @@ class Transfer:
             for fut in as_completed(futures):
                 st = fut.result()
                 states[st] = states.get(st, 0) + 1
-                self._bar.set_postfix_str(f"{states.get('verified', 0)}/{len(todo)} verified", refresh=False)
+                done = states.get("verified", 0) + states.get("complete", 0)
+                self._bar.set_postfix_str(f"{done}/{len(todo)} in place", refresh=False)
         except KeyboardInterrupt:
             interrupted = True
             self._halt("interrupted")
@@ -378,25 +500,30 @@ class Transfer:
             self._bar = None
         seconds = time.perf_counter() - t0
         counts = self.manifest.counts()
+        by = self.manifest.verified_by()
         failed = [(r.path, r.last_error or "") for r in self.manifest.files(["failed"])]
+        unplanned = self.manifest.unplanned()
         if interrupted:
             status = "interrupted"
         elif self.stop_reason:
             status = "stopped"
-        elif failed or counts["planned"] or counts["partial"]:
+        elif failed or unplanned or counts["planned"] or counts["partial"]:
             status = "incomplete"
         else:
             status = "done"
         n_files, n_bytes = self.manifest.totals()
         summary = Summary(
             batch=self.batch, status=status, files=n_files, bytes=n_bytes,
-            verified=counts["verified"], empty=counts["empty"], failed=failed,
+            verified=counts["verified"], complete=counts["complete"], empty=counts["empty"], failed=failed,
             remaining=counts["planned"] + counts["partial"],
-            fetched_files=states.get("verified", 0), fetched_bytes=self._fetched, seconds=seconds,
-            note=self.stop_reason)
+            fetched_files=states.get("verified", 0) + states.get("complete", 0), fetched_bytes=self._fetched,
+            seconds=seconds, note=self.stop_reason, verified_published=by["published"],
+            verified_source=by["source"], unplanned=unplanned, unreachable=self.unreachable)
         self.manifest.end_batch(self.batch, status, files=len(todo), bytes=self._fetched,
-                                verified=states.get("verified", 0) + states.get("found", 0), empty=states.get("empty", 0),
-                                failed=states.get("failed", 0), seconds=seconds, note=self.stop_reason)
+                                verified=states.get("verified", 0) + states.get("found-verified", 0),
+                                complete=states.get("complete", 0) + states.get("found-complete", 0),
+                                empty=states.get("empty", 0), failed=states.get("failed", 0), seconds=seconds,
+                                note=self.stop_reason)
         return summary
 
     def _part_size(self, row: FileRow) -> int:
