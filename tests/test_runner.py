@@ -90,3 +90,39 @@ def test_a_warning_in_a_notebook_fails_the_stage(tmp_path):
         runner.execute_stage(stage, {"data_dir": str(tmp_path)}, output=tmp_path / "out.ipynb", progress=False)
     assert "stage 'demo' failed" in str(err.value)
     assert "StderrOutput" in str(err.value) and "coordinates look odd" in str(err.value)
+
+
+def test_the_run_report_records_time_memory_and_failures_and_keeps_other_stages(tmp_path, tiny_sky):
+    """<data_dir>/run/report.{json,md}: one row per stage with its wall time and the peak memory of
+    its kernel; a failed stage is recorded as failed; a later run of one stage replaces only its
+    row."""
+    import json
+
+    root, _ = tiny_sky
+    data = tmp_path / "run"
+    good = RunParams(file=tmp_path / "a.yml", profile="t", data_dir=data, mock=None,
+                     stages={"recon": {"input_dir": str(root)}})
+    runner.run(good, ["recon"], progress=False, executed_dir=tmp_path / "exec")
+    rec = json.loads((data / "run" / "report.json").read_text())
+    (row,) = rec["stages"]
+    assert row["stage"] == "recon" and row["status"] == "done" and row["seconds"] > 0
+    # a python kernel with numpy, astropy and pandas loaded holds well over 50 MB
+    assert 0.05 < row["peak_rss_gib"] < 4
+    # an earlier stage's row (as if acquire had run) survives a run of recon alone
+    rec["stages"].insert(0, {**row, "stage": "acquire", "seconds": 1.5})
+    (data / "run" / "report.json").write_text(json.dumps(rec))
+    bad = RunParams(file=tmp_path / "b.yml", profile="t", data_dir=data, mock=None,
+                    stages={"recon": {"input_dir": str(tmp_path / "nope")}})
+    with pytest.raises(runner.StageFailed):
+        runner.run(bad, ["recon"], progress=False, executed_dir=tmp_path / "exec")
+    rec = json.loads((data / "run" / "report.json").read_text())
+    assert [(r["stage"], r["status"]) for r in rec["stages"]] == [("acquire", "done"), ("recon", "failed")]
+    md = (data / "run" / "report.md").read_text()
+    assert "| recon | failed |" in md and "| acquire | done | 1.5 |" in md and "b.yml" in md
+
+
+def test_peak_rss_sees_the_memory_of_child_processes():
+    code = "import numpy as np, time; a = np.ones(300 * 2**20 // 8); time.sleep(1.0)"
+    with runner.PeakRSS(interval=0.05) as mem:
+        subprocess.run([sys.executable, "-c", code], check=True)
+    assert mem.peak > 300 * 2**20

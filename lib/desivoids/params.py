@@ -233,3 +233,35 @@ def load(file: str | Path) -> RunParams:
         db_url=raw.get("db_url", ""),
         scheduler_address=raw.get("scheduler_address", ""),
     )
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password or None). Passwords belong in the
+    environment (PGPASSWORD), a ~/.pgpass file or a PostgreSQL service file, never in a
+    parameter that is written down."""
+    if not url or "://" not in url:
+        return url, None
+    from sqlalchemy.engine import URL, make_url
+
+    u = make_url(url)
+    if u.password is None:
+        return url, None
+    # URL.set(password=None) keeps the password (None means "unchanged"): rebuild without it
+    bare = URL.create(u.drivername, username=u.username, host=u.host, port=u.port,
+                      database=u.database, query=u.query)
+    return bare.render_as_string(hide_password=False), str(u.password)
+
+
+def masked(values: dict) -> dict:
+    """Parameters with any URL's password replaced by *** (SQLAlchemy's own masking)."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, str) and "://" in v:
+            from sqlalchemy.engine import make_url
+
+            try:
+                v = make_url(v).render_as_string(hide_password=True)
+            except Exception:  # noqa: BLE001 - not a database URL: keep it
+                pass
+        out[k] = v
+    return out

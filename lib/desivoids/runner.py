@@ -7,7 +7,10 @@ py:percent) and the executed copy is written to the book's tree (``book/executed
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -15,13 +18,14 @@ from typing import Iterable
 import jupytext
 import nbformat
 import papermill as pm
+import psutil
 
 from . import paths
 from .errors import StageError
-from .outputs import staged
+from .outputs import staged, write_json, write_text_atomic
 from .progress import bar
-from .params import RunParams
-from .stages import Stage, select
+from .params import RunParams, masked, split_password
+from .stages import ORDER, Stage, select
 
 
 class StageFailed(StageError):
@@ -61,19 +65,87 @@ def ensure_mock(params: RunParams, *, force: bool = False) -> Path | None:
     return mirror
 
 
+class PeakRSS:
+    """The largest resident memory of this process's children (the stage's kernel and anything
+    it starts, summed), polled in a thread while a stage runs."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(self.interval):
+            rss = 0
+            for child in me.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, rss)
+
+    def __enter__(self) -> "PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def _password_in_environment(parameters: dict):
+    """A database password never reaches a notebook: papermill writes every injected parameter
+    into the executed notebook (and the book), so the URL is injected without it and the
+    password travels in libpq's PGPASSWORD to the kernel, which inherits this environment."""
+    url, password = split_password(parameters.get("db_url", ""))
+    if password is None:
+        yield parameters
+        return
+    before = os.environ.get("PGPASSWORD")
+    os.environ["PGPASSWORD"] = password
+    try:
+        yield {**parameters, "db_url": url}
+    finally:
+        if before is None:
+            os.environ.pop("PGPASSWORD", None)
+        else:
+            os.environ["PGPASSWORD"] = before
+
+
+def _for_the_book(path: Path, source: Path) -> None:
+    """Collapse every code cell's input in the book (tag hide-input): a reader sees results and
+    opens the code where wanted. papermill records its input and output paths in the notebook's
+    metadata (the book offers the .ipynb for download): they are shown relative to the
+    repository, never as the folders of the machine that ran it."""
+    nb = nbformat.read(path, as_version=4)
+    pm_meta = nb.metadata.get("papermill")
+    if pm_meta is not None:
+        pm_meta["input_path"] = paths.display(source)
+        pm_meta["output_path"] = paths.display(path)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            tags = cell.metadata.setdefault("tags", [])
+            if "hide-input" not in tags:
+                tags.append("hide-input")
+    nbformat.write(nb, path)
+
+
 def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
                   progress: bool = True) -> Path:
     """Run one stage notebook with papermill; raise StageFailed naming the failing cell."""
     output = output or stage.executed
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = jupytext.read(stage.source)
-    try:
-        pm.execute_notebook(
-            nb, str(output), parameters=parameters, kernel_name="python3", language="python",
-            cwd=str(stage.directory), progress_bar=progress, log_output=False,
-        )
-    except pm.PapermillExecutionError as exc:
-        raise StageFailed(stage, exc.exec_count, exc.ename, exc.evalue, output) from None
+    with _password_in_environment(parameters) as injected:
+        try:
+            pm.execute_notebook(
+                nb, str(output), parameters=injected, kernel_name="python3", language="python",
+                cwd=str(stage.directory), progress_bar=progress, log_output=False,
+            )
+        except pm.PapermillExecutionError as exc:
+            raise StageFailed(stage, exc.exec_count, exc.ename, exc.evalue, output) from None
     # Warnings are errors (as in QuantEcon's books): a page of the book must not carry a warning
     # or stray stderr text that nobody looked at.
     for cell in nbformat.read(output, as_version=4).cells:
@@ -81,28 +153,80 @@ def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 raise StageFailed(stage, cell.get("execution_count"), "StderrOutput",
                                   out["text"].strip()[:600], output)
+    _for_the_book(output, stage.source)
     return output
+
+
+def _report_md(record: dict) -> str:
+    several = len({r.get("params_file") for r in record["stages"]}) > 1
+    lines = ["# Run report", "",
+             f"Profile `{record['profile']}` (`{record['params_file']}`), data folder "
+             f"`{record['data_dir']}`. Wall time and peak resident memory of each stage's "
+             "notebook kernel (with every process it started), as `desivoids run` measured them.",
+             "", "| stage | status | seconds | peak RSS (GiB) |" + (" params file |" if several else ""),
+             "|---|---|---:|---:|" + ("---|" if several else "")]
+    for r in record["stages"]:
+        lines.append(f"| {r['stage']} | {r['status']} | {r['seconds']:.1f} | "
+                     f"{r['peak_rss_gib']:.2f} |" + (f" `{r.get('params_file')}` |" if several else ""))
+    done = [r for r in record["stages"] if r["status"] == "done"]
+    lines += ["", f"Total: {sum(r['seconds'] for r in done):.1f} s over {len(done)} stages; "
+              f"largest peak {max((r['peak_rss_gib'] for r in done), default=0):.2f} GiB."]
+    return "\n".join(lines) + "\n"
+
+
+def _earlier_stages(layout: paths.RunLayout, rerun: set[str]) -> list[dict]:
+    """The run record's entries of stages not run this time: a run of some stages updates
+    their rows and keeps the others (each row says which params file and when)."""
+    report = layout.run / "report.json"
+    if not report.exists():
+        return []
+    return [r for r in json.loads(report.read_text()).get("stages", [])
+            if r.get("stage") in ORDER and r["stage"] not in rerun]
 
 
 def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress: bool = True,
         make_mock: bool = True, executed_dir: Path = paths.EXECUTED) -> list[StageResult]:
     """Run the selected stages (default: all) in pipeline order, stopping at the first failure.
 
-    Executed notebooks go to ``executed_dir`` (the book's tree by default)."""
+    Executed notebooks go to ``executed_dir`` (the book's tree by default). The parameters as
+    run (database URLs masked) and each stage's wall time and peak memory are recorded, after
+    every stage, in ``<data_dir>/run/`` (params.json, report.json, report.md)."""
     executed_dir = Path(executed_dir)
     stages = select(list(stage_names) if stage_names else None)
     if make_mock:
         ensure_mock(params)
+    layout = paths.RunLayout(params.data_dir)
+    layout.run.mkdir(parents=True, exist_ok=True)
+    earlier = layout.run / "params.json"
+    write_json(earlier, {
+        "source": "desivoids run", "params_file": paths.display(params.file),
+        "profile": params.profile, "mock": params.mock,
+        "stages": {**(json.loads(earlier.read_text()).get("stages", {}) if earlier.exists() else {}),
+                   **{s.name: masked(params.for_stage(s)) for s in stages}}})
+    record = {"params_file": paths.display(params.file), "profile": params.profile,
+              "data_dir": paths.display(params.data_dir),
+              "stages": _earlier_stages(layout, {s.name for s in stages})}
     results = []
     stage_bar = bar(stages, desc="desivoids run", unit="stage", progress=progress)
     for stage in stage_bar:
         stage_bar.set_postfix_str(stage.name)
         t0 = time.perf_counter()
         out = executed_dir / f"{stage.stem}.ipynb"
-        execute_stage(stage, params.for_stage(stage), output=out, progress=progress)
-        results.append(StageResult(stage.name, str(out), round(time.perf_counter() - t0, 2)))
-    record = {"params_file": paths.display(params.file), "profile": params.profile,
-              "data_dir": paths.display(params.data_dir),
-              "stages": [r.__dict__ for r in results]}
+        status = "failed"
+        try:
+            with PeakRSS() as mem:
+                execute_stage(stage, params.for_stage(stage), output=out, progress=progress)
+            status = "done"
+        finally:
+            seconds = round(time.perf_counter() - t0, 2)
+            record["stages"].append({"stage": stage.name, "status": status, "seconds": seconds,
+                                     "peak_rss_gib": round(mem.peak / 2**30, 3),
+                                     "notebook": paths.display(out),
+                                     "params_file": paths.display(params.file),
+                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
+            write_json(layout.run / "report.json", record)
+            write_text_atomic(layout.run / "report.md", _report_md(record))
+        results.append(StageResult(stage.name, str(out), seconds))
     (executed_dir / "run.json").write_text(json.dumps(record, indent=2))
     return results
