@@ -22,7 +22,7 @@ import pytest
 from desivoids import params as P
 from desivoids import paths, runner, stagecli
 from desivoids.cli import main as cli
-from desivoids.stages import DATABASE_OUTPUT, MOCK_OUTPUT, ORDER, STAGES
+from desivoids.stages import DATABASE_OUTPUT, MOCK_OUTPUT, ORDER, RUN_OUTPUT, STAGES
 
 TINY_MOCK = {"seed": 97, "scale": "tiny", "fastspec_version": "v3.0", "tiles": 1}
 
@@ -98,7 +98,7 @@ def tiny_run(tmp_path_factory):
 
 def test_declared_outputs_are_disjoint_and_below_data_dir():
     owned = [(o, s.name) for s in STAGES.values() for o in s.outputs]
-    owned += [(MOCK_OUTPUT, "mock sky"), (DATABASE_OUTPUT, "database")]
+    owned += [(MOCK_OUTPUT, "mock sky"), (DATABASE_OUTPUT, "database"), (RUN_OUTPUT, "runner")]
     for i, (a, who_a) in enumerate(owned):
         assert not Path(a).is_absolute() and ".." not in Path(a).parts, a
         for b, who_b in owned[i + 1:]:
@@ -241,6 +241,7 @@ def test_every_verb_exits_1_2_or_0(tiny_run, tmp_path):
         "plausibility": ["-p", "data_dir", str(tmp_path / "p")],
         "environment": ["-p", "data_dir", str(tmp_path / "e")],
         "systematics": ["-p", "data_dir", str(tmp_path / "s")],
+        "release": ["-p", "data_dir", str(tmp_path / "r2")],
     }
     assert set(failing) == set(ORDER), "add the new stage's failing case here"
     for name in ORDER:

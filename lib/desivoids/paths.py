@@ -101,6 +101,12 @@ class RunLayout:
     def load(self) -> Path:
         return self.stage("load")
 
+    # the runner's record of a run --------------------------------------------------------
+    @property
+    def run(self) -> Path:
+        """Written by ``desivoids run``: the parameters as run and each stage's time and memory."""
+        return self.data_dir / "run"
+
     # the shared database -------------------------------------------------------------------
     @property
     def database(self) -> Path:

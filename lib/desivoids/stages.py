@@ -31,6 +31,8 @@ from . import paths
 MOCK_OUTPUT = "mirror"
 #: The run's shared SQLite database folder (each stage owns its tables, not the folder).
 DATABASE_OUTPUT = "database"
+#: Written by the runner (`desivoids run`): the parameters as run, each stage's time and memory.
+RUN_OUTPUT = "run"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ _REGISTRY = (
     Stage("systematics", 8, "quenched fractions in voids and walls per algorithm, at fixed "
           "stellar mass, with honest errors", outputs=("systematics",),
           reads=("plausibility", "environment")),
+    Stage("release", 9, "the data product: tables, data dictionary, reports, provenance, "
+          "citation, checksums", outputs=("release",),
+          reads=("acquire", "recon", "convert", "integrity", "plausibility", "environment",
+                 "systematics")),
 )
 
 #: Stage names in run order.

@@ -1,0 +1,241 @@
+"""release: the data product, documented, checksummed and checked for completeness.
+
+``<data_dir>/release/<version>/`` holds:
+
+- ``galaxies_core.parquet`` (the tracer sample with the analysis columns and the three quenched
+  flags), ``voids_unified.parquet`` (every void of the four algorithms with its galaxy counts),
+  ``galaxy_void_assignments.parquet`` (the tracer sample's membership under every algorithm),
+  ``sample_10k.parquet`` (a reproducible random subset, its seed a parameter);
+- ``reports/``: the integrity, plausibility and systematics reports of the run;
+- ``data_dictionary.md`` and ``.json``, generated from the written files' schemas (column, type,
+  unit, description, source column);
+- ``figures/answer.png``: the result in one figure;
+- ``provenance.json``: parameters, every input file with its sha256, package versions, the git
+  commit and whether the tree was dirty, each stage's run time (when ``desivoids run`` ran it);
+- ``CITATION.cff``, checked against the Citation File Format's schema;
+- ``SHA256SUMS`` (``sha256sum -c`` format) and ``completeness.json``: every promised file
+  exists, reads, matches its checksum and has its documented columns. A missing or inconsistent
+  artefact fails the stage, naming it, and the previous release is left as it was.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import formats, paths
+from ..checksums import sha256_file
+from ..errors import StageError
+from ..outputs import staged, write_json
+from . import columns as C
+from .provenance import citation, provenance, validate_citation
+from .figure import answer_figure
+
+__all__ = ["run", "ReleaseResult", "PROMISED", "check_completeness"]
+
+#: every file a release promises (besides completeness.json, which reports on them)
+PROMISED = (*C.TABLES, "reports/integrity.json", "reports/plausibility.json",
+            "reports/environment.json", "reports/systematics.json",
+            "reports/systematics_summary.csv", "data_dictionary.md", "data_dictionary.json",
+            "figures/answer.png", "provenance.json", "CITATION.cff", "SHA256SUMS")
+_REPORTS = {"reports/integrity.json": ("integrity", "report.json"),
+            "reports/plausibility.json": ("plausibility", "report.json"),
+            "reports/environment.json": ("environment", "report.json"),
+            "reports/systematics.json": ("systematics", "report.json"),
+            "reports/systematics_summary.csv": ("systematics", "summary.csv")}
+
+
+@dataclass
+class ReleaseResult:
+    out_dir: Path
+    completeness: list[dict]
+    dictionary: list[dict]
+    provenance: dict
+
+    def files(self) -> pd.DataFrame:
+        return pd.DataFrame(self.completeness)
+
+    def __str__(self) -> str:
+        ok = sum(r["ok"] for r in self.completeness)
+        return (f"release: {ok} of {len(self.completeness)} promised files complete -> "
+                f"{paths.display(self.out_dir)}")
+
+
+def _table(cols: tuple[C.Col, ...], data: dict) -> pa.Table:
+    sch = C.schema(cols)
+    return pa.Table.from_arrays([pa.array(data[f.name], f.type) if not isinstance(
+        data[f.name], (pa.Array, pa.ChunkedArray)) else data[f.name].cast(f.type) for f in sch],
+        schema=sch)
+
+
+def galaxies_core(layout: paths.RunLayout) -> pa.Table:
+    """The tracer sample (every tracer, failed fits flagged) with the analysis columns."""
+    from ..systematics.quenched import DEFINITIONS, quenched
+
+    sel = pq.read_table(paths.require(layout.stage("plausibility") / "selection.parquet",
+                                      "plausibility"), columns=["targetid", "cap", "tracer"])
+    sel = sel.filter(sel["tracer"])
+    import pyarrow.dataset as ds
+
+    want = [c.name for c in C.GALAXIES_CORE if c.source.startswith("convert:")]
+    g = ds.dataset(layout.convert / "galaxies", format="parquet").to_table(
+        columns=want, filter=pc.is_in(pc.field("targetid"), value_set=sel["targetid"]))
+    g = g.sort_by("targetid")
+    caps = sel.sort_by("targetid").column("cap")
+    frame = g.select(["logmstar", "sfr", "dn4000", "absmag01_sdss_u",
+                      "absmag01_sdss_r"]).to_pandas()
+    data = {name: g.column(name) for name in want}
+    data["cap"] = caps
+    failed = (frame.logmstar.to_numpy() == 0) & (frame.sfr.to_numpy() == 0)
+    data["failed_fit"] = pa.array(failed)
+    for definition in DEFINITIONS:
+        q = quenched(frame, definition)
+        data[f"quenched_{definition}"] = pa.array(q.quenched, mask=~q.defined)
+    return _table(C.GALAXIES_CORE, data)
+
+
+def voids_unified(layout: paths.RunLayout) -> pa.Table:
+    v = pq.read_table(layout.convert / "voids.parquet").to_pandas()
+    counts = pq.read_table(paths.require(layout.stage("environment") / "void_counts.parquet",
+                                         "environment")).to_pandas()
+    m = v.merge(counts[counts.in_catalogue][["algorithm", "cap", "void", "n_tracers",
+                                             "n_galaxies"]],
+                on=["algorithm", "cap", "void"], how="left")
+    m[["n_tracers", "n_galaxies"]] = m[["n_tracers", "n_galaxies"]].fillna(0).astype("int64")
+    m = m.sort_values(["algorithm", "cap", "void"], ignore_index=True)
+    return _table(C.VOIDS_UNIFIED, {c.name: m[c.name].to_numpy() if c.type != pa.bool_()
+                                    else pa.array(m[c.name], pa.bool_(), from_pandas=True)
+                                    for c in C.VOIDS_UNIFIED})
+
+
+def assignments(layout: paths.RunLayout, targetids: pa.Array) -> pa.Table:
+    t = pq.read_table(layout.stage("environment") / "galaxy_void_assignments.parquet")
+    t = t.filter(pc.is_in(t["targetid"], value_set=targetids))
+    return _table(C.ASSIGNMENTS, {c.name: t.column(c.name) for c in C.ASSIGNMENTS})
+
+
+def sample(core: pa.Table, assign: pa.Table, size: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(core.num_rows, size=min(size, core.num_rows), replace=False))
+    s = core.take(pa.array(rows))
+    data = {f.name: s.column(f.name) for f in core.schema}
+    a = assign.to_pandas().pivot(index="targetid", columns="algorithm", values="flag")
+    ids = s.column("targetid").to_numpy()
+    for alg in formats.ALGORITHMS:
+        data[f"flag_{alg.lower()}"] = pa.array(a[alg].reindex(ids).to_numpy(np.int8))
+    return _table(C.SAMPLE_10K, data)
+
+
+def _sumfile(folder: Path) -> str:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS"
+                   and p.name != "completeness.json")
+    return "".join(f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files)
+
+
+def check_completeness(folder: Path) -> list[dict]:
+    """Every promised file: exists, reads, matches SHA256SUMS, has its documented columns."""
+    from ..checksums import parse_sumfile
+
+    sums_path = folder / "SHA256SUMS"
+    sums = parse_sumfile(sums_path.read_text(), str(sums_path)) if sums_path.exists() else {}
+    out = []
+    for name in PROMISED:
+        p = folder / name
+        r = {"file": name, "exists": p.is_file(), "reads": False, "checksum": None,
+             "columns": None, "problem": ""}
+        if not r["exists"]:
+            r["problem"] = "missing"
+        else:
+            try:
+                if name.endswith(".parquet"):
+                    sch = pq.read_schema(p)
+                    want = [c.name for c in C.TABLES[name][0]]
+                    r["columns"] = sch.names == want
+                    if not r["columns"]:
+                        r["problem"] = f"columns {sch.names} are not the documented {want}"
+                    pq.ParquetFile(p).metadata  # noqa: B018 - the footer reads
+                elif name.endswith(".json"):
+                    json.loads(p.read_text())
+                elif name.endswith(".cff"):
+                    problems = validate_citation(p)
+                    if problems:
+                        r["problem"] = "; ".join(problems)
+                elif name.endswith(".png"):
+                    if p.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+                        r["problem"] = "not a PNG file"
+                elif p.stat().st_size == 0:
+                    r["problem"] = "empty"
+                r["reads"] = True  # no reader raised (a wrong content is a problem, not unread)
+            except Exception as exc:  # noqa: BLE001 - any reader error is the finding
+                r["problem"] = f"unreadable: {type(exc).__name__}: {exc}"
+            if name != "SHA256SUMS":
+                r["checksum"] = sums.get(name) == sha256_file(p)
+                if not r["checksum"] and not r["problem"]:
+                    r["problem"] = "sha256 differs from SHA256SUMS" if name in sums else \
+                        "not listed in SHA256SUMS"
+        r["ok"] = not r["problem"]
+        out.append(r)
+    return out
+
+
+def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 10000,
+        sample_seed: int = 20251201) -> ReleaseResult:
+    """The release stage (parameters as the notebook declares them)."""
+    layout = paths.RunLayout.of(data_dir)
+    if not version or "/" in version or version.startswith("."):
+        from ..errors import UsageError
+
+        raise UsageError(f"version {version!r}: a folder name such as v1")
+    for stage, name in _REPORTS.values():
+        paths.require(layout.stage(stage) / name, stage)
+    out = layout.stage("release") / version
+    with staged(out) as tmp:
+        core = galaxies_core(layout)
+        assign = assignments(layout, core.column("targetid").combine_chunks())
+        tables = {"galaxies_core.parquet": core, "voids_unified.parquet": voids_unified(layout),
+                  "galaxy_void_assignments.parquet": assign,
+                  "sample_10k.parquet": sample(core, assign, sample_size, sample_seed)}
+        for name, t in tables.items():
+            pq.write_table(t, tmp / name, compression="zstd")
+        (tmp / "reports").mkdir()
+        for name, (stage, src) in _REPORTS.items():
+            shutil.copyfile(layout.stage(stage) / src, tmp / name)
+        schemas = {name: pq.read_schema(tmp / name) for name in tables}
+        dictionary = C.dictionary_rows(schemas)
+        write_json(tmp / "data_dictionary.json", dictionary)
+        (tmp / "data_dictionary.md").write_text(_dictionary_md(dictionary))
+        (tmp / "figures").mkdir()
+        answer_figure(pq.read_table(layout.stage("systematics") / "summary.parquet").to_pandas(),
+                      tmp / "figures" / "answer.png")
+        prov = provenance(layout, {"version": version, "sample_size": sample_size,
+                                   "sample_seed": sample_seed})
+        write_json(tmp / "provenance.json", prov)
+        (tmp / "CITATION.cff").write_text(citation(version, prov))
+        (tmp / "SHA256SUMS").write_text(_sumfile(tmp))
+        completeness = check_completeness(tmp)
+        write_json(tmp / "completeness.json", completeness)
+        bad = [r for r in completeness if not r["ok"]]
+        if bad:
+            raise StageError("release: incomplete, nothing published: " + "; ".join(
+                f"{r['file']}: {r['problem']}" for r in bad))
+    return ReleaseResult(out, completeness, dictionary, prov)
+
+
+def _dictionary_md(rows: list[dict]) -> str:
+    lines = ["# Data dictionary", "",
+             "Generated from the written files' schemas: every column of every table of the "
+             "release, its Arrow type, unit, meaning and source.", ""]
+    for table in dict.fromkeys(r["table"] for r in rows):
+        lines += [f"## {table}", "", C.TABLES[table][1] + ".", "",
+                  "| column | type | unit | description | source |", "|---|---|---|---|---|"]
+        lines += [f"| {r['column']} | {r['type']} | {r['unit']} | {r['description']} | "
+                  f"{r['source']} |" for r in rows if r["table"] == table]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # release: the data product
+#
+# Everything a reader needs to use, check and cite the result, in one versioned folder,
+# `release/<version>/`: the tracer sample with its analysis columns and quenched flags
+# (`galaxies_core`), every void of the four algorithms with its galaxy counts
+# (`voids_unified`), the sample's void membership under every algorithm
+# (`galaxy_void_assignments`), a reproducible random subset for a first look (`sample_10k`), the
+# validation and systematics reports, a data dictionary generated from the written files'
+# schemas, the result in one figure, `provenance.json` (parameters, input files with their
+# sha256, package versions, git commit, stage run times), `CITATION.cff` and `SHA256SUMS`
+# (`sha256sum -c SHA256SUMS` checks a copy). Before anything is published, every promised file is
+# checked: it exists, reads, matches its checksum and has its documented columns; a missing or
+# inconsistent file fails the stage and the previous release stays as it was.
+
+# %% tags=["parameters"]
+data_dir: str = "data/mock"  # run folder (reads every stage's outputs, writes release/<version>/)
+version: str = "v1"  # the release's folder name
+sample_size: int = 10000  # rows of sample_10k
+sample_seed: int = 20251201  # seed of sample_10k's random subset
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Image, Markdown, display
+
+from desivoids import release
+
+pd.set_option("display.max_rows", 200)
+pd.set_option("display.max_colwidth", 80)
+result = release.run(data_dir=data_dir, version=version, sample_size=sample_size,
+                     sample_seed=sample_seed)
+print(result)
+
+# %% [markdown]
+# ## The result in one figure
+
+# %%
+display(Image(filename=str(result.out_dir / "figures" / "answer.png")))
+
+# %% [markdown]
+# ## What was released, and its checks
+#
+# Every promised file: present, readable, its sha256 as listed in `SHA256SUMS`, and (for the
+# tables) exactly its documented columns.
+
+# %%
+files = result.files()
+files.assign(bytes=[(result.out_dir / f).stat().st_size for f in files.file]).set_index("file")[
+    ["bytes", "exists", "reads", "checksum", "columns", "ok"]]
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.5))
+sizes = files.assign(MB=[(result.out_dir / f).stat().st_size / 1e6 for f in files.file]).sort_values("MB")
+ax.barh(sizes.file, sizes.MB, color="C0")
+ax.set(xscale="log", xlabel="size [MB]", title=f"release {version}: {len(files)} files")
+fig.tight_layout()
+plt.show();
+
+# %% [markdown]
+# ## Data dictionary
+#
+# Generated from the schemas of the files as written: every column, its type, unit, meaning and
+# the stage and column it comes from.
+
+# %%
+pd.DataFrame(result.dictionary).set_index(["table", "column"])
+
+# %% [markdown]
+# ## Provenance
+#
+# The software that computed this release and the state of its source.
+
+# %%
+prov = result.provenance
+pd.Series({"git commit": prov["git"]["commit"], "working tree dirty": prov["git"]["dirty"],
+           "input files": len(prov["inputs"]["files"]), "inputs listed by": prov["inputs"]["from"],
+           **{f"version of {k}": v for k, v in prov["software"].items()}}, name="value").to_frame()
+
+# %% [markdown]
+# ## How to cite it
+
+# %%
+display(Markdown("```yaml\n" + (result.out_dir / "CITATION.cff").read_text() + "```"));

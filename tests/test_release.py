@@ -1,0 +1,140 @@
+"""The release stage on the tiny mock: every promised file exists, reads, matches SHA256SUMS
+(checked by sha256sum itself) and has its documented columns; the data dictionary covers every
+column; CITATION.cff is valid Citation File Format; provenance names every input with its
+sha256; the 10k sample is reproducible from its seed; and a missing or corrupted artefact fails
+the release naming it, leaving the previous release as it was."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from desivoids import environment, integrity, plausibility, recon, release, systematics
+from desivoids.errors import InputError, StageError
+from desivoids.load.queries import dispose_engines
+from desivoids.release import columns as C
+from desivoids.release.provenance import validate_citation
+from validation_fixtures import loaded_run  # noqa: F401 - fixture
+
+
+@pytest.fixture(scope="module")
+def analysed(loaded_run, tiny_sky, tmp_path_factory):
+    """A tiny run through systematics (recon included, for the inputs' checksums)."""
+    root, _ = tiny_sky
+    d = tmp_path_factory.mktemp("release") / "run"
+    for sub in ("convert", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    recon.run(data_dir=str(d), input_dir=str(root))
+    integrity.run(data_dir=str(d))
+    plausibility.run(data_dir=str(d))
+    environment.run(data_dir=str(d), randoms=20_000)
+    systematics.run(data_dir=str(d), n_patches={"NGC": 8, "SGC": 4})
+    dispose_engines()
+    return d
+
+
+@pytest.fixture(scope="module")
+def released(analysed):
+    return analysed, release.run(data_dir=str(analysed), sample_size=500, sample_seed=7)
+
+
+def test_every_promised_file_is_complete_and_sha256sum_agrees(released):
+    d, res = released
+    out = d / "release" / "v1"
+    assert res.out_dir == out
+    assert [r["file"] for r in res.completeness] == list(release.PROMISED)
+    assert all(r["ok"] for r in res.completeness), [r for r in res.completeness if not r["ok"]]
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    listed = {line.split("  ", 1)[1] for line in (out / "SHA256SUMS").read_text().splitlines()}
+    assert listed == set(release.PROMISED) - {"SHA256SUMS"}
+    for name in C.TABLES:
+        assert pq.read_schema(out / name).names == [c.name for c in C.TABLES[name][0]]
+
+
+def test_the_data_dictionary_documents_every_column(released):
+    d, _ = released
+    out = d / "release" / "v1"
+    rows = json.loads((out / "data_dictionary.json").read_text())
+    for name in C.TABLES:
+        schema = pq.read_schema(out / name)
+        mine = [r for r in rows if r["table"] == name]
+        assert [r["column"] for r in mine] == schema.names
+        for r, field in zip(mine, schema):
+            assert r["type"] == str(field.type) and r["description"] and r["source"], r
+            assert "unit" in r
+    md = (out / "data_dictionary.md").read_text()
+    assert all(f"| {r['column']} |" in md for r in rows)
+
+
+def test_citation_and_provenance(released):
+    d, res = released
+    out = d / "release" / "v1"
+    assert validate_citation(out / "CITATION.cff") == []
+    cff = yaml.safe_load((out / "CITATION.cff").read_text())
+    titles = " ".join(r["title"] for r in cff["references"])
+    assert "Data Release 1" in titles and "DESIVAST" in titles and "FastSpecFit" in titles
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["inputs"]["from"] == "recon/inventory.json" and len(prov["inputs"]["files"]) >= 20
+    assert all(len(f["sha256"]) == 64 for f in prov["inputs"]["files"])
+    assert prov["software"]["desivoids"] and prov["software"]["numpy"]
+    assert set(prov["git"]) == {"commit", "dirty"}
+    assert prov["parameters"]["release"] == {"version": "v1", "sample_size": 500, "sample_seed": 7}
+    assert "systematics" in prov["parameters"]["stages"]
+
+
+def test_a_broken_citation_is_reported():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as t:
+        p = Path(t) / "CITATION.cff"
+        p.write_text("cff-version: 1.2.0\ntitle: x\n")  # no message, no authors
+        problems = validate_citation(p)
+    assert problems and any("message" in x or "authors" in x for x in problems), problems
+
+
+def test_the_sample_is_reproducible_from_its_seed(released, tmp_path):
+    d, _ = released
+    a = pq.read_table(d / "release" / "v1" / "sample_10k.parquet")
+    core = pq.read_table(d / "release" / "v1" / "galaxies_core.parquet")
+    assert a.num_rows == min(500, core.num_rows)
+    assert set(a.column("targetid").to_pylist()) <= set(core.column("targetid").to_pylist())
+    again = release.run(data_dir=str(d), version="again", sample_size=500, sample_seed=7)
+    other = release.run(data_dir=str(d), version="other", sample_size=500, sample_seed=8)
+    b = pq.read_table(again.out_dir / "sample_10k.parquet")
+    c = pq.read_table(other.out_dir / "sample_10k.parquet")
+    assert a.equals(b) and not a.column("targetid").equals(c.column("targetid"))
+
+
+def test_a_corrupted_artefact_fails_the_release_naming_it(released, tmp_path):
+    d, _ = released
+    copy = tmp_path / "v1"
+    shutil.copytree(d / "release" / "v1", copy)
+    core = copy / "galaxies_core.parquet"
+    data = bytearray(core.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte inside a data page: the footer still reads
+    core.write_bytes(bytes(data))
+    (copy / "figures" / "answer.png").unlink()
+    bad = {r["file"]: r["problem"] for r in release.check_completeness(copy) if not r["ok"]}
+    assert bad == {"galaxies_core.parquet": "sha256 differs from SHA256SUMS",
+                   "figures/answer.png": "missing"}
+
+
+def test_an_inconsistent_artefact_fails_the_stage_and_keeps_the_previous_release(
+        released, monkeypatch):
+    d, _ = released
+    before = (d / "release" / "v1" / "SHA256SUMS").read_text()
+    monkeypatch.setattr(release, "answer_figure", lambda summary, path: path.write_text("no png"))
+    with pytest.raises(StageError, match="figures/answer.png: not a PNG file"):
+        release.run(data_dir=str(d), sample_size=500, sample_seed=7)
+    assert (d / "release" / "v1" / "SHA256SUMS").read_text() == before
+
+
+def test_a_missing_input_report_names_the_stage(tmp_path):
+    with pytest.raises(InputError, match="integrity"):
+        release.run(data_dir=str(tmp_path / "empty"))
