@@ -35,6 +35,7 @@ strict: bool = False  # fail the stage if any file has a fault
 checksum: bool = True  # compute sha256 of every file (one read of every byte)
 
 # %%
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from desivoids import recon
@@ -69,6 +70,27 @@ summary = pd.DataFrame({
     "files with faults": [int(inv["files"].fault.notna().sum())],
 })
 summary
+
+# %% [markdown]
+# What arrived, by kind of file: bytes on disk and table rows (log scales: the FastSpecFit
+# catalogues dwarf the void catalogues).
+
+# %%
+by_kind = inv["files"].groupby("kind").agg(files=("path", "size"), bytes=("size_bytes", "sum"))
+rows_by_kind = (inv["hdus"].merge(inv["files"][["path", "kind"]], on="path")
+                .groupby("kind").rows.sum())
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
+a1.barh(by_kind.index, by_kind.bytes / 1e6, color="C0")
+a1.set(xscale="log", xlabel="MB on disk", title="bytes per kind of file")
+a2.barh(rows_by_kind.index, rows_by_kind.reindex(by_kind.index).fillna(0).clip(lower=1), color="C2")
+a2.set(xscale="log", xlabel="table rows (all HDUs)", title="rows per kind of file")
+for ax, values in ((a1, by_kind.files), (a2, None)):
+    if values is not None:
+        for y, (k, n) in enumerate(values.items()):
+            ax.annotate(f"{n} file{'s' if n != 1 else ''}", (by_kind.bytes.iloc[y] / 1e6, y),
+                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+fig.tight_layout()
+plt.show();
 
 # %% [markdown]
 # ## HDUs

@@ -39,6 +39,8 @@ force: bool = False  # reload every table even when its Parquet input is unchang
 sky_index: str = "auto"  # PostgreSQL cone index: auto (q3c when available), q3c or blocks
 
 # %%
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from desivoids import load, paths
@@ -58,7 +60,20 @@ print(f"database: {result.dialect}; cone index: {result.sky_index}")
 # packed spatial table `galaxy_positions`, which must hold one row per galaxy.
 
 # %%
-report.reconcile(layout.convert, url)
+rec = report.reconcile(layout.convert, url)
+rec
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3))
+y = np.arange(len(rec))
+ax.barh(y - 0.2, rec.parquet_rows.clip(lower=0.8), 0.4, label="Parquet footers", color="C0")
+ax.barh(y + 0.2, rec.db_rows.clip(lower=0.8), 0.4, label=f"database ({result.dialect})", color="C2")
+ax.set_yticks(y, rec.table)
+ax.invert_yaxis()
+ax.set(xscale="log", xlabel="rows (log)", title="rows per table, source and database")
+ax.legend(loc="lower right", fontsize=8)
+fig.tight_layout()
+plt.show();
 
 # %% [markdown]
 # Provenance kept in the database: each Parquet part with its row count and sha256 (the
@@ -102,6 +117,29 @@ pd.DataFrame({
               f"{ex['zmin']:.4f} .. {ex['zmax']:.4f}", len(in_cone),
               f"{len(shared)} of {len(in_sphere)}"],
 })
+
+# %% [markdown]
+# The two queries on the sky: every galaxy of the cone and redshift slice (grey), and those also
+# inside the void's sphere (blue); the circle is the cone.
+
+# %%
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+a1.scatter(in_cone.ra, in_cone.dec, s=6, color="0.6", label=f"cone and slice ({len(in_cone):,d})")
+a1.scatter(in_sphere.ra, in_sphere.dec, s=8, color="C0", label=f"sphere ({len(in_sphere):,d})")
+ra0, dec0 = ex["void"]["ra"], ex["void"]["dec"]
+t = np.linspace(0, 2 * np.pi, 200)
+a1.plot(ra0 + ex["angle_deg"] * np.cos(t) / np.cos(np.radians(dec0)),
+        dec0 + ex["angle_deg"] * np.sin(t), color="k", lw=0.8)
+a1.set(xlabel="RA [deg]", ylabel="Dec [deg]", title="the cone around the void's centre")
+a1.invert_xaxis()
+a1.legend(fontsize=8, loc="upper right")
+a2.hist([in_cone.z, in_sphere.z], bins=30, color=["0.6", "C0"], label=["cone and slice", "sphere"])
+for zz in (ex["zmin"], ex["zmax"]):
+    a2.axvline(zz, color="k", lw=0.8)
+a2.set(xlabel="redshift", ylabel="galaxies", title="the redshift slice the void spans")
+a2.legend(fontsize=8)
+fig.tight_layout()
+plt.show();
 
 # %%
 in_sphere.head(10).round(5)

@@ -42,6 +42,8 @@ z_range: list = [-0.01, 7.0]  # galaxy redshifts expected in [lo, hi] (DR1 quasa
 demote: list = []  # ids (or globs like nulls.galaxies.*) of failed checks to report as warnings
 
 # %%
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from desivoids import integrity
@@ -60,6 +62,21 @@ print(result)
 # %%
 checks = result.table()
 checks.assign(family=checks["id"].str.split(".").str[0]).set_index(["family", "id"])[["status", "check"]]
+
+# %%
+families = checks.assign(family=checks["id"].str.split(".").str[0]).pivot_table(
+    index="family", columns="status", values="id", aggfunc="count", fill_value=0)
+colours = {"pass": "C2", "warn": "C1", "fail": "C3"}
+fig, ax = plt.subplots(figsize=(8, 0.45 * len(families) + 1))
+left = np.zeros(len(families))
+for status in [s for s in colours if s in families] + [s for s in families if s not in colours]:
+    ax.barh(families.index, families[status], left=left, color=colours.get(status, "0.5"),
+            label=status)
+    left += families[status].to_numpy()
+ax.set(xlabel="checks", title="checks per family and status")
+ax.legend(loc="lower right", fontsize=8)
+fig.tight_layout()
+plt.show();
 
 # %% [markdown]
 # ## Demotions and warnings
@@ -92,8 +109,23 @@ files.assign(source_file=files.source_file.str.split("/").str[-1]).set_index(["t
 # ## Null rates of the critical columns
 
 # %%
-pd.DataFrame([{"column": c["id"].split(".")[-1], **c["evidence"], "status": c["status"]}
-              for c in result.checks if c["id"].startswith("nulls.")]).set_index("column")
+nulls = pd.DataFrame([{"column": c["id"].split(".")[-1], **c["evidence"], "status": c["status"]}
+                      for c in result.checks if c["id"].startswith("nulls.")]).set_index("column")
+nulls
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 3.2))
+x = np.arange(len(nulls))
+ax.bar(x, nulls.fraction, color=[{"pass": "C2", "warn": "C1"}.get(s, "C3") for s in nulls.status],
+       label="null or non-finite fraction")
+ax.scatter(x, nulls.limit, marker="_", s=300, color="k", label="largest allowed (parameter)")
+ax.set_xticks(x, nulls.index, rotation=60, ha="right", fontsize=8)
+ax.set(ylabel="fraction of rows", title="nulls of the critical columns",
+       ylim=(0, 1))
+ax.set_yscale("symlog", linthresh=1e-4)
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show();
 
 # %% [markdown]
 # ## References between the tables

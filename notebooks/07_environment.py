@@ -72,7 +72,7 @@ sample = pq.read_table(layout.stage("plausibility") / "sample.parquet",
 # %%
 fc = pd.DataFrame(result.report["flag_counts"])
 fc.assign(flag=fc.flag.map({0: "wall", 1: "void", 2: "edge", 9: "outside"})).pivot_table(
-    index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0)
+    index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0).astype(int)
 
 # %% [markdown]
 # ## How much of the survey is void?
@@ -166,6 +166,21 @@ for ax, alg in zip(axes.flat, formats.ALGORITHMS):
 axes[0, 0].legend(loc="upper right", markerscale=4)
 fig.tight_layout()
 plt.show();
+
+# %% [markdown]
+# ## Turn the slab yourself
+#
+# A cube 300 Mpc/h wide around the middle of the NGC: turn the slab (sliders, or drag the
+# picture), move it and change its thickness. Galaxies inside the slab are coloured by their flag
+# under the algorithm you choose (grey wall, blue void, orange edge, light grey outside); each
+# algorithm's voids are a layer of circles where its spheres cut the slab's mid plane. VoidFinder's
+# circles are exact cuts of its holes; a V2 void is a union of Voronoi cells, drawn as its
+# effective sphere, while its galaxies' colours are exact.
+
+# %%
+from IPython.display import HTML
+
+HTML(environment.explorer.slab_html(environment.explorer.slab_data(data_dir, cap="NGC")))
 
 # %% [markdown]
 # ## Void sizes

@@ -8,6 +8,7 @@
 - :mod:`.voids`: distance to the void centre in effective radii, interior voids;
 - :mod:`.membership`: the common interface, per-cap structures, chunked assignment;
 - :mod:`.summary`: galaxies per void, tracer and volume fractions in voids, label agreement;
+- :mod:`.explorer`: the data of the book's interactive slab figure;
 - :mod:`.stage`: the stage (``run``): every galaxy, every algorithm, on Dask.
 """
 from .flags import (EDGE, FLAG_NAMES, NO_VOID, OUTSIDE, VOID, WALL, Assignment,
@@ -19,6 +20,7 @@ from .v2 import Tessellation, V2Membership, ZoneVoids
 from .voidfinder import HoleSpheres, VoidFinderMembership
 from .voids import VoidTable
 from .stage import EnvironmentResult, run
+from . import explorer, summary
 
 __all__ = [
     "WALL", "VOID", "EDGE", "OUTSIDE", "FLAG_NAMES", "NO_VOID", "Assignment", "interior_only",
