@@ -7,12 +7,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PARAMS ?= params/mock.yml
 
-.PHONY: book test run install postgres sync clean
+.PHONY: book test run install postgres browser lab bench sync clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# the Citation File Format's JSON schema, as its validator ships it (only the schema is
+	# used: cffconvert pins jsonschema 3, which the Jupyter stack cannot run with)
+	$(BIN)/python -m pip install --quiet --no-deps cffconvert==2.0.0
 	touch $@
 
 install: $(STAMP)
@@ -28,9 +31,25 @@ book: $(STAMP)
 	$(BIN)/desivoids run --params $(PARAMS)
 	$(BIN)/desivoids book
 
+# Debian's headless Chromium for the browser test of the built book (installed only where missing).
+browser:
+	bash tests/browser.sh install
+
 # PostgreSQL is required here: a test that cannot reach the server it started fails, not skips.
-test: $(STAMP) postgres
+test: $(STAMP) postgres browser
 	DESIVOIDS_REQUIRE_PG=1 $(BIN)/python -m pytest
+
+# JupyterLab on 127.0.0.1:$(LAB_PORT) (the URL with its token is printed): notebooks/NN_stage.py
+# opens as a notebook and saving writes its paired .ipynb (jupytext.toml).
+LAB_PORT ?= 8888
+lab: $(STAMP)
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir=. \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+# Every benchmark at DR1 scale into benchmarks/REPORT.md and REPORT.json (BENCH="environment
+# load" runs some). Generates the DR1-scale mock once under data/bench/dr1 (~10 GB disk).
+bench: $(STAMP) postgres
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 # Regenerate every paired .ipynb from its .py source (the .py is the source of truth).
 sync: $(STAMP)

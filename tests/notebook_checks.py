@@ -22,6 +22,6 @@ def output_text(path: Path) -> str:
 def run_nbval(executed: Path) -> subprocess.CompletedProcess:
     """Re-execute an executed notebook under ``pytest --nbval`` with the project's sanitizers."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", str(executed), "--sanitize-with", str(SANITIZE),
+        [sys.executable, "-m", "pytest", "--nbval", str(executed), "--nbval-sanitize-with", str(SANITIZE),
          "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir", str(executed.parent)],
         capture_output=True, text=True, cwd=executed.parent)

@@ -1,40 +1,25 @@
 """End to end: `desivoids run` on a tiny mock through every stage, then `desivoids book`, in a
-copy of the book's sources (the user's book and data are never touched); the built book has the
-recon chapter listing every DESIVAST and FastSpecFit file."""
+clone of the repository's sources (the session's ``tiny_book``, see book_fixtures.py; the user's
+book and data are never touched); the built book has the recon chapter listing every DESIVAST and
+FastSpecFit file."""
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 
-from desivoids import book, paths
+from book_fixtures import tiny_book, user_executed_listing  # noqa: F401 - fixture
+from desivoids import paths
 from desivoids.stages import STAGES
 
 pytestmark = pytest.mark.slow
 
 
-def desivoids(*args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "desivoids.cli", *args], capture_output=True, text=True, cwd=cwd)
-    assert proc.returncode == 0, f"desivoids {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return proc
-
-
-def test_run_and_book_on_a_tiny_mock(tmp_path):
-    before = sorted(p.name for p in paths.EXECUTED.glob("*")) if paths.EXECUTED.exists() else []
-    src = book.copy_sources(tmp_path / "site")
-    params = tmp_path / "tiny.yml"
-    params.write_text(f"profile: tiny\ndata_dir: {tmp_path / 'data'}\n"
-                      "mock: {seed: 7, scale: tiny, fastspec_version: v3.0, tiles: 1}\n"
-                      "stages: {acquire: {sets: [desivast, fastspecfit, tiles]}}\n")
-    desivoids("run", "--params", str(params), "--quiet", "--executed-dir", str(src / "book" / "executed"), cwd=tmp_path)
+def test_run_and_book_on_a_tiny_mock(tiny_book):  # noqa: F811 - fixture
     # every declared output of every stage exists after the full run, the tile spectra included
     for stage in STAGES.values():
         for out in stage.outputs:
-            assert any((tmp_path / "data" / out).iterdir()), f"{stage.name}: {out} is empty"
-    assert list(paths.RunLayout(tmp_path / "data").spectra.rglob("spectra-*.parquet"))
-    desivoids("book", "--root", str(src), cwd=tmp_path)
-    html = src / "_build" / "html"
+            assert any((tiny_book.data / out).iterdir()), f"{stage.name}: {out} is empty"
+    assert list(paths.RunLayout(tiny_book.data).spectra.rglob("spectra-*.parquet"))
+    html = tiny_book.html
     assert (html / "index.html").exists()
     recon_page = (html / "book" / "executed" / "02_recon.html").read_text()
     for cap in ("NGC", "SGC"):
@@ -49,6 +34,6 @@ def test_run_and_book_on_a_tiny_mock(tmp_path):
     methods = (html / "book" / "methods.html").read_text()
     assert "mathjax/tex-mml-chtml.js" in methods and "cdn.jsdelivr" not in methods
     # The run wrote its notebooks into the copy, never into the user's book tree.
+    src = tiny_book.root
     assert {p.name for p in (src / "book" / "executed").glob("*.ipynb")} >= {"01_acquire.ipynb", "02_recon.ipynb"}
-    after = sorted(p.name for p in paths.EXECUTED.glob("*")) if paths.EXECUTED.exists() else []
-    assert after == before
+    assert user_executed_listing() == tiny_book.user_executed_before
