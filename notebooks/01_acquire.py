@@ -63,6 +63,7 @@ spectra: bool = True  # convert fetched coadd + redrock pairs to Parquet
 spectype: list = ["GALAXY"]  # SPECTYPE values kept; empty: any
 zwarn_zero: bool = True  # keep only ZWARN 0
 min_deltachi2: float = 40.0  # keep DELTACHI2 above this (DESIVAST's cut)
+scheduler_address: str = ""  # dask.distributed scheduler for the spectra conversion (empty: local threads)
 
 # %%
 import matplotlib.pyplot as plt
@@ -81,7 +82,8 @@ result = acquire.run(
     max_tiles=max_tiles, petals=petals, healpix=healpix, dirs=dirs, workers=workers,
     retries=retries, backoff=backoff, connect_timeout=connect_timeout, read_timeout=read_timeout,
     chunk_kb=chunk_kb, min_free_gb=min_free_gb, dry_run=dry_run, resume=resume, rehash=rehash, spectra=spectra,
-    spectype=spectype, zwarn_zero=zwarn_zero, min_deltachi2=min_deltachi2)
+    spectype=spectype, zwarn_zero=zwarn_zero, min_deltachi2=min_deltachi2,
+    scheduler_address=scheduler_address)
 print("source:", "mock mirror (a local folder in DESI's layout)" if not source else source)
 
 # %% [markdown]

@@ -4,9 +4,9 @@ this module only chooses which one."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
-__all__ = ["client", "compute", "scatter"]
+__all__ = ["client", "compute", "scatter", "completed"]
 
 
 @contextmanager
@@ -41,3 +41,25 @@ def compute(tasks: list, c=None, *, scheduler: str = "threads", num_workers: int
     if c is None:
         return dask.compute(*tasks, scheduler=scheduler, num_workers=num_workers)
     return dask.compute(*tasks, scheduler=c)
+
+
+def completed(fn: Callable, items: Iterable, c=None, *, workers: int = 2) -> Iterator[tuple]:
+    """``(item, fn(item))`` for every item, in the order they finish: on the cluster of client
+    ``c`` (``fn`` and the items must pickle; the workers must see the same files), else in a
+    local pool of ``workers`` threads. For tasks whose results the caller records one by one
+    (the acquire manifest lives in the driver, not on the workers)."""
+    items = list(items)
+    if c is None:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = {pool.submit(fn, item): item for item in items}
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        return
+    from distributed import as_completed as distributed_completed
+
+    futures = c.map(fn, items, pure=False)
+    index = {f.key: item for f, item in zip(futures, items)}
+    for f in distributed_completed(futures):
+        yield index[f.key], f.result()

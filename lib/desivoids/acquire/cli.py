@@ -60,6 +60,8 @@ def spectra_main(argv: list[str]) -> int:
                     help=f"set a selection parameter ({', '.join(SELECTION)}); VALUE read as YAML")
     ap.add_argument("--params", metavar="FILE", help="params file: its data_dir and stages.acquire selection")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scheduler-address", default="",
+                    help="a dask.distributed scheduler to convert on (default: local threads)")
     ap.add_argument("--redo", action="store_true", help="convert again even if done with the same selection")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -77,6 +79,7 @@ def spectra_main(argv: list[str]) -> int:
     sel = Selection(tuple(value["spectype"]), bool(value["zwarn_zero"]), float(value["min_deltachi2"]))
     try:
         summary = convert_spectra(data_dir, sel, inputs=[_abs(i) for i in args.inputs], workers=args.workers,
+                                  scheduler_address=args.scheduler_address or given.get("scheduler_address", ""),
                                   redo=args.redo, progress=False if args.no_progress else None,
                                   manifest_path=_abs(args.manifest))
     except DesivoidsError as exc:

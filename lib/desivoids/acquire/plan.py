@@ -77,7 +77,11 @@ def retrying(fn: Callable[[], T], what: str, attempts: int = 4, backoff: float =
         try:
             return fn()
         except Unreachable as exc:
-            raise PlanError(f"source unreachable: {exc}") from None
+            raise PlanError(
+                f"source unreachable, nothing was planned or fetched: {exc}. If this machine is "
+                "offline, DESI's portal cannot be reached from it: run acquire where there is "
+                "internet access, or set `source` to a folder holding a copy in DESI's layout"
+            ) from None
         except Transient as exc:
             if i == attempts - 1:
                 raise PlanError(f"{what}: {exc} (after {attempts} attempts)") from None

@@ -22,19 +22,20 @@ one conversion record per (coadd, output, selection).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from .. import compute
 from ..errors import FormatError, InputError
 
 CAMERAS = ("B", "R", "Z")
@@ -434,13 +435,30 @@ class SpectraSummary:
         return "\n".join(lines)
 
 
+def _convert_one(item, *, raw_root: Path, out_root: Path, selection: Selection) -> tuple:
+    """One pair (a task: pure, picklable): ("failed", reason) or (state, row counts)."""
+    pair, out_rel = item
+    try:
+        res = convert_pair(raw_root / pair.coadd, raw_root / pair.redrock, out_root / out_rel,
+                           selection, out_root)
+    except (SpectraFormatError, OSError, ValueError) as exc:
+        return "failed", f"{type(exc).__name__}: {exc}"
+    if res.state == "empty":  # an output another coadd of the same name left must not outlive it
+        (out_root / out_rel).unlink(missing_ok=True)
+    return res.state, {k: getattr(res, k) for k in ("n_targets", "n_spectype", "n_zwarn",
+                                                    "n_deltachi2", "n_kept")}
+
+
 def convert_all(pairs: Sequence[Pair | tuple[str, str]], raw_root: str | Path, out_root: str | Path, manifest,
                 selection: Selection = Selection(), *, workers: int = 2, redo: bool = False,
-                progress: bool | None = None, unpaired: Sequence[tuple[str, str]] = ()) -> SpectraSummary:
+                progress: bool | None = None, unpaired: Sequence[tuple[str, str]] = (),
+                scheduler_address: str = "") -> SpectraSummary:
     """Convert (coadd, redrock) pairs (paths relative to ``raw_root``, or absolute) into
     ``out_root``; resumable: a pair whose record for this output and selection is ``done``
     (output present) or ``empty`` is skipped. The totals cover every pair, skipped ones
-    included, so the waterfall accounts for all rows; ``unpaired`` coadds count as failed."""
+    included, so the waterfall accounts for all rows; ``unpaired`` coadds count as failed.
+    Pairs convert in ``workers`` local threads, or as tasks on the dask.distributed cluster of
+    ``scheduler_address``; the manifest is written here, as each pair finishes."""
     from ..progress import bar
 
     raw_root, out_root = Path(raw_root), Path(out_root)
@@ -460,29 +478,25 @@ def convert_all(pairs: Sequence[Pair | tuple[str, str]], raw_root: str | Path, o
                              batch=batch)
         todo.append((pair, out_rel))
 
-    def one(item):
+    def record(item, outcome):
         pair, out_rel = item
-        try:
-            res = convert_pair(raw_root / pair.coadd, raw_root / pair.redrock, out_root / out_rel, selection,
-                               out_root)
-        except (SpectraFormatError, OSError, ValueError) as exc:
+        state, detail = outcome
+        if state == "failed":
             manifest.spectra_set(pair.coadd, out_rel, key, redrock=pair.redrock, state="failed",
-                                 error=f"{type(exc).__name__}: {exc}", batch=batch)
-            manifest.log(batch, pair.coadd, "failed", str(exc))
-            return "failed"
-        if res.state == "empty":  # an output another coadd of the same name left must not outlive it
-            (out_root / out_rel).unlink(missing_ok=True)
-        counts = {k: getattr(res, k) for k in ("n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept")}
-        manifest.spectra_set(pair.coadd, out_rel, key, redrock=pair.redrock, state=res.state, error=None,
-                             batch=batch, **counts)
-        manifest.log(batch, pair.coadd, res.state, json.dumps(counts, sort_keys=True))
-        return res.state
+                                 error=detail, batch=batch)
+            manifest.log(batch, pair.coadd, "failed", detail)
+        else:
+            manifest.spectra_set(pair.coadd, out_rel, key, redrock=pair.redrock, state=state,
+                                 error=None, batch=batch, **detail)
+            manifest.log(batch, pair.coadd, state, json.dumps(detail, sort_keys=True))
+        return state
 
     states: dict[str, int] = {}
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        futs = [pool.submit(one, item) for item in todo]
-        for f in bar(as_completed(futs), total=len(futs), desc="spectra", unit="pair", progress=progress):
-            st = f.result()
+    task = functools.partial(_convert_one, raw_root=raw_root, out_root=out_root, selection=selection)
+    with compute.client(scheduler_address) as c:
+        done = compute.completed(task, todo, c, workers=workers)
+        for item, outcome in bar(done, total=len(todo), desc="spectra", unit="pair", progress=progress):
+            st = record(item, outcome)
             states[st] = states.get(st, 0) + 1
     rows = [manifest.spectra_get(p.coadd, output_for(p, selection), key) for p in pairs]
     rows = [r for r in rows if r is not None]

@@ -176,7 +176,8 @@ def manifest_rows(manifest_path: str | Path, states: Sequence[str] | None = None
 
 def convert_spectra(data_dir: str | Path, selection: Selection = Selection(), *, inputs: Sequence[str | Path] = (),
                     workers: int = 2, redo: bool = False, progress: bool | None = None,
-                    manifest_path: str | Path | None = None) -> SpectraSummary:
+                    manifest_path: str | Path | None = None,
+                    scheduler_address: str = "") -> SpectraSummary:
     """Convert coadd + redrock pairs to Parquet under ``RunLayout.spectra`` (resumable; the
     conversion records live in the acquire manifest). ``inputs``: folders (every pair below
     them, by DESI's names) or explicit coadd and redrock files; none: every pair the transfer
@@ -190,7 +191,8 @@ def convert_spectra(data_dir: str | Path, selection: Selection = Selection(), *,
         else:
             pairs = pairs_from_manifest(m)
         return convert_all(pairs, layout.raw, layout.spectra, m, selection, workers=workers, redo=redo,
-                           progress=progress, unpaired=unpaired)
+                           progress=progress, unpaired=unpaired,
+                           scheduler_address=scheduler_address)
 
 
 def read_tiles_file(items: Sequence[str]) -> list[str]:
@@ -244,12 +246,13 @@ def run(data_dir: str = "data/mock", source: str = "", s3_endpoint: str = "",
         min_free_gb: float = 1.0,
         dry_run: bool = False, resume: bool = False, rehash: bool = False, spectra: bool = True,
         spectype: Sequence[str] = ("GALAXY",), zwarn_zero: bool = True,
-        min_deltachi2: float = 40.0) -> AcquireResult:
+        min_deltachi2: float = 40.0, scheduler_address: str = "") -> AcquireResult:
     """The acquire stage (parameters as the notebook declares them).
 
     Plans the named file sets at the source, fetches every file not yet in place into
     ``RunLayout.raw`` (``dry_run``: plan only), and converts the fetched coadd + redrock pairs
-    to Parquet in ``RunLayout.spectra`` (``spectra``). Raises StageError when files are missing
+    to Parquet in ``RunLayout.spectra`` (``spectra``; on the dask.distributed cluster of
+    ``scheduler_address`` when given). Raises StageError when files are missing
     at the source or a request could not be planned (a dry run included), files could not be
     fetched, the source is unreachable, or a pair failed to convert.
     """
@@ -289,7 +292,8 @@ def run(data_dir: str = "data/mock", source: str = "", s3_endpoint: str = "",
     if spectra and any(s in sets for s in ("tiles", "healpix", "dir")):
         result.spectra = convert_spectra(layout.data_dir, Selection(tuple(spectype), zwarn_zero,
                                                                     min_deltachi2),
-                                         workers=min(workers, 2))
+                                         workers=min(workers, 2),
+                                         scheduler_address=scheduler_address)
         if result.spectra.failed:
             raise StageError(f"spectra conversion failed for {len(result.spectra.failed)} pair(s): "
                              + "; ".join(f"{c}: {e}" for c, e in result.spectra.failed))
