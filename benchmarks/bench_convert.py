@@ -4,10 +4,11 @@
 
 Input: the DR1-scale mock sky (``desivoids mock --scale dr1``: 6,445,927 galaxies, 10,754 voids),
 read from <data-dir>/raw if acquire put it there, else from <data-dir>/mirror (generated with
-``--generate`` when missing). For each Dask scheduler the convert command runs as a subprocess
-whose resident memory (the process and its children, summed) is polled with psutil; before every
-timed run the input files are evicted from the page cache (posix_fadvise DONTNEED, no root
-needed) so the convert and the plain read both start "cold-ish". The reference is the time to
+``--generate`` when missing, by measure.dr1_run). For each Dask scheduler the convert command
+runs as a subprocess whose resident memory (the process and its children, summed) is polled
+with psutil; before every timed run the input files are evicted from the page cache
+(posix_fadvise DONTNEED, no root needed) so the convert and the plain read both start
+"cold-ish". The reference is the time to
 read the same files' bytes once (16 MB readinto, like ``cat > /dev/null``); the figure of merit
 is convert time / read time (target: <= 2).
 
@@ -19,76 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "lib"))
+import measure
 
 from desivoids import paths  # noqa: E402
 from desivoids.convert.build import DEFAULT_CHUNK_ROWS, discover  # noqa: E402
 
+HERE = measure.HERE
 TARGET_RATIO = 2.0
 RSS_LIMIT = 2 * 2**30
-
-
-def evict(files: list[Path]) -> None:
-    """Drop the files' pages from the page cache (best effort; clean pages only)."""
-    for f in files:
-        fd = os.open(f, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def read_bytes(files: list[Path]) -> float:
-    """Seconds to read every byte of the files once."""
-    buf = bytearray(16 << 20)
-    t = time.perf_counter()
-    for f in files:
-        with open(f, "rb", buffering=0) as fh:
-            while fh.readinto(buf):
-                pass
-    return time.perf_counter() - t
-
-
-def run_polled(cmd: list[str], interval: float = 0.05) -> tuple[float, int, int, float, str]:
-    """(wall seconds, peak RSS of the process tree summed, exit code, CPU seconds of the tree,
-    output)."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            procs = [ps] + ps.children(recursive=True)
-            rss = 0
-            for p in procs:
-                try:
-                    rss += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(interval)
-    out = proc.stdout.read()
-    seconds = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if proc.returncode:
-        print(out, file=sys.stderr)
-    return seconds, peak, proc.returncode, cpu, out
+evict, read_bytes, run_polled = measure.evict, measure.read_bytes, measure.run_polled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no input at {layout.raw} or {layout.mirror}; rerun with --generate",
                   file=sys.stderr)
             return 2
-        subprocess.run([sys.executable, "-m", "desivoids.cli", "mock", "--out", str(layout.mirror),
-                        "--scale", "dr1", "--tiles", "0", "--no-progress"], check=True)
+        measure.dr1_run(layout.data_dir, "convert")  # generates the mirror, disk checked first
         source = layout.mirror
     fast, vast = discover(source)
     files = [p for p, _ in fast] + list(vast)
@@ -123,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import resource
 
-    load_start = os.getloadavg()[0]
+    start = measure.machine()
+    load_start = start["load_average"][0]
     evict(files)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     read_cold = read_bytes(files)
@@ -148,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             phases = next((ln.split("phases:", 1)[1].strip() for ln in out.splitlines()
                            if "phases:" in ln), "")
             if rc:
-                raise SystemExit(f"convert failed ({rc}): {' '.join(cmd)}")
+                raise SystemExit(f"convert failed ({rc}): {' '.join(cmd)}\n{out[-3000:]}")
             rec = json.loads((layout.convert / "reconciliation.json").read_text())
             rows = rec["totals"]["galaxies"]["rows_in"]
             ref = read_cold if cache == "cold" else read_warm
@@ -168,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     best = min(cold, key=lambda r: r["seconds"])
     result = {
         "command": "python benchmarks/bench_convert.py " + " ".join(argv or sys.argv[1:]),
-        "machine": {"cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30),
-                    "platform": platform.platform(), "python": platform.python_version()},
+        "machine": start,
         "input": {"source": str(source.relative_to(paths.ROOT)) if source.is_relative_to(paths.ROOT) else str(source),
                   "fastspec_files": len(fast), "desivast_files": len(vast), "bytes": nbytes,
                   "galaxies": totals["galaxies"]["rows_in"], "voids": voids, "holes": holes,
@@ -186,11 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         "meets_ratio": best["ratio_to_read"] <= TARGET_RATIO,
         "meets_rss": max(r["peak_rss_bytes"] for r in runs) < RSS_LIMIT,
     }
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "convert.json").write_text(json.dumps(result, indent=1) + "\n")
     text = render(result)
-    (out / "convert.md").write_text(text)
+    measure.write("convert", result, text)
     print(text)
     return 0
 

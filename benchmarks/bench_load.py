@@ -1,280 +1,309 @@
-"""Benchmark of the load stage at DR1 scale: load throughput into SQLite and PostgreSQL, the
-PostgreSQL COPY path against psql's own ``\\copy`` of the same rows as CSV, and the latency of
-sphere and cone queries (p50, p95).
+"""Benchmark of the load stage at DR1 scale: the whole load into SQLite and PostgreSQL beside
+each database's own bulk path into the same final tables, and the latency of sphere and cone
+queries (p50, p95) beside the same queries answered in memory.
 
-    .venv/bin/python benchmarks/bench_load.py            # DR1 scale: 6,445,927 galaxies
-    .venv/bin/python benchmarks/bench_load.py --rows 300000 --queries 50   # a quick look
+    .venv/bin/python benchmarks/bench_load.py                 # the DR1-scale mock's Parquet
+    .venv/bin/python benchmarks/bench_load.py --parquet-dir data/mock/convert --queries 50
 
-Input: synthetic Parquet in the convert contract (desivoids.convert.columns), every galaxy
-column, with DR1's row counts (12 galaxy parts of the real per-file sizes, 10,754 voids,
-101,863 holes, 3 x 3,519 zones, 3 x 694,642 GALZONE rows), written once under
-data/bench/load/ (git-ignored). A throwaway PostgreSQL cluster is started on 127.0.0.1 by
-tests/pg_server.sh and stopped at the end. Writes benchmarks/results/load.json and load.md.
+Input: the convert stage's Parquet of the DR1-scale mock run (data/bench/dr1/convert, prepared
+first when missing: 6,445,927 galaxies x 61 columns, 10,754 voids, 101,863 holes, 10,557 zones,
+2,083,926 GALZONE rows). Each load runs ``desivoids.load.load`` in a fresh process (wall, peak
+RSS of that process, its phases) into a new database: a SQLite file, and a database of a
+throwaway PostgreSQL cluster on 127.0.0.1 started as tests/pg_server.sh does (stopped at the
+end).
+
+References, measured in the same run, each into the same final table state as the load (every
+data table, galaxy_positions and galaxy_blocks, with the same primary keys, indexes, Q3C and
+GiST indexes, then ANALYZE, in one transaction):
+
+- PostgreSQL, **the server's own binary COPY** from local files (``COPY t FROM '/file'
+  (FORMAT binary, FREEZE)``: no client, no network, no encoding: the ceiling of any loader;
+  target >= 70% of its rows/s), and **psql's ``\\copy``** of CSV files. The files are the
+  loaded tables exported by the server (``COPY t TO``), evicted from the page cache first.
+- SQLite: **SQLite copying the same rows from a loaded database file** (``INSERT INTO t
+  SELECT * FROM src.t``, its own format, no parsing) into a new file.
+
+Queries: spheres at the centres of random voids with their effective radii, cones at random
+galaxies (0.05-1 deg, z +- 0.01), interleaved query by query across the variants. Reference:
+the same selection from in-memory KD-trees (scipy cKDTree over the comoving positions and the
+unit vectors, the same exact test, the same DataFrame ordered by targetid): what the query costs
+without a database. Row counts are compared. Writes benchmarks/results/load.{md,json}.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
+import re
 import shutil
-import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+import measure
 
-from desivoids import cosmology, paths
-from desivoids.convert import columns as C
-from desivoids.load import cone, load, queries, sphere
-from desivoids.load.pgcopy import BINARY_HEADER, BINARY_TRAILER, encode_binary, encode_csv
-from desivoids.load.spatial import unit_vectors
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
-DR1_ROWS = 6_445_927
-INPUTS_VERSION = 2
-HP_ROWS = (101838, 1017041, 1358627, 403581, 981600, 301057, 1347464, 673711, 81734, 66856,
-           45570, 66848)
-VOIDS = {"VoidFinder": (3241, 524), "REVOLVER": (1692, 300), "VIDE": (1258, 220),
-         "ZOBOV": (2950, 569)}
-HOLES = (89_003, 12_860)
-GALZONE = (604_032, 90_610)
-CORE = ("targetid", "ra", "dec", "z", "comoving_x", "comoving_y", "comoving_z")
+from desivoids import paths  # noqa: E402
+
 PG_OPTS = ("-c shared_buffers=2GB -c max_wal_size=4GB -c checkpoint_timeout=30min "
            "-c wal_buffers=64MB")
-RESULTS = paths.BENCHMARKS / "results"
-SCRIPT = paths.ROOT / "tests" / "pg_server.sh"
+#: the loader's final tables, in the order it builds them
+TABLES = ("galaxies", "galaxy_positions", "galaxy_blocks", "voids", "holes", "zonevoid",
+          "galzone", "rejects")
+TARGET_SHARE = 0.70
+MAINTENANCE_WORK_MEM = "512MB"  # what the loader sets for its transaction
 
 
-# -- inputs --------------------------------------------------------------------------------
-def _meta(table: str) -> dict:
-    return {C.METADATA_KEY: json.dumps({"table": table, "omega_m": 0.315,
-                                        "sources": {f"bench/{table}.fits": {}}}).encode()}
+# -- the load, in its own process ----------------------------------------------------------
+def load_worker(parquet_dir: str, db_url: str, out: str) -> None:
+    from desivoids.load import load
+
+    r = load(parquet_dir=parquet_dir, db_url=db_url)
+    Path(out).write_text(json.dumps({"rows_loaded": r.rows_loaded, "sky_index": r.sky_index,
+                                     "phases_s": r.seconds,
+                                     "tables": {t.table: t.rows for t in r.tables}}))
 
 
-def _galaxy_chunk(n: int, tid0: int, rng) -> pa.Table:
-    ngc = rng.random(n) < 0.75
-    ra = np.where(ngc, rng.uniform(110, 260, n), np.mod(rng.uniform(-50, 50, n), 360))
-    dec = np.where(ngc, np.degrees(np.arcsin(rng.uniform(-0.17, 0.94, n))),
-                   np.degrees(np.arcsin(rng.uniform(-0.34, 0.57, n))))
-    z = rng.gamma(4.0, 0.05, n)
-    stars = rng.random(n) < 0.05  # stars at z ~ 0, half of them negative: no comoving position
-    z[stars] = np.abs(rng.normal(0, 0.0005, stars.sum())) * np.where(rng.random(stars.sum())
-                                                                      < 0.5, -1, 1)
-    r = np.where(z >= 0, cosmology.comoving_distance(z), np.nan)
-    x, y, zc = cosmology.radec_to_xyz(ra, dec, r)
-    nan = np.isnan(r)
-    cols = {}
-    for f in C.GALAXIES:
-        t = f.type
-        if f.name == "targetid":
-            cols[f.name] = pa.array(tid0 + np.arange(n, dtype=np.int64) * 13)
-        elif f.name in ("ra", "dec", "z"):
-            cols[f.name] = pa.array({"ra": ra, "dec": dec, "z": z}[f.name])
-        elif f.name.startswith("comoving_") or f.name == "comoving_distance":
-            v = {"comoving_x": x, "comoving_y": y, "comoving_z": zc,
-                 "comoving_distance": r}[f.name]
-            cols[f.name] = pa.array(v, mask=nan)
-        elif pa.types.is_floating(t):
-            cols[f.name] = pa.array(rng.normal(size=n).round(6))
-        elif pa.types.is_integer(t):
-            cols[f.name] = pa.array(rng.integers(0, 1 << 20, n), type=t)
-        elif pa.types.is_boolean(t):
-            cols[f.name] = pa.array(rng.random(n) < 0.3)
-        else:
-            words = {"survey": ["main"], "program": ["bright"],
-                     "spectype": ["GALAXY", "GALAXY", "GALAXY", "QSO", "STAR"],
-                     "source_file": ["dr1/vac/dr1/fastspecfit/iron/v3.0/catalogs/x.fits"]}
-            w = np.array(words.get(f.name, ["x"]))
-            cols[f.name] = pa.array(w[rng.integers(0, len(w), n)])
-    return pa.table(cols, schema=C.GALAXIES)
+def timed_load(pdir: Path, url: str, work: Path) -> dict:
+    out = work / "load.json"
+    cmd = [sys.executable, __file__, "--worker", str(pdir), url, str(out)]
+    load = measure.load_average()[0]
+    seconds, peak, rc, cpu, text = measure.run_polled(cmd)
+    if rc:
+        raise SystemExit(f"load failed ({rc}):\n{text[-3000:]}")
+    r = json.loads(out.read_text())
+    out.unlink()
+    galaxies = r["tables"]["galaxies"]
+    return {"seconds": round(seconds, 1), "peak_rss_gib": round(peak / 2**30, 3),
+            "client_cpu_s": round(cpu, 1), "load_average_before": load,
+            "galaxies": galaxies, "rows_loaded": r["rows_loaded"],
+            "galaxy_rows_per_s": round(galaxies / seconds), "sky_index": r["sky_index"],
+            "phases_s": {k: round(v, 1) for k, v in r["phases_s"].items()}}
 
 
-def make_inputs(pdir: Path, rows: int, seed: int = 1) -> dict:
-    """Write the synthetic DR1-scale Parquet input once (reused while the marker matches)."""
-    marker = pdir / "bench.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("rows") == rows \
-            and json.loads(marker.read_text()).get("version") == INPUTS_VERSION:
-        return json.loads(marker.read_text())
-    shutil.rmtree(pdir, ignore_errors=True)
-    (pdir / "galaxies").mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    scale = rows / DR1_ROWS
-    sizes = np.diff(np.round(np.cumsum((0,) + HP_ROWS) * scale).astype(int))
-    tid0 = 39_627_000_000_000_000
-    sample = []
-    for i, n in enumerate(sizes):
-        writer = pq.ParquetWriter(pdir / "galaxies" / f"part-{i:03d}-00000.parquet",
-                                  C.GALAXIES.with_metadata(_meta("galaxies")))
-        for s in range(0, n, 500_000):
-            k = min(500_000, n - s)
-            t = _galaxy_chunk(k, tid0, rng)
-            tid0 += 13 * k
-            writer.write_table(t, row_group_size=200_000)
-            pick = rng.choice(k, max(1, k // 200), replace=False)
-            sample.append(t.select(["ra", "dec", "z", "comoving_x", "comoving_y",
-                                    "comoving_z"]).take(pick))
-        writer.close()
-    smp = pa.concat_tables(sample).to_pandas().dropna()
-    smp = smp[(smp["z"] > 0.03) & (smp["z"] < 0.24)]  # DESIVAST's volume: void centres there
-    # voids at sampled galaxies; holes around VoidFinder voids; V2 zones and GALZONE tracers
-    vrows = []
-    for alg, per_cap in VOIDS.items():
-        for cap, nv in zip(C.CAPS, per_cap):
-            nv = max(1, int(round(nv * scale)))
-            g = smp.sample(nv, random_state=int(rng.integers(1 << 30)), replace=True)
-            for v, row in enumerate(g.itertuples()):
-                vrows.append({"algorithm": alg, "cap": cap, "void": v, "x": row.comoving_x,
-                              "y": row.comoving_y, "z": row.comoving_z, "ra": row.ra,
-                              "dec": row.dec, "radius": float(rng.uniform(8, 25)),
-                              "r_eff": float(rng.uniform(10, 30)),
-                              "source_file": f"bench/{alg}_{cap}.fits", "source_row": v})
-    voids = pa.Table.from_pylist(vrows)
-    pq.write_table(_conform(voids, C.VOIDS), pdir / "voids.parquet")
-    hrows = {k: [] for k in ("cap", "void", "hole_index", "x", "y", "z", "radius",
-                             "source_file")}
-    vf = [r for r in vrows if r["algorithm"] == "VoidFinder"]
-    for cap, nh in zip(C.CAPS, HOLES):
-        mine = [r for r in vf if r["cap"] == cap]
-        nh = max(1, int(round(nh * scale)))
-        owner = rng.integers(0, len(mine), nh)
-        for i, o in enumerate(owner):
-            r = mine[o]
-            off = rng.normal(0, 6, 3)
-            hrows["cap"].append(cap), hrows["void"].append(r["void"])
-            hrows["hole_index"].append(i)
-            hrows["x"].append(r["x"] + off[0]), hrows["y"].append(r["y"] + off[1])
-            hrows["z"].append(r["z"] + off[2]), hrows["radius"].append(float(rng.uniform(5, 20)))
-            hrows["source_file"].append(f"bench/VoidFinder_{cap}.fits")
-    pq.write_table(_conform(pa.table(hrows), C.HOLES), pdir / "holes.parquet")
-    zv, gz = [], {k: [] for k in ("algorithm", "cap", "gal", "targetid", "x", "y", "z", "zone",
-                                  "source_row", "source_file")}
-    for alg in ("REVOLVER", "VIDE", "ZOBOV"):
-        for cap, ci in zip(C.CAPS, range(2)):
-            nz = max(1, int(round(VOIDS["ZOBOV"][ci] * scale)))
-            for zone in range(nz):
-                zv.append({"algorithm": alg, "cap": cap, "zone": zone,
-                           "void0": zone if zone % 7 else -1, "void1": zone if zone % 7 else -1,
-                           "source_file": f"bench/{alg}_{cap}.fits", "source_row": zone})
-            ng = max(1, int(round(GALZONE[ci] * scale)))
-            gz["algorithm"] += [alg] * ng
-            gz["cap"] += [cap] * ng
-            gz["gal"] += list(range(ng))
-            gz["targetid"] += list(39_627_000_000_000_000 + 13 * rng.integers(0, rows, ng))
-            for c in ("x", "y", "z"):
-                gz[c] += list(rng.normal(0, 300, ng))
-            gz["zone"] += list(rng.integers(-1, nz, ng))
-            gz["source_row"] += list(range(ng))
-            gz["source_file"] += [f"bench/{alg}_{cap}.fits"] * ng
-    pq.write_table(_conform(pa.Table.from_pylist(zv), C.ZONEVOID), pdir / "zonevoid.parquet")
-    pq.write_table(_conform(pa.table(gz), C.GALZONE), pdir / "galzone.parquet")
-    pq.write_table(C.REJECTS.empty_table(), pdir / "rejects.parquet")
-    info = {"version": INPUTS_VERSION, "rows": rows, "voids": len(vrows), "holes": len(hrows["cap"]), "zonevoid": len(zv),
-            "galzone": len(gz["cap"])}
-    marker.write_text(json.dumps(info))
-    return info
+# -- PostgreSQL references -------------------------------------------------------------------
+def _plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
-def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
-    cols = [t[f.name].cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
-            for f in schema]
-    return pa.table(cols, schema=schema)
+def psql(url: str, *args: str) -> str:
+    return subprocess.run(["psql", _plain(url), "-v", "ON_ERROR_STOP=1", "-q", "-X", *args],
+                          check=True, capture_output=True, text=True).stdout
 
 
-# -- PostgreSQL ----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _psql(url: str, *args: str, **kw) -> subprocess.CompletedProcess:
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    return subprocess.run(["psql", plain, "-v", "ON_ERROR_STOP=1", "-q", *args], check=True,
-                          capture_output=True, text=True, **kw)
-
-
-def _new_db(server: str, name: str) -> str:
-    _psql(server, "-c", f"DROP DATABASE IF EXISTS {name}", "-c", f"CREATE DATABASE {name}")
+def new_db(server: str, name: str) -> str:
+    psql(server, "-c", f"DROP DATABASE IF EXISTS {name}", "-c", f"CREATE DATABASE {name}")
     return server.rsplit("/", 1)[0] + "/" + name
 
 
-def _core_batches(pdir: Path, batch_rows: int = 100_000):
-    """The core columns of every galaxy part plus the loader's unit vectors, as batches."""
-    for part in sorted((pdir / "galaxies").glob("*.parquet")):
-        for b in pq.ParquetFile(part).iter_batches(batch_size=batch_rows, columns=list(CORE)):
-            ux, uy, uz = unit_vectors(b["ra"].to_numpy(), b["dec"].to_numpy())
-            yield pa.RecordBatch.from_arrays(list(b.columns) + [pa.array(ux), pa.array(uy),
-                                                               pa.array(uz)],
-                                             names=list(CORE) + ["unit_x", "unit_y", "unit_z"])
+def settle(url: str) -> None:
+    """After a load and before timing: flush and vacuum, so the next measurement does not share
+    the machine with the checkpoint and autovacuum that a fresh multi-GB load triggers."""
+    psql(url, "-c", "CHECKPOINT", "-c", "VACUUM (ANALYZE)")
+    subprocess.run(["sync"], check=False)
 
 
-CORE_DDL = ("CREATE TABLE core (targetid bigint NOT NULL, ra double precision NOT NULL, "
-            "dec double precision NOT NULL, z double precision NOT NULL, comoving_x double "
-            "precision, comoving_y double precision, comoving_z double precision, unit_x "
-            "double precision NOT NULL, unit_y double precision NOT NULL, unit_z double "
-            "precision NOT NULL)")
+def pg_rebuild_sql(url: str, schema: str) -> dict[str, dict[str, list[str]]]:
+    """Per table of the load: the statements that rebuild it in ``schema`` without its data
+    ("create") and after its data ("index": primary key, indexes), read from the catalogue."""
+    out = {}
+    for t in TABLES:
+        cons = psql(url, "-At", "-F", "\t", "-c",
+                    f"SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE "
+                    f"conrelid = 'public.{t}'::regclass ORDER BY contype, conname").splitlines()
+        idx = psql(url, "-At", "-c",
+                   f"SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON "
+                   f"c.oid = i.indexrelid WHERE i.indrelid = 'public.{t}'::regclass AND NOT "
+                   f"EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+                   f"ORDER BY c.relname").splitlines()
+        after = [f'ALTER TABLE {schema}.{t} ADD CONSTRAINT "{c.split(chr(9))[0]}" '
+                 f'{c.split(chr(9), 1)[1]}' for c in cons if c]
+        after += [re.sub(r" ON public\.", f" ON {schema}.", i, count=1) for i in idx if i]
+        out[t] = {"create": [f"CREATE TABLE {schema}.{t} (LIKE public.{t} INCLUDING DEFAULTS)"],
+                  "index": after}
+    return out
 
 
-def copy_core(url: str, pdir: Path, fmt: str) -> float:
-    """Our COPY path (Parquet -> Arrow batches -> COPY FREEZE) into a fresh core table."""
-    import psycopg
-    from psycopg.copy import QueuedLibpqWriter
-
-    plain = url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain) as conn:
-        conn.execute("DROP TABLE IF EXISTS core")
-        conn.commit()
-        t0 = time.perf_counter()
-        conn.execute(CORE_DDL)
-        opts = "FORMAT BINARY, FREEZE" if fmt == "binary" else "FORMAT CSV, FREEZE"
-        with conn.cursor() as cur, cur.copy(f"COPY core FROM STDIN ({opts})",
-                                            writer=QueuedLibpqWriter(cur)) as cp:
-            if fmt == "binary":
-                cp.write(BINARY_HEADER)
-            for b in _core_batches(pdir):
-                cp.write(encode_binary(b) if fmt == "binary" else encode_csv(b))
-            if fmt == "binary":
-                cp.write(BINARY_TRAILER)
-        conn.commit()
-        return time.perf_counter() - t0
+def _export(url: str, folder: Path, fmt: str) -> dict[str, Path]:
+    """Every table of the load written by the server to a local file (not timed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:  # the server runs as 'postgres' (tests/pg_server.sh)
+        shutil.chown(folder, "postgres")
+    files = {}
+    for t in TABLES:
+        f = folder / f"{t}.{fmt}"
+        psql(url, "-c", f"COPY public.{t} TO '{f}' (FORMAT {fmt})")
+        files[t] = f
+    subprocess.run(["sync"], check=False)
+    measure.evict(files.values())
+    return files
 
 
-def psql_copy(url: str, table_ddl: str, table: str, csv: Path, work: Path) -> float:
-    """psql's own \\copy of a CSV file, into a table created in the same transaction."""
-    script = work / f"copy_{table}.sql"
-    script.write_text(f"BEGIN;\nDROP TABLE IF EXISTS {table};\n{table_ddl};\n"
-                      f"\\copy {table} FROM '{csv}' WITH (FORMAT csv, FREEZE)\nCOMMIT;\n")
+def pg_reference(url: str, folder: Path, how: str, rows: int) -> dict:
+    """Rebuild the load's final tables from exported files in one transaction, by the server's
+    COPY FROM a file (``how="server binary COPY"``) or psql's \\copy of CSV; seconds per phase."""
+    fmt = "binary" if how.startswith("server") else "csv"
+    files = _export(url, folder, fmt)
+    nbytes = sum(f.stat().st_size for f in files.values())
+    schema = "ref_" + fmt
+    ddl = pg_rebuild_sql(url, schema)
+    script = ["\\set ON_ERROR_STOP 1", "BEGIN;",
+              f"SET LOCAL maintenance_work_mem = '{MAINTENANCE_WORK_MEM}';",
+              f"DROP SCHEMA IF EXISTS {schema} CASCADE;", f"CREATE SCHEMA {schema};"]
+
+    def mark(label):  # the server's clock at the start of each phase, printed by psql
+        return f"SELECT '@', '{label}', extract(epoch FROM clock_timestamp());"
+
+    for t in TABLES:
+        script += [s + ";" for s in ddl[t]["create"]]
+        script.append(mark(f"{t}:copy"))
+        if fmt == "binary":
+            script.append(f"COPY {schema}.{t} FROM '{files[t]}' (FORMAT binary, FREEZE);")
+        else:
+            script.append(f"\\copy {schema}.{t} FROM '{files[t]}' WITH (FORMAT csv, FREEZE)")
+        script.append(mark(f"{t}:index"))
+        script += [s + ";" for s in ddl[t]["index"]]
+    script.append(mark("analyze+commit"))
+    script += [f"ANALYZE {schema}.{t};" for t in TABLES] + ["COMMIT;", mark("end")]
+    sql = folder / f"rebuild_{fmt}.sql"
+    sql.write_text("\n".join(script) + "\n")
+    load = measure.load_average()[0]
     t0 = time.perf_counter()
-    _psql(url, "-f", str(script))
-    return time.perf_counter() - t0
+    out = psql(url, "-At", "-F", "\t", "-f", str(sql))
+    seconds = time.perf_counter() - t0
+    marks = [(ln.split("\t")[1], float(ln.split("\t")[2])) for ln in out.splitlines()
+             if ln.startswith("@\t")]
+    got = {label: round(t_next - t, 1) for (label, t), (_, t_next) in zip(marks, marks[1:])}
+    count = int(psql(url, "-At", "-c", f"SELECT count(*) FROM {schema}.galaxies").strip())
+    assert count == rows, (count, rows)
+    psql(url, "-c", f"DROP SCHEMA {schema} CASCADE")
+    shutil.rmtree(folder)
+    return {"how": how, "seconds": round(seconds, 1), "galaxy_rows_per_s": round(rows / seconds),
+            "file_gb": round(nbytes / 1e9, 2), "load_average_before": load, "phases_s": got}
 
 
-def _count(url: str, table: str) -> int:
-    return int(_psql(url, "-At", "-c", f"SELECT count(*) FROM {table}").stdout.strip())
+# -- SQLite reference ----------------------------------------------------------------------
+def sqlite_reference(src: Path, dst: Path, rows: int) -> dict:
+    """SQLite copying the loaded tables from ``src`` into a new file ``dst``, in one
+    transaction: the same CREATE statements (keys inline, as SQLite requires), INSERT ...
+    SELECT in stored order, then the same indexes, then ANALYZE."""
+    for suffix in ("", "-journal", "-wal"):
+        Path(f"{dst}{suffix}").unlink(missing_ok=True)
+    con = sqlite3.connect(src)
+    schema = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT "
+                         "NULL").fetchall()
+    con.close()
+    measure.evict([src])
+    load = measure.load_average()[0]
+    t0 = time.perf_counter()
+    con = sqlite3.connect(dst, isolation_level=None)
+    con.execute("PRAGMA cache_size = -1000000")  # as the loader
+    con.execute(f"ATTACH DATABASE '{src}' AS src")
+    con.execute("BEGIN")
+    phases = {}
+    for t in TABLES:
+        t1 = time.perf_counter()
+        create = next(s for k, n, _, s in schema if k == "table" and n == t)
+        con.execute(create)
+        con.execute(f"INSERT INTO main.{t} SELECT * FROM src.{t}")
+        t2 = time.perf_counter()
+        for k, n, tbl, s in schema:
+            if k == "index" and tbl == t:
+                con.execute(s)
+        phases[f"{t}:copy"], phases[f"{t}:index"] = round(t2 - t1, 1), round(
+            time.perf_counter() - t2, 1)
+    t3 = time.perf_counter()
+    con.execute("ANALYZE")
+    con.execute("COMMIT")
+    phases["analyze+commit"] = round(time.perf_counter() - t3, 1)
+    seconds = time.perf_counter() - t0
+    n = con.execute("SELECT count(*) FROM main.galaxies").fetchone()[0]
+    con.close()
+    assert n == rows, (n, rows)
+    size = dst.stat().st_size
+    dst.unlink()
+    return {"how": "SQLite INSERT ... SELECT from a loaded file", "seconds": round(seconds, 1),
+            "galaxy_rows_per_s": round(rows / seconds), "file_gb": round(size / 1e9, 2),
+            "load_average_before": load, "phases_s": phases}
 
 
 # -- queries -------------------------------------------------------------------------------
-def time_queries(variants: dict, spheres, cones) -> dict:
-    """Latency of each variant {label: (db, cone method)}, the variants interleaved query by
-    query so that background work on the machine affects them alike."""
-    calls = {}
-    for label, (db, method) in variants.items():
-        calls[(label, "sphere")] = lambda a, db=db: sphere(db, *a)
-        calls[(label, "cone")] = lambda a, db=db, m=method: cone(db, *a, method=m)
-    for (label, kind), fn in calls.items():  # warm-up
-        for a in (spheres if kind == "sphere" else cones)[:10]:
-            fn(a)
-    lat = {k: [] for k in calls}
-    rows = {k: [] for k in calls}
+class Memory:
+    """The reference: the same selections from in-memory KD-trees, no database."""
+
+    def __init__(self, pdir: Path):
+        from scipy.spatial import cKDTree
+
+        from desivoids.load.spatial import unit_vectors
+
+        t0 = time.perf_counter()
+        cols = ["targetid", "ra", "dec", "z", "comoving_x", "comoving_y", "comoving_z"]
+        g = pq.ParquetDataset(pdir / "galaxies").read(columns=cols).to_pandas()
+        self.g = g
+        xyz = g[["comoving_x", "comoving_y", "comoving_z"]].to_numpy(np.float64)
+        self.fin = np.flatnonzero(np.isfinite(xyz).all(axis=1))
+        self.xyz = xyz
+        self.t_xyz = cKDTree(xyz[self.fin])
+        self.u = np.column_stack(unit_vectors(g.ra.to_numpy(), g.dec.to_numpy()))
+        self.t_u = cKDTree(self.u)
+        self.z = g.z.to_numpy()
+        self.build_s = time.perf_counter() - t0
+
+    def _frame(self, rows) -> pd.DataFrame:
+        return self.g.iloc[rows][["targetid", "ra", "dec", "z"]].sort_values(
+            "targetid").reset_index(drop=True)
+
+    def sphere(self, x, y, z, r) -> pd.DataFrame:
+        cand = self.fin[self.t_xyz.query_ball_point((x, y, z), r)]
+        p = self.xyz[cand]
+        d2 = (p[:, 0] - x) ** 2 + (p[:, 1] - y) ** 2 + (p[:, 2] - z) ** 2
+        return self._frame(cand[d2 < r * r])
+
+    def cone(self, ra, dec, radius, zmin, zmax) -> pd.DataFrame:
+        from desivoids.load.spatial import chord2, unit_vectors
+
+        u0 = np.array([float(v) for v in unit_vectors(ra, dec)])
+        c2 = chord2(radius)
+        cand = np.asarray(self.t_u.query_ball_point(u0, np.sqrt(c2) * (1 + 1e-9)), np.int64)
+        p = self.u[cand]
+        d2 = (p[:, 0] - u0[0]) ** 2 + (p[:, 1] - u0[1]) ** 2 + (p[:, 2] - u0[2]) ** 2
+        zz = self.z[cand]
+        return self._frame(cand[(d2 <= c2) & (zz >= zmin) & (zz <= zmax)])
+
+
+def query_cases(pdir: Path, n: int, seed: int = 5):
+    rng = np.random.default_rng(seed)
+    v = pq.read_table(pdir / "voids.parquet").to_pandas().dropna(subset=["x", "r_eff"])
+    v = v.sample(n, random_state=seed, replace=len(v) < n)
+    spheres = [(r.x, r.y, r.z, r.r_eff) for r in v.itertuples()]
+    part = sorted((pdir / "galaxies").glob("*.parquet"))[min(1, len(list(
+        (pdir / "galaxies").glob("*.parquet"))) - 1)]
+    g = pq.read_table(part, columns=["ra", "dec", "z"]).to_pandas()
+    g = g[g["z"] > 0.01].sample(n, random_state=seed, replace=len(g) < n)
+    cones = [(r.ra, r.dec, float(rng.uniform(0.05, 1.0)), r.z - 0.01, r.z + 0.01)
+             for r in g.itertuples()]
+    return spheres, cones
+
+
+def time_queries(variants: dict, spheres, cones, warmup: int = 10) -> dict:
+    """Latency of each variant {label: {"sphere": fn, "cone": fn}}, interleaved query by query
+    so that background work on the machine affects them alike; rows returned per query."""
+    for label, fns in variants.items():  # warm-up
+        for kind, cases in (("sphere", spheres), ("cone", cones)):
+            for a in cases[:warmup]:
+                fns[kind](*a)
+    lat = {(label, k): [] for label in variants for k in ("sphere", "cone")}
+    rows = {key: [] for key in lat}
     for kind, cases in (("sphere", spheres), ("cone", cones)):
         for a in cases:
-            for label in variants:
+            for label, fns in variants.items():
                 t0 = time.perf_counter()
-                r = calls[(label, kind)](a)
+                r = fns[kind](*a)
                 lat[(label, kind)].append(time.perf_counter() - t0)
                 rows[(label, kind)].append(len(r))
     out: dict = {label: {} for label in variants}
@@ -284,234 +313,213 @@ def time_queries(variants: dict, spheres, cones) -> dict:
                             "p95_ms": round(float(np.percentile(ms, 95)), 2),
                             "max_ms": round(float(ms.max()), 2),
                             "mean_rows": round(float(np.mean(rows[(label, kind)])), 1),
-                            "queries": len(ms)}
+                            "queries": len(ms), "rows": rows[(label, kind)]}
     return out
 
 
-def settle(url: str) -> None:
-    """After a load and before timing queries: flush and vacuum, so the queries do not share
-    the machine with the checkpoint and autovacuum that a fresh multi-GB load triggers."""
-    _psql(url, "-c", "CHECKPOINT", "-c", "VACUUM (ANALYZE)")
-    subprocess.run(["sync"], check=False)
+def _db_variant(url: str, method: str) -> dict:
+    from desivoids.load import cone, sphere
+
+    return {"sphere": lambda *a: sphere(url, *a),
+            "cone": lambda *a: cone(url, *a, method=method)}
 
 
-def query_cases(pdir: Path, n: int, seed: int = 5):
-    rng = np.random.default_rng(seed)
-    v = pq.read_table(pdir / "voids.parquet").to_pandas().dropna(subset=["x"])
-    v = v.sample(n, random_state=seed, replace=len(v) < n)
-    spheres = [(r.x, r.y, r.z, r.r_eff) for r in v.itertuples()]
-    part = sorted((pdir / "galaxies").glob("*.parquet"))[1]
-    g = pq.read_table(part, columns=["ra", "dec", "z"]).to_pandas()
-    g = g[g["z"] > 0.01].sample(n, random_state=seed)
-    cones = [(r.ra, r.dec, float(rng.uniform(0.05, 1.0)), r.z - 0.01, r.z + 0.01)
-             for r in g.itertuples()]
-    return spheres, cones
+def _mismatches(q: dict, ref: str = "memory") -> dict:
+    """Queries whose row count differs from the in-memory reference, per variant and kind."""
+    return {label: {k: int(sum(a != b for a, b in zip(v[k]["rows"], q[ref][k]["rows"])))
+                    for k in ("sphere", "cone")} for label, v in q.items() if label != ref}
 
 
-# -- report --------------------------------------------------------------------------------
+# -- the benchmark ---------------------------------------------------------------------------
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) == 5 and sys.argv[1] == "--worker":
+        load_worker(*sys.argv[2:])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=DR1_ROWS)
+    ap.add_argument("--parquet-dir", default=None,
+                    help="convert-stage Parquet to load (default: the DR1-scale mock run's)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--work", default=str(paths.DATA / "bench" / "load"))
     ap.add_argument("--skip-sqlite", action="store_true")
-    ap.add_argument("--skip-full-csv", action="store_true",
-                    help="skip the \\copy of the full galaxies table (a multi-GB CSV)")
+    ap.add_argument("--skip-references", action="store_true")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite results/load.md from results/load.json, measuring nothing")
     args = ap.parse_args(argv)
     if args.render_only:
-        (RESULTS / "load.md").write_text(render(json.loads((RESULTS / "load.json").read_text())))
+        res = json.loads((measure.RESULTS / "load.json").read_text())
+        (measure.RESULTS / "load.md").write_text(render(res))
         return 0
+    if args.parquet_dir is None:
+        pdir = paths.RunLayout.of(measure.dr1_run(measure.DR1_DIR, "load")).convert
+    else:
+        pdir = paths.resolve(args.parquet_dir)
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    pdir = work / "parquet"
-    res: dict = {"command": "python benchmarks/bench_load.py " + " ".join(argv or sys.argv[1:]),
-                 "machine": {"cores": os.cpu_count(), "platform": platform.platform(),
-                             "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}}
-    t0 = time.perf_counter()
-    res["inputs"] = make_inputs(pdir, args.rows)
-    print(f"inputs ready ({time.perf_counter() - t0:.0f} s): {res['inputs']}", flush=True)
-    rows = args.rows
+    subprocess.run(["bash", str(measure.PG_SERVER), "stop", str(work / "pg")],
+                   capture_output=True)  # a cluster an interrupted run left running
+    shutil.rmtree(work, ignore_errors=True)  # and its files
+    work.mkdir(parents=True)
+    measure.check_disk(work, 30, "the load benchmark (databases and exported tables)")
+    res: dict = {"command": "python benchmarks/bench_load.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]), "machine": measure.machine(),
+        "parquet_dir": paths.display(pdir), "inputs": {
+            p.stem: sum(pq.ParquetFile(f).metadata.num_rows for f in
+                        (sorted(p.glob("*.parquet")) if p.is_dir() else [p]))
+            for p in sorted(pdir.iterdir()) if p.suffix == ".parquet" or p.is_dir()}}
     spheres, cones = query_cases(pdir, args.queries)
+    t0 = time.perf_counter()
+    memory = Memory(pdir)
+    res["memory_reference"] = {"build_s": round(memory.build_s, 1)}
+    mem = {"sphere": memory.sphere, "cone": memory.cone}
+    print(f"in-memory reference ready ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     if not args.skip_sqlite:
         db = work / "bench.sqlite"
-        for suffix in ("", "-journal", "-wal"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        r = load(parquet_dir=pdir, db_url=f"sqlite:///{db}")
-        dt = time.perf_counter() - t0
-        res["sqlite"] = {"load_s": round(dt, 1), "galaxy_rows": rows,
-                         "rows_per_s_all_tables": round(r.rows_loaded / dt),
-                         "galaxies_rows_per_s_copy_phase": round(rows / r.seconds["galaxies:copy"]),
-                         "phases_s": {k: round(v, 1) for k, v in r.seconds.items()},
-                         "file_gb": round(db.stat().st_size / 1e9, 2)}
-        print("sqlite", res["sqlite"], flush=True)
+        s = res["sqlite"] = {"load": timed_load(pdir, f"sqlite:///{db}", work)}
+        s["file_gb"] = round(db.stat().st_size / 1e9, 2)
+        rows = s["load"]["galaxies"]
+        print("sqlite", s["load"], flush=True)
+        if not args.skip_references:
+            s["reference"] = sqlite_reference(db, work / "copy.sqlite", rows)
+            s["share_of_reference"] = round(s["reference"]["seconds"] / s["load"]["seconds"], 3)
+            print("sqlite reference", s["reference"], flush=True)
         subprocess.run(["sync"], check=False)
-        res["sqlite"]["queries"] = time_queries({"sqlite": (f"sqlite:///{db}", "auto")},
-                                                spheres, cones)["sqlite"]
-        print("sqlite queries", res["sqlite"]["queries"], flush=True)
+        url = f"sqlite:///{db}"
+        s["queries"] = time_queries({"sqlite": _db_variant(url, "auto"), "memory": mem},
+                                    spheres, cones)
+        s["query_mismatches"] = _mismatches(s["queries"])
+        from desivoids.load import queries
+
         queries.dispose_engines()
         db.unlink()  # disk: the PostgreSQL part needs the room
 
-    pgdir = work / "pg"
-    subprocess.run(["bash", str(SCRIPT), "stop", str(pgdir)], capture_output=True)
-    shutil.rmtree(pgdir, ignore_errors=True)
-    env = dict(os.environ, PG_SERVER_OPTS=PG_OPTS)
-    server = subprocess.run(["bash", str(SCRIPT), "start", str(pgdir), str(_free_port())],
-                            check=True, capture_output=True, text=True, env=env
-                            ).stdout.strip().splitlines()[-1]
-    try:
-        res["postgres"] = pg = {"server_settings": PG_OPTS}
-        url = _new_db(server, "bench")
-        t0 = time.perf_counter()
-        r = load(parquet_dir=pdir, db_url=url)
-        dt = time.perf_counter() - t0
-        pg["load"] = {"load_s": round(dt, 1), "sky_index": r.sky_index,
-                      "rows_per_s_all_tables": round(r.rows_loaded / dt),
-                      "galaxies_rows_per_s_copy_phase": round(rows / r.seconds["galaxies:copy"]),
-                      "phases_s": {k: round(v, 1) for k, v in r.seconds.items()}}
+    with measure.postgres(work / "pg", PG_OPTS) as server:
+        pg = res["postgres"] = {"server_settings": PG_OPTS}
+        url = new_db(server, "bench")
+        pg["load"] = timed_load(pdir, url, work)
+        rows = pg["load"]["galaxies"]
         print("postgres", pg["load"], flush=True)
         settle(url)
-        q = time_queries({"q3c": (url, "q3c"), "blocks": (url, "blocks")}, spheres, cones)
+        q = time_queries({"q3c": _db_variant(url, "q3c"), "blocks": _db_variant(url, "blocks"),
+                          "memory": mem}, spheres, cones)
+        from desivoids.load import queries
+
+        queries.dispose_engines()
         pg["queries_q3c"], pg["queries_gist_blocks"] = q["q3c"], q["blocks"]
-        print("postgres queries", pg["queries_q3c"], pg["queries_gist_blocks"], flush=True)
-        queries.dispose_engines()
-
-        # core columns: our COPY (binary and CSV) against psql \copy of the same rows as CSV
-        core_url = _new_db(server, "core")
-        csv = work / "core.csv"
-        with open(csv, "wb") as f:
-            for b in _core_batches(pdir):
-                f.write(encode_csv(b))
-        t_bin = copy_core(core_url, pdir, "binary")
-        assert _count(core_url, "core") == rows
-        t_csv = copy_core(core_url, pdir, "csv")
-        t_psql = psql_copy(core_url, CORE_DDL, "core", csv, work)
-        assert _count(core_url, "core") == rows
-        pg["core_columns"] = {
-            "columns": list(CORE) + ["unit_x", "unit_y", "unit_z"],
-            "rows": rows, "csv_gb": round(csv.stat().st_size / 1e9, 2),
-            "ours_binary_s": round(t_bin, 2), "ours_binary_rows_per_s": round(rows / t_bin),
-            "ours_csv_s": round(t_csv, 2), "ours_csv_rows_per_s": round(rows / t_csv),
-            "psql_copy_s": round(t_psql, 2), "psql_copy_rows_per_s": round(rows / t_psql),
-            "ratio_ours_binary_to_psql": round(t_bin / t_psql, 3),
-            "ratio_ours_csv_to_psql": round(t_csv / t_psql, 3)}
-        csv.unlink()
-        print("core", pg["core_columns"], flush=True)
-
-        if not args.skip_full_csv:  # the whole galaxies table, as the load stage writes it
-            full = work / "galaxies.csv"
-            from desivoids.load.inputs import discover
-            from desivoids.load.loader import _Stream
-
-            inp = discover(pdir, ("galaxies",))["galaxies"]
-            with open(full, "wb") as f:
-                for b in _Stream(inp, 100_000, keep_positions=False).batches():
-                    f.write(encode_csv(b))
-            cols = _psql(url, "-At", "-c", "SELECT string_agg(quote_ident(column_name) || ' ' "
-                         "|| format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) "
-                         "FROM information_schema.columns c JOIN pg_attribute a ON "
-                         "a.attrelid = 'galaxies'::regclass AND a.attname = c.column_name "
-                         "WHERE c.table_name = 'galaxies' AND c.table_schema = 'public'"
-                         ).stdout.strip()
-            t_full = psql_copy(url, f"CREATE TABLE galaxies_copy ({cols})", "galaxies_copy",
-                               full, work)
-            assert _count(url, "galaxies_copy") == rows
-            ours = r.seconds["galaxies:copy"]
-            pg["galaxies_all_columns"] = {
-                "columns": len(cols.split(", ")), "rows": rows,
-                "csv_gb": round(full.stat().st_size / 1e9, 2),
-                "ours_binary_copy_phase_s": round(ours, 1),
-                "ours_rows_per_s": round(rows / ours),
-                "psql_copy_s": round(t_full, 1), "psql_copy_rows_per_s": round(rows / t_full),
-                "ratio_ours_to_psql": round(ours / t_full, 3)}
-            full.unlink()
-            print("full", pg["galaxies_all_columns"], flush=True)
-    finally:
-        queries.dispose_engines()
-        subprocess.run(["bash", str(SCRIPT), "stop", str(pgdir)], capture_output=True)
-    res["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(res, indent=2) + "\n")
-    (RESULTS / "load.md").write_text(render(res))
-    print(RESULTS / "load.md")
+        pg["queries_memory"] = q["memory"]
+        pg["query_mismatches"] = _mismatches(q)
+        print("postgres queries done", flush=True)
+        if not args.skip_references:
+            for key, how in (("server_copy", "server binary COPY"), ("psql_copy", "psql \\copy")):
+                settle(url)
+                pg[key] = pg_reference(url, work / "pg" / "export", how, rows)
+                pg[key]["share"] = round(pg[key]["seconds"] / pg["load"]["seconds"], 3)
+                print(key, pg[key], flush=True)
+            pg["meets_target"] = pg["server_copy"]["share"] >= TARGET_SHARE
+    shutil.rmtree(work, ignore_errors=True)
+    res["load_average_end"] = measure.load_average()
+    measure.write("load", res, render(res))
+    print(render(res))
     return 0
 
 
+# -- the report section ----------------------------------------------------------------------
+def _phases(p: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in p.items())
+
+
 def render(res: dict) -> str:
-    pg = res.get("postgres", {})
+    pg, sq = res.get("postgres", {}), res.get("sqlite", {})
+    m = res["machine"]
     lines = ["## load", "", f"Command: `{res['command'].strip()}`", "",
-             f"Input: {res['inputs']['rows']:,} galaxies (every column of the convert contract, "
-             f"{len(C.GALAXIES)} columns + 3 load-derived), {res['inputs']['voids']:,} voids, "
-             f"{res['inputs']['holes']:,} holes, {res['inputs']['galzone']:,} GALZONE rows, "
-             "synthetic, in 12 Parquet parts of the real per-file sizes.", "",
-             f"PostgreSQL 15 on 127.0.0.1, settings `{pg.get('server_settings', '')}`; "
-             "SQLite through ADBC. Load average (1, 5, 15 min) at start "
-             f"{res['machine']['load_average_at_start']}, at end "
-             f"{res['machine'].get('load_average_at_end')} on "
-             f"{res['machine']['cores']} cores (other jobs shared the machine when above ~0.5).",
-             "", "### Load throughput", "",
-             "| target | what | seconds | rows/s |", "|---|---|---:|---:|"]
-    if "sqlite" in res:
-        s = res["sqlite"]
-        lines.append(f"| SQLite | whole load, all tables + R*Tree + indexes | {s['load_s']} | "
-                     f"{s['rows_per_s_all_tables']:,} |")
-        lines.append(f"| SQLite | galaxies insert phase (all columns) | "
-                     f"{s['phases_s']['galaxies:copy']} | {s['galaxies_rows_per_s_copy_phase']:,} |")
-    if "load" in pg:
-        p = pg["load"]
-        lines.append(f"| PostgreSQL | whole load, all tables + keys + Q3C + GiST | {p['load_s']} | "
-                     f"{p['rows_per_s_all_tables']:,} |")
-        lines.append(f"| PostgreSQL | galaxies COPY phase (all columns) | "
-                     f"{p['phases_s']['galaxies:copy']} | {p['galaxies_rows_per_s_copy_phase']:,} |")
-    if "core_columns" in pg:
-        c = pg["core_columns"]
-        lines += [f"| PostgreSQL | core columns, our binary COPY from Parquet | "
-                  f"{c['ours_binary_s']} | {c['ours_binary_rows_per_s']:,} |",
-                  f"| PostgreSQL | core columns, our CSV COPY from Parquet | {c['ours_csv_s']} | "
-                  f"{c['ours_csv_rows_per_s']:,} |",
-                  f"| PostgreSQL | core columns, psql `\\copy` of a CSV file | "
-                  f"{c['psql_copy_s']} | {c['psql_copy_rows_per_s']:,} |"]
-    if "galaxies_all_columns" in pg:
-        f = pg["galaxies_all_columns"]
-        lines.append(f"| PostgreSQL | all galaxy columns, psql `\\copy` of a CSV file "
-                     f"({f['csv_gb']} GB) | {f['psql_copy_s']} | {f['psql_copy_rows_per_s']:,} |")
+             f"Input: the convert stage's Parquet in {res['parquet_dir']} ("
+             + ", ".join(f"{v:,} {k}" for k, v in res.get("inputs", {}).items())
+             + "). Each load runs `desivoids.load.load` in a fresh process "
+             "into a new database; peak RSS is that process's (PostgreSQL's own processes are "
+             f"not in it). PostgreSQL 15 on 127.0.0.1, settings `{pg.get('server_settings')}`; "
+             f"SQLite through ADBC. Machine: {m['cores']} cores, load average at the start "
+             f"{m['load_average']}, at the end {res.get('load_average_end')}.", "",
+             "### Load throughput, beside each database's own bulk path into the same tables",
+             "",
+             "Every reference builds the same final state as the load: every data table, "
+             "galaxy_positions and galaxy_blocks, with the same keys and indexes (B-tree, Q3C, "
+             "GiST on cube / R*Tree), analysed, in one transaction, from files on the same "
+             "disk, evicted from the page cache first. rows/s counts galaxies "
+             f"({res.get('inputs', {}).get('galaxies', 0):,}).",
+             "",
+             "| database | what | seconds | galaxy rows/s | load / reference rows/s | peak RSS "
+             "(GiB) | load avg before |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for name, d in (("SQLite", sq), ("PostgreSQL", pg)):
+        if "load" not in d:
+            continue
+        ld = d["load"]
+        lines.append(f"| {name} | **the load** (`desivoids load`, from Parquet) | {ld['seconds']} "
+                     f"| {ld['galaxy_rows_per_s']:,} | | {ld['peak_rss_gib']} | "
+                     f"{ld['load_average_before']} |")
+        refs = [("reference", "SQLite `INSERT ... SELECT` from the loaded file", "share_of_reference")
+                ] if name == "SQLite" else [
+            ("server_copy", "server's binary `COPY FROM` a local file (the ceiling)", None),
+            ("psql_copy", "psql `\\copy` of CSV files", None)]
+        for key, label, share in refs:
+            if key in d:
+                r = d[key]
+                sh = d.get(share) if share else r.get("share")
+                lines.append(f"| {name} | {label} ({r['file_gb']} GB) | {r['seconds']} | "
+                             f"{r['galaxy_rows_per_s']:,} | {100 * sh:.0f}% | | "
+                             f"{r['load_average_before']} |")
     lines.append("")
-    if "core_columns" in pg:
-        c = pg["core_columns"]
-        lines.append(f"Core columns = {', '.join(c['columns'])}. Ratio of our time to `\\copy`: "
-                     f"binary {c['ratio_ours_binary_to_psql']}, CSV {c['ratio_ours_csv_to_psql']} "
-                     "(ours includes reading Parquet and computing the unit vectors; `\\copy` "
-                     "reads a ready CSV file). Targets: >= 1,000,000 rows/s or <= 1.5x `\\copy`.")
-    if "galaxies_all_columns" in pg:
-        f = pg["galaxies_all_columns"]
-        lines.append(f"All {f['columns']} galaxy columns: our COPY phase / `\\copy` = "
-                     f"{f['ratio_ours_to_psql']}.")
-    if "load" in pg:
-        lines += ["", "Phases of the PostgreSQL load (s): " + ", ".join(
-            f"{k} {v}" for k, v in pg["load"]["phases_s"].items()) + "."]
-    if "sqlite" in res:
-        lines += ["Phases of the SQLite load (s): " + ", ".join(
-            f"{k} {v}" for k, v in res["sqlite"]["phases_s"].items()) + "."]
-    lines += ["", "### Query latency (ms; 200 queries each after 10 warm-up; PostgreSQL after "
-              "CHECKPOINT and VACUUM, its two index variants interleaved query by query)", "",
-              "Spheres: centres and effective radii (10-30 Mpc/h) of random voids. Cones: random "
-              "galaxy positions, radius 0.05-1 deg, redshift slice +-0.01. The synthetic sky is "
-              "uniform (it has no voids), so a sphere holds more galaxies than a real void does: "
-              "these latencies are pessimistic. Times are wall-clock in Python, from the call to "
-              "the finished DataFrame.", "",
-              "| database | query | p50 | p95 | max | mean rows |", "|---|---|---:|---:|---:|---:|"]
-    for label, q in (("SQLite (R*Tree)", res.get("sqlite", {}).get("queries")),
-                     ("PostgreSQL (Q3C cones, GiST spheres)", pg.get("queries_q3c")),
-                     ("PostgreSQL (GiST only)", pg.get("queries_gist_blocks"))):
+    if "server_copy" in pg:
+        sc = pg["server_copy"]
+        lines.append(f"Target: the PostgreSQL load at >= {100 * TARGET_SHARE:.0f}% of the rows/s "
+                     f"of the server's own binary COPY into the same tables: "
+                     f"{100 * sc['share']:.0f}%, **{'met' if pg['meets_target'] else 'NOT met'}**. "
+                     f"Against psql's `\\copy`: {100 * pg['psql_copy']['share']:.0f}%.")
+        lines.append("")
+    lines.append("Phases (seconds):")
+    lines.append("")
+    for name, d in (("SQLite", sq), ("PostgreSQL", pg)):
+        if "load" in d:
+            lines.append(f"- {name} load: {_phases(d['load']['phases_s'])}.")
+        for key in ("reference", "server_copy", "psql_copy"):
+            if key in d:
+                how = d[key]["how"].removeprefix("SQLite ")
+                lines.append(f"- {name} {how}: {_phases(d[key]['phases_s'])}.")
+    lines += ["", "### Query latency (ms)", "",
+              f"{pg.get('queries_q3c', sq.get('queries', {})).get('sphere', {}).get('queries', 0)} "
+              "queries of each kind after 10 warm-up, the variants interleaved query by query; "
+              "PostgreSQL after CHECKPOINT and VACUUM. Spheres: centres and effective radii of "
+              "random voids. Cones: random galaxy positions, radius 0.05-1 deg, redshift slice "
+              "+-0.01. Wall-clock in Python, from the call to the finished DataFrame "
+              "[targetid, ra, dec, z] ordered by targetid. Reference: the same selection from "
+              "in-memory KD-trees (built once in "
+              f"{res.get('memory_reference', {}).get('build_s')} s), no database.", "",
+              "| database | query | p50 | p95 | max | mean rows | p50 / in-memory p50 | row counts "
+              "differing from the reference |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    variants = [("SQLite (R*Tree)", sq.get("queries", {}).get("sqlite"),
+                 sq.get("queries", {}).get("memory"), sq.get("query_mismatches", {}).get("sqlite")),
+                ("PostgreSQL (Q3C cones, GiST spheres)", pg.get("queries_q3c"),
+                 pg.get("queries_memory"), pg.get("query_mismatches", {}).get("q3c")),
+                ("PostgreSQL (GiST only)", pg.get("queries_gist_blocks"),
+                 pg.get("queries_memory"), pg.get("query_mismatches", {}).get("blocks"))]
+    for label, q, ref, mis in variants:
         if q:
-            for name in ("sphere", "cone"):
-                x = q[name]
-                lines.append(f"| {label} | {name} | {x['p50_ms']} | {x['p95_ms']} | "
-                             f"{x['max_ms']} | {x['mean_rows']} |")
-    lines.append("")
+            for kind in ("sphere", "cone"):
+                x, r = q[kind], ref[kind]
+                lines.append(f"| {label} | {kind} | {x['p50_ms']} | {x['p95_ms']} | "
+                             f"{x['max_ms']} | {x['mean_rows']} | "
+                             f"{x['p50_ms'] / max(r['p50_ms'], 1e-9):.0f}x | {mis[kind]} |")
+    for label, ref in (("in memory (KD-tree), during the SQLite queries",
+                        sq.get("queries", {}).get("memory")),
+                       ("in memory (KD-tree), during the PostgreSQL queries",
+                        pg.get("queries_memory"))):
+        if ref:
+            for kind in ("sphere", "cone"):
+                x = ref[kind]
+                lines.append(f"| {label} | {kind} | {x['p50_ms']} | {x['p95_ms']} | "
+                             f"{x['max_ms']} | {x['mean_rows']} | 1x | |")
+    lines += ["", "No latency target is set; the figures are the two databases side by side "
+              "and beside the in-memory floor."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,15 +1,21 @@
 """What every benchmark measures the same way: a command's wall time, CPU time and peak resident
 memory (the process tree summed, polled with psutil), the machine's facts and load average, the
-page cache evicted for "cold-ish" reads, and the DR1-scale run folder the stage benchmarks share.
+page cache evicted for "cold-ish" reads, the DR1-scale run folder the stage benchmarks share, a
+throwaway PostgreSQL server, and the results each benchmark writes (results/<name>.md, .json).
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
@@ -17,53 +23,131 @@ import psutil
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
+#: where every DR1-scale stage benchmark finds its run folder (git-ignored)
+DR1_DIR = ROOT / "data" / "bench" / "dr1"
+#: what generating, converting and loading the DR1-scale mock needs on disk (mirror 9.4 GB,
+#: Parquet 2.9 GB, SQLite database and stage outputs ~4 GB)
+DR1_DISK_GB = 17
+PG_SERVER = ROOT / "tests" / "pg_server.sh"
+
+if str(ROOT / "lib") not in sys.path:  # run from a checkout without the package installed
+    sys.path.insert(0, str(ROOT / "lib"))
+
+
+# -- the machine ---------------------------------------------------------------------------
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def machine() -> dict:
-    return {"cores": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    """The machine's facts and its load average now."""
+    disk = shutil.disk_usage(ROOT)
+    return {"cores": os.cpu_count(), "cpu": _cpu_model(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "available_memory_gib": round(psutil.virtual_memory().available / 2**30, 1),
+            "disk_free_gb": round(disk.free / 1e9, 1),
             "platform": platform.platform(), "python": platform.python_version(),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+            "load_average": load_average()}
 
 
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# -- measuring -----------------------------------------------------------------------------
 def evict(files) -> None:
     """Drop the files' pages from the page cache (best effort; clean pages only, no root)."""
     for f in files:
-        fd = os.open(f, os.O_RDONLY)
+        try:
+            fd = os.open(f, os.O_RDONLY)
+        except OSError:
+            continue
         try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
 
 
-def run_polled(cmd: list[str], interval: float = 0.05, env: dict | None = None
+def read_bytes(files) -> float:
+    """Seconds to read every byte of the files once (16 MB readinto, like ``cat > /dev/null``)."""
+    buf = bytearray(16 << 20)
+    t = time.perf_counter()
+    for f in files:
+        with open(f, "rb", buffering=0) as fh:
+            while fh.readinto(buf):
+                pass
+    return time.perf_counter() - t
+
+
+def write_bytes(path: Path, nbytes: int) -> float:
+    """Seconds to write ``nbytes`` to a new file in 16 MB blocks (no fsync: the page cache
+    absorbs what it can, as for any program writing files), the file deleted afterwards."""
+    block = os.urandom(16 << 20)
+    t = time.perf_counter()
+    with open(path, "wb", buffering=0) as fh:
+        left = nbytes
+        while left > 0:
+            left -= fh.write(block[:min(left, len(block))])
+    seconds = time.perf_counter() - t
+    path.unlink()
+    return seconds
+
+
+def run_polled(cmd: list[str], interval: float = 0.05, env: dict | None = None,
+               merge_stderr: bool = True, cwd: str | Path | None = None
                ) -> tuple[float, int, int, float, str]:
     """(wall seconds, peak RSS of the process tree summed, exit code, CPU seconds of the tree,
-    output) of a command."""
+    output) of a command. The output goes to a temporary file, never a pipe (a pipe that
+    nobody reads while polling would stall a talkative command). ``merge_stderr=False``: the
+    output is stdout alone unless the command fails, when stderr follows it."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            rss = 0
-            for p in [ps] + ps.children(recursive=True):
-                try:
-                    rss += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(interval)
-    out = proc.stdout.read()
-    seconds = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out if merge_stderr else err, text=True,
+                                env=env, cwd=cwd)
+        ps = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                rss = 0
+                for p in [ps] + ps.children(recursive=True):
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(interval)
+        seconds = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out.seek(0)
+        text = out.read()
+        if proc.returncode and not merge_stderr:
+            err.seek(0)
+            text += err.read()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, peak, proc.returncode, cpu, out
+    return seconds, peak, proc.returncode, cpu, text
+
+
+def peak_rss_self() -> int:
+    """Peak resident memory of this process so far, in bytes (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def stage_command(stage: str, data_dir: Path, *params: str) -> list[str]:
@@ -73,31 +157,100 @@ def stage_command(stage: str, data_dir: Path, *params: str) -> list[str]:
     return cmd
 
 
-def dr1_run(data_dir: Path, upto: str) -> Path:
-    """The DR1-scale mock run folder with every stage before ``upto`` done (generated, converted,
-    loaded ... as needed; each step is skipped when its output is already there)."""
+# -- the DR1-scale run folder --------------------------------------------------------------
+def check_disk(where: Path, need_gb: float, what: str) -> None:
+    """Stop with a clear message when ``where`` has less than ``need_gb`` free."""
+    where = Path(where)
+    probe = where if where.exists() else next(p for p in where.parents if p.exists())
+    free = shutil.disk_usage(probe).free / 1e9
+    if free < need_gb:
+        raise SystemExit(f"{what} needs about {need_gb:.0f} GB free on {probe}; only {free:.1f} GB "
+                         f"are (df -h {probe})")
+
+
+#: stage -> the file whose presence says its output is complete
+MARKERS = {"convert": "reconciliation.json", "load": "report.json",
+           "plausibility": "report.json", "environment": "report.json"}
+
+
+def _marker(layout, stage: str) -> Path:
+    return layout.stage(stage) / MARKERS[stage]
+
+
+def dr1_run(data_dir: Path = DR1_DIR, upto: str = "systematics") -> Path:
+    """The DR1-scale mock run folder with every stage before ``upto`` done: generated (about
+    4 minutes, 1.9 GB memory, 9.4 GB disk), converted, loaded ... as needed. A step is skipped
+    when its output is there and newer than the outputs it reads (so a benchmark that reruns
+    convert makes the next one reload, which is quick when the Parquet bytes are unchanged);
+    nothing is ever generated twice."""
     from desivoids.paths import RunLayout
-    from desivoids.stages import ORDER
+    from desivoids.stages import ORDER, STAGES
 
     layout = RunLayout.of(data_dir)
     if not (layout.mirror / "truth").is_dir():
-        subprocess.run([sys.executable, "-m", "desivoids.cli", "mock", "--out", str(layout.mirror),
+        check_disk(layout.data_dir, DR1_DISK_GB, "the DR1-scale mock run")
+        print(f"generating the DR1-scale mock in {layout.mirror} (about 4 minutes)", flush=True)
+        tmp = layout.mirror.with_name("mirror.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "desivoids.cli", "mock", "--out", str(tmp),
                         "--scale", "dr1", "--tiles", "0", "--no-progress"], check=True)
-    steps = {"convert": (layout.convert / "reconciliation.json",
-                         ["-p", "input_dir", str(layout.mirror)]),
-             "load": (layout.load / "report.json", []),
-             "plausibility": (layout.stage("plausibility") / "report.json", []),
-             "environment": (layout.stage("environment") / "report.json", [])}
+        shutil.rmtree(layout.mirror, ignore_errors=True)
+        tmp.rename(layout.mirror)
+    extra = {"convert": ["-p", "input_dir", str(layout.mirror)]}
     for stage in ORDER[ORDER.index("convert"):ORDER.index(upto)]:
-        if stage in steps and not steps[stage][0].exists():
-            subprocess.run(stage_command(stage, layout.data_dir, *steps[stage][1]), check=True)
+        if stage not in MARKERS:
+            continue
+        mark = _marker(layout, stage)
+        inputs = [_marker(layout, s) for s in STAGES[stage].reads if s in MARKERS]
+        fresh = mark.exists() and all(i.exists() and i.stat().st_mtime <= mark.stat().st_mtime
+                                      for i in inputs)
+        if not fresh:
+            print(f"preparing the DR1-scale run: desivoids {stage}", flush=True)
+            subprocess.run(stage_command(stage, layout.data_dir, *extra.get(stage, [])),
+                           check=True)
     return layout.data_dir
 
 
-def write(stage: str, result: dict, markdown: str) -> None:
+# -- PostgreSQL ----------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def postgres(folder: Path, options: str = ""):
+    """A throwaway PostgreSQL cluster in ``folder`` on 127.0.0.1, started and stopped by
+    tests/pg_server.sh (as the tests do; installed with ``make postgres`` when missing): yields
+    the server's URL. ``options``: server settings (``-c name=value ...``)."""
+    folder = Path(folder)
+    subprocess.run(["bash", str(PG_SERVER), "stop", str(folder)], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    env = dict(os.environ, PG_SERVER_OPTS=options)
+    r = subprocess.run(["bash", str(PG_SERVER), "start", str(folder), str(free_port())],
+                       capture_output=True, text=True, env=env)
+    if r.returncode:
+        raise SystemExit(f"PostgreSQL did not start (make postgres installs it): {r.stderr}")
+    try:
+        yield r.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(PG_SERVER), "stop", str(folder)], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- results -------------------------------------------------------------------------------
+def write(name: str, result: dict, markdown: str) -> None:
+    """results/<name>.json (the numbers, with the machine and its load average at the start
+    and the end) and results/<name>.md (the report section); then reassemble the report."""
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stage}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / f"{stage}.md").write_text(markdown.rstrip() + "\n")
+    result.setdefault("machine", machine())
+    result.setdefault("finished_at", now())
+    result.setdefault("load_average_end", load_average())
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")
+    import report
+
+    report.main()
 
 
 def read_columns(parquet_dir: Path, columns: list[str]) -> float:
@@ -105,24 +258,34 @@ def read_columns(parquet_dir: Path, columns: list[str]) -> float:
     least any stage reading them can cost."""
     import pyarrow.dataset as ds
 
-    files = sorted(Path(parquet_dir).rglob("*.parquet"))
+    p = Path(parquet_dir)
+    files = sorted(p.rglob("*.parquet")) if p.is_dir() else [p]
     evict(files)
     t = time.perf_counter()
     ds.dataset(files, format="parquet").to_table(columns=columns)
     return time.perf_counter() - t
 
 
-def bench_stage(stage: str, data_dir: Path, columns: list[str], targets: dict,
-                repeats: int = 2) -> dict:
+def bench_stage(stage: str, data_dir: Path, columns: list[str], targets: dict | None,
+                repeats: int = 2, reads: list[tuple[Path, list[str]]] | None = None) -> dict:
     """Wall time and peak RSS of ``desivoids <stage>`` on a DR1-scale run, the best of
-    ``repeats`` runs, beside the cold read of the galaxy columns it reads."""
-    from desivoids.paths import RunLayout
+    ``repeats`` runs, beside the cold read of what it reads: ``columns`` of the galaxies, or
+    ``reads`` [(Parquet file or folder, columns)]. ``targets``: {"seconds": s, "rss_gib": g},
+    or None when the stage has none."""
+    from desivoids.paths import RunLayout, display
 
     layout = RunLayout.of(data_dir)
-    ref = read_columns(layout.convert / "galaxies", columns)
+    start = machine()
+    if reads is None:
+        reads = [(layout.convert / "galaxies", columns)]
+    ref = 0.0
+    for path, cols in reads:
+        ref += read_columns(path, cols)
+    what = "; ".join(f"{'every column' if c is None else f'{len(c)} columns'} of {display(p)}"
+                     for p, c in reads)
     runs = []
     for _ in range(repeats):
-        evict(sorted(layout.convert.rglob("*.parquet")))
+        evict(sorted(layout.data_dir.rglob("*.parquet")))
         load = os.getloadavg()[0]
         seconds, peak, rc, cpu, out = run_polled(stage_command(stage, layout.data_dir))
         if rc not in (0, 1):  # integrity may fail on purpose; anything else is a crash
@@ -131,31 +294,42 @@ def bench_stage(stage: str, data_dir: Path, columns: list[str], targets: dict,
                      "cpu_seconds": round(cpu, 1), "exit": rc, "load_average_before": round(load, 2),
                      "summary": out.strip().splitlines()[:1]})
     best = min(runs, key=lambda r: r["seconds"])
-    return {"stage": stage, "machine": machine(), "data_dir": str(layout.data_dir),
-            "reference_read_seconds": round(ref, 2), "columns_read": columns, "runs": runs,
+    meets = None if targets is None else {"seconds": best["seconds"] <= targets["seconds"],
+                                          "rss": max(r["peak_rss_gib"] for r in runs)
+                                          <= targets["rss_gib"]}
+    return {"stage": stage, "machine": start, "data_dir": str(layout.data_dir),
+            "reference_read_seconds": round(ref, 2), "columns_read": columns,
+            "reference_reads": what, "runs": runs,
             "best": best, "ratio_to_read": round(best["seconds"] / ref, 2), "targets": targets,
-            "meets": {"seconds": best["seconds"] <= targets["seconds"],
-                      "rss": best["peak_rss_gib"] <= targets["rss_gib"]}}
+            "meets": meets}
 
 
-def stage_markdown(result: dict, what: str, command: str) -> str:
+def stage_markdown(result: dict, what: str, command: str, heading: str | None = None) -> str:
     b, t = result["best"], result["targets"]
     rows = "\n".join(f"| {i + 1} | {r['seconds']} | {r['peak_rss_gib']} | {r['cpu_seconds']} | "
-                     f"{r['load_average_before']} |" for i, r in enumerate(result["runs"]))
+                     f"{r['load_average_before']} | {r['exit']} |"
+                     for i, r in enumerate(result["runs"]))
     m = result["machine"]
-    return f"""## {result['stage']}
+    if t is None:
+        verdict = "No target is set for this figure."
+    else:
+        met = result["meets"]
+        verdict = (f"Targets: under {t['seconds']} s ({'met' if met['seconds'] else 'NOT met'}) "
+                   f"and {t['rss_gib']} GiB peak RSS in every run "
+                   f"({'met' if met['rss'] else 'NOT met'}).")
+    return f"""{heading or '## ' + result['stage']}
 
 Command: `{command}` ({what}). Machine: {m['cores']} cores, {m['memory_gib']} GiB, load average
 at the start {m['load_average'][0]}.
 
-Reference: reading the galaxy columns the stage reads ({len(result['columns_read'])} columns of
-6,445,927 rows) once from a cold-ish page cache: {result['reference_read_seconds']} s.
+Reference: reading what the stage reads ({result.get('reference_reads') or
+str(len(result['columns_read'])) + ' galaxy columns'}) once from a cold-ish page cache:
+{result['reference_read_seconds']} s.
 
-| run | seconds | peak RSS (GiB) | CPU s | load avg before |
-|---:|---:|---:|---:|---:|
+| run | seconds | peak RSS (GiB) | CPU s | load avg before | exit |
+|---:|---:|---:|---:|---:|---:|
 {rows}
 
 Best run: {b['seconds']} s = {result['ratio_to_read']}x the read, peak RSS {b['peak_rss_gib']} GiB.
-Targets: under {t['seconds']} s ({'met' if result['meets']['seconds'] else 'NOT met'}) and
-{t['rss_gib']} GiB ({'met' if result['meets']['rss'] else 'NOT met'}).
+{verdict}
 """
