@@ -1,0 +1,129 @@
+"""Planted bugs the suite must catch.
+
+Each entry is a deliberate, realistic bug in ``lib/desivoids`` and the test that must fail
+because of it. The test copies the repository (without .git, .venv, data or build outputs),
+plants the bug in the copy's library, and runs that one test against the copy with pytest, the
+copy first on ``PYTHONPATH``; it passes only if the planted test fails. Without such a list, a
+test that asserts something its code cannot get wrong (``assert True``, a value computed by the
+code under test) looks as good as one that protects a result.
+
+Add a line here when a bug slips past the suite once: the planted bug, the test that now
+catches it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from desivoids import paths
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Bug:
+    what: str
+    file: str  # below lib/desivoids
+    old: str
+    new: str
+    test: str  # pytest node id, relative to the repository
+
+
+BUGS = [
+    Bug("acquire accepts a complete file in place without its sha256 matching",
+        "acquire/transfer.py",
+        "            if digest != row.sha256_expected:\n                return None\n",
+        "            if False:\n                return None\n",
+        "tests/test_acquire_transfer.py::"
+        "test_a_file_in_place_with_the_right_size_but_wrong_bytes_is_fetched_again"),
+    Bug("convert's ledger lets a file whose rows do not add up through",
+        "convert/reconcile.py",
+        "bad = [e for e in self.entries.values() if not e.balanced]", "bad = []",
+        "tests/test_convert_bad_input.py::test_the_ledger_refuses_rows_it_cannot_account_for"),
+    Bug("a galaxy on a VoidFinder hole's surface counts as inside",
+        "environment/voidfinder.py", "    return distance < radius\n",
+        "    return distance <= radius\n",
+        "tests/test_environment.py::test_galaxy_on_a_hole_surface_is_not_inside"),
+    Bug("the mock's truth moves the radial limit by 30 Mpc/h",
+        "mock/truth.py", "(r > dlimu)", "(r > dlimu - 30.0)",
+        "tests/test_environment_truth.py::test_membership_equals_the_planted_truth"),
+    Bug("formats.py says HOLES RADIUS is a float32 (E), DESI's data model says float64 (D)",
+        "formats.py", 'RADIUS:D{_L} VOID:K"),', 'RADIUS:E{_L} VOID:K"),',
+        "tests/test_golden.py"),
+    Bug("plausibility keeps DELTACHI2 == 40 (DESIVAST's cut is > 40)",
+        "plausibility/selection.py", 'pc.greater(t["deltachi2"], min_deltachi2)',
+        'pc.greater_equal(t["deltachi2"], min_deltachi2)',
+        "tests/test_plausibility.py::"
+        "test_each_cut_removes_what_it_should_and_failed_fits_are_counted"),
+    Bug("Cohen's h without its factor 2",
+        "systematics/intervals.py",
+        "h = 2.0 * np.arcsin(np.sqrt(p1)) - 2.0 * np.arcsin(np.sqrt(p2))",
+        "h = np.arcsin(np.sqrt(p1)) - np.arcsin(np.sqrt(p2))",
+        "tests/test_systematics_stats.py::test_cohens_h_known_values"),
+    Bug("desivoids run injects a database URL with its password into the notebooks",
+        "runner.py", 'url, password = split_password(parameters.get("db_url", ""))',
+        'url, password = parameters.get("db_url", ""), None',
+        "tests/test_credentials.py"),
+    Bug("the release's completeness check trusts SHA256SUMS without reading the files",
+        "release/__init__.py", "r[\"checksum\"] = sums.get(name) == sha256_file(p)",
+        "r[\"checksum\"] = name in sums",
+        "tests/test_release.py::test_a_corrupted_artefact_fails_the_release_naming_it"),
+]
+
+IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "_build", "executed", "_mathjax",
+                                "_generated", "__pycache__", ".pytest_cache", "*.egg-info")
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("planted") / "repo"
+    shutil.copytree(paths.ROOT, dest, ignore=IGNORE)
+    return dest
+
+
+def _run(copy: Path, *tests: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(copy / "lib")}
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                           *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def test_the_listed_tests_pass_on_the_unchanged_copy(pristine):
+    """The control: in the copy, without a planted bug, every listed test passes (so a failure
+    below is the bug's doing, not the copy's)."""
+    r = _run(pristine, *sorted({b.test for b in BUGS}))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+
+
+def test_every_bug_names_code_that_exists_once():
+    for bug in BUGS:
+        text = (paths.ROOT / "lib" / "desivoids" / bug.file).read_text()
+        assert text.count(bug.old) == 1, f"{bug.what}: {bug.file} has {text.count(bug.old)} copies"
+        assert (paths.ROOT / bug.test.split("::")[0]).exists(), bug.test
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=[b.file for b in BUGS])
+def test_the_suite_catches_the_planted_bug(bug, pristine, tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(pristine, copy, symlinks=True)
+    target = copy / "lib" / "desivoids" / bug.file
+    target.write_text(target.read_text().replace(bug.old, bug.new))
+    r = _run(copy, bug.test)
+    tail = (r.stdout + r.stderr)[-3000:]
+    assert r.returncode == 1 and " failed" in r.stdout, (
+        f"planted bug not caught: {bug.what} ({bug.file}); {bug.test} gave exit "
+        f"{r.returncode}:\n{tail}")
+
+
+def test_the_copy_imports_its_own_library(pristine):
+    """The planted copy's library is the one the subprocess imports (not the editable install)."""
+    env = {**os.environ, "PYTHONPATH": str(pristine / "lib")}
+    r = subprocess.run([sys.executable, "-c", "import desivoids; print(desivoids.__file__)"],
+                       cwd=pristine, env=env, capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip().startswith(str(pristine / "lib")), r.stdout + r.stderr
