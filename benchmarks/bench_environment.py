@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     result = {
         "command": "python benchmarks/bench_environment.py " + " ".join(
             argv if argv is not None else sys.argv[1:]),
-        "machine": start, "data_dir": str(d), "galaxies": n, "chunk_rows": args.chunk_rows,
+        "machine": start, "data_dir": paths.display(d), "galaxies": n, "chunk_rows": args.chunk_rows,
         "membership": {"runs": runs, "best": best,
                        "targets": {"seconds": TARGET_SECONDS, "rss_gib": TARGET_RSS_GIB},
                        "meets": {"seconds": best["membership_s"] < TARGET_SECONDS,

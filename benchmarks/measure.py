@@ -297,7 +297,7 @@ def bench_stage(stage: str, data_dir: Path, columns: list[str], targets: dict | 
     meets = None if targets is None else {"seconds": best["seconds"] <= targets["seconds"],
                                           "rss": max(r["peak_rss_gib"] for r in runs)
                                           <= targets["rss_gib"]}
-    return {"stage": stage, "machine": start, "data_dir": str(layout.data_dir),
+    return {"stage": stage, "machine": start, "data_dir": display(layout.data_dir),
             "reference_read_seconds": round(ref, 2), "columns_read": columns,
             "reference_reads": what, "runs": runs,
             "best": best, "ratio_to_read": round(best["seconds"] / ref, 2), "targets": targets,
