@@ -101,7 +101,7 @@ def test_the_hand_written_pages_show_the_runs_own_answer_data_and_report(tmp_pat
     intro = unescape((html / "intro.html").read_text()).replace("\u2019", "'")
     assert PARAGRAPH in intro                      # the answer in words, from the release
     assert "3.0" in intro and "voidfinder" in intro  # its input files: 2 files, 3.0 MiB
-    assert "mock sky" in intro                     # the run had a mock section
+    assert "mock sky" in intro and "On the mock sky of this run" in intro  # a mock run says so
     assert all(STAGES[n].summary.split(":")[0] in intro for n in ORDER)  # the registry's table
     assert "answer.png" in intro and list((index.parent / "_images").glob("answer*.png"))
     assert "| stub |" not in (html / "run_report.html").read_text()  # rendered, not raw

@@ -116,9 +116,13 @@ def generated_pages(root: Path) -> Path:
     shutil.copyfile(release / "data_dictionary.md", out / "data_dictionary.md")
     (out / "run_report.md").write_text(report.read_text() + _dr1_scale_section(data_dir))
     systematics = json.loads((release / "reports" / "systematics.json").read_text())
-    (out / "answer.md").write_text(systematics["paragraph"] + "\n")
+    params_json = data_dir / "run" / "params.json"
+    mock = json.loads(params_json.read_text()).get("mock") if params_json.exists() else None
+    on = ("On the mock sky of this run (see *The data* below), not on DESI's galaxies: "
+          if mock else "")
+    (out / "answer.md").write_text(on + systematics["paragraph"] + "\n")
     (out / "data.md").write_text(_data_page(run, json.loads(
-        (release / "provenance.json").read_text()), data_dir))
+        (release / "provenance.json").read_text()), mock))
     (out / "stages.md").write_text("\n".join(
         ["| stage | what it does |", "|---|---|"] +
         [f"| {{doc}}`{n} <{STAGES[n].chapter.removeprefix('book/')}>` | {STAGES[n].summary} |"
@@ -147,9 +151,7 @@ def _dr1_scale_section(book_data_dir: Path) -> str:
     return head + body
 
 
-def _data_page(run: dict, prov: dict, data_dir: Path) -> str:
-    params = data_dir / "run" / "params.json"
-    mock = json.loads(params.read_text()).get("mock") if params.exists() else None
+def _data_page(run: dict, prov: dict, mock: dict | None) -> str:
     files = prov["inputs"]["files"]
     kinds: dict[str, list[int]] = {}
     for f in files:
