@@ -72,8 +72,9 @@ display(Markdown(result.report["paragraph"]));
 # ## Summary table
 #
 # Both caps together. Fractions and the risk difference are mass-matched; `[lo, hi]` are 95%
-# intervals: jackknife (`jk`), Newcombe (analytic), and the regression's cluster-robust interval
-# of the odds ratio.
+# intervals: jackknife (`jk`, over `patches` patches, its t quantile at `jk dof` degrees of
+# freedom: fewer than patches - 1 when the void galaxies sit in a few patches), Newcombe
+# (analytic), and the regression's cluster-robust interval of the odds ratio.
 
 # %%
 def interval(lo, hi):
@@ -86,6 +87,7 @@ table = pd.DataFrame({
     "n void": both.n_void, "n wall": both.n_wall,
     "q void": both.p_void.round(3), "q wall": both.p_wall.round(3),
     "risk difference": both.rd.round(3), "jk 95%": interval(both.rd_jk_lo, both.rd_jk_hi),
+    "patches": both.n_patches, "jk dof": both.jk_dof.round(1),
     "Newcombe 95%": interval(both.rd_lo, both.rd_hi), "risk ratio": both.rr.round(3),
     "h": both.h.round(3), "odds ratio": both.get("logit_or", pd.Series(np.nan, both.index)).round(3),
     "OR 95%": interval(both.get("logit_or_lo", pd.Series(np.nan, both.index)),

@@ -90,15 +90,20 @@ def test_outputs_agree_with_each_other(small):
 def test_intervals_cover_zero_when_nothing_is_planted(tmp_path):
     """20 tiny null mocks: the jackknife 95% interval of VoidFinder's mass-matched risk
     difference (both caps, sSFR) covers zero in at least 16 (the probability of 15 or fewer
-    under exact 95% coverage is 1.6%); the coverage seen is printed for the report."""
-    covered_jk = covered_nc = 0
+    under exact 95% coverage is 1.6%), for all voids and for interior voids only, whose few
+    void galaxies sit in a few patches (the t quantile then takes the jackknife variance's
+    Satterthwaite dof). Seeds 9500-9519 are those on which the benchmark found t with K - 1
+    dof covering 15 of 20 for interior voids: this test fails without the fix. Printed for the
+    report."""
     n = 20
+    covered = {(s, m): 0 for s in ("all voids", "interior voids") for m in ("jackknife", "Newcombe")}
     for k in range(n):
-        r = pipeline(tmp_path / f"null{k}", scale="tiny", seed=9000 + k, planted_offset=0.0,
+        r = pipeline(tmp_path / f"null{k}", scale="tiny", seed=9500 + k, planted_offset=0.0,
                      n_patches={"NGC": 10, "SGC": 5}, regression=False, randoms=2_000)
-        row = r.summary.set_index(["algorithm", "sample", "definition", "cap"]).loc[
-            ("VoidFinder", "all voids", "ssfr", "both")]
-        covered_jk += row.rd_jk_lo <= 0 <= row.rd_jk_hi
-        covered_nc += row.rd_lo <= 0 <= row.rd_hi
-    print(f"null coverage over {n} mocks: jackknife {covered_jk}/{n}, Newcombe {covered_nc}/{n}")
-    assert covered_jk >= 16 and covered_nc >= 16
+        rows = r.summary.set_index(["algorithm", "sample", "definition", "cap"])
+        for sample in ("all voids", "interior voids"):
+            row = rows.loc[("VoidFinder", sample, "ssfr", "both")]
+            covered[sample, "jackknife"] += row.rd_jk_lo <= 0 <= row.rd_jk_hi
+            covered[sample, "Newcombe"] += row.rd_lo <= 0 <= row.rd_hi
+    print("null coverage over", n, "mocks:", {f"{s}, {m}": c for (s, m), c in covered.items()})
+    assert all(c >= 16 for c in covered.values()), covered

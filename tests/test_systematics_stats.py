@@ -467,3 +467,34 @@ def test_compare_rejects_undefined_quenched_values():
         compare_void_wall(df.assign(quenched=df["quenched"].astype("boolean")), [9, 10, 11])
     with pytest.raises(KeyError):
         compare_void_wall(df.drop(columns="patch"), [9, 10, 11])
+
+
+def test_satterthwaite_dof_of_the_jackknife_variance():
+    """K - 1 for patches that carry equal variance; towards 1 when one patch dominates; NaN
+    when no patch carries any (the jackknife then keeps K - 1); never above K - 1 in use."""
+    from desivoids.systematics.jackknife import satterthwaite_dof
+
+    assert satterthwaite_dof(np.ones(15)) == pytest.approx(14.0)
+    assert satterthwaite_dof([1.0] + [1e-9] * 14) == pytest.approx(1.0, abs=1e-6)
+    half = satterthwaite_dof([1.0] * 5 + [0.0] * 10)  # five informative patches of fifteen
+    assert 3.0 < half < 5.0
+    assert np.isnan(satterthwaite_dof(np.zeros(15))) and np.isnan(satterthwaite_dof([1.0]))
+    # Monte Carlo: the jackknife variance of a mean over unequal patches has the stated dof
+    rng = np.random.default_rng(5)
+    a = np.array([9.0, 4.0, 1, 1, 1, 0.5, 0.5, 0.25])
+    k = a.size
+    sims = rng.normal(0, np.sqrt(a), size=(20000, k))
+    v = ((sims - sims.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)  # U' M U
+    implied = 2 * v.mean() ** 2 / v.var()
+    assert satterthwaite_dof(a) == pytest.approx(implied, rel=0.05)
+
+
+def test_jackknife_uses_the_given_dof_clipped_to_k_minus_1():
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({"x": rng.normal(size=300), "patch": np.repeat(np.arange(10), 30)})
+    base = jackknife(data, lambda d: float(d.x.mean()))
+    few = jackknife(data, lambda d: float(d.x.mean()), dof=2.5)
+    many = jackknife(data, lambda d: float(d.x.mean()), dof=1e6)
+    assert base.dof == 9 and few.dof == 2.5 and many.dof == 9
+    assert few.se == base.se and (few.hi - few.lo) > (base.hi - base.lo)
+    assert (many.hi - many.lo) == pytest.approx(base.hi - base.lo)

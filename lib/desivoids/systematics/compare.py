@@ -10,7 +10,9 @@ holds, side by side:
   score interval) and Cohen's (1988) h, all from the weighted fractions and n_eff;
 - the same risk difference, h and risk ratio with delete-one-patch jackknife errors (the whole
   matching is redone in every replicate, so the error includes the weights' own noise and the
-  correlation of galaxies in one void or patch): **the honest error**; the analytic intervals
+  correlation of galaxies in one void or patch): **the honest error**; the t quantile uses the
+  jackknife variance's Satterthwaite degrees of freedom (``jk_dof``, at most K - 1), which fall
+  well below K - 1 when the void galaxies sit in a few patches; the analytic intervals
   assume independent galaxies and fixed weights and are reported for comparison only;
 - the odds ratio of the logistic regression quenched ~ void + bs(log M*) + z with errors
   clustered on the same patches;
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .intervals import cohens_h, two_proportions_weighted, wilson
-from .jackknife import jackknife
+from .jackknife import jackknife, satterthwaite_dof
 from .matching import mass_bin_index, mass_weights
 from .regression import logit_void_effect
 
@@ -61,6 +63,28 @@ def _matched_stats(cells: pd.DataFrame) -> dict[str, float]:
     with np.errstate(divide="ignore", invalid="ignore"):
         log_rr = float(np.log(p_void) - np.log(p_wall))
     return {"rd": p_void - p_wall, "h": cohens_h(p_void, p_wall), "log_rr": log_rr}
+
+
+def _patch_variances(cells: pd.DataFrame, patches) -> np.ndarray:
+    """Per patch, its share of Var(rd) if galaxies were independent (for :func:`satterthwaite_dof`).
+
+    rd = p_void - sum_b (n_void,b / n_void) k_wall,b / n_wall,b over the matched bins, so a void
+    galaxy adds p_b (1 - p_b) / n_void^2 and a wall galaxy in bin b adds
+    p_b (1 - p_b) (n_void,b / (n_void n_wall,b))^2, p_b the bin's pooled quenched fraction.
+    """
+    t = cells.groupby("bin")[["n_void", "k_void", "n_wall", "k_wall"]].sum()
+    t = t[(t["n_void"] > 0) & (t["n_wall"] > 0)]
+    nv = float(t["n_void"].sum())
+    if nv == 0:
+        return np.zeros(len(patches))
+    p = (t["k_void"] + t["k_wall"]) / (t["n_void"] + t["n_wall"])
+    c = cells[cells["bin"].isin(t.index)]
+    b = c["bin"].to_numpy()
+    pq = (p * (1 - p)).loc[b].to_numpy()
+    wall = (t["n_void"] / (nv * t["n_wall"])).loc[b].to_numpy()
+    a = pq * (c["n_void"].to_numpy() / nv ** 2 + c["n_wall"].to_numpy() * wall ** 2)
+    return (pd.Series(a).groupby(c["patch"].to_numpy()).sum()
+            .reindex(patches, fill_value=0.0).to_numpy())
 
 
 def compare_void_wall(sample: pd.DataFrame, mass_edges, *, alpha: float = 0.05,
@@ -112,8 +136,10 @@ def compare_void_wall(sample: pd.DataFrame, mass_edges, *, alpha: float = 0.05,
     cells.columns = [f"{stat}_{'void' if flag else 'wall'}" for stat, flag in cells.columns]
     cells = cells.reindex(columns=["n_void", "k_void", "n_wall", "k_wall"],
                           fill_value=0).reset_index()
-    jk = jackknife(cells, _matched_stats, patch="patch", alpha=alpha)
-    row.update(n_patches=jk.n_patches,
+    # t quantile at the jackknife variance's effective dof (few void-holding patches: < K - 1)
+    dof = satterthwaite_dof(_patch_variances(cells, np.unique(cells["patch"])))
+    jk = jackknife(cells, _matched_stats, patch="patch", alpha=alpha, dof=dof)
+    row.update(n_patches=jk.n_patches, jk_dof=jk.dof,
                rd_jk_se=jk.se["rd"], rd_jk_lo=jk.lo["rd"], rd_jk_hi=jk.hi["rd"],
                h_jk_se=jk.se["h"], rr_jk_lo=math.exp(jk.lo["log_rr"]),
                rr_jk_hi=math.exp(jk.hi["log_rr"]),

@@ -137,13 +137,14 @@ class JackknifeResult:
 
     estimate: object       # the statistic on the full sample (not bias-corrected)
     se: object             # sqrt((K-1)/K * sum_i (theta_i - mean)^2)
-    lo: object             # estimate - t se, t the (1 - alpha/2) quantile of t with K - 1 dof
+    lo: object             # estimate - t se, t the (1 - alpha/2) quantile of t with ``dof`` dof
     hi: object
     bias: object           # (K-1) (mean - estimate): reported, not subtracted
     replicates: object     # theta_i, indexed by the deleted patch
     n_patches: int
     alpha: float
     reason: str            # "" when usable; else why se is NaN
+    dof: float = math.nan  # degrees of freedom of the t quantile (K - 1 unless given)
 
 
 def _as_values(x):
@@ -153,14 +154,16 @@ def _as_values(x):
 
 
 def jackknife(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], object], *,
-              patch: str = "patch", alpha: float = 0.05) -> JackknifeResult:
+              patch: str = "patch", alpha: float = 0.05,
+              dof: float | None = None) -> JackknifeResult:
     """Jackknife ``statistic(data)`` by deleting one patch at a time.
 
     ``statistic``: data frame -> float (or a mapping name -> float). Variance
     (K-1)/K sum_i (theta_i - theta_bar)^2 over the K patches present in ``data``; the interval
     is estimate +- t se, t the (1 - alpha/2) quantile of Student's t with K - 1 degrees of
-    freedom. A replicate that is not finite makes that statistic's se NaN, with the
-    reason, instead of silently dropping the patch.
+    freedom, or ``dof`` when given (clipped to [1, K - 1]; e.g. :func:`satterthwaite_dof` when
+    the patches carry very unequal shares of the information). A replicate that is not finite
+    makes that statistic's se NaN, with the reason, instead of silently dropping the patch.
     """
     labels = data[patch]
     if labels.isna().any():
@@ -171,7 +174,9 @@ def jackknife(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], object], *
     reps = [_as_values(statistic(data[codes != i])) for i in range(k)]
     # Student's t with K - 1 degrees of freedom: the jackknife variance has K - 1 (with the
     # normal quantile, 15 patches covered a null effect in 80% of 20 mock skies, not 95%)
-    z = float(stats.t.isf(alpha / 2, df=max(k - 1, 1)))
+    df = float(k - 1) if dof is None or not np.isfinite(dof) else float(min(dof, k - 1))
+    df = max(df, 1.0)
+    z = float(stats.t.isf(alpha / 2, df=df))
     if isinstance(estimate, pd.Series):
         replicates = pd.DataFrame(reps, index=pd.Index(uniques, name=patch))
         replicates = replicates.reindex(columns=estimate.index)
@@ -201,4 +206,28 @@ def jackknife(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], object], *
             bias = float((k - 1) * (mean[0] - estimate)) if k >= 2 else math.nan
     return JackknifeResult(estimate=estimate, se=se, lo=estimate - z * se, hi=estimate + z * se,
                            bias=bias, replicates=replicates, n_patches=k, alpha=alpha,
-                           reason=reason)
+                           reason=reason, dof=df)
+
+
+def satterthwaite_dof(a) -> float:
+    """Effective degrees of freedom of the delete-one-patch jackknife variance.
+
+    ``a``: per patch, the variance that patch contributes to the statistic under a working model
+    (independent galaxies). The jackknife variance is, to first order, the centred sum of
+    squares of the K patch contributions U_i (Var U_i = a_i), a quadratic form U' M U with
+    M = I - J/K; Satterthwaite's (1946) approximation gives it tr(MA)^2 / tr(MAMA) degrees of
+    freedom (A = diag a), which is K - 1 for equal a and falls towards 1 as one patch dominates
+    (Bell & McCaffrey 2002; Imbens & Kolesar 2016 for cluster-robust errors with few or
+    unequal clusters). Why: when the void galaxies are few and sit in a few voids, most patches hold
+    no void galaxy and one or two patches carry most of the variance; t with K - 1 dof then
+    undercovers (interior voids on tiny null mocks: 69/80 instead of 76/80).
+    Returns NaN when a is empty or all zero (the caller falls back to K - 1).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    k = a.size
+    s1, s2 = float(a.sum()), float((a * a).sum())
+    if k < 2 or not (s1 > 0 and np.isfinite(s1)):
+        return math.nan
+    tr = s1 * (1 - 1 / k)
+    tr2 = s2 * (1 - 2 / k) + s1 * s1 / (k * k)
+    return tr * tr / tr2 if tr2 > 0 else math.nan
