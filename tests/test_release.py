@@ -17,7 +17,7 @@ from desivoids import environment, integrity, plausibility, recon, release, syst
 from desivoids.errors import InputError, StageError
 from desivoids.load.queries import dispose_engines
 from desivoids.release import columns as C
-from desivoids.release.provenance import validate_citation
+from desivoids.release.provenance import release_date, validate_citation
 from validation_fixtures import loaded_run  # noqa: F401 - fixture
 
 
@@ -85,6 +85,23 @@ def test_citation_and_provenance(released):
     assert set(prov["git"]) == {"commit", "dirty"}
     assert prov["parameters"]["release"] == {"version": "v1", "sample_size": 500, "sample_seed": 7}
     assert "systematics" in prov["parameters"]["stages"]
+
+
+def test_the_release_date_is_the_runs_not_the_clocks(monkeypatch):
+    """Rerun the next day (nbval in CI past midnight, a reader in JupyterLab), the release notebook
+    gives the same CITATION.cff: the date is the day the stages before it finished, or
+    SOURCE_DATE_EPOCH where set, never the wall clock of the rerun."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    runs = [{"stage": "environment", "finished": "2026-11-30T23:58:01+0000"},
+            {"stage": "systematics", "finished": "2026-12-01T00:01:07+0000"},
+            {"stage": "release", "finished": "2026-12-05T10:00:00+0000"}]
+    assert release_date({"stage_run_times": runs}) == "2026-12-01"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert release_date({"stage_run_times": runs}) == "2023-11-14"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    import datetime
+
+    assert release_date({"stage_run_times": "not recorded"}) == datetime.date.today().isoformat()
 
 
 def test_a_broken_citation_is_reported():

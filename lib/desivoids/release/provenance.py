@@ -15,6 +15,7 @@ import datetime
 import importlib.metadata
 import importlib.util
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import yaml
 
 from .. import __version__, paths
 
-__all__ = ["provenance", "citation", "validate_citation", "cff_schema", "PACKAGES"]
+__all__ = ["provenance", "citation", "release_date", "validate_citation", "cff_schema", "PACKAGES"]
 
 PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "dask", "astropy", "astropy-healpix",
             "statsmodels", "patsy", "sqlalchemy", "psycopg", "matplotlib", "papermill",
@@ -91,6 +92,23 @@ def _version(package: str) -> str | None:
         return None
 
 
+def release_date(prov: dict) -> str:
+    """The release's date, reproducible: ``SOURCE_DATE_EPOCH`` (UTC) where set, as reproducible
+    builds use it; else the day the last stage before the release finished, from the runner's
+    record, so that rerunning the release notebook (nbval, a reader in JupyterLab) on the same
+    run gives the same CITATION.cff; else today."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).date().isoformat()
+    runs = prov.get("stage_run_times")
+    if isinstance(runs, list):
+        done = [r["finished"][:10] for r in runs
+                if r.get("stage") != "release" and r.get("finished")]
+        if done:
+            return max(done)
+    return datetime.date.today().isoformat()
+
+
 def citation(version: str, prov: dict) -> str:
     """CITATION.cff of a release: this data product, and what it is built from."""
     doc = {
@@ -100,7 +118,7 @@ def citation(version: str, prov: dict) -> str:
         "type": "dataset",
         "title": "desivoids: galaxies in DESI DR1 voids and walls",
         "version": version,
-        "date-released": datetime.date.today().isoformat(),
+        "date-released": release_date(prov),
         "authors": [{"name": "The desivoids developers"}],
         "keywords": ["cosmic voids", "galaxy evolution", "DESI", "quenching"],
         "license": "BSD-3-Clause",
