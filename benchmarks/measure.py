@@ -196,7 +196,7 @@ def dr1_run(data_dir: Path = DR1_DIR, upto: str = "systematics") -> Path:
                         "--scale", "dr1", "--tiles", "0", "--no-progress"], check=True)
         shutil.rmtree(layout.mirror, ignore_errors=True)
         tmp.rename(layout.mirror)
-    extra = {"convert": ["-p", "input_dir", str(layout.mirror)]}
+    extra = {"convert": ["input_dir", str(layout.mirror)]}
     for stage in ORDER[ORDER.index("convert"):ORDER.index(upto)]:
         if stage not in MARKERS:
             continue
