@@ -20,6 +20,7 @@ import io
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..errors import DesivoidsError
@@ -77,18 +78,22 @@ def _text_parts(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data, offs
 
 
-def encode_binary(batch: pa.RecordBatch) -> bytes:
-    """One record batch as binary COPY rows (no header, no trailer), without a row loop.
+def encode_binary(batch: pa.RecordBatch) -> memoryview:
+    """One record batch as binary COPY rows (no header, no trailer), without a row loop; a
+    read-only buffer (psycopg's ``copy.write`` takes any buffer, and slices a memoryview into
+    its send chunks without copying, where it copies every chunk of a ``bytes``).
 
     Every row is laid out at its widest in one structured array: each field is a big-endian
     int32 length and the value, a NULL at full width, a text value padded to the longest of the
     batch. Filling a structured field from a column is one strided numpy pass. When the batch
     has NULLs or text, a boolean array of the same layout marks the bytes of the real encoding
-    (a NULL keeps only its -1 length, a text value only its own bytes) and compressing the
-    bytes with it, row-major, yields exactly the concatenated rows."""
+    (a NULL keeps only its -1 length, a text value only its own bytes; only the rows that differ
+    from the full width are touched) and Arrow's filter kernel compresses the bytes with it,
+    row-major, into exactly the concatenated rows: it copies whole runs of kept bytes at once,
+    several times faster than numpy's boolean indexing on rows that are mostly kept."""
     n = batch.num_rows
     if n == 0:
-        return b""
+        return memoryview(b"")
     cols = batch.columns
     fields: list[tuple] = [("n", ">i2")]
     plan = []
@@ -97,25 +102,25 @@ def encode_binary(batch: pa.RecordBatch) -> bytes:
         if c.type in _FIXED:
             wire = _FIXED[c.type][0]
             fields += [(f"l{i}", ">i4"), (f"v{i}", wire)]
-            plan.append(("fixed", c, wire, valid, None))
+            plan.append(("fixed", c, wire, valid))
         elif pa.types.is_string(c.type) or pa.types.is_large_string(c.type):
             data, offs = _text_parts(c)
             sizes = np.diff(offs)
             maxlen = max(int(sizes.max()), 1)
             fields += [(f"l{i}", ">i4"), (f"v{i}", "u1", (maxlen,))]
-            plan.append(("text", (data, offs, sizes), maxlen, valid, None))
+            plan.append(("text", (data, offs, sizes), maxlen, valid))
         else:
             raise UnsupportedType(f"no binary COPY encoding for Arrow type {c.type}")
     dtype = np.dtype(fields)  # packed: no padding between fields
     # constant parts first (field count, fixed lengths): one template row, copied n times
     template = np.zeros(1, dtype=dtype)
     template["n"] = len(cols)
-    for i, (kind, _, arg, _, _) in enumerate(plan):
+    for i, (kind, _, arg, _) in enumerate(plan):
         if kind == "fixed":
             template[f"l{i}"] = np.dtype(arg).itemsize
     rec = np.repeat(template, n)
     masked = False
-    for i, (kind, src, arg, valid, _) in enumerate(plan):
+    for i, (kind, src, arg, valid) in enumerate(plan):
         if kind == "fixed":
             rec[f"v{i}"] = _fixed_values(src, arg)
             if valid is not None:
@@ -132,20 +137,27 @@ def encode_binary(batch: pa.RecordBatch) -> bytes:
                 np.minimum(idx, len(data) - 1, out=idx)
                 rec[f"v{i}"] = data[idx]
             masked = True
+    flat = rec.view(np.uint8)
     if not masked:
-        return rec.tobytes()
+        return memoryview(flat)
     width = dtype.itemsize
     keep_flat = np.ones(n * width, dtype=bool)
     keep = keep_flat.view(np.dtype([(name, "?", dtype.fields[name][0].itemsize)
                                     for name in dtype.names]))
-    for i, (kind, src, arg, valid, _) in enumerate(plan):
+    for i, (kind, src, arg, valid) in enumerate(plan):
         if kind == "fixed":
             if valid is not None:
-                keep[f"v{i}"] = valid[:, None]
+                keep[f"v{i}"][np.flatnonzero(~valid)] = False
         else:
             lens = np.where(valid, src[2], 0) if valid is not None else src[2]
-            keep[f"v{i}"] = np.arange(arg)[None, :] < lens[:, None]
-    return rec.view(np.uint8)[keep_flat].tobytes()
+            short = np.flatnonzero(lens < arg)
+            if len(short):
+                keep[f"v{i}"][short] = np.arange(arg)[None, :] < lens[short, None]
+    bits = np.packbits(keep_flat, bitorder="little")
+    selection = pa.BooleanArray.from_buffers(pa.bool_(), n * width, [None, pa.py_buffer(bits)])
+    rows = pc.filter(pa.Array.from_buffers(pa.uint8(), n * width, [None, pa.py_buffer(flat)]),
+                     selection)
+    return memoryview(rows.buffers()[1])[rows.offset:rows.offset + len(rows)]
 
 
 def encode_csv(batch: pa.RecordBatch) -> bytes:
