@@ -394,6 +394,15 @@ def main(argv=None) -> int:
 
     with measure.postgres(work / "pg", PG_OPTS) as server:
         pg = res["postgres"] = {"server_settings": PG_OPTS}
+        # The first multi-GB write of a new cluster also creates its WAL segment files; every
+        # later one recycles them. The references run on a cluster that a load has written,
+        # so the load that is compared with them does too: a first load (reported, not
+        # compared) warms the cluster, then the compared load runs into a new database.
+        first = new_db(server, "first")
+        pg["first_load"] = timed_load(pdir, first, work)
+        print("postgres, first load on the new cluster", pg["first_load"], flush=True)
+        psql(server, "-c", "DROP DATABASE first")
+        settle(server)
         url = new_db(server, "bench")
         pg["load"] = timed_load(pdir, url, work)
         rows = pg["load"]["galaxies"]
@@ -415,6 +424,8 @@ def main(argv=None) -> int:
                 pg[key]["share"] = round(pg[key]["seconds"] / pg["load"]["seconds"], 3)
                 print(key, pg[key], flush=True)
             pg["meets_target"] = pg["server_copy"]["share"] >= TARGET_SHARE
+            pg["first_load"]["share"] = round(pg["server_copy"]["seconds"]
+                                              / pg["first_load"]["seconds"], 3)
     shutil.rmtree(work, ignore_errors=True)
     res["load_average_end"] = measure.load_average()
     measure.write("load", res, render(res))
@@ -444,7 +455,11 @@ def render(res: dict) -> str:
              "galaxy_positions and galaxy_blocks, with the same keys and indexes (B-tree, Q3C, "
              "GiST on cube / R*Tree), analysed, in one transaction, from files on the same "
              "disk, evicted from the page cache first. rows/s counts galaxies "
-             f"({res.get('inputs', {}).get('galaxies', 0):,}).",
+             f"({res.get('inputs', {}).get('galaxies', 0):,}). On PostgreSQL the references "
+             "run on a cluster that a load has already written (its WAL segment files exist "
+             "and are recycled), so the compared load is the second into that cluster, into a "
+             "new database; the first, on the new cluster, is shown beside it."
+             if "first_load" in pg else f"({res.get('inputs', {}).get('galaxies', 0):,}).",
              "",
              "| database | what | seconds | galaxy rows/s | load / reference rows/s | peak RSS "
              "(GiB) | load avg before |",
@@ -456,6 +471,12 @@ def render(res: dict) -> str:
         lines.append(f"| {name} | **the load** (`desivoids load`, from Parquet) | {ld['seconds']} "
                      f"| {ld['galaxy_rows_per_s']:,} | | {ld['peak_rss_gib']} | "
                      f"{ld['load_average_before']} |")
+        if name == "PostgreSQL" and "first_load" in d:
+            fl = d["first_load"]
+            share = f"{100 * fl['share']:.0f}%" if "share" in fl else ""
+            lines.append(f"| {name} | the same load, first write of the new cluster (not "
+                         f"compared) | {fl['seconds']} | {fl['galaxy_rows_per_s']:,} | {share} | "
+                         f"{fl['peak_rss_gib']} | {fl['load_average_before']} |")
         refs = [("reference", "SQLite `INSERT ... SELECT` from the loaded file", "share_of_reference")
                 ] if name == "SQLite" else [
             ("server_copy", "server's binary `COPY FROM` a local file (the ceiling)", None),
