@@ -355,10 +355,11 @@ def _load_table(target, inp: TableInput, settings: dict, digest: str, run_id: in
         target.write(table, stream.batches(), name)
         t1 = time.perf_counter()
         with ThreadPoolExecutor(1, thread_name_prefix="galaxy_positions") as pool:
-            if name == "galaxies":
+            if name == "galaxies" and target.indexes_in_server:
                 # the Morton order and blocks of galaxy_positions (seconds of numpy at DR1
-                # scale, mostly without the GIL) are computed while the database builds the
-                # galaxies keys and indexes, instead of after
+                # scale, mostly without the GIL) are computed while the server builds the
+                # galaxies keys and indexes, instead of after (SQLite builds them in this
+                # process: there the two would share its memory and cores)
                 spatial = pool.submit(_spatial_rows, stream, block_size)
             target.finish_table(table)
             seconds[f"{name}:copy"], seconds[f"{name}:index"] = t1 - t0, time.perf_counter() - t1
@@ -381,7 +382,8 @@ def _load_table(target, inp: TableInput, settings: dict, digest: str, run_id: in
                         f"{inp.rows} in the Parquet input")
     if name == "galaxies":
         t0 = time.perf_counter()
-        positions, blocks = spatial.result()
+        positions, blocks = (spatial.result() if spatial is not None
+                             else _spatial_rows(stream, block_size))
         target.build_spatial(positions, blocks, target.sky_index)
         seconds["galaxies:spatial"] = time.perf_counter() - t0
         if target.count("galaxy_positions") != inp.rows:

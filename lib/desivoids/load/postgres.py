@@ -61,6 +61,8 @@ class PostgresTarget:
     """One load transaction into a PostgreSQL database."""
 
     dialect = "postgresql"
+    #: keys and indexes are built by a server process, not this one
+    indexes_in_server = True
 
     def __init__(self, url: str, *, sky_index: str = "auto", copy_format: str = "binary"):
         if copy_format not in ("binary", "csv"):

@@ -46,6 +46,8 @@ class SqliteTarget:
     """One load transaction into a SQLite file."""
 
     dialect = "sqlite"
+    #: keys and indexes are built by a server process, not this one
+    indexes_in_server = False
 
     def __init__(self, url: str):
         import adbc_driver_sqlite.dbapi as adbc
