@@ -44,6 +44,8 @@ n_patches: dict = {"NGC": 32, "SGC": 12}  # equal-area HEALPix jackknife patches
 regression: bool = True  # also fit the logistic regression (the slow part)
 spline_df: int = 4  # degrees of freedom of the B-spline in log M*
 alpha: float = 0.05  # 1 - confidence of every interval
+scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
+num_workers: int = 0  # local Dask workers (0: all cores)
 
 # %%
 import matplotlib.pyplot as plt
@@ -56,7 +58,8 @@ from desivoids import formats, systematics
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.width", 200)
 result = systematics.run(data_dir=data_dir, mass_edges=mass_edges, n_patches=n_patches,
-                         regression=regression, spline_df=spline_df, alpha=alpha)
+                         regression=regression, spline_df=spline_df, alpha=alpha,
+                         scheduler_address=scheduler_address, num_workers=num_workers)
 s = result.summary
 
 # %% [markdown]

@@ -5,7 +5,8 @@ the run-level parameter ``scheduler_address`` exactly as a user's cluster would 
 - convert: every Parquet table (galaxies dataset, voids, holes, zonevoid, galzone, rejects);
 - tile spectra (acquire's coadd + redrock conversion): every output and manifest record;
 - environment: every galaxy's flags (tests/test_environment_stage.py, on the same kind of
-  cluster, compares the stage's whole assignment table).
+  cluster, compares the stage's whole assignment table);
+- systematics: every comparison's row, binned fraction and count of what was left out.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from desivoids import convert, paths
+import pandas as pd
+
+from desivoids import convert, environment, paths, plausibility, systematics
 from desivoids.acquire.spectra import Selection
 from desivoids.acquire.steps import convert_spectra
 from validation_fixtures import loaded_run  # noqa: F401 - fixture
@@ -84,3 +87,22 @@ def test_tile_spectra_on_a_cluster_are_the_same(tiny_sky, cluster, tmp_path):
     for name in sa:
         assert sb[name].equals(sa[name]), name
 
+
+
+def test_systematics_on_a_cluster_gives_the_same_tables(loaded_run, cluster, tmp_path):
+    """The comparisons are independent tasks: on two worker processes they give the same
+    summary, binned fractions and counts, in the same order, as on the local threads."""
+    d = tmp_path / "run"
+    shutil.copytree(loaded_run / "convert", d / "convert")
+    plausibility.run(data_dir=str(d))
+    environment.run(data_dir=str(d), randoms=5_000)
+    n_patches = {"NGC": 8, "SGC": 4}
+    local = systematics.run(data_dir=str(d), n_patches=n_patches)
+    assert "comparison" not in _computed(cluster)
+    remote = systematics.run(data_dir=str(d), n_patches=n_patches,
+                             scheduler_address=cluster.scheduler_address)
+    assert "comparison" in _computed(cluster)  # the workers did the work
+    assert len(local.summary) == 72 and local.summary.rd.notna().any()
+    for a, b in ((local.summary, remote.summary), (local.binned, remote.binned),
+                 (local.counts, remote.counts)):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .. import formats, paths
+from .. import compute, formats, paths
 from ..errors import InputError
 from ..outputs import jsonable, staged, write_json
 from .compare import compare_void_wall
@@ -94,41 +94,62 @@ def _left_out(flag: np.ndarray, defined: np.ndarray) -> dict:
             "undefined": int((compared & ~defined).sum())}
 
 
+def _comparison(sample: pd.DataFrame, q, flag: np.ndarray, labels: dict, mass_edges,
+                regression: bool, spline_df: int, alpha: float):
+    """One comparison (an algorithm, void sample, definition and cap): (what was left out,
+    the summary row, the binned fractions of both caps together or None)."""
+    cap = labels["cap"]
+    incap = np.ones(len(sample), bool) if cap == "both" else (sample.cap.to_numpy() == cap)
+    counts = {**labels, **_left_out(flag[incap], q.defined[incap])}
+    use = incap & q.defined & ((flag == 0) | (flag == 1))
+    d = pd.DataFrame({"quenched": q.quenched[use], "void": flag[use] == 1,
+                      "logmstar": sample.logmstar.to_numpy()[use],
+                      "z": sample.z.to_numpy()[use], "patch": sample.patch.to_numpy()[use]})
+    if d.void.sum() == 0 or (~d.void).sum() == 0:
+        return counts, pd.Series({**labels, "n_void": int(d.void.sum()),
+                                  "n_wall": int((~d.void).sum()),
+                                  "jk_reason": "no void or no wall galaxies"}), None
+    row = compare_void_wall(d, mass_edges, alpha=alpha, spline_df=spline_df,
+                            regression=regression, labels=labels)
+    binned = None
+    if cap == "both":
+        binned = binned_fractions(d.quenched.to_numpy(), d.void.to_numpy(),
+                                  d.logmstar.to_numpy(), mass_edges, alpha).assign(**labels)
+    return counts, row, binned
+
+
 def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patches,
-                    regression: bool, spline_df: int, alpha: float):
-    """Every comparison: (summary rows, binned fractions, counts of what was left out)."""
+                    regression: bool, spline_df: int, alpha: float, *,
+                    scheduler_address: str = "", num_workers: int = 0):
+    """Every comparison: (summary rows, binned fractions, counts of what was left out).
+
+    The comparisons are independent tasks (a regression and a jackknife each), computed by Dask
+    on the local threads or on the cluster of ``scheduler_address``, the sample sent to it once;
+    the results come back in the order of the loops below, whatever ran them."""
+    import dask
+
     patches = healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
                               cap=sample.cap.to_numpy())
     sample = sample.assign(patch=patches.patch)
-    rows, binned, counts = [], [], []
-    for definition in DEFINITIONS:
-        q = quenched(sample, definition)
-        for algorithm in formats.ALGORITHMS:
-            for variant, column in VARIANTS.items():
-                flag = wide[(column, algorithm)].reindex(sample.targetid).to_numpy()
-                for cap in CAPS:
-                    incap = np.ones(len(sample), bool) if cap == "both" else \
-                        (sample.cap.to_numpy() == cap)
-                    labels = {"algorithm": algorithm, "sample": variant,
-                              "definition": definition, "cap": cap}
-                    counts.append({**labels, **_left_out(flag[incap], q.defined[incap])})
-                    use = incap & q.defined & ((flag == 0) | (flag == 1))
-                    d = pd.DataFrame({"quenched": q.quenched[use], "void": flag[use] == 1,
-                                      "logmstar": sample.logmstar.to_numpy()[use],
-                                      "z": sample.z.to_numpy()[use],
-                                      "patch": sample.patch.to_numpy()[use]})
-                    if d.void.sum() == 0 or (~d.void).sum() == 0:
-                        rows.append(pd.Series({**labels, "n_void": int(d.void.sum()),
-                                               "n_wall": int((~d.void).sum()),
-                                               "jk_reason": "no void or no wall galaxies"}))
-                        continue
-                    rows.append(compare_void_wall(d, mass_edges, alpha=alpha,
-                                                  spline_df=spline_df, regression=regression,
-                                                  labels=labels))
-                    if cap == "both":
-                        b = binned_fractions(d.quenched.to_numpy(), d.void.to_numpy(),
-                                             d.logmstar.to_numpy(), mass_edges, alpha)
-                        binned.append(b.assign(**labels))
+    with compute.client(scheduler_address) as c:
+        shared = compute.scatter(c, sample) if c is not None else dask.delayed(sample)
+        tasks = []
+        for definition in DEFINITIONS:
+            q = dask.delayed(quenched(sample, definition))
+            for algorithm in formats.ALGORITHMS:
+                for variant, column in VARIANTS.items():
+                    flag = dask.delayed(wide[(column, algorithm)].reindex(sample.targetid)
+                                        .to_numpy())
+                    for cap in CAPS:
+                        labels = {"algorithm": algorithm, "sample": variant,
+                                  "definition": definition, "cap": cap}
+                        tasks.append(dask.delayed(_comparison, pure=True)(
+                            shared, q, flag, labels, list(mass_edges), regression, spline_df,
+                            alpha))
+        done = compute.compute(tasks, c, num_workers=num_workers or None)
+    counts = [r[0] for r in done]
+    rows = [r[1] for r in done]
+    binned = [r[2] for r in done if r[2] is not None]
     return (pd.DataFrame(rows), pd.concat(binned, ignore_index=True) if binned else
             pd.DataFrame(), pd.DataFrame(counts), patches)
 
@@ -156,13 +177,15 @@ def result_paragraph(summary: pd.DataFrame) -> str:
 def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5, 10.75, 11.0,
                                                         11.25, 11.5, 12.0),
         n_patches: dict = {"NGC": 32, "SGC": 12}, regression: bool = True, spline_df: int = 4,
-        alpha: float = 0.05) -> SystematicsResult:
+        alpha: float = 0.05, scheduler_address: str = "", num_workers: int = 0
+        ) -> SystematicsResult:
     """The systematics stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
     sample = _read_sample(layout)
     wide = _read_flags(layout, sample.targetid.to_numpy())
     summary, binned, counts, patches = run_comparisons(
-        sample, wide, list(mass_edges), dict(n_patches), regression, spline_df, alpha)
+        sample, wide, list(mass_edges), dict(n_patches), regression, spline_df, alpha,
+        scheduler_address=scheduler_address, num_workers=num_workers)
     env_report = layout.stage("environment") / "report.json"
     agreement = json.loads(env_report.read_text()).get("agreement") if env_report.exists() else None
     report = {"schema": "desivoids.systematics", "schema_version": SCHEMA_VERSION,
