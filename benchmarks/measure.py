@@ -79,14 +79,21 @@ def evict(files) -> None:
             os.close(fd)
 
 
-def read_bytes(files) -> float:
-    """Seconds to read every byte of the files once (16 MB readinto, like ``cat > /dev/null``)."""
-    buf = bytearray(16 << 20)
-    t = time.perf_counter()
-    for f in files:
+def read_bytes(files, streams: int = 1) -> float:
+    """Seconds to read every byte of the files once (16 MB readinto, like ``cat > /dev/null``),
+    ``streams`` files at a time (a virtual disk often reads faster with requests in flight)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(f):
+        buf = bytearray(16 << 20)
         with open(f, "rb", buffering=0) as fh:
             while fh.readinto(buf):
                 pass
+
+    files = sorted(files, key=lambda f: -Path(f).stat().st_size)  # the largest first
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max(1, streams)) as pool:
+        list(pool.map(one, files))
     return time.perf_counter() - t
 
 
