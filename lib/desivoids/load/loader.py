@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -354,12 +355,13 @@ def _load_table(target, inp: TableInput, settings: dict, digest: str, run_id: in
         t0 = time.perf_counter()
         target.write(table, stream.batches(), name)
         t1 = time.perf_counter()
-        with ThreadPoolExecutor(1, thread_name_prefix="galaxy_positions") as pool:
-            if name == "galaxies" and target.indexes_in_server:
-                # the Morton order and blocks of galaxy_positions (seconds of numpy at DR1
-                # scale, mostly without the GIL) are computed while the server builds the
-                # galaxies keys and indexes, instead of after (SQLite builds them in this
-                # process: there the two would share its memory and cores)
+        # the Morton order and blocks of galaxy_positions (seconds of numpy at DR1 scale,
+        # mostly without the GIL) are computed while the server builds the galaxies keys and
+        # indexes, instead of after (SQLite builds them in this process: there the two would
+        # share its memory and cores)
+        overlap = name == "galaxies" and target.indexes_in_server
+        with ThreadPoolExecutor(1) if overlap else nullcontext() as pool:
+            if overlap:
                 spatial = pool.submit(_spatial_rows, stream, block_size)
             target.finish_table(table)
             seconds[f"{name}:copy"], seconds[f"{name}:index"] = t1 - t0, time.perf_counter() - t1

@@ -61,7 +61,7 @@ class PostgresTarget:
     """One load transaction into a PostgreSQL database."""
 
     dialect = "postgresql"
-    #: keys and indexes are built by a server process, not this one
+    #: whether a server process, not this one, builds the keys and indexes
     indexes_in_server = True
 
     def __init__(self, url: str, *, sky_index: str = "auto", copy_format: str = "binary"):

@@ -46,7 +46,7 @@ class SqliteTarget:
     """One load transaction into a SQLite file."""
 
     dialect = "sqlite"
-    #: keys and indexes are built by a server process, not this one
+    #: whether a server process, not this one, builds the keys and indexes
     indexes_in_server = False
 
     def __init__(self, url: str):
