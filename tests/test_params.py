@@ -73,3 +73,43 @@ def test_relative_data_dir_resolves_against_the_repo(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(params.ParamsError, match="no such params file"):
         params.load(tmp_path / "nope.yml")
+
+
+def test_the_parameters_cell_is_jupytexts_for_every_stage_notebook():
+    """params reads the cell from the percent markers (no jupytext import on the command line);
+    what it reads must be exactly what jupytext reads."""
+    import jupytext
+
+    from desivoids.params import _percent_parameters_cell, parameters_cell
+    from desivoids.stages import STAGES
+
+    for stage in STAGES.values():
+        cells = [c for c in jupytext.read(stage.source).cells
+                 if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(cells) == 1
+        assert _percent_parameters_cell(stage.source.read_text()) == cells[0].source, stage.name
+        assert parameters_cell(stage.source) == cells[0].source
+
+
+def test_a_notebook_the_markers_do_not_settle_goes_to_jupytext(tmp_path):
+    """Two tagged cells (an error naming the file), or the tag on a markdown cell only:
+    jupytext decides."""
+    from desivoids.params import ParamsError, _percent_parameters_cell, parameters_cell
+
+    head = "".join(paths.NOTEBOOKS.joinpath("03_convert.py").read_text().partition("# ---\n\n")[:2])
+    two = tmp_path / "two.py"
+    two.write_text(head + '# %% tags=["parameters"]\na = 1\n\n# %% tags=["parameters"]\nb = 2\n')
+    assert _percent_parameters_cell(two.read_text()) is None
+    with pytest.raises(ParamsError, match="two.py.*found 2"):
+        parameters_cell(two)
+    md = tmp_path / "md.py"
+    md.write_text(head + '# %% [markdown] tags=["parameters"]\n# text\n\n# %%\nx = 1\n')
+    assert _percent_parameters_cell(md.read_text()) is None
+    import jupytext
+
+    tagged = [c.source for c in jupytext.read(md).cells if "parameters" in c.metadata.get("tags", [])]
+    assert [parameters_cell(md)] == tagged  # whatever jupytext makes of it
+    one = tmp_path / "one.py"
+    one.write_text(head + '# %% [markdown]\n# intro\n\n# %% tags=["parameters"]\n'
+                   'x: int = 1  # help\n\n\n# %%\nprint(x)\n')
+    assert parameters_cell(one) == "x: int = 1  # help"

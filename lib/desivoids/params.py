@@ -19,13 +19,13 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import re
 import tokenize
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jupytext
 import yaml
 
 from . import paths
@@ -77,7 +77,39 @@ def _comments(source: str) -> dict[int, str]:
     return out
 
 
+#: A py:percent cell marker carrying the 'parameters' tag, e.g. ``# %% tags=["parameters"]``.
+_PERCENT_CELL = re.compile(r"^# %%(.*)$")
+_PARAMETERS_TAG = re.compile(r"""\btags=\[[^\]]*["']parameters["'][^\]]*\]""")
+
+
+def _percent_parameters_cell(text: str) -> str | None:
+    """The parameters cell of a py:percent notebook, read from its cell markers.
+
+    Importing jupytext costs ~2 s (nbformat -> jsonschema -> format grammars, measured), once
+    per ``desivoids <stage>`` command; the percent format's cell markers are enough for this one
+    cell. None unless exactly one plain code cell has the tag (jupytext decides then).
+    tests/test_params.py checks the result against jupytext's for every stage notebook.
+    """
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if _PERCENT_CELL.match(ln)]
+    tagged = [i for i in starts if _PARAMETERS_TAG.search(lines[i])
+              and not re.search(r"\[(markdown|md|raw)\]", lines[i])]
+    if len(tagged) != 1:
+        return None
+    i = tagged[0]
+    end = next((j for j in starts if j > i), len(lines))
+    return "\n".join(lines[i + 1:end]).strip("\n")
+
+
 def parameters_cell(source: Path) -> str:
+    """The source of the notebook's cell tagged ``parameters``."""
+    text = Path(source).read_text()
+    if "format_name: percent" in text:
+        cell = _percent_parameters_cell(text)
+        if cell is not None:
+            return cell
+    import jupytext  # any other format, or anything the markers do not settle
+
     nb = jupytext.read(source)
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
