@@ -27,6 +27,7 @@ import measure
 
 from desivoids import paths  # noqa: E402
 from desivoids.convert.build import DEFAULT_CHUNK_ROWS, discover  # noqa: E402
+from desivoids.convert.fastspecfit import DEFAULT_COMPRESSION  # noqa: E402
 
 HERE = measure.HERE
 TARGET_RATIO = 2.0
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=str(paths.DATA / "bench" / "dr1"))
     ap.add_argument("--schedulers", nargs="+", default=["threads", "processes"])
     ap.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
-    ap.add_argument("--compression", default="none")
+    ap.add_argument("--compression", default=DEFAULT_COMPRESSION)
     ap.add_argument("--generate", action="store_true", help="generate the dr1 mock if missing")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite convert.md from the existing convert.json, measuring nothing")

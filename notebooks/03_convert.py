@@ -40,11 +40,11 @@ extra_columns: list = []  # more FastSpecFit columns to keep (FITS names, any HD
 chunk_rows: int = 100000  # rows per Dask task and Parquet row group
 scheduler: str = "threads"  # Dask local scheduler: threads, processes or synchronous
 scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
-num_workers: int = 0  # local Dask workers (0: all cores)
+num_workers: int = 0  # local Dask workers (0: two threads or one process per core)
 fastspec_version: str = "auto"  # auto (v3.0 if present, else v2.1), v3.0 or v2.1
 omega_m: float = 0.0  # Omega_m for distances (0: OMEGAM from the DESIVAST headers)
 strict: bool = False  # True: a row that would be rejected stops the stage instead
-compression: str = "none"  # Parquet codec: none (fastest), snappy, zstd
+compression: str = "lz4"  # Parquet codec: lz4 (fastest here), none, snappy, zstd
 
 # %%
 import matplotlib.pyplot as plt

@@ -412,3 +412,43 @@ def test_a_chunk_that_miscounts_its_rows_publishes_nothing(sky, monkeypatch):
     with pytest.raises(ReconciliationError, match="unbalanced"):
         convert_dir(sky, chunk_rows=64, scheduler="synchronous")
     assert snapshot(sky) == before
+
+
+def test_desivast_and_galaxy_chunk_problems_are_reported_together(sky):
+    """The DESIVAST tables are converted in a thread while the galaxies' chunks run: a problem
+    found there and one found in a chunk still come out as one error naming both files."""
+    name = formats.v2_filename("ZOBOV", "NGC")
+    with fits.open(vast(sky, name)) as h:
+        v = h["VOIDS"].data["VOID"].astype(np.float64)
+    rewrite(vast(sky, name),
+            lambda h: _replace_column(h, "VOIDS", "VOID", fits.Column("VOID", "D", array=v)))
+
+    def shuffle(hdus):
+        i = table_hdu(hdus, "SPECPHOT")
+        data = hdus[i].data
+        perm = np.arange(len(data))
+        perm[[150, 151]] = perm[[151, 150]]
+        hdus[i] = fits.BinTableHDU(data=data[perm], header=hdus[i].header)
+        return hdus
+
+    rewrite(fastspec(sky), shuffle)
+    fails(sky, name, "column VOID", "mistyped", HP0, "not row-matched", "row 150")
+
+
+def test_desivast_and_fastspecfit_header_problems_are_reported_before_any_chunk(sky, monkeypatch):
+    """A FastSpecFit header problem stops convert before any galaxy is read, with the DESIVAST
+    files' problems in the same error."""
+    from desivoids.convert import fastspecfit
+
+    name = formats.v2_filename("VIDE", "SGC")
+    with fits.open(vast(sky, name)) as h:
+        v = h["VOIDS"].data["VOID"].astype(np.float64)
+    rewrite(vast(sky, name),
+            lambda h: _replace_column(h, "VOIDS", "VOID", fits.Column("VOID", "D", array=v)))
+    rewrite(fastspec(sky), lambda h: [x for x in h if x.name != "FASTSPEC"])
+
+    def no_chunk(*a, **k):
+        raise AssertionError("a chunk ran")
+
+    monkeypatch.setattr(fastspecfit, "convert_chunk", no_chunk)
+    fails(sky, name, "column VOID", HP0, "HDU FASTSPEC")
