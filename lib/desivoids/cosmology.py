@@ -25,7 +25,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from astropy.cosmology import FlatLambdaCDM
 
 OMEGA_M_DEFAULT = 0.315
 H0 = 100.0  # km/s/Mpc: distances in Mpc/h
@@ -48,8 +47,15 @@ __all__ = [
 
 
 @lru_cache(maxsize=8)
-def astropy_cosmology(omega_m: float = OMEGA_M_DEFAULT) -> FlatLambdaCDM:
-    """The reference astropy cosmology: flat LCDM, H0 = 100, Tcmb0 = 0 (no radiation, as VAST)."""
+def astropy_cosmology(omega_m: float = OMEGA_M_DEFAULT) -> "FlatLambdaCDM":  # noqa: F821
+    """The reference astropy cosmology: flat LCDM, H0 = 100, Tcmb0 = 0 (no radiation, as VAST).
+
+    astropy.cosmology is imported here, on first use: the import takes ~1 s (scipy.integrate),
+    which a command that needs no distance (or convert, which warms the grid in a thread while
+    it reads headers) need not wait for.
+    """
+    from astropy.cosmology import FlatLambdaCDM
+
     return FlatLambdaCDM(H0=H0, Om0=float(omega_m), Tcmb0=0.0)
 
 

@@ -278,7 +278,7 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         raise InputError(base, None, None, f"nothing to convert: no FastSpecFit or DESIVAST "
                          f"files{where}")
     ledger = Ledger()
-    with staged(out_dir) as tmp, ThreadPoolExecutor(1) as background:
+    with staged(out_dir) as tmp, ThreadPoolExecutor(2) as background:
         # ---- the FastSpecFit headers, and the DESIVAST primary headers (OMEGAM) -----------
         errors: list[FormatError] = []
         plans = []
@@ -318,6 +318,8 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         lap("desivast" if vast_job is None else "headers")
         # ---- FastSpecFit -----------------------------------------------------------------
         om, om_source = _omega_m(primaries, omega_m)
+        # the distance grid (and astropy.cosmology's import) while the first chunks read
+        background.submit(cosmology.comoving_distance, 0.1, om)
         gdir = tmp / "galaxies"
         gdir.mkdir()
         lap("plan")
