@@ -164,8 +164,8 @@ def render(result: dict) -> str:
         "",
         f"Reading the same files' bytes takes {rd['cold_seconds']:.1f} s cold-ish, the fastest "
         f"of {len(rd.get('cold_runs_seconds', [0]))} reads in this run: one at the start, then "
-        f"before each cold convert one file at a time and two at a time, as convert's two "
-        f"workers read ({', '.join(f'{x:.1f}' for x in rd.get('cold_runs_seconds', []))} s; "
+        f"before each cold convert one file at a time and two at a time (convert's workers "
+        f"read several at once) ({', '.join(f'{x:.1f}' for x in rd.get('cold_runs_seconds', []))} s; "
         f"{rd['cold_mb_per_s']} MB/s, {rd['cold_cpu_seconds']:.0f} CPU s the first; page cache evicted "
         f"with posix_fadvise) and {rd['warm_seconds']:.1f} s warm. Machine load average at the "
         f"start: {result['load_average_start']:.1f} (other work shares these "
