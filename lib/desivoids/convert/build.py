@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .. import cosmology, formats
+from .. import compute, cosmology, formats
 from ..outputs import staged
 from ..paths import RunLayout, display, resolve
 from . import desivast, fastspecfit
@@ -157,16 +157,6 @@ def _primary_headers(vast: list, base: Path | None) -> dict[str, dict] | None:
     return out
 
 
-def _client(address: str):
-    if not address:
-        return None
-    try:
-        from distributed import Client
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError("a scheduler address needs dask.distributed: pip install distributed") from exc
-    return Client(address)
-
-
 #: Local threads per core when ``num_workers`` is not given: a chunk task waits for the disk
 #: while it reads, and a second thread per core decodes or writes meanwhile (a cold-cache
 #: DR1-scale convert's chunks took 7.4-8.7 s with 4 threads on 2 cores, 9.7-11.1 s with 2,
@@ -174,22 +164,14 @@ def _client(address: str):
 THREADS_PER_CORE = 2
 
 
-def _compute(tasks: list, scheduler: str, address: str, num_workers: int | None) -> tuple:
-    """Run the chunk tasks on the local Dask scheduler, or on a cluster when given its address."""
-    import dask
+def _local_workers(scheduler: str, num_workers: int | None) -> int | None:
+    """The local scheduler's workers: ``num_workers``, else THREADS_PER_CORE threads per core
+    (None: Dask's default of one process per core)."""
     from dask.system import CPU_COUNT
 
-    if not tasks:
-        return ()
-    client = _client(address)
-    if client is None:
-        if num_workers is None and scheduler == "threads":
-            num_workers = THREADS_PER_CORE * CPU_COUNT
-        return dask.compute(*tasks, scheduler=scheduler, num_workers=num_workers)
-    try:
-        return dask.compute(*tasks, scheduler=client)
-    finally:
-        client.close()
+    if num_workers is None and scheduler == "threads":
+        return THREADS_PER_CORE * CPU_COUNT
+    return num_workers
 
 
 def _duplicates(tids: dict[str, list[np.ndarray]]) -> None:
@@ -333,7 +315,9 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                 tasks.append(dask.delayed(fastspecfit.convert_chunk_or_error, pure=False)(
                     dpl, a, b, part, om, strict, meta, compression))
         try:
-            results = _compute(tasks, scheduler, scheduler_address, num_workers)
+            with compute.client(scheduler_address) as c:
+                results = compute.compute(tasks, c, scheduler=scheduler,
+                                          num_workers=_local_workers(scheduler, num_workers))
         finally:
             if vast_job is not None:  # its exception, if any, is taken below
                 wait([vast_job])
