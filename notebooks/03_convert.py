@@ -45,6 +45,7 @@ fastspec_version: str = "auto"  # auto (v3.0 if present, else v2.1), v3.0 or v2.
 omega_m: float = 0.0  # Omega_m for distances (0: OMEGAM from the DESIVAST headers)
 strict: bool = False  # True: a row that would be rejected stops the stage instead
 compression: str = "lz4"  # Parquet codec: lz4 (fastest here), none, snappy, zstd
+direct_io: bool = True  # read the FITS rows around the page cache (O_DIRECT) where possible
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,7 +62,7 @@ result = convert.run(data_dir=data_dir, input_dir=input_dir, extra_columns=extra
                      chunk_rows=chunk_rows, scheduler=scheduler,
                      scheduler_address=scheduler_address, num_workers=num_workers,
                      fastspec_version=fastspec_version, omega_m=omega_m, strict=strict,
-                     compression=compression)
+                     compression=compression, direct_io=direct_io)
 rec = result.reconciliation
 out = result.out_dir
 

@@ -233,14 +233,16 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                   chunk_rows: int = DEFAULT_CHUNK_ROWS, scheduler: str = "threads",
                   scheduler_address: str = "", num_workers: int | None = None,
                   strict: bool = False, omega_m: float | None = None,
-                  compression: str = fastspecfit.DEFAULT_COMPRESSION) -> ConvertResult:
+                  compression: str = fastspecfit.DEFAULT_COMPRESSION,
+                  direct_io: bool = True) -> ConvertResult:
     """Convert the given files into ``out_dir`` (replaced atomically on success).
 
     ``fastspec``: (path, version) pairs; ``vast``: DESIVAST paths; ``base``: directory that
     provenance paths (``source_file``) are relative to. ``scheduler``: Dask local scheduler
     ('threads', 'processes' or 'synchronous'); a non-empty ``scheduler_address`` uses that
     dask.distributed cluster instead. ``compression``: Parquet codec ('none', 'snappy',
-    'zstd', ...).
+    'zstd', ...). ``direct_io``: read the galaxies' rows with O_DIRECT where the file system
+    allows it (fitstable.read_rows), else through the page cache.
     """
     import dask
 
@@ -313,7 +315,7 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
             for j, (a, b) in enumerate(fastspecfit.chunks(pl, chunk_rows)):
                 part = str(gdir / f"part-{i:03d}-{j:05d}.parquet")
                 tasks.append(dask.delayed(fastspecfit.convert_chunk_or_error, pure=False)(
-                    dpl, a, b, part, om, strict, meta, compression))
+                    dpl, a, b, part, om, strict, meta, compression, direct_io))
         try:
             with compute.client(scheduler_address) as c:
                 results = compute.compute(tasks, c, scheduler=scheduler,
@@ -366,7 +368,8 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         ledger.notes.update({"omega_m": om, "omega_m_source": om_source,
                              "fastspec_versions": sorted({pl.version for pl in plans}),
                              "extra_columns": [c for c, _ in (extra_types[0] if extra_types else ())],
-                             "chunk_rows": chunk_rows, "compression": compression})
+                             "chunk_rows": chunk_rows, "compression": compression,
+                             "direct_io": direct_io})
         written = _written_counts(tmp)
         rej_written = pq.read_table(tmp / "rejects.parquet", columns=["table", "source_file"])
         for g in rej_written.group_by(["table", "source_file"]).aggregate(
@@ -416,7 +419,8 @@ def run(data_dir: str = "data/mock", input_dir: str = "", extra_columns: list | 
         chunk_rows: int = DEFAULT_CHUNK_ROWS, scheduler: str = "threads",
         scheduler_address: str = "", num_workers: int = 0, fastspec_version: str = "auto",
         omega_m: float = 0.0, strict: bool = False,
-        compression: str = fastspecfit.DEFAULT_COMPRESSION) -> ConvertResult:
+        compression: str = fastspecfit.DEFAULT_COMPRESSION,
+        direct_io: bool = True) -> ConvertResult:
     """The convert stage: the FITS files of ``input_dir`` (default: what acquire verified,
     ``RunLayout.raw``) into ``RunLayout.convert``, replaced atomically on success.
 
@@ -429,4 +433,5 @@ def run(data_dir: str = "data/mock", input_dir: str = "", extra_columns: list | 
     return convert_files(fast, vast, layout.convert, base=source, extra_columns=extra_columns,
                          chunk_rows=chunk_rows, scheduler=scheduler,
                          scheduler_address=scheduler_address, num_workers=num_workers or None,
-                         strict=strict, omega_m=omega_m or None, compression=compression)
+                         strict=strict, omega_m=omega_m or None, compression=compression,
+                         direct_io=direct_io)

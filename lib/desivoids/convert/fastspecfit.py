@@ -213,8 +213,10 @@ def convert_chunk_or_error(*args, **kwargs) -> "ChunkResult | FormatError":
 
 def convert_chunk(plan: FilePlan, start: int, stop: int, part_path: str | None,
                   omega_m: float, strict: bool = False, metadata: dict | None = None,
-                  compression: str = DEFAULT_COMPRESSION) -> ChunkResult:
+                  compression: str = DEFAULT_COMPRESSION, direct_io: bool = True) -> ChunkResult:
     """Convert rows [start, stop) of one file; write the kept rows to ``part_path``.
+    ``direct_io``: read the rows around the page cache where the file system allows it
+    (fitstable.read_rows).
 
     Raises FormatError if the HDUs' TARGETIDs differ in any row of the range (not row-matched),
     or, with ``strict``, if any row would be rejected.
@@ -231,7 +233,8 @@ def convert_chunk(plan: FilePlan, start: int, stop: int, part_path: str | None,
         typ = f.type.value_type if isinstance(f.type, pa.ListType) else f.type
         if src is not None and (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
             want[src[0]][src[1]] = np.dtype(typ.to_pandas_dtype())
-    data = {n: read_rows(plan.hdus[n], start, stop, cols, want[n], ahead=stop - start)
+    data = {n: read_rows(plan.hdus[n], start, stop, cols, want[n], ahead=stop - start,
+                          direct=direct_io)
             for n, cols in wanted.items()}
     n = stop - start
     tid = data[order[0]]["TARGETID"]
