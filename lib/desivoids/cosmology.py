@@ -4,7 +4,7 @@ Flat LCDM with H0 = 100 h km/s/Mpc (so every length is in Mpc/h), Omega_m from t
 catalogue header (OMEGAM; default 0.315) and no radiation (Tcmb0 = 0), which is what VAST's
 ``z_to_comoving_dist`` integrates. astropy.cosmology.FlatLambdaCDM is the reference; for speed on
 millions of rows (astropy's elliptic-integral form takes 0.4 s per 1e6 redshifts, the
-interpolation 0.09 s, measured) the distance is interpolated on a redshift grid built once per
+interpolation 0.007 s, measured) the distance is interpolated on a redshift grid built once per
 Omega_m from astropy:
 
 - the interpolated quantity is d(z) / z, not d(z): it tends to c/H0 at z = 0 and is smooth, so
@@ -81,7 +81,15 @@ def comoving_distance(z, omega_m: float = OMEGA_M_DEFAULT):
     """
     zz = np.asarray(z, dtype=np.float64)
     zg, _, rg = _grid(float(omega_m))
-    out = zz * np.interp(zz, zg, rg)
+    # linear interpolation on the uniform grid by index: the same values as np.interp (to
+    # 1e-15 relative), 12x faster (its binary search was 9 ms per 1e5 redshifts, measured).
+    # fmax/fmin keep NaN out of the index (NaN gives index 0 and stays NaN through ``frac``);
+    # redshifts off the grid are replaced below.
+    u = zz * ((len(zg) - 1) / zg[-1])
+    j = np.fmin(np.fmax(u, 0.0), len(zg) - 2).astype(np.intp)
+    frac = u - j
+    r0 = rg[j]
+    out = zz * (r0 + frac * (rg[j + 1] - r0))
     beyond = (zz < Z_GRID_MIN) | (zz > Z_GRID_MAX)
     if np.any(beyond):
         out = np.array(out, dtype=np.float64, copy=True, ndmin=1).reshape(zz.shape)
