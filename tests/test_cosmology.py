@@ -85,3 +85,17 @@ def test_wrap_ra_is_0_360_with_positive_zero():
     ra = cosmology.wrap_ra([360.0, -0.0, -1e-20, 720.5, -90.0, 359.5, np.nan])
     assert ra[:6].tolist() == [0.0, 0.0, 0.0, 0.5, 270.0, 359.5] and np.isnan(ra[6])
     assert not np.signbit(ra[:6]).any()
+
+
+def test_off_grid_redshifts_give_astropy_values_without_numpy_warnings():
+    """Huge, infinite and NaN redshifts are clamped before the grid arithmetic: no overflow
+    warning (the book turns warnings into errors); NaN stays NaN."""
+    import warnings
+
+    z = np.array([np.nan, np.inf, 1e200, 3.4e38, -0.5, 10.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = cosmology.comoving_distance(z)
+    ref = FlatLambdaCDM(H0=100, Om0=cosmology.OMEGA_M_DEFAULT, Tcmb0=0)
+    assert np.isnan(d[0])
+    np.testing.assert_allclose(d[1:], ref.comoving_distance(z[1:]).value, rtol=1e-12)

@@ -60,9 +60,16 @@ def _same(got, ref, err=""):
 
 @pytest.mark.parametrize("start,stop,block", [(0, N, 2**20), (5, 1999, 1000), (17, N, 4096),
                                               (N - 1, N, 100), (1000, 1001, 41)])
-def test_direct_reads_equal_buffered_reads_and_astropy(table, start, stop, block):
+def test_direct_reads_equal_buffered_reads_and_astropy(table, start, stop, block, monkeypatch):
     p, t, ref = table
+    calls = []
+    real = fitstable._Reader._direct
+    monkeypatch.setattr(fitstable._Reader, "_direct",
+                        lambda self, *a: calls.append(a[:2]) or real(self, *a))
     direct = fitstable.read_rows(t, start, stop, NAMES, block_bytes=block, direct=True)
+    # every block went through a direct read where the file system takes them
+    per_block = max(1, block // t.row_bytes)
+    assert len(calls) == (-(-(stop - start) // per_block) if _supports_direct(p) else 0)
     buffered = fitstable.read_rows(t, start, stop, NAMES, block_bytes=block, direct=False)
     _same(direct, ref[start:stop], "direct")
     _same(buffered, ref[start:stop], "buffered")
@@ -148,7 +155,8 @@ def test_truncated_file_is_reported_the_same_either_way(table, tmp_path, direct)
                             t.columns, t.header)
     ok = fitstable.read_rows(tc, 0, 1234, NAMES, block_bytes=3000, direct=direct)
     assert len(ok["ID"]) == 1234
-    with pytest.raises(FormatError, match=r"file truncated: rows 1\d\d\d\.\.\d+ need"):
+    with pytest.raises(FormatError, match=r"file truncated: rows 1\d\d\d\.\.\d+ need "
+                       r"\d+ bytes at offset \d+, the file has \d+ from there"):
         fitstable.read_rows(tc, 1100, 1300, NAMES, block_bytes=3000, direct=direct)
 
 
@@ -173,3 +181,20 @@ def test_convert_writes_the_same_tables_with_and_without_direct_reads(tmp_path):
             [("source_file", "ascending"), ("source_row", "ascending")])
     for name, t in tables[True].items():
         assert (t.num_rows or name == "rejects.parquet") and t.equals(tables[False][name]), name
+
+
+def test_an_error_while_a_read_ahead_runs_leaves_the_next_call_correct(table, tmp_path):
+    """A block that fails to decode (a string that is not UTF-8) while the next block is being
+    read ahead: the error names the column, and the same thread's next read is not corrupted
+    by the abandoned read-ahead writing into its buffers."""
+    p, t, ref = table
+    bad = tmp_path / "bad.fits"
+    raw = bytearray(p.read_bytes())
+    s_at = t.offset + 600 * t.row_bytes + t.dtype.fields["S"][1]
+    raw[s_at:s_at + 3] = b"\xff\xfe\xfd"
+    bad.write_bytes(bytes(raw))
+    tb = fitstable.TableHDU(str(bad), t.extname, t.offset, t.row_bytes, t.nrows, t.dtype,
+                            t.columns, t.header)
+    with pytest.raises(FormatError, match="'S'|S.*not UTF-8"):
+        fitstable.read_rows(tb, 0, N, NAMES, block_bytes=4100, direct=True)
+    _same(fitstable.read_rows(t, 0, N, NAMES, block_bytes=4100, direct=True), ref, "after")

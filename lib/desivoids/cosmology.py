@@ -83,10 +83,10 @@ def comoving_distance(z, omega_m: float = OMEGA_M_DEFAULT):
     zg, _, rg = _grid(float(omega_m))
     # linear interpolation on the uniform grid by index: the same values as np.interp (to
     # 1e-15 relative), 12x faster (its binary search was 9 ms per 1e5 redshifts, measured).
-    # fmax/fmin keep NaN out of the index (NaN gives index 0 and stays NaN through ``frac``);
-    # redshifts off the grid are replaced below.
-    u = zz * ((len(zg) - 1) / zg[-1])
-    j = np.fmin(np.fmax(u, 0.0), len(zg) - 2).astype(np.intp)
+    # Redshifts are clamped to the grid first (fmax turns NaN into 0; the factor zz keeps it
+    # NaN), so that no huge value overflows on the way; those off the grid are replaced below.
+    u = np.fmin(np.fmax(zz, 0.0), zg[-1]) * ((len(zg) - 1) / zg[-1])
+    j = np.minimum(u.astype(np.intp), len(zg) - 2)
     frac = u - j
     r0 = rg[j]
     out = zz * (r0 + frac * (rg[j + 1] - r0))

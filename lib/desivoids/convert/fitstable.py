@@ -14,12 +14,14 @@ distributed cluster) can read their own row range without sharing an open file.
 from __future__ import annotations
 
 import errno
+import fcntl
 import mmap
 import os
 import re
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -309,23 +311,28 @@ def read_rows(t: TableHDU, start: int, stop: int, names: list[str],
             upto = min(t.nrows, stop + max(0, ahead))
             f.willneed(t.offset + start * t.row_bytes, (upto - start) * t.row_bytes)
         spans = [(a, min(stop, a + per_block)) for a in range(start, stop, per_block)]
-        for (a, b), view in zip(spans, f.blocks([(t.offset + a * t.row_bytes,
-                                                  (b - a) * t.row_bytes) for a, b in spans])):
-            if view is None:
-                raise FormatError(t.path, t.extname, None,
-                                  f"file truncated: rows {a}..{b - 1} need "
-                                  f"{(b - a) * t.row_bytes} bytes at offset "
-                                  f"{t.offset + a * t.row_bytes}")
-            rec = np.frombuffer(view, dtype=t.dtype, count=b - a)
-            for c in cols:
-                raw = rec[c.name]
-                if c.code == "A":
-                    out[c.name].append(_convert(t, c, raw))
-                elif _plain(c):
-                    out[c.name][a - start:b - start] = raw  # swap (and widen) in one pass
-                else:
-                    out[c.name][a - start:b - start] = _convert(t, c, raw)
-            del rec, view
+        # closing(): the read ahead is waited for before the descriptor closes, whatever
+        # raises while a block is decoded
+        with closing(f.blocks([(t.offset + a * t.row_bytes, (b - a) * t.row_bytes)
+                               for a, b in spans])) as blocks:
+            for (a, b), view in zip(spans, blocks):
+                if view is None:
+                    size = os.fstat(f.fd).st_size
+                    raise FormatError(t.path, t.extname, None,
+                                      f"file truncated: rows {a}..{b - 1} need "
+                                      f"{(b - a) * t.row_bytes} bytes at offset "
+                                      f"{t.offset + a * t.row_bytes}, the file has "
+                                      f"{max(0, size - t.offset - a * t.row_bytes)} from there")
+                rec = np.frombuffer(view, dtype=t.dtype, count=b - a)
+                for c in cols:
+                    raw = rec[c.name]
+                    if c.code == "A":
+                        out[c.name].append(_convert(t, c, raw))
+                    elif _plain(c):
+                        out[c.name][a - start:b - start] = raw  # swap (and widen) in one pass
+                    else:
+                        out[c.name][a - start:b - start] = _convert(t, c, raw)
+                del rec, view
     for c in cols:
         if c.code == "A":
             ps = out[c.name]
@@ -446,8 +453,10 @@ class _Reader:
         return buf[skip:skip + nbytes] if got >= skip + nbytes else None
 
     def _buffered(self) -> None:
-        os.close(self.fd)
-        self.fd, self.direct = os.open(self.path, os.O_RDONLY), False
+        """Buffered reads from now on, on the same descriptor (the same file, whatever has
+        happened to its path since)."""
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        self.direct = False
 
 
 def _fill(fd: int, buf: memoryview, offset: int, align: int = 1) -> int:
