@@ -349,8 +349,8 @@ _buffers = threading.local()
 
 def _buffer(nbytes: int, which: int = 0) -> memoryview:
     """This thread's page-aligned read buffer ``which`` (0 or 1) of at least ``nbytes``, kept
-    between calls: a new buffer per call is fresh memory the kernel must fault in and zero
-    (half the convert's page faults, measured)."""
+    between calls: a new buffer per call would be fresh memory for the kernel to fault in and
+    zero, every block."""
     bufs = getattr(_buffers, "bufs", None)
     if bufs is None:
         bufs = _buffers.bufs = [None, None]
@@ -389,7 +389,7 @@ class _Reader:
     """
 
     def __init__(self, path: str, direct: bool):
-        self.path, self.direct, self.fd = path, False, None
+        self.direct, self.fd = False, None
         if direct and hasattr(os, "O_DIRECT"):
             try:
                 self.fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
@@ -412,31 +412,36 @@ class _Reader:
     def blocks(self, spans: list[tuple[int, int]]) -> Iterator[memoryview | None]:
         """The bytes of each (offset, nbytes) span in turn, or None where the file ends first.
         A view is valid until the next one is asked for."""
-        pending = None
-        if self.direct and spans:  # this thread's two buffers, the pool's reads fill them
-            most = max(n for _, n in spans) + 2 * DIRECT_ALIGN
-            bufs = (_buffer(most, 0), _buffer(most, 1))
+        done = (yield from self._direct_blocks(spans)) if self.direct else 0
+        for offset, nbytes in spans[done:]:
+            buf = _buffer(nbytes)[:nbytes]
+            yield buf if _fill(self.fd, buf, offset) == nbytes else None
+
+    def _direct_blocks(self, spans: list[tuple[int, int]]) -> Iterator[memoryview | None]:
+        """Direct reads of the spans, the next one read by the pool while this one is used;
+        returns how many spans it gave, fewer than all when the file system refused a read
+        (the rest are then read buffered)."""
+        if not spans:
+            return 0
+        most = max(n for _, n in spans) + 2 * DIRECT_ALIGN
+        bufs = (_buffer(most, 0), _buffer(most, 1))  # this thread's: the pool's reads fill them
+        pending = _read_ahead_pool().submit(self._direct, *spans[0], bufs[0])
         try:
-            for i, (offset, nbytes) in enumerate(spans):
-                view = None
-                if self.direct:
-                    if pending is None:  # the first block
-                        pending = _read_ahead_pool().submit(self._direct, offset, nbytes, bufs[0])
-                    try:
-                        view, pending = pending.result(), None
-                    except OSError as exc:
-                        pending = None
-                        if exc.errno != errno.EINVAL:
-                            raise
-                        self._buffered()  # O_DIRECT accepted at open but not for reads
-                    else:
-                        if i + 1 < len(spans) and view is not None:
-                            pending = _read_ahead_pool().submit(self._direct, *spans[i + 1],
-                                                                bufs[(i + 1) % 2])
-                        yield view
-                        continue
-                buf = _buffer(nbytes)[:nbytes]
-                yield buf if _fill(self.fd, buf, offset) == nbytes else None
+            for i in range(len(spans)):
+                try:
+                    view = pending.result()
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self._buffered()  # O_DIRECT accepted at open but not for reads
+                    return i
+                finally:
+                    pending = None
+                if i + 1 < len(spans) and view is not None:
+                    pending = _read_ahead_pool().submit(self._direct, *spans[i + 1],
+                                                        bufs[(i + 1) % 2])
+                yield view
+            return len(spans)
         finally:
             if pending is not None:  # never leave a read writing into this thread's buffer
                 try:
