@@ -179,12 +179,15 @@ def _duplicates(tids: dict[str, list[np.ndarray]]) -> None:
     names = list(tids)
     if not names:
         return
-    arrays = [np.concatenate(tids[f]) if tids[f] else np.zeros(0, np.int64) for f in names]
-    allv = np.concatenate(arrays)
-    s = np.sort(allv)  # a plain sort answers "any duplicate?"; locate them only if so
+    # a plain sort in place answers "any duplicate?"; they are located only if so. One new
+    # array, not three: fresh memory is dear here (52 MB faulted in took 0.1 s, measured)
+    s = np.concatenate([a for f in names for a in tids[f]] or [np.zeros(0, np.int64)])
+    s.sort()
     if not (s[1:] == s[:-1]).any():
         return
     del s
+    arrays = [np.concatenate(tids[f]) if tids[f] else np.zeros(0, np.int64) for f in names]
+    allv = np.concatenate(arrays)
     fidx = np.concatenate([np.full(a.size, i, np.int32) for i, a in enumerate(arrays)])
     rowi = np.concatenate([np.arange(a.size, dtype=np.int64) for a in arrays])
     order = np.argsort(allv, kind="stable")
@@ -263,6 +266,7 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                          f"files{where}")
     ledger = Ledger()
     with staged(out_dir) as tmp, ThreadPoolExecutor(2) as background:
+        warm = background.submit(cosmology.astropy_cosmology)  # its import, with the headers
         # ---- the FastSpecFit headers, and the DESIVAST primary headers (OMEGAM) -----------
         errors: list[FormatError] = []
         plans = []
@@ -303,8 +307,11 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         lap("desivast" if vast_job is None else "headers")
         # ---- FastSpecFit -----------------------------------------------------------------
         om, om_source = _omega_m(primaries, omega_m)
-        # the distance grid (and astropy.cosmology's import) while the first chunks read
-        background.submit(cosmology.comoving_distance, 0.1, om)
+        # the distance grid before any chunk starts: astropy.cosmology's import (started with
+        # the headers) holds the GIL for ~0.7 s. Run beside the chunks' dozen threads it cost
+        # the DR1-scale convert 1.5-2 s of their progress; waited for here, ~0.8 s (measured)
+        warm.result()
+        cosmology.comoving_distance(0.1, om)
         gdir = tmp / "galaxies"
         gdir.mkdir()
         lap("plan")
@@ -388,7 +395,9 @@ def _written_counts(d: Path) -> dict[tuple[str, str], int]:
     """{(table, source_file): rows} as found in the Parquet files actually written."""
     out: dict[tuple[str, str], int] = {}
     for name in ("voids", "holes", "zonevoid", "galzone"):
-        t = pq.read_table(d / f"{name}.parquet", columns=["source_file"])
+        # read as the dictionary it is stored as: counting 2e6 strings took 0.15 s (measured)
+        t = pq.read_table(d / f"{name}.parquet", columns=["source_file"],
+                          read_dictionary=["source_file"])
         for vc in pc.value_counts(t.column("source_file")).to_pylist():
             out[(name, vc["values"])] = int(vc["counts"])
     for part in sorted((d / "galaxies").glob("part-*.parquet")):
