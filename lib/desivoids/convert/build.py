@@ -266,7 +266,10 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                          f"files{where}")
     ledger = Ledger()
     with staged(out_dir) as tmp, ThreadPoolExecutor(2) as background:
-        warm = background.submit(cosmology.astropy_cosmology)  # its import, with the headers
+        # the chunks' distances are computed in this process only by the local threads (or
+        # synchronous) scheduler: worker processes make their own grid
+        here = not scheduler_address and scheduler in ("threads", "synchronous")
+        warm = background.submit(cosmology.astropy_cosmology) if here else None  # its import
         # ---- the FastSpecFit headers, and the DESIVAST primary headers (OMEGAM) -----------
         errors: list[FormatError] = []
         plans = []
@@ -310,8 +313,9 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         # the distance grid before any chunk starts: astropy.cosmology's import (started with
         # the headers) holds the GIL for ~0.7 s. Run beside the chunks' dozen threads it cost
         # the DR1-scale convert 1.5-2 s of their progress; waited for here, ~0.8 s (measured)
-        warm.result()
-        cosmology.comoving_distance(0.1, om)
+        if warm is not None:
+            warm.result()
+            cosmology.comoving_distance(0.1, om)
         gdir = tmp / "galaxies"
         gdir.mkdir()
         lap("plan")
