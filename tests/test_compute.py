@@ -28,3 +28,15 @@ def test_the_local_scheduler_does_not_import_dask_distributed():
             "print('distributed' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_in_this_process_knows_every_local_scheduler_name():
+    """Tasks of the threads and synchronous schedulers (any of dask's names) run here; those
+    of worker processes or a cluster do not."""
+    from desivoids import compute
+
+    for name in ("threads", "Threading", "synchronous", "sync", "single-threaded"):
+        assert compute.in_this_process(name)
+    assert not compute.in_this_process("processes")
+    assert not compute.in_this_process("multiprocessing")
+    assert not compute.in_this_process("threads", "tcp://127.0.0.1:8786")

@@ -48,14 +48,24 @@ def compute(tasks: list, c=None, *, scheduler: str = "threads", num_workers: int
     return dask.compute(*tasks, scheduler=c)
 
 
+_THREADS = ("threads", "threading")
+_SYNC = ("synchronous", "sync", "single-threaded")
+
+
+def in_this_process(scheduler: str, scheduler_address: str = "") -> bool:
+    """Whether tasks run in this process (a local threads or synchronous scheduler), so that
+    state prepared here (e.g. a cached distance grid) is the tasks' own."""
+    return not scheduler_address and scheduler.lower() in _THREADS + _SYNC
+
+
 def _local_get(scheduler: str) -> Callable:
     """dask's local scheduler of that name: threads, processes or synchronous."""
     name = scheduler.lower()
-    if name in ("threads", "threading"):
+    if name in _THREADS:
         from dask.threaded import get
     elif name in ("processes", "multiprocessing"):
         from dask.multiprocessing import get
-    elif name in ("synchronous", "sync", "single-threaded"):
+    elif name in _SYNC:
         from dask.local import get_sync as get
     else:
         raise ValueError(f"unknown Dask local scheduler {scheduler!r}: expected threads, "

@@ -268,8 +268,8 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
     with staged(out_dir) as tmp, ThreadPoolExecutor(2) as background:
         # the chunks' distances are computed in this process only by the local threads (or
         # synchronous) scheduler: worker processes make their own grid
-        here = not scheduler_address and scheduler in ("threads", "synchronous")
-        warm = background.submit(cosmology.astropy_cosmology) if here else None  # its import
+        warm = (background.submit(cosmology.astropy_cosmology)  # its import
+                if compute.in_this_process(scheduler, scheduler_address) else None)
         # ---- the FastSpecFit headers, and the DESIVAST primary headers (OMEGAM) -----------
         errors: list[FormatError] = []
         plans = []
