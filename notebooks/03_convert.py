@@ -37,14 +37,14 @@
 data_dir: str = "data/mock"  # run folder (reads acquire/raw, writes convert/)
 input_dir: str = ""  # folder of FITS files to read; empty: what acquire verified
 extra_columns: list = []  # more FastSpecFit columns to keep (FITS names, any HDU), e.g. ["EBV"]
-chunk_rows: int = 100000  # rows per Dask task and Parquet row group
-scheduler: str = "threads"  # Dask local scheduler: threads, processes or synchronous
+chunk_rows: int = 100000  # [1000, 100000000] rows per Dask task and Parquet row group
+scheduler: str = "threads"  # {threads, processes, synchronous} Dask local scheduler
 scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
-num_workers: int = 0  # local Dask workers (0: two threads or one process per core)
-fastspec_version: str = "auto"  # auto (v3.0 if present, else v2.1), v3.0 or v2.1
-omega_m: float = 0.0  # Omega_m for distances (0: OMEGAM from the DESIVAST headers)
+num_workers: int = 0  # [0, 256] local Dask workers (0: two threads or one process per core)
+fastspec_version: str = "auto"  # {auto, v3.0, v2.1} auto: v3.0 if present, else v2.1
+omega_m: float = 0.0  # [0, 1) Omega_m for distances (0: OMEGAM from the DESIVAST headers)
 strict: bool = False  # True: a row that would be rejected stops the stage instead
-compression: str = "lz4"  # Parquet codec: lz4 (fastest here), none, snappy, zstd
+compression: str = "lz4"  # {lz4, none, snappy, zstd} Parquet codec (lz4 the fastest here)
 direct_io: bool = True  # read the FITS rows around the page cache (O_DIRECT) where possible
 
 # %%

@@ -36,7 +36,7 @@
 data_dir: str = "data/mock"  # run folder (reads convert/, writes load/ and the database)
 db_url: str = ""  # database URL; empty: the run's SQLite file (<data_dir>/database/desivoids.sqlite)
 force: bool = False  # reload every table even when its Parquet input is unchanged
-sky_index: str = "auto"  # PostgreSQL cone index: auto (q3c when available), q3c or blocks
+sky_index: str = "auto"  # {auto, q3c, blocks} PostgreSQL cone index (auto: q3c when available)
 
 # %%
 import matplotlib.pyplot as plt

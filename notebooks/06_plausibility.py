@@ -36,15 +36,15 @@ from desivoids.formats import TRACER_SELECTION
 
 data_dir: str = "data/mock"  # run folder (reads convert/, writes plausibility/ and the selection table)
 db_url: str = ""  # database URL; empty: the run's SQLite file
-survey: str = TRACER_SELECTION["SURVEY"]  # SURVEY kept
-program: str = TRACER_SELECTION["PROGRAM"]  # PROGRAM kept
-bgs_bit: str = TRACER_SELECTION["BGS_TARGET_BIT"]  # bit of BGS_TARGET required (desitarget's bgs_mask name)
-spectype: str = TRACER_SELECTION["SPECTYPE"]  # SPECTYPE kept
-zwarn: int = TRACER_SELECTION["ZWARN"]  # ZWARN value kept (0: no redrock warning)
-min_deltachi2: float = TRACER_SELECTION["DELTACHI2_GT"]  # kept: DELTACHI2 above this
-zmin: float = 0.0  # kept: Z above this
-zlimu: float | None = None  # kept: Z at most this; None: ZLIMU of the DESIVAST headers
-maglim: float | None = None  # kept: M_r at most this; None: MAGLIM of the DESIVAST headers
+survey: str = TRACER_SELECTION["SURVEY"]  # {main, sv1, sv2, sv3, special, cmx} SURVEY kept
+program: str = TRACER_SELECTION["PROGRAM"]  # {bright, dark, backup, other} PROGRAM kept
+bgs_bit: str = TRACER_SELECTION["BGS_TARGET_BIT"]  # {BGS_FAINT, BGS_BRIGHT, BGS_WISE, BGS_FAINT_HIP, BGS_FAINT_NORTH, BGS_BRIGHT_NORTH, BGS_WISE_NORTH, BGS_FAINT_SOUTH, BGS_BRIGHT_SOUTH, BGS_WISE_SOUTH} bit of BGS_TARGET required (desitarget's bgs_mask name)
+spectype: str = TRACER_SELECTION["SPECTYPE"]  # {GALAXY, QSO, STAR} SPECTYPE kept
+zwarn: int = TRACER_SELECTION["ZWARN"]  # [0, inf) ZWARN value kept (0: no redrock warning)
+min_deltachi2: float = TRACER_SELECTION["DELTACHI2_GT"]  # [0, inf) kept: DELTACHI2 above this
+zmin: float = 0.0  # [0, 7) kept: Z above this
+zlimu: float | None = None  # (0, 7] kept: Z at most this; None: ZLIMU of the DESIVAST headers
+maglim: float | None = None  # [-30, 0] kept: M_r at most this; None: MAGLIM of the DESIVAST headers
 
 # %%
 import matplotlib.pyplot as plt

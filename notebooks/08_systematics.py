@@ -42,10 +42,10 @@ data_dir: str = "data/mock"  # run folder (reads plausibility/ and environment/,
 mass_edges: list = [9.5, 10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5, 12.0]  # log M* bin edges for the matching
 n_patches: dict = {"NGC": 32, "SGC": 12}  # equal-area HEALPix jackknife patches per cap
 regression: bool = True  # also fit the logistic regression (the slow part)
-spline_df: int = 4  # degrees of freedom of the B-spline in log M*
-alpha: float = 0.05  # 1 - confidence of every interval
+spline_df: int = 4  # [3, 12] degrees of freedom of the B-spline in log M*
+alpha: float = 0.05  # (0, 0.5) 1 - confidence of every interval
 scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
-num_workers: int = 0  # local Dask workers (0: all cores)
+num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
 
 # %%
 import matplotlib.pyplot as plt

@@ -30,8 +30,8 @@
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (reads every stage's outputs, writes release/<version>/)
 version: str = "v1"  # the release's folder name
-sample_size: int = 10000  # rows of sample_10k
-sample_seed: int = 20251201  # seed of sample_10k's random subset
+sample_size: int = 10000  # [0, 100000000] rows of sample_10k
+sample_seed: int = 20251201  # [0, 4294967295] seed of sample_10k's random subset
 
 # %%
 import matplotlib.pyplot as plt

@@ -113,3 +113,58 @@ def test_a_notebook_the_markers_do_not_settle_goes_to_jupytext(tmp_path):
     one.write_text(head + '# %% [markdown]\n# intro\n\n# %% tags=["parameters"]\n'
                    'x: int = 1  # help\n\n\n# %%\nprint(x)\n')
     assert parameters_cell(one) == "x: int = 1  # help"
+
+
+# ------------------------------------------------------------------------------ domains
+def test_a_domain_is_read_from_the_start_of_the_help_comment():
+    d = params.Domain.parse("[1, inf) rows per chunk")
+    assert d.contains(1) and d.contains(10 ** 9) and not d.contains(0) and not d.contains(-5)
+    assert str(d) == "[1, inf)"
+    d = params.Domain.parse("(0, 0.5) 1 - confidence")
+    assert not d.contains(0) and not d.contains(0.5) and d.contains(0.05)
+    assert not d.contains(float("nan")) and not d.contains(True) and d.contains(None)
+    d = params.Domain.parse("{threads, processes} scheduler")
+    assert d.contains("threads") and not d.contains("thread") and str(d) == "one of {threads, processes}"
+    assert params.Domain.parse("rows per chunk [1, 2]") is None  # only at the start
+
+
+def test_every_number_and_every_word_list_of_every_stage_has_a_domain_holding_its_default():
+    missing, outside = [], []
+    for stage in STAGES.values():
+        for d in params.declared_parameters(stage).values():
+            numeric = set(d.types) - {type(None)} <= {int, float} and d.types
+            if numeric and d.domain is None:
+                missing.append(f"{stage.name}.{d.name}")
+            if d.domain is not None and not d.domain.contains(d.default):
+                outside.append(f"{stage.name}.{d.name}={d.default!r} not in {d.domain}")
+    assert not missing, f"numeric parameters without a declared domain: {missing}"
+    assert not outside, outside
+
+
+def test_the_bgs_bit_domain_is_desitargets_bit_names():
+    from desivoids import formats
+
+    d = params.declared_parameters(STAGES["plausibility"])["bgs_bit"].domain
+    assert set(d.choices) == set(formats.BGS_TARGET_BITS)
+
+
+@pytest.mark.parametrize("stage, name, value", [
+    ("convert", "chunk_rows", -5), ("convert", "compression", "gzipp"),
+    ("convert", "scheduler", "thread"), ("convert", "omega_m", 3.0),
+    ("plausibility", "survey", "mian"), ("plausibility", "zmin", -1.0),
+    ("systematics", "alpha", 0.0), ("acquire", "workers", 0), ("environment", "randoms", 0),
+])
+def test_a_value_outside_its_domain_is_refused_by_file_command_line_and_library(
+        tmp_path, capsys, stage, name, value):
+    from desivoids import stagecli
+
+    f = write(tmp_path, f"data_dir: {tmp_path / 'd'}\nstages: {{{stage}: {{{name}: {value!r}}}}}\n")
+    with pytest.raises(params.ParamsError, match=rf"stages\.{stage}\.{name}: .* outside its domain"):
+        params.load(f)
+    rc = stagecli.main(STAGES[stage], ["-p", "data_dir", str(tmp_path / "d"), "-p", name, str(value)])
+    err = capsys.readouterr().err
+    assert rc == 2 and name in err and str(value) in err and "domain" in err, err
+    with pytest.raises(params.ParamsError, match=rf"desivoids\.{stage}\.run\.{name}: "):
+        STAGES[stage].entry()(data_dir=str(tmp_path / "lib"), **{name: value})
+    assert not (tmp_path / "d").exists() and not (tmp_path / "lib").exists(), \
+        "refused before anything ran"

@@ -170,7 +170,11 @@ def test_notebook_cli_and_library_declare_the_same_parameters(name):
     sample = {str: "x", bool: "true", int: "3", float: "2.5", list: "[a, b]", dict: "{a: 1}"}
     for d in declared.values():
         assert d.name in helptext and d.help in helptext
-        got = stagecli.parse(stage, ["-p", d.name, sample[d.types[0]]])
+        value = sample[d.types[0]]
+        if d.domain is not None:  # a value its declared domain allows
+            value = (d.domain.choices[-1] if d.domain.choices
+                     else "null" if d.default is None else str(d.default))
+        got = stagecli.parse(stage, ["-p", d.name, value])
         assert list(got) == [d.name]
     with pytest.raises(P.ParamsError, match="unknown parameter"):
         stagecli.parse(stage, ["-p", "no_such_parameter", "1"])

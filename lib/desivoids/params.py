@@ -13,12 +13,20 @@ Run-level parameters (``data_dir``, ``db_url``, ``scheduler_address``) are set o
 of a params file and given to every stage that declares them; a stage section may not set them.
 papermill only warns on an unknown parameter, so a misspelt name would silently run with the
 default; here it is an error naming the file and the key.
+
+Domains. A number's or a word's help comment starts with the values it may take: an interval
+(``[1, inf) rows per chunk``, brackets closed or open as in mathematics) or a set of words
+(``{threads, processes, synchronous} Dask local scheduler``). A value outside its domain is
+refused before anything runs (exit 2), by the command line, a params file and the library's
+``run`` alike (:func:`checked`); ``None``, where a parameter allows it, is always accepted.
 """
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import io
+import math
 import re
 import tokenize
 from dataclasses import dataclass, field
@@ -50,6 +58,60 @@ def is_path(name: str) -> bool:
     return name.endswith(PATH_SUFFIXES)
 
 
+#: A domain at the start of a help comment: ``[lo, hi]`` (either end open with ``(`` or ``)``)
+#: or ``{word, word, ...}``.
+_INTERVAL = re.compile(r"^([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])")
+_CHOICES = re.compile(r"^\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a parameter may take: an interval of numbers or a set of words."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, help_text: str) -> "Domain | None":
+        """The domain that starts ``help_text``, or None when it starts with none."""
+        m = _CHOICES.match(help_text)
+        if m:
+            return cls(choices=tuple(w.strip() for w in m.group(1).split(",") if w.strip()))
+        m = _INTERVAL.match(help_text)
+        if m:
+            try:
+                lo, hi = float(m.group(2)), float(m.group(3))
+            except ValueError:
+                return None
+            return cls(lo, hi, m.group(1) == "(", m.group(4) == ")")
+        return None
+
+    def contains(self, value: Any) -> bool:
+        if value is None:
+            return True
+        if self.choices:
+            return isinstance(value, str) and value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if math.isnan(value):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        if self.choices:
+            return "one of {" + ", ".join(self.choices) + "}"
+
+        def num(v):
+            return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
+        return (f"{'(' if self.lo_open else '['}{num(self.lo)}, "
+                f"{num(self.hi)}{')' if self.hi_open else ']'}")
+
+
 @dataclass(frozen=True)
 class Declared:
     """One parameter as the notebook declares it."""
@@ -58,6 +120,17 @@ class Declared:
     types: tuple[type, ...]  # accepted Python types; empty means any
     default: Any
     help: str = ""
+
+    @property
+    def domain(self) -> Domain | None:
+        """The values allowed, from the start of the help comment (None: any of its type)."""
+        return Domain.parse(self.help)
+
+    def check_domain(self, value: Any, where: str) -> None:
+        """Raise ParamsError naming ``where``, the parameter, the value and the domain."""
+        d = self.domain
+        if d is not None and not d.contains(value):
+            raise ParamsError(f"{where}.{self.name}: {value!r} is outside its domain {d}")
 
     @property
     def path(self) -> bool:
@@ -175,9 +248,29 @@ def validate(stage: Stage, values: dict[str, Any], where: str) -> dict[str, Any]
         if not check_type(value, d.types):
             raise ParamsError(f"{where}.{key}: must be {d.type_name}, got {type(value).__name__} "
                               f"{value!r}")
+        d.check_domain(value, where)
         out[key] = float(value) if float in d.types and isinstance(value, int) and \
             not isinstance(value, bool) and int not in d.types else value
     return out
+
+
+def checked(stage_name: str):
+    """Decorate a stage's ``run``: every argument is checked against its declared domain before
+    anything runs, so a notebook or a library call refuses ``chunk_rows=-5`` as the command line
+    does (types are the caller's business here: the library takes Path for str, and so on)."""
+    def wrap(run):
+        sig = inspect.signature(run)
+
+        @functools.wraps(run)
+        def checked_run(*args, **kwargs):
+            declared = declared_parameters(STAGES[stage_name])
+            bound = sig.bind(*args, **kwargs)
+            for name, value in bound.arguments.items():
+                if name in declared:
+                    declared[name].check_domain(value, f"desivoids.{stage_name}.run")
+            return run(*args, **kwargs)
+        return checked_run
+    return wrap
 
 
 def mock_parameters() -> dict[str, inspect.Parameter]:

@@ -32,6 +32,7 @@ from .fitscheck import hdus_end, incompleteness
 from .outputs import staged
 from .paths import RunLayout, display, resolve
 from .progress import bar
+from .params import checked
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz")
 BLOCK = 2880
@@ -272,6 +273,7 @@ class ReconResult:
         return "\n".join(lines)
 
 
+@checked("recon")
 def run(data_dir: str = "data/mock", input_dir: str = "", strict: bool = False,
         checksum: bool = True) -> ReconResult:
     """The recon stage: inventory ``input_dir`` (default: what acquire verified), publish it in

@@ -98,6 +98,9 @@ def main(stage: Stage, argv: list[str]) -> int:
         return EXIT_USAGE
     try:
         result = stage.entry()(**kwargs)
+    except UsageError as exc:  # a value the library refuses (its declared domain)
+        print(f"desivoids {stage.name}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except DesivoidsError as exc:
         print(f"desivoids {stage.name}: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -20,6 +20,7 @@ from .plan import Listings, Plan, Planned, plan, requests_for
 from .sources import Source, make_source
 from .spectra import Selection, SpectraSummary, convert_all, find_pairs, pairs_from_manifest
 from .transfer import Options, Summary, Transfer, _human
+from ..params import checked
 
 #: bytes/s assumed for the time estimate until a transfer into this manifest has been measured
 ASSUMED_RATE = 20e6
@@ -237,6 +238,7 @@ class AcquireResult:
         return "\n".join(parts)
 
 
+@checked("acquire")
 def run(data_dir: str = "data/mock", source: str = "", s3_endpoint: str = "",
         sets: Sequence[str] = ("desivast", "fastspecfit"), desivast_version: str = "v1.0",
         fastspec_version: str = "v3.0", hp: Sequence[int] = (), tiles: Sequence[str] = (),

@@ -30,6 +30,7 @@ from .columns import METADATA_KEY, TABLES
 from ..errors import FormatError, InputError
 from .reconcile import Ledger, ReconciliationError
 from .rejects import reason_counts
+from ..params import checked
 
 __all__ = ["FASTSPEC_KINDS", "DESIVAST_KINDS", "discover", "run", "convert_files",
            "ConvertResult", "DEFAULT_CHUNK_ROWS"]
@@ -428,6 +429,7 @@ def _split_claims(ledger: Ledger, written: dict) -> dict[tuple[str, str], int]:
     return {k: v for k, v in written.items() if not k[0].startswith("rejects:")}
 
 
+@checked("convert")
 def run(data_dir: str = "data/mock", input_dir: str = "", extra_columns: list | tuple = (),
         chunk_rows: int = DEFAULT_CHUNK_ROWS, scheduler: str = "threads",
         scheduler_address: str = "", num_workers: int = 0, fastspec_version: str = "auto",

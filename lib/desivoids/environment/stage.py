@@ -33,6 +33,7 @@ from .flags import INTERIOR, NO_VOID, UNKNOWN, Assignment
 from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, assign_cap, assign_chunk,
                          build_catalogues, header_limits)
 from .summary import DR7_REFERENCE, agreement, footprint_randoms, fractions, void_counts
+from ..params import checked
 
 __all__ = ["run", "EnvironmentResult", "read_tables"]
 
@@ -134,6 +135,7 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
     return path
 
 
+@checked("environment")
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
         chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
         seed: int = 20251201) -> EnvironmentResult:

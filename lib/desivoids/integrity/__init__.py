@@ -31,6 +31,7 @@ from ..vastheaders import primary_headers
 from .checks import FAIL, PASS, WARN, Check, demote as _demote
 from .references import references
 from .tables import keys, nulls, ranges, reconciliation, types
+from ..params import checked
 
 __all__ = ["run", "IntegrityResult", "SCHEMA", "check_all"]
 
@@ -86,6 +87,7 @@ def _validated(doc: dict) -> dict:
     return doc
 
 
+@checked("integrity")
 def run(data_dir: str = "data/mock", db_url: str = "",
         max_null_fraction: dict = DEFAULT_MAX_NULL_FRACTION, z_range: list = (-0.01, 7.0),
         demote: list = ()) -> IntegrityResult:

@@ -37,6 +37,7 @@ from ..progress import bar
 from . import schema as S
 from .inputs import TableInput, discover
 from .spatial import NO_DISTANCE, make_blocks, morton_order, unit_vectors
+from ..params import checked
 
 __all__ = ["run", "load", "LoadResult", "TableResult", "DEFAULT_BLOCK_SIZE", "DEFAULT_BATCH_ROWS",
            "connect_target"]
@@ -321,6 +322,7 @@ def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_ro
     return result
 
 
+@checked("load")
 def run(data_dir: str = "data/mock", db_url: str = "", force: bool = False,
         sky_index: str = "auto") -> LoadResult:
     """The load stage: the convert stage's Parquet into the run's database (``db_url``, default

@@ -31,6 +31,7 @@ from ..outputs import staged, write_json
 from ..vastheaders import common_value, primary_headers
 from .findings import CATALOGUE, SAMPLE, findings
 from .selection import FAILED_FIT, SELECTION_COLUMNS, first_failed, tracer_cuts, waterfall
+from ..params import checked
 
 __all__ = ["run", "PlausibilityResult", "SAMPLE_COLUMNS"]
 
@@ -99,6 +100,7 @@ def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table) -> list[
     return out
 
 
+@checked("plausibility")
 def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY"],
         program: str = _TS["PROGRAM"], bgs_bit: str = _TS["BGS_TARGET_BIT"],
         spectype: str = _TS["SPECTYPE"], zwarn: int = _TS["ZWARN"],

@@ -37,6 +37,7 @@ from ..outputs import staged, write_json
 from . import columns as C
 from .provenance import citation, provenance, validate_citation
 from .figure import answer_figure
+from ..params import checked
 
 __all__ = ["run", "ReleaseResult", "PROMISED", "check_completeness"]
 
@@ -185,6 +186,7 @@ def check_completeness(folder: Path) -> list[dict]:
     return out
 
 
+@checked("release")
 def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 10000,
         sample_seed: int = 20251201) -> ReleaseResult:
     """The release stage (parameters as the notebook declares them)."""

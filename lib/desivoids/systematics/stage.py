@@ -29,6 +29,7 @@ from .compare import compare_void_wall
 from .jackknife import healpix_patches
 from .matching import binned_fractions
 from .quenched import DEFINITIONS, quenched
+from ..params import checked
 
 __all__ = ["run", "SystematicsResult", "VARIANTS", "result_paragraph"]
 
@@ -174,6 +175,7 @@ def result_paragraph(summary: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
+@checked("systematics")
 def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5, 10.75, 11.0,
                                                         11.25, 11.5, 12.0),
         n_patches: dict = {"NGC": 32, "SGC": 12}, regression: bool = True, spline_df: int = 4,
