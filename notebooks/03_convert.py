@@ -37,7 +37,7 @@
 data_dir: str = "data/mock"  # run folder (reads acquire/raw, writes convert/)
 input_dir: str = ""  # folder of FITS files to read; empty: what acquire verified
 extra_columns: list = []  # more FastSpecFit columns to keep (FITS names, any HDU), e.g. ["EBV"]
-chunk_rows: int = 100000  # [1000, 100000000] rows per Dask task and Parquet row group
+chunk_rows: int = 100000  # [1, 100000000] rows per Dask task and Parquet row group
 scheduler: str = "threads"  # {threads, processes, synchronous} Dask local scheduler
 scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
 num_workers: int = 0  # [0, 256] local Dask workers (0: two threads or one process per core)

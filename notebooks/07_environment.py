@@ -38,7 +38,7 @@
 data_dir: str = "data/mock"  # run folder (reads convert/ and plausibility/, writes environment/)
 db_url: str = ""  # database URL; empty: the run's SQLite file
 scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
-chunk_rows: int = 1000000  # [1000, 100000000] galaxies per Dask task
+chunk_rows: int = 1000000  # [1, 100000000] galaxies per Dask task
 num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
 randoms: int = 200000  # [1000, 100000000] random points per cap for the volume fractions
 seed: int = 20251201  # [0, 4294967295] seed of the random points

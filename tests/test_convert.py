@@ -357,3 +357,18 @@ def test_layout_version_is_read_from_the_file_name_first():
                       "fastspec-iron-main-bright-nside1-hp03.fits") == "v3.0"
     assert version_of("/data/v2.x/fastspec-iron-main-bright-nside1-hp03.fits") == "v3.0"
     assert version_of("dr1/vac/dr1/fastspecfit/iron/v2.1/catalogs/fastspec-iron-main-bright.fits") == "v2.1"
+
+
+def test_rows_never_read_fail_the_reconciliation(sky, tmp_path, monkeypatch):
+    """The rows in are the FITS header's NAXIS2, not the sum of the chunks: a chunking that
+    skips rows (as chunk_rows -5 once did, publishing an empty table with exit 0) cannot balance."""
+    from desivoids.convert import fastspecfit
+    from desivoids.convert.reconcile import ReconciliationError
+
+    d, _, _ = sky
+    shutil.copytree(d / "raw", tmp_path / "raw")
+    every = fastspecfit.chunks
+    monkeypatch.setattr(fastspecfit, "chunks", lambda plan, n: every(plan, n)[:-1])
+    with pytest.raises(ReconciliationError, match="rows read vs rows in the source's header"):
+        convert_dir(tmp_path, chunk_rows=64, scheduler="synchronous")
+    assert not (tmp_path / "convert").exists(), "nothing published"

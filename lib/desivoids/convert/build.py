@@ -354,9 +354,9 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                 ledger.notes.setdefault("file_notes", {})[pl.source_file] = list(pl.notes)
         ledger.notes["empty_files"] = [pl.source_file for pl in plans if pl.nrows == 0]
         tids: dict[str, list[np.ndarray]] = {pl.source_file: [] for pl in plans}
-        for pl in plans:
-            ledger.add("galaxies", pl.source_file, "+".join(fastspecfit.VERSIONS[pl.version]),
-                       0, 0)
+        for pl in plans:  # the header's NAXIS2, not the chunks, says how many rows there are
+            ledger.expect("galaxies", pl.source_file, "+".join(fastspecfit.VERSIONS[pl.version]),
+                          pl.nrows)
         for res in results:
             pl_hdus = next(pl for pl in plans if pl.source_file == res.source_file)
             ledger.add("galaxies", res.source_file,

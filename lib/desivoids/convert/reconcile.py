@@ -1,7 +1,9 @@
 """Row accounting: for each source file, HDU and output table, rows in = rows out + rejected.
 
-The ledger is filled while converting and then checked twice: arithmetically (every entry must
-balance exactly) and against the files actually written (Parquet row counts per source file must
+The ledger is filled while converting and then checked three times: against the source's own
+row count (each FITS HDU's NAXIS2, recorded by :meth:`Ledger.expect` before any row is read,
+so rows that were never read cannot pass as rows that never existed), arithmetically (every
+entry must balance exactly) and against the files actually written (Parquet row counts per source file must
 equal the ``rows_out`` claimed). Either failure raises: a conversion that cannot account for every
 row is not allowed to publish its output.
 """
@@ -43,6 +45,14 @@ class Ledger:
     entries: dict[tuple[str, str, str], Entry] = field(default_factory=dict)
     skipped_hdus: list[dict] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
+    #: (table, source_file, hdu) -> rows the source says it holds (its header)
+    source_rows: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def expect(self, table: str, source_file: str, hdu: str, rows: int) -> None:
+        """The rows the source's header declares: what the entry's rows_in must add up to."""
+        key = (table, source_file, hdu)
+        self.entries.setdefault(key, Entry(table, source_file, hdu))
+        self.source_rows[key] = self.source_rows.get(key, 0) + int(rows)
 
     def add(self, table: str, source_file: str, hdu: str, rows_in: int, rows_out: int,
             rejected: dict[str, int] | None = None) -> None:
@@ -62,6 +72,10 @@ class Ledger:
 
         ``written`` maps (table, source_file) to the row count found in the output files.
         """
+        unread = {f"{k[0]}:{k[1]}:{k[2]}": (self.entries[k].rows_in, n)
+                  for k, n in self.source_rows.items() if self.entries[k].rows_in != n}
+        if unread:
+            raise ReconciliationError(f"rows read vs rows in the source's header: {unread}")
         bad = [e for e in self.entries.values() if not e.balanced]
         if bad:
             raise ReconciliationError(f"unbalanced: {[asdict(e) for e in bad]}")
