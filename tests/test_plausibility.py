@@ -157,3 +157,13 @@ def test_physical_ranges_are_findings_with_counts(run_copy):
     assert set(f.population) == {"catalogue", "sample"}
     report = json.loads((run_copy / "plausibility" / "report.json").read_text())
     assert report["schema_version"] == 1 and report["findings"] == result.report["findings"]
+
+
+@pytest.mark.parametrize("kwargs, cut", [({"zmin": 0.3}, "z"), ({"survey": "sv2"}, "survey")])
+def test_an_empty_selection_is_this_stages_error_naming_the_cut(run_copy, kwargs, cut):
+    """zmin above ZLIMU, or a survey no row has, once selected 0 tracers with exit 0."""
+    from desivoids.errors import StageError
+
+    with pytest.raises(StageError, match=rf"keeps no tracers .* the cut '{cut}\w*'"):
+        plausibility.run(data_dir=str(run_copy), **kwargs)
+    assert not (run_copy / "plausibility").exists(), "nothing published"

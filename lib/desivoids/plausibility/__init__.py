@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .. import formats, paths
+from ..errors import StageError
 from ..load.tables import publish_table
 from ..outputs import staged, write_json
 from ..vastheaders import common_value, primary_headers
@@ -100,6 +101,21 @@ def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table) -> list[
     return out
 
 
+def _require_rows(first: np.ndarray, cuts: list, n_tracer_cuts: int) -> None:
+    """An empty tracer selection or sample is this stage's error (a misspelt ``survey`` or a
+    ``zmin`` above ZLIMU once passed with exit 0 and failed two stages later): name the cut that
+    removed the last rows."""
+    for what, n_cuts in (("tracers", n_tracer_cuts), ("sample", len(cuts))):
+        if int(np.count_nonzero(first >= n_cuts)) == 0:
+            counts = np.bincount(first, minlength=len(cuts) + 1)[:n_cuts]
+            last = next((cuts[i] for i in range(n_cuts - 1, -1, -1) if counts[i]), None)
+            why = (f"the cut {last.name!r} ({last.description}) removed the last "
+                   f"{int(counts[cuts.index(last)]):,} rows" if last is not None
+                   else "the catalogue has no rows")
+            raise StageError(f"the selection keeps no {what} of {len(first):,} rows: {why}; "
+                             "check the selection parameters")
+
+
 @checked("plausibility")
 def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY"],
         program: str = _TS["PROGRAM"], bgs_bit: str = _TS["BGS_TARGET_BIT"],
@@ -143,6 +159,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     sample_table = pa.concat_tables(sample_parts) if sample_parts else None
     first = np.concatenate(firsts) if firsts else np.zeros(0, np.int16)
     caps = np.concatenate(caps_all) if caps_all else np.zeros(0, str)
+    _require_rows(first, cuts, n_tracer_cuts)
     cat_cols = {c: np.concatenate(v) if v else np.zeros(0) for c, v in catalogue.items()}
     samp_cols = ({c: sample_table.column(c).to_numpy(zero_copy_only=False).astype(float)
                   for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z", "absmag01_sdss_u",
