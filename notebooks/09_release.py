@@ -32,6 +32,7 @@ data_dir: str = "data/mock"  # run folder (reads every stage's outputs, writes r
 version: str = "v1"  # the release's folder name
 sample_size: int = 10000  # [0, 100000000] rows of sample_10k
 sample_seed: int = 20251201  # [0, 4294967295] seed of sample_10k's random subset
+allow_failed_integrity: bool = False  # release although the run's integrity stage failed (README, provenance and CITATION say so)
 
 # %%
 import matplotlib.pyplot as plt
@@ -43,7 +44,7 @@ from desivoids import release
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 80)
 result = release.run(data_dir=data_dir, version=version, sample_size=sample_size,
-                     sample_seed=sample_seed)
+                     sample_seed=sample_seed, allow_failed_integrity=allow_failed_integrity)
 print(result)
 
 # %% [markdown]

@@ -51,7 +51,7 @@ def test_every_promised_file_is_complete_and_sha256sum_agrees(released):
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     listed = {line.split("  ", 1)[1] for line in (out / "SHA256SUMS").read_text().splitlines()}
-    assert listed == set(release.PROMISED) - {"SHA256SUMS"}
+    assert listed == set(release.PROMISED) - {"SHA256SUMS"} | {"completeness.json"}
     for name in C.TABLES:
         assert pq.read_schema(out / name).names == [c.name for c in C.TABLES[name][0]]
 
@@ -83,7 +83,9 @@ def test_citation_and_provenance(released):
     assert all(len(f["sha256"]) == 64 for f in prov["inputs"]["files"])
     assert prov["software"]["desivoids"] and prov["software"]["numpy"]
     assert set(prov["git"]) == {"commit", "dirty"}
-    assert prov["parameters"]["release"] == {"version": "v1", "sample_size": 500, "sample_seed": 7}
+    assert prov["parameters"]["release"] == {"version": "v1", "sample_size": 500, "sample_seed": 7,
+                                             "allow_failed_integrity": False}
+    assert prov["integrity"]["status"] == "passed"
     assert "systematics" in prov["parameters"]["stages"]
 
 
@@ -155,3 +157,27 @@ def test_an_inconsistent_artefact_fails_the_stage_and_keeps_the_previous_release
 def test_a_missing_input_report_names_the_stage(tmp_path):
     with pytest.raises(InputError, match="integrity"):
         release.run(data_dir=str(tmp_path / "empty"))
+
+
+def test_a_release_is_refused_while_integrity_failed_unless_allowed_and_then_says_so(
+        analysed, tmp_path):
+    """release once packaged a failed integrity report with exit 0."""
+    import json
+
+    d = tmp_path / "run"
+    shutil.copytree(analysed, d, ignore=shutil.ignore_patterns("release"))
+    report = d / "integrity" / "report.json"
+    doc = json.loads(report.read_text())
+    doc["checks"][0]["status"] = "fail"
+    failed_id = doc["checks"][0]["id"]
+    report.write_text(json.dumps(doc))
+    with pytest.raises(StageError, match=rf"release refused: .*{failed_id}.*allow_failed_integrity"):
+        release.run(data_dir=str(d), sample_size=50)
+    assert not (d / "release").exists()
+    res = release.run(data_dir=str(d), sample_size=50, allow_failed_integrity=True)
+    assert all(r["ok"] for r in res.completeness)
+    assert failed_id in (res.out_dir / "README.md").read_text().split("\n\n")[1]
+    prov = json.loads((res.out_dir / "provenance.json").read_text())
+    assert prov["integrity"] == {"status": "failed", "failed_checks": [failed_id],
+                                 "released_anyway": True}
+    assert "integrity stage failed" in (res.out_dir / "CITATION.cff").read_text()

@@ -13,9 +13,15 @@
 - ``provenance.json``: parameters, every input file with its sha256, package versions, the git
   commit and whether the tree was dirty, each stage's run time (when ``desivoids run`` ran it);
 - ``CITATION.cff``, checked against the Citation File Format's schema;
+- ``README.md``: what the release holds and, when it was released although the run's integrity
+  stage failed (``allow_failed_integrity``), which checks failed;
 - ``SHA256SUMS`` (``sha256sum -c`` format) and ``completeness.json``: every promised file
   exists, reads, matches its checksum and has its documented columns. A missing or inconsistent
   artefact fails the stage, naming it, and the previous release is left as it was.
+  ``completeness.json`` is written last and then listed in ``SHA256SUMS`` too.
+
+A release is refused while the run's integrity report has a failed check, unless
+``allow_failed_integrity`` is set; the README, provenance and CITATION then say so.
 """
 from __future__ import annotations
 
@@ -45,7 +51,7 @@ __all__ = ["run", "ReleaseResult", "PROMISED", "check_completeness"]
 PROMISED = (*C.TABLES, "reports/integrity.json", "reports/plausibility.json",
             "reports/environment.json", "reports/systematics.json",
             "reports/systematics_summary.csv", "data_dictionary.md", "data_dictionary.json",
-            "figures/answer.png", "provenance.json", "CITATION.cff", "SHA256SUMS")
+            "figures/answer.png", "provenance.json", "CITATION.cff", "README.md", "SHA256SUMS")
 _REPORTS = {"reports/integrity.json": ("integrity", "report.json"),
             "reports/plausibility.json": ("plausibility", "report.json"),
             "reports/environment.json": ("environment", "report.json"),
@@ -188,7 +194,7 @@ def check_completeness(folder: Path) -> list[dict]:
 
 @checked("release")
 def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 10000,
-        sample_seed: int = 20251201) -> ReleaseResult:
+        sample_seed: int = 20251201, allow_failed_integrity: bool = False) -> ReleaseResult:
     """The release stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
     if not version or "/" in version or version.startswith("."):
@@ -197,6 +203,13 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         raise UsageError(f"version {version!r}: a folder name such as v1")
     for stage, name in _REPORTS.values():
         paths.require(layout.stage(stage) / name, stage)
+    integrity = integrity_status(layout.stage("integrity") / "report.json")
+    if integrity["failed_checks"] and not allow_failed_integrity:
+        raise StageError(f"release refused: the run's integrity stage failed "
+                         f"({', '.join(integrity['failed_checks'])}); fix the input or rerun "
+                         "integrity, or set allow_failed_integrity true to release it anyway "
+                         "(the README, provenance and CITATION then say so)")
+    integrity["released_anyway"] = bool(integrity["failed_checks"])
     out = layout.stage("release") / version
     with staged(out) as tmp:
         core = galaxies_core(layout)
@@ -217,17 +230,46 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         answer_figure(pq.read_table(layout.stage("systematics") / "summary.parquet").to_pandas(),
                       tmp / "figures" / "answer.png")
         prov = provenance(layout, {"version": version, "sample_size": sample_size,
-                                   "sample_seed": sample_seed})
+                                   "sample_seed": sample_seed,
+                                   "allow_failed_integrity": allow_failed_integrity})
+        prov["integrity"] = integrity
         write_json(tmp / "provenance.json", prov)
         (tmp / "CITATION.cff").write_text(citation(version, prov))
+        (tmp / "README.md").write_text(_readme(version, dictionary, integrity))
         (tmp / "SHA256SUMS").write_text(_sumfile(tmp))
         completeness = check_completeness(tmp)
         write_json(tmp / "completeness.json", completeness)
+        with (tmp / "SHA256SUMS").open("a") as f:  # the report on the files is checksummed too
+            f.write(f"{sha256_file(tmp / 'completeness.json')}  completeness.json\n")
         bad = [r for r in completeness if not r["ok"]]
         if bad:
             raise StageError("release: incomplete, nothing published: " + "; ".join(
                 f"{r['file']}: {r['problem']}" for r in bad))
     return ReleaseResult(out, completeness, dictionary, prov)
+
+
+def integrity_status(report: Path) -> dict:
+    """The integrity report's verdict: the ids of its failed checks (demoted ones are warnings)."""
+    doc = json.loads(Path(report).read_text())
+    failed = [c["id"] for c in doc.get("checks", []) if c.get("status") == "fail"]
+    return {"status": "failed" if failed else "passed", "failed_checks": failed}
+
+
+def _readme(version: str, dictionary: list[dict], integrity: dict) -> str:
+    lines = [f"# desivoids release {version}", ""]
+    if integrity["failed_checks"]:
+        lines += ["**Released although the run's integrity stage failed** "
+                  f"(`allow_failed_integrity`): {', '.join(integrity['failed_checks'])}. "
+                  "See `reports/integrity.json` before using these tables.", ""]
+    lines += ["Galaxies in voids and walls, per void-finding algorithm. The files:", ""]
+    lines += [f"- `{t}`: {C.TABLES[t][1]}" for t in dict.fromkeys(r["table"] for r in dictionary)]
+    lines += ["- `reports/`: the integrity, plausibility, environment and systematics reports",
+              "- `data_dictionary.md`, `.json`: every column, its type, unit and source",
+              "- `figures/answer.png`: the result in one figure",
+              "- `provenance.json`, `CITATION.cff`: how it was made and how to cite it",
+              "- `SHA256SUMS`: check a copy with `sha256sum -c SHA256SUMS`;"
+              " `completeness.json`: the release's own check of every file", ""]
+    return "\n".join(lines)
 
 
 def _dictionary_md(rows: list[dict]) -> str:

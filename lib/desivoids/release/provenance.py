@@ -137,6 +137,10 @@ def citation(version: str, prov: dict) -> str:
              "url": "https://github.com/desihub/fastspecfit"},
         ],
     }
+    failed = (prov.get("integrity") or {}).get("failed_checks")
+    if failed:
+        doc["abstract"] = ("Released although the run's integrity stage failed: "
+                           + ", ".join(failed) + ". See reports/integrity.json.")
     return ("# The citation of this release (Citation File Format 1.2.0)\n"
             + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
