@@ -145,3 +145,17 @@ def test_a_distributed_cluster_gives_the_same_result(env_run, tmp_path):
     dispose_engines()
     a, b = _assignments(d), _assignments(other)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_deleted_database_is_not_recreated_and_the_message_says_run_load(env_run, tmp_path):
+    """environment once recreated a deleted database holding only its own tables, exit 0."""
+    from desivoids.errors import StageError
+
+    d, _ = env_run
+    run = tmp_path / "run"
+    for sub in ("convert", "plausibility"):
+        shutil.copytree(d / sub, run / sub)
+    with pytest.raises(StageError, match=r"holds no 'galaxies' table .* run `desivoids load` first"):
+        environment.run(data_dir=str(run), randoms=2_000)
+    assert not (run / "database").exists() or not any((run / "database").iterdir())
+    assert not (run / "environment").exists()

@@ -14,12 +14,21 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import LoadError
+from ..errors import LoadError, StageError
 from .loader import connect_target
+from .queries import normalise_url
 
 __all__ = ["publish_table"]
 
 BATCH_ROWS = 200_000
+#: load's table that every loaded database holds: a later stage publishes only beside it
+LOADED = "galaxies"
+
+
+def _not_loaded(db_url: str, name: str) -> StageError:
+    shown = normalise_url(db_url).render_as_string(hide_password=True)
+    return StageError(f"cannot publish table {name!r}: the database {shown} holds no {LOADED!r} "
+                      "table of the load stage; run `desivoids load` first")
 
 
 def publish_table(db_url: str, name: str, table: pa.Table | str | Path, key: tuple[str, ...],
@@ -35,9 +44,14 @@ def publish_table(db_url: str, name: str, table: pa.Table | str | Path, key: tup
     else:
         schema, rows = table.schema, table.num_rows
         batches = table.to_batches(max_chunksize=BATCH_ROWS)
+    url = normalise_url(db_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        raise _not_loaded(db_url, name)  # connecting would create an empty database
     target = connect_target(db_url)
     committed = False
     try:
+        if not target.table_exists(LOADED):
+            raise _not_loaded(db_url, name)
         sql_table = target.new_table(name, schema.remove_metadata(), key=key, indexes=indexes,
                                      clustered=True)
         target.create_table(sql_table)
