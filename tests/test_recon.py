@@ -130,6 +130,11 @@ def test_checksum_mismatch_is_a_fault(tmp_path, tiny_sky):
     (d / "x.sha256sum").write_text(f"{sha256_file(src)}  {src.name}\n")
     (f,) = recon.inventory(d)
     assert f.faults == ["sha256 differs from the published checksum"]
+    # the stage fails by default (a bit flipped after acquire once passed with exit 0), and
+    # still publishes the inventory that shows it
+    with pytest.raises(recon.ReconError, match=rf"{src.name}: sha256 differs .* fetch it again"):
+        recon.run(data_dir=str(tmp_path / "run"), input_dir=str(d))
+    assert (tmp_path / "run" / "recon").is_dir()
 
 
 def test_real_tile_files(real_tile_dir):

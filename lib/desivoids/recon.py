@@ -277,12 +277,20 @@ class ReconResult:
 def run(data_dir: str = "data/mock", input_dir: str = "", strict: bool = False,
         checksum: bool = True) -> ReconResult:
     """The recon stage: inventory ``input_dir`` (default: what acquire verified), publish it in
-    ``<data_dir>/recon``, and with ``strict`` fail naming every faulty file."""
+    ``<data_dir>/recon``; fail naming every file whose sha256 differs from its published
+    checksum, and with ``strict`` every faulty file."""
     layout = RunLayout.of(data_dir)
     source = resolve(input_dir) if input_dir else layout.raw
     files = inventory(source, checksum=checksum)
     write(files, layout.recon)
     result = ReconResult(files, layout.recon)
+    changed = [f for f in files if f.published_sha256 and f.sha256
+               and f.published_sha256 != f.sha256]
+    if changed:  # strict or not: a file that is not what DESI published stops the run
+        raise ReconError.all([ReconError(f.path, None, None, "sha256 differs from the published "
+                                         "checksum: the file changed after it was published or "
+                                         "fetched; fetch it again (desivoids acquire -p rehash "
+                                         "true)") for f in changed])
     if strict and result.faulty:
         raise ReconError.all([ReconError(f.path, None, None, "; ".join(f.faults))
                               for f in result.faulty])
