@@ -27,7 +27,8 @@
 # - **nulls** and **ranges**: null and non-finite rates of the critical columns under their
 #   thresholds (parameters), coordinates, redshifts and radii in range;
 # - **references**: every GALZONE tracer is a galaxy, every hole's void exists, every ZONEVOID
-#   void id and GALZONE zone exists, and the three V2 files of a cap are one tessellation.
+#   void id is a void of its own file's VOIDS, every GALZONE zone exists, and the three V2 files
+#   of a cap are one tessellation (identical GALZONE, the same zones) pruned three ways.
 #
 # A failed check stops the pipeline, naming it. A check can be demoted to a warning with the
 # `demote` parameter; every demotion is listed below. Thresholds never move to make a check pass.
@@ -81,9 +82,7 @@ plt.show();
 # %% [markdown]
 # ## Demotions and warnings
 #
-# Checks demoted by the `demote` parameter, and checks that warn by design: the three V2 files
-# of a cap share one ZONEVOID table while REVOLVER and VIDE keep fewer voids than ZOBOV, so
-# some `VOID0` ids of a zone are not voids of that algorithm's own `VOIDS` table.
+# Checks demoted by the `demote` parameter, and the checks that warn.
 
 # %%
 pd.DataFrame({"demoted": result.report["demoted"] or ["(none)"]})
@@ -134,3 +133,15 @@ plt.show();
 pd.DataFrame([{"id": c["id"], "status": c["status"],
                **{k: v for k, v in c["evidence"].items() if not isinstance(v, (list, dict))}}
               for c in result.checks if c["id"].startswith(("refs.", "tessellation."))]).set_index("id")
+
+# %% [markdown]
+# ## The three V2 labellings
+#
+# The three V2 files of a cap are one tessellation (the same GALZONE, the same zones) pruned
+# three ways, as VAST's sortVoids prunes it: each file has its own voids and its own ZONEVOID,
+# so the same zone can be in a REVOLVER void and in no VIDE void. Per file: its voids, the share
+# of the zones in them, and the share of the tracers with a zone (GALZONE rows with ZONE >= 0)
+# in them.
+
+# %%
+result.v2_labellings().set_index(["cap", "algorithm"])

@@ -60,6 +60,30 @@ def test_membership_equals_the_planted_truth(converted):
             assert set(np.unique(res[alg].flag[caps == cap])) == {0, 1, 2, 9}, (alg, cap)
 
 
+def test_the_three_v2_labellings_differ_and_each_equals_the_truth(converted):
+    """One tessellation pruned three ways: three labellings (Cohen's kappa < 1 between each
+    pair), each the truth's, which reads its own file's ZONEVOID."""
+    root, gal, tabs = converted
+    res = env.assign_all(gal, *tabs, env.header_limits(*tabs), algorithms=formats.V2_ALGORITHMS)
+    t = planted(root, gal["targetid"].to_numpy())
+    tracer = t.IS_TRACER.to_numpy()
+    for alg in formats.V2_ALGORITHMS:
+        assert np.array_equal(res[alg].flag, t[f"FLAG_{alg.upper()}"].to_numpy()), alg
+        assert np.array_equal(res[alg].void, t[f"VOID_{alg.upper()}"].to_numpy()), alg
+
+    def kappa(a, b):  # void (1) against wall (0), where both call the tracer one or the other
+        fa, fb = res[a].flag[tracer], res[b].flag[tracer]
+        both = np.isin(fa, (0, 1)) & np.isin(fb, (0, 1))
+        va, vb = fa[both] == 1, fb[both] == 1
+        po = np.mean(va == vb)
+        pe = va.mean() * vb.mean() + (1 - va.mean()) * (1 - vb.mean())
+        return (po - pe) / (1 - pe) if pe < 1 else 1.0
+
+    for a, b in (("REVOLVER", "VIDE"), ("REVOLVER", "ZOBOV"), ("VIDE", "ZOBOV")):
+        assert kappa(a, b) < 1.0, (a, b)
+        assert not np.array_equal(res[a].flag, res[b].flag), (a, b)
+
+
 def test_each_cap_catalogue_calls_the_other_cap_outside(converted):
     root, gal, tabs = converted
     cats = env.build_catalogues(*tabs, env.header_limits(*tabs))

@@ -9,6 +9,7 @@ import sqlite3
 import jsonschema
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from desivoids import integrity
@@ -39,9 +40,14 @@ def test_every_check_passes_on_the_mock(run_copy):
     families = {i.split(".")[0] for i in st}
     assert families == {"reconciliation", "keys", "types", "nulls", "range", "refs",
                         "tessellation"}
-    # the mock's V2 files share one ZONEVOID while REVOLVER and VIDE keep fewer voids: a warning
-    assert st["refs.zonevoid_own_voids.REVOLVER.NGC"] == "warn"
+    # the mock's V2 files are three prunings: three ZONEVOIDs, each pointing at its own VOIDS
     assert st["refs.zonevoid_voids.REVOLVER.NGC"] == "pass"
+    assert "warn" not in st.values()
+    lab = result.v2_labellings().set_index(["algorithm", "cap"])
+    assert len(lab) == 6
+    assert (lab.loc[("ZOBOV", "NGC"), "zone_share"] == 1.0
+            > lab.loc[("REVOLVER", "NGC"), "zone_share"] > 0)
+    assert lab.tracer_share.nunique() > 1
     rows = next(c for c in result.checks if c["id"] == "reconciliation.galaxies")["evidence"]
     assert rows["rows_in"] == 4800 and rows["unbalanced"] == 0
 
@@ -103,6 +109,29 @@ def test_a_zone_pointing_at_no_void_fails(run_copy):
                     lambda t: set_value(t, "void0", 0, 555_555))
     st = failing(run_copy)
     assert [i for i, s in st.items() if i.startswith("refs.zonevoid_voids.") and s == "fail"]
+
+
+def test_a_void0_of_another_pruning_fails(run_copy):
+    """A VIDE zone pointing at a void id that VIDE's own VOIDS lacks (ZOBOV's has it) fails."""
+    zv = run_copy / "convert" / "zonevoid.parquet"
+    voids = pq.read_table(run_copy / "convert" / "voids.parquet").to_pandas()
+    vide = set(voids[(voids.algorithm == "VIDE") & (voids.cap == "NGC")].void)
+    zobov = set(voids[(voids.algorithm == "ZOBOV") & (voids.cap == "NGC")].void)
+    foreign = min(zobov - vide)
+
+    def point_vide_at_zobov(t):
+        rows = pc.indices_nonzero(pc.and_(pc.equal(t["algorithm"], "VIDE"),
+                                          pc.equal(t["cap"], "NGC"))).to_pylist()
+        return set_value(t, "void0", rows[0], foreign)
+
+    rewrite_parquet(zv, point_vide_at_zobov)
+    st = failing(run_copy)
+    assert st["refs.zonevoid_voids.VIDE.NGC"] == "fail"
+    assert st["refs.zonevoid_voids.ZOBOV.NGC"] == "pass" and st["tessellation.NGC"] == "pass"
+    report = json.loads((run_copy / "integrity" / "report.json").read_text())
+    ev = next(c for c in report["checks"] if c["id"] == "refs.zonevoid_voids.VIDE.NGC")["evidence"]
+    assert ev["unknown_void_ids"] == 1 and ev["zones_affected"] == 1
+    assert ev["examples"][0]["void0"] == foreign
 
 
 def test_a_nan_column_fails(run_copy):

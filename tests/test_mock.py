@@ -257,25 +257,37 @@ def test_strings_are_space_padded(sky_v3):
 # --------------------------------------------------------------------------------------------
 
 
-def test_v2_files_share_one_tessellation(sky_v3):
+def test_v2_files_are_one_tessellation_pruned_three_ways(sky_v3):
+    """One GALZONE; each file its own VOIDS and ZONEVOID (VAST's sortVoids): REVOLVER one zone
+    per void above a radius, ZOBOV one void per zone holding every zone, VIDE fewer voids."""
     root, _ = sky_v3
     d = root / formats.DESIVAST_DIR
     for cap in formats.CAPS:
         tabs = {a: fits.open(d / formats.v2_filename(a, cap)) for a in formats.V2_ALGORITHMS}
         try:
-            for ext in ("ZONEVOID", "GALZONE"):
-                ref = tabs["ZOBOV"][ext].data
-                for a in ("REVOLVER", "VIDE"):
-                    assert np.array_equal(np.asarray(ref), np.asarray(tabs[a][ext].data)), (cap, ext, a)
-            zv = tabs["ZOBOV"]["ZONEVOID"].data
-            assert np.array_equal(zv["ZONE"], np.arange(len(zv)))
-            n = {a: len(tabs[a]["VOIDS"].data) for a in tabs}
-            assert n["ZOBOV"] == len(zv) and n["ZOBOV"] > n["REVOLVER"] > n["VIDE"] > 0
-            ids = {a: set(tabs[a]["VOIDS"].data["VOID"]) for a in tabs}
-            assert ids["VIDE"] <= ids["REVOLVER"] <= ids["ZOBOV"]
-            assert np.any(zv["VOID0"] == -1) and np.any(zv["VOID0"] >= 0)
-            valid = zv["VOID0"] >= 0
-            assert set(zv["VOID0"][valid]) <= ids["ZOBOV"] and set(zv["VOID1"][valid]) <= ids["ZOBOV"]
+            g = {a: np.asarray(tabs[a]["GALZONE"].data) for a in tabs}
+            zv = {a: tabs[a]["ZONEVOID"].data for a in tabs}
+            ids = {a: tabs[a]["VOIDS"].data["VOID"] for a in tabs}
+            assert np.array_equal(g["ZOBOV"], g["REVOLVER"]) and np.array_equal(g["ZOBOV"], g["VIDE"])
+            n_zones = len(zv["ZOBOV"])
+            for a in tabs:
+                assert np.array_equal(zv[a]["ZONE"], np.arange(n_zones)), (cap, a)
+                assert np.array_equal(ids[a], np.arange(len(ids[a])))
+                for col in ("VOID0", "VOID1"):  # rows of this file's own VOIDS, or -1
+                    assert set(zv[a][col]) <= set(ids[a]) | {-1}, (cap, a, col)
+                assert np.array_equal(zv[a]["VOID0"] == -1, zv[a]["VOID1"] == -1)
+            assert len(ids["ZOBOV"]) == n_zones > len(ids["REVOLVER"]) > 0
+            assert n_zones > len(ids["VIDE"]) > 0
+            assert np.all(zv["ZOBOV"]["VOID0"] >= 0)                 # every zone in a void
+            assert np.any(zv["ZOBOV"]["VOID0"] != zv["ZOBOV"]["VOID1"])  # a hierarchy
+            rev = zv["REVOLVER"]
+            kept = rev["VOID0"] >= 0
+            assert np.array_equal(rev["VOID0"], rev["VOID1"])          # one zone per void
+            assert kept.sum() == len(ids["REVOLVER"]) and len(set(rev["VOID0"][kept])) == kept.sum()
+            assert np.any(zv["VIDE"]["VOID0"] == -1)
+            # three different labellings of the zones
+            assert not np.array_equal(rev["VOID0"] >= 0, zv["VIDE"]["VOID0"] >= 0)
+            assert not np.array_equal(rev["VOID0"] >= 0, zv["ZOBOV"]["VOID0"] >= 0)
         finally:
             for t in tabs.values():
                 t.close()
@@ -448,20 +460,26 @@ def test_v2_membership_matches_brute_force(sky_v3):
     for cap in formats.CAPS:
         grid, hdr = _mask(root, cap)
         sel = np.flatnonzero((caps == cap) & (z > 0) & (z <= hdr["ZLIMU"]))
-        with fits.open(root / formats.DESIVAST_DIR / formats.v2_filename("REVOLVER", cap)) as h:
-            g, zv = h["GALZONE"].data, h["ZONEVOID"].data
+        zv = {}
+        for alg in formats.V2_ALGORITHMS:
+            with fits.open(root / formats.DESIVAST_DIR / formats.v2_filename(alg, cap)) as h:
+                g, zv[alg] = h["GALZONE"].data, h["ZONEVOID"].data
         gx = np.column_stack([g["X"], g["Y"], g["Z"]])
         nearest = np.argmin(((xyz[sel][:, None, :] - gx[None]) ** 2).sum(axis=2), axis=1)
         zone = g["ZONE"][nearest]
-        void0 = np.array([zv["VOID0"][zv["ZONE"] == z][0] if z >= 0 else -1 for z in zone])
         out, edge = _out(xyz[sel], grid, hdr), _edge(xyz[sel], grid, hdr)
-        expect = np.where(out, 9, np.where(void0 != -1, 1, np.where(edge, 2, 0)))
         rest = np.setdiff1d(np.flatnonzero(caps == cap), sel)  # other range: outside
-        for alg in ("REVOLVER", "VIDE", "ZOBOV"):
+        flags = {}
+        for alg in ("REVOLVER", "VIDE", "ZOBOV"):  # each by its own file's ZONEVOID
+            z_v = zv[alg]
+            void0 = np.array([z_v["VOID0"][z_v["ZONE"] == z][0] if z >= 0 else -1 for z in zone])
+            expect = np.where(out, 9, np.where(void0 != -1, 1, np.where(edge, 2, 0)))
             assert np.array_equal(t[f"FLAG_{alg}"].to_numpy()[sel], expect), (cap, alg)
             assert np.all(t[f"FLAG_{alg}"].to_numpy()[rest] == 9)
-        assert set(expect) == {0, 1, 2, 9}, cap
-        assert np.array_equal(t.VOID_REVOLVER.to_numpy()[sel], np.where(out, -1, void0))
+            assert np.array_equal(t[f"VOID_{alg}"].to_numpy()[sel], np.where(out, -1, void0))
+            flags[alg] = expect
+        assert set(flags["REVOLVER"]) == {0, 1, 2, 9}, cap
+        assert not np.array_equal(flags["REVOLVER"], flags["VIDE"])
         # a tracer is its own nearest GALZONE galaxy
         is_tr = t.IS_TRACER.to_numpy()[sel]
         assert np.array_equal(g["TARGET"][nearest[is_tr]], c[("METADATA", "TARGETID")][sel][is_tr])

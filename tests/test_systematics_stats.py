@@ -134,6 +134,10 @@ def test_wilson_against_published_and_formula():
     assert hi[1] == pytest.approx(1.0) and np.isnan(p[2]) and np.isnan(lo[2])
     # non-integer (effective) counts are accepted
     assert wilson(2.5, 7.5)[1] == pytest.approx(wilson_by_hand(2.5, 7.5)[0])
+    # the interval holds p exactly at 0/n and n/n (statsmodels rounds 0/7's bound to 3e-17)
+    for n in range(1, 40):
+        p, lo, hi = wilson(np.array([0, n]), np.array([n, n]))
+        assert np.all(lo <= p) and np.all(p <= hi), n
 
 
 @pytest.mark.parametrize("k1,n1,k2,n2,published", [

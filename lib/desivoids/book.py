@@ -164,7 +164,8 @@ def _data_page(run: dict, prov: dict, mock: dict | None) -> str:
                   "exactly the formats of the real DESI files (names, HDUs, columns, FITS types, "
                   "units and header keys), with a planted, known environment effect on the "
                   "quenched fraction. The loaders cannot tell it from the real files; the planted "
-                  "truth is read only by the tests, which check that the pipeline recovers it. "
+                  "truth is read only by the tests, which check that the pipeline recovers it, "
+                  "and by the systematics chapter, which shows it beside each estimate. "
                   "Its numbers describe the mock, not the Universe: run `params/dr1.yml` for "
                   "DESI's own files.")
     else:

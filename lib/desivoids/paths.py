@@ -68,6 +68,12 @@ class RunLayout:
         written by the runner before the stages run."""
         return self.data_dir / "mirror"
 
+    @property
+    def mock_truth(self) -> Path:
+        """Mock profile only: the mock's planted truth (truth.json) beside its mirror; absent on
+        real data."""
+        return self.mirror / "truth" / "truth.json"
+
     # acquire -------------------------------------------------------------------------------
     @property
     def acquire(self) -> Path:

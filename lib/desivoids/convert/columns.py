@@ -246,8 +246,8 @@ HOLE_COLUMNS: tuple[Column, ...] = (
 )
 
 ZONEVOID_COLUMNS: tuple[Column, ...] = (
-    Column("algorithm", STR, None, "", "REVOLVER, VIDE or ZOBOV (the file it came from: the "
-           "three V2 files carry the same ZONEVOID, kept per file, not assumed)", nullable=False),
+    Column("algorithm", STR, None, "", "REVOLVER, VIDE or ZOBOV (the file it came from: each "
+           "V2 file carries its own pruning's ZONEVOID)", nullable=False),
     Column("cap", STR, None, "", "NGC or SGC", nullable=False),
     Column("zone", I8, "ZONE", "", "zone id", nullable=False),
     Column("void0", I8, "VOID0", "", "smallest void holding the zone; -1: none", nullable=False),

@@ -95,7 +95,10 @@ def _kappa(a: np.ndarray, b: np.ndarray) -> float:
     table = np.array([[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]])
     if table.sum() == 0:
         return float("nan")
-    return float(cohens_kappa(table).kappa)
+    # a labelling that calls every galaxy void (ZOBOV on VAST's DR7 files) leaves statsmodels'
+    # kappa_max at 0/0; kappa itself is defined (0 when agreement is what chance gives)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(cohens_kappa(table).kappa)
 
 
 def agreement(flags: dict[str, np.ndarray]) -> list[dict]:
@@ -114,8 +117,8 @@ def agreement(flags: dict[str, np.ndarray]) -> list[dict]:
 
 def void_counts(voids: pd.DataFrame, result: dict, tracer: np.ndarray) -> pd.DataFrame:
     """Galaxies (and tracers) per void of every algorithm: every void of the catalogue, zero
-    counts included, and every other void id the membership names (``in_catalogue`` False:
-    the three V2 files share one ZONEVOID while REVOLVER and VIDE keep fewer voids).
+    counts included, and every other void id the membership names (``in_catalogue`` False: a
+    ZONEVOID VOID0 missing from its own file's VOIDS, which integrity reports as a failure).
     ``result``: algorithm -> Assignment of every galaxy; ``tracer``: which galaxies are tracers."""
     parts = []
     for alg in formats.ALGORITHMS:

@@ -59,6 +59,16 @@ class IntegrityResult:
                                                                        else ""),
                               "check": c["title"]} for c in self.checks])
 
+    def v2_labellings(self):
+        """Per V2 file (algorithm, cap): its voids' share of the zones and of the tracers
+        (GALZONE rows with a zone), from the ``tessellation.<cap>`` checks."""
+        import pandas as pd
+
+        rows = [{"algorithm": alg, "cap": c["id"].split(".", 1)[1], **lab}
+                for c in self.checks if c["id"].startswith("tessellation.")
+                for alg, lab in c["evidence"].get("labellings", {}).items()]
+        return pd.DataFrame(rows)
+
     def __str__(self) -> str:
         s = self.report["summary"]
         lines = [f"integrity: {s['pass']} passed, {s['warn']} warnings, {s['fail']} failed -> "

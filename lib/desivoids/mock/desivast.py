@@ -1,11 +1,14 @@
 """DESIVAST tables of the mock: VoidFinder (MAXIMALS, HOLES) and V2 (VOIDS, ZONEVOID, GALZONE,
 TRIANGLE, GALVIZ) built from the planted voids and the tracer galaxies, and their FITS files.
 
-V2 is one tessellation pruned three ways: zones are Voronoi cells of the tracers around zone
-cores (tracers nearest to the largest planted voids, plus random tracers); the densest zones
-hold no void (VOID0 = -1); the others are leaf voids, some merged into parent voids (VOID1).
-ZOBOV lists every void (as many as zones), REVOLVER and VIDE nested subsets of it; ZONEVOID and
-GALZONE are identical in the three files.
+V2 is one tessellation pruned three ways, by a reduced version of VAST's ZOBOV and sortVoids
+(vast/vsquared/classes.py Voids, zobov.py sortVoids): zones are Voronoi cells of the tracers
+around zone cores (tracers nearest to the largest planted voids, plus random tracers); each
+tracer has a cell volume, zones are linked across their borders, and the watershed of the links
+gives ZOBOV's void hierarchy. REVOLVER keeps every zone above a minimum radius, ZOBOV every
+zone's whole hierarchy (one void per zone), VIDE a zone and the zones linked to it under 0.2 of
+the mean density, then cuts on radius and central density. GALZONE is identical in the three
+files; each file has its own VOIDS and its own ZONEVOID (VOID0, VOID1: rows of its own VOIDS).
 """
 from __future__ import annotations
 
@@ -98,7 +101,140 @@ def voidfinder_tables(rng, voids: sky.Voids, grid, tracer_xyz, area_deg2):
 # ------------------------------------------------------------------------------------------
 
 
-def v2_tables(rng, voids: sky.Voids, tracer_xyz, tracer_tid, grid, n_zones, n_revolver, n_vide):
+#: VAST's sortVoids cuts (DESIVAST's settings): zones are linked (VIDE) while the density of
+#: their link stays under this fraction of the mean, and a VIDE void is kept only when the density
+#: within a quarter of its radius of its centre is under ``CENTRAL_DENSITY_CUT`` of the mean
+ZONE_LINKING_CUT = 0.2
+CENTRAL_DENSITY_CUT = 0.2
+#: neighbours of a tracer: its cell volume is estimated from the distance to the K-th, and
+#: two tracers among each other's K nearest are adjacent (a zone link runs between them)
+K_NEIGHBOURS = 6
+
+
+def cell_volumes(xyz: np.ndarray, survey_volume: float, k: int = K_NEIGHBOURS):
+    """A Voronoi-like volume per tracer (k-nearest-neighbour estimate, scaled so that the volumes
+    fill the survey as Voronoi cells do) and the adjacent pairs (i < j) of the k-NN graph."""
+    k = min(k, len(xyz) - 1)
+    d, nb = cKDTree(xyz).query(xyz, k=k + 1)
+    vol = 4.0 / 3.0 * np.pi * d[:, -1] ** 3 / k
+    vol *= survey_volume / vol.sum()
+    i = np.repeat(np.arange(len(xyz)), k)
+    j = nb[:, 1:].ravel()
+    pairs = np.unique(np.column_stack([np.minimum(i, j), np.maximum(i, j)]), axis=0)
+    return vol, pairs
+
+
+def zone_links(zone: np.ndarray, vol: np.ndarray, pairs: np.ndarray, n_zones: int):
+    """ZOBOV's zone links: for two zones that touch, the largest over their bordering pairs of the
+    smaller cell volume of the pair (the least dense point of the ridge between them).
+    Returns (zone a, zone b, link volume) with a < b."""
+    za, zb = zone[pairs[:, 0]], zone[pairs[:, 1]]
+    ok = (za >= 0) & (zb >= 0) & (za != zb)
+    a, b = np.minimum(za, zb)[ok], np.maximum(za, zb)[ok]
+    lv = np.minimum(vol[pairs[ok, 0]], vol[pairs[ok, 1]])
+    key = a * n_zones + b
+    order = np.lexsort((-lv, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    sel = order[first]
+    return a[sel], b[sel], lv[sel]
+
+
+def watershed(zvol: np.ndarray, links) -> list[tuple[list[np.ndarray], list[float]]]:
+    """ZOBOV's void hierarchy (VAST's classes.Voids), one record per merge.
+
+    Links are taken by decreasing link volume; when two groups of zones meet, the group whose
+    deepest core (largest core cell volume) is shallower becomes a void record, then flows into
+    the other. A record lists its zones by the volume at which each joined (its core first,
+    descending) with those volumes, then the volume at which it overflowed; the last record holds
+    every zone (overflow 0). One record per zone when the zones are connected."""
+    n = len(zvol)
+    label = np.arange(n)
+    members = [[z] for z in range(n)]
+    deepest = zvol.astype(float).copy()   # per group label
+    joined = zvol.astype(float).copy()    # per zone: volume at which it joined its group
+    records = []
+
+    def record(zones, overflow):
+        zones = np.asarray(zones, dtype=np.int64)
+        levels = np.sort(np.unique(joined[zones]))[::-1]
+        records.append(([zones[joined[zones] == v] for v in levels], [*levels.tolist(), overflow]))
+
+    a, b, lv = links
+    for k in np.argsort(-lv, kind="stable"):
+        ga, gb = label[a[k]], label[b[k]]
+        if ga == gb:
+            continue
+        shallow, deep = (ga, gb) if deepest[ga] < deepest[gb] else (gb, ga)
+        if deepest[shallow] == deepest[deep]:
+            continue  # equal cores: neither flows into the other (as in VAST)
+        zones = members[shallow]
+        record(zones, float(lv[k]))
+        joined[zones] = lv[k]
+        label[zones] = deep
+        members[deep].extend(zones)
+        members[shallow] = []
+    record(np.arange(n), 0.0)
+    return records
+
+
+def prune(method: str, records, zone_vol: np.ndarray, minrad: float, minvol: float,
+          dense_centre) -> list[np.ndarray]:
+    """The zones of each kept void, in VAST's sortVoids order, for one pruning method.
+
+    REVOLVER: every zone is a candidate; ZOBOV: every record's whole hierarchy; VIDE: a record's
+    core and the zones linked to it while the link volume stays >= ``minvol`` (density under
+    ZONE_LINKING_CUT of the mean). REVOLVER and VIDE drop voids whose effective radius is not
+    above ``minrad``; VIDE also those where ``dense_centre(zones, volume, radius)`` (the
+    central-density cut). ZOBOV keeps every void, as DESIVAST's files do (one per zone)."""
+    if method == "REVOLVER":
+        cand = [np.array([z]) for z in range(len(zone_vol))]
+    elif method == "ZOBOV":
+        return [np.concatenate(levels) for levels, _ in records]
+    elif method == "VIDE":
+        cand = []
+        for levels, vols in records:
+            keep = [levels[0]]
+            for j in range(1, len(levels)):
+                if vols[j] < minvol:
+                    break
+                keep.append(levels[j])
+            cand.append(np.concatenate(keep))
+    else:
+        raise ValueError(method)
+    out = []
+    for zones in cand:
+        v = float(zone_vol[zones].sum())
+        r = np.cbrt(3 * v / (4 * np.pi))
+        if r <= minrad:
+            continue
+        if method == "VIDE" and dense_centre(zones, v, r):
+            continue
+        out.append(zones)
+    return out
+
+
+def zonevoid_of(voids_zones: list[np.ndarray], n_zones: int):
+    """VAST's ZONEVOID: VOID0 the smallest (fewest zones) kept void holding the zone, VOID1 the
+    largest, the first in void order among equals; -1 for a zone in no kept void."""
+    void0 = np.full(n_zones, -1, dtype=np.int64)
+    void1 = np.full(n_zones, -1, dtype=np.int64)
+    if not voids_zones:
+        return void0, void1
+    size = np.array([len(z) for z in voids_zones])
+    vid = np.repeat(np.arange(len(voids_zones)), size)
+    zone = np.concatenate(voids_zones)
+    for target, key in ((void0, size[vid]), (void1, -size[vid])):
+        order = np.lexsort((vid, key, zone))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = zone[order][1:] != zone[order][:-1]
+        target[zone[order][first]] = vid[order][first]
+    return void0, void1
+
+
+def v2_tables(rng, voids: sky.Voids, tracer_xyz, tracer_tid, grid, n_zones, n_revolver,
+              survey_volume):
+    """The three V2 files of one cap: one tessellation (GALZONE), pruned three ways."""
     n_t = len(tracer_xyz)
     ttree = cKDTree(tracer_xyz)
     # zone cores: tracers nearest to the largest planted voids, then random distinct tracers
@@ -114,8 +250,6 @@ def v2_tables(rng, voids: sky.Voids, tracer_xyz, tracer_tid, grid, n_zones, n_re
             cores.append(int(t))
             taken.add(int(t))
     cores = np.asarray(cores[:n_zones], dtype=np.int64)
-    from_void = np.zeros(n_zones, dtype=bool)
-    from_void[:min(k_void, len(cores))] = True
     _, zone = cKDTree(tracer_xyz[cores]).query(tracer_xyz, k=1)
     zone = zone.astype(np.int64)
     zone[cores] = np.arange(n_zones)
@@ -128,96 +262,72 @@ def v2_tables(rng, voids: sky.Voids, tracer_xyz, tracer_tid, grid, n_zones, n_re
     dcore = np.linalg.norm(tracer_xyz - tracer_xyz[cores[np.maximum(zone, 0)]], axis=1)
     depth = np.where(zone >= 0, (dcore / 4.0).astype(np.int64), 0)
 
-    # zones without a void: the densest cores (never one placed in a planted void)
-    dens = np.array([len(h) for h in ttree.query_ball_point(tracer_xyz[cores], 8.0)], float)
-    dens[from_void] = -np.inf
-    n_wall = max(1, int(round(0.12 * n_zones)))
-    wall_zones = np.argsort(-dens, kind="stable")[:n_wall]
-    is_void_zone = np.ones(n_zones, dtype=bool)
-    is_void_zone[wall_zones] = False
-    leaf_zones = np.flatnonzero(is_void_zone)
-    # parent voids: merge neighbouring leaf zones, n_parent = n_zones - n_leaf (ZOBOV = zones)
-    n_parent = n_zones - len(leaf_zones)
-    parent_of_zone = np.full(n_zones, -1, dtype=np.int64)
-    ctree = cKDTree(tracer_xyz[cores[leaf_zones]])
-    free = np.ones(len(leaf_zones), dtype=bool)
-    parents = []
-    for seed_i in rng.permutation(len(leaf_zones)):
-        if len(parents) >= n_parent:
-            break
-        if not free[seed_i]:
-            continue
-        k = int(rng.integers(2, 5))
-        _, nb = ctree.query(tracer_xyz[cores[leaf_zones[seed_i]]], k=min(k, len(leaf_zones)))
-        members = [j for j in np.atleast_1d(nb) if free[j]]
-        if len(members) < 2:
-            continue
-        free[members] = False
-        parents.append(leaf_zones[members])
-    while len(parents) < n_parent:  # not enough neighbours left: single-zone parents
-        j = int(rng.choice(leaf_zones))
-        parents.append(np.array([j]))
-    # void members and properties; leaf voids first, then parents; ids sorted by radius
+    # ZOBOV's density field on the zones: cell volumes, zone cores, links; the hierarchy
+    vol, pairs = cell_volumes(tracer_xyz, survey_volume)
+    inz = zone >= 0
+    zone_vol = np.bincount(zone[inz], weights=vol[inz], minlength=n_zones)
+    zcore = np.zeros(n_zones)
+    np.maximum.at(zcore, zone[inz], vol[inz])
+    records = watershed(zcore, zone_links(zone, vol, pairs, n_zones))
+    mean_vol = float(vol.mean())
+    minvol = mean_vol / ZONE_LINKING_CUT
+    # the minimum radius: VAST reads it from its configuration; the mock takes the value that
+    # keeps DESIVAST's share of zones as REVOLVER voids (scales.revolver)
+    zrad = np.sort(np.cbrt(3 * zone_vol / (4 * np.pi)))[::-1]
+    minrad = float(0.5 * (zrad[n_revolver - 1] + zrad[n_revolver])) if n_revolver < n_zones \
+        else 0.0
     zorder = np.argsort(zone, kind="stable")
     bounds = np.searchsorted(zone[zorder], np.arange(n_zones + 1))
     zone_members = [zorder[bounds[zz]:bounds[zz + 1]] for zz in range(n_zones)]
-    groups = [np.array([zz]) for zz in leaf_zones] + parents
-    props = [_void_props(tracer_xyz, zone_members, g, edge5) for g in groups]
-    radius = np.array([p["RADIUS"] for p in props])
-    order = np.argsort(-radius, kind="stable")
-    new_id = np.empty(len(groups), dtype=np.int64)
-    new_id[order] = np.arange(len(groups))
-    void0 = np.full(n_zones, -1, dtype=np.int64)
-    void1 = np.full(n_zones, -1, dtype=np.int64)
-    for gi, zz in enumerate(leaf_zones):
-        void0[zz] = new_id[gi]
-        void1[zz] = new_id[gi]
-    for pj, g in enumerate(parents):
-        gid = new_id[len(leaf_zones) + pj]
-        void1[g] = gid
-    voids_all = {k: np.array([props[i][k] for i in order]) for k in props[0]}
-    voids_all["VOID"] = np.arange(len(groups), dtype=np.int64)
-    # nested prunings by a significance score: ZOBOV all, REVOLVER subset, VIDE subset of that
-    score = voids_all["RADIUS"] * np.exp(rng.normal(0, 0.25, len(groups)))
-    rank = np.argsort(-score, kind="stable")
-    revolver = np.sort(rank[:n_revolver])
-    vide = np.sort(rank[:n_vide])
+
+    def members(zones):
+        return np.concatenate([zone_members[z] for z in zones])
+
+    def centre(zones):
+        idx = members(zones)
+        return (vol[idx, None] * tracer_xyz[idx]).sum(axis=0) / vol[idx].sum()
+
+    def dense_centre(zones, v, r):
+        """VAST's central-density test: 64 N(< r/4) / V (the tracers within a quarter of the
+        radius, per volume) not under CENTRAL_DENSITY_CUT of the mean density."""
+        n_in = len(ttree.query_ball_point(centre(zones), r / 4.0))
+        return not 64.0 * n_in / v < CENTRAL_DENSITY_CUT / mean_vol
+
     galzone = {"GAL": np.arange(n_t, dtype=np.int64), "TARGET": tracer_tid.astype(np.int64),
                "X": tracer_xyz[:, 0], "Y": tracer_xyz[:, 1], "Z": tracer_xyz[:, 2],
                "ZONE": zone, "DEPTH": depth, "EDGE": gal_edge, "OUT": out}
-    zonevoid = {"ZONE": np.arange(n_zones, dtype=np.int64), "VOID0": void0, "VOID1": void1}
     zsafe = np.maximum(zone, 0)
-    galviz = {"GID": np.arange(n_t, dtype=np.int64),
-              "G2V": np.where(zone >= 0, void0[zsafe], -1),
-              "G2V2": np.where(zone >= 0, void1[zsafe], -1)}
     tables = {}
-    for alg, sel in (("ZOBOV", np.arange(len(groups))), ("REVOLVER", revolver), ("VIDE", vide)):
-        vt = {k: v[sel] for k, v in voids_all.items()}
+    for alg in ("REVOLVER", "VIDE", "ZOBOV"):
+        kept = prune(alg, records, zone_vol, minrad, minvol, dense_centre)
+        props = [_void_props(tracer_xyz, vol, members(z), edge5) for z in kept]
+        vt = {k: np.array([p[k] for p in props], dtype=float) for k in formats.column_names("v2", "VOIDS")
+              if k != "VOID"}
+        vt["VOID"] = np.arange(len(kept), dtype=np.int64)
+        void0, void1 = zonevoid_of(kept, n_zones)
+        zonevoid = {"ZONE": np.arange(n_zones, dtype=np.int64), "VOID0": void0, "VOID1": void1}
         tables[alg] = {"VOIDS": vt, "ZONEVOID": zonevoid, "GALZONE": galzone}
         if alg != "ZOBOV":
             tables[alg]["TRIANGLE"] = _triangles(vt)
-            tables[alg]["GALVIZ"] = galviz
+            tables[alg]["GALVIZ"] = {"GID": np.arange(n_t, dtype=np.int64),
+                                     "G2V": np.where(zone >= 0, void0[zsafe], -1),
+                                     "G2V2": np.where(zone >= 0, void1[zsafe], -1)}
     return tables
 
 
-def _void_props(xyz, zone_members, zones, edge5):
-    idx = np.concatenate([zone_members[z] for z in zones])
-    p = xyz[idx]
-    c = p.mean(axis=0) if len(p) else np.zeros(3)
-    vol = 0.0
-    for z in zones:
-        q = xyz[zone_members[z]]
-        if len(q):
-            rms = np.sqrt(np.mean(np.sum((q - q.mean(axis=0)) ** 2, axis=1)))
-            vol += 4.0 / 3.0 * np.pi * (np.sqrt(5.0 / 3.0) * max(rms, 1.0)) ** 3
-    radius = np.cbrt(3 * vol / (4 * np.pi))
+def _void_props(xyz, vol, idx, edge5):
+    """VOIDS columns of one void from its tracers ``idx``: volume-weighted centre, effective
+    radius of the summed cell volumes, ellipsoid axes, surface areas."""
+    p, w = xyz[idx], vol[idx]
+    c = (w[:, None] * p).sum(axis=0) / w.sum()
+    radius = float(np.cbrt(3 * w.sum() / (4 * np.pi)))
     if len(p) >= 4:
-        w, v = np.linalg.eigh(np.cov((p - c).T))
-        w = np.clip(w, 1e-6, None)[::-1]
+        ev, v = np.linalg.eigh(np.cov((p - c).T))
+        ev = np.clip(ev, 1e-6, None)[::-1]
         v = v[:, ::-1]
     else:
-        w, v = np.full(3, radius ** 2 / 5), np.eye(3)
-    axes = (v * np.sqrt(5 * w)[None, :]).T  # rows: major, middle, minor semi-axis vectors
+        ev, v = np.full(3, radius ** 2 / 5), np.eye(3)
+    axes = (v * np.sqrt(5 * ev)[None, :]).T  # rows: major, middle, minor semi-axis vectors
     ra, dec, r = cosmology.xyz_to_radec_r(*c)
     tot = 4 * np.pi * radius ** 2 * 1.25
     frac_edge = float(edge5[idx].mean()) if len(idx) else 0.0

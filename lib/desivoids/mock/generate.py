@@ -19,6 +19,9 @@ from . import fastspecfit as fsf
 #: any mass (generate's ``planted_offset``; 0.0 gives a null mock)
 PLANTED_OFFSET = -0.10
 MASS_BINS = (9.0, 9.5, 10.0, 10.5, 11.0, 11.5, 12.5)
+#: the systematics stage's default stellar-mass matching bins (notebooks/08_systematics.py
+#: mass_edges): the expected answers of truth.json are weighted on them
+MATCH_EDGES = (9.5, 10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5, 12.0)
 
 
 def quenched_probability(logm):
@@ -98,7 +101,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
         desivast.write_voidfinder(vdir / name, maximals, holes, vf_hdr)
         desivast_files[name] = {"MAXIMALS": len(maximals["VOID"]), "HOLES": len(holes["VOID"])}
         v2 = desivast.v2_tables(rngf("v2", k), vvoids[cap], txyz, core["TARGETID"][tsel], grid,
-                                sc.zones[cap], sc.revolver[cap], sc.vide[cap])
+                                sc.zones[cap], sc.revolver[cap], vf_hdr["VOLUME"])
         for alg in formats.V2_ALGORITHMS:
             name = formats.v2_filename(alg, cap)
             desivast.write_v2(vdir / name, alg, v2[alg])
@@ -109,13 +112,17 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
         f, v = truth.voidfinder_flags(xyz[sel], core["Z"][sel], holes, grid, sky.DLIML,
                                       sky.DLIMU, sky.ZLIMU)
         membership["VoidFinder"][0][sel], membership["VoidFinder"][1][sel] = f, v
-        gz, zv = v2["ZOBOV"]["GALZONE"], v2["ZOBOV"]["ZONEVOID"]
-        f, v = truth.v2_flags(xyz[sel], core["Z"][sel], gz, zv, grid, sky.DLIML, sky.DLIMU,
-                              sky.ZLIMU)
-        for alg in formats.V2_ALGORITHMS:  # ZONEVOID/GALZONE are identical in the three files
+        # one GALZONE (one nearest-tracer search), each algorithm by its own ZONEVOID
+        gz, zv = v2["ZOBOV"]["GALZONE"], {a: v2[a]["ZONEVOID"] for a in formats.V2_ALGORITHMS}
+        v2_flags = truth.v2_flags(xyz[sel], core["Z"][sel], gz, zv, grid, sky.DLIML, sky.DLIMU,
+                                  sky.ZLIMU)
+        for alg, (f, v) in v2_flags.items():
             membership[alg][0][sel], membership[alg][1][sel] = f, v
+        del v2_flags
         dv_rows[cap] = {"tracers": int(len(tsel)), "voids": int(len(maximals["VOID"])),
-                        "holes": int(len(holes["VOID"])), "zones": int(len(zv["ZONE"]))}
+                        "holes": int(len(holes["VOID"])), "zones": int(len(zv["ZOBOV"]["ZONE"])),
+                        **{f"{a.lower()}_voids": int(len(v2[a]["VOIDS"]["VOID"]))
+                           for a in formats.V2_ALGORITHMS}}
     write_checksums(vdir, formats.DESIVAST_DIR, desivast_files)
     del xyz, r, caps
 
@@ -134,10 +141,13 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     p = np.clip(np.where(in_vf_void, p + float(planted_offset), p), 0.0, 1.0)
     core["LOGM"] = logm.astype(np.float32)
     core["QUENCHED"] = rng.random(n) < p
+    p_tracer = p[is_tracer]
+    del p
 
     # 5. FastSpecFit files (streamed), recording the observed quenched definitions
     obs = {k: np.zeros(n, dtype=bool) for k in ("QUENCHED_SSFR", "QUENCHED_DN4000", "QUENCHED_COLOR")}
     written_absr = np.zeros(n, dtype=np.float32)
+    failed_fit = np.zeros(n, dtype=bool)  # LOGMSTAR == 0 and SFR == 0 as written
 
     def record(hp, ci, rows, ph):
         d = truth.quenched_definitions(ph["LOGMSTAR"], ph["SFR"], ph["DN4000"],
@@ -145,6 +155,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
         for key, val in d.items():
             obs[key][rows] = val
         written_absr[rows] = ph["ABSMAG01_SDSS_R"]
+        failed_fit[rows] = (ph["LOGMSTAR"] == 0) & (ph["SFR"] == 0)
 
     order_key = np.lexsort((core["TARGETID"], core["HEALPIX"], core["HP"]))
     hp_sorted = core["HP"][order_key]
@@ -191,8 +202,9 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
         quality[sl] = truth.select_tracers(meta, sky.ZLIMU, 0.0)
     del meta, written_absr
     tdir = out / "truth"
+    expected = _expected_answers(core, membership, is_tracer, p_tracer, failed_fit)
     summary_truth = _write_truth(tdir, core, membership, obs, is_tracer, quality, seed, sc,
-                                 fastspec_version, float(planted_offset))
+                                 fastspec_version, float(planted_offset), expected)
 
     # 7. tile spectra through the acquire engineer's writer, if present
     tile_info = _write_tiles(out, core, tiles, rngf("tiles", 0))
@@ -213,8 +225,26 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     return summary
 
 
+def _expected_answers(core, membership, is_tracer, p_tracer, failed_fit) -> dict:
+    """Per algorithm and cap (NGC, SGC, both): the expected answer of the systematics stage's
+    headline statistic (mass-matched risk difference, all voids, the tracers less failed fits)
+    from the latent quenched probabilities."""
+    tr = np.flatnonzero(is_tracer)
+    use = ~failed_fit[tr]
+    logm = core["LOGM"][tr].astype(np.float64)
+    cap = formats.cap_of_ra(core["RA"][tr])
+    out = {}
+    for alg in formats.ALGORITHMS:
+        flag = membership[alg][0][tr]
+        out[alg] = {c: truth.expected_matched_difference(
+            logm[use & sel], p_tracer[use & sel], flag[use & sel], MATCH_EDGES)
+            for c, sel in (("NGC", cap == "NGC"), ("SGC", cap == "SGC"),
+                           ("both", np.ones(len(tr), bool)))}
+    return out
+
+
 def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc, version,
-                 planted_offset: float) -> dict:
+                 planted_offset: float, expected: dict) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -258,7 +288,7 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
                        "edge_buffer": truth.EDGE_BUFFER, "mass_bins": list(MASS_BINS),
                        "quenched_probability": "0.12 + 0.76 / (1 + exp(-(logM - 10.55) / 0.25))",
                        "tracers": sc.tracers, "vf_voids": sc.vf_voids, "vf_holes": sc.vf_holes,
-                       "zones": sc.zones, "revolver": sc.revolver, "vide": sc.vide},
+                       "zones": sc.zones, "revolver": sc.revolver},
         "planted_offset": {"VoidFinder": planted_offset},
         "planted_note": (f"quenched probability at fixed stellar mass is changed by "
                          f"{planted_offset:+.3f} for galaxies strictly inside a VoidFinder hole "
@@ -268,6 +298,14 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
         "counts": {"rows": int(len(core["COMP"])), "tracers": int(is_tracer.sum()),
                    "quality_galaxies": int((quality & gal).sum())},
         "realised_offsets": realised,
+        "expected_answers": {
+            "definition": ("expected void-minus-wall difference of the latent quenched "
+                           "probability at fixed stellar mass (the systematics stage's "
+                           "mass-matched risk difference: wall galaxies reweighted to the void "
+                           "mass histogram), void = flag 1, wall = flag 0, all voids, over the "
+                           "tracers less failed fits; each algorithm by its own membership"),
+            "mass_edges": list(MATCH_EDGES), "statistic": "rd", "sample": "all voids",
+            "by_algorithm": expected},
         "flags": {"0": "wall", "1": "void", "2": "edge", "9": "outside"},
     }
     (tdir / "truth.json").write_text(json.dumps(doc, indent=1, sort_keys=True))

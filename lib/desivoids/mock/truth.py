@@ -12,7 +12,8 @@ from there, no KD-tree is used, and the mask and edge rules are written again he
 - VoidFinder: 1 when strictly inside a HOLES sphere (checked before the footprint); void = VOID
   of the first such HOLES row in file order; else 9 outside, 2 near edge, 0 wall.
 - V2: ZONE of the nearest GALZONE tracer; void when ZONE >= 0 and ZONEVOID.VOID0 (joined on the
-  ZONE value) != -1; outside is always 9; void beats edge; else 2 near edge, 0 wall.
+  ZONE value) != -1, each pruning by its own file's ZONEVOID; outside is always 9; void beats
+  edge; else 2 near edge, 0 wall.
 
 Brute force means the distances are computed pair by pair, in vectorised batches. To keep the
 DR1-scale mock affordable the pairs that cannot matter are skipped with a plain grid of cubic
@@ -269,25 +270,32 @@ def voidfinder_flags(xyz, redshift, holes: dict, grid, dliml, dlimu, zlimu):
 
 
 def v2_flags(xyz, redshift, galzone: dict, zonevoid: dict, grid, dliml, dlimu, zlimu):
-    """(flag, void) per point from GALZONE (X, Y, Z, ZONE) and ZONEVOID (ZONE, VOID0)."""
+    """(flag, void) per point from GALZONE (X, Y, Z, ZONE) and ZONEVOID (ZONE, VOID0).
+
+    ``zonevoid`` may also map algorithm names to the ZONEVOIDs of the prunings of this one
+    GALZONE; then the answer is a dict algorithm -> (flag, void), the nearest tracers found once.
+    """
+    many = all(isinstance(v, dict) for v in zonevoid.values())
     xyz = np.asarray(xyz, dtype=float)
-    flag = np.full(len(xyz), OUTSIDE, dtype=np.int8)
-    void = np.full(len(xyz), -1, dtype=np.int64)
     rows = np.flatnonzero(in_redshift_range(redshift, zlimu))
     rows = rows[~outside(xyz[rows], grid, dliml, dlimu)]  # outside stays 9
     p = xyz[rows]
     txyz = np.column_stack([galzone["X"], galzone["Y"], galzone["Z"]]).astype(float)
     nearest = nearest_tracer(p, txyz)
     zone = np.where(nearest >= 0, np.asarray(galzone["ZONE"], np.int64)[nearest], -1)
-    void0_of = dict(zip(np.asarray(zonevoid["ZONE"], np.int64).tolist(),
-                        np.asarray(zonevoid["VOID0"], np.int64).tolist()))
-    void0 = np.array([void0_of.get(zn, -1) if zn >= 0 else -1 for zn in zone.tolist()],
-                     dtype=np.int64)
-    in_void = void0 != -1
     edge = near_edge(p, grid, dliml, dlimu)
-    flag[rows] = np.where(in_void, VOID, np.where(edge, EDGE, WALL))
-    void[rows] = void0
-    return flag, void
+    out = {}
+    for alg, zv in (zonevoid.items() if many else [(None, zonevoid)]):
+        void0_of = dict(zip(np.asarray(zv["ZONE"], np.int64).tolist(),
+                            np.asarray(zv["VOID0"], np.int64).tolist()))
+        void0 = np.array([void0_of.get(zn, -1) if zn >= 0 else -1 for zn in zone.tolist()],
+                         dtype=np.int64)
+        flag = np.full(len(xyz), OUTSIDE, dtype=np.int8)
+        void = np.full(len(xyz), -1, dtype=np.int64)
+        flag[rows] = np.where(void0 != -1, VOID, np.where(edge, EDGE, WALL))
+        void[rows] = void0
+        out[alg] = (flag, void)
+    return out if many else out[None]
 
 
 def _strip(a):
@@ -362,3 +370,37 @@ def offsets_by_mass(logm, quenched, flag, bins, min_count: int = 1) -> dict:
             var += (pv * (1 - pv) / nv + pw * (1 - pw) / nw) * nw ** 2
     return {"bins": out, "weighted_offset": (num / den) if den else None,
             "weighted_error": (float(np.sqrt(var)) / den) if den else None}
+
+
+def expected_matched_difference(logm, p, flag, edges) -> dict:
+    """The expected void-minus-wall difference in quenched fraction at fixed stellar mass, from
+    the latent quenched probabilities ``p`` (not the realised draws), weighted as the
+    systematics stage's headline statistic is documented (systematics/matching.py: the wall
+    galaxies reweighted to the void galaxies' stellar-mass histogram):
+
+        E[rd] = mean_void(p) - sum_b n_void,b mean_wall,b(p) / sum_b n_void,b
+
+    over the bins [e_i, e_i+1) (the last closed) that hold void (flag 1) and wall (flag 0)
+    galaxies; a mass outside the edges is in no bin. Given the flags and masses the estimator is
+    linear in the quenched draws, so this is its exact expectation. Written again here, not
+    imported (the truth must not share code with what it checks)."""
+    logm = np.asarray(logm, float)
+    p = np.asarray(p, float)
+    flag = np.asarray(flag)
+    e = np.asarray(edges, float)
+    nb = len(e) - 1
+    idx = np.searchsorted(e, logm, side="right") - 1
+    idx[logm == e[-1]] = nb - 1
+    inbin = np.isfinite(logm) & (idx >= 0) & (idx < nb)
+    v, w = inbin & (flag == VOID), inbin & (flag == WALL)
+    n_v = np.bincount(idx[v], minlength=nb)
+    n_w = np.bincount(idx[w], minlength=nb)
+    s_v = np.bincount(idx[v], weights=p[v], minlength=nb)
+    s_w = np.bincount(idx[w], weights=p[w], minlength=nb)
+    kept = (n_v > 0) & (n_w > 0)
+    if not kept.any():
+        return {"expected_rd": None, "n_void": 0, "n_wall": 0}
+    pv = s_v[kept].sum() / n_v[kept].sum()
+    pw = (n_v[kept] * s_w[kept] / n_w[kept]).sum() / n_v[kept].sum()
+    return {"expected_rd": float(pv - pw), "p_void": float(pv), "p_wall": float(pw),
+            "n_void": int(n_v[kept].sum()), "n_wall": int(n_w[kept].sum())}

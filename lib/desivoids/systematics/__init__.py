@@ -13,8 +13,10 @@ SGC, both).
 - :mod:`.regression` quenched ~ void + bs(log M*) + z, logistic, cluster-robust errors.
 - :mod:`.jackknife`  equal-area HEALPix patches per cap and the delete-one-patch jackknife.
 - :mod:`.compare`    one tidy row per comparison, analytic and jackknife intervals side by side.
+- :mod:`.expected`   on a mock run, each estimate beside the answer the mock planted.
 """
 from .compare import compare_void_wall
+from .expected import beside_expected, read_expected
 from .intervals import (TwoProportions, WeightedProportion, cohens_h, kish_neff,
                         two_proportions, two_proportions_weighted, weighted_proportion, wilson)
 from .jackknife import JackknifeResult, Patches, healpix_patches, jackknife
@@ -32,4 +34,5 @@ __all__ = [
     "logit_void_effect", "VoidEffect",
     "healpix_patches", "Patches", "jackknife", "JackknifeResult",
     "compare_void_wall", "run", "SystematicsResult", "result_paragraph",
+    "read_expected", "beside_expected",
 ]

@@ -52,8 +52,10 @@ def wilson(k, n, alpha: float = 0.05):
         lo, hi = proportion_confint(np.where(empty, 0.0, k), safe_n, alpha=alpha,
                                     method="wilson")
         p = np.where(empty, np.nan, k / safe_n)
-    lo = np.where(empty, np.nan, lo)
-    hi = np.where(empty, np.nan, hi)
+    # the score interval holds p; statsmodels' rounding can leave lo at 3e-17 for k = 0 (or hi
+    # a hair under 1 for k = n), which a plot of p - lo then rejects as a negative error bar
+    lo = np.where(empty, np.nan, np.minimum(lo, p))
+    hi = np.where(empty, np.nan, np.maximum(hi, p))
     if p.ndim == 0:
         return float(p), float(lo), float(hi)
     return p, lo, hi
