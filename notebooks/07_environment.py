@@ -23,7 +23,7 @@
 #   that of the first hole, in file order, that contains it.
 # - **V2** (REVOLVER, VIDE, ZOBOV, one tessellation pruned three ways): a galaxy takes the zone of
 #   its nearest GALZONE tracer, and is in a void when that zone's `VOID0` (joined on the zone
-#   value) is not -1. A point outside the survey stays outside (VAST's code would let it inherit a
+#   value) in the algorithm's own file is not -1: each pruning has its own ZONEVOID. A point outside the survey stays outside (VAST's code would let it inherit a
 #   void zone).
 # - Otherwise a galaxy is **outside** (9) when it is outside the footprint rebuilt from the cap's
 #   tracers the way VoidFinder builds its mask, outside the radial limits, at $Z \le 0$ or beyond
@@ -215,9 +215,10 @@ counts.groupby("algorithm", sort=False).agg(
 # ## Do the algorithms agree?
 #
 # For every pair of algorithms, of the tracers both call void or wall: the share with the same
-# label, and Cohen's kappa (agreement beyond chance). The three V2 prunings share one
-# tessellation and one ZONEVOID table, so their labels agree by construction: their effects in
-# the systematics chapter are not independent measurements.
+# label, and Cohen's kappa (agreement beyond chance). The three V2 prunings are one tessellation
+# pruned three ways (each with its own ZONEVOID), so their labels differ but overlap far more
+# than independent measurements would: their effects in the systematics chapter are not
+# independent measurements.
 
 # %%
 ag = result.agreement

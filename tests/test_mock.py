@@ -664,3 +664,33 @@ def test_cli(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:  # argparse: an unknown scale is a usage error
         cli_main(["--out", str(tmp_path / "x"), "--scale", "huge"])
     assert err.value.code == 2 and not (tmp_path / "x").exists()
+
+
+def test_v2_pruning_rules_on_a_chain_of_four_zones():
+    """VAST's watershed and sortVoids on a worked example: zones 0-1-2-3 in a chain, core
+    volumes 10, 8, 6, 9, links 0-1 at 5, 1-2 at 4, 2-3 at 3 (larger volume: lower density)."""
+    from desivoids.mock import desivast
+
+    zcore = np.array([10.0, 8.0, 6.0, 9.0])
+    links = (np.array([0, 1, 2]), np.array([1, 2, 3]), np.array([5.0, 4.0, 3.0]))
+    records = desivast.watershed(zcore, links)
+    # each shallower group flows into the deepest at its link; the last record holds them all
+    assert [([z.tolist() for z in lv], vols) for lv, vols in records] == [
+        ([[1]], [8.0, 5.0]), ([[2]], [6.0, 4.0]), ([[3]], [9.0, 3.0]),
+        ([[0], [1], [2], [3]], [10.0, 5.0, 4.0, 3.0, 0.0])]
+    zone_vol = np.array([4000.0, 300.0, 5000.0, 6000.0])  # effective radii 9.8, 4.2, 10.6, 11.3
+    never = lambda zones, v, r: False  # noqa: E731  (no central-density cut here)
+    zobov = desivast.prune("ZOBOV", records, zone_vol, 10.0, 4.5, never)
+    assert [z.tolist() for z in zobov] == [[1], [2], [3], [0, 1, 2, 3]]  # one void per zone
+    revolver = desivast.prune("REVOLVER", records, zone_vol, 10.0, 4.5, never)
+    assert [z.tolist() for z in revolver] == [[2], [3]]  # zones above the minimum radius
+    # VIDE: the core, then zones linked while the link volume stays >= 4.5 (zone 1 at 5, not
+    # zone 2 at 4); then the radius cut drops zone 1 alone
+    vide = desivast.prune("VIDE", records, zone_vol, 10.0, 4.5, never)
+    assert [z.tolist() for z in vide] == [[2], [3], [0, 1]]
+    assert desivast.prune("VIDE", records, zone_vol, 10.0, 4.5, lambda *a: True) == []
+    # ZONEVOID: VOID0 the smallest kept void holding the zone, VOID1 the largest, -1 for none
+    assert [a.tolist() for a in desivast.zonevoid_of(zobov, 4)] == [[3, 0, 1, 2], [3, 3, 3, 3]]
+    assert [a.tolist() for a in desivast.zonevoid_of(revolver, 4)] == [[-1, -1, 0, 1],
+                                                                        [-1, -1, 0, 1]]
+    assert [a.tolist() for a in desivast.zonevoid_of(vide, 4)] == [[2, 2, 0, 1], [2, 2, 0, 1]]
