@@ -54,6 +54,10 @@ def test_every_galaxy_has_one_row_per_algorithm_equal_to_the_truth(env_run, tiny
     assert (vf.flag_interior[moved] == 2).all() and (vf.flag_interior[~moved] == vf.flag[~moved]).all()
 
 
+#: the stage's default surface tolerance (Mpc/h): inside a hole means inside by more than it
+SURFACE_TOL = 1e-3
+
+
 def _brute_force_vf_counts(d) -> pd.Series:
     """Galaxies per VoidFinder void, every galaxy against every hole of its cap, written here."""
     g = pq.read_table(d / "convert" / "galaxies").to_pandas()
@@ -67,7 +71,7 @@ def _brute_force_vf_counts(d) -> pd.Series:
         h = holes[holes.cap == cap].sort_values("hole_index")
         p = xyz[z_ok.to_numpy()]
         d2 = ((p[:, None, :] - h[["x", "y", "z"]].to_numpy()[None]) ** 2).sum(axis=2)
-        inside = d2 < h.radius.to_numpy()[None] ** 2
+        inside = np.sqrt(d2) < h.radius.to_numpy()[None] - SURFACE_TOL
         hit = inside.any(axis=1)
         first = np.argmax(inside, axis=1)[hit]
         for v, n in pd.Series(h.void.to_numpy()[first]).value_counts().items():
@@ -99,7 +103,7 @@ def test_a_galaxy_inside_a_hole_by_the_sql_sphere_query_is_a_void_galaxy(env_run
     holes = pq.read_table(d / "convert" / "holes.parquet").to_pandas()
     checked = 0
     for h in holes.sort_values("radius", ascending=False).head(25).itertuples():
-        got = load.sphere(url, h.x, h.y, h.z, h.radius)
+        got = load.sphere(url, h.x, h.y, h.z, h.radius - SURFACE_TOL)
         ids = got.targetid[(z.loc[got.targetid].to_numpy() > 0)
                            & (z.loc[got.targetid].to_numpy() <= 0.24)]
         assert (vf.loc[ids, "flag"] == 1).all()
@@ -145,3 +149,23 @@ def test_a_distributed_cluster_gives_the_same_result(env_run, tmp_path):
     dispose_engines()
     a, b = _assignments(d), _assignments(other)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_surface_galaxies_are_reported_per_cap_and_listed(env_run, tiny_sky):
+    """report.json counts VoidFinder's surface galaxies per cap (the mock's holes touch their
+    tracers, so there are some), and voidfinder_surface.parquet lists exactly the truth's."""
+    d, result = env_run
+    root, _ = tiny_sky
+    rep = {r["cap"]: r for r in result.report["voidfinder_surface"]}
+    assert set(rep) == {*formats.CAPS, "both"}
+    truth = pq.read_table(root / "truth" / "galaxies.parquet").to_pandas()
+    listed = pq.read_table(d / "environment" / "voidfinder_surface.parquet").to_pandas()
+    assert set(listed.targetid) == set(truth.TARGETID[truth.SURFACE_VOIDFINDER])
+    assert set(listed.flag) <= {0, 2, 9}
+    for cap in formats.CAPS:
+        r, mine = rep[cap], listed[listed.cap == cap]
+        assert r["galaxies"] == len(mine) > 0 and r["tracers"] == mine.tracer.sum() > 0
+        assert r["galaxies_strict_void"] == mine.strict_void.sum()
+        assert r["tracer_void_fraction"] < r["tracer_void_fraction_surface_as_void"]
+    assert rep["both"]["galaxies"] == len(listed)
+    assert result.report["parameters"]["surface_tol"] == SURFACE_TOL

@@ -12,7 +12,10 @@ Outputs in ``<data_dir>/environment``: ``galaxy_void_assignments.parquet`` (targ
 cap, flag, void, r_over_reff, interior, flag_interior), ``void_counts.parquet`` (galaxies and
 tracers per void), ``report.json`` (fractions of tracers and of volume in voids per algorithm
 beside VAST's DR7 reference, the agreement matrix of the labels); and the database tables
-``galaxy_void_assignments`` and ``void_counts``.
+``galaxy_void_assignments`` and ``void_counts``; ``voidfinder_surface.parquet`` (targetid, cap,
+flag, strict_void, tracer) lists VoidFinder's surface galaxies (within ``surface_tol`` of a
+hole's surface, inside no hole by more: not void here; ``strict_void``: VAST's strict rule calls
+it void), so that systematics can give the answer both ways; report.json counts them per cap.
 """
 from __future__ import annotations
 
@@ -29,15 +32,18 @@ import pyarrow.parquet as pq
 from .. import compute, formats, paths
 from ..load.tables import publish_table
 from ..outputs import jsonable, staged, write_json
-from .flags import INTERIOR, NO_VOID, UNKNOWN, Assignment
+from .flags import (INTERIOR, NO_VOID, NOT_SURFACE, SURFACE_STRICT_VOID, UNKNOWN,
+                    Assignment)
 from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, assign_cap, assign_chunk,
                          build_catalogues, header_limits)
-from .summary import DR7_REFERENCE, agreement, footprint_randoms, fractions, void_counts
+from .summary import (DR7_REFERENCE, agreement, footprint_randoms, fractions, surface_summary,
+                      void_counts)
 
 __all__ = ["run", "EnvironmentResult", "read_tables"]
 
 SCHEMA_VERSION = 1
 ASSIGNMENTS = "galaxy_void_assignments"
+SURFACE = "voidfinder_surface"
 
 
 @dataclass
@@ -134,9 +140,22 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
     return path
 
 
+def write_surface(path: Path, targetid: np.ndarray, vf: Assignment, tracer: np.ndarray) -> Path:
+    """voidfinder_surface.parquet: VoidFinder's surface galaxies, by targetid."""
+    rows = np.flatnonzero(vf.surface != NOT_SURFACE)
+    rows = rows[np.argsort(targetid[rows], kind="stable")]
+    pq.write_table(pa.table({
+        "targetid": pa.array(targetid[rows]),
+        "cap": pa.array(np.asarray(formats.CAPS)[vf.cap_code[rows]]),
+        "flag": pa.array(vf.flag[rows].astype(np.int8)),
+        "strict_void": pa.array(vf.surface[rows] == SURFACE_STRICT_VOID),
+        "tracer": pa.array(np.asarray(tracer[rows], bool))}), path)
+    return path
+
+
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
         chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
-        seed: int = 20251201) -> EnvironmentResult:
+        seed: int = 20251201, surface_tol: float = 1e-3) -> EnvironmentResult:
     """The environment stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
     convert_dir = paths.require(layout.convert / "reconciliation.json", "convert").parent
@@ -144,7 +163,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     tables = read_tables(convert_dir)
     limits = header_limits(convert_dir / "voids.parquet")
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
-                                  tables["galzone"], limits)
+                                  tables["galzone"], limits, surface_tol=surface_tol)
     dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
     galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
     om = _galaxy_omega_m(dataset)
@@ -176,7 +195,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     report = {
         "schema": "desivoids.environment", "schema_version": SCHEMA_VERSION,
         "galaxies": int(galaxies.num_rows), "tracers": int(tracer.sum()),
-        "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed},
+        "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed,
+                       "surface_tol": surface_tol},
         "flags": {str(k): v for k, v in {0: "wall", 1: "void", 2: "edge", 9: "outside"}.items()},
         "flag_counts": [{"algorithm": a, "flag": int(f), "galaxies": int(n),
                          "tracers": int(((r.flag == f) & tracer).sum())}
@@ -187,6 +207,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         "agreement": agreement({a: r.flag[tracer] for a, r in result.items()}),
         "tessellation_groups": {cap: [list(g) for g in cat.tessellation_groups]
                                 for cap, cat in catalogues.items()},
+        "voidfinder_surface": surface_summary(result["VoidFinder"], tracer, surface_tol),
         "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())
                                    for a in formats.ALGORITHMS},
     }
@@ -195,6 +216,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     with staged(out) as tmp:
         path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
         counts.to_parquet(tmp / "void_counts.parquet", index=False)
+        write_surface(tmp / f"{SURFACE}.parquet", targetid, result["VoidFinder"], tracer)
         publish_table(url, ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
         publish_table(url, "void_counts", pa.Table.from_pandas(counts, preserve_index=False),
                       key=("algorithm", "cap", "void"))
