@@ -94,6 +94,14 @@ fc.assign(flag=fc.flag.map({0: "wall", 1: "void", 2: "edge", 9: "outside"})).piv
 environment.summary.surface_table(result.report)
 
 # %% [markdown]
+# VoidFinder removes isolated tracers (its *field* galaxies) before growing holes, so only field
+# galaxies can lie inside a hole: where a VoidFinder file carries VAST's FIELD HDU (DESIVAST's
+# VAC files do not), how many void galaxies are field galaxies (matched on position).
+
+# %%
+pd.DataFrame(result.report["voidfinder_field"]).set_index("cap")
+
+# %% [markdown]
 # ## How much of the survey is void?
 #
 # The fraction of tracers, and of the volume (random points uniform inside each cap's footprint

@@ -169,3 +169,49 @@ def test_surface_galaxies_are_reported_per_cap_and_listed(env_run, tiny_sky):
         assert r["tracer_void_fraction"] < r["tracer_void_fraction_surface_as_void"]
     assert rep["both"]["galaxies"] == len(listed)
     assert result.report["parameters"]["surface_tol"] == SURFACE_TOL
+
+
+def test_field_galaxies_are_counted_where_the_voidfinder_file_has_a_field_hdu(env_run,
+                                                                              tmp_path):
+    """The mock's files, like DESIVAST's, carry no FIELD HDU: nothing is counted. A VoidFinder
+    file with VAST's FIELD HDU (written here with astropy) makes the stage count the void
+    galaxies among its field galaxies, matched on position."""
+    from astropy.io import fits
+
+    from desivoids import paths as dpaths
+    from desivoids.environment.stage import field_report
+
+    d, result = env_run
+    rows = result.report["voidfinder_field"]
+    assert {r["cap"] for r in rows} == set(formats.CAPS)
+    assert all(r["field_hdu"] is False and r["void_field_galaxies"] is None for r in rows)
+    a = _assignments(d)
+    vf = a[a.algorithm == "VoidFinder"].set_index("targetid")
+    gal = pq.read_table(d / "convert" / "galaxies").to_pandas().set_index("targetid")
+    ngc = vf[vf.cap == "NGC"]
+    void_ids = ngc.index[ngc.flag == 1][:3].to_numpy()
+    wall_ids = ngc.index[ngc.flag == 0][:2].to_numpy()
+    pos = gal.loc[np.r_[void_ids, wall_ids], ["comoving_x", "comoving_y", "comoving_z"]]
+    field = pos.to_numpy() + 1e-4  # VAST's positions differ from ours by up to 6e-4 Mpc/h
+    layout = dpaths.RunLayout.of(tmp_path / "run")
+    heads = primary_headers(d / "convert" / "voids.parquet")
+    src = layout.raw / heads[("VoidFinder", "NGC")]["file"]
+    src.parent.mkdir(parents=True)
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(c, "E", array=field[:, k]) for k, c in enumerate("XYZ")],
+        name="FIELD")]).writeto(src)
+    table = pq.read_table(d / "convert" / "galaxies", columns=list(environment.GALAXY_COLUMNS))
+    order = np.argsort(table.column("targetid").to_numpy())
+    table = table.take(order)  # row-matched with the assignments (sorted by targetid)
+    ids = table.column("targetid").to_numpy()
+    cap_code = np.array([formats.CAPS.index(c) for c in vf.cap.loc[ids]], np.int8)
+    flag = vf.flag.loc[ids].to_numpy().astype(np.int8)
+    n = len(flag)
+    assign = environment.Assignment("VoidFinder", cap_code, flag, np.full(n, -1),
+                                    np.full(n, np.nan), np.full(n, -1, np.int8))
+    got = {r["cap"]: r for r in field_report(layout, d / "convert", table, assign,
+                                             np.ones(n, bool), None)}
+    assert got["NGC"]["field_hdu"] and got["NGC"]["field_galaxies"] == 5
+    assert got["NGC"]["field_matched"] == 5 and got["NGC"]["void_field_galaxies"] == 3
+    assert got["NGC"]["void_galaxies"] == int((ngc.flag == 1).sum())
+    assert got["SGC"]["field_hdu"] is False

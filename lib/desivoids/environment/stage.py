@@ -15,7 +15,9 @@ beside VAST's DR7 reference, the agreement matrix of the labels); and the databa
 ``galaxy_void_assignments`` and ``void_counts``; ``voidfinder_surface.parquet`` (targetid, cap,
 flag, strict_void, tracer) lists VoidFinder's surface galaxies (within ``surface_tol`` of a
 hole's surface, inside no hole by more: not void here; ``strict_void``: VAST's strict rule calls
-it void), so that systematics can give the answer both ways; report.json counts them per cap.
+it void), so that systematics can give the answer both ways; report.json counts them per cap,
+and, where a VoidFinder file as acquire fetched it carries VAST's FIELD HDU, how many void
+galaxies are field galaxies (``voidfinder_field``).
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ from ..load.tables import publish_table
 from ..outputs import jsonable, staged, write_json
 from .flags import (INTERIOR, NO_VOID, NOT_SURFACE, SURFACE_STRICT_VOID, UNKNOWN,
                     Assignment)
-from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, assign_cap, assign_chunk,
-                         build_catalogues, header_limits)
+from .field import field_summary, read_field
+from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, _arrays, _galaxy_xyz, assign_cap,
+                         assign_chunk, build_catalogues, header_limits)
 from .summary import (DR7_REFERENCE, agreement, footprint_randoms, fractions, surface_summary,
                       void_counts)
 
@@ -153,6 +156,29 @@ def write_surface(path: Path, targetid: np.ndarray, vf: Assignment, tracer: np.n
     return path
 
 
+def field_report(layout: paths.RunLayout, convert_dir: Path, galaxies, vf: Assignment,
+                 tracer: np.ndarray, galaxy_omega_m: float | None) -> list[dict]:
+    """Per cap, where the VoidFinder file (as acquire fetched it) carries a FIELD HDU (VAST
+    writes one, DESIVAST's VAC does not): how many void galaxies are field galaxies."""
+    from ..vastheaders import primary_headers
+
+    rows, gal = [], None
+    for (alg, cap), head in sorted(primary_headers(convert_dir / "voids.parquet").items()):
+        if alg != "VoidFinder":
+            continue
+        path = layout.raw / str(head["file"])
+        fx = read_field(path) if path.is_file() else None
+        own = np.flatnonzero(vf.cap_code == formats.CAPS.index(cap))
+        if fx is None:
+            xyz = np.zeros((len(own), 3))
+        else:
+            gal = _arrays(galaxies) if gal is None else gal
+            xyz = _galaxy_xyz(gal, own, float(head["OMEGAM"]), galaxy_omega_m)
+        row = field_summary(cap, fx, xyz, vf.flag[own] == 1, tracer[own])
+        rows.append({**row, "file": str(head["file"]), "file_found": path.is_file()})
+    return rows
+
+
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
         chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
         seed: int = 20251201, surface_tol: float = 1e-3) -> EnvironmentResult:
@@ -208,6 +234,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         "tessellation_groups": {cap: [list(g) for g in cat.tessellation_groups]
                                 for cap, cat in catalogues.items()},
         "voidfinder_surface": surface_summary(result["VoidFinder"], tracer, surface_tol),
+        "voidfinder_field": field_report(layout, convert_dir, galaxies, result["VoidFinder"],
+                                         tracer, om),
         "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())
                                    for a in formats.ALGORITHMS},
     }
