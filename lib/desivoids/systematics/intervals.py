@@ -52,8 +52,9 @@ def wilson(k, n, alpha: float = 0.05):
         lo, hi = proportion_confint(np.where(empty, 0.0, k), safe_n, alpha=alpha,
                                     method="wilson")
         p = np.where(empty, np.nan, k / safe_n)
-    lo = np.where(empty, np.nan, lo)
-    hi = np.where(empty, np.nan, hi)
+    # statsmodels' bounds can miss p by rounding (k = 0 gives lo = 3e-17): an interval holds p
+    lo = np.where(empty, np.nan, np.minimum(lo, p))
+    hi = np.where(empty, np.nan, np.maximum(hi, p))
     if p.ndim == 0:
         return float(p), float(lo), float(hi)
     return p, lo, hi
