@@ -46,7 +46,7 @@ __all__ = ["run", "EnvironmentResult", "read_tables"]
 
 SCHEMA_VERSION = 1
 ASSIGNMENTS = "galaxy_void_assignments"
-SURFACE = "voidfinder_surface"
+SURFACE_FILE = "voidfinder_surface"
 
 
 @dataclass
@@ -73,6 +73,11 @@ class EnvironmentResult:
             lines.append(f"  {alg:<10} tracers in voids {100 * t.void_of_void_and_wall:5.1f}%, "
                          f"volume in voids {100 * v.void_of_void_and_wall:5.1f}% "
                          "(void / (void + wall))")
+        for r in self.report.get("voidfinder_surface", []):
+            if r["cap"] == "both":
+                lines.append(f"  VoidFinder surface galaxies (within {r['surface_tol']:g} Mpc/h, "
+                             f"not void): {r['galaxies']:,d} ({r['tracers']:,d} tracers), "
+                             f"{r['galaxies_strict_void']:,d} void by VAST's strict rule")
         return "\n".join(lines)
 
 
@@ -244,7 +249,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     with staged(out) as tmp:
         path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
         counts.to_parquet(tmp / "void_counts.parquet", index=False)
-        write_surface(tmp / f"{SURFACE}.parquet", targetid, result["VoidFinder"], tracer)
+        write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
         publish_table(url, ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
         publish_table(url, "void_counts", pa.Table.from_pandas(counts, preserve_index=False),
                       key=("algorithm", "cap", "void"))
