@@ -18,9 +18,12 @@
 # Every galaxy of the converted catalogue, not only the tracers, is placed by each of the four
 # DESIVAST catalogues, following VAST's own catalogue code (science.md):
 #
-# - **VoidFinder**: a galaxy is in a void when its comoving position lies strictly inside one of
-#   the void's holes, $|\mathbf{x} - \mathbf{c}| < R$, checked before the footprint; its void is
-#   that of the first hole, in file order, that contains it.
+# - **VoidFinder**: a galaxy is in a void when its comoving position lies inside one of the
+#   void's holes by more than the surface tolerance, $|\mathbf{x} - \mathbf{c}| < R - \epsilon$
+#   ($\epsilon$ = `surface_tol`), checked before the footprint; its void is that of the first
+#   such hole, in file order. A galaxy within $\epsilon$ of a hole's surface and inside no hole
+#   by more (VoidFinder grows its holes until they touch galaxies) is a *surface galaxy*: not a
+#   void galaxy; they are counted below.
 # - **V2** (REVOLVER, VIDE, ZOBOV, one tessellation pruned three ways): a galaxy takes the zone of
 #   its nearest GALZONE tracer, and is in a void when that zone's `VOID0` (joined on the zone
 #   value) in the algorithm's own file is not -1: each pruning has its own ZONEVOID. A point outside the survey stays outside (VAST's code would let it inherit a
@@ -42,6 +45,7 @@ chunk_rows: int = 1000000  # [1, 100000000] galaxies per Dask task
 num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
 randoms: int = 200000  # [1000, 100000000] random points per cap for the volume fractions
 seed: int = 20251201  # [0, 4294967295] seed of the random points
+surface_tol: float = 1e-3  # [0, 1] Mpc/h: within this of a VoidFinder hole's surface and in no hole by more is not void
 
 # %%
 import matplotlib.pyplot as plt
@@ -55,7 +59,8 @@ from desivoids import environment, formats, paths
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.width", 200)
 result = environment.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address,
-                         chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed)
+                         chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed,
+                         surface_tol=surface_tol)
 print(result)
 layout = paths.RunLayout.of(data_dir)
 voids = pq.read_table(layout.convert / "voids.parquet").to_pandas()
@@ -73,6 +78,28 @@ sample = pq.read_table(layout.stage("plausibility") / "sample.parquet",
 fc = pd.DataFrame(result.report["flag_counts"])
 fc.assign(flag=fc.flag.map({0: "wall", 1: "void", 2: "edge", 9: "outside"})).pivot_table(
     index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0).astype(int)
+
+# %% [markdown]
+# ## Galaxies on VoidFinder's hole surfaces
+#
+# VoidFinder grows each hole until it touches wall galaxies, so the galaxies that bound a hole lie
+# on its surface to rounding, and VAST's strict $|\mathbf{x} - \mathbf{c}| < R$ decides them by
+# the last bits of the arithmetic. Here a galaxy within `surface_tol` of a surface and inside no
+# hole by more is not a void galaxy. Per cap: how many galaxies and tracers are surface galaxies,
+# how many of them VAST's strict rule would call void, and the tracers' void / (void + wall) with
+# the tolerance and with every surface galaxy counted as void (the systematics chapter gives the
+# answer both ways).
+
+# %%
+environment.summary.surface_table(result.report)
+
+# %% [markdown]
+# VoidFinder removes isolated tracers (its *field* galaxies) before growing holes, so only field
+# galaxies can lie inside a hole: where a VoidFinder file carries VAST's FIELD HDU (DESIVAST's
+# VAC files do not), how many void galaxies are field galaxies (matched on position).
+
+# %%
+pd.DataFrame(result.report["voidfinder_field"]).set_index("cap")
 
 # %% [markdown]
 # ## How much of the survey is void?

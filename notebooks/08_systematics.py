@@ -115,6 +115,17 @@ beside = systematics.beside_expected(s, systematics.read_expected(data_dir), mas
  else Markdown("No planted answer: this run is not on a mock sky."))
 
 # %% [markdown]
+# ## VoidFinder's surface galaxies, both ways
+#
+# VoidFinder grows its holes until they touch wall galaxies, so the galaxies bounding a hole sit
+# on its surface to rounding. By default they are not void galaxies (the environment stage's
+# `surface_tol`, methods); here VoidFinder's answer beside the one with every surface galaxy
+# counted as void, as VAST's strict rule mostly does. Both caps.
+
+# %%
+systematics.surface_table(s).round(3)
+
+# %% [markdown]
 # ## Quenched fraction against stellar mass
 #
 # Void (filled) and wall (open) galaxies in the matching bins, with Wilson intervals; all voids,

@@ -16,7 +16,6 @@ import pyarrow as pa
 import pytest
 
 from desivoids import cosmology, environment as env, formats
-from desivoids.environment import voidfinder
 from desivoids.mock import truth
 
 OM, ZLIMU = 0.315, 0.24
@@ -77,6 +76,7 @@ HOLES_SGC = [(11, 0, np.array([400.0, 0.0, 0.0]), 15.0), (12, 1, C_304, 20.0)]
 GALAXIES = {  # name: (position, redshift or None for the one of its distance)
     "surface": (HOLE_A + [-10.0, 0, 0], None),
     "just_inside": (HOLE_A + [-10.0 + 1e-6, 0, 0], None),
+    "inside_2e-3": (HOLE_A + [-10.0 + 2e-3, 0, 0], None),
     "overlap": (HOLE_A + [3.0, 0, 0], None),
     "ra_359": (np.array([400.0, -5.0, 3.0]), None),
     "ra_001": (np.array([400.0, 5.0, 3.0]), None),
@@ -175,13 +175,32 @@ def void(result, alg, name):
 
 
 def test_galaxy_on_a_hole_surface_is_not_inside(result):
+    """Within the surface tolerance (1e-3 Mpc/h) of a hole's surface and inside no hole by
+    more: a surface galaxy, not a void galaxy; inside by 2e-3 Mpc/h: a void galaxy."""
     assert np.linalg.norm(GALAXIES["surface"][0] - HOLE_A) == 10.0  # exactly on the surface
     others = [(c, r) for _, _, c, r in holes_ngc() if not np.array_equal(c, HOLE_A)]
     assert len(others) == 3
-    assert all(np.linalg.norm(GALAXIES["surface"][0] - c) > r for c, r in others)
-    assert flag(result, "VoidFinder", "surface") == env.WALL
-    assert void(result, "VoidFinder", "surface") == env.NO_VOID
-    assert flag(result, "VoidFinder", "just_inside") == env.VOID
+    for name in ("surface", "just_inside", "inside_2e-3"):
+        assert all(np.linalg.norm(GALAXIES[name][0] - c) > r for c, r in others)
+    vf = result["VoidFinder"]
+    for name in ("surface", "just_inside"):
+        assert flag(result, "VoidFinder", name) == env.WALL, name
+        assert void(result, "VoidFinder", name) == env.NO_VOID, name
+    assert flag(result, "VoidFinder", "inside_2e-3") == env.VOID
+    assert void(result, "VoidFinder", "inside_2e-3") == 7
+    assert vf.surface[ROW["surface"]] == env.SURFACE  # VAST's strict rule: not inside either
+    assert vf.surface[ROW["just_inside"]] == env.SURFACE_STRICT_VOID  # VAST: inside
+    assert vf.surface[ROW["inside_2e-3"]] == env.NOT_SURFACE
+    assert np.all(result["REVOLVER"].surface == env.NOT_SURFACE)
+
+
+def test_surface_tolerance_zero_is_vasts_strict_rule():
+    res = env.assign_all(galaxy_table(), *tables(), LIMITS, surface_tol=0.0)
+    assert flag(res, "VoidFinder", "surface") == env.WALL
+    assert flag(res, "VoidFinder", "just_inside") == env.VOID
+    assert flag(res, "VoidFinder", "inside_2e-3") == env.VOID
+    with pytest.raises(ValueError, match="surface_tol"):
+        env.assign_all(galaxy_table(), *tables(), LIMITS, surface_tol=-1.0)
 
 
 def test_first_hole_in_file_order_wins():
@@ -401,16 +420,17 @@ def test_positions_are_recomputed_when_omega_m_differs(result):
     assert flags.tolist() == [env.VOID, env.VOID, env.WALL, env.VOID]  # not from comoving_x
 
 
-def test_surface_rule_is_the_same_in_library_and_truth(monkeypatch):
-    """Both implementations apply the strict rule; making one of them <= is caught."""
+def test_surface_rule_is_the_same_in_library_and_truth():
+    """Both implementations apply the tolerance rule: on the surface, inside by 1e-6 and by
+    2e-3 Mpc/h, outside by 1e-6, deep inside; with the tolerance and without it."""
     centre = HOLE_A[None]
-    pts = np.array([HOLE_A + [10.0, 0, 0], HOLE_A + [0, 0, 10.0], HOLE_A + [9.0, 0, 0]])
-    lib = env.HoleSpheres(centre, [10.0], [7]).first_containing(pts)
-    ref = truth.first_containing_hole(pts, centre, [10.0])
-    assert lib.tolist() == ref.tolist() == [-1, -1, 0]
-    monkeypatch.setattr(voidfinder, "strictly_inside", lambda d, r: d <= r)
-    bad = env.HoleSpheres(centre, [10.0], [7]).first_containing(pts)
-    assert bad.tolist() != ref.tolist()
-    monkeypatch.undo()
-    monkeypatch.setattr(truth, "strictly_inside", lambda d, r: d <= r)
-    assert truth.first_containing_hole(pts, centre, [10.0]).tolist() != lib.tolist()
+    pts = HOLE_A + np.array([[10.0, 0, 0], [0, 0, -10.0 + 1e-6], [0, 10.0 - 2e-3, 0],
+                             [-10.0 - 1e-6, 0, 0], [9.0, 0, 0]])
+    holes = env.HoleSpheres(centre, [10.0], [7])
+    for tol, first, surface in ((1e-3, [-1, -1, 0, -1, 0], [1, 1, 0, 1, 0]),
+                                (0.0, [-1, 0, 0, -1, 0], [1, 0, 0, 0, 0])):
+        hits = holes.classify(pts, tol)
+        ref_first, ref_surface = truth.hole_hits(pts, centre, [10.0], tol)
+        assert hits.first.tolist() == ref_first.tolist() == first, tol
+        assert hits.surface.astype(int).tolist() == ref_surface.astype(int).tolist() == surface
+    assert holes.classify(pts, 1e-3).strict.tolist() == [False, True, True, False, True]

@@ -54,6 +54,10 @@ def test_every_galaxy_has_one_row_per_algorithm_equal_to_the_truth(env_run, tiny
     assert (vf.flag_interior[moved] == 2).all() and (vf.flag_interior[~moved] == vf.flag[~moved]).all()
 
 
+#: the stage's default surface tolerance (Mpc/h): inside a hole means inside by more than it
+SURFACE_TOL = 1e-3
+
+
 def _brute_force_vf_counts(d) -> pd.Series:
     """Galaxies per VoidFinder void, every galaxy against every hole of its cap, written here."""
     g = pq.read_table(d / "convert" / "galaxies").to_pandas()
@@ -67,7 +71,7 @@ def _brute_force_vf_counts(d) -> pd.Series:
         h = holes[holes.cap == cap].sort_values("hole_index")
         p = xyz[z_ok.to_numpy()]
         d2 = ((p[:, None, :] - h[["x", "y", "z"]].to_numpy()[None]) ** 2).sum(axis=2)
-        inside = d2 < h.radius.to_numpy()[None] ** 2
+        inside = np.sqrt(d2) < h.radius.to_numpy()[None] - SURFACE_TOL
         hit = inside.any(axis=1)
         first = np.argmax(inside, axis=1)[hit]
         for v, n in pd.Series(h.void.to_numpy()[first]).value_counts().items():
@@ -100,7 +104,7 @@ def test_a_galaxy_inside_a_hole_by_the_sql_sphere_query_is_a_void_galaxy(env_run
     holes = pq.read_table(d / "convert" / "holes.parquet").to_pandas()
     checked = 0
     for h in holes.sort_values("radius", ascending=False).head(25).itertuples():
-        got = load.sphere(url, h.x, h.y, h.z, h.radius)
+        got = load.sphere(url, h.x, h.y, h.z, h.radius - SURFACE_TOL)
         ids = got.targetid[(z.loc[got.targetid].to_numpy() > 0)
                            & (z.loc[got.targetid].to_numpy() <= 0.24)]
         assert (vf.loc[ids, "flag"] == 1).all()
@@ -161,3 +165,69 @@ def test_a_deleted_database_is_not_recreated_and_the_message_says_run_load(env_r
         environment.run(data_dir=str(run), randoms=2_000)
     assert not (run / "database").exists() or not any((run / "database").iterdir())
     assert not (run / "environment").exists()
+
+
+def test_surface_galaxies_are_reported_per_cap_and_listed(env_run, tiny_sky):
+    """report.json counts VoidFinder's surface galaxies per cap (the mock's holes touch their
+    tracers, so there are some), and voidfinder_surface.parquet lists exactly the truth's."""
+    d, result = env_run
+    root, _ = tiny_sky
+    rep = {r["cap"]: r for r in result.report["voidfinder_surface"]}
+    assert set(rep) == {*formats.CAPS, "both"}
+    truth = pq.read_table(root / "truth" / "galaxies.parquet").to_pandas()
+    listed = pq.read_table(d / "environment" / "voidfinder_surface.parquet").to_pandas()
+    assert set(listed.targetid) == set(truth.TARGETID[truth.SURFACE_VOIDFINDER])
+    assert set(listed.flag) <= {0, 2, 9}
+    for cap in formats.CAPS:
+        r, mine = rep[cap], listed[listed.cap == cap]
+        assert r["galaxies"] == len(mine) > 0 and r["tracers"] == mine.tracer.sum() > 0
+        assert r["galaxies_strict_void"] == mine.strict_void.sum()
+        assert r["tracer_void_fraction"] < r["tracer_void_fraction_surface_as_void"]
+    assert rep["both"]["galaxies"] == len(listed)
+    assert result.report["parameters"]["surface_tol"] == SURFACE_TOL
+
+
+def test_field_galaxies_are_counted_where_the_voidfinder_file_has_a_field_hdu(env_run,
+                                                                              tmp_path):
+    """The mock's files, like DESIVAST's, carry no FIELD HDU: nothing is counted. A VoidFinder
+    file with VAST's FIELD HDU (written here with astropy) makes the stage count the void
+    galaxies among its field galaxies, matched on position."""
+    from astropy.io import fits
+
+    from desivoids import paths as dpaths
+    from desivoids.environment.stage import field_report
+
+    d, result = env_run
+    rows = result.report["voidfinder_field"]
+    assert {r["cap"] for r in rows} == set(formats.CAPS)
+    assert all(r["field_hdu"] is False and r["void_field_galaxies"] is None for r in rows)
+    a = _assignments(d)
+    vf = a[a.algorithm == "VoidFinder"].set_index("targetid")
+    gal = pq.read_table(d / "convert" / "galaxies").to_pandas().set_index("targetid")
+    ngc = vf[vf.cap == "NGC"]
+    void_ids = ngc.index[ngc.flag == 1][:3].to_numpy()
+    wall_ids = ngc.index[ngc.flag == 0][:2].to_numpy()
+    pos = gal.loc[np.r_[void_ids, wall_ids], ["comoving_x", "comoving_y", "comoving_z"]]
+    field = pos.to_numpy() + 1e-4  # VAST's positions differ from ours by up to 6e-4 Mpc/h
+    layout = dpaths.RunLayout.of(tmp_path / "run")
+    heads = primary_headers(d / "convert" / "voids.parquet")
+    src = layout.raw / heads[("VoidFinder", "NGC")]["file"]
+    src.parent.mkdir(parents=True)
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(c, "E", array=field[:, k]) for k, c in enumerate("XYZ")],
+        name="FIELD")]).writeto(src)
+    table = pq.read_table(d / "convert" / "galaxies", columns=list(environment.GALAXY_COLUMNS))
+    order = np.argsort(table.column("targetid").to_numpy())
+    table = table.take(order)  # row-matched with the assignments (sorted by targetid)
+    ids = table.column("targetid").to_numpy()
+    cap_code = np.array([formats.CAPS.index(c) for c in vf.cap.loc[ids]], np.int8)
+    flag = vf.flag.loc[ids].to_numpy().astype(np.int8)
+    n = len(flag)
+    assign = environment.Assignment("VoidFinder", cap_code, flag, np.full(n, -1),
+                                    np.full(n, np.nan), np.full(n, -1, np.int8))
+    got = {r["cap"]: r for r in field_report(layout, d / "convert", table, assign,
+                                             np.ones(n, bool), None)}
+    assert got["NGC"]["field_hdu"] and got["NGC"]["field_galaxies"] == 5
+    assert got["NGC"]["field_matched"] == 5 and got["NGC"]["void_field_galaxies"] == 3
+    assert got["NGC"]["void_galaxies"] == int((ngc.flag == 1).sum())
+    assert got["SGC"]["field_hdu"] is False

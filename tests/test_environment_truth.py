@@ -165,3 +165,29 @@ def test_planted_offset_zero_gives_a_null_mock(tiny_sky, tmp_path):
     t = planted(null, gal["targetid"].to_numpy())
     assert mismatches(env.assign_all(gal, *tabs, env.header_limits(*tabs)), t) == \
         {a: 0 for a in formats.ALGORITHMS}
+
+
+def test_surface_galaxies_are_decided_as_the_truth_decides_them(converted):
+    """The mock's holes touch their wall tracers (as VoidFinder's do), so it has surface
+    galaxies. With the default tolerance the library marks exactly the truth's surface
+    galaxies and agrees with the truth on every galaxy; with surface_tol = 0 (VAST's strict
+    rule) rounding calls some of them void, and only they differ from the truth."""
+    root, gal, tabs = converted
+    t = planted(root, gal["targetid"].to_numpy())
+    surface = t["SURFACE_VOIDFINDER"].to_numpy()
+    caps = formats.cap_of_ra(gal["ra"].to_numpy())
+    for cap in formats.CAPS:
+        assert (surface & t["IS_TRACER"].to_numpy() & (caps == cap)).sum() > 10, cap
+    doc = json.loads((root / "truth" / "truth.json").read_text())["voidfinder_surface"]
+    assert doc["surface_tol"] == 1e-3
+    assert sum(doc["galaxies"].values()) == int(surface.sum())
+    limits = env.header_limits(*tabs)
+    vf = env.assign_all(gal, *tabs, limits)["VoidFinder"]
+    assert np.array_equal(vf.surface != env.NOT_SURFACE, surface)
+    assert np.array_equal(vf.flag, t["FLAG_VOIDFINDER"].to_numpy())
+    assert not np.any(vf.flag[surface] == env.VOID)
+    strict = env.assign_all(gal, *tabs, limits, surface_tol=0.0)["VoidFinder"]
+    differ = strict.flag != t["FLAG_VOIDFINDER"].to_numpy()
+    assert differ.sum() > 0 and np.all(surface[differ])
+    assert np.all(strict.flag[differ] == env.VOID)
+    assert np.array_equal(differ, vf.surface == env.SURFACE_STRICT_VOID)

@@ -418,7 +418,10 @@ def _edge(xyz, grid, hdr):
 
 
 def _vf_expected(root, c, xyz, caps):
-    """VoidFinder flag and void of every FastSpecFit row, by brute force over all holes."""
+    """VoidFinder flag and void of every FastSpecFit row, by brute force over all holes: inside
+    a hole by more than the surface tolerance that truth.json records."""
+    tol = json.loads((root / "truth" / "truth.json").read_text())["voidfinder_surface"][
+        "surface_tol"]
     flag = np.full(len(xyz), 9)
     void = np.full(len(xyz), -1)
     z = c[("METADATA", "Z")]
@@ -428,7 +431,8 @@ def _vf_expected(root, c, xyz, caps):
         with fits.open(root / formats.DESIVAST_DIR / formats.voidfinder_filename(cap)) as h:
             ho = h["HOLES"].data
         hx = np.column_stack([ho["X"], ho["Y"], ho["Z"]])
-        inside = np.linalg.norm(xyz[sel][:, None, :] - hx[None], axis=2) < ho["RADIUS"][None]
+        inside = np.linalg.norm(xyz[sel][:, None, :] - hx[None], axis=2) \
+            < ho["RADIUS"][None] - tol
         hit = inside.any(axis=1)
         out, edge = _out(xyz[sel], grid, hdr), _edge(xyz[sel], grid, hdr)
         flag[sel] = np.where(hit, 1, np.where(out, 9, np.where(edge, 2, 0)))
@@ -694,3 +698,22 @@ def test_v2_pruning_rules_on_a_chain_of_four_zones():
     assert [a.tolist() for a in desivast.zonevoid_of(revolver, 4)] == [[-1, -1, 0, 1],
                                                                         [-1, -1, 0, 1]]
     assert [a.tolist() for a in desivast.zonevoid_of(vide, 4)] == [[2, 2, 0, 1], [2, 2, 0, 1]]
+
+
+def test_every_hole_touches_a_tracer_as_voidfinders_do(sky_v3):
+    """VoidFinder grows each hole until it touches wall galaxies: every mock hole has a tracer
+    on its surface (to rounding), so the mock has surface galaxies."""
+    root, _ = sky_v3
+    c = _read_all(root)
+    xyz = _positions(c)
+    t = _truth(root).set_index("TARGETID").loc[c[("METADATA", "TARGETID")]]
+    tracer = xyz[t.IS_TRACER.to_numpy()]
+    for cap in formats.CAPS:
+        with fits.open(root / formats.DESIVAST_DIR / formats.voidfinder_filename(cap)) as h:
+            ho = h["HOLES"].data
+            assert h[0].header["FIELDNUM"] > 0
+        d = np.linalg.norm(tracer[:, None, :] - np.column_stack([ho["X"], ho["Y"], ho["Z"]])[None],
+                           axis=2)
+        gap = np.min(np.abs(d - ho["RADIUS"][None]), axis=0)
+        assert np.all(gap < 1e-6), (cap, gap.max())
+    assert t.SURFACE_VOIDFINDER[t.IS_TRACER].sum() > 0

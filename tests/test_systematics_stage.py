@@ -83,7 +83,18 @@ def test_outputs_agree_with_each_other(small):
     d, result = small
     out = d / "systematics"
     summary = pq.read_table(out / "summary.parquet").to_pandas()
-    assert len(summary) == len(formats.ALGORITHMS) * 2 * 3 * 3
+    # all voids and interior voids for every algorithm; VoidFinder's surface galaxies as void
+    assert len(summary) == (len(formats.ALGORITHMS) * 2 + 1) * 3 * 3
+    both = summary[summary.cap == "both"].set_index(["algorithm", "sample", "definition"])
+    assert set(summary.algorithm[summary["sample"] == "surface as void"]) == {"VoidFinder"}
+    n_surface = pq.read_table(d / "environment" / "voidfinder_surface.parquet").num_rows
+    for definition in ("ssfr", "dn4000", "ur"):
+        tol = both.loc[("VoidFinder", "all voids", definition)]
+        rounding = both.loc[("VoidFinder", "surface as void", definition)]
+        assert tol.n_void < rounding.n_void <= tol.n_void + n_surface
+        assert rounding.n_void + rounding.n_wall <= tol.n_void + tol.n_wall + n_surface
+    table = systematics.surface_table(summary)
+    assert set(table.index.get_level_values("sample")) == {"all voids", "surface as void"}
     counts = result.counts.set_index(["algorithm", "sample", "definition", "cap"])
     for r in summary.itertuples():
         c = counts.loc[(r.algorithm, r.sample, r.definition, r.cap)]

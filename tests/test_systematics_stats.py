@@ -502,3 +502,14 @@ def test_jackknife_uses_the_given_dof_clipped_to_k_minus_1():
     assert base.dof == 9 and few.dof == 2.5 and many.dof == 9
     assert few.se == base.se and (few.hi - few.lo) > (base.hi - base.lo)
     assert (many.hi - many.lo) == pytest.approx(base.hi - base.lo)
+
+
+def test_wilson_interval_holds_the_fraction_at_zero_and_n():
+    """k = 0 and k = n: the interval starts (ends) exactly at the fraction, so error bars
+    fraction - lo and hi - fraction are never negative (statsmodels gives lo = 3e-17 at k = 0,
+    n = 7, which made matplotlib refuse the book's figure)."""
+    from desivoids.systematics import wilson
+
+    p, lo, hi = wilson(np.array([0, 7, 0, 3]), np.array([7, 7, 1, 10]))
+    assert np.all(p - lo >= 0) and np.all(hi - p >= 0)
+    assert lo[0] == 0.0 and hi[1] == 1.0 and lo[2] == 0.0

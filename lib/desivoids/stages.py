@@ -101,7 +101,7 @@ _REGISTRY = (
           reads=("convert",)),
     Stage("environment", 7, "void membership of every galaxy under every algorithm, by VAST's "
           "rules", outputs=("environment",), tables=("galaxy_void_assignments", "void_counts"),
-          reads=("convert", "plausibility")),
+          reads=("acquire", "convert", "plausibility")),
     Stage("systematics", 8, "quenched fractions in voids and walls per algorithm, at fixed "
           "stellar mass, with honest errors", outputs=("systematics",),
           reads=("plausibility", "environment")),

@@ -11,19 +11,20 @@
 - :mod:`.explorer`: the data of the book's interactive slab figure;
 - :mod:`.stage`: the stage (``run``): every galaxy, every algorithm, on Dask.
 """
-from .flags import (EDGE, FLAG_NAMES, NO_VOID, OUTSIDE, VOID, WALL, Assignment,
-                    interior_only)
+from .flags import (EDGE, FLAG_NAMES, NO_VOID, NOT_SURFACE, OUTSIDE, SURFACE,
+                    SURFACE_STRICT_VOID, VOID, WALL, Assignment, interior_only)
 from .mask import EDGE_BUFFER, Footprint, cells_per_degree, footprint_grid, in_catalogue
 from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, CapCatalogue, Limits, Membership, Positions,
                          assign_all, assign_cap, assign_chunk, build_catalogues, header_limits)
 from .v2 import Tessellation, V2Membership, ZoneVoids
-from .voidfinder import HoleSpheres, VoidFinderMembership
+from .voidfinder import SURFACE_TOL, HoleHits, HoleSpheres, VoidFinderMembership
 from .voids import VoidTable
 from .stage import EnvironmentResult, run
 from . import explorer, summary
 
 __all__ = [
     "WALL", "VOID", "EDGE", "OUTSIDE", "FLAG_NAMES", "NO_VOID", "Assignment", "interior_only",
+    "NOT_SURFACE", "SURFACE", "SURFACE_STRICT_VOID", "SURFACE_TOL", "HoleHits",
     "EDGE_BUFFER", "Footprint", "cells_per_degree", "footprint_grid", "in_catalogue",
     "Limits", "header_limits", "Membership", "Positions", "CapCatalogue", "build_catalogues",
     "assign_cap", "assign_chunk", "assign_all", "GALAXY_COLUMNS", "TABLE_COLUMNS",

@@ -12,7 +12,8 @@ import numpy as np
 from .. import formats
 
 __all__ = ["WALL", "VOID", "EDGE", "OUTSIDE", "FLAG_NAMES", "NO_VOID", "INTERIOR", "EDGE_VOID",
-           "UNKNOWN", "Assignment", "interior_only"]
+           "UNKNOWN", "NOT_SURFACE", "SURFACE", "SURFACE_STRICT_VOID", "Assignment",
+           "interior_only"]
 
 WALL, VOID, EDGE, OUTSIDE = 0, 1, 2, 9
 FLAG_NAMES = {WALL: "wall", VOID: "void", EDGE: "edge", OUTSIDE: "outside"}
@@ -20,6 +21,10 @@ FLAG_NAMES = {WALL: "wall", VOID: "void", EDGE: "edge", OUTSIDE: "outside"}
 NO_VOID = -1
 #: values of Assignment.void_interior (a tri-state: numpy has no nullable bool)
 INTERIOR, EDGE_VOID, UNKNOWN = 1, 0, -1
+#: values of Assignment.surface (VoidFinder only): not a surface galaxy; within the surface
+#: tolerance of a hole's surface and inside no hole by more than it, which VAST's strict
+#: |x - c| < RADIUS leaves out, or which it calls void (rounding decides between the two)
+NOT_SURFACE, SURFACE, SURFACE_STRICT_VOID = 0, 1, 2
 
 
 def interior_only(flag: np.ndarray, void_interior: np.ndarray) -> np.ndarray:
@@ -29,6 +34,9 @@ def interior_only(flag: np.ndarray, void_interior: np.ndarray) -> np.ndarray:
     flag = np.asarray(flag)
     demote = (flag == VOID) & (np.asarray(void_interior) != INTERIOR)
     return np.where(demote, EDGE, flag).astype(np.int8)
+
+
+_FIELDS = ("cap_code", "flag", "void", "void_distance", "void_interior", "surface")
 
 
 @dataclass
@@ -41,7 +49,8 @@ class Assignment:
     to the void's centre in units of its effective radius, NaN (null) when there is no void or
     the void id is not in the algorithm's voids table; ``void_interior`` int8 tri-state
     (INTERIOR 1, EDGE_VOID 0, UNKNOWN -1: no void, void not in the table, or its edge value is
-    null).
+    null); ``surface`` int8, VoidFinder's surface galaxies (NOT_SURFACE 0, SURFACE 1,
+    SURFACE_STRICT_VOID 2; always 0 for V2).
     """
 
     algorithm: str
@@ -50,6 +59,11 @@ class Assignment:
     void: np.ndarray
     void_distance: np.ndarray
     void_interior: np.ndarray
+    surface: np.ndarray | None = None  # None: no surface galaxies (zeros)
+
+    def __post_init__(self):
+        if self.surface is None:
+            self.surface = np.zeros(len(self.flag), np.int8)
 
     def __len__(self) -> int:
         return len(self.flag)
@@ -71,21 +85,18 @@ class Assignment:
         """Overwrite ``rows`` with the rows of ``other`` (same algorithm)."""
         if other.algorithm != self.algorithm:
             raise ValueError(f"cannot put {other.algorithm} rows into {self.algorithm}")
-        for name in ("cap_code", "flag", "void", "void_distance", "void_interior"):
+        for name in _FIELDS:
             getattr(self, name)[rows] = getattr(other, name)
 
     def take(self, rows) -> "Assignment":
-        return Assignment(self.algorithm, *(getattr(self, n)[rows] for n in
-                                            ("cap_code", "flag", "void", "void_distance",
-                                             "void_interior")))
+        return Assignment(self.algorithm, *(getattr(self, n)[rows] for n in _FIELDS))
 
     @staticmethod
     def concat(parts: list["Assignment"]) -> "Assignment":
         if not parts:
             raise ValueError("nothing to concatenate")
         return Assignment(parts[0].algorithm, *(np.concatenate([getattr(p, n) for p in parts])
-                                                for n in ("cap_code", "flag", "void",
-                                                          "void_distance", "void_interior")))
+                                                for n in _FIELDS))
 
     def interior_flag(self) -> np.ndarray:
         """Flags of the interior-only variant (see :func:`interior_only`)."""

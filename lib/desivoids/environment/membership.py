@@ -27,7 +27,7 @@ from ..vastheaders import primary_headers
 from .flags import Assignment
 from .mask import Footprint, in_catalogue
 from .v2 import Tessellation, V2Membership, ZoneVoids
-from .voidfinder import HoleSpheres, VoidFinderMembership
+from .voidfinder import SURFACE_TOL, HoleSpheres, VoidFinderMembership
 from .voids import VoidTable
 
 __all__ = ["Limits", "header_limits", "Membership", "Positions", "CapCatalogue",
@@ -199,15 +199,16 @@ def _tessellation(galzone, algorithm: str, cap: str) -> Tessellation:
 
 def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str, str], Limits],
                      algorithms=formats.ALGORITHMS, caps=formats.CAPS,
-                     mask_tracers: Mapping[str, np.ndarray] | None = None
-                     ) -> dict[str, CapCatalogue]:
+                     mask_tracers: Mapping[str, np.ndarray] | None = None,
+                     surface_tol: float = SURFACE_TOL) -> dict[str, CapCatalogue]:
     """Per-cap membership structures from the convert stage's tables.
 
     ``limits[(algorithm, cap)]`` gives DLIML, DLIMU, ZLIMU, OMEGAM. The footprint of a cap is
     rebuilt from its GALZONE positions: each V2 algorithm uses its own file's, VoidFinder the
     union of the cap's GALZONE positions (the same when the files agree, as in DESIVAST);
     ``mask_tracers[cap]`` (an (n, 3) array) replaces them for every algorithm of that cap.
-    Identical GALZONE tables share one Tessellation (compared, not assumed).
+    Identical GALZONE tables share one Tessellation (compared, not assumed). ``surface_tol``
+    (Mpc/h) is VoidFinder's surface tolerance (:mod:`.voidfinder`).
     """
     out = {}
     for cap in caps:
@@ -253,7 +254,8 @@ def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str,
                 ids = tuple(range(len(tess))) if mask_tracers is None or cap not in mask_tracers \
                     else ()
                 members[alg] = VoidFinderMembership(cap, hs, _void_table(voids, alg, cap),
-                                                    footprint(ids, lim), lim.zlimu, lim.omega_m)
+                                                    footprint(ids, lim), lim.zlimu, lim.omega_m,
+                                                    surface_tol=surface_tol)
             else:
                 zt = _select(zonevoid, alg, cap)
                 zv = ZoneVoids.from_columns(_column(zt, "zone", np.int64),
@@ -354,12 +356,14 @@ def assign_chunk(galaxies, catalogues: Mapping[str, CapCatalogue],
 
 def assign_all(galaxies, voids, holes, zonevoid, galzone,
                limits: Mapping[tuple[str, str], Limits], *, chunk_rows: int | None = 2_000_000,
-               galaxy_omega_m: float | None = None, algorithms=formats.ALGORITHMS
-               ) -> dict[str, Assignment]:
+               galaxy_omega_m: float | None = None, algorithms=formats.ALGORITHMS,
+               surface_tol: float = SURFACE_TOL) -> dict[str, Assignment]:
     """Every galaxy, every algorithm, by its own cap's catalogue: algorithm -> Assignment
     (row-matched with ``galaxies``). ``chunk_rows`` bounds the galaxies handled at once (None:
-    all at once); the answer does not depend on it."""
-    cats = build_catalogues(voids, holes, zonevoid, galzone, limits, algorithms)
+    all at once); the answer does not depend on it. ``surface_tol``: VoidFinder's surface
+    tolerance in Mpc/h."""
+    cats = build_catalogues(voids, holes, zonevoid, galzone, limits, algorithms,
+                            surface_tol=surface_tol)
     n = len(_column(galaxies, "ra"))
     step = n if not chunk_rows else int(chunk_rows)
     if n == 0 or step >= n:

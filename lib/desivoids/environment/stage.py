@@ -12,7 +12,12 @@ Outputs in ``<data_dir>/environment``: ``galaxy_void_assignments.parquet`` (targ
 cap, flag, void, r_over_reff, interior, flag_interior), ``void_counts.parquet`` (galaxies and
 tracers per void), ``report.json`` (fractions of tracers and of volume in voids per algorithm
 beside VAST's DR7 reference, the agreement matrix of the labels); and the database tables
-``galaxy_void_assignments`` and ``void_counts``.
+``galaxy_void_assignments`` and ``void_counts``; ``voidfinder_surface.parquet`` (targetid, cap,
+flag, strict_void, tracer) lists VoidFinder's surface galaxies (within ``surface_tol`` of a
+hole's surface, inside no hole by more: not void here; ``strict_void``: VAST's strict rule calls
+it void), so that systematics can give the answer both ways; report.json counts them per cap,
+and, where a VoidFinder file as acquire fetched it carries VAST's FIELD HDU, how many void
+galaxies are field galaxies (``voidfinder_field``).
 """
 from __future__ import annotations
 
@@ -29,16 +34,20 @@ import pyarrow.parquet as pq
 from .. import compute, formats, paths
 from ..load.tables import publish_table
 from ..outputs import jsonable, staged, write_json
-from .flags import INTERIOR, NO_VOID, UNKNOWN, Assignment
-from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, assign_cap, assign_chunk,
-                         build_catalogues, header_limits)
-from .summary import DR7_REFERENCE, agreement, footprint_randoms, fractions, void_counts
+from .flags import (INTERIOR, NO_VOID, NOT_SURFACE, SURFACE_STRICT_VOID, UNKNOWN,
+                    Assignment)
+from .field import field_summary, read_field
+from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, _arrays, _galaxy_xyz, assign_cap,
+                         assign_chunk, build_catalogues, header_limits)
+from .summary import (DR7_REFERENCE, agreement, footprint_randoms, fractions, surface_summary,
+                      void_counts)
 from ..params import checked
 
 __all__ = ["run", "EnvironmentResult", "read_tables"]
 
 SCHEMA_VERSION = 1
 ASSIGNMENTS = "galaxy_void_assignments"
+SURFACE_FILE = "voidfinder_surface"
 
 
 @dataclass
@@ -65,6 +74,11 @@ class EnvironmentResult:
             lines.append(f"  {alg:<10} tracers in voids {100 * t.void_of_void_and_wall:5.1f}%, "
                          f"volume in voids {100 * v.void_of_void_and_wall:5.1f}% "
                          "(void / (void + wall))")
+        for r in self.report.get("voidfinder_surface", []):
+            if r["cap"] == "both":
+                lines.append(f"  VoidFinder surface galaxies (within {r['surface_tol']:g} Mpc/h, "
+                             f"not void): {r['galaxies']:,d} ({r['tracers']:,d} tracers), "
+                             f"{r['galaxies_strict_void']:,d} void by VAST's strict rule")
         return "\n".join(lines)
 
 
@@ -135,10 +149,46 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
     return path
 
 
+def write_surface(path: Path, targetid: np.ndarray, vf: Assignment, tracer: np.ndarray) -> Path:
+    """voidfinder_surface.parquet: VoidFinder's surface galaxies, by targetid."""
+    rows = np.flatnonzero(vf.surface != NOT_SURFACE)
+    rows = rows[np.argsort(targetid[rows], kind="stable")]
+    pq.write_table(pa.table({
+        "targetid": pa.array(targetid[rows]),
+        "cap": pa.array(np.asarray(formats.CAPS)[vf.cap_code[rows]]),
+        "flag": pa.array(vf.flag[rows].astype(np.int8)),
+        "strict_void": pa.array(vf.surface[rows] == SURFACE_STRICT_VOID),
+        "tracer": pa.array(np.asarray(tracer[rows], bool))}), path)
+    return path
+
+
+def field_report(layout: paths.RunLayout, convert_dir: Path, galaxies, vf: Assignment,
+                 tracer: np.ndarray, galaxy_omega_m: float | None) -> list[dict]:
+    """Per cap, where the VoidFinder file (as acquire fetched it) carries a FIELD HDU (VAST
+    writes one, DESIVAST's VAC does not): how many void galaxies are field galaxies."""
+    from ..vastheaders import primary_headers
+
+    rows, gal = [], None
+    for (alg, cap), head in sorted(primary_headers(convert_dir / "voids.parquet").items()):
+        if alg != "VoidFinder":
+            continue
+        path = layout.raw / str(head["file"])
+        fx = read_field(path) if path.is_file() else None
+        own = np.flatnonzero(vf.cap_code == formats.CAPS.index(cap))
+        if fx is None:
+            xyz = np.zeros((len(own), 3))
+        else:
+            gal = _arrays(galaxies) if gal is None else gal
+            xyz = _galaxy_xyz(gal, own, float(head["OMEGAM"]), galaxy_omega_m)
+        row = field_summary(cap, fx, xyz, vf.flag[own] == 1, tracer[own])
+        rows.append({**row, "file": str(head["file"]), "file_found": path.is_file()})
+    return rows
+
+
 @checked("environment")
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
         chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
-        seed: int = 20251201) -> EnvironmentResult:
+        seed: int = 20251201, surface_tol: float = 1e-3) -> EnvironmentResult:
     """The environment stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
     convert_dir = paths.require(layout.convert / "reconciliation.json", "convert").parent
@@ -146,7 +196,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     tables = read_tables(convert_dir)
     limits = header_limits(convert_dir / "voids.parquet")
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
-                                  tables["galzone"], limits)
+                                  tables["galzone"], limits, surface_tol=surface_tol)
     dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
     galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
     om = _galaxy_omega_m(dataset)
@@ -178,7 +228,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     report = {
         "schema": "desivoids.environment", "schema_version": SCHEMA_VERSION,
         "galaxies": int(galaxies.num_rows), "tracers": int(tracer.sum()),
-        "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed},
+        "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed,
+                       "surface_tol": surface_tol},
         "flags": {str(k): v for k, v in {0: "wall", 1: "void", 2: "edge", 9: "outside"}.items()},
         "flag_counts": [{"algorithm": a, "flag": int(f), "galaxies": int(n),
                          "tracers": int(((r.flag == f) & tracer).sum())}
@@ -189,6 +240,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         "agreement": agreement({a: r.flag[tracer] for a, r in result.items()}),
         "tessellation_groups": {cap: [list(g) for g in cat.tessellation_groups]
                                 for cap, cat in catalogues.items()},
+        "voidfinder_surface": surface_summary(result["VoidFinder"], tracer, surface_tol),
+        "voidfinder_field": field_report(layout, convert_dir, galaxies, result["VoidFinder"],
+                                         tracer, om),
         "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())
                                    for a in formats.ALGORITHMS},
     }
@@ -197,6 +251,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     with staged(out) as tmp:
         path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
         counts.to_parquet(tmp / "void_counts.parquet", index=False)
+        write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
         publish_table(url, ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
         publish_table(url, "void_counts", pa.Table.from_pandas(counts, preserve_index=False),
                       key=("algorithm", "cap", "void"))

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .. import cosmology, formats
-from .flags import EDGE, OUTSIDE, VOID, WALL
+from .flags import EDGE, NOT_SURFACE, OUTSIDE, SURFACE_STRICT_VOID, VOID, WALL, Assignment
 from .mask import Footprint, cell_index
 
-__all__ = ["DR7_REFERENCE", "footprint_randoms", "fractions", "agreement", "void_counts"]
+__all__ = ["DR7_REFERENCE", "footprint_randoms", "fractions", "agreement", "void_counts",
+           "surface_as_void", "surface_summary", "surface_table"]
 
 #: VAST's example analysis on SDSS DR7 (science.md): percent of galaxies / volume in voids
 DR7_REFERENCE = {"VoidFinder": {"galaxies": 20.6, "volume": 65.0},
@@ -138,3 +139,51 @@ def void_counts(voids: pd.DataFrame, result: dict, tracer: np.ndarray) -> pd.Dat
     out["void"] = out["void"].astype("int64")
     return out[["algorithm", "cap", "void", "in_catalogue", "r_eff", "is_edge", "n_galaxies",
                 "n_tracers"]].sort_values(["algorithm", "cap", "void"], ignore_index=True)
+
+
+def surface_as_void(flag: np.ndarray, surface: np.ndarray) -> np.ndarray:
+    """VoidFinder flags with every surface galaxy counted as void (VAST's rounding calls most
+    of them void): the other answer of the surface rule, beside the default (flag)."""
+    return np.where(np.asarray(surface) != NOT_SURFACE, VOID, flag).astype(np.int8)
+
+
+def surface_summary(result: Assignment, tracer: np.ndarray, surface_tol: float) -> list[dict]:
+    """Per cap and both: VoidFinder's surface galaxies (within ``surface_tol`` of a hole's
+    surface, inside no hole by more), of all galaxies and of the tracers; how many of them
+    VAST's strict |x - c| < RADIUS would call void; and the tracers' void / (void + wall) with
+    the tolerance and with the surface galaxies counted as void."""
+    rows = []
+    for cap in (*formats.CAPS, "both"):
+        own = np.ones(len(result), bool) if cap == "both" \
+            else result.cap_code == formats.CAPS.index(cap)
+        surf = own & (result.surface != NOT_SURFACE)
+        strict = own & (result.surface == SURFACE_STRICT_VOID)
+        t = own & tracer
+
+        def share(flag):
+            void, wall = int((flag[t] == VOID).sum()), int((flag[t] == WALL).sum())
+            return void / (void + wall) if void + wall else float("nan")
+
+        rows.append({"cap": cap, "surface_tol": float(surface_tol),
+                     "galaxies": int(surf.sum()), "tracers": int((surf & tracer).sum()),
+                     "galaxies_strict_void": int(strict.sum()),
+                     "tracers_strict_void": int((strict & tracer).sum()),
+                     "tracer_void_fraction": share(result.flag),
+                     "tracer_void_fraction_surface_as_void":
+                         share(surface_as_void(result.flag, result.surface))})
+    return rows
+
+
+def surface_table(report: dict) -> pd.DataFrame:
+    """The environment report's surface counts as the book shows them (percentages)."""
+    t = pd.DataFrame(report.get("voidfinder_surface", []))
+    if t.empty:
+        return t
+    out = t.set_index("cap")[["galaxies", "tracers", "galaxies_strict_void",
+                              "tracers_strict_void"]].copy()
+    out["tracers in voids (%)"] = (100 * t.set_index("cap").tracer_void_fraction).round(2)
+    out["surface as void (%)"] = (
+        100 * t.set_index("cap").tracer_void_fraction_surface_as_void).round(2)
+    return out.rename(columns={"galaxies": "surface galaxies", "tracers": "surface tracers",
+                               "galaxies_strict_void": "galaxies VAST calls void",
+                               "tracers_strict_void": "tracers VAST calls void"})

@@ -73,7 +73,35 @@ def union_volume(rng, voids: sky.Voids, n_mc: int = 800):
     return r_eff, r_unc
 
 
+#: how far (Mpc/h) a grown hole's surface may miss its touching tracer: VAST's holes are bounded
+#: by their tracers to about this, so its strict |x - c| < RADIUS decides them by rounding
+CONTACT = 1e-12
+
+
+def grow_holes(rng, voids: sky.Voids, tracer_xyz) -> tuple[sky.Voids, np.ndarray]:
+    """(voids with grown holes, field): as VoidFinder's, each hole grows until it touches a
+    wall tracer. The tracers inside a planted hole are the field galaxies (VoidFinder removes
+    isolated tracers before growing holes, so field galaxies may lie inside holes); each hole's
+    radius becomes the distance from its centre to the nearest other (wall) tracer, to within
+    CONTACT either way, so that tracer lies on the surface. Each void's holes are then ordered
+    largest first, and its maximal sphere is the largest."""
+    tracer_xyz = np.asarray(tracer_xyz, float).reshape(-1, 3)
+    field = truth.first_containing_hole(tracer_xyz, voids.hole_xyz, voids.hole_r) >= 0
+    wall = tracer_xyz[~field]
+    if len(wall) == 0 or voids.n == 0:
+        return voids, field
+    d, _ = cKDTree(wall).query(voids.hole_xyz, k=1)
+    hole_r = d + rng.uniform(-CONTACT, CONTACT, len(d))
+    order = np.lexsort((-hole_r, voids.hole_void))  # per void, largest first (VoidFinder's order)
+    hole_xyz, hole_r, hole_void = voids.hole_xyz[order], hole_r[order], voids.hole_void[order]
+    _, first = np.unique(hole_void, return_index=True)
+    return sky.Voids(hole_xyz[first], hole_r[first], hole_xyz, hole_r, hole_void), field
+
+
 def voidfinder_tables(rng, voids: sky.Voids, grid, tracer_xyz, area_deg2):
+    """MAXIMALS, HOLES and the primary header's counts, the holes grown to touch the tracers
+    (:func:`grow_holes`)."""
+    voids, field = grow_holes(rng, voids, tracer_xyz)
     c = voids.centres
     x, y, z = c[:, 0], c[:, 1], c[:, 2]
     r = np.linalg.norm(c, axis=1)
@@ -86,12 +114,11 @@ def voidfinder_tables(rng, voids: sky.Voids, grid, tracer_xyz, area_deg2):
     }
     holes = {"X": voids.hole_xyz[:, 0], "Y": voids.hole_xyz[:, 1], "Z": voids.hole_xyz[:, 2],
              "RADIUS": voids.hole_r, "VOID": voids.hole_void}
-    in_hole = truth.first_containing_hole(tracer_xyz, voids.hole_xyz, voids.hole_r) >= 0
     volume = area_deg2 / (4 * np.pi * (180 / np.pi) ** 2) * 4 / 3 * np.pi * (sky.DLIMU ** 3 - sky.DLIML ** 3)
     n = len(tracer_xyz)
     density = n / volume
-    header = {"VOLUME": float(volume), "GALAXY": int(n), "WALLNUM": int(n - in_hole.sum()),
-              "FIELDNUM": int(in_hole.sum()), "DENSITY": float(density),
+    header = {"VOLUME": float(volume), "GALAXY": int(n), "WALLNUM": int(n - field.sum()),
+              "FIELDNUM": int(field.sum()), "DENSITY": float(density),
               "AVSEP": float(density ** (-1 / 3)), "VOID": int(voids.n)}
     return maximals, holes, header
 

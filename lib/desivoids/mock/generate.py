@@ -85,6 +85,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     desivast_files, dv_rows = {}, {}
     membership = {a: (np.full(n, truth.OUTSIDE, np.int8), np.full(n, -1, np.int32))
                   for a in formats.ALGORITHMS}
+    vf_surface = np.zeros(n, dtype=bool)  # VoidFinder's surface galaxies (not void)
     grids = {}
     vdir = out / formats.DESIVAST_DIR
     vdir.mkdir(parents=True, exist_ok=True)
@@ -109,8 +110,8 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
         # truth membership of every row of this cap (rows of the other cap stay 9)
         sel = np.flatnonzero(incap)
         del incap
-        f, v = truth.voidfinder_flags(xyz[sel], core["Z"][sel], holes, grid, sky.DLIML,
-                                      sky.DLIMU, sky.ZLIMU)
+        f, v, vf_surface[sel] = truth.voidfinder_flags(xyz[sel], core["Z"][sel], holes, grid,
+                                                       sky.DLIML, sky.DLIMU, sky.ZLIMU)
         membership["VoidFinder"][0][sel], membership["VoidFinder"][1][sel] = f, v
         # one GALZONE (one nearest-tracer search), each algorithm by its own ZONEVOID
         gz, zv = v2["ZOBOV"]["GALZONE"], {a: v2[a]["ZONEVOID"] for a in formats.V2_ALGORITHMS}
@@ -204,7 +205,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     tdir = out / "truth"
     expected = _expected_answers(core, membership, is_tracer, p_tracer, failed_fit)
     summary_truth = _write_truth(tdir, core, membership, obs, is_tracer, quality, seed, sc,
-                                 fastspec_version, float(planted_offset), expected)
+                                 fastspec_version, float(planted_offset), expected, vf_surface)
 
     # 7. tile spectra through the acquire engineer's writer, if present
     tile_info = _write_tiles(out, core, tiles, rngf("tiles", 0))
@@ -244,7 +245,7 @@ def _expected_answers(core, membership, is_tracer, p_tracer, failed_fit) -> dict
 
 
 def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc, version,
-                 planted_offset: float, expected: dict) -> dict:
+                 planted_offset: float, expected: dict, vf_surface) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -257,6 +258,7 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
     for alg in formats.ALGORITHMS:
         cols[f"FLAG_{alg.upper()}"] = (lambda a: lambda i: membership[a][0][i])(alg)
         cols[f"VOID_{alg.upper()}"] = (lambda a: lambda i: membership[a][1][i].astype(np.int64))(alg)
+    cols["SURFACE_VOIDFINDER"] = lambda i: vf_surface[i]
     for key in obs:
         cols[key] = (lambda k: lambda i: obs[k][i])(key)
     order = np.argsort(core["TARGETID"], kind="stable")
@@ -295,6 +297,7 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
                          "(flag 1); V2 membership is not used when planting, so V2 offsets are "
                          "whatever the overlap with VoidFinder voids gives (recorded below)"),
         "void_fraction_tracers": void_fraction,
+        "voidfinder_surface": _surface_counts(core, vf_surface, is_tracer),
         "counts": {"rows": int(len(core["COMP"])), "tracers": int(is_tracer.sum()),
                    "quality_galaxies": int((quality & gal).sum())},
         "realised_offsets": realised,
@@ -310,6 +313,17 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
     }
     (tdir / "truth.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
     return {"void_fraction": void_fraction}
+
+
+def _surface_counts(core, vf_surface, is_tracer) -> dict:
+    """truth.json's VoidFinder surface galaxies: the tolerance and their counts per cap."""
+    cap = formats.cap_of_ra(core["RA"])
+    return {"surface_tol": truth.SURFACE_TOL,
+            "note": "within surface_tol of a hole's surface and inside no hole by more: not void "
+                    "(the mock's holes grow until they touch a wall tracer, as VoidFinder's do)",
+            "galaxies": {c: int((vf_surface & (cap == c)).sum()) for c in formats.CAPS},
+            "tracers": {c: int((vf_surface & is_tracer & (cap == c)).sum())
+                        for c in formats.CAPS}}
 
 
 def _write_tiles(out: Path, core, n_tiles: int, rng) -> list:

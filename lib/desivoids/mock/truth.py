@@ -9,8 +9,11 @@ from there, no KD-tree is used, and the mask and edge rules are written again he
   (no wrap, outermost rows/columns never filled). Outside: cell out, or r == 0, r < DLIML or
   r > DLIMU. Near edge: any of the six points 10 Mpc/h away along +-x, +-y, +-z is outside.
 - redshift range: a galaxy with Z <= 0 or Z > ZLIMU is 9 (never wall), for every algorithm.
-- VoidFinder: 1 when strictly inside a HOLES sphere (checked before the footprint); void = VOID
-  of the first such HOLES row in file order; else 9 outside, 2 near edge, 0 wall.
+- VoidFinder: 1 when inside a HOLES sphere by more than the surface tolerance (|x - c| <
+  RADIUS - SURFACE_TOL, checked before the footprint); void = VOID of the first such HOLES row
+  in file order; else 9 outside, 2 near edge, 0 wall. A point within the tolerance of a hole's
+  surface and inside no hole by more is a surface galaxy: not void (the mock's holes touch their
+  wall tracers, as VoidFinder's do, so it has them).
 - V2: ZONE of the nearest GALZONE tracer; void when ZONE >= 0 and ZONEVOID.VOID0 (joined on the
   ZONE value) != -1, each pruning by its own file's ZONEVOID; outside is always 9; void beats
   edge; else 2 near edge, 0 wall.
@@ -34,6 +37,7 @@ from .. import formats
 
 WALL, VOID, EDGE, OUTSIDE = 0, 1, 2, 9
 EDGE_BUFFER = 10.0  # Mpc/h
+SURFACE_TOL = 1e-3  # Mpc/h: the environment stage's default surface tolerance (methods.md)
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,23 +175,27 @@ def strictly_inside(distance, radius):
     return distance < radius
 
 
-def first_containing_hole(xyz: np.ndarray, hole_xyz: np.ndarray, hole_r: np.ndarray,
-                          cell: float = 16.0) -> np.ndarray:
-    """Index (file order) of the first hole strictly containing each point, -1 if none.
+def hole_hits(xyz: np.ndarray, hole_xyz: np.ndarray, hole_r: np.ndarray,
+              surface_tol: float = 0.0, cell: float = 16.0):
+    """(first, surface) per point: the index (file order) of the first hole containing it by
+    more than ``surface_tol`` (|x - centre| < RADIUS - surface_tol; -1 if none), and whether it
+    lies within ``surface_tol`` of some hole's surface while inside none by more.
 
-    Every hole is listed in every cell its bounding cube touches; a point is tested, with
-    |x - centre| < RADIUS, against every hole listed in its own cell (all that can contain it).
+    Every hole is listed in every cell its bounding cube (grown by the tolerance) touches; a
+    point is tested against every hole listed in its own cell (all that can hold it).
     """
     xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
     hole_xyz = np.asarray(hole_xyz, dtype=float).reshape(-1, 3)
     hole_r = np.asarray(hole_r, dtype=float)
     first = np.full(len(xyz), -1, dtype=np.int64)
+    surface = np.zeros(len(xyz), dtype=bool)
     if len(xyz) == 0 or len(hole_r) == 0:
-        return first
-    cells = _Cells(np.minimum(xyz.min(0), (hole_xyz - hole_r[:, None]).min(0)),
-                   np.maximum(xyz.max(0), (hole_xyz + hole_r[:, None]).max(0)), cell)
-    reg_id, reg_hole = _registry(cells, cells.ijk(hole_xyz - hole_r[:, None]),
-                                 cells.ijk(hole_xyz + hole_r[:, None]))
+        return first, surface
+    reach = hole_r + surface_tol
+    cells = _Cells(np.minimum(xyz.min(0), (hole_xyz - reach[:, None]).min(0)),
+                   np.maximum(xyz.max(0), (hole_xyz + reach[:, None]).max(0)), cell)
+    reg_id, reg_hole = _registry(cells, cells.ijk(hole_xyz - reach[:, None]),
+                                 cells.ijk(hole_xyz + reach[:, None]))
     cell_start, cell_count = cells.listing(reg_id)
     for s in range(0, len(xyz), _BATCH):
         p = xyz[s:s + _BATCH]
@@ -195,11 +203,21 @@ def first_containing_hole(xyz: np.ndarray, hole_xyz: np.ndarray, hole_r: np.ndar
         owner, pos = _ranges(cell_start[pid], cell_count[pid])
         hole = reg_hole[pos]
         d = np.sqrt(((p[owner] - hole_xyz[hole]) ** 2).sum(axis=1))
-        inside = strictly_inside(d, hole_r[hole])
+        inside = strictly_inside(d, hole_r[hole] - surface_tol)
         best = np.full(len(p), len(hole_r), dtype=np.int64)
         np.minimum.at(best, owner[inside], hole[inside])
+        near = np.zeros(len(p), dtype=bool)
+        near[owner[np.abs(d - hole_r[hole]) <= surface_tol]] = True
         first[s:s + _BATCH] = np.where(best < len(hole_r), best, -1)
-    return first
+        surface[s:s + _BATCH] = near & (best == len(hole_r))
+    return first, surface
+
+
+def first_containing_hole(xyz: np.ndarray, hole_xyz: np.ndarray, hole_r: np.ndarray,
+                          cell: float = 16.0, surface_tol: float = 0.0) -> np.ndarray:
+    """Index (file order) of the first hole containing each point by more than
+    ``surface_tol`` (0: strictly, |x - centre| < RADIUS), -1 if none."""
+    return hole_hits(xyz, hole_xyz, hole_r, surface_tol, cell)[0]
 
 
 def nearest_tracer(xyz: np.ndarray, tracer_xyz: np.ndarray, cell: float = 5.0) -> np.ndarray:
@@ -252,21 +270,25 @@ def nearest_tracer(xyz: np.ndarray, tracer_xyz: np.ndarray, cell: float = 5.0) -
 # --------------------------------------------------------------------------------------------
 
 
-def voidfinder_flags(xyz, redshift, holes: dict, grid, dliml, dlimu, zlimu):
-    """(flag, void) per point; ``holes`` has X, Y, Z, RADIUS, VOID arrays in file order."""
+def voidfinder_flags(xyz, redshift, holes: dict, grid, dliml, dlimu, zlimu,
+                     surface_tol: float = SURFACE_TOL):
+    """(flag, void, surface) per point; ``holes`` has X, Y, Z, RADIUS, VOID arrays in file
+    order; ``surface`` marks the surface galaxies in the redshift range (not void: footprint
+    rules decide them)."""
     xyz = np.asarray(xyz, dtype=float)
     flag = np.full(len(xyz), OUTSIDE, dtype=np.int8)
     void = np.full(len(xyz), -1, dtype=np.int64)
+    surface = np.zeros(len(xyz), dtype=bool)
     rows = np.flatnonzero(in_redshift_range(redshift, zlimu))
     p = xyz[rows]
     hxyz = np.column_stack([holes["X"], holes["Y"], holes["Z"]]).astype(float)
-    first = first_containing_hole(p, hxyz, np.asarray(holes["RADIUS"], float))
+    first, surface[rows] = hole_hits(p, hxyz, np.asarray(holes["RADIUS"], float), surface_tol)
     inside = first >= 0
     out = outside(p, grid, dliml, dlimu)
     edge = near_edge(p, grid, dliml, dlimu)
     flag[rows] = np.where(inside, VOID, np.where(out, OUTSIDE, np.where(edge, EDGE, WALL)))
     void[rows[inside]] = np.asarray(holes["VOID"], np.int64)[first[inside]]
-    return flag, void
+    return flag, void, surface
 
 
 def v2_flags(xyz, redshift, galzone: dict, zonevoid: dict, grid, dliml, dlimu, zlimu):

@@ -24,7 +24,7 @@ from .matching import MassWeights, binned_fractions, mass_bin_index, mass_weight
 from .quenched import (DEFINITIONS, Quenched, failed_fit, quenched, quenched_flags,
                        quenched_summary)
 from .regression import VoidEffect, logit_void_effect
-from .stage import SystematicsResult, result_paragraph, run
+from .stage import SystematicsResult, result_paragraph, run, surface_table
 
 __all__ = [
     "DEFINITIONS", "Quenched", "failed_fit", "quenched", "quenched_flags", "quenched_summary",
@@ -33,6 +33,6 @@ __all__ = [
     "mass_bin_index", "mass_weights", "MassWeights", "binned_fractions",
     "logit_void_effect", "VoidEffect",
     "healpix_patches", "Patches", "jackknife", "JackknifeResult",
-    "compare_void_wall", "run", "SystematicsResult", "result_paragraph",
+    "compare_void_wall", "run", "SystematicsResult", "result_paragraph", "surface_table",
     "read_expected", "beside_expected",
 ]

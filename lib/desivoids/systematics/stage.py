@@ -31,10 +31,13 @@ from .matching import binned_fractions
 from .quenched import DEFINITIONS, quenched
 from ..params import checked
 
-__all__ = ["run", "SystematicsResult", "VARIANTS", "result_paragraph"]
+__all__ = ["run", "SystematicsResult", "VARIANTS", "result_paragraph", "surface_table"]
 
-#: void samples: (name, the assignments column holding its flag)
-VARIANTS = {"all voids": "flag", "interior voids": "flag_interior"}
+#: void samples: (name, the assignments column holding its flag); "surface as void" is
+#: VoidFinder's other answer, its surface galaxies (environment's voidfinder_surface) counted as
+#: void as VAST's rounding mostly does, beside the default that counts them as not void
+VARIANTS = {"all voids": "flag", "interior voids": "flag_interior",
+            "surface as void": "flag_surface"}
 CAPS = (*formats.CAPS, "both")
 SCHEMA_VERSION = 1
 
@@ -83,6 +86,11 @@ def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
         raise InputError(path, "galaxy_void_assignments", "targetid",
                          f"{len(absent)} sample galaxies have no membership (e.g. "
                          f"{absent[:5].tolist()}): rerun environment after plausibility")
+    surface = paths.require(layout.stage("environment") / "voidfinder_surface.parquet",
+                            "environment")
+    ids = pq.read_table(surface, columns=["targetid"]).column("targetid").to_numpy()
+    vf = wide[("flag", "VoidFinder")]
+    wide[("flag_surface", "VoidFinder")] = vf.where(~vf.index.isin(ids), 1)
     return wide
 
 
@@ -139,6 +147,8 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
             q = dask.delayed(quenched(sample, definition))
             for algorithm in formats.ALGORITHMS:
                 for variant, column in VARIANTS.items():
+                    if (column, algorithm) not in wide.columns:
+                        continue
                     flag = dask.delayed(wide[(column, algorithm)].reindex(sample.targetid)
                                         .to_numpy())
                     for cap in CAPS:
@@ -173,6 +183,16 @@ def result_paragraph(summary: pd.DataFrame) -> str:
         parts.append(f"{algorithm} ({n_void:,d} void and {n_wall:,d} wall galaxies): quenched "
                      f"fraction in voids minus walls at fixed stellar mass {eff}; {verdict}.")
     return " ".join(parts)
+
+
+def surface_table(summary: pd.DataFrame, cap: str = "both") -> pd.DataFrame:
+    """VoidFinder's answer both ways: surface galaxies not void (the default, "all voids") and
+    counted as void ("surface as void"), per quenched definition."""
+    s = summary[(summary.algorithm == "VoidFinder") & (summary.cap == cap)
+                & summary["sample"].isin(["all voids", "surface as void"])]
+    cols = [c for c in ("n_void", "n_wall", "p_void", "p_wall", "rd", "rd_jk_lo", "rd_jk_hi",
+                        "h") if c in s]
+    return s.set_index(["definition", "sample"])[cols].sort_index()
 
 
 @checked("systematics")
