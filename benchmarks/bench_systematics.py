@@ -52,11 +52,12 @@ def bench(data_dir: Path, repeats: int) -> None:
 
 def null_pipeline(d: Path, seed: int):
     """One tiny null mock through the stages (tests/test_systematics_stage.py::pipeline)."""
-    from desivoids import convert, environment, mock, plausibility, systematics
+    from desivoids import convert, environment, load, mock, plausibility, systematics
     from desivoids.load.queries import dispose_engines
 
     mock.generate(d / "mirror", seed=seed, scale="tiny", tiles=0, planted_offset=0.0)
     convert.run(data_dir=str(d), input_dir=str(d / "mirror"))
+    load.run(data_dir=str(d))  # the run's database, beside which the later stages publish
     plausibility.run(data_dir=str(d))
     environment.run(data_dir=str(d), randoms=NULL_SETTINGS["randoms"])
     result = systematics.run(data_dir=str(d), n_patches=NULL_SETTINGS["n_patches"],

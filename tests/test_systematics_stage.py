@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from desivoids import convert, environment, formats, mock, plausibility, systematics
+from desivoids import convert, environment, formats, load, mock, plausibility, systematics
 from desivoids.load.queries import dispose_engines
 
 TRUTH_SEED = 4242  # not params/mock.yml's 20251125 nor the tests' tiny 12345
@@ -22,9 +22,10 @@ DEFINITION_TRUTH = {"ssfr": "QUENCHED_SSFR", "dn4000": "QUENCHED_DN4000", "ur": 
 
 def pipeline(d: Path, *, scale: str, seed: int, planted_offset: float = -0.10,
              n_patches=None, regression: bool = True, randoms: int = 20_000):
-    """A mock sky through convert, plausibility, environment and systematics."""
+    """A mock sky through convert, load, plausibility, environment and systematics."""
     mock.generate(d / "mirror", seed=seed, scale=scale, tiles=0, planted_offset=planted_offset)
     convert.run(data_dir=str(d), input_dir=str(d / "mirror"))
+    load.run(data_dir=str(d))  # the run's database, beside which the later stages publish
     plausibility.run(data_dir=str(d))
     environment.run(data_dir=str(d), randoms=randoms)
     kw = {} if n_patches is None else {"n_patches": n_patches}
