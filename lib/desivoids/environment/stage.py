@@ -30,8 +30,9 @@ from .. import compute, formats, paths
 from ..load.tables import publish_table
 from ..outputs import jsonable, staged, write_json
 from .flags import INTERIOR, NO_VOID, UNKNOWN, Assignment
+from ..vastheaders import caps_present, primary_headers
 from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, assign_cap, assign_chunk,
-                         build_catalogues, header_limits)
+                         beyond_far_limit_in_holes, build_catalogues, header_limits)
 from .summary import DR7_REFERENCE, agreement, footprint_randoms, fractions, void_counts
 
 __all__ = ["run", "EnvironmentResult", "read_tables"]
@@ -64,6 +65,10 @@ class EnvironmentResult:
             lines.append(f"  {alg:<10} tracers in voids {100 * t.void_of_void_and_wall:5.1f}%, "
                          f"volume in voids {100 * v.void_of_void_and_wall:5.1f}% "
                          "(void / (void + wall))")
+        for cap, n in self.report.get("beyond_zlimu_in_holes", {}).items():
+            if n["galaxies"]:
+                lines.append(f"  {cap}: {n['galaxies']:,d} galaxies beyond ZLIMU inside a "
+                             "VoidFinder hole: outside (9) here, void (1) in VAST")
         return "\n".join(lines)
 
 
@@ -71,6 +76,17 @@ def read_tables(convert_dir: Path) -> dict[str, pa.Table]:
     """The DESIVAST tables membership reads, only the columns it needs."""
     return {name: pq.read_table(convert_dir / f"{name}.parquet", columns=list(cols))
             for name, cols in TABLE_COLUMNS.items() if name != "galaxies"}
+
+
+def survey_masks(convert_dir: Path) -> dict[tuple[str, str], tuple[str, int, np.ndarray]]:
+    """(algorithm, cap) -> (scheme, resolution, cells) of the files that carry their own MASK
+    HDU (convert's survey_masks.parquet; empty for the DESIVAST VAC, which ships none)."""
+    path = convert_dir / "survey_masks.parquet"
+    if not path.exists():
+        return {}
+    t = pq.read_table(path).to_pandas()
+    return {(a, c): (str(g.scheme.iloc[0]), int(g.resolution.iloc[0]), g.cell.to_numpy())
+            for (a, c), g in t.groupby(["algorithm", "cap"])}
 
 
 def _galaxy_omega_m(dataset: ds.Dataset) -> float | None:
@@ -143,8 +159,10 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     selection = paths.require(layout.stage("plausibility") / "selection.parquet", "plausibility")
     tables = read_tables(convert_dir)
     limits = header_limits(convert_dir / "voids.parquet")
+    caps = caps_present(primary_headers(convert_dir / "voids.parquet"))
+    masks = survey_masks(convert_dir)
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
-                                  tables["galzone"], limits)
+                                  tables["galzone"], limits, caps=caps, survey_masks=masks)
     dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
     galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
     om = _galaxy_omega_m(dataset)
@@ -170,6 +188,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             random_flags[(alg, cap)] = got[alg].flag
             own = result[alg].cap_code == formats.CAPS.index(cap)
             tracer_flags[(alg, cap)] = result[alg].flag[tracer & own]
+    beyond = {cap: beyond_far_limit_in_holes(galaxies, cat, om)
+              for cap, cat in catalogues.items()}
     voids = pq.read_table(convert_dir / "voids.parquet",
                           columns=["algorithm", "cap", "void", "r_eff", "is_edge"]).to_pandas()
     counts = void_counts(voids, result, tracer)
@@ -189,6 +209,13 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                                 for cap, cat in catalogues.items()},
         "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())
                                    for a in formats.ALGORITHMS},
+        "caps": list(caps),
+        "survey_masks": {f"{a} {c}": v[0] for (a, c), v in masks.items()},
+        # galaxies beyond ZLIMU strictly inside a hole that crosses the far limit: 9 here (out
+        # of the catalogue's range), 1 in VAST's own classification (methods.md)
+        "beyond_zlimu_in_holes": {cap: {"galaxies": int(len(rows)),
+                                        "tracers": int(tracer[rows].sum())}
+                                  for cap, rows in beyond.items()},
     }
     url = layout.db_url(db_url)
     out = layout.stage("environment")

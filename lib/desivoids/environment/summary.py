@@ -75,8 +75,9 @@ def fractions(tracer_flags: dict[tuple[str, str], np.ndarray],
     the edge and outside, with the fractions void / (void + wall) and void / footprint, beside
     VAST's DR7 reference."""
     rows = []
+    present = [c for c in formats.CAPS if any(k[1] == c for k in tracer_flags)]
     for alg in formats.ALGORITHMS:
-        for cap in (*formats.CAPS, "both"):
+        for cap in (*present, "both"):  # the caps whose catalogues are present
             caps = formats.CAPS if cap == "both" else (cap,)
             for what, flags in (("tracers", tracer_flags), ("volume", random_flags)):
                 f = np.concatenate([flags[(alg, c)] for c in caps if (alg, c) in flags] or
@@ -94,6 +95,10 @@ def _kappa(a: np.ndarray, b: np.ndarray) -> float:
 
     table = np.array([[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]])
     if table.sum() == 0:
+        return float("nan")
+    if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
+        # one labelling is constant (ZOBOV calls every tracer void on VAST's DR7 files):
+        # chance agreement is 1 and kappa undefined
         return float("nan")
     return float(cohens_kappa(table).kappa)
 
