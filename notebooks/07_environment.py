@@ -42,6 +42,7 @@ chunk_rows: int = 1000000  # galaxies per Dask task
 num_workers: int = 0  # local Dask workers (0: all cores)
 randoms: int = 200000  # random points per cap for the volume fractions
 seed: int = 20251201  # seed of the random points
+caps: list = []  # caps to classify (NGC, SGC); empty: every cap whose void files are present
 
 # %%
 import matplotlib.pyplot as plt
@@ -55,7 +56,8 @@ from desivoids import environment, formats, paths
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.width", 200)
 result = environment.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address,
-                         chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed)
+                         chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed,
+                         caps=caps)
 print(result)
 layout = paths.RunLayout.of(data_dir)
 voids = pq.read_table(layout.convert / "voids.parquet").to_pandas()

@@ -67,6 +67,14 @@ def test_caps_are_those_whose_files_are_present(dr7_run):
     assert [r["cap"] for r in repro] == ["NGC"]
 
 
+def test_the_caps_parameter_selects_among_the_present_caps(dr7_run):
+    from desivoids import environment
+
+    with pytest.raises(InputError, match=r"caps \['SGC'\] selected"):
+        environment.run(data_dir=str(dr7_run), caps=["SGC"])
+    assert _json(dr7_run / "environment" / "report.json")["caps"] == ["NGC"]  # untouched
+
+
 def test_a_cap_with_only_some_files_is_an_input_error():
     headers = {("VoidFinder", "NGC"): {"file": "vf_ngc"}, ("VIDE", "SGC"): {"file": "vide_sgc"},
                **{(a, "NGC"): {"file": a} for a in formats.V2_ALGORITHMS}}

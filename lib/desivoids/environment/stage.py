@@ -152,17 +152,18 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
 
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
         chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
-        seed: int = 20251201) -> EnvironmentResult:
-    """The environment stage (parameters as the notebook declares them)."""
+        seed: int = 20251201, caps: list = ()) -> EnvironmentResult:
+    """The environment stage (parameters as the notebook declares them). ``caps``: those to
+    classify, among the caps whose DESIVAST files are present (empty: all of them)."""
     layout = paths.RunLayout.of(data_dir)
     convert_dir = paths.require(layout.convert / "reconciliation.json", "convert").parent
     selection = paths.require(layout.stage("plausibility") / "selection.parquet", "plausibility")
     tables = read_tables(convert_dir)
     limits = header_limits(convert_dir / "voids.parquet")
-    caps = caps_present(primary_headers(convert_dir / "voids.parquet"))
+    present = caps_present(primary_headers(convert_dir / "voids.parquet"), list(caps))
     masks = survey_masks(convert_dir)
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
-                                  tables["galzone"], limits, caps=caps, survey_masks=masks)
+                                  tables["galzone"], limits, caps=present, survey_masks=masks)
     dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
     galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
     om = _galaxy_omega_m(dataset)
@@ -196,7 +197,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     report = {
         "schema": "desivoids.environment", "schema_version": SCHEMA_VERSION,
         "galaxies": int(galaxies.num_rows), "tracers": int(tracer.sum()),
-        "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed},
+        "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed,
+                       "caps": list(caps)},
         "flags": {str(k): v for k, v in {0: "wall", 1: "void", 2: "edge", 9: "outside"}.items()},
         "flag_counts": [{"algorithm": a, "flag": int(f), "galaxies": int(n),
                          "tracers": int(((r.flag == f) & tracer).sum())}
@@ -209,7 +211,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                                 for cap, cat in catalogues.items()},
         "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())
                                    for a in formats.ALGORITHMS},
-        "caps": list(caps),
+        "caps": list(present),
         "survey_masks": {f"{a} {c}": v[0] for (a, c), v in masks.items()},
         # galaxies beyond ZLIMU strictly inside a hole that crosses the far limit: 9 here (out
         # of the catalogue's range), 1 in VAST's own classification (methods.md)
