@@ -246,8 +246,8 @@ def convert_file(path: str | Path, source_file: str, ledger: Ledger,
         if extra not in spec:
             ledger.skip(source_file, extra, rows,
                         "visualisation HDU, not converted" if extra in V2_SKIPPED
-                        else _VAST_EXTRA.get(extra, "HDU not part of the documented tables, "
-                                             "not converted"))
+                        else _VAST_EXTRA[extra] if extra in formats.VAST_EXTRA_HDUS[kind]
+                        else "HDU not part of the documented tables, not converted")
     if formats.MASK_HDU in names:
         res.mask = _survey_mask(path, algorithm, cap, primary, source_file)
     rejects = []
