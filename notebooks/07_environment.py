@@ -46,6 +46,7 @@ num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
 randoms: int = 200000  # [1000, 100000000] random points per cap for the volume fractions
 seed: int = 20251201  # [0, 4294967295] seed of the random points
 surface_tol: float = 1e-3  # [0, 1] Mpc/h: within this of a VoidFinder hole's surface and in no hole by more is not void
+caps: list = []  # caps to classify (NGC, SGC); empty: every cap whose void files are present
 
 # %%
 import matplotlib.pyplot as plt
@@ -60,7 +61,7 @@ pd.set_option("display.max_rows", 200)
 pd.set_option("display.width", 200)
 result = environment.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address,
                          chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed,
-                         surface_tol=surface_tol)
+                         surface_tol=surface_tol, caps=caps)
 print(result)
 layout = paths.RunLayout.of(data_dir)
 voids = pq.read_table(layout.convert / "voids.parquet").to_pandas()

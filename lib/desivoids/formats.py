@@ -329,6 +329,37 @@ TRIANGLE = HDUSpec("TRIANGLE", _cols(
     optional=True)
 GALVIZ = HDUSpec("GALVIZ", _cols("GID:K G2V:K G2V2:K"), optional=True)
 
+# Files VAST writes itself (../fixtures/vast-sdss-dr7/README.md; VAST 1.7.6) differ from the
+# DESIVAST VAC files in ways a reader must accept (issue 19.3):
+
+#: extra HDUs VAST writes that the VAC lacks: MASK (VAST's own survey mask, an image), and
+#: VoidFinder's WALL and FIELD galaxies (X, Y, Z); not converted, listed as skipped
+VAST_EXTRA_HDUS = {"voidfinder": ("MASK", "WALL", "FIELD"), "v2": ("MASK",),
+                   "v2_zobov": ("MASK",)}
+#: VoidFinder's MASK: a (360 MSKRES, 180 MSKRES) int image of the RA-Dec grid cells in the
+#: survey (index [int(MSKRES ra), int(MSKRES dec) + 90 MSKRES]), its resolution in header key
+#: MSKRES (cells per degree; also in the primary header); V2's MASK: a 1-D HEALPix map (RING
+#: order, as healpy writes it) with NSIDE in the primary header
+MASK_HDU = "MASK"
+MASK_RESOLUTION_KEY = "MSKRES"
+V2_MASK_NSIDE_KEY = "NSIDE"
+#: columns VAST adds only when its calculate_r_eff runs (absent from find_voids' output): the
+#: convert stage computes them where absent (desivoids.convert.reff), so they are not required
+VOIDFINDER_COMPUTED_COLUMNS = ("R_EFF", "R_EFF_UNCERT")
+#: VAST writes column names in lower case by default (capitalize_colnames=False); DESIVAST's are
+#: upper case. Readers match DESIVAST column names case-insensitively.
+DESIVAST_COLUMN_NAMES_ANY_CASE = True
+#: MAGLIM is written without a value (a FITS undefined value) when no magnitude cut was made;
+#: VoidFinder then writes MAGCUT = F and no MAGLIM at all
+MAGLIM_KEY, MAGCUT_KEY = "MAGLIM", "MAGCUT"
+#: VoidFinder and V2 round the far limit differently in their headers (DR7: ZLIMU 0.1026 vs
+#: 0.103, DLIMU 300.0 vs 300.0033): header values agree when within these absolute tolerances,
+#: and the VoidFinder value is used (it is the limit VoidFinder's holes were grown within)
+HEADER_TOLERANCES = {"ZLIMU": 5e-4, "ZLIML": 5e-4, "DLIMU": 0.5, "DLIML": 0.5}
+#: GALZONE OUT flag: 1 for an input galaxy outside the mask or the distance limits (VAST lists
+#: every input galaxy; those beyond the far limit have OUT = 1 and ZONE -1)
+GALZONE_OUT = 1
+
 PRIMARY_VOIDFINDER = HDUSpec("PRIMARY", None, VOIDFINDER_PRIMARY_KEYS)
 PRIMARY_V2 = HDUSpec("PRIMARY", None, VAST_PRIMARY_KEYS)
 
@@ -802,6 +833,8 @@ def required_columns(kind_name: str, extname: str) -> tuple[str, ...]:
         return tuple(c for c in read_columns(kind_name, extname)
                      if c == "TARGETID" or c in GALAXY_REQUIRED)
     skip = DESIVAST_OPTIONAL_COLUMNS.get(extname, ())
+    if extname == "MAXIMALS":
+        skip = skip + VOIDFINDER_COMPUTED_COLUMNS
     return tuple(c for c in read_columns(kind_name, extname) if c not in skip)
 
 
@@ -946,11 +979,18 @@ def check_file(kind_name: str, found: dict) -> FileCheck:
         if facts is None or not read:
             continue
         need = set(required_columns(kind_name, h.extname))
+        columns_found = facts.columns
+        if kind_name in DESIVAST_KINDS and DESIVAST_COLUMN_NAMES_ANY_CASE:
+            columns_found = {k.upper(): v for k, v in facts.columns.items()}
         for name in read:
-            if name not in facts.columns:
+            if name not in columns_found:
                 if name in need:
                     out.faults.append(Finding("missing_column", h.extname, name,
                                               "required column not found"))
+                elif h.extname == "MAXIMALS" and name in VOIDFINDER_COMPUTED_COLUMNS:
+                    out.notes.append(Finding("computed_column", h.extname, name,
+                                             "absent (VAST adds it only with calculate_r_eff): "
+                                             "computed by convert from HOLES"))
                 else:
                     out.notes.append(Finding("absent_column", h.extname, name,
                                              "optional column absent: written as nulls"))
@@ -958,7 +998,7 @@ def check_file(kind_name: str, found: dict) -> FileCheck:
             doc = _documented(kind_name, h.extname, name)
             if doc is None:
                 continue
-            tform, tzero, tscal = facts.columns[name]
+            tform, tzero, tscal = columns_found[name]
             ok, note = accepts(doc, tform, tzero, tscal)
             if not ok:
                 want = value_kind(doc.tform, doc.tzero)[0]

@@ -209,6 +209,7 @@ def _convert_vast(vast: list, base: Path | None, tmp: Path, ledger: Ledger, stri
     headers: dict[str, dict] = {}
     rejects: list[pa.Table] = []
     errors: list[FormatError] = []
+    masks: list[pa.Table] = []
     for p in vast:
         rel = _relative(Path(p), base)
         try:
@@ -220,8 +221,13 @@ def _convert_vast(vast: list, base: Path | None, tmp: Path, ledger: Ledger, stri
         for name, tab in r.tables.items():
             tables[name].append(tab)
         rejects.append(r.rejects)
+        if r.mask is not None:
+            masks.append(r.mask)
     if errors:
         raise _all(errors)
+    if masks:  # the survey masks of files that carry one (VAST's own; the VAC has none)
+        pq.write_table(pa.concat_tables(masks), tmp / desivast.SURVEY_MASKS_FILE,
+                       compression=compression)
     for name, parts in tables.items():
         tab = pa.concat_tables(parts) if parts else TABLES[name].empty_table()
         files = set(tab.column("source_file").unique().to_pylist())

@@ -24,7 +24,8 @@ from .. import cosmology, formats
 from .arrays import constant_strings
 from .columns import (GALZONE, HOLES, V2_EDGE_AREA_RATIO, VOIDS, ZONEVOID)
 from ..errors import FormatError
-from .fitstable import TableHDU, check_errors, open_tables, read_rows
+from .fitstable import TableHDU, check_errors, open_tables, read_rows, upper_case
+from .reff import REFF_SAMPLES, REFF_SEED, effective_radii
 from .rejects import NONFINITE, Check, classify, empty_rejects, reject_table, reason_counts
 from .reconcile import Ledger
 
@@ -52,11 +53,53 @@ def parse_name(path: str | Path) -> tuple[str, str]:
     return m.group(1) or m.group(2), m.group(3)
 
 
+#: survey_masks.parquet: the in-survey cells of each file's MASK HDU (formats.MASK_HDU), one
+#: row per cell; scheme "radec" (VoidFinder: cell = i * 180 resolution + j of the RA-Dec grid,
+#: resolution = MSKRES cells per degree) or "healpix_ring" (V2: cell = RING pixel, resolution =
+#: NSIDE)
+SURVEY_MASKS_FILE = "survey_masks.parquet"
+SURVEY_MASKS = pa.schema([("algorithm", pa.string()), ("cap", pa.string()),
+                          ("scheme", pa.string()), ("resolution", pa.int64()),
+                          ("cell", pa.int64()), ("source_file", pa.string())])
+
+
 @dataclass
 class VastResult:
     tables: dict[str, pa.Table] = field(default_factory=dict)   # voids/holes/zonevoid/galzone
     rejects: pa.Table = field(default_factory=empty_rejects)
     headers: dict = field(default_factory=dict)                # {EXTNAME: header dict}
+    mask: pa.Table | None = None                               # SURVEY_MASKS rows, if a MASK
+
+
+def _survey_mask(path: str, algorithm: str, cap: str, primary: dict,
+                 source_file: str) -> pa.Table:
+    """The MASK HDU's in-survey cells as SURVEY_MASKS rows (FormatError if its shape does not
+    match its stated resolution)."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as h:
+        hdu = h[formats.MASK_HDU]
+        data, hdr = np.asarray(hdu.data), hdu.header
+    if algorithm == "VoidFinder":
+        res = hdr.get(formats.MASK_RESOLUTION_KEY, primary.get(formats.MASK_RESOLUTION_KEY))
+        scheme = "radec"
+        shape = (360 * int(res or 0), 180 * int(res or 0))
+        cells = np.flatnonzero(data.reshape(-1)) if data.shape == shape else None
+    else:
+        res = primary.get(formats.V2_MASK_NSIDE_KEY)
+        scheme = "healpix_ring"
+        shape = (12 * int(res or 0) ** 2,)
+        cells = np.flatnonzero(data) if data.shape == shape else None
+    if not res or cells is None:
+        raise FormatError(path, formats.MASK_HDU, None,
+                          f"mask of shape {data.shape} does not match its resolution "
+                          f"({formats.MASK_RESOLUTION_KEY if scheme == 'radec' else 'NSIDE'} = "
+                          f"{res!r}: expected {shape})")
+    n = len(cells)
+    return pa.table({"algorithm": _strs(algorithm, n), "cap": _strs(cap, n),
+                     "scheme": _strs(scheme, n), "resolution": pa.array(np.full(n, int(res))),
+                     "cell": pa.array(cells.astype(np.int64)),
+                     "source_file": _strs(source_file, n)}, schema=SURVEY_MASKS)
 
 
 def _read(t: TableHDU, spec: dict[str, str]) -> dict[str, np.ndarray]:
@@ -140,6 +183,35 @@ def _voids(algorithm: str, cap: str, t: TableHDU, d: dict[str, np.ndarray], sour
     return pa.Table.from_arrays([cols[f.name] for f in VOIDS], schema=VOIDS), n_nonfinite
 
 
+_VAST_EXTRA = {
+    "MASK": "VAST's survey mask (an image): its in-survey cells go to survey_masks.parquet",
+    "WALL": "VAST's wall galaxies (X, Y, Z of VoidFinder's input): not converted",
+    "FIELD": "VAST's field galaxies (X, Y, Z of VoidFinder's input): not converted",
+}
+
+
+def _compute_reff(path: str, d: dict, holes: TableHDU, spec: dict, source_file: str,
+                  ledger: Ledger) -> None:
+    """R_EFF and R_EFF_UNCERT of every void from its holes (desivoids.convert.reff), for a
+    file written without VAST's calculate_r_eff; recorded in the reconciliation."""
+    h = _read(holes, spec)
+    ok = np.isfinite(h["X"]) & np.isfinite(h["Y"]) & np.isfinite(h["Z"]) & \
+        np.isfinite(h["RADIUS"])
+    reff, uncert = effective_radii(d["VOID"], h["VOID"][ok],
+                                   np.column_stack([h[c][ok] for c in "XYZ"]), h["RADIUS"][ok])
+    d["R_EFF"], d["R_EFF_UNCERT"] = reff, uncert
+    rel = uncert / reff
+    ledger.notes.setdefault("computed_columns", {})[source_file] = {
+        "columns": ["MAXIMALS.R_EFF", "MAXIMALS.R_EFF_UNCERT"],
+        "why": "the file has no R_EFF (VAST adds it only with calculate_r_eff)",
+        "how": "volume of the union of each void's holes by Monte Carlo, as VAST's "
+               f"calculate_r_eff: {REFF_SAMPLES} uniform points in the holes' bounding box per "
+               f"void, seeded ({REFF_SEED}, VOID); R_EFF_UNCERT is the Monte Carlo error",
+        "voids": int(len(reff)), "voids_without_holes": int(np.isnan(reff).sum()),
+        "median_relative_uncertainty": float(np.nanmedian(rel)) if len(rel) else None,
+    }
+
+
 def _positions_checked(table: str, t: TableHDU, d: dict, names: list[str], key: str,
                        source_file: str, strict: bool):
     n = t.nrows
@@ -159,6 +231,7 @@ def convert_file(path: str | Path, source_file: str, ledger: Ledger,
     spec = VOIDFINDER_COLUMNS if vf else V2_VOID_COLUMNS
     kind = formats.classify(Path(path).name)
     primary, hdus, names = open_tables(path, list(spec), optional=tuple(spec))
+    hdus = {n: upper_case(t) for n, t in hdus.items()}  # VAST's default is lower case
     check = formats.check_file(kind, {**{n: formats.HDUFacts(rows, {}) for n, rows in names.items()},
                                       **{n: t.facts() for n, t in hdus.items()}})
     if check.faults:
@@ -173,12 +246,17 @@ def convert_file(path: str | Path, source_file: str, ledger: Ledger,
         if extra not in spec:
             ledger.skip(source_file, extra, rows,
                         "visualisation HDU, not converted" if extra in V2_SKIPPED
+                        else _VAST_EXTRA[extra] if extra in formats.VAST_EXTRA_HDUS[kind]
                         else "HDU not part of the documented tables, not converted")
+    if formats.MASK_HDU in names:
+        res.mask = _survey_mask(path, algorithm, cap, primary, source_file)
     rejects = []
     void_hdu = "MAXIMALS" if vf else "VOIDS"
     t = hdus[void_hdu]
     d = _read(t, spec[void_hdu])
     _unique(t, "VOID", d["VOID"])
+    if vf and "R_EFF" not in d:
+        _compute_reff(path, d, hdus["HOLES"], spec["HOLES"], source_file, ledger)
     voids, n_nonfinite = _voids(algorithm, cap, t, d, source_file, strict)
     res.tables["voids"] = voids
     ledger.add("voids", source_file, void_hdu, t.nrows, voids.num_rows)

@@ -35,7 +35,7 @@ from ..fitscheck import hdus_end, incompleteness
 from ..formats import TFORM_ELEMENT_DTYPE, HDUFacts, value_kind
 
 __all__ = ["FitsColumn", "TableHDU", "open_tables", "read_rows", "header_dict", "kind_of",
-           "check_errors"]
+           "check_errors", "upper_case"]
 
 # FITS binary-table codes -> the kind of value they hold.
 _INT_CODES = {"B": 8, "I": 16, "J": 32, "K": 64}
@@ -204,6 +204,25 @@ def open_tables(path: str | Path, extnames: list[str] | tuple[str, ...],
         if name not in found and name not in optional:
             raise FormatError(path, name, None, f"HDU missing; the file has {list(names)}")
     return primary, found, names
+
+
+def upper_case(t: TableHDU) -> TableHDU:
+    """The same HDU with its column names in upper case (VAST writes lower-case names by
+    default, DESIVAST upper case: formats.DESIVAST_COLUMN_NAMES_ANY_CASE). A FormatError when
+    two names differ only by case."""
+    names = [c.upper() for c in t.columns]
+    if len(set(names)) != len(names):
+        raise FormatError(t.path, t.extname, None,
+                          f"column names that differ only by case: {list(t.columns)}")
+    if names == list(t.columns):
+        return t
+    dtype = np.dtype({"names": [n.upper() for n in t.dtype.names],
+                      "formats": [t.dtype.fields[n][0] for n in t.dtype.names],
+                      "offsets": [t.dtype.fields[n][1] for n in t.dtype.names],
+                      "itemsize": t.dtype.itemsize})
+    cols = {c.upper(): FitsColumn(c.upper(), v.code, v.repeat, v.bzero, v.bscale, v.unit, v.shape)
+            for c, v in t.columns.items()}
+    return TableHDU(t.path, t.extname, t.offset, t.row_bytes, t.nrows, dtype, cols, t.header)
 
 
 def check_errors(path: str, check, names: dict[str, int]) -> list[FormatError]:

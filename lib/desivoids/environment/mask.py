@@ -1,6 +1,8 @@
 """The survey footprint rebuilt from the tracers, the radial limits and the 10 Mpc/h edge rule.
 
-DESIVAST ships no mask, so it is rebuilt as VAST's VoidFinder builds its own (science.md): an
+Where a file carries VAST's own MASK HDU (files VAST writes itself), that is the mask
+(:func:`mask_footprint`). DESIVAST ships no mask, so it is otherwise rebuilt as VAST's
+VoidFinder builds its own (science.md): an
 RA-Dec grid of shape (360 N, 180 N), N = 1 + int(radians(1) * DLIMU / 10) cells per degree; a
 tracer at (ra mod 360, dec) marks cell (int(N ra), int(N dec) + 90 N), int truncating toward
 zero; one smoothing pass over the *unsmoothed* grid fills an empty cell with at least 3 of its 4
@@ -20,7 +22,7 @@ import numpy as np
 from .. import formats
 
 __all__ = ["EDGE_BUFFER", "cells_per_degree", "cell_index", "footprint_grid", "Footprint",
-           "xyz_to_radec_r", "in_catalogue"]
+           "xyz_to_radec_r", "in_catalogue", "HealpixFootprint", "mask_footprint"]
 
 EDGE_BUFFER = 10.0  # Mpc/h
 
@@ -178,3 +180,43 @@ def in_catalogue(z, ra, cap: str, zlimu: float, own_cap=None) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     own = formats.cap_of_ra(ra) if own_cap is None else np.asarray(own_cap)
     return (z > 0) & (z <= float(zlimu)) & (own == cap)
+
+
+@dataclass
+class HealpixFootprint(Footprint):
+    """A survey mask given as a HEALPix map (V2's MASK HDU: RING order, ``nside`` from the
+    primary header's NSIDE) with the radial limits; ``grid`` holds the in-survey flag of each
+    pixel. Every point takes the exact test (no summed-area shortcut)."""
+
+    nside: int = 0
+
+    def _outside(self, x, y, z) -> np.ndarray:
+        import astropy.units as u
+        from astropy_healpix import HEALPix
+
+        ra, dec, r = _radec_r(x, y, z)
+        out = ~np.isfinite(r) | (r == 0) | (r < self.dliml) | (r > self.dlimu)
+        look = np.flatnonzero(~out)
+        pix = HEALPix(self.nside, "ring").lonlat_to_healpix(ra[look] * u.deg, dec[look] * u.deg)
+        out[look] = ~self.grid[np.asarray(pix, np.int64)]
+        return out
+
+    def _surely_inside(self, x, y, z, buffer: float) -> np.ndarray:
+        return np.zeros(len(x), dtype=bool)
+
+
+def mask_footprint(scheme: str, resolution: int, cells, dliml: float, dlimu: float) -> Footprint:
+    """The footprint of a file's own MASK HDU (its in-survey cells as convert lists them in
+    survey_masks.parquet): "radec", VoidFinder's (360 N, 180 N) grid with N = MSKRES, used as
+    it is (VAST's mask is already smoothed), or "healpix_ring", V2's HEALPix map."""
+    cells = np.asarray(cells, np.int64)
+    if scheme == "radec":
+        grid = np.zeros((360 * resolution) * (180 * resolution), dtype=bool)
+        grid[cells] = True
+        return Footprint(grid.reshape(360 * resolution, 180 * resolution), float(dliml),
+                         float(dlimu))
+    if scheme == "healpix_ring":
+        grid = np.zeros(12 * resolution ** 2, dtype=bool)
+        grid[cells] = True
+        return HealpixFootprint(grid, float(dliml), float(dlimu), nside=int(resolution))
+    raise ValueError(f"unknown survey mask scheme {scheme!r}")

@@ -23,9 +23,9 @@ from typing import Mapping, Protocol
 import numpy as np
 
 from .. import cosmology, formats
-from ..vastheaders import primary_headers
+from ..vastheaders import agreed_value, primary_headers
 from .flags import Assignment
-from .mask import Footprint, in_catalogue
+from .mask import Footprint, in_catalogue, mask_footprint
 from .v2 import Tessellation, V2Membership, ZoneVoids
 from .voidfinder import SURFACE_TOL, HoleSpheres, VoidFinderMembership
 from .voids import VoidTable
@@ -59,10 +59,21 @@ class Limits:
 
 def header_limits(*tables) -> dict[tuple[str, str], Limits]:
     """(algorithm, cap) -> Limits from the PRIMARY headers kept in the schema metadata of the
-    convert stage's tables (pyarrow tables, schemas or Parquet paths)."""
-    return {key: Limits(float(h["DLIML"]), float(h["DLIMU"]), float(h["ZLIMU"]),
-                        float(h["OMEGAM"]))
-            for key, h in primary_headers(*tables).items()}
+    convert stage's tables (pyarrow tables, schemas or Parquet paths).
+
+    VAST's two finders round the limits differently (DR7: ZLIMU 0.1026 and 0.103): within
+    formats.HEADER_TOLERANCES of the cap's VoidFinder value, every algorithm of the cap takes
+    the VoidFinder value, so all four classify the same galaxies; beyond it, an InputError."""
+    headers = primary_headers(*tables)
+    out = {}
+    for cap in sorted({c for _, c in headers}):
+        of_cap = {k: h for k, h in headers.items() if k[1] == cap}
+        agreed = {key: agreed_value(of_cap, key, formats.HEADER_TOLERANCES.get(key, 0.0))[0]
+                  for key in ("DLIML", "DLIMU", "ZLIMU")}
+        for key, h in of_cap.items():
+            out[key] = Limits(agreed["DLIML"], agreed["DLIMU"], agreed["ZLIMU"],
+                              float(h["OMEGAM"]))
+    return out
 
 
 class Membership(Protocol):
@@ -200,13 +211,17 @@ def _tessellation(galzone, algorithm: str, cap: str) -> Tessellation:
 def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str, str], Limits],
                      algorithms=formats.ALGORITHMS, caps=formats.CAPS,
                      mask_tracers: Mapping[str, np.ndarray] | None = None,
-                     surface_tol: float = SURFACE_TOL) -> dict[str, CapCatalogue]:
+                     surface_tol: float = SURFACE_TOL,
+                     survey_masks: Mapping[tuple[str, str], tuple] | None = None
+                     ) -> dict[str, CapCatalogue]:
     """Per-cap membership structures from the convert stage's tables.
 
     ``limits[(algorithm, cap)]`` gives DLIML, DLIMU, ZLIMU, OMEGAM. The footprint of a cap is
     rebuilt from its GALZONE positions: each V2 algorithm uses its own file's, VoidFinder the
     union of the cap's GALZONE positions (the same when the files agree, as in DESIVAST);
     ``mask_tracers[cap]`` (an (n, 3) array) replaces them for every algorithm of that cap.
+    ``survey_masks[(algorithm, cap)]`` = (scheme, resolution, cells), a file's own MASK HDU
+    (convert's survey_masks.parquet), is that algorithm's mask instead of a rebuilt one.
     Identical GALZONE tables share one Tessellation (compared, not assumed). ``surface_tol``
     (Mpc/h) is VoidFinder's surface tolerance (:mod:`.voidfinder`).
     """
@@ -241,10 +256,22 @@ def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str,
                 footprints[key] = Footprint.from_tracers(xyz, lim.dliml, lim.dlimu)
             return footprints[key]
 
+        own_masks: dict[str, Footprint] = {}
+
+        def own_mask(alg: str, lim: Limits) -> Footprint | None:
+            if not survey_masks or (alg, cap) not in survey_masks:
+                return None
+            scheme, res, cells = survey_masks[(alg, cap)]
+            key = f"{scheme}:{res}:{hash(np.asarray(cells).tobytes())}"
+            if key not in own_masks:  # the three V2 files carry the same map
+                own_masks[key] = mask_footprint(scheme, int(res), cells, lim.dliml, lim.dlimu)
+            return own_masks[key]
+
         for alg in algorithms:
             if (alg, cap) not in limits:
                 raise KeyError(f"no header limits for {alg} {cap}")
             lim = limits[(alg, cap)]
+            fp = own_mask(alg, lim)
             if alg == "VoidFinder":
                 h = _select(holes, None, cap)
                 hs = HoleSpheres.from_columns(
@@ -254,8 +281,8 @@ def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str,
                 ids = tuple(range(len(tess))) if mask_tracers is None or cap not in mask_tracers \
                     else ()
                 members[alg] = VoidFinderMembership(cap, hs, _void_table(voids, alg, cap),
-                                                    footprint(ids, lim), lim.zlimu, lim.omega_m,
-                                                    surface_tol=surface_tol)
+                                                    fp or footprint(ids, lim), lim.zlimu,
+                                                    lim.omega_m, surface_tol=surface_tol)
             else:
                 zt = _select(zonevoid, alg, cap)
                 zv = ZoneVoids.from_columns(_column(zt, "zone", np.int64),
@@ -263,7 +290,7 @@ def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str,
                 k = tess_of[alg]
                 ids = (k,) if mask_tracers is None or cap not in mask_tracers else ()
                 members[alg] = V2Membership(alg, cap, tess[k], zv, _void_table(voids, alg, cap),
-                                            footprint(ids, lim), lim.zlimu, lim.omega_m)
+                                            fp or footprint(ids, lim), lim.zlimu, lim.omega_m)
         for t in tess:
             t.build()
         out[cap] = CapCatalogue(cap, members, [tuple(g) for g in groups.values()])
@@ -372,3 +399,24 @@ def assign_all(galaxies, voids, holes, zonevoid, galzone,
     parts = [assign_chunk({c: v[s:s + step] for c, v in gal.items()}, cats, galaxy_omega_m)
              for s in range(0, n, step)]
     return {a: Assignment.concat([p[a] for p in parts]) for a in parts[0]}
+
+
+def beyond_far_limit_in_holes(galaxies, catalogue: CapCatalogue,
+                              galaxy_omega_m: float | None = None) -> np.ndarray:
+    """Rows of galaxies of ``catalogue``'s cap with Z > ZLIMU that lie strictly inside a
+    VoidFinder hole (holes near the far limit cross it). The rule here keeps them OUTSIDE (9),
+    beyond the catalogue's range; VAST's own classification, which tests the holes before the
+    distance limits, calls them void (1): these are the galaxies the two differ on."""
+    member = catalogue.members.get("VoidFinder")
+    if member is None:
+        return np.zeros(0, np.int64)
+    gal = _arrays(galaxies)
+    own = formats.cap_of_ra(gal["ra"]) == catalogue.cap
+    rows = np.flatnonzero(own & (gal["z"] > member.zlimu))
+    xyz = _galaxy_xyz(gal, rows, member.omega_m, galaxy_omega_m)
+    reach = member.footprint.dlimu + (member.holes.radius.max() if len(member.holes.radius)
+                                      else 0.0)
+    near = np.sqrt((xyz ** 2).sum(axis=1)) <= reach  # no hole reaches beyond
+    hit = np.zeros(len(rows), dtype=bool)
+    hit[near] = member.holes.first_containing(xyz[near]) >= 0
+    return rows[hit]

@@ -37,8 +37,10 @@ from ..outputs import jsonable, staged, write_json
 from .flags import (INTERIOR, NO_VOID, NOT_SURFACE, SURFACE_STRICT_VOID, UNKNOWN,
                     Assignment)
 from .field import field_summary, read_field
+from ..vastheaders import caps_present, primary_headers
 from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, _arrays, _galaxy_xyz, assign_cap,
-                         assign_chunk, build_catalogues, header_limits)
+                         assign_chunk, beyond_far_limit_in_holes, build_catalogues,
+                         header_limits)
 from .summary import (DR7_REFERENCE, agreement, footprint_randoms, fractions, surface_summary,
                       void_counts)
 from ..params import checked
@@ -79,6 +81,10 @@ class EnvironmentResult:
                 lines.append(f"  VoidFinder surface galaxies (within {r['surface_tol']:g} Mpc/h, "
                              f"not void): {r['galaxies']:,d} ({r['tracers']:,d} tracers), "
                              f"{r['galaxies_strict_void']:,d} void by VAST's strict rule")
+        for cap, n in self.report.get("beyond_zlimu_in_holes", {}).items():
+            if n["galaxies"]:
+                lines.append(f"  {cap}: {n['galaxies']:,d} galaxies beyond ZLIMU inside a "
+                             "VoidFinder hole: outside (9) here, void (1) in VAST")
         return "\n".join(lines)
 
 
@@ -86,6 +92,17 @@ def read_tables(convert_dir: Path) -> dict[str, pa.Table]:
     """The DESIVAST tables membership reads, only the columns it needs."""
     return {name: pq.read_table(convert_dir / f"{name}.parquet", columns=list(cols))
             for name, cols in TABLE_COLUMNS.items() if name != "galaxies"}
+
+
+def survey_masks(convert_dir: Path) -> dict[tuple[str, str], tuple[str, int, np.ndarray]]:
+    """(algorithm, cap) -> (scheme, resolution, cells) of the files that carry their own MASK
+    HDU (convert's survey_masks.parquet; empty for the DESIVAST VAC, which ships none)."""
+    path = convert_dir / "survey_masks.parquet"
+    if not path.exists():
+        return {}
+    t = pq.read_table(path).to_pandas()
+    return {(a, c): (str(g.scheme.iloc[0]), int(g.resolution.iloc[0]), g.cell.to_numpy())
+            for (a, c), g in t.groupby(["algorithm", "cap"])}
 
 
 def _galaxy_omega_m(dataset: ds.Dataset) -> float | None:
@@ -166,8 +183,6 @@ def field_report(layout: paths.RunLayout, convert_dir: Path, galaxies, vf: Assig
                  tracer: np.ndarray, galaxy_omega_m: float | None) -> list[dict]:
     """Per cap, where the VoidFinder file (as acquire fetched it) carries a FIELD HDU (VAST
     writes one, DESIVAST's VAC does not): how many void galaxies are field galaxies."""
-    from ..vastheaders import primary_headers
-
     rows, gal = [], None
     for (alg, cap), head in sorted(primary_headers(convert_dir / "voids.parquet").items()):
         if alg != "VoidFinder":
@@ -188,15 +203,19 @@ def field_report(layout: paths.RunLayout, convert_dir: Path, galaxies, vf: Assig
 @checked("environment")
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
         chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
-        seed: int = 20251201, surface_tol: float = 1e-3) -> EnvironmentResult:
-    """The environment stage (parameters as the notebook declares them)."""
+        seed: int = 20251201, surface_tol: float = 1e-3, caps: list = ()) -> EnvironmentResult:
+    """The environment stage (parameters as the notebook declares them). ``caps``: those to
+    classify, among the caps whose DESIVAST files are present (empty: all of them)."""
     layout = paths.RunLayout.of(data_dir)
     convert_dir = paths.require(layout.convert / "reconciliation.json", "convert").parent
     selection = paths.require(layout.stage("plausibility") / "selection.parquet", "plausibility")
     tables = read_tables(convert_dir)
     limits = header_limits(convert_dir / "voids.parquet")
+    present = caps_present(primary_headers(convert_dir / "voids.parquet"), list(caps))
+    masks = survey_masks(convert_dir)
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
-                                  tables["galzone"], limits, surface_tol=surface_tol)
+                                  tables["galzone"], limits, surface_tol=surface_tol,
+                                  caps=present, survey_masks=masks)
     dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
     galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
     om = _galaxy_omega_m(dataset)
@@ -222,6 +241,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             random_flags[(alg, cap)] = got[alg].flag
             own = result[alg].cap_code == formats.CAPS.index(cap)
             tracer_flags[(alg, cap)] = result[alg].flag[tracer & own]
+    beyond = {cap: beyond_far_limit_in_holes(galaxies, cat, om)
+              for cap, cat in catalogues.items()}
     voids = pq.read_table(convert_dir / "voids.parquet",
                           columns=["algorithm", "cap", "void", "r_eff", "is_edge"]).to_pandas()
     counts = void_counts(voids, result, tracer)
@@ -229,7 +250,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         "schema": "desivoids.environment", "schema_version": SCHEMA_VERSION,
         "galaxies": int(galaxies.num_rows), "tracers": int(tracer.sum()),
         "parameters": {"chunk_rows": chunk_rows, "randoms": randoms, "seed": seed,
-                       "surface_tol": surface_tol},
+                       "surface_tol": surface_tol, "caps": list(caps)},
         "flags": {str(k): v for k, v in {0: "wall", 1: "void", 2: "edge", 9: "outside"}.items()},
         "flag_counts": [{"algorithm": a, "flag": int(f), "galaxies": int(n),
                          "tracers": int(((r.flag == f) & tracer).sum())}
@@ -245,6 +266,13 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                                          tracer, om),
         "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())
                                    for a in formats.ALGORITHMS},
+        "caps": list(present),
+        "survey_masks": {f"{a} {c}": v[0] for (a, c), v in masks.items()},
+        # galaxies beyond ZLIMU strictly inside a hole that crosses the far limit: 9 here (out
+        # of the catalogue's range), 1 in VAST's own classification (methods.md)
+        "beyond_zlimu_in_holes": {cap: {"galaxies": int(len(rows)),
+                                        "tracers": int(tracer[rows].sum())}
+                                  for cap, rows in beyond.items()},
     }
     url = layout.db_url(db_url)
     out = layout.stage("environment")

@@ -76,8 +76,9 @@ def fractions(tracer_flags: dict[tuple[str, str], np.ndarray],
     the edge and outside, with the fractions void / (void + wall) and void / footprint, beside
     VAST's DR7 reference."""
     rows = []
+    present = [c for c in formats.CAPS if any(k[1] == c for k in tracer_flags)]
     for alg in formats.ALGORITHMS:
-        for cap in (*formats.CAPS, "both"):
+        for cap in (*present, "both"):  # the caps whose catalogues are present
             caps = formats.CAPS if cap == "both" else (cap,)
             for what, flags in (("tracers", tracer_flags), ("volume", random_flags)):
                 f = np.concatenate([flags[(alg, c)] for c in caps if (alg, c) in flags] or

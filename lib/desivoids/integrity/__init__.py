@@ -27,7 +27,7 @@ from .. import paths
 from ..errors import StageError
 from ..load.queries import dispose_engines, engine
 from ..outputs import jsonable, staged, write_json
-from ..vastheaders import primary_headers
+from ..vastheaders import caps_present, primary_headers
 from .checks import FAIL, PASS, WARN, Check, demote as _demote
 from .references import references
 from .tables import keys, nulls, ranges, reconciliation, types
@@ -85,7 +85,7 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
     dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items() if alg != "VoidFinder"}
     return (reconciliation(convert_dir, db) + keys(convert_dir, db) + types(convert_dir, db)
             + nulls(convert_dir, max_null_fraction) + ranges(convert_dir, z_range, dlimu)
-            + references(convert_dir))
+            + references(convert_dir, caps_present(headers)))
 
 
 def _validated(doc: dict) -> dict:

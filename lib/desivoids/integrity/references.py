@@ -41,7 +41,8 @@ def _missing(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return np.unique(values[~np.isin(values, allowed)])
 
 
-def references(convert_dir: Path) -> list[Check]:
+def references(convert_dir: Path, caps=CAPS) -> list[Check]:
+    """The reference checks, per cap whose DESIVAST files are present (``caps``)."""
     gal = read(convert_dir, "galaxies", ["targetid"])
     voids = read(convert_dir, "voids", ["algorithm", "cap", "void"])
     holes = read(convert_dir, "holes", ["cap", "void"])
@@ -55,7 +56,7 @@ def references(convert_dir: Path) -> list[Check]:
                      verdict(len(missing) > 0),
                      {"targets": int(len(targets)), "not_in_galaxies": int(len(missing)),
                       "examples": missing[:_LIMIT].tolist()}))
-    for cap in CAPS:
+    for cap in caps:
         vf = _np(_rows(voids, algorithm="VoidFinder", cap=cap), "void")
         bad = _missing(_np(_rows(holes, cap=cap), "void"), vf)
         out.append(Check(f"refs.holes_voids.{cap}", f"{cap}: every hole's VOID is a VoidFinder "

@@ -13,6 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from sqlalchemy import inspect, text
 
+from .. import formats
 from ..errors import LoadError
 from ..load import schema as S
 from ..load.inputs import check_schema
@@ -190,11 +191,18 @@ def ranges(convert_dir: Path, z_range: list[float], dlimu: dict[str, float]) -> 
     h = read(convert_dir, "holes", ["radius"])
     out.append(_range_check("range.holes.radius", "hole radius in (0, 1000] Mpc/h",
                             h.column("radius").to_numpy().astype(float), 1e-9, 1000.0))
-    gz = read(convert_dir, "galzone", ["cap", "x", "y", "z"])
+    gz = read(convert_dir, "galzone", ["cap", "x", "y", "z", "out"])
     caps = gz.column("cap").to_numpy(zero_copy_only=False)
     r = np.sqrt(sum(gz.column(c).to_numpy() ** 2 for c in ("x", "y", "z")))
+    # VAST lists every input galaxy in GALZONE, those outside the mask or the distance limits
+    # with OUT = 1 (formats.GALZONE_OUT): allowed beyond DLIMU, counted
+    flagged = np.asarray(pc.fill_null(pc.equal(gz.column("out"), formats.GALZONE_OUT), False))
     for cap, limit in sorted(dlimu.items()):
-        out.append(_range_check(f"range.galzone.{cap}", f"{cap} V2 tracers within DLIMU = "
-                                f"{limit:.2f} Mpc/h of the observer", r[caps == cap], 0.0,
-                                limit * (1 + 1e-6)))
+        c = _range_check(f"range.galzone.{cap}", f"{cap} V2 tracers within DLIMU = "
+                         f"{limit:.2f} Mpc/h of the observer (rows with OUT = 1 excepted)",
+                         r[(caps == cap) & ~flagged], 0.0, limit * (1 + 1e-6))
+        c.evidence["out_rows"] = int((flagged & (caps == cap)).sum())
+        c.evidence["out_rows_beyond_dlimu"] = int((flagged & (caps == cap)
+                                                   & (r > limit * (1 + 1e-6))).sum())
+        out.append(c)
     return out

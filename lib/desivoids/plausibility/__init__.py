@@ -29,7 +29,8 @@ from .. import formats, paths
 from ..errors import StageError
 from ..load.tables import publish_table
 from ..outputs import staged, write_json
-from ..vastheaders import common_value, primary_headers
+from ..errors import InputError
+from ..vastheaders import agreed_value, caps_present, primary_headers
 from .findings import CATALOGUE, SAMPLE, findings
 from .selection import FAILED_FIT, SELECTION_COLUMNS, first_failed, tracer_cuts, waterfall
 from ..params import checked
@@ -73,29 +74,55 @@ class PlausibilityResult:
         for r in self.report["reproduction"]:
             lines.append(f"  {r['cap']}: tracers {r['selected']:,d}, GALZONE {r['galzone']:,d}, "
                          f"in both {r['both']:,d}, selected only {r['selected_only']:,d}, "
-                         f"GALZONE only {r['galzone_only']:,d}")
+                         f"GALZONE only {r['galzone_only']:,d}"
+                         + (f" (and {r['galzone_out']:,d} with OUT = 1)" if r.get("galzone_out")
+                            else ""))
         return "\n".join(lines)
 
 
-def _threshold(given, headers, key: str) -> tuple[float, str]:
+def _threshold(given, headers, key: str) -> tuple[float | None, str]:
+    """A threshold: the parameter, else the DESIVAST headers' value (VoidFinder's, where the
+    files agree within formats.HEADER_TOLERANCES). MAGLIM absent or without a value (VAST
+    writes it so when no magnitude cut was made) is None: no cut; ZLIMU must be there."""
     if given is not None:
         return float(given), "parameter"
-    return common_value(headers, key), f"{key} of the DESIVAST headers"
+    value, how = agreed_value(headers, key, formats.HEADER_TOLERANCES.get(key, 0.0))
+    if value is None:
+        if key == formats.MAGLIM_KEY:
+            return None, ("MAGLIM of the DESIVAST headers has no value (VAST writes it so "
+                          "when no magnitude cut was made)")
+        raise InputError(None, "PRIMARY", key, "no DESIVAST file carries this header key")
+    if how.get("max_difference"):
+        return value, (f"{key} of the DESIVAST VoidFinder headers (the files differ by up to "
+                       f"{how['max_difference']:.4g}, within the tolerance "
+                       f"{how['tolerance']:g} of formats.HEADER_TOLERANCES)")
+    return value, f"{key} of the DESIVAST headers"
 
 
-def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table) -> list[dict]:
+def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table,
+                  caps_present=formats.CAPS) -> list[dict]:
+    """Selected tracers against GALZONE's TARGETs per cap whose files are present. GALZONE rows
+    with OUT = 1 that are not selected are input galaxies VAST left out (files VAST writes list
+    every input galaxy, those beyond the far limit with OUT = 1): counted apart, not as
+    GALZONE-only tracers."""
     out = []
     caps = galzone.column("cap").to_numpy(zero_copy_only=False)
     targets = galzone.column("targetid").to_numpy()
-    for cap in formats.CAPS:
+    flagged = np.asarray(pc.fill_null(pc.equal(galzone.column("out"), formats.GALZONE_OUT),
+                                      False))
+    for cap in caps_present:
         sel = np.unique(tracer_ids.get(cap, np.zeros(0, np.int64)))
         gz = np.unique(targets[caps == cap])
+        left_out = np.setdiff1d(np.unique(targets[(caps == cap) & flagged]), sel,
+                                assume_unique=True)
+        gz = np.setdiff1d(gz, left_out, assume_unique=True)
+        n_out = int(len(left_out))
         both = np.intersect1d(sel, gz, assume_unique=True)
         only_sel = np.setdiff1d(sel, gz, assume_unique=True)
         only_gz = np.setdiff1d(gz, sel, assume_unique=True)
         out.append({"cap": cap, "selected": int(len(sel)), "galzone": int(len(gz)),
                     "both": int(len(both)), "selected_only": int(len(only_sel)),
-                    "galzone_only": int(len(only_gz)),
+                    "galzone_only": int(len(only_gz)), "galzone_out": n_out,
                     "examples_selected_only": only_sel[:10].tolist(),
                     "examples_galzone_only": only_gz[:10].tolist()})
     return out
@@ -127,7 +154,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     headers = primary_headers(paths.require(layout.convert / "voids.parquet", "convert"))
     zl, zl_from = _threshold(zlimu, headers, "ZLIMU")
     ml, ml_from = _threshold(maglim, headers, "MAGLIM")
-    cuts = tracer_cuts(survey, program, bgs_bit, spectype, zwarn, min_deltachi2, zmin, zl, ml)
+    cuts = tracer_cuts(survey, program, bgs_bit, spectype, zwarn, min_deltachi2, zmin, zl, ml,
+                       maglim_note=ml_from if ml is None else "")
     n_tracer_cuts = len(cuts)
     cuts = cuts + [FAILED_FIT]
     dataset = ds.dataset(layout.convert / "galaxies", format="parquet")
@@ -166,7 +194,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
                             "absmag01_sdss_r")} if sample_table is not None else
                  {c: np.zeros(0) for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z",
                                            "absmag01_sdss_u", "absmag01_sdss_r")})
-    galzone = pq.read_table(layout.convert / "galzone.parquet", columns=["cap", "targetid"])
+    galzone = pq.read_table(layout.convert / "galzone.parquet",
+                            columns=["cap", "targetid", "out"])
     report = {
         "schema": "desivoids.plausibility", "schema_version": SCHEMA_VERSION,
         "thresholds": {"survey": survey, "program": program, "bgs_bit": bgs_bit,
@@ -180,7 +209,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
         "findings": findings(cat_cols, CATALOGUE, "catalogue") + findings(samp_cols, SAMPLE,
                                                                           "sample"),
         "reproduction": _reproduction({c: np.concatenate(v) for c, v in tracer_ids.items()},
-                                      galzone),
+                                      galzone, caps_present(headers)),
     }
     out = layout.stage("plausibility")
     with staged(out) as tmp:

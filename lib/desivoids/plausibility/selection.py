@@ -40,8 +40,18 @@ def _bool(a) -> np.ndarray:
 
 
 def tracer_cuts(survey: str, program: str, bgs_bit: str, spectype: str, zwarn: int,
-                min_deltachi2: float, zmin: float, zlimu: float, maglim: float) -> list[Cut]:
+                min_deltachi2: float, zmin: float, zlimu: float, maglim: float | None,
+                maglim_note: str = "") -> list[Cut]:
+    """The cuts in order; ``maglim`` None: no magnitude cut (a step that keeps every row and
+    says why, ``maglim_note``), as when VAST's headers say that none was made."""
     bit = 1 << formats.BGS_TARGET_BITS[bgs_bit]
+    if maglim is None:
+        mag = Cut("maglim", "no magnitude cut" + (f": {maglim_note}" if maglim_note else ""),
+                  lambda t: np.ones(t.num_rows, dtype=bool))
+    else:
+        mag = Cut("maglim", f"M_r = ABSMAG01_SDSS_R + {formats.TRACER_SELECTION['KCORR_SLOPE']:g} "
+                  f"(Z - {formats.TRACER_SELECTION['KCORR_PIVOT']:g}) <= MAGLIM = {maglim:g}",
+                  lambda t: _bool(pc.less_equal(t["m_r"], maglim)))
     return [
         Cut("survey", f"SURVEY == '{survey}'", lambda t: _bool(pc.equal(t["survey"], survey))),
         Cut("program", f"PROGRAM == '{program}'", lambda t: _bool(pc.equal(t["program"], program))),
@@ -54,9 +64,7 @@ def tracer_cuts(survey: str, program: str, bgs_bit: str, spectype: str, zwarn: i
             lambda t: _bool(pc.greater(t["deltachi2"], min_deltachi2))),
         Cut("zmin", f"Z > {zmin:g}", lambda t: _bool(pc.greater(t["z"], zmin))),
         Cut("zlimu", f"Z <= ZLIMU = {zlimu:g}", lambda t: _bool(pc.less_equal(t["z"], zlimu))),
-        Cut("maglim", f"M_r = ABSMAG01_SDSS_R + {formats.TRACER_SELECTION['KCORR_SLOPE']:g} "
-            f"(Z - {formats.TRACER_SELECTION['KCORR_PIVOT']:g}) <= MAGLIM = {maglim:g}",
-            lambda t: _bool(pc.less_equal(t["m_r"], maglim))),
+        mag,
     ]
 
 

@@ -129,7 +129,7 @@ def _comparison(sample: pd.DataFrame, q, flag: np.ndarray, labels: dict, mass_ed
 
 def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patches,
                     regression: bool, spline_df: int, alpha: float, *,
-                    scheduler_address: str = "", num_workers: int = 0):
+                    scheduler_address: str = "", num_workers: int = 0, caps=CAPS):
     """Every comparison: (summary rows, binned fractions, counts of what was left out).
 
     The comparisons are independent tasks (a regression and a jackknife each), computed by Dask
@@ -151,7 +151,7 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
                         continue
                     flag = dask.delayed(wide[(column, algorithm)].reindex(sample.targetid)
                                         .to_numpy())
-                    for cap in CAPS:
+                    for cap in caps:  # the caps whose void catalogues are present, and both
                         labels = {"algorithm": algorithm, "sample": variant,
                                   "definition": definition, "cap": cap}
                         tasks.append(dask.delayed(_comparison, pure=True)(
@@ -205,11 +205,13 @@ def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5,
     layout = paths.RunLayout.of(data_dir)
     sample = _read_sample(layout)
     wide = _read_flags(layout, sample.targetid.to_numpy())
+    env_report = layout.stage("environment") / "report.json"
+    env = json.loads(env_report.read_text()) if env_report.exists() else {}
     summary, binned, counts, patches = run_comparisons(
         sample, wide, list(mass_edges), dict(n_patches), regression, spline_df, alpha,
-        scheduler_address=scheduler_address, num_workers=num_workers)
-    env_report = layout.stage("environment") / "report.json"
-    agreement = json.loads(env_report.read_text()).get("agreement") if env_report.exists() else None
+        scheduler_address=scheduler_address, num_workers=num_workers,
+        caps=(*env.get("caps", formats.CAPS), "both"))
+    agreement = env.get("agreement")
     report = {"schema": "desivoids.systematics", "schema_version": SCHEMA_VERSION,
               "parameters": {"mass_edges": list(mass_edges), "n_patches": dict(n_patches),
                              "regression": regression, "spline_df": spline_df, "alpha": alpha},
