@@ -261,7 +261,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         "agreement": agreement({a: r.flag[tracer] for a, r in result.items()}),
         "tessellation_groups": {cap: [list(g) for g in cat.tessellation_groups]
                                 for cap, cat in catalogues.items()},
-        "voidfinder_surface": surface_summary(result["VoidFinder"], tracer, surface_tol),
+        "voidfinder_surface": surface_summary(result["VoidFinder"], tracer, surface_tol,
+                                              present),
         "voidfinder_field": field_report(layout, convert_dir, galaxies, result["VoidFinder"],
                                          tracer, om),
         "voids_not_in_catalogue": {a: int((~counts[counts.algorithm == a].in_catalogue).sum())

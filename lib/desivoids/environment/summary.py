@@ -148,13 +148,14 @@ def surface_as_void(flag: np.ndarray, surface: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(surface) != NOT_SURFACE, VOID, flag).astype(np.int8)
 
 
-def surface_summary(result: Assignment, tracer: np.ndarray, surface_tol: float) -> list[dict]:
+def surface_summary(result: Assignment, tracer: np.ndarray, surface_tol: float,
+                    caps=formats.CAPS) -> list[dict]:
     """Per cap and both: VoidFinder's surface galaxies (within ``surface_tol`` of a hole's
     surface, inside no hole by more), of all galaxies and of the tracers; how many of them
     VAST's strict |x - c| < RADIUS would call void; and the tracers' void / (void + wall) with
-    the tolerance and with the surface galaxies counted as void."""
+    the tolerance and with the surface galaxies counted as void. ``caps``: those classified."""
     rows = []
-    for cap in (*formats.CAPS, "both"):
+    for cap in (*caps, "both"):
         own = np.ones(len(result), bool) if cap == "both" \
             else result.cap_code == formats.CAPS.index(cap)
         surf = own & (result.surface != NOT_SURFACE)
