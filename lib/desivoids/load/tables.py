@@ -51,7 +51,6 @@ class TableTransaction:
 
     def __init__(self, db_url: str, what: str = "tables"):
         url = normalise_url(db_url)
-        self.db_url = db_url
         if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
             raise _not_loaded(db_url, what)  # connecting would create an empty database
         self.target = connect_target(db_url)
