@@ -133,6 +133,24 @@ def test_after_a_full_run_every_declared_output_exists(tiny_run):
         assert set(stage.tables) <= tables, f"{stage.name}: tables {set(stage.tables) - tables} missing"
 
 
+def test_every_stage_seals_exactly_the_files_it_publishes(tiny_run):
+    """MANIFEST.sha256 (desivoids.outputs) lists every file of the stage's folder with its
+    sha256; acquire grows file by file (recon checks its files against DESI's checksums) and a
+    release carries its own SHA256SUMS."""
+    from desivoids.outputs import MANIFEST, manifest_problems
+
+    data, _, _ = tiny_run
+    for name in ORDER:
+        folder = data / name
+        if name in ("acquire", "release"):
+            assert not list(folder.rglob(MANIFEST)), name
+            continue
+        listed = {ln.split("  ", 1)[1] for ln in (folder / MANIFEST).read_text().splitlines()}
+        files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+        assert listed == files - {MANIFEST}, name
+        assert manifest_problems(folder) == [], name
+
+
 @pytest.mark.parametrize("name", ORDER)
 def test_rerunning_one_stage_leaves_the_others_outputs_intact(tiny_run, name):
     data, rp, _ = tiny_run

@@ -10,6 +10,7 @@ import pytest
 
 from desivoids import convert, load
 from desivoids.load.queries import dispose_engines
+from sealing import reseal
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +33,26 @@ def run_copy(loaded_run, tmp_path) -> Path:
     return d
 
 
+@pytest.fixture
+def selected_copy(loaded_run, tmp_path) -> Path:
+    """A private copy of the loaded run (convert, load, database) with plausibility run on it."""
+    from desivoids import plausibility
+
+    d = tmp_path / "run"
+    for sub in ("convert", "load", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    plausibility.run(data_dir=str(d))
+    dispose_engines()
+    return d
+
+
 def rewrite_parquet(path: Path, edit) -> None:
-    """Rewrite a Parquet file with ``edit(table) -> table``, keeping its schema metadata."""
+    """Rewrite a Parquet file with ``edit(table) -> table``, keeping its schema metadata, and
+    seal its stage's folder again."""
     t = pq.read_table(path)
     out = edit(t)
     pq.write_table(out.replace_schema_metadata(t.schema.metadata), path)
+    reseal(path)  # bad content from the producer itself, not damage after it published
 
 
 def set_value(t: pa.Table, column: str, row: int, value) -> pa.Table:

@@ -257,7 +257,9 @@ def validate(stage: Stage, values: dict[str, Any], where: str) -> dict[str, Any]
 def checked(stage_name: str):
     """Decorate a stage's ``run``: every argument is checked against its declared domain before
     anything runs, so a notebook or a library call refuses ``chunk_rows=-5`` as the command line
-    does (types are the caller's business here: the library takes Path for str, and so on)."""
+    does (types are the caller's business here: the library takes Path for str, and so on).
+    Then the published folder of every stage it reads is checked against that stage's manifest
+    (:func:`verify_reads`)."""
     def wrap(run):
         sig = inspect.signature(run)
 
@@ -268,9 +270,29 @@ def checked(stage_name: str):
             for name, value in bound.arguments.items():
                 if name in declared:
                     declared[name].check_domain(value, f"desivoids.{stage_name}.run")
+            bound.apply_defaults()
+            if bound.arguments.get("data_dir") is not None:
+                verify_reads(stage_name, bound.arguments["data_dir"])
             return run(*args, **kwargs)
         return checked_run
     return wrap
+
+
+def verify_reads(stage_name: str, data_dir: str | Path) -> None:
+    """Every output folder that ``stage_name`` reads, checked against its producer's manifest
+    (:func:`desivoids.outputs.verify`): one InputError listing every bad file of every producer."""
+    from .errors import InputError
+    from .outputs import verify
+
+    layout = paths.RunLayout.of(data_dir)
+    errors = []
+    for producer in STAGES[stage_name].reads:
+        try:
+            verify(layout.stage(producer), producer)
+        except InputError as exc:  # flattened: InputError lists one level of problems
+            errors += [InputError(exc.file, exc.hdu, exc.column, exc.message), *exc.problems]
+    if errors:
+        raise InputError.all(errors)
 
 
 def mock_parameters() -> dict[str, inspect.Parameter]:

@@ -59,7 +59,9 @@ def ensure_mock(params: RunParams, *, force: bool = False) -> Path | None:
     stamp = mirror / MOCK_STAMP
     if not force and stamp.exists() and json.loads(stamp.read_text()) == params.mock:
         return mirror
-    with staged(mirror) as tmp:  # a mock cut short by an interrupt is never taken for whole
+    # a mock cut short by an interrupt is never taken for whole; no manifest: acquire fetches
+    # it as a remote source, checked against its own published checksums
+    with staged(mirror, manifest=False) as tmp:
         mock.generate(tmp, **params.mock)
         (tmp / MOCK_STAMP).write_text(json.dumps(params.mock, sort_keys=True))
     return mirror

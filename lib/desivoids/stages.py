@@ -8,10 +8,14 @@ A stage has one name everywhere: notebook ``notebooks/NN_<name>.py``, library mo
 The contract (tested in tests/test_stage_contract.py):
 
 - ``outputs``: the paths below ``data_dir`` that the stage writes, and the only ones. They are
-  disjoint between stages. A stage publishes them atomically (see :mod:`desivoids.outputs`) and
-  reads another stage's outputs only through :class:`desivoids.paths.RunLayout`.
+  disjoint between stages. A stage publishes them atomically, sealed by a manifest of their
+  sha256 (see :mod:`desivoids.outputs`), and reads another stage's outputs only through
+  :class:`desivoids.paths.RunLayout`, after checking the folders of ``reads`` against their
+  manifests (:func:`desivoids.params.checked`).
 - ``tables``: the tables it writes into the run's database, which all stages share (a SQLite file
-  at ``RunLayout.database`` or the PostgreSQL server of ``db_url``). A table has one owner.
+  at ``RunLayout.database`` or the PostgreSQL server of ``db_url``). A table has one owner. A
+  stage commits them after its folder is published
+  (:func:`desivoids.load.tables.table_transaction`).
 - The notebook's parameters cell declares the stage's parameters once (name, type, default,
   comment); the params file section, ``desivoids <name>`` and ``desivoids.<name>.run`` accept
   exactly those names with the same defaults.

@@ -32,7 +32,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .. import compute, formats, paths
-from ..load.tables import publish_table
+from ..load.tables import table_transaction
 from ..outputs import jsonable, staged, write_json
 from .flags import (INTERIOR, NO_VOID, NOT_SURFACE, SURFACE_STRICT_VOID, UNKNOWN,
                     Assignment)
@@ -277,12 +277,13 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     }
     url = layout.db_url(db_url)
     out = layout.stage("environment")
-    with staged(out) as tmp:
+    # tables and folder as one unit: the transaction commits after staged() published the folder
+    with table_transaction(url, "the environment stage's tables") as db, staged(out) as tmp:
         path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
         counts.to_parquet(tmp / "void_counts.parquet", index=False)
         write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
-        publish_table(url, ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
-        publish_table(url, "void_counts", pa.Table.from_pandas(counts, preserve_index=False),
-                      key=("algorithm", "cap", "void"))
+        db.publish(ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
+        db.publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
+                   key=("algorithm", "cap", "void"))
         write_json(tmp / "report.json", report)
     return EnvironmentResult(out, jsonable(report))

@@ -6,10 +6,25 @@ with the same SQL schema rules (columns from the Arrow schema, a primary key the
 enforces, B-tree indexes) and the same backends: the table is rebuilt inside one transaction
 (PostgreSQL: in a staging schema, swapped in before the commit), so a failure leaves the
 previous table, and every other table, as it was.
+
+A stage's tables and its folder are one unit: :func:`table_transaction` rebuilds all of the
+stage's tables in one transaction that the stage commits only after its folder is published::
+
+    with table_transaction(url) as db, staged(out) as tmp:
+        ...  # write the folder
+        db.publish("selection", table, key=("targetid",))
+    # staged() swapped the folder in first; the transaction commits after it
+
+so a failure anywhere before the swap (a full disk, a bad report, a kill) leaves the previous
+tables and the previous folder (environment once committed its tables first: the two then
+disagreed). What is left is a kill between the folder's rename and the commit: the new folder
+beside the previous tables, until the stage runs again.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,40 +33,49 @@ from ..errors import LoadError, StageError
 from .loader import connect_target
 from .queries import normalise_url
 
-__all__ = ["publish_table"]
+__all__ = ["publish_table", "table_transaction", "TableTransaction"]
 
 BATCH_ROWS = 200_000
 #: load's table that every loaded database holds: a later stage publishes only beside it
 LOADED = "galaxies"
 
 
-def _not_loaded(db_url: str, name: str) -> StageError:
+def _not_loaded(db_url: str, what: str) -> StageError:
     shown = normalise_url(db_url).render_as_string(hide_password=True)
-    return StageError(f"cannot publish table {name!r}: the database {shown} holds no {LOADED!r} "
+    return StageError(f"cannot publish {what}: the database {shown} holds no {LOADED!r} "
                       "table of the load stage; run `desivoids load` first")
 
 
-def publish_table(db_url: str, name: str, table: pa.Table | str | Path, key: tuple[str, ...],
-                  indexes: tuple[tuple[str, ...], ...] = ()) -> int:
-    """Replace table ``name`` of the database with ``table`` (an Arrow table, or a Parquet file
-    streamed in batches, so a large table never sits in memory twice); returns its row count.
-    The table is stored in key order where the backend can (SQLite WITHOUT ROWID): write it
-    sorted by ``key`` for the fastest load."""
-    if isinstance(table, (str, Path)):
-        pf = pq.ParquetFile(table)
-        schema, rows = pf.schema_arrow, pf.metadata.num_rows
-        batches = pf.iter_batches(batch_size=BATCH_ROWS)
-    else:
-        schema, rows = table.schema, table.num_rows
-        batches = table.to_batches(max_chunksize=BATCH_ROWS)
-    url = normalise_url(db_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        raise _not_loaded(db_url, name)  # connecting would create an empty database
-    target = connect_target(db_url)
-    committed = False
-    try:
-        if not target.table_exists(LOADED):
-            raise _not_loaded(db_url, name)
+class TableTransaction:
+    """A stage's tables, rebuilt in one open transaction (see :func:`table_transaction`)."""
+
+    def __init__(self, db_url: str, what: str = "tables"):
+        url = normalise_url(db_url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+            raise _not_loaded(db_url, what)  # connecting would create an empty database
+        self.target = connect_target(db_url)
+        self.names: list[str] = []
+        try:
+            if not self.target.table_exists(LOADED):
+                raise _not_loaded(db_url, what)
+        except BaseException:
+            self.close(commit=False)
+            raise
+
+    def publish(self, name: str, table: pa.Table | str | Path, key: tuple[str, ...],
+                indexes: tuple[tuple[str, ...], ...] = ()) -> int:
+        """Rebuild table ``name`` from ``table`` (an Arrow table, or a Parquet file streamed in
+        batches, so a large table never sits in memory twice); returns its row count. Visible
+        to other connections only after the commit. The table is stored in key order where the
+        backend can (SQLite WITHOUT ROWID): write it sorted by ``key`` for the fastest load."""
+        if isinstance(table, (str, Path)):
+            pf = pq.ParquetFile(table)
+            schema, rows = pf.schema_arrow, pf.metadata.num_rows
+            batches = pf.iter_batches(batch_size=BATCH_ROWS)
+        else:
+            schema, rows = table.schema, table.num_rows
+            batches = table.to_batches(max_chunksize=BATCH_ROWS)
+        target = self.target
         sql_table = target.new_table(name, schema.remove_metadata(), key=key, indexes=indexes,
                                      clustered=True)
         target.create_table(sql_table)
@@ -61,16 +85,48 @@ def publish_table(db_url: str, name: str, table: pa.Table | str | Path, key: tup
         if n != rows:
             raise LoadError(table if isinstance(table, (str, Path)) else None, name, None,
                             f"{n} rows in the database, {rows} given")
-        target.analyze([name])
-        target.publish([name])
-        target.commit()
-        committed = True
+        self.names.append(name)
         return n
-    finally:
-        if not committed:
-            try:
+
+    def close(self, commit: bool) -> None:
+        """Swap the rebuilt tables in and commit (``commit``), or roll everything back."""
+        target = self.target
+        try:
+            if commit:
+                if self.names:
+                    target.analyze(self.names)
+                    target.publish(self.names)
+                target.commit()
+            else:
                 target.rollback()
-            finally:
-                target.close()
-        else:
+        except BaseException:
+            if commit:
+                try:
+                    target.rollback()
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+            raise
+        finally:
             target.close()
+
+
+@contextmanager
+def table_transaction(db_url: str, what: str = "tables") -> Iterator[TableTransaction]:
+    """``with table_transaction(url) as db:`` rebuild tables with ``db.publish(...)``; all of
+    them are committed together when the block ends without error, none otherwise. Refused
+    (StageError, naming ``what`` is published) unless the load stage has filled the database."""
+    db = TableTransaction(db_url, what)
+    try:
+        yield db
+    except BaseException:
+        db.close(commit=False)
+        raise
+    db.close(commit=True)
+
+
+def publish_table(db_url: str, name: str, table: pa.Table | str | Path, key: tuple[str, ...],
+                  indexes: tuple[tuple[str, ...], ...] = ()) -> int:
+    """Replace table ``name`` of the database with ``table`` in a transaction of its own
+    (:meth:`TableTransaction.publish`); returns its row count."""
+    with table_transaction(db_url, f"table {name!r}") as db:
+        return db.publish(name, table, key, indexes)

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from .. import formats, paths
 from ..errors import StageError
-from ..load.tables import publish_table
+from ..load.tables import table_transaction
 from ..outputs import staged, write_json
 from ..errors import InputError
 from ..vastheaders import agreed_value, caps_present, primary_headers
@@ -212,13 +212,15 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
                                       galzone, caps_present(headers)),
     }
     out = layout.stage("plausibility")
-    with staged(out) as tmp:
+    # table and folder as one unit: the transaction commits after staged() published the folder
+    with table_transaction(layout.db_url(db_url), "the plausibility stage's table") as db, \
+            staged(out) as tmp:
         pq.write_table(selection, tmp / "selection.parquet", compression="zstd")
         if sample_table is None:
             sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
             sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
         pq.write_table(sample_table, tmp / "sample.parquet", compression="zstd")
         write_json(tmp / "report.json", report)
-        publish_table(layout.db_url(db_url), "selection", selection.sort_by("targetid"),
-                      key=("targetid",))  # in key order: the database appends
+        db.publish("selection", selection.sort_by("targetid"),
+                   key=("targetid",))  # in key order: the database appends
     return PlausibilityResult(report, out)
