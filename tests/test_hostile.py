@@ -437,12 +437,13 @@ def test_checksum_list_and_index_page_caps_are_module_constants(http, tmp_path, 
 # ------------------------------------------------------------------------------ failing machine
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    """A tiny mock run through load (library calls), to be copied by the cases below."""
-    from desivoids import acquire, convert, load, mock
+    """A tiny mock run through recon, convert and load (library calls), copied by the cases below."""
+    from desivoids import acquire, convert, load, mock, recon
 
     d = tmp_path_factory.mktemp("hostile-run") / "data"
     mock.generate(d / "mirror", scale="tiny", seed=7)
     acquire.run(data_dir=str(d), sets=["desivast", "fastspecfit"], workers=2)
+    recon.run(data_dir=str(d))
     convert.run(data_dir=str(d))
     load.run(data_dir=str(d))
     return d
@@ -486,3 +487,43 @@ def test_a_truncated_parquet_file_read_by_integrity_is_named(loaded, tmp_path):
     err = cli_case("integrity: truncated Parquet", tmp_path, data, ["integrity", "-p", "data_dir", str(data)],
                    (part.name,))
     assert "integrity.log" in err
+
+
+# ------------------------------------------------------------------------------ locks, staging
+def test_a_second_run_of_a_stage_on_one_data_dir_is_refused_with_the_holders_pid(loaded, tmp_path):
+    from desivoids.outputs import stage_lock
+
+    data = _copy(loaded, tmp_path / "data")
+    before = sorted(p.name for p in (data / "recon").iterdir())
+    with stage_lock(data, "recon"):
+        err = cli_case("second concurrent recon", tmp_path, data, ["recon", "-p", "data_dir", str(data)],
+                       (f"pid {os.getpid()}", "started", ".recon.lock"))
+        p = tmp_path / "p.yml"
+        p.write_text(f"data_dir: {data}\nstages: {{}}\n")
+        cli_case("second concurrent recon (desivoids run)", tmp_path, data,
+                 ["run", "--params", str(p), "--stages", "recon", "--quiet",
+                  "--executed-dir", str(data / "run" / "executed")], (f"pid {os.getpid()}",))
+    assert "another run of the recon stage" in err
+    assert sorted(p.name for p in (data / "recon").iterdir()) == before  # the holder's outputs untouched
+    assert not (data / ".recon.lock").exists()  # released with its holder
+    ok = verb("recon", "-p", "data_dir", str(data))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_a_stale_lock_is_taken_over_and_stale_staging_folders_are_removed(loaded, tmp_path):
+    data = _copy(loaded, tmp_path / "data")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (data / ".recon.lock").write_text(f'{{"pid": {dead}, "host": "h", "started": "2026-01-01T00:00:00"}}\n')
+    old = time.time() - 3600
+    stale = [data / ".recon.tmp-0123abcd", data / ".recon.old-89abcdef", data / "recon" / ".x.tmp-00000000"]
+    keep = [data / ".convert.tmp-0123abcd", data / "integrity" / ".report.json.tmp-00000000"]
+    for p in stale + keep:
+        p.mkdir(parents=True, exist_ok=True)
+        (p / "SHA256SUMS").write_text("complete-looking\n")
+        os.utime(p, (old, old))
+    r = verb("recon", "-p", "data_dir", str(data))
+    assert r.returncode == 0, r.stderr
+    assert not any(p.exists() for p in stale), [p for p in stale if p.exists()]
+    assert all(p.exists() for p in keep)  # another stage's: not recon's to remove
+    assert not (data / ".recon.lock").exists()

@@ -167,8 +167,11 @@ def main(stage: Stage, argv: list[str]) -> int:
     kwargs: dict[str, Any] = {}
 
     def body() -> int:
+        from .outputs import stage_lock
+
         kwargs.update(parse(stage, argv))
-        result = stage.entry()(**kwargs)
+        with stage_lock(_data_dir(stage, kwargs), stage.name):  # one run of a stage per data_dir
+            result = stage.entry()(**kwargs)
         if result is not None:
             print(result)
         return 0
