@@ -489,6 +489,17 @@ def test_a_truncated_parquet_file_read_by_integrity_is_named(loaded, tmp_path):
     assert "integrity.log" in err
 
 
+
+def test_a_non_numeric_omegam_header_is_named_by_file_hdu_and_keyword(loaded, tmp_path):
+    from astropy.io import fits
+
+    data = _copy(loaded, tmp_path / "data")
+    f = sorted((data / "acquire" / "raw").rglob("DESIVAST_*VoidFinder_NGC.fits"))[0]
+    with fits.open(f, mode="update") as h:
+        h[0].header["OMEGAM"] = "lots"
+    cli_case("convert: OMEGAM 'lots'", tmp_path, data, ["convert", "-p", "data_dir", str(data)],
+             (f.name, "PRIMARY", "OMEGAM", "'lots'"))
+
 # ------------------------------------------------------------------------------ locks, staging
 def test_a_second_run_of_a_stage_on_one_data_dir_is_refused_with_the_holders_pid(loaded, tmp_path):
     from desivoids.outputs import stage_lock

@@ -137,18 +137,17 @@ def describe(exc: BaseException) -> str:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         head = f"{type(exc).__name__}: {lines[0] if lines else '(no message)'}"
     head = head if len(head) <= 400 else head[:397] + "..."
-    where, tb = None, exc.__traceback__
-    while tb is not None:
+    loc, hit, tb = None, None, exc.__traceback__
+    while tb is not None:  # outermost to innermost: keep the innermost of each
         frame = tb.tb_frame
         module = frame.f_globals.get("__name__", "")
         if module.split(".")[0] == "desivoids":
+            loc = f"{module}:{tb.tb_lineno} in {frame.f_code.co_name}"
             hit = next(((k, frame.f_locals[k]) for k in ("path", "file", "filename", "source", "url")
-                        if isinstance(frame.f_locals.get(k), (str, os.PathLike))), None)
-            where = (f"{module}:{tb.tb_lineno}", hit) if hit or where is None or where[1] is None else where
+                        if isinstance(frame.f_locals.get(k), (str, os.PathLike))), None) or hit
         tb = tb.tb_next
-    if where is not None:
-        loc, hit = where
-        head = f"{head} (at {loc}" + (f", {hit[0]} {os.fspath(hit[1])}" if hit else "") + ")"
+    if loc is not None:
+        head = f"{head} (at {loc}" + (f"; {hit[0]} {os.fspath(hit[1])}" if hit else "") + ")"
     return _masked(head)
 
 
