@@ -538,3 +538,53 @@ def test_a_stale_lock_is_taken_over_and_stale_staging_folders_are_removed(loaded
     assert not any(p.exists() for p in stale), [p for p in stale if p.exists()]
     assert all(p.exists() for p in keep)  # another stage's: not recon's to remove
     assert not (data / ".recon.lock").exists()
+
+
+# ------------------------------------------------------------------------------ disk full
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of a chosen size at tmp_path/data (root and a kernel that allows it; else skip)."""
+    mnt = tmp_path / "data"
+    mnt.mkdir()
+    mounted = []
+
+    def mount(kib: int) -> Path:
+        opts = f"size={kib}k" if not mounted else f"remount,size={kib}k"
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        mounted.append(True)
+        return mnt
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    if mounted:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def _kib(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) // 1024 + 64
+
+
+def test_disk_full_in_load_names_the_first_failure_not_the_rollback(loaded, tmp_path, small_disk):
+    import shutil
+
+    data = small_disk(_kib(loaded / "convert") + 1024)
+    shutil.copytree(loaded / "convert", data / "convert")
+    err = cli_case("load: disk full", tmp_path, data, ["load", "-p", "data_dir", str(data)], ("disk is full",))
+    assert "disk is full" in err.split("(then, while handling it")[0], err  # the cause leads, not the rollback
+
+
+def test_disk_full_in_convert_then_a_rerun_with_room_cleans_up(loaded, tmp_path, small_disk):
+    import shutil
+
+    data = small_disk(_kib(loaded / "acquire") + 1200)
+    shutil.copytree(loaded / "acquire", data / "acquire")
+    cli_case("convert: disk full", tmp_path, data, ["convert", "-p", "data_dir", str(data)],
+             ("No space left on device",))
+    assert not (data / "convert").exists()  # nothing published
+    small_disk(_kib(loaded / "acquire") + 16 * 1024)
+    time.sleep(0.05)  # the lock of the rerun starts after whatever the failed run left
+    ok = verb("convert", "-p", "data_dir", str(data))
+    assert ok.returncode == 0, ok.stderr
+    assert not [p.name for p in data.iterdir() if p.name.startswith(".convert.")]

@@ -152,8 +152,24 @@ def guarded(verb: str, body, argv: list[str], data_dir=lambda: None) -> int:
     except BaseException as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
         log = write_log(verb, folder(), exc, argv)
         where = f"; traceback in {log}" if log else ""
-        print(f"desivoids {verb}: error: {describe(exc)}{where}", file=sys.stderr)
+        print(f"desivoids {verb}: error: {_first_failure(exc)}{where}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _first_failure(exc: BaseException) -> str:
+    """What went wrong first: an error raised while handling another one (a rollback failing
+    after a disk-full write) would otherwise hide it. Follows implicit chaining only (``raise X
+    from Y`` means X is the message meant); a DesivoidsError in the chain is the message."""
+    chain = [exc]
+    while (nxt := chain[-1].__context__) is not None and chain[-1].__cause__ is None \
+            and not chain[-1].__suppress_context__ and nxt not in chain:
+        chain.append(nxt)
+    first = next((e for e in chain if isinstance(e, DesivoidsError)), chain[-1])
+    text = str(first) if isinstance(first, DesivoidsError) else describe(first)
+    if first is not exc:
+        last = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        text += f" (then, while handling it: {type(exc).__name__}: {_masked(last.strip())[:200]})"
+    return text
 
 
 def main(stage: Stage, argv: list[str]) -> int:
