@@ -437,8 +437,9 @@ def test_checksum_list_and_index_page_caps_are_module_constants(http, tmp_path, 
 # ------------------------------------------------------------------------------ failing machine
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    """A tiny mock run through recon, convert and load (library calls), copied by the cases below."""
-    from desivoids import acquire, convert, load, mock, recon
+    """A tiny mock run through recon, convert, load and plausibility (library calls), copied by
+    the cases below."""
+    from desivoids import acquire, convert, load, mock, plausibility, recon
 
     d = tmp_path_factory.mktemp("hostile-run") / "data"
     mock.generate(d / "mirror", scale="tiny", seed=7)
@@ -446,6 +447,7 @@ def loaded(tmp_path_factory):
     recon.run(data_dir=str(d))
     convert.run(data_dir=str(d))
     load.run(data_dir=str(d))
+    plausibility.run(data_dir=str(d))
     return d
 
 
@@ -488,6 +490,24 @@ def test_a_truncated_parquet_file_read_by_integrity_is_named(loaded, tmp_path):
                    (part.name,))
     assert "integrity.log" in err
 
+
+
+@pytest.mark.parametrize("name", ["load", "environment"])
+def test_an_unreachable_database_with_a_password_never_shows_it(loaded, tmp_path, name):
+    data = _copy(loaded, tmp_path / "data")
+    url = "postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/x"
+    err = cli_case(f"{name}: unreachable database, password in the URL", tmp_path, data,
+                   [name, "-p", "data_dir", str(data), "-p", "db_url", url], ("127.0.0.1",))
+    assert "s3cret-pw" not in err
+    assert all("s3cret-pw" not in f.read_text() for f in (data / "run" / "logs").glob("*.log"))
+
+
+def test_a_truncated_parquet_file_read_by_environment_is_named(loaded, tmp_path):
+    data = _copy(loaded, tmp_path / "data")
+    part = sorted((data / "convert" / "galaxies").glob("*.parquet"))[0]
+    os.truncate(part, part.stat().st_size // 2)
+    cli_case("environment: truncated Parquet", tmp_path, data, ["environment", "-p", "data_dir", str(data)],
+             (part.name,))
 
 
 def test_a_non_numeric_omegam_header_is_named_by_file_hdu_and_keyword(loaded, tmp_path):
@@ -588,3 +608,25 @@ def test_disk_full_in_convert_then_a_rerun_with_room_cleans_up(loaded, tmp_path,
     ok = verb("convert", "-p", "data_dir", str(data))
     assert ok.returncode == 0, ok.stderr
     assert not [p.name for p in data.iterdir() if p.name.startswith(".convert.")]
+
+
+def test_a_convert_killed_mid_run_leaves_nothing_the_rerun_does_not_clean(loaded, tmp_path):
+    """kill -9 while convert writes: the lock it held is taken over, its staging folder removed,
+    the published folder is the previous one until the rerun publishes the new one."""
+    import signal
+
+    data = _copy(loaded, tmp_path / "data")
+    before = sorted(p.name for p in (data / "convert").iterdir())
+    p = subprocess.Popen([sys.executable, "-m", "desivoids.cli", "convert", "-p", "data_dir", str(data)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(data.glob(".convert.tmp-*/galaxies/*.parquet")):
+        time.sleep(0.01)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert (data / ".convert.lock").exists()  # left by the killed holder
+    assert sorted(q.name for q in (data / "convert").iterdir()) == before  # the previous output
+    time.sleep(0.05)
+    ok = verb("convert", "-p", "data_dir", str(data))
+    assert ok.returncode == 0, ok.stderr
+    assert not [q.name for q in data.iterdir() if q.name.startswith(".convert.")]
