@@ -465,11 +465,11 @@ def test_a_data_dir_that_is_a_file_is_a_clear_error_of_every_verb(tmp_path):
     afile.write_text("not a folder\n")
     for name in ORDER:
         cli_case(f"{name}: data_dir is a file", tmp_path, afile, [name, "-p", "data_dir", str(afile)],
-                 (str(afile),))
+                 (str(afile), "not a folder"))
     pfile = tmp_path / "p.yml"
     pfile.write_text(f"data_dir: {afile}\nstages: {{}}\n")
     cli_case("run: data_dir is a file", tmp_path, afile, ["run", "--params", str(pfile), "--stages", "recon",
-                                                          "--quiet"], (str(afile),))
+                                                          "--quiet"], (str(afile), "not a folder"))
 
 
 def test_an_unreachable_database_in_load_is_one_line_and_a_log(loaded, tmp_path):

@@ -155,6 +155,10 @@ def stage_lock(data_dir: str | Path, stage: str) -> Iterator[Path]:
     from .paths import display
 
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        from .errors import InputError
+
+        raise InputError(data_dir, None, None, "data_dir is not a folder (a file is in its place)")
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / f".{stage}.lock"
     while True:

@@ -193,6 +193,10 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     every stage, in ``<data_dir>/run/`` (params.json, report.json, report.md)."""
     executed_dir = Path(executed_dir)
     stages = select(list(stage_names) if stage_names else None)
+    if Path(params.data_dir).exists() and not Path(params.data_dir).is_dir():
+        from .errors import InputError
+
+        raise InputError(params.data_dir, None, None, "data_dir is not a folder (a file is in its place)")
     if make_mock:
         ensure_mock(params)
     layout = paths.RunLayout(params.data_dir)
