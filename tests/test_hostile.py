@@ -15,6 +15,7 @@ inputs:`` line).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -255,7 +256,7 @@ def hostile_bucket(moto, tmp_path, name: str, keys: dict[str, bytes]) -> str:
     ("dr1/x//empty.fits", "an empty name"),
 ])
 def test_s3_listing_keys_that_leave_the_raw_folder_are_refused(moto, tmp_path, run_dir, key, culprit):
-    bucket = f"hostile-{abs(hash(key)) % 10**8}"
+    bucket = f"hostile-{hashlib.md5(key.encode()).hexdigest()[:8]}"
     src = hostile_bucket(moto, tmp_path, bucket, {"dr1/x/ok.fits": FITS, key: b"pwned"})
     err = cli_case(f"s3 key {key}", tmp_path, run_dir,
                    acquire_args(run_dir, src, "-p", "s3_endpoint", moto.endpoint), (culprit, f"s3://{bucket}/dr1/x/"))
@@ -598,7 +599,7 @@ def test_disk_full_in_load_names_the_first_failure_not_the_rollback(loaded, tmp_
 def test_disk_full_in_convert_then_a_rerun_with_room_cleans_up(loaded, tmp_path, small_disk):
     import shutil
 
-    data = small_disk(_kib(loaded / "acquire") + 1200)
+    data = small_disk(_kib(loaded / "acquire") + 300)
     shutil.copytree(loaded / "acquire", data / "acquire")
     cli_case("convert: disk full", tmp_path, data, ["convert", "-p", "data_dir", str(data)],
              ("No space left on device",))
