@@ -6,7 +6,8 @@
     desivoids <stage> [--params FILE] [-p NAME VALUE]...   one stage's library code directly
 
 The stage verbs come from the stage registry (desivoids.stages). Exit status of every verb: 0
-success; 1 bad input or a failed stage (message on stderr); 2 a usage error.
+success; 1 bad input or a failed stage (message on stderr; the traceback of an unexpected error
+in the verb's log file, see desivoids.stagecli.guarded); 2 a usage error.
 """
 from __future__ import annotations
 
@@ -15,39 +16,39 @@ import sys
 from pathlib import Path
 
 from . import paths
-from .errors import EXIT_FAILED, EXIT_USAGE, DesivoidsError, UsageError
+from .errors import UsageError
+from .stagecli import guarded
 from .stages import ORDER, STAGES
 
 
-def _run(args) -> int:
+def _run(args, argv) -> int:
     from .params import load
     from .runner import run
 
-    try:
-        params = load(Path(args.params).resolve())  # command-line paths: from the current folder
+    got = {}
+
+    def body() -> int:
+        try:
+            got["params"] = params = load(Path(args.params).resolve())  # paths: from the current folder
+        except UsageError as exc:
+            raise UsageError(f"invalid parameters: {exc}") from None
         results = run(params, args.stages, progress=not args.quiet,
                       executed_dir=Path(args.executed_dir).resolve())
-    except UsageError as exc:
-        print(f"desivoids run: error: invalid parameters: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DesivoidsError as exc:
-        print(f"desivoids run: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    for r in results:
-        print(f"  {r.stage:<14} {r.seconds:8.1f} s  -> {paths.display(r.notebook)}")
-    return 0
+        for r in results:
+            print(f"  {r.stage:<14} {r.seconds:8.1f} s  -> {paths.display(r.notebook)}")
+        return 0
+
+    return guarded("run", body, argv, lambda: got["params"].data_dir if "params" in got else None)
 
 
-def _book(args) -> int:
+def _book(args, argv) -> int:
     from .book import build
 
-    try:
-        index = build(Path(args.root).resolve(), strict=not args.no_strict)
-    except DesivoidsError as exc:
-        print(f"desivoids book: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"book: {index}")
-    return 0
+    def body() -> int:
+        print(f"book: {build(Path(args.root).resolve(), strict=not args.no_strict)}")
+        return 0
+
+    return guarded("book", body, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return stage_main(STAGES[argv[0]], argv[1:])
     if argv and argv[0] == "mock":
-        from .mock.cli import cli_main
+        def mock() -> int:
+            from .mock.cli import cli_main
 
-        return int(cli_main(argv[1:]) or 0)
+            return int(cli_main(argv[1:]) or 0)
+
+        return guarded("mock", mock, argv)
     ap = argparse.ArgumentParser(prog="desivoids", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="verb", required=True, metavar="verb")
     run_p = sub.add_parser("run", help="execute the stage notebooks in order with papermill")
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=f"{STAGES[name].summary} (see `desivoids {name} --help`)",
                        add_help=False)
     args = ap.parse_args(argv)
-    return args.func(args)
+    return args.func(args, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["DesivoidsError", "InputError", "FormatError", "LoadError", "StageError", "UsageError",
-           "EXIT_FAILED", "EXIT_USAGE"]
+           "UnsafePathError", "EXIT_FAILED", "EXIT_USAGE"]
 
 EXIT_FAILED = 1  # bad input or a failed stage
 EXIT_USAGE = 2  # parameters or arguments that cannot be run
@@ -93,3 +93,66 @@ class LoadError(InputError):
     @property
     def table(self) -> str | None:
         return self.hdu
+
+
+class UnsafePathError(InputError):
+    """A path that a source, a listing, a checksum list or a parameter supplied and that would
+    lead outside the folder it is read from or written to (``..``, an absolute path, a symlink
+    leading out, an empty or ``.`` name). The first coordinate is the source, the second the key."""
+
+    def __init__(self, source: str | Path | None, key: str | None, message: str,
+                 problems: tuple["InputError", ...] = ()):
+        super().__init__(source, None, key, message, None, problems)
+
+    def where(self) -> str:
+        parts = [("source", self.file), ("key", None if self.column is None else repr(self.column))]
+        return ", ".join(f"{k} {v}" for k, v in parts if v is not None) or "input"
+
+    @classmethod
+    def all(cls, errors: list["InputError"]) -> "UnsafePathError":
+        first, *rest = errors
+        return cls(first.file, first.column, first.message, tuple(first.problems) + tuple(rest))
+
+    def amended(self, note: str) -> "UnsafePathError":
+        return type(self)(self.file, self.column, f"{self.message}; {note}", self.problems)
+
+    def __reduce__(self):
+        return (type(self), (self.file, self.column, self.message, self.problems))
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what went wrong, for an exception the pipeline did not raise on purpose:
+    the file of an OSError (and ``no space left on device``), the first line of any other
+    message, and where in the library it happened with the path that frame was working on (the
+    innermost ``desivoids`` frame holding a local ``path``, ``file``, ``filename``, ``source`` or
+    ``url``), so a user sees the culprit without the traceback."""
+    import os
+
+    if isinstance(exc, OSError) and (exc.filename is not None or exc.strerror):
+        what = exc.strerror or type(exc).__name__
+        head = f"{type(exc).__name__}: {what}" + (f": {exc.filename}" if exc.filename is not None else "")
+        if exc.filename2 is not None:
+            head += f" -> {exc.filename2}"
+    else:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        head = f"{type(exc).__name__}: {lines[0] if lines else '(no message)'}"
+    head = head if len(head) <= 400 else head[:397] + "..."
+    loc, hit, tb = None, None, exc.__traceback__
+    while tb is not None:  # outermost to innermost: keep the innermost of each
+        frame = tb.tb_frame
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] == "desivoids":
+            loc = f"{module}:{tb.tb_lineno} in {frame.f_code.co_name}"
+            hit = next(((k, frame.f_locals[k]) for k in ("path", "file", "filename", "source", "url")
+                        if isinstance(frame.f_locals.get(k), (str, os.PathLike))), None) or hit
+        tb = tb.tb_next
+    if loc is not None:
+        head = f"{head} (at {loc}" + (f"; {hit[0]} {os.fspath(hit[1])}" if hit else "") + ")"
+    return _masked(head)
+
+
+def _masked(text: str) -> str:
+    """A password written in a URL (``scheme://user:secret@host``) shown as ``user:***@host``."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", text)

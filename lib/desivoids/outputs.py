@@ -10,23 +10,38 @@ format, so ``sha256sum -c MANIFEST.sha256`` checks it by hand) lists the sha256 
 it publishes. A reading stage checks a producer's folder against it (:func:`verify`, called for
 every stage by :func:`desivoids.params.checked`), so a flipped bit, a truncated, added or
 removed file between two stages fails the reader, naming the file and the stage to rerun.
+
+A run of a stage holds the stage's lock (:func:`stage_lock`, ``<data_dir>/.<stage>.lock``: taken
+by ``desivoids <stage>`` and by ``desivoids run`` around each stage), so a second run of the same
+stage on the same data_dir is refused with the holder's pid and start time; a lock left by a
+process that died (kill -9) is taken over, and the new holder removes the staging folders that
+killed runs of its stage left behind (:func:`remove_stale_staging`).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
+import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import StageError
+
 __all__ = ["staged", "publish", "write_text_atomic", "write_json", "jsonable", "MANIFEST",
-           "write_manifest", "manifest_problems", "verify"]
+           "write_manifest", "manifest_problems", "verify", "stage_lock",
+           "remove_stale_staging", "StageLocked"]
 
 #: The list of every file a stage published with its sha256, at the top of the stage's folder.
 MANIFEST = "MANIFEST.sha256"
+#: the names ``staged`` and ``write_text_atomic`` give their temporary and displaced siblings
+STAGING = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)-[0-9a-f]{8}")
 
 
 def _sibling(target: Path, tag: str) -> Path:
@@ -181,3 +196,93 @@ def verify(folder: str | Path, producer: str) -> None:
                          f"not what it published; rerun `desivoids {producer}`")
               for name, what in problems]
     raise InputError.all(errors)
+
+
+# ------------------------------------------------------------------------------ stage lock
+class StageLocked(StageError):
+    """Another run of the same stage on the same data_dir holds the stage's lock."""
+
+
+def _holder(fd: int) -> str:
+    try:
+        doc = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        doc = {}
+    if not doc:
+        return "holder unknown"
+    return f"pid {doc.get('pid')} on {doc.get('host')}, started {doc.get('started')}"
+
+
+def remove_stale_staging(data_dir: str | Path, stage: str, before: float) -> list[Path]:
+    """Remove what killed runs of ``stage`` left: ``.<stage>.tmp-*`` and ``.<stage>.old-*``
+    beside its folder, and any ``.*.tmp-*`` / ``.*.old-*`` directly inside it (a release
+    version's staging folder, a half-written report), older than ``before`` (the lock's start:
+    no run of this stage can still be writing them). Returns what was removed."""
+    data_dir = Path(data_dir)
+    found = [p for p in data_dir.glob(f".{stage}.*") if STAGING.fullmatch(p.name)]
+    folder = data_dir / stage
+    if folder.is_dir() and not folder.is_symlink():
+        found += [p for p in folder.iterdir() if STAGING.fullmatch(p.name)]
+    removed = []
+    for p in found:
+        try:
+            if p.lstat().st_mtime >= before:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+@contextmanager
+def stage_lock(data_dir: str | Path, stage: str) -> Iterator[Path]:
+    """Hold ``<data_dir>/.<stage>.lock`` for a run of ``stage`` (an exclusive ``flock``, which
+    the kernel releases when the process dies, however it dies). A second run is refused with
+    :class:`StageLocked` naming the holder's pid, host and start time; a lock file left by a dead
+    process is simply taken over. The new holder removes its stage's stale staging folders; the
+    lock file is removed when the run ends."""
+    import fcntl
+
+    from .paths import display
+
+    data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        from .errors import InputError
+
+        raise InputError(data_dir, None, None, "data_dir is not a folder (a file is in its place)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f".{stage}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise StageLocked(f"{display(data_dir / stage)}: another run of the {stage} stage holds its lock "
+                              f"{display(path)} ({holder}); wait for it to end (a lock of a process that "
+                              "died is taken over by the next run)") from None
+        try:  # the file may have been unlinked by a holder that ended in between: take a fresh one
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    started = time.time()
+    try:
+        doc = {"pid": os.getpid(), "host": socket.gethostname(), "stage": stage,
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(doc) + "\n").encode(), 0)
+        remove_stale_staging(data_dir, stage, started)
+        yield path
+    finally:
+        try:
+            os.unlink(path)  # while still holding it: a waiter then retries on a fresh file
+        except FileNotFoundError:
+            pass
+        os.close(fd)

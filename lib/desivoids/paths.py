@@ -126,3 +126,55 @@ class RunLayout:
     def db_url(self, given: str = "") -> str:
         """``given`` when set (a PostgreSQL or SQLite URL), else the run's SQLite file."""
         return given or self.sqlite_url
+
+
+# ------------------------------------------------------------------------------ containment
+def safe_relative(relative: str, *, source: str, key: str | None = None) -> str:
+    """``relative`` when it is a relative path of plain names (``a/b/c``), else an
+    :class:`~desivoids.errors.UnsafePathError` naming ``source`` and ``key``: an absolute path,
+    a ``..`` or ``.`` component, an empty name (``a//b``, ``""``), a backslash or a NUL byte.
+    Checked on the text alone, so a listing or a parameter is refused before anything is opened
+    (:func:`contained` adds the check of the folder's symlinks)."""
+    from .errors import UnsafePathError
+
+    key = relative if key is None else key
+    text = relative if isinstance(relative, str) else str(relative)
+    why = None
+    if not text:
+        why = "an empty name"
+    elif "\0" in text or "\\" in text:
+        why = "a NUL byte or a backslash in the path"
+    elif text.startswith("/") or Path(text).is_absolute():
+        why = "an absolute path"
+    else:
+        bad = next((p for p in text.split("/") if p in ("", ".", "..")), None)
+        if bad is not None:
+            why = f"a {bad!r} component" if bad else "an empty component ('//' or a trailing '/')"
+    if why:
+        raise UnsafePathError(source, key, f"refused: {why} would not stay inside the folder it is "
+                              "written to; nothing was read or written for it")
+    return text
+
+
+def contained(base: str | Path, relative: str, *, source: str, key: str | None = None) -> Path:
+    """``base / relative`` when it stays inside ``base`` once resolved, else an
+    :class:`~desivoids.errors.UnsafePathError` naming ``source`` (where the path came from: a
+    source's URL, a checksum list, a parameter) and ``key`` (the path as it gave it).
+
+    The one check of every path a source, a listing, a checksum list or a parameter supplies
+    before it is written to (or read from): :func:`safe_relative` on the text, then the resolved
+    path (symlinks followed, the file itself need not exist) must lie below the resolved
+    ``base``, so a symlink inside ``base`` leading out is refused too."""
+    from .errors import UnsafePathError
+
+    rel = safe_relative(relative, source=source, key=key)
+    base = Path(base)
+    target = base / rel
+    root = base.resolve()
+    try:
+        target.resolve().relative_to(root)
+    except ValueError:
+        raise UnsafePathError(source, relative if key is None else key,
+                              f"refused: {display(target)} leads outside {display(base)} (a symlink); "
+                              "nothing was read or written for it") from None
+    return target

@@ -22,7 +22,7 @@ import psutil
 
 from . import paths
 from .errors import StageError
-from .outputs import staged, write_json, write_text_atomic
+from .outputs import stage_lock, staged, write_json, write_text_atomic
 from .progress import bar
 from .params import RunParams, masked, split_password
 from .stages import ORDER, Stage, select
@@ -195,6 +195,10 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     every stage, in ``<data_dir>/run/`` (params.json, report.json, report.md)."""
     executed_dir = Path(executed_dir)
     stages = select(list(stage_names) if stage_names else None)
+    if Path(params.data_dir).exists() and not Path(params.data_dir).is_dir():
+        from .errors import InputError
+
+        raise InputError(params.data_dir, None, None, "data_dir is not a folder (a file is in its place)")
     if make_mock:
         ensure_mock(params)
     layout = paths.RunLayout(params.data_dir)
@@ -215,14 +219,15 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         t0 = time.perf_counter()
         out = executed_dir / f"{stage.stem}.ipynb"
         status = "failed"
+        mem = None
         try:
-            with PeakRSS() as mem:
+            with stage_lock(params.data_dir, stage.name), PeakRSS() as mem:
                 execute_stage(stage, params.for_stage(stage), output=out, progress=progress)
             status = "done"
         finally:
             seconds = round(time.perf_counter() - t0, 2)
             record["stages"].append({"stage": stage.name, "status": status, "seconds": seconds,
-                                     "peak_rss_gib": round(mem.peak / 2**30, 3),
+                                     "peak_rss_gib": round(mem.peak / 2**30, 3) if mem else 0.0,
                                      "notebook": paths.display(out),
                                      "params_file": paths.display(params.file),
                                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

@@ -11,19 +11,25 @@ true``, ``-p hp '[0, 3]'``; relative paths are relative to the current directory
 library entry point ``desivoids.<stage>.run`` then runs with them.
 
 Exit status: 0 success; 1 bad input or a failed stage (the message on stderr); 2 a usage error.
+Every verb catches every exception at this boundary (:func:`guarded`): one line on stderr naming
+the file, HDU, column or key where known, and the full traceback appended to the stage's log file
+``<data_dir>/run/logs/<stage>.log`` (the message says where), never a bare Python traceback.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import params as P
-from .errors import EXIT_FAILED, EXIT_USAGE, DesivoidsError, UsageError
+from .errors import EXIT_FAILED, EXIT_USAGE, DesivoidsError, UsageError, _masked, describe
 from .stages import Stage
 
 __all__ = ["parser", "parse", "main"]
@@ -85,28 +91,113 @@ def parse(stage: Stage, argv: list[str], cwd: str | Path | None = None) -> dict[
     return values
 
 
+def log_path(verb: str, data_dir: str | Path | None) -> Path:
+    """The log file of a verb: ``<data_dir>/run/logs/<verb>.log`` (the runner's record of the
+    run), or, where that cannot be written (no such data_dir, a data_dir that is a file, a
+    read-only disk), ``desivoids-<uid>/logs/<verb>.log`` below the system's temporary folder."""
+    from .paths import RunLayout
+
+    verb = verb.replace(" ", "-")
+    if data_dir and Path(data_dir).is_dir():  # never create a run folder for a mistyped data_dir
+        candidate = RunLayout.of(data_dir).run / "logs" / f"{verb}.log"
+        try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            with open(candidate, "a"):
+                return candidate
+        except OSError:
+            pass
+    fallback = Path(tempfile.gettempdir()) / f"desivoids-{os.getuid()}" / "logs" / f"{verb}.log"
+    fallback.parent.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def write_log(verb: str, data_dir: str | Path | None, exc: BaseException, argv: list[str]) -> Path | None:
+    """Append the full traceback of ``exc`` to the verb's log; its path (None if even that fails)."""
+    try:
+        path = log_path(verb, data_dir)
+        text = "".join(traceback.format_exception(exc))
+        with open(path, "a") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} pid {os.getpid()} desivoids {verb} "
+                    f"{_masked(' '.join(argv))}\n{_masked(text)}\n")
+        return path
+    except OSError:
+        return None
+
+
+def guarded(verb: str, body, argv: list[str], data_dir=lambda: None) -> int:
+    """Run ``body()`` (returns the exit status) with every exception caught: a usage error exits
+    2, any other failure 1 with one line on stderr and the traceback in the verb's log file;
+    ``data_dir()`` says where the log goes (it may itself fail: the log then goes to the
+    temporary folder)."""
+    def folder():
+        try:
+            return data_dir()
+        except Exception:
+            return None
+
+    try:
+        return body()
+    except UsageError as exc:
+        print(f"desivoids {verb}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DesivoidsError as exc:
+        write_log(verb, folder(), exc, argv)
+        print(f"desivoids {verb}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"desivoids {verb}: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise  # argparse's own exit (2 for usage, 0 for --help)
+    except BaseException as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+        log = write_log(verb, folder(), exc, argv)
+        where = f"; traceback in {log}" if log else ""
+        print(f"desivoids {verb}: error: {_first_failure(exc)}{where}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _first_failure(exc: BaseException) -> str:
+    """What went wrong first: an error raised while handling another one (a rollback failing
+    after a disk-full write) would otherwise hide it. Follows implicit chaining only (``raise X
+    from Y`` means X is the message meant); a DesivoidsError in the chain is the message."""
+    chain = [exc]
+    while (nxt := chain[-1].__context__) is not None and chain[-1].__cause__ is None \
+            and not chain[-1].__suppress_context__ and nxt not in chain:
+        chain.append(nxt)
+    first = next((e for e in chain if isinstance(e, DesivoidsError)), chain[-1])
+    text = str(first) if isinstance(first, DesivoidsError) else describe(first)
+    if first is not exc:
+        last = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        text += f" (then, while handling it: {type(exc).__name__}: {_masked(last.strip())[:200]})"
+    return text
+
+
 def main(stage: Stage, argv: list[str]) -> int:
     if argv and argv[0] in stage.subcommands:
         import importlib
 
         module, func = stage.subcommands[argv[0]].split(":")
-        return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
-    try:
-        kwargs = parse(stage, argv)
-    except UsageError as exc:
-        print(f"desivoids {stage.name}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        result = stage.entry()(**kwargs)
-    except UsageError as exc:  # a value the library refuses (its declared domain)
-        print(f"desivoids {stage.name}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DesivoidsError as exc:
-        print(f"desivoids {stage.name}: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"desivoids {stage.name}: interrupted", file=sys.stderr)
-        return 130
-    if result is not None:
-        print(result)
-    return 0
+        return guarded(f"{stage.name} {argv[0]}",
+                       lambda: int(getattr(importlib.import_module(module), func)(argv[1:]) or 0), argv,
+                       lambda: _data_dir(stage, {}))
+    kwargs: dict[str, Any] = {}
+
+    def body() -> int:
+        from .outputs import stage_lock
+
+        kwargs.update(parse(stage, argv))
+        with stage_lock(_data_dir(stage, kwargs), stage.name):  # one run of a stage per data_dir
+            result = stage.entry()(**kwargs)
+        if result is not None:
+            print(result)
+        return 0
+
+    return guarded(stage.name, body, argv, lambda: _data_dir(stage, kwargs))
+
+
+def _data_dir(stage: Stage, kwargs: dict) -> str:
+    from .paths import resolve
+
+    declared = P.declared_parameters(stage)
+    given = kwargs.get("data_dir") or (declared["data_dir"].default if "data_dir" in declared else "")
+    return str(resolve(given)) if given else ""

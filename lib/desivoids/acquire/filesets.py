@@ -208,7 +208,7 @@ def directory(path: str, pattern: str = r".*") -> list[Request]:
     """Every file below one directory (recursive) whose name matches ``pattern``; checksums from
     the list DESI names after the folder and whatever ``*.sha256sum`` files the directories
     hold (on a server without index pages, the folder's own list names its files)."""
-    d = path.strip("/")
+    d = str(path).rstrip("/")  # a leading '/' stays, and is refused as an absolute path
     return [Request("dir", d, sumfiles_for(d), pattern=pattern, recursive=True)]
 
 

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from ..errors import StageError
+from ..errors import StageError, UnsafePathError
+from ..paths import safe_relative
 from . import filesets as fs
 from .sources import Digest, Listed, Missing, Source, SourceError, Transient, Unreachable
 
@@ -105,6 +106,8 @@ class Listings:
             got = retrying(lambda: self.source.list(d), f"listing {self.source.label}{d}")
         except Missing:
             got = []
+        if got:
+            self._check(d, got)
         if got is None and d:  # an HTTP folder without an index page: does its parent know it?
             parent, name = d.rsplit("/", 1) if "/" in d else ("", d)
             up = self.get(parent)
@@ -112,6 +115,23 @@ class Listings:
                 got = []
         self._cache[d] = None if got is None else {e.name: e for e in got}
         return self._cache[d]
+
+    def _check(self, d: str, entries: list[Listed]) -> None:
+        """Every name a listing gives becomes a path to read and write: one plain name each (no
+        '..', '.', '/', empty); refused before anything is opened, all at once."""
+        errors = []
+        where = self.source.where(f"{d}/" if d else "")
+        for e in entries:
+            key = (f"{d}/{e.name}" if d else e.name) + ("/" if e.is_dir else "")
+            try:
+                if "/" in e.name:
+                    raise UnsafePathError(where, key, "refused: a listing entry holding '/' is not one name "
+                                          "in this folder")
+                safe_relative(e.name, source=where, key=key)
+            except UnsafePathError as exc:
+                errors.append(exc)
+        if errors:
+            raise UnsafePathError.all(errors)
 
 
 # ------------------------------------------------------------------------ resolve named sets
@@ -172,6 +192,15 @@ def requests_for(source: Source, sets: Iterable[str], *, desivast_version: str =
                 out += fs.directory(d)
         else:
             raise fs.FileSetError(f"unknown file set {name!r}; known: {list(fs.SETS)}")
+    errors = []
+    for r in out:  # built from parameters (dirs, versions, healpix specs): refuse '..' and '/x'
+        for path in (r.directory, *r.sumfiles, *(f"{r.directory}/{n}" for n in r.names or ())):
+            try:
+                safe_relative(path, source=f"the parameters of file set {r.fileset!r}")
+            except UnsafePathError as exc:
+                errors.append(exc)
+    if errors:
+        raise UnsafePathError.all(errors)
     return out
 
 

@@ -35,6 +35,14 @@ from ..formats import HTTPS_ROOT as DESI_HTTPS, S3_BUCKET as DESI_BUCKET, S3_REG
 USER_AGENT = f"desivoids/{__version__} (DESI DR1 void pipeline; acquire)"
 CHUNK = 1 << 20
 
+#: The most bytes acquire reads of one checksum list, and of one HTTP index page. Both are held
+#: in memory to be parsed, so a broken or hostile source must not make that unbounded: they are
+#: read as a stream and refused, naming the URL, once they pass the cap. A list or an index page
+#: of 100,000 entries (more than any one DESI folder holds) is about 10 MB. README, "Real data",
+#: states these figures.
+MAX_CHECKSUM_LIST = 32 << 20
+MAX_INDEX_PAGE = 32 << 20
+
 
 class SourceError(DesivoidsError):
     """A failure reading from a source; ``str()`` names the source and the path."""
@@ -54,6 +62,10 @@ class RangeNotSatisfiable(Transient):
 
 class Permanent(SourceError):
     """Retrying will not help (403, 400, ...)."""
+
+
+class TooLarge(Permanent):
+    """A checksum list or an index page larger than its cap (MAX_CHECKSUM_LIST, MAX_INDEX_PAGE)."""
 
 
 class Unreachable(SourceError):
@@ -208,9 +220,22 @@ class Source:
     def open(self, path: str, start: int = 0) -> Body:
         raise NotImplementedError
 
-    def read_bytes(self, path: str) -> bytes:
+    def where(self, path: str) -> str:
+        """How a message names ``path`` at this source (its URL)."""
+        return f"{self.label}{path}"
+
+    def read_bytes(self, path: str, limit: int | None = None) -> bytes:
+        """A small file's bytes (a checksum list), read as a stream; :class:`TooLarge` as soon
+        as more than ``limit`` bytes (default :data:`MAX_CHECKSUM_LIST`) arrive."""
+        limit = MAX_CHECKSUM_LIST if limit is None else limit
+        out = bytearray()
         with self.open(path, 0) as body:
-            return b"".join(body)
+            for chunk in body:
+                out += chunk
+                if len(out) > limit:
+                    raise TooLarge(f"{self.where(path)}: more than {limit:,} bytes, the most acquire reads "
+                                   "of a checksum list; refused (nothing was planned from it)")
+        return bytes(out)
 
     def list(self, directory: str) -> list[Listed] | None:
         """Entries of a directory, or None when this source cannot say (no listings, or an HTTP
@@ -264,6 +289,8 @@ class HTTPSource(Source):
     def url(self, path: str) -> str:
         return self.base + quote(path.lstrip("/"))
 
+    where = url
+
     def _raise_for(self, r, path: str):
         code = r.status_code
         where = f"{self.url(path)}: HTTP {code} {r.reason or ''}".rstrip()
@@ -284,6 +311,27 @@ class HTTPSource(Source):
             if why:
                 raise Unreachable(f"{self.url(path)}: {why}") from None
             raise Transient(f"{self.url(path)}: {type(exc).__name__}: {exc}") from None
+        except requests.TooManyRedirects:
+            raise Permanent(f"{self.url(path)}: redirect loop (more than "
+                            f"{self._session().max_redirects} redirects); refused") from None
+        except (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidURL) as exc:
+            # requests has adapters for http and https only: a redirect to file://, ftp:// ...
+            # is never followed (nothing is read), and is refused here by name
+            raise Permanent(f"{self.url(path)}: redirected to a URL acquire does not follow (http and "
+                            f"https only): {exc}") from None
+        except (requests.RequestException, ValueError) as exc:  # bad headers, bad chunking, ...
+            raise Permanent(f"{self.url(path)}: {type(exc).__name__}: {exc}") from None
+
+    def _length(self, r, path: str) -> int | None:
+        """The response's Content-Length as a byte count; Permanent for '-5', 'lots', ..."""
+        n = r.headers.get("Content-Length")
+        if n is None:
+            return None
+        if not n.strip().isdigit():
+            r.close()
+            raise Permanent(f"{self.url(path)}: Content-Length {n!r} is not a byte count; refused")
+        return int(n)
 
     def probe(self) -> None:
         self._request("HEAD", "").close()
@@ -293,7 +341,7 @@ class HTTPSource(Source):
         if r.status_code != 200:
             self._raise_for(r, path)
         digest = digest_from_headers(r.headers, full=True)
-        n = r.headers.get("Content-Length")
+        n = self._length(r, path)
         if n is None:  # no length on HEAD: ask for one byte and read the total from Content-Range
             r = self._request("GET", path, headers={"Range": "bytes=0-0"}, stream=True)
             r.close()
@@ -301,7 +349,7 @@ class HTTPSource(Source):
             if r.status_code != 206 or not m:
                 raise Permanent(f"{self.url(path)}: server reports no size (no Content-Length, no Range)")
             return Stat(int(m.group(1)), digest)
-        return Stat(int(n), digest)
+        return Stat(n, digest)
 
     def open(self, path: str, start: int = 0) -> Body:
         import requests
@@ -309,6 +357,8 @@ class HTTPSource(Source):
 
         headers = {"Range": f"bytes={start}-"} if start > 0 else {}
         r = self._request("GET", path, headers=headers, stream=True)
+        if r.status_code in (200, 206):
+            self._length(r, path)
         if r.status_code == 206:
             m = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
             got = int(m.group(1)) if m else -1
@@ -328,21 +378,46 @@ class HTTPSource(Source):
         def chunks():
             try:
                 yield from r.iter_content(self.chunk)
-            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                 raise Transient(f"{self.url(path)}: body interrupted: {type(exc).__name__}: {exc}") from None
 
         return Body(start, chunks(), r.close, digest_from_headers(r.headers, full=r.status_code == 200))
+
+    def _page(self, r, path: str) -> str:
+        """An index page's text, read as a stream and refused past :data:`MAX_INDEX_PAGE`."""
+        import requests
+        import urllib3
+
+        n = self._length(r, path)
+        if n is not None and n > MAX_INDEX_PAGE:
+            r.close()
+            raise TooLarge(f"{self.url(path)}: index page of {n:,} bytes, more than the {MAX_INDEX_PAGE:,} "
+                           "acquire reads; refused")
+        data = bytearray()
+        try:
+            for chunk in r.iter_content(CHUNK):
+                data += chunk
+                if len(data) > MAX_INDEX_PAGE:
+                    raise TooLarge(f"{self.url(path)}: index page of more than {MAX_INDEX_PAGE:,} bytes, the "
+                                   "most acquire reads; refused")
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise Transient(f"{self.url(path)}: index page interrupted: {type(exc).__name__}: {exc}") from None
+        finally:
+            r.close()
+        return bytes(data).decode(r.encoding or "utf-8", errors="replace")
 
     def list(self, directory: str) -> list[Listed] | None:
         """The entries of an index page; None when the folder has none (404, 403 or a page that
         is not an index): a static host without index pages answers so for folders that exist."""
         d = directory.strip("/")
-        r = self._request("GET", d + "/")
+        r = self._request("GET", d + "/", stream=True)
         if r.status_code in (403, 404, 410):
+            r.close()
             return None
         if r.status_code != 200:
+            r.close()
             self._raise_for(r, directory)
-        text = r.text
+        text = self._page(r, d + "/")
         here = urlsplit(r.url).path  # after redirects: the folder's own path
         here = here if here.endswith("/") else here + "/"
         out, parent = {}, False
@@ -390,6 +465,9 @@ class S3Source(Source):
 
     def key(self, path: str) -> str:
         return f"{self.prefix}/{path.lstrip('/')}" if self.prefix else path.lstrip("/")
+
+    def where(self, path: str) -> str:
+        return f"s3://{self.bucket}/{self.key(path)}"
 
     def _wrap(self, exc: Exception, path: str) -> SourceError:
         from botocore.exceptions import ClientError

@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import compute
 from ..errors import FormatError, InputError
+from ..paths import contained
 
 CAMERAS = ("B", "R", "Z")
 IMAGES = ("FLUX", "IVAR", "MASK")
@@ -439,7 +440,8 @@ def _convert_one(item, *, raw_root: Path, out_root: Path, selection: Selection) 
     """One pair (a task: pure, picklable): ("failed", reason) or (state, row counts)."""
     pair, out_rel = item
     try:
-        res = convert_pair(raw_root / pair.coadd, raw_root / pair.redrock, out_root / out_rel,
+        res = convert_pair(raw_root / pair.coadd, raw_root / pair.redrock,
+                           contained(out_root, out_rel, source=str(raw_root / pair.coadd), key=out_rel),
                            selection, out_root)
     except (SpectraFormatError, OSError, ValueError) as exc:
         return "failed", f"{type(exc).__name__}: {exc}"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import StageError
-from ..paths import RunLayout, display, resolve
+from ..errors import StageError, UnsafePathError
+from ..paths import RunLayout, contained, display, resolve
 from .manifest import CHECKSUM, PRESENT, Manifest
 from .plan import Listings, Plan, Planned, plan, requests_for
 from .sources import Source, make_source
@@ -138,6 +138,14 @@ def plan_run(source: Source, dest: str | Path, manifest_path: str | Path, sets: 
         with Manifest(manifest_path, readonly=True) as m:
             present = {r.path: r.state for r in m.files(PRESENT)}
             rate = m.throughput()
+    errors = []
+    for p in planned.files:  # a dry run refuses what the transfer would refuse
+        try:
+            contained(dest, p.path, source=source.where(p.path), key=p.path)
+        except UnsafePathError as exc:
+            errors.append(exc)
+    if errors:
+        raise UnsafePathError.all(errors)
     d = Path(dest)
     while not d.exists():
         d = d.parent

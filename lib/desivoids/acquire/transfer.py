@@ -36,7 +36,8 @@ from typing import Callable
 from tqdm import tqdm
 
 from ..checksums import sha256_hash
-from ..errors import DesivoidsError
+from ..errors import DesivoidsError, UnsafePathError
+from ..paths import contained
 from ..progress import bar
 from .manifest import PRESENT, FileRow, Manifest
 from .sources import (Digest, Missing, Permanent, RangeNotSatisfiable, Source, SourceError, Transient,
@@ -189,7 +190,20 @@ class Transfer:
 
     # ------------------------------------------------------------------ helpers
     def local(self, path: str) -> Path:
-        return self.dest / path
+        """Where ``path`` (as the plan names it) is written: below ``dest``, or refused."""
+        return contained(self.dest, path, source=self.source.where(path), key=path)
+
+    def check_paths(self, paths) -> None:
+        """Every path this batch may write must stay below ``dest`` (:func:`contained`): all
+        refused at once, before anything is written."""
+        errors = []
+        for path in paths:
+            try:
+                self.local(path)
+            except UnsafePathError as exc:
+                errors.append(exc)
+        if errors:
+            raise UnsafePathError.all(errors)
 
     def _log(self, path: str | None, event: str, detail: str | None = None) -> None:
         self.manifest.log(self.batch, path, event, detail)
@@ -452,11 +466,12 @@ class Transfer:
         """Record ``planned`` (a fresh :class:`~desivoids.acquire.plan.Plan` or list of Planned,
         if any) in the manifest, then fetch every file that is not in place; files in place are
         checked (size) and never fetched again."""
+        files = None if planned is None else list(getattr(planned, "files", planned))
+        self.check_paths([p.path for p in files or ()] + [r.path for r in self.manifest.files()])
         self.dest.mkdir(parents=True, exist_ok=True)
         self.batch = self.manifest.begin_batch("transfer", self.source.label, params or {})
         t0 = time.perf_counter()
-        if planned is not None:
-            files = list(getattr(planned, "files", planned))
+        if files is not None:
             got = self.manifest.plan([
                 FileRow(p.path, p.fileset, p.kind, p.size, p.sha256_expected, p.checksum,
                         state="planned" if p.error is None else "failed", last_error=p.error,

@@ -132,6 +132,13 @@ def _with_meta(table: pa.Table, meta: dict) -> pa.Table:
                                           METADATA_KEY: json.dumps(meta, default=str).encode()})
 
 
+def _is_number(v) -> bool:
+    try:
+        return not isinstance(v, bool) and float(v) == float(v)
+    except (TypeError, ValueError):
+        return False
+
+
 def _omega_m(headers: dict[str, dict], given: float | None) -> tuple[float, str]:
     if given is not None:
         return float(given), "parameter"
@@ -139,6 +146,10 @@ def _omega_m(headers: dict[str, dict], given: float | None) -> tuple[float, str]
     values = {f: v for f, v in values.items() if v is not None}
     if not values:
         return cosmology.OMEGA_M_DEFAULT, "default (no DESIVAST header with OMEGAM)"
+    bad = [FormatError(f, "PRIMARY", "OMEGAM", f"not a number: {v!r}") for f, v in values.items()
+           if not _is_number(v)]
+    if bad:
+        raise FormatError.all(bad)
     distinct = sorted({float(v) for v in values.values()})
     if len(distinct) > 1:
         raise FormatError(", ".join(values), "PRIMARY", "OMEGAM",
