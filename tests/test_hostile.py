@@ -29,6 +29,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from acquire_fixtures import MotoS3  # noqa: E402
+from sealing import reseal  # noqa: E402
 
 from desivoids.acquire import sources  # noqa: E402
 from desivoids.formats import checksum_filename  # noqa: E402
@@ -487,6 +488,7 @@ def test_a_truncated_parquet_file_read_by_integrity_is_named(loaded, tmp_path):
     data = _copy(loaded, tmp_path / "data")
     part = sorted((data / "convert" / "galaxies").glob("*.parquet"))[0]
     os.truncate(part, part.stat().st_size // 2)
+    reseal(part)  # as if convert had published it so: the reader's own handling is tested
     err = cli_case("integrity: truncated Parquet", tmp_path, data, ["integrity", "-p", "data_dir", str(data)],
                    (part.name,))
     assert "integrity.log" in err
@@ -507,6 +509,7 @@ def test_a_truncated_parquet_file_read_by_environment_is_named(loaded, tmp_path)
     data = _copy(loaded, tmp_path / "data")
     part = sorted((data / "convert" / "galaxies").glob("*.parquet"))[0]
     os.truncate(part, part.stat().st_size // 2)
+    reseal(part)  # as if convert had published it so: the reader's own handling is tested
     cli_case("environment: truncated Parquet", tmp_path, data, ["environment", "-p", "data_dir", str(data)],
              (part.name,))
 
