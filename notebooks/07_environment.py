@@ -179,7 +179,7 @@ for ax, alg in zip(axes.flat, formats.ALGORITHMS):
     for flag, colour in colours.items():
         g = f[f.flag == flag]
         ax.scatter(g.comoving_x, g.comoving_y, s=2, color=colour, label=f"flag {flag}")
-    if alg == "VoidFinder":
+    if formats.family(alg).holes:
         h = holes[(holes.cap == "NGC") & (np.abs(holes.z - z0) < holes.radius)]
         for r in h.itertuples():
             ax.add_patch(Circle((r.x, r.y), np.sqrt(r.radius ** 2 - (r.z - z0) ** 2), fill=False,

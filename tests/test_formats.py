@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from desivoids import formats as f
+from desivoids import formats
 
 
 def test_real_row_counts():
@@ -188,3 +189,45 @@ def test_check_file_reports_every_fault_at_once():
     assert ("missing_column", "METADATA", "DEC") in codes and ("missing_column", "METADATA", "Z") in codes
     assert ("not_row_matched", "METADATA/FASTSPEC", "TARGETID") in codes
     assert "HALPHA_FLUX" in check.absent_columns
+
+
+# ----------------------------------------------------------------- one record per catalogue
+def test_every_catalogue_is_one_record_of_a_family():
+    assert tuple(formats.FAMILY_OF) == formats.ALGORITHMS
+    names = [c.filename for c in formats.CATALOGUES]
+    assert len(set(names)) == len(formats.ALGORITHMS) * len(formats.CAPS)
+    for c in formats.CATALOGUES:
+        assert formats.catalogue_of(f"some/dir/{c.filename}") == c
+        kind = formats.classify(c.filename)
+        assert kind in (c.family.kind, "v2_zobov")  # ZOBOV files lack the visualisation HDUs
+        assert c.family.void_hdu in formats.expected_hdus(kind)
+    assert formats.catalogue_of("DESIVAST_BGS_VOLLIM_V2_VoidFinder_NGC.fits") is None
+    with pytest.raises(KeyError, match="unknown void-finding algorithm 'POLYVOID'"):
+        formats.family("POLYVOID")
+
+
+def test_a_fifth_catalogue_is_one_entry(monkeypatch):
+    """A new pruning of the V2 family: its file name, parsing and family follow from one entry."""
+    monkeypatch.setitem(formats.FAMILY_OF, "POLYVOID", formats.V2)
+    c = formats.Catalogue("POLYVOID", "SGC")
+    assert c.filename == "DESIVAST_BGS_VOLLIM_V2_POLYVOID_SGC.fits"
+    assert c.family.zones and not c.family.holes
+
+
+def test_no_library_code_decides_by_an_algorithms_name():
+    """Behaviour follows the family's attributes (formats.Family), not `alg == "VoidFinder"`:
+    an AST scan of the library (the mock, an independent writer, aside)."""
+    import ast
+
+    from desivoids import paths
+
+    found = []
+    for py in sorted((paths.ROOT / "lib" / "desivoids").rglob("*.py")):
+        if "mock" in py.parts:
+            continue
+        for node in ast.walk(ast.parse(py.read_text())):
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(x, ast.Constant) and x.value in formats.ALGORITHMS
+                    for x in [node.left, *node.comparators]):
+                found.append(f"{py.name}:{node.lineno}")
+    assert not found, found

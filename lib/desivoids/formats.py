@@ -212,12 +212,93 @@ ALGORITHMS = ("VoidFinder",) + V2_ALGORITHMS
 NGC_RA_MIN, NGC_RA_MAX = 83.0, 304.0
 
 
+# --------------------------------------------------------------------------------------------
+# The void catalogues: one record per (algorithm, cap), each of a family. A family says how its
+# files are laid out and what its voids are made of, as VAST's VoidFinderCatalog and V2Catalog
+# do; code dispatches on the family's attributes, never on an algorithm's name. A fifth
+# catalogue is one entry in FAMILY_OF; a new family is one more Family (and its membership).
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    #: the file name, with ``{algorithm}`` and ``{cap}``
+    filename: str
+    #: the key of :data:`KINDS` that describes its files' HDUs and columns
+    kind: str
+    #: the HDU with one row per void
+    void_hdu: str
+    #: voids are unions of spheres (HOLES): membership by hole, galaxies on hole surfaces, the
+    #: FIELD HDU of files VAST writes
+    holes: bool
+    #: the tracers of its tessellation (GALZONE) carry zones: membership by nearest tracer
+    zones: bool
+    #: its header limits are the ones used when the two families round them differently
+    reference_limits: bool
+    #: how an interior void is told: the void table's column and the rule, in words
+    interior_column: str
+    interior_rule: str
+    #: layout of the MASK HDU in files VAST writes: "radec" grid or "healpix_ring" map
+    mask_scheme: str
+
+
+VOIDFINDER = Family("VoidFinder", "DESIVAST_BGS_VOLLIM_VoidFinder_{cap}.fits", "voidfinder",
+                    "MAXIMALS", holes=True, zones=False, reference_limits=True,
+                    interior_column="EDGE", interior_rule="EDGE == 0", mask_scheme="radec")
+V2 = Family("V2", "DESIVAST_BGS_VOLLIM_V2_{algorithm}_{cap}.fits", "v2", "VOIDS", holes=False,
+            zones=True, reference_limits=False, interior_column="EDGE_AREA / TOT_AREA",
+            interior_rule="EDGE_AREA / TOT_AREA <= 0.1", mask_scheme="healpix_ring")
+#: every algorithm's family, in the order of ALGORITHMS
+FAMILY_OF = {"VoidFinder": VOIDFINDER, "REVOLVER": V2, "VIDE": V2, "ZOBOV": V2}
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """One void catalogue: an algorithm's file for one cap."""
+
+    algorithm: str
+    cap: str
+
+    @property
+    def family(self) -> Family:
+        return FAMILY_OF[self.algorithm]
+
+    @property
+    def filename(self) -> str:
+        return self.family.filename.format(algorithm=self.algorithm, cap=self.cap)
+
+
+CATALOGUES = tuple(Catalogue(a, c) for a in FAMILY_OF for c in CAPS)
+
+
+def family(algorithm: str) -> Family:
+    """The family of an algorithm (KeyError naming it for an unknown one)."""
+    try:
+        return FAMILY_OF[algorithm]
+    except KeyError:
+        raise KeyError(f"unknown void-finding algorithm {algorithm!r}; known: "
+                       f"{list(FAMILY_OF)}") from None
+
+
+def catalogue_of(name: str) -> Catalogue | None:
+    """The catalogue a file is, from its name (a path's last part), or None."""
+    base = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    return next((c for c in CATALOGUES if c.filename == base), None)
+
+
+def _names_pattern(algorithms) -> str:
+    """A file-name regex matching exactly the catalogues of ``algorithms`` (both caps)."""
+    return "^(?:" + "|".join(re.escape(c.filename) for c in CATALOGUES
+                            if c.algorithm in algorithms) + ")$"
+
+
 def voidfinder_filename(cap: str) -> str:
-    return f"DESIVAST_BGS_VOLLIM_VoidFinder_{cap}.fits"
+    return Catalogue("VoidFinder", cap).filename
 
 
 def v2_filename(algorithm: str, cap: str) -> str:
-    return f"DESIVAST_BGS_VOLLIM_V2_{algorithm}_{cap}.fits"
+    return Catalogue(algorithm, cap).filename
 
 
 def fastspec_v3_filename(hp: int) -> str:
@@ -577,17 +658,17 @@ REDROCK_REDSHIFTS_COLUMNS = (
 
 KINDS: dict[str, FileKind] = {
     "voidfinder": FileKind(
-        "voidfinder", DESIVAST_DIR, r"^DESIVAST_BGS_VOLLIM_VoidFinder_(NGC|SGC)\.fits$",
+        "voidfinder", DESIVAST_DIR, _names_pattern(["VoidFinder"]),
         (PRIMARY_VOIDFINDER, MAXIMALS, HOLES),
         "DESIVAST VoidFinder: voids as unions of spheres (holes)",
         tuple(voidfinder_filename(c) for c in CAPS)),
     "v2": FileKind(
-        "v2", DESIVAST_DIR, r"^DESIVAST_BGS_VOLLIM_V2_(REVOLVER|VIDE)_(NGC|SGC)\.fits$",
+        "v2", DESIVAST_DIR, _names_pattern(["REVOLVER", "VIDE"]),
         (PRIMARY_V2, V2_VOIDS, ZONEVOID, GALZONE, TRIANGLE, GALVIZ),
         "DESIVAST V2 (REVOLVER, VIDE): zones and voids, with visualisation HDUs",
         tuple(v2_filename(a, c) for a in ("REVOLVER", "VIDE") for c in CAPS)),
     "v2_zobov": FileKind(
-        "v2_zobov", DESIVAST_DIR, r"^DESIVAST_BGS_VOLLIM_V2_ZOBOV_(NGC|SGC)\.fits$",
+        "v2_zobov", DESIVAST_DIR, _names_pattern(["ZOBOV"]),
         (PRIMARY_V2, V2_VOIDS, ZONEVOID, GALZONE),
         "DESIVAST V2 ZOBOV: no TRIANGLE/GALVIZ",
         tuple(v2_filename("ZOBOV", c) for c in CAPS)),

@@ -5,7 +5,6 @@ convert stage keeps them in its Parquet tables' schema metadata (key ``b"desivoi
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,8 +15,6 @@ from .errors import InputError
 __all__ = ["primary_headers", "common_value", "caps_present", "agreed_value", "header_float"]
 
 METADATA_KEY = b"desivoids"
-_FILE_RE = re.compile(r"DESIVAST_BGS_VOLLIM_(?:V2_)?(VoidFinder|REVOLVER|VIDE|ZOBOV)_(NGC|SGC)"
-                      r"\.fits$")
 
 
 def primary_headers(*sources) -> dict[tuple[str, str], dict]:
@@ -33,9 +30,9 @@ def primary_headers(*sources) -> dict[tuple[str, str], dict]:
         if METADATA_KEY not in meta:
             continue
         for path, hdus in json.loads(meta[METADATA_KEY]).get("sources", {}).items():
-            m = _FILE_RE.search(str(path).replace("\\", "/").rsplit("/", 1)[-1])
-            if m and "PRIMARY" in hdus:
-                out[(m.group(1), m.group(2))] = {"file": path, **hdus["PRIMARY"]}
+            c = formats.catalogue_of(path)
+            if c is not None and "PRIMARY" in hdus:
+                out[(c.algorithm, c.cap)] = {"file": path, **hdus["PRIMARY"]}
     return out
 
 
@@ -90,7 +87,7 @@ def agreed_value(headers: dict[tuple[str, str], dict], key: str, tolerance: floa
     given = {f: v for f, v in values.items() if v is not None}
     if not given:
         return None, {"values": values, "tolerance": tolerance}
-    vf = sorted({v for (a, _), h in headers.items() if a == "VoidFinder"
+    vf = sorted({v for (a, _), h in headers.items() if formats.family(a).reference_limits
                  for v in [header_float(h, key)] if v is not None})
     chosen = vf[0] if vf else sorted(given.values())[0]
     spread = max(abs(v - chosen) for v in given.values())

@@ -13,7 +13,6 @@ are rejected with the reason, because no membership test can use them.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +28,9 @@ from .reff import REFF_SAMPLES, REFF_SEED, effective_radii
 from .rejects import NONFINITE, Check, classify, empty_rejects, reject_table, reason_counts
 from .reconcile import Ledger
 
-__all__ = ["FILE_RE", "parse_name", "VastResult", "convert_file", "VOIDFINDER_COLUMNS",
+__all__ = ["parse_name", "VastResult", "convert_file", "VOIDFINDER_COLUMNS",
            "V2_VOID_COLUMNS"]
 
-FILE_RE = re.compile(r"DESIVAST_BGS_VOLLIM_(?:(VoidFinder)|V2_(REVOLVER|VIDE|ZOBOV))_(NGC|SGC)\.fits$")
 
 def _kinds(kind: str, extname: str) -> dict[str, str]:
     """{column: 'int' | 'float'} of a DESIVAST HDU, from desivoids.formats (K -> int, D -> float)."""
@@ -42,15 +40,17 @@ def _kinds(kind: str, extname: str) -> dict[str, str]:
 
 VOIDFINDER_COLUMNS = {h: _kinds("voidfinder", h) for h in ("MAXIMALS", "HOLES")}
 V2_VOID_COLUMNS = {h: _kinds("v2", h) for h in ("VOIDS", "ZONEVOID", "GALZONE")}
+#: the converted HDUs and their columns, per family kind (formats.Family.kind)
+_SPEC = {formats.VOIDFINDER.kind: VOIDFINDER_COLUMNS, formats.V2.kind: V2_VOID_COLUMNS}
 V2_SKIPPED = ("TRIANGLE", "GALVIZ")
 
 
 def parse_name(path: str | Path) -> tuple[str, str]:
     """(algorithm, cap) from a DESIVAST file name."""
-    m = FILE_RE.search(Path(path).name)
-    if not m:
+    c = formats.catalogue_of(Path(path).name)
+    if c is None:
         raise FormatError(path, None, None, "not a DESIVAST BGS_VOLLIM catalogue file name")
-    return m.group(1) or m.group(2), m.group(3)
+    return c.algorithm, c.cap
 
 
 #: survey_masks.parquet: the in-survey cells of each file's MASK HDU (formats.MASK_HDU), one
@@ -80,7 +80,7 @@ def _survey_mask(path: str, algorithm: str, cap: str, primary: dict,
     with fits.open(path, memmap=False) as h:
         hdu = h[formats.MASK_HDU]
         data, hdr = np.asarray(hdu.data), hdu.header
-    if algorithm == "VoidFinder":
+    if formats.family(algorithm).mask_scheme == "radec":
         res = hdr.get(formats.MASK_RESOLUTION_KEY, primary.get(formats.MASK_RESOLUTION_KEY))
         scheme = "radec"
         shape = (360 * int(res or 0), 180 * int(res or 0))
@@ -136,8 +136,8 @@ def _strs(value: str, n: int) -> pa.Array:
 def _voids(algorithm: str, cap: str, t: TableHDU, d: dict[str, np.ndarray], source_file: str,
            strict: bool) -> tuple[pa.Table, int]:
     n = t.nrows
-    vf = algorithm == "VoidFinder"
-    floats = [c for c, k in (VOIDFINDER_COLUMNS["MAXIMALS"] if vf else V2_VOID_COLUMNS["VOIDS"]).items()
+    fam = formats.family(algorithm)
+    floats = [c for c, k in _SPEC[fam.kind][fam.void_hdu].items()
               if k == "float" and c in d]
     nonfinite = {c: ~np.isfinite(d[c]) for c in floats}
     if strict:
@@ -154,7 +154,7 @@ def _voids(algorithm: str, cap: str, t: TableHDU, d: dict[str, np.ndarray], sour
     def f(c: str) -> pa.Array:
         return _f(d.get(c), n)
 
-    if vf:
+    if fam.holes:
         edge = d["EDGE"].astype(np.int64)
         cols = {"r": f("R"), "redshift": null, "radius": f("RADIUS"),
                 "r_eff": f("R_EFF"), "r_eff_uncert": f("R_EFF_UNCERT"),
@@ -227,8 +227,8 @@ def convert_file(path: str | Path, source_file: str, ledger: Ledger,
     """Convert one DESIVAST file; record every HDU's rows in ``ledger``."""
     path = str(path)
     algorithm, cap = parse_name(path)
-    vf = algorithm == "VoidFinder"
-    spec = VOIDFINDER_COLUMNS if vf else V2_VOID_COLUMNS
+    fam = formats.family(algorithm)
+    spec = _SPEC[fam.kind]
     kind = formats.classify(Path(path).name)
     primary, hdus, names = open_tables(path, list(spec), optional=tuple(spec))
     hdus = {n: upper_case(t) for n, t in hdus.items()}  # VAST's default is lower case
@@ -251,18 +251,18 @@ def convert_file(path: str | Path, source_file: str, ledger: Ledger,
     if formats.MASK_HDU in names:
         res.mask = _survey_mask(path, algorithm, cap, primary, source_file)
     rejects = []
-    void_hdu = "MAXIMALS" if vf else "VOIDS"
+    void_hdu = fam.void_hdu
     t = hdus[void_hdu]
     d = _read(t, spec[void_hdu])
     _unique(t, "VOID", d["VOID"])
-    if vf and "R_EFF" not in d:
+    if fam.holes and "R_EFF" not in d:
         _compute_reff(path, d, hdus["HOLES"], spec["HOLES"], source_file, ledger)
     voids, n_nonfinite = _voids(algorithm, cap, t, d, source_file, strict)
     res.tables["voids"] = voids
     ledger.add("voids", source_file, void_hdu, t.nrows, voids.num_rows)
     if n_nonfinite:
         ledger.notes.setdefault("voids_with_nonfinite_values", {})[source_file] = n_nonfinite
-    if vf:
+    if fam.holes:
         t = hdus["HOLES"]
         d = _read(t, spec["HOLES"])
         keep, rej = _positions_checked("holes", t, d, ["X", "Y", "Z", "RADIUS"], "VOID",

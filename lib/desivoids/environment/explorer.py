@@ -73,9 +73,12 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     voids = pq.read_table(layout.convert / "voids.parquet",
                           columns=["algorithm", "cap", "x", "y", "z", "r_eff"],
                           filters=[("cap", "=", cap)]).to_pandas().dropna()
-    spheres = {"VoidFinder": reaching(holes.x, holes.y, holes.z, holes.radius)}
-    for a in formats.ALGORITHMS:
-        if a != "VoidFinder":
+    spheres = {}
+    for a in formats.ALGORITHMS:  # a hole family draws its holes, the others r_eff spheres
+        if formats.family(a).holes:
+            h = holes[holes.algorithm == a] if "algorithm" in holes else holes
+            spheres[a] = reaching(h.x, h.y, h.z, h.radius)
+        else:
             v = voids[voids.algorithm == a]
             spheres[a] = reaching(v.x, v.y, v.z, v.r_eff)
     return {"cap": cap, "half_width": half_width, "centre": np.round(centre, 1).tolist(),

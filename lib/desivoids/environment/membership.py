@@ -232,7 +232,7 @@ def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str,
         tess_of: dict[str, int] = {}
         groups: dict[int, list[str]] = {}
         for alg in algorithms:
-            if alg == "VoidFinder":
+            if not formats.family(alg).zones:
                 continue
             t = _tessellation(galzone, alg, cap)
             k = next((i for i, u in enumerate(tess) if u.same_as(t)), None)
@@ -272,7 +272,7 @@ def build_catalogues(voids, holes, zonevoid, galzone, limits: Mapping[tuple[str,
                 raise KeyError(f"no header limits for {alg} {cap}")
             lim = limits[(alg, cap)]
             fp = own_mask(alg, lim)
-            if alg == "VoidFinder":
+            if formats.family(alg).holes:  # VoidFinder's family; the other one is V2's
                 h = _select(holes, None, cap)
                 hs = HoleSpheres.from_columns(
                     _column(h, "hole_index", np.int64),

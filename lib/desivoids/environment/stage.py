@@ -185,7 +185,7 @@ def field_report(layout: paths.RunLayout, convert_dir: Path, galaxies, vf: Assig
     writes one, DESIVAST's VAC does not): how many void galaxies are field galaxies."""
     rows, gal = [], None
     for (alg, cap), head in sorted(primary_headers(convert_dir / "voids.parquet").items()):
-        if alg != "VoidFinder":
+        if not formats.family(alg).holes:  # a FIELD HDU belongs to a hole family's files
             continue
         path = layout.raw / str(head["file"])
         fx = read_field(path) if path.is_file() else None

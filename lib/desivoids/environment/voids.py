@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import formats
 from ..convert.columns import V2_EDGE_AREA_RATIO
 from .flags import EDGE_VOID, INTERIOR, NO_VOID, UNKNOWN
 
@@ -52,8 +53,8 @@ class VoidTable:
     @classmethod
     def from_columns(cls, algorithm: str, void, x, y, z, r_eff, edge=None,
                      edge_area_ratio=None) -> "VoidTable":
-        """From voids-table columns (null as NaN). ``edge`` decides for VoidFinder,
-        ``edge_area_ratio`` for the V2 algorithms."""
+        """From voids-table columns (null as NaN). The family's interior rule decides:
+        ``edge`` for VoidFinder, ``edge_area_ratio`` for the V2 algorithms."""
         void = np.asarray(void, dtype=np.int64)
         order = np.argsort(void, kind="stable")
         void = void[order]
@@ -62,7 +63,7 @@ class VoidTable:
             raise ValueError(f"{algorithm}: void ids repeated in the voids table: {dup}")
         f = lambda a: np.asarray(a, dtype=np.float64)[order]  # noqa: E731
         centre = np.column_stack([f(x), f(y), f(z)])
-        if algorithm == "VoidFinder":
+        if formats.family(algorithm).interior_column == "EDGE":  # the maximal sphere's EDGE
             e = f(edge)
             interior = np.where(np.isfinite(e), np.where(e == 0, INTERIOR, EDGE_VOID), UNKNOWN)
         else:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import paths
+from .. import formats, paths
 from ..errors import StageError
 from ..load.queries import dispose_engines, engine
 from ..outputs import jsonable, staged, write_json
@@ -82,7 +82,8 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
     """Every check, in report order."""
     paths.require(convert_dir / "reconciliation.json", "convert")
     headers = primary_headers(convert_dir / "voids.parquet")
-    dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items() if alg != "VoidFinder"}
+    dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items()
+             if formats.family(alg).zones}  # the limit GALZONE's tracers are checked against
     return (reconciliation(convert_dir, db) + keys(convert_dir, db) + types(convert_dir, db)
             + nulls(convert_dir, max_null_fraction) + ranges(convert_dir, z_range, dlimu)
             + references(convert_dir, caps_present(headers)))

@@ -188,7 +188,8 @@ def result_paragraph(summary: pd.DataFrame) -> str:
 def surface_table(summary: pd.DataFrame, cap: str = "both") -> pd.DataFrame:
     """VoidFinder's answer both ways: surface galaxies not void (the default, "all voids") and
     counted as void ("surface as void"), per quenched definition."""
-    s = summary[(summary.algorithm == "VoidFinder") & (summary.cap == cap)
+    holes = [a for a in formats.ALGORITHMS if formats.family(a).holes]  # surfaces: hole voids
+    s = summary[summary.algorithm.isin(holes) & (summary.cap == cap)
                 & summary["sample"].isin(["all voids", "surface as void"])]
     cols = [c for c in ("n_void", "n_wall", "p_void", "p_wall", "rd", "rd_jk_lo", "rd_jk_hi",
                         "h") if c in s]
