@@ -1,21 +1,19 @@
 # desivoids: two commands on a fresh clone (Python 3.11 and nothing else installed):
 #   make book   venv + install, mock sky, every stage notebook via papermill, Jupyter Book
 #   make test   venv + install + what the tests need (PostgreSQL), then the whole suite
+# and, while working: make check   ruff and the fast tier (tests not marked slow or postgres)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PARAMS ?= params/mock.yml
 
-.PHONY: book test run install postgres browser lab bench sync clean
+.PHONY: book test check run install postgres browser lab bench sync clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	# the Citation File Format's JSON schema, as its validator ships it (only the schema is
-	# used: cffconvert pins jsonschema 3, which the Jupyter stack cannot run with)
-	$(BIN)/python -m pip install --quiet --no-deps cffconvert==2.0.0
 	touch $@
 
 install: $(STAMP)
@@ -38,6 +36,12 @@ browser:
 # PostgreSQL is required here: a test that cannot reach the server it started fails, not skips.
 test: $(STAMP) postgres browser
 	DESIVOIDS_REQUIRE_PG=1 $(BIN)/python -m pytest
+
+# The fast tier, under 3 minutes on 2 cores: the linter (pyproject's [tool.ruff]) and every test
+# not marked slow or postgres. `make test` runs everything, as CI does.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow and not postgres" -q
 
 # JupyterLab on 127.0.0.1:$(LAB_PORT) (the URL with its token is printed): notebooks/NN_stage.py
 # opens as a notebook and saving writes its paired .ipynb (jupytext.toml).

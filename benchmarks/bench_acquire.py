@@ -240,7 +240,8 @@ def main() -> None:
         "",
         f"Throughput: {tp['files']} files, {mb:.0f} MiB of random bytes with a published .sha256sum list, "
         "fetched from a loopback HTTP server (Python's threaded http.server on 127.0.0.1, in its own "
-        "process, sharing the machine's cores with the client) and from a local folder, through the whole acquire path (plan, .part, "
+        "process, sharing the machine's cores with the client) and from a local folder, through the "
+        "whole acquire path (plan, .part, "
         "sha256, fsync, rename, SQLite manifest). References: `curl` fetching the same URLs from the same "
         "server in one process (connections reused; one file after the other, and `--parallel "
         "--parallel-max 4`; no checksum, no fsync), `cp -r` of the same bytes on the same disk (into the "

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import measure
 
@@ -228,7 +227,8 @@ def render(result: dict) -> str:
         "process's buffer: the page cache's kernel work, "
         f"{rd['cold_cpu_seconds'] / (inp['bytes'] / 1e9):.2f} CPU s per GB in this run's first "
         f"cold read against {rd['direct_cold_cpu_seconds'] / (inp['bytes'] / 1e9):.2f} for the "
-        "direct one, is skipped, and the reference is the faster of the two reads. Through the page cache a warm convert "
+        "direct one, is skipped, and the reference is the faster of the two reads. Through the page "
+        "cache a warm convert "
         "reads memory and is bound by its CPU work (decoding, derived columns, Parquet "
         "encoding); the target is defined against the cold-ish read.",
         "",

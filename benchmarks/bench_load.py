@@ -212,7 +212,7 @@ def sqlite_reference(src: Path, dst: Path, rows: int) -> dict:
         con.execute(create)
         con.execute(f"INSERT INTO main.{t} SELECT * FROM src.{t}")
         t2 = time.perf_counter()
-        for k, n, tbl, s in schema:
+        for k, _name, tbl, s in schema:
             if k == "index" and tbl == t:
                 con.execute(s)
         phases[f"{t}:copy"], phases[f"{t}:index"] = round(t2 - t1, 1), round(
@@ -293,7 +293,7 @@ def query_cases(pdir: Path, n: int, seed: int = 5):
 def time_queries(variants: dict, spheres, cones, warmup: int = 10) -> dict:
     """Latency of each variant {label: {"sphere": fn, "cone": fn}}, interleaved query by query
     so that background work on the machine affects them alike; rows returned per query."""
-    for label, fns in variants.items():  # warm-up
+    for fns in variants.values():  # warm-up
         for kind, cases in (("sphere", spheres), ("cone", cones)):
             for a in cases[:warmup]:
                 fns[kind](*a)

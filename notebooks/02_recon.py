@@ -86,7 +86,7 @@ a2.barh(rows_by_kind.index, rows_by_kind.reindex(by_kind.index).fillna(0).clip(l
 a2.set(xscale="log", xlabel="table rows (all HDUs)", title="rows per kind of file")
 for ax, values in ((a1, by_kind.files), (a2, None)):
     if values is not None:
-        for y, (k, n) in enumerate(values.items()):
+        for y, (_k, n) in enumerate(values.items()):
             ax.annotate(f"{n} file{'s' if n != 1 else ''}", (by_kind.bytes.iloc[y] / 1e6, y),
                         xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
 fig.tight_layout()

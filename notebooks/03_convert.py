@@ -49,7 +49,6 @@ direct_io: bool = True  # read the FITS rows around the page cache (O_DIRECT) wh
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 

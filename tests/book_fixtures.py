@@ -1,5 +1,5 @@
 """One tiny pipeline run and one built book per test session, shared by the end-to-end, browser and
-rerun tests (``from book_fixtures import tiny_book``).
+rerun tests (a fixture every test takes by name: conftest's ``pytest_plugins``).
 
 The run happens in a *clone* of the repository's sources in a temporary folder: the library,
 notebooks and params are copied, the book's sources through ``desivoids.book.copy_sources``, and

@@ -9,6 +9,9 @@ import pytest
 
 from desivoids import paths
 
+#: the shared fixtures of these modules reach every test by name, without an import
+pytest_plugins = ["book_fixtures", "pg_fixtures", "validation_fixtures"]
+
 SHARED_TILE = paths.ROOT.parent / "shared" / "fixtures" / "desi-iron-tile"
 TINY = {"seed": 12345, "scale": "tiny", "fastspec_version": "v3.0", "tiles": 1}
 

@@ -114,7 +114,7 @@ def write_inputs(out: Path, *, n_galaxies: int = 3000, parts: int = 3, seed: int
             void_rows.append({"algorithm": "VoidFinder", "cap": cap, "void": v, "x": c[0],
                               "y": c[1], "z": c[2], "radius": 40.0, "edge": v % 3})
             far = 5000.0 if (cap, v) == ("SGC", 9) else 0.0  # a void holding no galaxy
-            for k in range(3):  # overlapping holes: first-hole rule matters
+            for _k in range(3):  # overlapping holes: first-hole rule matters
                 o = c + rng.normal(0, 15, 3) + far
                 hole_rows.append({"cap": cap, "void": v, "x": o[0], "y": o[1], "z": o[2],
                                   "radius": float(rng.uniform(20, 50))})

@@ -9,8 +9,8 @@ If PostgreSQL is missing, cannot be installed or does not start, the tests FAIL 
 DESIVOIDS_REQUIRE_PG=1 (set by `make test`): a backend that was skipped must not pass as tested.
 A bare `pytest` elsewhere skips them with the reason.
 
-Import both fixtures into a test module (``from pg_fixtures import pg_url, pg_db_url``) or
-list ``pg_fixtures`` in conftest's ``pytest_plugins``; the cluster is shared either way.
+conftest's ``pytest_plugins`` lists this module, so every test takes ``pg_url`` and
+``pg_db_url`` by name; the cluster is shared by the whole session.
 """
 from __future__ import annotations
 

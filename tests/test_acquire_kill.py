@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import FaultyHTTPServer, random_files, sha256_of, write_tree  # noqa: E402
+from acquire_fixtures import FaultyHTTPServer, random_files, sha256_of, write_tree
 
 from desivoids import paths  # noqa: E402
 from desivoids.acquire.steps import manifest_rows  # noqa: E402

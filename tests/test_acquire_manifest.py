@@ -5,13 +5,11 @@ read-only."""
 from __future__ import annotations
 
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import FaultyHTTPServer, write_tree  # noqa: E402
+from acquire_fixtures import FaultyHTTPServer, write_tree
 
 from desivoids.acquire.manifest import SCHEMA_VERSION, Manifest  # noqa: E402
 from desivoids.acquire.sources import HTTPSource  # noqa: E402

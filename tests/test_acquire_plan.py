@@ -2,14 +2,12 @@
 names, tile discovery through listings, and `desivoids acquire` end to end on a local mirror."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import FaultyHTTPServer, sha256_of, write_tree  # noqa: E402
+from acquire_fixtures import FaultyHTTPServer, sha256_of, write_tree
 
 from desivoids.acquire import filesets as fs  # noqa: E402
 from desivoids.formats import checksum_filename  # noqa: E402
@@ -85,7 +83,8 @@ def test_tiles_are_discovered_with_their_latest_night_and_petals(mirror):
                           for k in ("coadd", "redrock")]
                          + [f"{TD}/2000/20220105/{k}-2-2000-thru20220105.fits" for k in ("coadd", "redrock")])
     only = [p.path for p in plan(src, requests_for(src, ["tiles"], tiles=["1000"], petals=[5])) if p.kind == "data"]
-    assert only == [f"{TD}/1000/20220101/coadd-5-1000-thru20220101.fits", f"{TD}/1000/20220101/redrock-5-1000-thru20220101.fits"]
+    assert only == [f"{TD}/1000/20220101/coadd-5-1000-thru20220101.fits",
+                    f"{TD}/1000/20220101/redrock-5-1000-thru20220101.fits"]
     planned = plan(src, requests_for(src, ["tiles"], tiles=["1000/20220101"]))
     assert {p.checksum for p in planned if p.kind == "data"} == {"published"}
     with pytest.raises(PlanError, match="tile 3000"):

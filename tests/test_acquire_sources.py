@@ -3,14 +3,11 @@ URLs, and the mapping from a source parameter to a source."""
 from __future__ import annotations
 
 import hashlib
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import MotoS3, random_files, sha256_of, write_tree  # noqa: E402
+from acquire_fixtures import MotoS3, random_files, sha256_of, write_tree
 
 from desivoids.acquire.manifest import Manifest  # noqa: E402
 from desivoids.acquire.steps import acquire, manifest_rows, plan_run  # noqa: E402
@@ -190,7 +187,6 @@ def test_connection_refused_and_unresolved_names_are_unreachable_not_transient()
 
     from desivoids.acquire.sources import Transient, Unreachable, is_unreachable
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from acquire_fixtures import closed_port
 
     port = closed_port()

@@ -253,8 +253,6 @@ def test_mock_tiles_are_byte_reproducible_with_valid_fits_checksums(tmp_path):
 def _astropy_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
     """Two DESI-named pairs in a folder of no particular layout, and one renamed pair, written
     with astropy directly (acquire_fixtures.write_spectra_pair)."""
-    import sys
-    sys.path.insert(0, str(Path(__file__).parent))
     from acquire_fixtures import write_spectra_pair
 
     out = {"tile": (root / "in" / "a" / "coadd-3-1000-thru20220101.fits",

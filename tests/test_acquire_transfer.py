@@ -8,13 +8,11 @@ import os
 import sqlite3
 import sys
 from collections import namedtuple
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import FaultyHTTPServer, closed_port, random_files, sha256_of, write_tree  # noqa: E402
+from acquire_fixtures import FaultyHTTPServer, closed_port, random_files, sha256_of, write_tree
 
 from desivoids.acquire.manifest import Manifest, ManifestLocked  # noqa: E402
 from desivoids.acquire.steps import acquire, manifest_rows, plan_run  # noqa: E402
@@ -166,7 +164,8 @@ def test_dry_run_lists_and_fetches_nothing(tree, tmp_path):
         assert not data_gets(server, files)  # sizes came from HEAD requests
     assert not (tmp_path / "raw").exists() and not (tmp_path / "m.sqlite").exists()
     assert {r["path"] for r in dr.rows()} >= set(files)
-    assert dr.fetch_bytes == sum(len(b) for b in files.values()) + (src / D / "dr1_vac_dr1_test_v1.0.sha256sum").stat().st_size
+    sums = (src / D / "dr1_vac_dr1_test_v1.0.sha256sum").stat().st_size
+    assert dr.fetch_bytes == sum(len(b) for b in files.values()) + sums
     assert dr.fits and not dr.rate_measured
     text = str(dr)
     assert "dry run: nothing downloaded" in text and "free disk" in text and "estimated time" in text

@@ -46,7 +46,6 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from book_fixtures import tiny_book  # noqa: F401 - fixture
 from desivoids import paths
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-sys.path.insert(0, str(Path(__file__).parent))
-from convert_fixtures import convert_dir, write_sky  # noqa: E402
+from convert_fixtures import convert_dir, write_sky
 
 from desivoids import cosmology, formats  # noqa: E402
 from desivoids.errors import InputError  # noqa: E402
@@ -243,7 +241,8 @@ def test_fits_reader_matches_astropy_on_scaled_logical_string_vector_columns(tmp
 def test_cli_converts_and_reports(sky, tmp_path, capsys):
     d, _, _ = sky
     shutil.copytree(d / "raw", tmp_path / "raw")
-    assert cli_main(["convert", "-p", "data_dir", str(tmp_path), "-p", "input_dir", str(tmp_path / "raw"), "-p", "chunk_rows", "500"]) == 0
+    assert cli_main(["convert", "-p", "data_dir", str(tmp_path), "-p", "input_dir", str(tmp_path / "raw"),
+                     "-p", "chunk_rows", "500"]) == 0
     out = capsys.readouterr().out
     assert "galaxies" in out and "617 rows" in out
     assert (tmp_path / "convert" / "reconciliation.json").is_file()

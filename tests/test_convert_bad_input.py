@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-sys.path.insert(0, str(Path(__file__).parent))
-from convert_fixtures import convert_dir, write_fastspec_v3, write_sky  # noqa: E402
+from convert_fixtures import convert_dir, write_fastspec_v3, write_sky
 
 from desivoids import formats  # noqa: E402
 from desivoids.convert import FormatError, build  # noqa: E402

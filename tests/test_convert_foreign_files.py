@@ -6,7 +6,6 @@ visualisation HDUs, RA at 360 and -0. Every input is written here by hand with a
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-sys.path.insert(0, str(Path(__file__).parent))
-from convert_fixtures import (THREE_LINES, write_desivast, write_fastspec_v3,  # noqa: E402
+from convert_fixtures import (THREE_LINES, write_desivast, write_fastspec_v3,
                               write_minimal_fastspec_v3, write_minimal_v2)
 
 from desivoids import formats, recon  # noqa: E402

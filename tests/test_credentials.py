@@ -21,7 +21,6 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from desivoids import book, params, runner
-from pg_fixtures import pg_url  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 

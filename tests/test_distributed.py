@@ -21,7 +21,8 @@ import pandas as pd
 from desivoids import convert, environment, paths, plausibility, systematics
 from desivoids.acquire.spectra import Selection
 from desivoids.acquire.steps import convert_spectra
-from validation_fixtures import loaded_run  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.slow  # a dask.distributed cluster of processes
 
 distributed = pytest.importorskip("distributed")
 

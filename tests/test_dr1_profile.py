@@ -7,13 +7,10 @@ pointed at a static server on 127.0.0.1 that holds a tiny mock sky in DESI's lay
 loopback port nothing listens on."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import FaultyHTTPServer, closed_port  # noqa: E402
+from acquire_fixtures import FaultyHTTPServer, closed_port
 
 from desivoids import paths  # noqa: E402
 from desivoids.acquire import filesets as fs  # noqa: E402

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from book_fixtures import tiny_book, user_executed_listing  # noqa: F401 - fixture
+from book_fixtures import user_executed_listing
 from desivoids import paths
 from desivoids.stages import STAGES
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from vast_fixtures import fixture_dir, write_source  # noqa: E402
+from vast_fixtures import fixture_dir, write_source
 
 from desivoids import formats  # noqa: E402
 from desivoids.stages import STAGES  # noqa: E402

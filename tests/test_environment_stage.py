@@ -15,7 +15,6 @@ import pytest
 from desivoids import environment, formats, load, plausibility
 from desivoids.load.queries import dispose_engines
 from desivoids.vastheaders import primary_headers
-from validation_fixtures import loaded_run  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -161,12 +161,9 @@ def test_truncated_file_is_reported_the_same_either_way(table, tmp_path, direct)
 
 
 def test_convert_writes_the_same_tables_with_and_without_direct_reads(tmp_path):
-    import sys
-    from pathlib import Path
 
     import pyarrow.parquet as pq
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from convert_fixtures import convert_dir, write_sky
 
     tables = {}
@@ -175,7 +172,8 @@ def test_convert_writes_the_same_tables_with_and_without_direct_reads(tmp_path):
         write_sky(d / "raw", rows=250)
         res = convert_dir(d, chunk_rows=60, direct_io=direct)
         assert res.reconciliation["direct_io"] is direct
-        tables[direct] = {name: pq.read_table(d / "convert" / name) for name in ("galaxies", "voids.parquet", "holes.parquet", "rejects.parquet")}
+        tables[direct] = {name: pq.read_table(d / "convert" / name)
+                          for name in ("galaxies", "voids.parquet", "holes.parquet", "rejects.parquet")}
     for direct in tables:  # parts finish in any order
         tables[direct]["galaxies"] = tables[direct]["galaxies"].sort_by(
             [("source_file", "ascending"), ("source_row", "ascending")])

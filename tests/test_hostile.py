@@ -27,12 +27,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from acquire_fixtures import MotoS3  # noqa: E402
-from sealing import reseal  # noqa: E402
+from acquire_fixtures import MotoS3
+from sealing import reseal
 
 from desivoids.acquire import sources  # noqa: E402
 from desivoids.formats import checksum_filename  # noqa: E402
+
+pytestmark = pytest.mark.slow  # each case runs the command line as a subprocess
 
 D = "dr1/x"  # the folder every HTTP case asks for (set `dir`)
 SUMS = f"{D}/{checksum_filename(D)}"

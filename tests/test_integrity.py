@@ -14,7 +14,7 @@ import pytest
 
 from desivoids import integrity
 from desivoids.errors import StageError, UsageError
-from validation_fixtures import loaded_run, rewrite_parquet, run_copy, set_value  # noqa: F401
+from validation_fixtures import rewrite_parquet, set_value
 
 
 def statuses(result_or_report) -> dict[str, str]:

@@ -15,7 +15,6 @@ from sqlalchemy import create_engine, inspect, text
 from desivoids.load import LoadError, load, queries
 from desivoids.load.schema import DATA_TABLES, KEYS
 from load_fixtures import write_inputs
-from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

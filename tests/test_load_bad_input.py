@@ -9,7 +9,6 @@ import pytest
 from desivoids.load import LoadError, load, queries
 from desivoids.cli import main as cli_main
 from load_fixtures import write_inputs
-from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 from test_load import _snapshot
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

@@ -6,7 +6,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from desivoids.load import cone, load, queries, report, sphere
-from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

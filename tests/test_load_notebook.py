@@ -9,7 +9,6 @@ from desivoids import runner
 from desivoids.load import queries
 from desivoids.stages import STAGES
 from notebook_checks import output_text, run_nbval
-from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 
 
 

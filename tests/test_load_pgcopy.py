@@ -11,7 +11,6 @@ import pytest
 
 from desivoids.load.pgcopy import (BINARY_HEADER, BINARY_TRAILER, UnsupportedType, encode_binary,
                                    encode_csv, pg_type)
-from pg_fixtures import pg_db_url, pg_url  # noqa: F401 - fixtures
 
 
 def _batch(n: int, seed: int) -> pa.RecordBatch:

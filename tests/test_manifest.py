@@ -19,7 +19,6 @@ from desivoids.errors import InputError
 from desivoids.outputs import MANIFEST, staged
 from desivoids.params import checked
 from desivoids.stages import STAGES
-from validation_fixtures import loaded_run, selected_copy  # noqa: F401 - fixtures
 
 
 def _listing(folder: Path) -> dict[str, str]:

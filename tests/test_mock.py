@@ -147,6 +147,7 @@ def _check_file_against_formats(path: Path, lines_subset_ok: bool):
     assert path.stat().st_size % 2880 == 0
 
 
+@pytest.mark.slow
 def test_astropy_reads_and_verifies_every_file(sky_v3):
     root, _ = sky_v3
     fastspec = sorted((root / formats.FASTSPEC_V3_DIR).glob("*.fits"))
@@ -242,7 +243,8 @@ def test_strings_are_space_padded(sky_v3):
         raw = h["METADATA"].data.view(np.recarray)  # noqa: F841
         col = h["METADATA"].columns["SPECTYPE"]
         start = sum(np.dtype(formats.tform_to_dtype(c.tform)).itemsize
-                    for c in formats.METADATA_V3_COLUMNS[:[c.name for c in formats.METADATA_V3_COLUMNS].index("SPECTYPE")])
+                    for c in formats.METADATA_V3_COLUMNS[
+                        :[c.name for c in formats.METADATA_V3_COLUMNS].index("SPECTYPE")])
         width = h["METADATA"].header["NAXIS1"]
         offset = h["METADATA"]._data_offset
     data = path.read_bytes()
@@ -626,6 +628,7 @@ def test_v21_layout_holds_the_same_galaxies(sky_v3, sky_v21):
     assert a.drop(columns=[]).equals(b)
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(sky_v3, tmp_path):
     root, _ = sky_v3
     again = tmp_path / "again"

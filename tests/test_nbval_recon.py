@@ -11,6 +11,8 @@ from desivoids import runner
 from desivoids.stages import STAGES
 from notebook_checks import output_text, run_nbval
 
+pytestmark = pytest.mark.slow  # a notebook executed twice
+
 
 
 @pytest.fixture(scope="module")

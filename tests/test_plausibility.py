@@ -8,13 +8,12 @@ import json
 import sqlite3
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from desivoids import plausibility
 from desivoids.vastheaders import common_value, primary_headers
-from validation_fixtures import loaded_run, rewrite_parquet, run_copy, set_value  # noqa: F401
+from validation_fixtures import rewrite_parquet, set_value
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from desivoids import environment, outputs, plausibility
 from desivoids.errors import StageError
 from desivoids.load.queries import dispose_engines
 from desivoids.load.tables import publish_table, table_transaction
-from validation_fixtures import loaded_run, selected_copy  # noqa: F401 - fixtures
 
 
 def _table(d: Path, name: str) -> pd.DataFrame:

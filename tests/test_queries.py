@@ -12,7 +12,6 @@ import pytest
 from desivoids.load import cone, load, queries, sphere
 from desivoids.load.spatial import chord2, unit_vectors
 from load_fixtures import write_inputs
-from pg_fixtures import pg_url  # noqa: F401 - fixture
 
 N_GAL = 4000
 

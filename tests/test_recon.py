@@ -87,7 +87,8 @@ def faulty(tmp_path, tiny_sky):
     cut_data.write_bytes(data[: len(data) - 100])  # cut inside the last HDU's data
     # A VoidFinder file with only MAXIMALS: lacks HOLES.
     with fits.open(src) as hdul:
-        fits.HDUList([hdul[0].copy(), hdul["MAXIMALS"].copy()]).writeto(d / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC_copy.fits")
+        fits.HDUList([hdul[0].copy(), hdul["MAXIMALS"].copy()]).writeto(
+            d / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC_copy.fits")
     missing = d / "sub" / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits"
     missing.parent.mkdir()
     shutil.move(d / "DESIVAST_BGS_VOLLIM_VoidFinder_NGC_copy.fits", missing)
@@ -205,10 +206,7 @@ def test_published_sums_one_level_up_are_used(tmp_path, tiny_sky):
 
 
 def _minimal_writers():
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
     import convert_fixtures
 
     return convert_fixtures

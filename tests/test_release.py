@@ -18,7 +18,6 @@ from desivoids.errors import InputError, StageError
 from desivoids.load.queries import dispose_engines
 from desivoids.release import columns as C
 from desivoids.release.provenance import release_date, validate_citation
-from validation_fixtures import loaded_run  # noqa: F401 - fixture
 from sealing import reseal
 
 

@@ -26,7 +26,6 @@ import jupytext
 import nbformat
 import pytest
 
-from book_fixtures import tiny_book  # noqa: F401 - fixture
 from desivoids import paths
 from desivoids.stages import ORDER, STAGES
 from notebook_checks import output_text, run_nbval

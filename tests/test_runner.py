@@ -9,7 +9,7 @@ import sys
 import nbformat
 import pytest
 
-from desivoids import paths, runner
+from desivoids import runner
 from desivoids.params import RunParams
 from desivoids.stages import STAGES, Stage, select
 
@@ -20,6 +20,7 @@ def test_select_keeps_pipeline_order():
         select(["nope"])
 
 
+@pytest.mark.slow
 def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky):
     root, _ = tiny_sky
     paired = STAGES["recon"].paired
@@ -45,6 +46,7 @@ def test_failing_stage_names_stage_cell_and_error(tmp_path):
     assert (tmp_path / "exec" / "02_recon.ipynb").exists()  # kept for inspection
 
 
+@pytest.mark.slow
 def test_cli_exits_nonzero_on_bad_params(tmp_path):
     f = tmp_path / "p.yml"
     f.write_text("data_dir: x\nstages: {recon: {strikt: true}}\n")
@@ -54,6 +56,7 @@ def test_cli_exits_nonzero_on_bad_params(tmp_path):
     assert "stages.recon.strikt" in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_stops_at_failing_stage(tmp_path):
     f = tmp_path / "p.yml"
     f.write_text(f"data_dir: {tmp_path / 'run'}\nstages: {{recon: {{input_dir: {tmp_path / 'nope'}}}}}\n")
@@ -92,6 +95,7 @@ def test_a_warning_in_a_notebook_fails_the_stage(tmp_path):
     assert "StderrOutput" in str(err.value) and "coordinates look odd" in str(err.value)
 
 
+@pytest.mark.slow
 def test_the_run_report_records_time_memory_and_failures_and_keeps_other_stages(tmp_path, tiny_sky):
     """<data_dir>/run/report.{json,md}: one row per stage with its wall time and the peak memory of
     its kernel; a failed stage is recorded as failed; a later run of one stage replaces only its

@@ -21,7 +21,6 @@ import pytest
 
 from desivoids import params as P
 from desivoids import paths, runner, stagecli
-from desivoids.cli import main as cli
 from desivoids.stages import DATABASE_OUTPUT, MOCK_OUTPUT, ORDER, RUN_OUTPUT, STAGES
 
 TINY_MOCK = {"seed": 97, "scale": "tiny", "fastspec_version": "v3.0", "tiles": 1}
@@ -110,6 +109,7 @@ def test_declared_outputs_are_disjoint_and_below_data_dir():
         assert s.outputs == (s.name,), f"stage {s.name} owns {s.outputs}: one folder, its name"
 
 
+@pytest.mark.slow
 def test_every_stage_changes_only_its_declared_outputs(tiny_run):
     _, _, changes = tiny_run
     for name, (files, tables) in changes.items():
@@ -151,6 +151,7 @@ def test_every_stage_seals_exactly_the_files_it_publishes(tiny_run):
         assert manifest_problems(folder) == [], name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ORDER)
 def test_rerunning_one_stage_leaves_the_others_outputs_intact(tiny_run, name):
     data, rp, _ = tiny_run
@@ -246,6 +247,7 @@ def _verb(*args, cwd=None):
                           text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_every_verb_exits_1_2_or_0(tiny_run, tmp_path):
     data, _, _ = tiny_run
     empty = tmp_path / "empty"

@@ -101,7 +101,7 @@ def test_outputs_agree_with_each_other(small):
         c = counts.loc[(r.algorithm, r.sample, r.definition, r.cap)]
         assert (c.void, c.wall) == (r.n_void, r.n_wall)
     # NGC + SGC = both, for every count
-    for (alg, sample, definition), g in counts.groupby(level=[0, 1, 2]):
+    for _, g in counts.groupby(level=[0, 1, 2]):
         g = g.droplevel([0, 1, 2])
         assert (g.loc["NGC"] + g.loc["SGC"] == g.loc["both"]).all()
     sel = pq.read_table(d / "plausibility" / "sample.parquet").num_rows

@@ -9,7 +9,6 @@ ZONEVOID, and the fractions of tracers in voids are VAST's.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,7 @@ import pytest
 from astropy.io import fits
 from scipy.spatial import cKDTree
 
-sys.path.insert(0, str(Path(__file__).parent))
-from convert_fixtures import VAST_HEADER, convert_dir, write_minimal_fastspec_v3  # noqa: E402
+from convert_fixtures import VAST_HEADER, convert_dir, write_minimal_fastspec_v3
 
 from desivoids import cosmology, environment as env, formats, paths  # noqa: E402
 from desivoids.integrity.references import references  # noqa: E402

@@ -6,7 +6,6 @@ OUT = 1 beyond the far limit, no R_EFF, extra MASK/WALL/FIELD HDUs, lower-case c
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-sys.path.insert(0, str(Path(__file__).parent))
-from vast_fixtures import DESIVAST_NAMES, fixture_dir, write_source  # noqa: E402
+from vast_fixtures import DESIVAST_NAMES, fixture_dir, write_source
 
 from desivoids import formats  # noqa: E402
 from desivoids.errors import InputError  # noqa: E402
 from desivoids.vastheaders import agreed_value, caps_present  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the pipeline on VAST's DR7 files
 
 NGC_HP = [1, 2, 5, 6, 7, 9, 10]  # the nside-1 pixels of the DR7 galaxies
 

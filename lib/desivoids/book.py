@@ -200,7 +200,8 @@ def build(root: Path = paths.ROOT, *, strict: bool = True) -> Path:
         cmd += ["-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}")
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n"
+                        f"{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}")
     index = root / "_build" / "html" / "index.html"
     if not index.exists():
         raise BookError(f"jupyter-book reported success but {index} is missing")

@@ -80,7 +80,7 @@ class Stage:
 
     def entry(self) -> Callable:
         """The library entry point ``desivoids.<name>.run``."""
-        return getattr(importlib.import_module(self.module), "run")
+        return importlib.import_module(self.module).run
 
 
 _REGISTRY = (

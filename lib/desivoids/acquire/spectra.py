@@ -8,7 +8,8 @@ greater, as DESIVAST's ``DELTACHI2 > 40``); the rest is kept.
 Output per coadd and selection: ``<selection>/<folder>/spectra-<rest of the coadd name>.parquet``
 below the spectra folder, where ``<selection>`` names the selection (``GALAXY_zwarn0_deltachi2gt40``)
 so that two selections never write, or record, over each other, and ``<folder>`` is the coadd's
-place in DESI's layout (from its DESI name, or its relative folder), with the target's REDSHIFTS row (COEFF as a fixed-size list), every coadd FIBERMAP column, and
+place in DESI's layout (from its DESI name, or its relative folder), with the target's
+REDSHIFTS row (COEFF as a fixed-size list), every coadd FIBERMAP column, and
 per camera B/R/Z ``{CAM}_FLUX``, ``{CAM}_IVAR`` (float32) and ``{CAM}_MASK`` (int32) as
 fixed-size lists. Strings are decoded and stripped of FITS padding. The wavelength grids are not
 repeated per row or per file: each distinct grid is written once as

@@ -177,13 +177,16 @@ def manifest_rows(manifest_path: str | Path, states: Sequence[str] | None = None
     with Manifest(manifest_path, readonly=True) as m:
         return [{"path": r.path, "set": r.fileset, "kind": r.kind, "bytes": r.size,
                  "checksum": CHECKSUM[r.checksum], "state": r.state, "sha256": r.sha256,
-                 "against": {"published": "published sha256", "source": f"source {r.digest_from} ({(r.source_digest or '').split(':')[0]})",
+                 "against": {"published": "published sha256",
+                             "source": f"source {r.digest_from} "
+                                       f"({(r.source_digest or '').split(':')[0]})",
                              "computed": "nothing"}[r.checksum] if r.state in PRESENT else None,
                  "source_digest": f"{r.source_digest} ({r.digest_from})" if r.source_digest else None,
                  "attempts": r.attempts, "error": r.last_error} for r in m.files(states)]
 
 
-def convert_spectra(data_dir: str | Path, selection: Selection = Selection(), *, inputs: Sequence[str | Path] = (),
+def convert_spectra(data_dir: str | Path, selection: Selection = Selection(),  # noqa: B008 - frozen
+                    *, inputs: Sequence[str | Path] = (),
                     workers: int = 2, redo: bool = False, progress: bool | None = None,
                     manifest_path: str | Path | None = None,
                     scheduler_address: str = "") -> SpectraSummary:

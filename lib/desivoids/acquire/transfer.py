@@ -456,7 +456,8 @@ class Transfer:
         _fsync_dir(final.parent)
         state = self.manifest.present(row.path, digest, basis, self.source.label, self.batch)
         detail = {"published": "matched the published sha256",
-                  "source": f"matched the source's {expected.origin if expected else ''} {expected.algorithm if expected else ''}",
+                  "source": f"matched the source's {expected.origin if expected else ''} "
+                            f"{expected.algorithm if expected else ''}",
                   "computed": "sha256 computed, nothing to verify it against"}[basis]
         self._log(row.path, state, f"{row.size} bytes, {detail}")
         return state
@@ -496,7 +497,8 @@ class Transfer:
         self._log(None, "batch", f"{len(todo)} files to fetch, {remaining} bytes; {replanned} re-planned")
         states: dict[str, int] = {}
         interrupted = False
-        self._bar = bar(total=remaining, progress=self.opt.progress, unit="B", unit_scale=True, unit_divisor=1024, desc="acquire",
+        self._bar = bar(total=remaining, progress=self.opt.progress, unit="B", unit_scale=True,
+                        unit_divisor=1024, desc="acquire",
                          smoothing=0.1, dynamic_ncols=True)
         pool = ThreadPoolExecutor(max(1, self.opt.workers), thread_name_prefix="acquire")
         try:

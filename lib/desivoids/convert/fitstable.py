@@ -508,7 +508,7 @@ def _convert(t: TableHDU, c: FitsColumn, raw: np.ndarray):
         try:
             arr = arr.cast(pa.string())
         except pa.ArrowInvalid as exc:
-            raise FormatError(t.path, t.extname, c.name, f"string column is not UTF-8: {exc}")
+            raise FormatError(t.path, t.extname, c.name, f"string column is not UTF-8: {exc}") from None
         return pc.utf8_trim_whitespace(arr)
     if c.code == "L":
         return raw == ord("T")

@@ -20,7 +20,7 @@ from .v2 import Tessellation, V2Membership, ZoneVoids
 from .voidfinder import SURFACE_TOL, HoleHits, HoleSpheres, VoidFinderMembership
 from .voids import VoidTable
 from .stage import EnvironmentResult, run
-from . import explorer, summary
+from . import explorer, summary  # noqa: F401 - submodules of the package's API
 
 __all__ = [
     "WALL", "VOID", "EDGE", "OUTSIDE", "FLAG_NAMES", "NO_VOID", "Assignment", "interior_only",

@@ -375,7 +375,7 @@ def assign_chunk(galaxies, catalogues: Mapping[str, CapCatalogue],
         code[own == c] = k
     algs = list(dict.fromkeys(a for c in catalogues.values() for a in c.members))
     result = {a: Assignment.outside(a, code, len(own)) for a in algs}
-    for cap, cat in catalogues.items():
+    for cat in catalogues.values():
         for alg, (rows, res) in _assign_rows(gal, cat, own, galaxy_omega_m).items():
             result[alg].put(rows, res)
     return result

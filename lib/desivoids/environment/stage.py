@@ -142,7 +142,7 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
     for s in range(0, max(len(order), 1), step):
         rows = order[s:s + step]
 
-        def stacked(attr):  # (galaxy, algorithm) interleaved: row i * k + m
+        def stacked(attr, rows=rows):  # (galaxy, algorithm) interleaved: row i * k + m
             return np.stack([getattr(result[a], attr)[rows] for a in algs], axis=1).ravel()
 
         flag, void, dist = stacked("flag"), stacked("void"), stacked("void_distance")

@@ -162,7 +162,7 @@ def surface_summary(result: Assignment, tracer: np.ndarray, surface_tol: float,
         strict = own & (result.surface == SURFACE_STRICT_VOID)
         t = own & tracer
 
-        def share(flag):
+        def share(flag, t=t):
             void, wall = int((flag[t] == VOID).sum()), int((flag[t] == WALL).sum())
             return void / (void + wall) if void + wall else float("nan")
 

@@ -58,8 +58,9 @@ def _morton3(p: np.ndarray) -> np.ndarray:
 
 
 def morton_order(targetid, unit, comoving) -> tuple[np.ndarray, int]:
-    """(row order, rows with a comoving position) along a Morton curve: galaxies with a comoving position by their comoving
-    (x, y, z), then those without (comoving NaN) by their unit vector; ties by targetid, so the
+    """(row order, rows with a comoving position) along a Morton curve: galaxies with a comoving
+    position by their comoving (x, y, z), then those without (comoving NaN) by their unit vector;
+    ties by targetid, so the
     order (and every block) depends only on the data, not on the order of the Parquet parts."""
     targetid = np.asarray(targetid)
     unit = np.asarray(unit, dtype=np.float64)

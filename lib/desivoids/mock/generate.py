@@ -155,7 +155,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
                                        ph["ABSMAG01_SDSS_U"], ph["ABSMAG01_SDSS_R"])
         for key, val in d.items():
             obs[key][rows] = val
-        written_absr[rows] = ph["ABSMAG01_SDSS_R"]
+        written_absr[rows] = ph["ABSMAG01_SDSS_R"]  # noqa: F821 - bound above, deleted after use
         failed_fit[rows] = (ph["LOGMSTAR"] == 0) & (ph["SFR"] == 0)
 
     order_key = np.lexsort((core["TARGETID"], core["HEALPIX"], core["HP"]))
@@ -338,7 +338,7 @@ def _write_tiles(out: Path, core, n_tiles: int, rng) -> list:
     params = inspect.signature(writer).parameters
     info = []
     cand = np.flatnonzero((core["COMP"] != pop.HIGH) | (rng.random(len(core["COMP"])) < 0.2))
-    for t in range(n_tiles):
+    for _ in range(n_tiles):
         k = int(min(len(cand), rng.integers(24, 48)))
         rows = np.sort(rng.choice(cand, k, replace=False))
         targets = {

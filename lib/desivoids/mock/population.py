@@ -100,7 +100,7 @@ def _high(rng, fps, n, pixel=None):
     d_lo = sky.DLIMU
     d_hi = float(cosmology.comoving_distance(Z_HIGH_MAX, sky.OMEGA_M))
     ref = sky.lf_fraction(-23.5, sky.mag_limit(sky.ZLIMU))
-    ras, decs, zs, have = [], [], [], 0
+    zs, have = [], 0
     while have < n:
         m = 3 * (n - have) + 256
         r = np.cbrt(d_lo ** 3 + rng.random(m) * (d_hi ** 3 - d_lo ** 3))

@@ -7,13 +7,12 @@ it, the git commit and whether the working tree was dirty, and each stage's run 
 runner recorded it. No database password is ever written: URLs are stored masked.
 
 The citation file follows the Citation File Format 1.2.0 and is checked against that format's
-own JSON schema, as its validator (the PyPI package cffconvert) ships it.
+own JSON schema, as its validator (the PyPI package cffconvert) ships it, kept as package data.
 """
 from __future__ import annotations
 
 import datetime
 import importlib.metadata
-import importlib.util
 import json
 import os
 import subprocess
@@ -146,17 +145,9 @@ def citation(version: str, prov: dict) -> str:
 
 
 def cff_schema() -> dict:
-    """The Citation File Format 1.2.0 JSON schema, as its validator cffconvert ships it (its
-    package data is read; cffconvert itself pins an old jsonschema, so `make install` installs
-    it without dependencies)."""
-    spec = importlib.util.find_spec("cffconvert")
-    if spec is None or not spec.submodule_search_locations:
-        from ..errors import StageError
-
-        raise StageError("the Citation File Format schema is missing: pip install --no-deps "
-                         "cffconvert==2.0.0 (make install does)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "schemas" / "1.2.0" / "schema.json"
-    return json.loads(path.read_text())
+    """The Citation File Format 1.2.0 JSON schema, as its validator cffconvert 2.0.0 ships it
+    (kept as package data: cffconvert pins a jsonschema the Jupyter stack cannot run with)."""
+    return json.loads((Path(__file__).parent.parent / "data" / "cff-1.2.0.schema.json").read_text())
 
 
 def _dates_as_strings(obj):

@@ -14,7 +14,6 @@ whole sample, NGC and SGC separately.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,7 +198,8 @@ def surface_table(summary: pd.DataFrame, cap: str = "both") -> pd.DataFrame:
 @checked("systematics")
 def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5, 10.75, 11.0,
                                                         11.25, 11.5, 12.0),
-        n_patches: dict = {"NGC": 32, "SGC": 12}, regression: bool = True, spline_df: int = 4,
+        n_patches: dict = {"NGC": 32, "SGC": 12},  # noqa: B006 - the notebook's default; never mutated
+        regression: bool = True, spline_df: int = 4,
         alpha: float = 0.05, scheduler_address: str = "", num_workers: int = 0
         ) -> SystematicsResult:
     """The systematics stage (parameters as the notebook declares them)."""
