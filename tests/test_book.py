@@ -180,11 +180,11 @@ def test_a_mock_run_says_mock_first_and_shows_the_planted_truth(tmp_path):
     intro = " ".join(_text(html / "intro.html").split())
     assert "6.4 million" not in intro
     assert "MOCK: The answer on the mock sky of this run (not DESI DR1)" in intro
-    assert "expected (mock)" in intro and "interval covers it" in intro
+    assert "expected (mock) covered" in intro
     assert re.search(r"MOCK\s*, percentage points, both caps", intro)  # the table's note
     # VoidFinder planted -10.0 points: covered; the V2 prunings' -5.0 lies outside their intervals
-    assert "VoidFinder ssfr 1,234 56,789 -10.0 -11.1 to -8.8 -10.0 yes" in intro
-    assert "ZOBOV ssfr 1,234 56,789 -2.0 -3.1 to -0.8 -5.0 no" in intro
+    assert "VoidFinder sSFR < 1e-11 /yr 1,234 / 56,789 -10.0 (-11.1 to -8.8) -10.0 yes" in intro
+    assert "ZOBOV sSFR < 1e-11 /yr 1,234 / 56,789 -2.0 (-3.1 to -0.8) -5.0 no" in intro
     assert "A null mock" in intro and "20 of 20" in intro
     for executed in ("executed/07_environment",):
         assert "mock" in _title(html / f"{executed}.html").lower()
@@ -201,7 +201,7 @@ def test_a_real_run_says_desi_dr1_and_shows_no_planted_truth(tmp_path):
             _text(html / f"{page}.html").split()), page
     intro = " ".join(_text(html / "intro.html").split())
     assert "The answer on DESI DR1." in intro and "Mock run" not in intro
-    assert "expected (mock)" not in intro and "VoidFinder ssfr 1,234 56,789 -10.0" in intro
+    assert "expected (mock)" not in intro and "VoidFinder sSFR < 1e-11 /yr 1,234 / 56,789 -10.0" in intro
     assert re.search(r"DESI DR1\s*, percentage points, both caps", intro)
 
 

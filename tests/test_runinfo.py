@@ -99,6 +99,13 @@ def test_the_answer_in_words_has_one_sentence_per_distinct_result():
     assert "95% interval 8.8 to 11.1 less" in text
     assert "In REVOLVER, VIDE and ZOBOV voids" in text
     assert "2.1 less to 0.2 more, which includes no difference" in text  # dn4000 of the V2
+    one = _summary()
+    one.loc[one.algorithm == "ZOBOV", ["n_wall", "rd", "rd_jk_lo", "rd_jk_hi"]] = [0, np.nan,
+                                                                                   np.nan, np.nan]
+    assert "ZOBOV has no estimate: 1,234 void and 0 wall galaxies, no wall galaxy to compare" \
+        in result_paragraph(one)
+    assert "1 percentage point less often" in result_paragraph(
+        _summary().assign(rd=-0.01, rd_jk_lo=-0.03, rd_jk_hi=0.004))
     assert "+0." not in text and "[" not in text
     apart = result_paragraph(_summary(v2_same=False))
     assert "In REVOLVER and VIDE voids" in apart and "In ZOBOV voids" in apart

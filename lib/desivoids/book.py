@@ -183,25 +183,38 @@ def _pp(x) -> str:
     return "-" if x is None or not np.isfinite(x) else f"{x * 100:+.1f}"
 
 
+#: the quenched definitions as the results table names them
+DEFINITION_SHORT = {"ssfr": "sSFR < 1e-11 /yr", "dn4000": "Dn4000 > 1.6", "ur": "u - r ≥ 2.22"}
+
+
 def answer_table(summary: pd.DataFrame, expected: pd.DataFrame | None,
                  label: str = "DESI DR1") -> str:
-    """The results table (both caps, all voids), in percentage points; on a mock run each
-    estimate beside the mock's expected value and whether its interval covers it."""
+    """The results table (both caps, all voids), in percentage points, one row per algorithm
+    and definition; on a mock run each estimate beside the mock's expected value and whether
+    its interval covers it."""
+    from .formats import ALGORITHMS
+
     s = summary[(summary.cap == "both") & (summary["sample"] == "all voids")]
+    order = {a: k for k, a in enumerate(ALGORITHMS)}
+    defs = {d: k for k, d in enumerate(DEFINITION_SHORT)}
+    s = s.sort_values(["algorithm", "definition"], key=lambda c: c.map(
+        order if c.name == "algorithm" else defs))
     e = ({(r.algorithm, r.definition): r for r in expected.itertuples()}
          if expected is not None else {})
-    head = "| algorithm | definition | void galaxies | wall galaxies | void - wall (points) | 95% interval |"
-    rule = "|---|---|---:|---:|---:|---|"
+    head = "| algorithm | quenched if | void / wall galaxies | void - wall, points (95% interval) |"
+    rule = "|---|---|---:|---|"
     if e:
-        head += " expected (mock) | interval covers it |"
+        head += " expected (mock) | covered |"
         rule += "---:|---|"
     rows = [head, rule]
     for r in s.itertuples():
-        n_void = f"{int(r.n_void):,d}" if np.isfinite(r.n_void) else "-"
-        n_wall = f"{int(r.n_wall):,d}" if np.isfinite(r.n_wall) else "-"
-        row = (f"| {r.algorithm} | {r.definition} | {n_void} | {n_wall} | {_pp(r.rd)} | "
-               f"{_pp(r.rd_jk_lo)} to {_pp(r.rd_jk_hi)} |" if np.isfinite(r.rd_jk_lo) else
-               f"| {r.algorithm} | {r.definition} | {n_void} | {n_wall} | {_pp(r.rd)} | - |")
+        counts = (f"{int(r.n_void):,d} / {int(r.n_wall):,d}"
+                  if np.isfinite(r.n_void) and np.isfinite(r.n_wall) else "-")
+        estimate = _pp(r.rd)
+        if np.isfinite(r.rd) and np.isfinite(r.rd_jk_lo) and np.isfinite(r.rd_jk_hi):
+            estimate += f" ({_pp(r.rd_jk_lo)} to {_pp(r.rd_jk_hi)})"
+        row = (f"| {r.algorithm} | {DEFINITION_SHORT.get(r.definition, r.definition)} | "
+               f"{counts} | {estimate} |")
         if e:
             x = e.get((r.algorithm, r.definition))
             covered = "-" if x is None or x.covered is None or x.covered != x.covered else \
@@ -209,7 +222,8 @@ def answer_table(summary: pd.DataFrame, expected: pd.DataFrame | None,
             row += f" {_pp(None if x is None else x.expected)} | {covered} |"
         rows.append(row)
     note = (f"\n**{label.upper() if label == 'mock' else label}**, percentage points, both caps, "
-            "all voids; intervals are the delete-one-patch jackknife's. ")
+            "all voids; intervals are the delete-one-patch jackknife's; a dash: no estimate "
+            "(no void or no wall galaxies). ")
     if e:
         note += ("Expected: the void-minus-wall difference the mock planted, for the latent "
                  "quenched state (the observed definitions misclassify a few per cent of "

@@ -93,7 +93,8 @@ def mark_mock(fig) -> None:
     fig.text(0.005, 0.995, f"{MOCK_MARK}: not DESI data", ha="left", va="top", fontsize=9,
              fontweight="bold", color="#b30000", gid=MOCK_GID, zorder=1000,
              bbox={"facecolor": "white", "edgecolor": "#b30000", "boxstyle": "round,pad=0.2"})
-    fig.text(0.5, 0.5, MOCK_MARK, ha="center", va="center", fontsize=60, fontweight="bold",
+    size = max(36.0, 12.0 * float(min(fig.get_size_inches())))  # points: larger on larger figures
+    fig.text(0.5, 0.5, MOCK_MARK, ha="center", va="center", fontsize=size, fontweight="bold",
              color="#b30000", alpha=0.12, rotation=20, gid=MOCK_GID + "-watermark", zorder=1000)
 
 

@@ -181,17 +181,21 @@ def _points(rd: float, lo: float, hi: float) -> tuple[str, str]:
     def pp(x):
         return f"{abs(x) * 100:.{digits}f}"
 
-    if round(abs(rd) * 100, digits) == 0:
+    def bound(x):  # one end of a interval that holds zero, with its direction
+        return "0" if float(pp(x)) == 0 else f"{pp(x)} {'less' if x < 0 else 'more'}"
+
+    if float(pp(rd)) == 0:
         how = "equally often"
     else:
-        how = f"{pp(rd)} percentage points {'less' if rd < 0 else 'more'} often"
+        unit = "percentage point" if pp(rd) in ("1", "1.0") else "percentage points"
+        how = f"{pp(rd)} {unit} {'less' if rd < 0 else 'more'} often"
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return how, "no jackknife interval"
     if hi < 0:
         return how, f"95% interval {pp(hi)} to {pp(lo)} less"
     if lo > 0:
         return how, f"95% interval {pp(lo)} to {pp(hi)} more"
-    return how, f"95% interval {pp(lo)} less to {pp(hi)} more, which includes no difference"
+    return how, f"95% interval {bound(lo)} to {bound(hi)}, which includes no difference"
 
 
 def result_paragraph(summary: pd.DataFrame) -> str:
@@ -200,9 +204,13 @@ def result_paragraph(summary: pd.DataFrame) -> str:
     caps, all voids, jackknife intervals)."""
     s = summary[(summary.cap == "both") & (summary["sample"] == "all voids")]
     groups: dict[tuple, list[str]] = {}
+    unmeasured = []
     for algorithm in formats.ALGORITHMS:
         a = s[s.algorithm == algorithm]
-        if a.empty or "rd" not in a or a.rd.isna().all():
+        if a.empty:
+            continue
+        if "rd" not in a or a.rd.isna().all():
+            unmeasured.append((algorithm, int(a.n_void.iloc[0]), int(a.n_wall.iloc[0])))
             continue
         key = (int(a.n_void.iloc[0]), int(a.n_wall.iloc[0]),
                tuple((r.definition, round(float(r.rd), 12), round(float(r.rd_jk_lo), 12),
@@ -226,6 +234,11 @@ def result_paragraph(summary: pd.DataFrame) -> str:
             "; ".join(clauses[:-1]) + "; and " + clauses[-1]
         sentences.append(f"In {names} voids ({n_void:,d} void and {n_wall:,d} wall "
                          f"galaxies{same}), {body}.")
+    for algorithm, n_void, n_wall in unmeasured:
+        missing = "no wall galaxy" if n_wall == 0 else "no void galaxy" if n_void == 0 else \
+            "no estimate"
+        sentences.append(f"{algorithm} has no estimate: {n_void:,d} void and {n_wall:,d} wall "
+                         f"galaxies, {missing} to compare with.")
     return " ".join(sentences)
 
 
