@@ -73,6 +73,9 @@ from IPython.display import display
 from desivoids import acquire
 from desivoids.acquire.spectra import read_spectra
 from desivoids.acquire.steps import manifest_rows
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 110)

@@ -39,6 +39,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from desivoids import recon
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 result = recon.run(data_dir=data_dir, input_dir=input_dir, strict=strict, checksum=checksum)
 files, inv = result.files, result.tables()

@@ -54,6 +54,9 @@ import pyarrow.parquet as pq
 
 from desivoids import convert, formats
 from desivoids.convert import columns
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 100)

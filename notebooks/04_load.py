@@ -45,6 +45,9 @@ import pandas as pd
 
 from desivoids import load, paths
 from desivoids.load import report
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 pd.set_option("display.max_colwidth", 90)
 pd.set_option("display.width", 160)

@@ -48,6 +48,9 @@ import numpy as np
 import pandas as pd
 
 from desivoids import integrity
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 pd.set_option("display.max_rows", 300)
 pd.set_option("display.max_colwidth", 120)

@@ -56,6 +56,9 @@ import pyarrow.parquet as pq
 from matplotlib.patches import Circle
 
 from desivoids import environment, formats, paths
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.width", 200)

@@ -40,6 +40,9 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from desivoids import release
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 80)

@@ -58,7 +58,8 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-dev-shm-usage", "--hide-scrollbars"]
 VIEWPORT = {"width": 1280, "height": 900}
 SCREENSHOTS = {"index": "index.html", "07_environment": "book/executed/07_environment.html",
-               "08_systematics": "book/executed/08_systematics.html"}
+               "08_systematics": "book/executed/08_systematics.html",
+               "run_dr1": "book/run_dr1.html"}
 FIGURE_PAGE = "book/executed/07_environment.html"
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -72,7 +73,16 @@ PAGE_FACTS = """async () => {
     await window.MathJax.startup.promise;
   }
   const math = [...document.querySelectorAll('.math')];
+  const main = document.querySelector('main') || document.body;
+  const firstFigure = main.querySelector('img, canvas, figure');
+  let beforeFigure = main.innerText;
+  if (firstFigure) {
+    const r = document.createRange(); r.setStart(main, 0); r.setEndBefore(firstFigure);
+    beforeFigure = r.toString();
+  }
   return {
+    title: document.title,
+    before_figure: beforeFigure.slice(0, 20000),
     url: location.href,
     ids: [...document.querySelectorAll('[id]')].map(e => e.id)
          .concat([...document.querySelectorAll('a[name]')].map(e => e.name)),
@@ -460,6 +470,21 @@ def test_the_interactive_figure_draws(crawl):
     assert fig["painted"] >= 100 and fig["colours"] >= 2, f"the figure's canvas is blank: {fig}"
     scripts = crawl.pages[FIGURE_PAGE].facts["scripts"]
     assert any(s.startswith(crawl.base + "_static/") for s in scripts)
+
+
+def test_a_mock_run_says_mock_before_the_first_figure_of_every_page(crawl):
+    """Issue 22 point 1: the tiny book is a mock run, so every page of the book (hand-written
+    and stage chapters) says so in its title and before its first figure."""
+    problems = []
+    for rel, p in crawl.pages.items():
+        if not rel.startswith("book/"):
+            continue  # Sphinx's genindex and search pages
+        if "mock" not in p.facts["title"].lower():
+            problems.append(f"{rel}: title {p.facts['title']!r} does not say mock")
+        if "mock" not in p.facts["before_figure"].lower():
+            problems.append(f"{rel}: no 'mock' before its first figure")
+    assert len([r for r in crawl.pages if r.startswith("book/executed/")]) == 9
+    assert not problems, "\n".join(problems)
 
 
 def test_screenshots_are_kept(crawl):

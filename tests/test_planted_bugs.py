@@ -96,6 +96,14 @@ BUGS = [
         "as db:",
         "tests/test_publish_unit.py::"
         "test_a_failure_between_environment_tables_and_folder_leaves_both_as_they_were"),
+    Bug("the answer figure of a mock run carries no MOCK mark",
+        "release/figure.py", "    if mock:\n        mark_mock(fig)",
+        "    if False:\n        mark_mock(fig)",
+        "tests/test_runinfo.py::test_the_answer_figure_says_mock_and_shows_the_planted_value"),
+    Bug("the answer in words repeats one template sentence per algorithm",
+        "systematics/stage.py", "groups.setdefault(key, []).append(algorithm)",
+        "groups.setdefault((algorithm, key), []).append(algorithm)",
+        "tests/test_runinfo.py::test_the_answer_in_words_has_one_sentence_per_distinct_result"),
 ]
 
 IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "_build", "executed", "_mathjax",

@@ -148,7 +148,7 @@ def test_an_inconsistent_artefact_fails_the_stage_and_keeps_the_previous_release
         released, monkeypatch):
     d, _ = released
     before = (d / "release" / "v1" / "SHA256SUMS").read_text()
-    monkeypatch.setattr(release, "answer_figure", lambda summary, path: path.write_text("no png"))
+    monkeypatch.setattr(release, "answer_figure", lambda summary, path, **kw: path.write_text("no png"))
     with pytest.raises(StageError, match="figures/answer.png: not a PNG file"):
         release.run(data_dir=str(d), sample_size=500, sample_seed=7)
     assert (d / "release" / "v1" / "SHA256SUMS").read_text() == before
@@ -182,3 +182,23 @@ def test_a_release_is_refused_while_integrity_failed_unless_allowed_and_then_say
     assert prov["integrity"] == {"status": "failed", "failed_checks": [failed_id],
                                  "released_anyway": True}
     assert "integrity stage failed" in (res.out_dir / "CITATION.cff").read_text()
+
+
+def test_a_mock_runs_release_says_mock_in_its_title_readme_and_figure(analysed, tmp_path):
+    """Issue 22 point 1: the run's profile decides; a run with a mock section (the runner's
+    record) releases a CITATION.cff and README titled mock; a real run's say DESI DR1."""
+    d = tmp_path / "run"
+    shutil.copytree(analysed, d, ignore=shutil.ignore_patterns("release"))
+    (d / "run").mkdir(exist_ok=True)
+    (d / "run" / "params.json").write_text(json.dumps({"profile": "mock", "mock": {"scale": "tiny"}}))
+    out = release.run(data_dir=str(d), sample_size=500, sample_seed=7).out_dir
+    cff = yaml.safe_load((out / "CITATION.cff").read_text())
+    assert "mock" in cff["title"] and "not DESI DR1" in cff["title"]
+    assert "mock" in cff["abstract"] and validate_citation(out / "CITATION.cff") == []
+    readme = (out / "README.md").read_text()
+    assert readme.splitlines()[0] == "# desivoids release v1, mock" and "not DESI data" in readme
+    (d / "run" / "params.json").write_text(json.dumps({"profile": "dr1", "mock": None}))
+    out = release.run(data_dir=str(d), sample_size=500, sample_seed=7).out_dir
+    cff = yaml.safe_load((out / "CITATION.cff").read_text())
+    assert "DESI DR1" in cff["title"] and "mock" not in cff["title"] and "abstract" not in cff
+    assert (out / "README.md").read_text().splitlines()[0] == "# desivoids release v1, DESI DR1"

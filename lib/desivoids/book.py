@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from . import paths
 from .errors import StageError
+from .runinfo import RunInfo, run_info
+from .systematics.expected import beside_expected, read_expected
 
 MATHJAX = paths.BOOK / "_mathjax" / "mathjax" / "tex-mml-chtml.js"
 
@@ -91,9 +96,12 @@ GENERATED = "book/_generated"
 
 def generated_pages(root: Path) -> Path:
     """Write what the hand-written pages show from the run the executed notebooks came from
-    (book/executed/run.json) into ``book/_generated`` (git-ignored): the answer figure and
-    paragraph of its release, its data, the stage table of the registry, its run report and
-    data dictionary. So the introduction's numbers are the run's own, never typed in."""
+    (book/executed/run.json) into ``book/_generated`` (git-ignored): the first line of every
+    page and the book's title (mock or DESI DR1, :func:`desivoids.runinfo.run_info`), the answer
+    figure, caption, words and table of its release (on a mock run beside the planted values),
+    its data, the stage table and every stage's parameters from the registry, the README's
+    DR1-scale measurements, its run report and data dictionary. So the pages' numbers are the
+    run's own, never typed in."""
     from .stages import ORDER, STAGES
 
     record = root / "book" / "executed" / "run.json"
@@ -112,22 +120,173 @@ def generated_pages(root: Path) -> Path:
     release = releases[-1].parent
     out = root / GENERATED
     out.mkdir(parents=True, exist_ok=True)
+    info = run_info(data_dir)
     shutil.copyfile(release / "figures" / "answer.png", out / "answer.png")
     shutil.copyfile(release / "data_dictionary.md", out / "data_dictionary.md")
     (out / "run_report.md").write_text(report.read_text() + _dr1_scale_section(data_dir))
     systematics = json.loads((release / "reports" / "systematics.json").read_text())
-    params_json = data_dir / "run" / "params.json"
-    mock = json.loads(params_json.read_text()).get("mock") if params_json.exists() else None
-    on = ("On the mock sky of this run (see *The data* below), not on DESI's galaxies: "
-          if mock else "")
-    (out / "answer.md").write_text(on + systematics["paragraph"] + "\n")
+    summary = pd.read_csv(release / "reports" / "systematics_summary.csv")
+    edges = (systematics.get("parameters") or {}).get("mass_edges")
+    expected = beside_expected(summary, read_expected(data_dir), edges) if edges else None
+    (out / "banner.md").write_text(_banner(info))
+    (out / "answer_caption.md").write_text(_answer_caption(info, expected))
+    (out / "answer.md").write_text(systematics["paragraph"] + "\n\n"
+                                   + answer_table(summary, expected, info.label))
     (out / "data.md").write_text(_data_page(run, json.loads(
-        (release / "provenance.json").read_text()), mock))
+        (release / "provenance.json").read_text()), info.settings if info.mock else None))
     (out / "stages.md").write_text("\n".join(
         ["| stage | what it does |", "|---|---|"] +
         [f"| {{doc}}`{n} <{STAGES[n].chapter.removeprefix('book/')}>` | {STAGES[n].summary} |"
          for n in ORDER]) + "\n")
+    (out / "parameters.md").write_text(parameters_tables())
+    (out / "dr1_needs.md").write_text(_dr1_needs(root))
+    (out / "_config.yml").write_text(_config(root, info))
+    (out / "repository.md").write_text(_repository(root))
     return out
+
+
+def _repository(root: Path) -> str:
+    """A sentence linking the source repository: ``repository: url:`` of _config.yml."""
+    url = ((yaml.safe_load((root / "_config.yml").read_text()) or {}).get("repository")
+           or {}).get("url")
+    if url:
+        return (f"The source code, its tests and its issues: the [desivoids repository]({url}) "
+                "(its README says how to set it up).\n")
+    return ("The source code and its tests are in the desivoids repository that built this "
+            "book (its README says how to set it up; the book's _config.yml gives no public "
+            "address).\n")
+
+
+def _banner(info: RunInfo) -> str:
+    """The first line of every hand-written page: what the run is of."""
+    if info.mock:
+        return (f"**Mock run.** This book shows a run on {info.sky}, written by `desivoids.mock` "
+                "with a planted answer to test the pipeline. Its numbers describe the mock, not "
+                "the Universe; {doc}`run_dr1` says how to run it on DESI's files.\n")
+    return f"**DESI DR1.** This book shows a run on {info.sky}.\n"
+
+
+def _answer_caption(info: RunInfo, expected) -> str:
+    """Figure 1's caption: the answer of this run, of a mock or DESI DR1."""
+    what = "the mock sky of this run (not DESI DR1)" if info.mock else "DESI DR1"
+    extra = (" Open diamonds: the value each algorithm is expected to give, planted in the mock "
+             "and computed by the mock's own code." if expected is not None else "")
+    return (f"**{'MOCK: ' if info.mock else ''}The answer on {what}.** Quenched fraction of void "
+            "galaxies minus that of wall galaxies of the same stellar mass (walls reweighted to "
+            "the void mass distribution), for each void-finding algorithm and each of the three "
+            "quenched definitions, both caps, all voids. The bars are 95% jackknife intervals "
+            "over equal-area sky patches ({doc}`methods`). Negative: void galaxies are quenched "
+            f"less often.{extra}\n")
+
+
+def _pp(x) -> str:
+    return "-" if x is None or not np.isfinite(x) else f"{x * 100:+.1f}"
+
+
+#: the quenched definitions as the results table names them
+DEFINITION_SHORT = {"ssfr": "sSFR < 1e-11 /yr", "dn4000": "Dn4000 > 1.6", "ur": "u - r ≥ 2.22"}
+
+
+def answer_table(summary: pd.DataFrame, expected: pd.DataFrame | None,
+                 label: str = "DESI DR1") -> str:
+    """The results table (both caps, all voids), in percentage points, one row per algorithm
+    and definition; on a mock run each estimate beside the mock's expected value and whether
+    its interval covers it."""
+    from .formats import ALGORITHMS
+
+    s = summary[(summary.cap == "both") & (summary["sample"] == "all voids")]
+    order = {a: k for k, a in enumerate(ALGORITHMS)}
+    defs = {d: k for k, d in enumerate(DEFINITION_SHORT)}
+    s = s.sort_values(["algorithm", "definition"], key=lambda c: c.map(
+        order if c.name == "algorithm" else defs))
+    e = ({(r.algorithm, r.definition): r for r in expected.itertuples()}
+         if expected is not None else {})
+    head = "| algorithm | quenched if | void / wall galaxies | void - wall, points (95% interval) |"
+    rule = "|---|---|---:|---|"
+    if e:
+        head += " expected (mock) | covered |"
+        rule += "---:|---|"
+    rows = [head, rule]
+    for r in s.itertuples():
+        counts = (f"{int(r.n_void):,d} / {int(r.n_wall):,d}"
+                  if np.isfinite(r.n_void) and np.isfinite(r.n_wall) else "-")
+        estimate = _pp(r.rd)
+        if np.isfinite(r.rd) and np.isfinite(r.rd_jk_lo) and np.isfinite(r.rd_jk_hi):
+            estimate += f" ({_pp(r.rd_jk_lo)} to {_pp(r.rd_jk_hi)})"
+        row = (f"| {r.algorithm} | {DEFINITION_SHORT.get(r.definition, r.definition)} | "
+               f"{counts} | {estimate} |")
+        if e:
+            x = e.get((r.algorithm, r.definition))
+            covered = "-" if x is None or x.covered is None or x.covered != x.covered else \
+                ("yes" if x.covered else "**no**")
+            row += f" {_pp(None if x is None else x.expected)} | {covered} |"
+        rows.append(row)
+    note = (f"\n**{label.upper() if label == 'mock' else label}**, percentage points, both caps, "
+            "all voids; intervals are the delete-one-patch jackknife's; a dash: no estimate "
+            "(no void or no wall galaxies). ")
+    if e:
+        note += ("Expected: the void-minus-wall difference the mock planted, for the latent "
+                 "quenched state (the observed definitions misclassify a few per cent of "
+                 "galaxies each way, which pulls an estimate slightly towards zero).")
+    return "\n".join(rows) + "\n" + note + "\n"
+
+
+def parameters_tables() -> str:
+    """Every stage's parameters, from the registry and each notebook's parameters cell: name,
+    default, domain (the start of the help comment) and meaning."""
+    from .params import Domain, declared_parameters
+    from .stages import ORDER, STAGES
+
+    def cell(text) -> str:
+        return (str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+                .replace(">", "&gt;"))
+
+    out = []
+    for name in ORDER:
+        out += [f"### {name}", "", "| parameter | default | domain | meaning |",
+                "|---|---|---|---|"]
+        for p in declared_parameters(STAGES[name]).values():
+            domain = Domain.parse(p.help)
+            meaning = re.sub(r"^(\{[^}]*\}|[\[(][^\])]*[\])])\s*", "", p.help) if domain else p.help
+            domain_text = str(domain) if domain is not None else p.type_name
+            out.append(f"| `{p.name}` | `{cell(repr(p.default))}` | {cell(domain_text)} | "
+                       f"{cell(meaning.strip()) or '-'} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _dr1_needs(root: Path) -> str:
+    """The README's table of what each stage needs at DR1 scale (measured on the DR1-scale
+    mock), so the book repeats the repository's own record instead of a copy of its numbers."""
+    readme = root / "README.md"
+    if not readme.exists():
+        raise BookError(f"{paths.display(readme)} is missing: the page run_dr1 shows its table "
+                        "of what each stage needs")
+    text = readme.read_text()
+    start = text.find("**What each stage needs**")
+    if start < 0:
+        raise BookError("README.md has no paragraph '**What each stage needs**'")
+    lines, table = text[start:].splitlines(), []
+    for line in lines[1:]:
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            break
+    if not table:
+        raise BookError("README.md's '**What each stage needs**' has no table")
+    return "\n".join(table) + "\n"
+
+
+def _config(root: Path, info: RunInfo) -> str:
+    """The book's _config.yml with the run's title (a mock run's says mock)."""
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    config["title"] = info.title
+    # Jupyter Book finds local extensions relative to the config file, which now sits in
+    # book/_generated: name their folders absolutely (never shown on a page)
+    ext = (config.get("sphinx") or {}).get("local_extensions") or {}
+    for name, folder in ext.items():
+        ext[name] = str((root / folder).resolve())
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
 DR1_MOCK_PROFILE = paths.ROOT / "params" / "dr1-mock.yml"
@@ -158,14 +317,15 @@ def _data_page(run: dict, prov: dict, mock: dict | None) -> str:
         k = kinds.setdefault(f.get("kind") or "file", [0, 0])
         k[0] += 1
         k[1] += int(f.get("bytes") or 0)
-    if mock:
+    if mock is not None:
         origin = (f"This book was rendered from the run of `{run['params_file']}` (profile "
                   f"`{run['profile']}`), on a **mock sky**: files written by `desivoids.mock` in "
                   "exactly the formats of the real DESI files (names, HDUs, columns, FITS types, "
                   "units and header keys), with a planted, known environment effect on the "
                   "quenched fraction. The loaders cannot tell it from the real files; the planted "
                   "truth is read only by the tests, which check that the pipeline recovers it, "
-                  "and by the systematics chapter, which shows it beside each estimate. "
+                  "and by the answer above and the systematics chapter, which show it beside "
+                  "each estimate. "
                   "Its numbers describe the mock, not the Universe: run `params/dr1.yml` for "
                   "DESI's own files.")
     else:
@@ -195,7 +355,7 @@ def build(root: Path = paths.ROOT, *, strict: bool = True) -> Path:
                         "run `desivoids run` first")
     generated_pages(root)
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(root)]
+    cmd = [str(jb), "build", str(root), "--config", str(root / GENERATED / "_config.yml")]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
@@ -213,7 +373,7 @@ def copy_sources(dest: Path, root: Path = paths.ROOT) -> Path:
     notebooks or MathJax, so a test can run and build a complete book outside the repository."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("_config.yml", "_toc.yml"):
+    for name in ("_config.yml", "_toc.yml", "README.md"):
         shutil.copy(root / name, dest / name)
     shutil.copytree(root / "book", dest / "book",
                     ignore=shutil.ignore_patterns("executed", "_mathjax", "_generated"),

@@ -44,6 +44,7 @@ from . import columns as C
 from .provenance import citation, provenance, validate_citation
 from .figure import answer_figure
 from ..params import checked
+from ..runinfo import RunInfo, run_info
 
 __all__ = ["run", "ReleaseResult", "PROMISED", "check_completeness"]
 
@@ -227,15 +228,17 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         write_json(tmp / "data_dictionary.json", dictionary)
         (tmp / "data_dictionary.md").write_text(_dictionary_md(dictionary))
         (tmp / "figures").mkdir()
-        answer_figure(pq.read_table(layout.stage("systematics") / "summary.parquet").to_pandas(),
-                      tmp / "figures" / "answer.png")
+        info = run_info(data_dir)
+        summary = pq.read_table(layout.stage("systematics") / "summary.parquet").to_pandas()
+        answer_figure(summary, tmp / "figures" / "answer.png", mock=info.mock,
+                      expected=_beside_expected(layout, data_dir, summary))
         prov = provenance(layout, {"version": version, "sample_size": sample_size,
                                    "sample_seed": sample_seed,
                                    "allow_failed_integrity": allow_failed_integrity})
         prov["integrity"] = integrity
         write_json(tmp / "provenance.json", prov)
-        (tmp / "CITATION.cff").write_text(citation(version, prov))
-        (tmp / "README.md").write_text(_readme(version, dictionary, integrity))
+        (tmp / "CITATION.cff").write_text(citation(version, prov, info))
+        (tmp / "README.md").write_text(_readme(version, dictionary, integrity, info))
         (tmp / "SHA256SUMS").write_text(_sumfile(tmp))
         completeness = check_completeness(tmp)
         write_json(tmp / "completeness.json", completeness)
@@ -255,8 +258,20 @@ def integrity_status(report: Path) -> dict:
     return {"status": "failed" if failed else "passed", "failed_checks": failed}
 
 
-def _readme(version: str, dictionary: list[dict], integrity: dict) -> str:
-    lines = [f"# desivoids release {version}", ""]
+def _beside_expected(layout: paths.RunLayout, data_dir: str, summary: pd.DataFrame):
+    """The mock's expected answers beside the estimates (None on real data)."""
+    from ..systematics.expected import beside_expected, read_expected
+
+    report = json.loads((layout.stage("systematics") / "report.json").read_text())
+    edges = report.get("parameters", {}).get("mass_edges")
+    return beside_expected(summary, read_expected(data_dir), edges) if edges else None
+
+
+def _readme(version: str, dictionary: list[dict], integrity: dict, info: RunInfo) -> str:
+    lines = [f"# desivoids release {version}, {info.label}", ""]
+    if info.mock:
+        lines += [f"**A mock run**: made from {info.sky}, written by `desivoids.mock` with a "
+                  "planted answer to test the pipeline. These tables are not DESI data.", ""]
     if integrity["failed_checks"]:
         lines += ["**Released although the run's integrity stage failed** "
                   f"(`allow_failed_integrity`): {', '.join(integrity['failed_checks'])}. "

@@ -108,14 +108,16 @@ def release_date(prov: dict) -> str:
     return datetime.date.today().isoformat()
 
 
-def citation(version: str, prov: dict) -> str:
-    """CITATION.cff of a release: this data product, and what it is built from."""
+def citation(version: str, prov: dict, info=None) -> str:
+    """CITATION.cff of a release: this data product, and what it is built from. ``info``
+    (:class:`desivoids.runinfo.RunInfo`) gives the title: a mock run's says mock."""
     doc = {
         "cff-version": "1.2.0",
         "message": "If you use this data product, please cite it and the DESI data it is built "
                    "from, as below.",
         "type": "dataset",
-        "title": "desivoids: galaxies in DESI DR1 voids and walls",
+        "title": info.title if info is not None else
+        "desivoids: galaxies in voids and walls of DESI DR1",
         "version": version,
         "date-released": release_date(prov),
         "authors": [{"name": "The desivoids developers"}],
@@ -136,10 +138,16 @@ def citation(version: str, prov: dict) -> str:
              "url": "https://github.com/desihub/fastspecfit"},
         ],
     }
+    abstract = []
+    if info is not None and info.mock:
+        abstract.append(f"A mock run: made from {info.sky}, written by desivoids.mock with a "
+                        "planted answer to test the pipeline; not DESI data.")
     failed = (prov.get("integrity") or {}).get("failed_checks")
     if failed:
-        doc["abstract"] = ("Released although the run's integrity stage failed: "
-                           + ", ".join(failed) + ". See reports/integrity.json.")
+        abstract.append("Released although the run's integrity stage failed: "
+                        + ", ".join(failed) + ". See reports/integrity.json.")
+    if abstract:
+        doc["abstract"] = " ".join(abstract)
     return ("# The citation of this release (Citation File Format 1.2.0)\n"
             + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 

@@ -164,24 +164,81 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
             pd.DataFrame(), pd.DataFrame(counts), patches)
 
 
+#: the quenched definitions in words, as a sentence names them
+DEFINITION_WORDS = {"ssfr": "by specific star-formation rate, sSFR < 1e-11 /yr",
+                    "dn4000": "by the 4000 Å break, Dn4000 > 1.6",
+                    "ur": "by colour, u - r ≥ 2.22"}
+
+
+def _points(rd: float, lo: float, hi: float) -> tuple[str, str]:
+    """(how much more or less often, its 95% interval) in percentage points, in words."""
+    if not np.isfinite(rd):
+        return "not measured", "no estimate"
+    width = (hi - lo) * 100 if np.isfinite(lo) and np.isfinite(hi) else 0.0
+    digits = 0 if width >= 3 else 1
+
+    def pp(x):
+        return f"{abs(x) * 100:.{digits}f}"
+
+    def bound(x):  # one end of a interval that holds zero, with its direction
+        return "0" if float(pp(x)) == 0 else f"{pp(x)} {'less' if x < 0 else 'more'}"
+
+    if float(pp(rd)) == 0:
+        how = "equally often"
+    else:
+        unit = "percentage point" if pp(rd) in ("1", "1.0") else "percentage points"
+        how = f"{pp(rd)} {unit} {'less' if rd < 0 else 'more'} often"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return how, "no jackknife interval"
+    if hi < 0:
+        return how, f"95% interval {pp(hi)} to {pp(lo)} less"
+    if lo > 0:
+        return how, f"95% interval {pp(lo)} to {pp(hi)} more"
+    return how, f"95% interval {bound(lo)} to {bound(hi)}, which includes no difference"
+
+
 def result_paragraph(summary: pd.DataFrame) -> str:
-    """The result in words, every number from the run's summary (both caps, all voids)."""
+    """The result in words, one sentence per distinct result (algorithms whose void and wall
+    samples and estimates are identical share one), every number from the run's summary (both
+    caps, all voids, jackknife intervals)."""
     s = summary[(summary.cap == "both") & (summary["sample"] == "all voids")]
-    parts = []
+    groups: dict[tuple, list[str]] = {}
+    unmeasured = []
     for algorithm in formats.ALGORITHMS:
         a = s[s.algorithm == algorithm]
-        if a.empty or "rd" not in a or a.rd.isna().all():
+        if a.empty:
             continue
-        eff = "; ".join(f"{r.definition}: {r.rd:+.3f} [{r.rd_jk_lo:+.3f}, {r.rd_jk_hi:+.3f}]"
-                        for r in a.itertuples())
-        sig = [r.definition for r in a.itertuples()
-               if np.isfinite(r.rd_jk_hi) and (r.rd_jk_hi < 0 or r.rd_jk_lo > 0)]
-        n_void, n_wall = int(a.n_void.iloc[0]), int(a.n_wall.iloc[0])
-        verdict = (f"the jackknife interval excludes zero for {', '.join(sig)}" if sig else
-                   "no jackknife interval excludes zero")
-        parts.append(f"{algorithm} ({n_void:,d} void and {n_wall:,d} wall galaxies): quenched "
-                     f"fraction in voids minus walls at fixed stellar mass {eff}; {verdict}.")
-    return " ".join(parts)
+        if "rd" not in a or a.rd.isna().all():
+            unmeasured.append((algorithm, int(a.n_void.iloc[0]), int(a.n_wall.iloc[0])))
+            continue
+        key = (int(a.n_void.iloc[0]), int(a.n_wall.iloc[0]),
+               tuple((r.definition, round(float(r.rd), 12), round(float(r.rd_jk_lo), 12),
+                      round(float(r.rd_jk_hi), 12)) for r in a.itertuples()))
+        groups.setdefault(key, []).append(algorithm)
+    sentences = []
+    for (n_void, n_wall, rows), algorithms in groups.items():
+        names = (algorithms[0] if len(algorithms) == 1 else
+                 ", ".join(algorithms[:-1]) + " and " + algorithms[-1])
+        same = (", the same galaxies and estimates in each" if len(algorithms) > 1 else "")
+        clauses = []
+        for k, (definition, rd, lo, hi) in enumerate(rows):
+            how, interval = _points(rd, lo, hi)
+            words = DEFINITION_WORDS.get(definition, f"by {definition}")
+            if k == 0:
+                clauses.append(f"galaxies are quenched {how} than wall galaxies of the same "
+                               f"stellar mass {words} ({interval})")
+            else:
+                clauses.append(f"{how} {words} ({interval})")
+        body = clauses[0] if len(clauses) == 1 else \
+            "; ".join(clauses[:-1]) + "; and " + clauses[-1]
+        sentences.append(f"In {names} voids ({n_void:,d} void and {n_wall:,d} wall "
+                         f"galaxies{same}), {body}.")
+    for algorithm, n_void, n_wall in unmeasured:
+        missing = "no wall galaxy" if n_wall == 0 else "no void galaxy" if n_void == 0 else \
+            "no estimate"
+        sentences.append(f"{algorithm} has no estimate: {n_void:,d} void and {n_wall:,d} wall "
+                         f"galaxies, {missing} to compare with.")
+    return " ".join(sentences)
 
 
 def surface_table(summary: pd.DataFrame, cap: str = "both") -> pd.DataFrame:
