@@ -50,12 +50,10 @@ caps: list = []  # caps to classify (NGC, SGC); empty: every cap whose void file
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
-from matplotlib.patches import Circle
 
-from desivoids import environment, formats, paths
+from desivoids import environment
+from desivoids.environment import figures
 from desivoids.runinfo import banner
 
 banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
@@ -66,12 +64,7 @@ result = environment.run(data_dir=data_dir, db_url=db_url, scheduler_address=sch
                          chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed,
                          surface_tol=surface_tol, caps=caps)
 print(result)
-layout = paths.RunLayout.of(data_dir)
-voids = pq.read_table(layout.convert / "voids.parquet").to_pandas()
-holes = pq.read_table(layout.convert / "holes.parquet").to_pandas()
-sample = pq.read_table(layout.stage("plausibility") / "sample.parquet",
-                       columns=["targetid", "cap", "ra", "dec", "comoving_x", "comoving_y",
-                                "comoving_z"]).to_pandas()
+drawn = figures.inputs(data_dir)
 
 # %% [markdown]
 # ## Flags
@@ -79,9 +72,7 @@ sample = pq.read_table(layout.stage("plausibility") / "sample.parquet",
 # Galaxies and tracers per algorithm and flag (0 wall, 1 void, 2 edge, 9 outside).
 
 # %%
-fc = pd.DataFrame(result.report["flag_counts"])
-fc.assign(flag=fc.flag.map({0: "wall", 1: "void", 2: "edge", 9: "outside"})).pivot_table(
-    index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0).astype(int)
+figures.flag_table(result.report)
 
 # %% [markdown]
 # ## Galaxies on VoidFinder's hole surfaces
@@ -115,29 +106,10 @@ pd.DataFrame(result.report["voidfinder_field"]).set_index("cap")
 # algorithms, not a bug.
 
 # %%
-fr = result.fractions
-both = fr[fr.cap == "both"]
-table = both.pivot_table(index="algorithm", columns="of", values="void_of_void_and_wall",
-                         sort=False) * 100
-table["tracers, DR7 (%)"] = [environment.summary.DR7_REFERENCE.get(a, {}).get("galaxies") for a in table.index]
-table["volume, DR7 (%)"] = [environment.summary.DR7_REFERENCE.get(a, {}).get("volume") for a in table.index]
-table.rename(columns={"tracers": "tracers (%)", "volume": "volume (%)"}).round(1)
+figures.fractions_table(result.fractions)
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 3.5))
-x = np.arange(len(formats.ALGORITHMS))
-for k, (what, colour) in enumerate((("tracers", "C0"), ("volume", "C2"))):
-    vals = [100 * both[(both.algorithm == a) & (both["of"] == what)].void_of_void_and_wall.iloc[0]
-            for a in formats.ALGORITHMS]
-    ax.bar(x + 0.2 * (2 * k - 1), vals, 0.4, color=colour, label=f"{what} (this run)")
-    ref = [environment.summary.DR7_REFERENCE.get(a, {}).get("galaxies" if what == "tracers" else "volume")
-           for a in formats.ALGORITHMS]
-    ax.scatter([xx + 0.2 * (2 * k - 1) for xx, r in zip(x, ref) if r is not None],
-               [r for r in ref if r is not None], marker="_", s=400, color="k",
-               label="SDSS DR7 (VAST)" if k == 0 else None)
-ax.set_xticks(x, formats.ALGORITHMS)
-ax.set(ylabel="% in voids: void / (void + wall)", ylim=(0, 105))
-ax.legend(loc="lower right")
+figures.fractions_figure(result.fractions)
 plt.show();
 
 # %% [markdown]
@@ -147,19 +119,7 @@ plt.show();
 # effective radius projected at their distance, per cap.
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(14, 8))
-for ax, alg in zip(axes.flat, formats.ALGORITHMS):
-    ra = np.where(sample.ra > 300, sample.ra - 360, sample.ra)
-    ax.hexbin(ra, sample.dec, gridsize=(150, 50), bins="log", cmap="Greys", mincnt=1)
-    v = voids[voids.algorithm == alg]
-    vra = np.where(v.ra > 300, v.ra - 360, v.ra)
-    size = np.degrees(v.r_eff / np.sqrt(v.x ** 2 + v.y ** 2 + v.z ** 2))
-    ax.scatter(vra, v.dec, s=4 * size ** 2, facecolors="none",
-               edgecolors=np.where(v.is_edge.fillna(True), "C1", "C0"), lw=0.6)
-    ax.set(title=f"{alg}: {len(v):,d} voids (orange: edge voids)", xlabel="RA [deg] (RA > 300 as RA - 360)",
-           ylabel="Dec [deg]")
-    ax.invert_xaxis()
-fig.tight_layout()
+figures.sky_figure(drawn["sample"], drawn["voids"])
 plt.show();
 
 # %% [markdown]
@@ -170,32 +130,7 @@ plt.show();
 # plane; V2: the void's effective sphere). Galaxies are coloured by their flag.
 
 # %%
-ngc = sample[sample.cap == "NGC"]
-z0 = float(np.median(ngc.comoving_z)) if len(ngc) else 0.0
-slab = ngc[np.abs(ngc.comoving_z - z0) < 10]
-assign = pq.read_table(layout.stage("environment") / "galaxy_void_assignments.parquet",
-                       columns=["targetid", "algorithm", "flag"]).to_pandas()
-fig, axes = plt.subplots(2, 2, figsize=(12, 12), sharex=True, sharey=True)
-colours = {0: "0.4", 1: "C0", 2: "C1", 9: "C3"}
-for ax, alg in zip(axes.flat, formats.ALGORITHMS):
-    f = slab.merge(assign[assign.algorithm == alg], on="targetid", how="left")
-    for flag, colour in colours.items():
-        g = f[f.flag == flag]
-        ax.scatter(g.comoving_x, g.comoving_y, s=2, color=colour, label=f"flag {flag}")
-    if formats.family(alg).holes:
-        h = holes[(holes.cap == "NGC") & (np.abs(holes.z - z0) < holes.radius)]
-        for r in h.itertuples():
-            ax.add_patch(Circle((r.x, r.y), np.sqrt(r.radius ** 2 - (r.z - z0) ** 2), fill=False,
-                                lw=0.4, color="C0"))
-    else:
-        v = voids[(voids.algorithm == alg) & (voids.cap == "NGC") & (np.abs(voids.z - z0) < voids.r_eff)]
-        for r in v.itertuples():
-            ax.add_patch(Circle((r.x, r.y), np.sqrt(r.r_eff ** 2 - (r.z - z0) ** 2), fill=False,
-                                lw=0.6, color="C0"))
-    ax.set(title=f"{alg}, |z - {z0:.0f}| < 10 Mpc/h", xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
-    ax.set_aspect("equal")
-axes[0, 0].legend(loc="upper right", markerscale=4)
-fig.tight_layout()
+figures.slab_figure(drawn["sample"], drawn["assign"], drawn["holes"], drawn["voids"], cap="NGC")
 plt.show();
 
 # %% [markdown]
@@ -220,27 +155,17 @@ HTML(environment.explorer.slab_html(environment.explorer.slab_data(data_dir, cap
 # volume).
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 4))
-for alg in formats.ALGORITHMS:
-    ax.hist(voids.r_eff[voids.algorithm == alg].dropna(), bins=40, histtype="step", lw=1.5,
-            label=f"{alg} ({(voids.algorithm == alg).sum():,d})")
-ax.set(xlabel="effective radius [Mpc/h]", ylabel="voids")
-ax.legend()
+figures.sizes_figure(drawn["voids"])
 plt.show();
 
 # %% [markdown]
 # ## Galaxies per void
 #
-# Every void of each catalogue (zero counts included); void ids that only ZONEVOID names (the
-# three V2 files share it while REVOLVER and VIDE keep fewer voids) are counted apart.
+# Every void of each catalogue (zero counts included); void ids that a file's ZONEVOID names but
+# its VOIDS table lacks are counted apart (none in a consistent file: integrity fails on them).
 
 # %%
-counts = pq.read_table(layout.stage("environment") / "void_counts.parquet").to_pandas()
-counts.groupby("algorithm", sort=False).agg(
-    voids=("in_catalogue", "sum"), not_in_catalogue=("in_catalogue", lambda s: int((~s).sum())),
-    voids_with_galaxies=("n_galaxies", lambda s: int((s > 0).sum())),
-    galaxies=("n_galaxies", "sum"), tracers=("n_tracers", "sum"),
-    median_tracers=("n_tracers", "median")).reindex(formats.ALGORITHMS)
+figures.counts_table(drawn["counts"])
 
 # %% [markdown]
 # ## Do the algorithms agree?
@@ -252,10 +177,7 @@ counts.groupby("algorithm", sort=False).agg(
 # independent measurements.
 
 # %%
-ag = result.agreement
-ag.pivot(index="a", columns="b", values="same_label").reindex(index=formats.ALGORITHMS,
-                                                              columns=formats.ALGORITHMS).round(3)
+figures.agreement_table(result.agreement, "same_label")
 
 # %%
-ag.pivot(index="a", columns="b", values="kappa").reindex(index=formats.ALGORITHMS,
-                                                         columns=formats.ALGORITHMS).round(3)
+figures.agreement_table(result.agreement, "kappa")

@@ -1,0 +1,178 @@
+"""The environment chapter's tables and figures, from the stage's outputs (tested on a tiny run,
+so the notebook only calls them).
+
+Every figure function returns a matplotlib Figure; every table function a DataFrame.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+from .. import formats, paths
+from .flags import EDGE, OUTSIDE, VOID, WALL
+from .summary import DR7_REFERENCE
+
+__all__ = ["FLAG_NAMES", "inputs", "flag_table", "fractions_table", "fractions_figure",
+           "sky_figure", "slab_figure", "sizes_figure", "counts_table", "agreement_table"]
+
+FLAG_NAMES = {WALL: "wall", VOID: "void", EDGE: "edge", OUTSIDE: "outside"}
+#: colours of the flags in the slab: wall grey, void blue, edge orange, outside red
+FLAG_COLOURS = {WALL: "0.4", VOID: "C0", EDGE: "C1", OUTSIDE: "C3"}
+#: half thickness of the comoving slab [Mpc/h]
+SLAB_HALF_THICKNESS = 10.0
+#: RA above this is drawn as RA - 360, so the SGC is one piece on the sky figure [deg]
+RA_WRAP = 300.0
+
+
+def inputs(data_dir: str) -> dict[str, pd.DataFrame]:
+    """What the chapter draws: convert's voids and holes, plausibility's sample positions and the
+    environment stage's assignments and void counts, through the run layout."""
+    layout = paths.RunLayout.of(data_dir)
+    env = layout.stage("environment")
+    return {
+        "voids": pq.read_table(layout.convert / "voids.parquet").to_pandas(),
+        "holes": pq.read_table(layout.convert / "holes.parquet").to_pandas(),
+        "sample": pq.read_table(layout.stage("plausibility") / "sample.parquet",
+                                columns=["targetid", "cap", "ra", "dec", "comoving_x",
+                                         "comoving_y", "comoving_z"]).to_pandas(),
+        "assign": pq.read_table(env / "galaxy_void_assignments.parquet",
+                                columns=["targetid", "algorithm", "flag"]).to_pandas(),
+        "counts": pq.read_table(env / "void_counts.parquet").to_pandas(),
+    }
+
+
+def flag_table(report: dict) -> pd.DataFrame:
+    """Galaxies and tracers per flag (rows, by name) and algorithm (columns)."""
+    fc = pd.DataFrame(report["flag_counts"])
+    return fc.assign(flag=fc.flag.map(FLAG_NAMES)).pivot_table(
+        index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0).astype(int)
+
+
+def _dr7(algorithm: str, of: str):
+    return DR7_REFERENCE.get(algorithm, {}).get("galaxies" if of == "tracers" else "volume")
+
+
+def fractions_table(fractions: pd.DataFrame) -> pd.DataFrame:
+    """Percent of tracers and of volume in voids (void / (void + wall)), both caps, beside VAST's
+    SDSS DR7 reference."""
+    both = fractions[fractions.cap == "both"]
+    table = both.pivot_table(index="algorithm", columns="of", values="void_of_void_and_wall",
+                             sort=False) * 100
+    for of in ("tracers", "volume"):
+        table[f"{of}, DR7 (%)"] = [_dr7(a, of) for a in table.index]
+    return table.rename(columns={"tracers": "tracers (%)", "volume": "volume (%)"}).round(1)
+
+
+def fractions_figure(fractions: pd.DataFrame) -> Figure:
+    """Bars: percent of tracers and of volume in voids per algorithm; ticks: SDSS DR7 (VAST)."""
+    both = fractions[fractions.cap == "both"]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    algs = [a for a in formats.ALGORITHMS if a in set(both.algorithm)]
+    x = np.arange(len(algs))
+    for k, (of, colour) in enumerate((("tracers", "C0"), ("volume", "C2"))):
+        shift = 0.2 * (2 * k - 1)
+        vals = [100 * both[(both.algorithm == a) & (both["of"] == of)].void_of_void_and_wall.iloc[0]
+                for a in algs]
+        ax.bar(x + shift, vals, 0.4, color=colour, label=f"{of} (this run)")
+        ref = [(xx + shift, _dr7(a, of)) for xx, a in zip(x, algs) if _dr7(a, of) is not None]
+        if ref:
+            ax.scatter(*zip(*ref), marker="_", s=400, color="k",
+                       label="SDSS DR7 (VAST)" if k == 0 else None)
+    ax.set_xticks(x, algs)
+    ax.set(ylabel="% in voids: void / (void + wall)", ylim=(0, 105))
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _wrapped_ra(ra) -> np.ndarray:
+    ra = np.asarray(ra, dtype=float)
+    return np.where(ra > RA_WRAP, ra - 360.0, ra)
+
+
+def sky_figure(sample: pd.DataFrame, voids: pd.DataFrame) -> Figure:
+    """The tracers (grey, log density) and each algorithm's void centres at their effective
+    radius projected at their distance (orange: edge voids), one panel per algorithm."""
+    fig, axes = plt.subplots(2, 2, figsize=(14, 8))
+    for ax, alg in zip(axes.flat, formats.ALGORITHMS):
+        ax.hexbin(_wrapped_ra(sample.ra), sample.dec, gridsize=(150, 50), bins="log",
+                  cmap="Greys", mincnt=1)
+        v = voids[voids.algorithm == alg]
+        size = np.degrees(v.r_eff / np.sqrt(v.x ** 2 + v.y ** 2 + v.z ** 2))
+        ax.scatter(_wrapped_ra(v.ra), v.dec, s=4 * size ** 2, facecolors="none",
+                   edgecolors=np.where(v.is_edge.fillna(True), "C1", "C0"), lw=0.6)
+        ax.set(title=f"{alg}: {len(v):,d} voids (orange: edge voids)",
+               xlabel=f"RA [deg] (RA > {RA_WRAP:g} as RA - 360)", ylabel="Dec [deg]")
+        ax.invert_xaxis()
+    fig.tight_layout()
+    return fig
+
+
+def slab_circles(x, y, z, radius, z0: float) -> list[tuple[float, float, float]]:
+    """(x, y, r) of the circles where spheres cut the plane z = z0 (those that reach it)."""
+    x, y, z, radius = (np.asarray(a, dtype=float) for a in (x, y, z, radius))
+    cut = np.abs(z - z0) < radius
+    r = np.sqrt(radius[cut] ** 2 - (z[cut] - z0) ** 2)
+    return list(zip(x[cut].tolist(), y[cut].tolist(), r.tolist()))
+
+
+def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
+                voids: pd.DataFrame, cap: str = "NGC") -> Figure:
+    """A comoving slab through the middle of ``cap``: its tracers coloured by flag, and where each
+    algorithm's voids cut the mid plane (a hole family: its holes; the others: each void's
+    effective sphere)."""
+    own = sample[sample.cap == cap]
+    z0 = float(np.median(own.comoving_z)) if len(own) else 0.0
+    slab = own[np.abs(own.comoving_z - z0) < SLAB_HALF_THICKNESS]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 12), sharex=True, sharey=True)
+    for ax, alg in zip(axes.flat, formats.ALGORITHMS):
+        f = slab.merge(assign[assign.algorithm == alg], on="targetid", how="left")
+        for flag, colour in FLAG_COLOURS.items():
+            g = f[f.flag == flag]
+            ax.scatter(g.comoving_x, g.comoving_y, s=2, color=colour, label=FLAG_NAMES[flag])
+        if formats.family(alg).holes:
+            s = holes[holes.cap == cap]
+            circles = slab_circles(s.x, s.y, s.z, s.radius, z0)
+        else:
+            s = voids[(voids.algorithm == alg) & (voids.cap == cap)]
+            circles = slab_circles(s.x, s.y, s.z, s.r_eff, z0)
+        for cx, cy, r in circles:
+            ax.add_patch(Circle((cx, cy), r, fill=False, lw=0.5, color="C0"))
+        ax.set(title=f"{alg}, |z - {z0:.0f}| < {SLAB_HALF_THICKNESS:g} Mpc/h",
+               xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
+        ax.set_aspect("equal")
+    axes[0, 0].legend(loc="upper right", markerscale=4)
+    fig.tight_layout()
+    return fig
+
+
+def sizes_figure(voids: pd.DataFrame) -> Figure:
+    """Histograms of the effective radius per algorithm."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for alg in formats.ALGORITHMS:
+        mine = voids.algorithm == alg
+        ax.hist(voids.r_eff[mine].dropna(), bins=40, histtype="step", lw=1.5,
+                label=f"{alg} ({int(mine.sum()):,d})")
+    ax.set(xlabel="effective radius [Mpc/h]", ylabel="voids")
+    ax.legend()
+    return fig
+
+
+def counts_table(counts: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm: voids of the catalogue, void ids ZONEVOID names but VOIDS lacks, voids with
+    galaxies, galaxies and tracers in voids, and the median tracers per void."""
+    c = counts.assign(not_in=~counts.in_catalogue, occupied=counts.n_galaxies > 0)
+    return c.groupby("algorithm", sort=False).agg(
+        voids=("in_catalogue", "sum"), not_in_catalogue=("not_in", "sum"),
+        voids_with_galaxies=("occupied", "sum"), galaxies=("n_galaxies", "sum"),
+        tracers=("n_tracers", "sum"), median_tracers=("n_tracers", "median"),
+    ).reindex(formats.ALGORITHMS)
+
+
+def agreement_table(agreement: pd.DataFrame, value: str = "same_label") -> pd.DataFrame:
+    """Algorithm by algorithm: the share of tracers with the same label, or Cohen's kappa."""
+    return agreement.pivot(index="a", columns="b", values=value).reindex(
+        index=formats.ALGORITHMS, columns=formats.ALGORITHMS).round(3)

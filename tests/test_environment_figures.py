@@ -1,0 +1,68 @@
+"""The environment chapter's tables and figures (desivoids.environment.figures) on the tiny run:
+each figure has the panels, labels and units a reader needs, and each table its rows."""
+from __future__ import annotations
+
+import shutil
+
+import matplotlib.pyplot as plt
+import pytest
+
+from desivoids import environment, formats, plausibility
+from desivoids.environment import figures
+from desivoids.load.queries import dispose_engines
+
+
+@pytest.fixture(scope="module")
+def drawn(loaded_run, tmp_path_factory):
+    d = tmp_path_factory.mktemp("figures") / "run"
+    for sub in ("convert", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    plausibility.run(data_dir=str(d))
+    result = environment.run(data_dir=str(d), randoms=5_000)
+    dispose_engines()
+    return result, figures.inputs(str(d))
+
+
+def test_the_tables_have_a_row_per_flag_or_algorithm(drawn):
+    result, data = drawn
+    flags = figures.flag_table(result.report)
+    assert set(flags.index) <= set(figures.FLAG_NAMES.values()) and "void" in flags.index
+    assert set(flags.columns.get_level_values("algorithm")) == set(formats.ALGORITHMS)
+    fr = figures.fractions_table(result.fractions)
+    assert list(fr.columns) == ["tracers (%)", "volume (%)", "tracers, DR7 (%)", "volume, DR7 (%)"]
+    assert ((fr["tracers (%)"] >= 0) & (fr["tracers (%)"] <= 100)).all()
+    counts = figures.counts_table(data["counts"])
+    assert list(counts.index) == list(formats.ALGORITHMS) and (counts.voids > 0).all()
+    same = figures.agreement_table(result.agreement, "same_label")
+    assert all(same.loc[a, a] == 1 for a in formats.ALGORITHMS)
+    assert figures.agreement_table(result.agreement, "kappa").shape == (4, 4)
+
+
+def test_the_fractions_figure_has_a_bar_per_algorithm_and_the_dr7_ticks(drawn):
+    result, _ = drawn
+    fig = figures.fractions_figure(result.fractions)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(formats.ALGORITHMS)
+    assert "%" in ax.get_ylabel() and len(ax.patches) == 2 * len(formats.ALGORITHMS)
+    assert "SDSS DR7 (VAST)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+
+
+def test_sky_slab_and_sizes_have_a_panel_per_algorithm_with_units(drawn):
+    _, data = drawn
+    sky = figures.sky_figure(data["sample"], data["voids"])
+    assert [ax.get_title().split(":")[0] for ax in sky.axes[:4]] == list(formats.ALGORITHMS)
+    assert all("[deg]" in ax.get_xlabel() and "[deg]" in ax.get_ylabel() for ax in sky.axes[:4])
+    slab = figures.slab_figure(data["sample"], data["assign"], data["holes"], data["voids"])
+    assert len(slab.axes) == 4 and all("Mpc/h" in ax.get_xlabel() for ax in slab.axes)
+    assert sum(len(ax.patches) for ax in slab.axes) > 0  # the voids cut the slab
+    legend = [t.get_text() for t in slab.axes[0].get_legend().get_texts()]
+    assert set(legend) <= set(figures.FLAG_NAMES.values()) and "void" in legend  # words, not flags
+    sizes = figures.sizes_figure(data["voids"])
+    assert sizes.axes[0].get_xlabel() == "effective radius [Mpc/h]"
+    plt.close("all")
+
+
+def test_slab_circles_are_the_cuts_of_the_spheres_that_reach_the_plane():
+    circles = figures.slab_circles([0, 5], [1, 2], [3.0, 30.0], [5.0, 4.0], z0=0.0)
+    assert circles == [(0.0, 1.0, 4.0)]  # 3-4-5; the second sphere stops short of the plane
