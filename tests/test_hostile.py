@@ -273,6 +273,25 @@ def test_an_s3_traversal_key_is_refused_by_a_dry_run_too(moto, tmp_path, run_dir
              ("'..'", "s3://hostile-dry/dr1/x/"))
 
 
+def test_an_s3_listing_beyond_the_key_cap_is_refused_naming_bucket_and_prefix(moto, tmp_path, run_dir,
+                                                                              monkeypatch, capsys):
+    """The listing cap (MAX_LISTED) is read at call time: made small here, a prefix of 12 keys is
+    refused before anything is fetched; at the real cap the same bucket is acquired."""
+    keys = {f"dr1/x/f{i:02d}.fits": FITS for i in range(12)}
+    src = hostile_bucket(moto, tmp_path, "hostile-many", keys)
+    monkeypatch.setattr(sources, "MAX_LISTED", 5)
+    inprocess_case("s3 listing beyond a small key cap", tmp_path, run_dir,
+                   acquire_args(run_dir, src, "-p", "s3_endpoint", moto.endpoint),
+                   ("s3://hostile-many/dr1/x/", "more than 5 keys"), capsys)
+    assert not (run_dir / "acquire" / "raw" / "dr1" / "x").exists() or \
+        not any((run_dir / "acquire" / "raw" / "dr1" / "x").iterdir())
+    monkeypatch.undo()
+    from desivoids.cli import main
+
+    assert main(acquire_args(run_dir, src, "-p", "s3_endpoint", moto.endpoint)) == 0
+    assert len(list((run_dir / "acquire" / "raw" / "dr1" / "x").glob("f*.fits"))) == 12
+
+
 # ------------------------------------------------------------------------------ parameters, symlinks
 @pytest.fixture
 def mirror(tmp_path):

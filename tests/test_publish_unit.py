@@ -109,3 +109,44 @@ def test_a_database_without_the_load_stage_is_refused_before_anything_is_written
         with table_transaction(url, "the environment stage's tables"):
             pass
     assert not (tmp_path / "database").exists()
+
+
+def _load_runs(d: Path) -> list[tuple]:
+    con = sqlite3.connect(f"file:{d / 'database' / 'desivoids.sqlite'}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT run_id, tables_loaded FROM load_runs ORDER BY run_id").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_failure_between_load_tables_and_folder_leaves_both_as_they_were(
+        loaded_run, tmp_path, monkeypatch):
+    """load once committed its tables, then published its report: a failure at the folder swap
+    left new tables (a new load run) beside the previous report."""
+    import json
+    import shutil
+
+    from desivoids import load
+
+    d = tmp_path / "run"
+    for sub in ("convert", "load", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    folder, runs = _folder(d / "load"), _load_runs(d)
+    tables = {t: _table(d, t) for t in ("load_tables", "voids")}
+    _fail_the_folder_swap(monkeypatch)
+    with pytest.raises(OSError, match="injected"):
+        load.run(data_dir=str(d), force=True)
+    dispose_engines()
+    assert _folder(d / "load") == folder
+    assert _load_runs(d) == runs
+    for name, before in tables.items():
+        pd.testing.assert_frame_equal(_table(d, name), before, obj=name)
+
+    monkeypatch.undo()  # without the failure, both are published and agree
+    load.run(data_dir=str(d), force=True)
+    dispose_engines()
+    after = _load_runs(d)
+    assert len(after) == len(runs) + 1 and after[-1][1]  # a real change: every table reloaded
+    report = json.loads((d / "load" / "report.json").read_text())
+    assert report["run_id"] == after[-1][0]
+    assert all(r["match"] for r in report["reconciliation"])

@@ -38,14 +38,38 @@ def compute(tasks: list, c=None, *, scheduler: str = "threads", num_workers: int
     The local scheduler is passed as its get function: given a name, dask imports
     dask.distributed to look for a default client (0.6 s of a command's start, measured),
     which a named local scheduler would not use anyway.
+
+    When a task fails, this returns (raises) only after every task already running has ended:
+    dask raises at the first failure and leaves the others running in its shared thread pool
+    (or on the cluster), where they went on writing into a staging folder that the caller's
+    cleanup had just removed (convert on a full disk). The threads scheduler therefore runs on
+    a pool of its own, shut down (waiting for running tasks, cancelling queued ones) before this
+    returns; on a cluster the remaining futures are waited for.
     """
     import dask
 
     if not tasks:
         return ()
     if c is None:
-        return dask.compute(*tasks, scheduler=_local_get(scheduler), num_workers=num_workers)
-    return dask.compute(*tasks, scheduler=c)
+        get = _local_get(scheduler)
+        if scheduler.lower() not in _THREADS:  # synchronous; processes shuts its pool down itself
+            return dask.compute(*tasks, scheduler=get, num_workers=num_workers)
+        from dask.system import CPU_COUNT
+        from dask.threaded import ContextAwareThreadPoolExecutor
+
+        pool = ContextAwareThreadPoolExecutor(num_workers or CPU_COUNT)
+        try:
+            return dask.compute(*tasks, scheduler=get, pool=pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    futures = c.compute(list(tasks))
+    try:
+        return tuple(c.gather(futures))
+    except BaseException:
+        from distributed import wait
+
+        wait(futures)  # every task ended (finished or failed) before the caller cleans up
+        raise
 
 
 _THREADS = ("threads", "threading")

@@ -186,6 +186,17 @@ def _earlier_stages(layout: paths.RunLayout, rerun: set[str]) -> list[dict]:
             if r.get("stage") in ORDER and r["stage"] not in rerun]
 
 
+def _record_params(layout: paths.RunLayout, params: RunParams, stage: Stage) -> None:
+    """``<data_dir>/run/params.json``: the stage's parameters as run (masked), beside the
+    other stages' of earlier runs."""
+    earlier = layout.run / "params.json"
+    write_json(earlier, {
+        "source": "desivoids run", "params_file": paths.display(params.file),
+        "profile": params.profile, "mock": params.mock,
+        "stages": {**(json.loads(earlier.read_text()).get("stages", {}) if earlier.exists() else {}),
+                   stage.name: masked(params.for_stage(stage))}})
+
+
 def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress: bool = True,
         make_mock: bool = True, executed_dir: Path = paths.EXECUTED) -> list[StageResult]:
     """Run the selected stages (default: all) in pipeline order, stopping at the first failure.
@@ -203,12 +214,6 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         ensure_mock(params)
     layout = paths.RunLayout(params.data_dir)
     layout.run.mkdir(parents=True, exist_ok=True)
-    earlier = layout.run / "params.json"
-    write_json(earlier, {
-        "source": "desivoids run", "params_file": paths.display(params.file),
-        "profile": params.profile, "mock": params.mock,
-        "stages": {**(json.loads(earlier.read_text()).get("stages", {}) if earlier.exists() else {}),
-                   **{s.name: masked(params.for_stage(s)) for s in stages}}})
     record = {"params_file": paths.display(params.file), "profile": params.profile,
               "data_dir": paths.display(params.data_dir),
               "stages": _earlier_stages(layout, {s.name for s in stages})}
@@ -220,20 +225,27 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         out = executed_dir / f"{stage.stem}.ipynb"
         status = "failed"
         mem = None
+        locked = False
         try:
-            with stage_lock(params.data_dir, stage.name), PeakRSS() as mem:
-                execute_stage(stage, params.for_stage(stage), output=out, progress=progress)
+            # the run's records change only under the stage's lock: a run refused because
+            # another holds it leaves them (which the holder's release may be packaging) alone
+            with stage_lock(params.data_dir, stage.name):
+                locked = True
+                _record_params(layout, params, stage)
+                with PeakRSS() as mem:
+                    execute_stage(stage, params.for_stage(stage), output=out, progress=progress)
             status = "done"
         finally:
             seconds = round(time.perf_counter() - t0, 2)
-            record["stages"].append({"stage": stage.name, "status": status, "seconds": seconds,
-                                     "peak_rss_gib": round(mem.peak / 2**30, 3) if mem else 0.0,
-                                     "notebook": paths.display(out),
-                                     "params_file": paths.display(params.file),
-                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-            record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
-            write_json(layout.run / "report.json", record)
-            write_text_atomic(layout.run / "report.md", _report_md(record))
+            if locked:  # refused by the lock: nothing ran, nothing to record
+                record["stages"].append({
+                    "stage": stage.name, "status": status, "seconds": seconds,
+                    "peak_rss_gib": round(mem.peak / 2**30, 3) if mem else 0.0,
+                    "notebook": paths.display(out), "params_file": paths.display(params.file),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
+                write_json(layout.run / "report.json", record)
+                write_text_atomic(layout.run / "report.md", _report_md(record))
         results.append(StageResult(stage.name, str(out), seconds))
     (executed_dir / "run.json").write_text(json.dumps(record, indent=2))
     return results

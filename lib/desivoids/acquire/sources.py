@@ -42,6 +42,11 @@ CHUNK = 1 << 20
 #: states these figures.
 MAX_CHECKSUM_LIST = 32 << 20
 MAX_INDEX_PAGE = 32 << 20
+#: The most entries acquire lists of one S3 prefix (keys and sub-prefixes, page after page): the
+#: listing is held in memory, so a prefix with millions of keys is refused, naming the bucket and
+#: prefix, as soon as a page takes it past the cap, instead of being listed whole.
+#: No DESI folder acquire fetches holds more than ~100,000 entries (a few tens of MB listed).
+MAX_LISTED = 200_000
 
 
 class SourceError(DesivoidsError):
@@ -559,6 +564,9 @@ class S3Source(Source):
                     name = obj["Key"][len(prefix):]
                     if name and "/" not in name:
                         out.append(Listed(name, int(obj["Size"]), False))
+                if len(out) > MAX_LISTED:  # stop paginating: the listing is held in memory
+                    raise TooLarge(f"s3://{self.bucket}/{prefix}: more than {MAX_LISTED:,} keys "
+                                   "listed, the most acquire lists of one prefix; refused")
         except (ClientError, BotoCoreError, OSError) as exc:
             raise self._wrap(exc, directory) from None
         return sorted(out, key=lambda e: e.name)

@@ -247,14 +247,16 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
          parquet_dir: str | Path | None = None, force: bool = False, sky_index: str = "auto",
          copy_format: str = "binary", block_size: int = DEFAULT_BLOCK_SIZE,
          batch_rows: int = DEFAULT_BATCH_ROWS, progress: bool | None = None,
-         _fail_after: str | None = None) -> LoadResult:
+         _fail_after: str | None = None, before_commit=None) -> LoadResult:
     """Load ``RunLayout.of(data_dir).convert`` (or ``parquet_dir``) into ``db_url`` (default:
     ``RunLayout.of(data_dir).sqlite_url``).
 
     ``force`` rebuilds every table even when its input is unchanged. ``sky_index`` (PostgreSQL)
     picks the cone index: ``q3c``, ``blocks`` (GiST on cube) or ``auto`` (q3c when available).
     ``copy_format`` (PostgreSQL): ``binary`` or ``csv``. Raises :class:`LoadError` for bad input;
-    on any error the database is left exactly as it was.
+    on any error the database is left exactly as it was. ``before_commit(target, result)`` runs
+    inside the transaction after the last table, just before the commit (the stage publishes
+    its folder there); an error in it rolls the whole load back.
     """
     if data_dir is None and (parquet_dir is None or db_url is None):
         raise UsageError("give data_dir, or both parquet_dir and db_url")
@@ -264,13 +266,13 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
     try:
         inputs = discover(pdir)  # all input checks before the database is opened
         return _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows,
-                     progress, _fail_after)
+                     progress, _fail_after, before_commit)
     except LoadError as exc:
         raise exc.amended("the database was left as it was") from exc
 
 
 def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows, progress,
-          _fail_after) -> LoadResult:
+          _fail_after, before_commit=None) -> LoadResult:
     target = connect_target(url, sky_index=sky_index, copy_format=copy_format)
     result = LoadResult(run_id=0, dialect=target.dialect, sky_index=target.sky_index)
     committed = False
@@ -309,6 +311,8 @@ def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_ro
             "tables_unchanged": ",".join(t.table for t in result.tables
                                          if t.action == "unchanged"),
             "rows_loaded": result.rows_loaded, "software": f"desivoids {__version__}"}])
+        if before_commit is not None:
+            before_commit(target, result)
         target.commit()
         committed = True
         result.seconds["analyze+publish+commit"] = time.perf_counter() - t0
@@ -326,19 +330,34 @@ def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_ro
 def run(data_dir: str = "data/mock", db_url: str = "", force: bool = False,
         sky_index: str = "auto") -> LoadResult:
     """The load stage: the convert stage's Parquet into the run's database (``db_url``, default
-    the SQLite file ``RunLayout.database``) in one transaction; then every table's row count is
-    reconciled with its Parquet input and the report published in ``<data_dir>/load``."""
-    from .report import reconcile
+    the SQLite file ``RunLayout.database``) in one transaction; every table's row count is
+    reconciled with its Parquet input and the report published in ``<data_dir>/load``.
+
+    The tables and the folder are one unit (as environment's and plausibility's, see
+    :func:`desivoids.load.tables.table_transaction`): the report is written from the open
+    transaction and its folder swapped in before the commit, so a failure (or a kill) before
+    the swap leaves the previous tables and the previous report. (The load once committed its
+    tables first: a failure then left new tables beside the previous report.)"""
+    from .report import DERIVED_TABLES, parquet_rows, reconciled
 
     layout = RunLayout.of(data_dir)
     url = layout.db_url(db_url)
-    result = load(layout.data_dir, url, force=force, sky_index=sky_index)
-    rec = reconcile(layout.convert, url)
-    with staged(layout.load) as tmp:
-        doc = {"dialect": result.dialect, "sky_index": result.sky_index, "run_id": result.run_id,
-               "tables": [t.__dict__ for t in result.tables],
-               "reconciliation": rec.to_dict(orient="records")}
-        (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=int) + "\n")
+    recs = []
+
+    def publish_report(target, result: LoadResult) -> None:
+        counts = {t: target.published_count(t) for t in S.DATA_TABLES + DERIVED_TABLES
+                  if target.table_exists(t)}
+        rec = reconciled(parquet_rows(layout.convert), counts)
+        recs.append(rec)
+        with staged(layout.load) as tmp:
+            doc = {"dialect": result.dialect, "sky_index": result.sky_index,
+                   "run_id": result.run_id, "tables": [t.__dict__ for t in result.tables],
+                   "reconciliation": rec.to_dict(orient="records")}
+            (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=int) + "\n")
+
+    result = load(layout.data_dir, url, force=force, sky_index=sky_index,
+                  before_commit=publish_report)
+    rec = recs[0]
     bad = rec[~rec["match"]]
     if not bad.empty:
         raise LoadError(layout.convert, ", ".join(bad["table"]), None,

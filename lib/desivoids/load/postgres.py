@@ -115,6 +115,12 @@ class PostgresTarget:
         return int(self.conn.execute(
             text(f"SELECT count(*) FROM {STAGING_SCHEMA}.{q(name)}")).scalar_one())
 
+    def published_count(self, name: str) -> int:
+        """Rows of a published table (after :meth:`publish`), as this open transaction sees it."""
+        q = self.conn.dialect.identifier_preparer.quote
+        return int(self.conn.execute(
+            text(f"SELECT count(*) FROM {q(self.schema)}.{q(name)}")).scalar_one())
+
     # -- data tables ---------------------------------------------------------------------
     def new_table(self, name: str, arrow_schema: pa.Schema, key: tuple[str, ...] | None = None,
                   indexes: tuple[tuple[str, ...], ...] = (), clustered: bool = False) -> Table:

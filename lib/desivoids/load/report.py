@@ -14,7 +14,7 @@ from sqlalchemy import inspect, text
 from . import schema as S
 from .queries import _Conn
 
-__all__ = ["parquet_rows", "row_counts", "reconcile", "index_list", "provenance", "omega_m",
+__all__ = ["parquet_rows", "row_counts", "reconcile", "reconciled", "index_list", "provenance", "omega_m",
            "void_example"]
 
 DERIVED_TABLES = ("galaxy_positions", "galaxy_blocks")
@@ -41,8 +41,12 @@ def row_counts(db) -> dict[str, int]:
 def reconcile(parquet_dir: str | Path, db) -> pd.DataFrame:
     """Per table: Parquet rows, database rows, and whether they agree (galaxy_positions must
     hold one row per galaxy)."""
-    pq_rows = parquet_rows(parquet_dir)
-    db_rows = row_counts(db)
+    return reconciled(parquet_rows(parquet_dir), row_counts(db))
+
+
+def reconciled(pq_rows: dict[str, int], db_rows: dict[str, int]) -> pd.DataFrame:
+    """:func:`reconcile` of row counts already taken (the load stage takes them inside its own
+    open transaction, so that its report is published before the tables are committed)."""
     rows = [{"table": t, "parquet_rows": pq_rows[t], "db_rows": db_rows.get(t, 0)}
             for t in S.DATA_TABLES]
     rows.append({"table": "galaxy_positions", "parquet_rows": pq_rows["galaxies"],

@@ -83,6 +83,10 @@ class SqliteTarget:
     def count(self, name: str) -> int:
         return int(self._fetch(f"SELECT count(*) FROM {_q(name)}")[0][0])
 
+    def published_count(self, name: str) -> int:
+        """Rows of a published table, as this (open) transaction sees it."""
+        return self.count(name)
+
     # -- data tables ---------------------------------------------------------------------
     def ddl(self, element) -> None:
         self.cur.execute(str(element.compile(dialect=_DIALECT)))
