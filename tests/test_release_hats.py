@@ -202,3 +202,16 @@ def _partition(cat, ra, dec) -> np.ndarray:
             lookup[sub] = k
     assert isinstance(pixels[0], HealpixPixel)
     return np.array([lookup[int(f)] for f in fine])
+
+
+def test_a_threshold_no_partition_can_meet_is_a_clear_error():
+    """hats-import would fail deep in its alignment; the release names the parameter."""
+    import pyarrow as pa
+
+    from desivoids.errors import StageError
+
+    same = pa.table({"ra": np.full(150, 150.0), "dec": np.full(150, 2.0)})
+    with pytest.raises(StageError, match="hats_pixel_threshold 100: .*raise the threshold"):
+        H.finest_order(same, 100)
+    spread = pa.table({"ra": np.linspace(0, 359, 5000), "dec": np.zeros(5000)})
+    assert H.finest_order(spread, 5000) == 1 and H.finest_order(spread, 100) > 1
