@@ -64,7 +64,10 @@ def galaxies_table(core: pa.Table, assign: pa.Table) -> pa.Table:
         t = assign.filter(pc.equal(assign["algorithm"], a))
         row = pc.index_in(ids, value_set=t["targetid"])
         if pc.any(pc.is_null(row)).as_py():
-            raise ValueError(f"galaxy_void_assignments has no {a} row for some galaxies")
+            from ..errors import StageError
+
+            raise StageError(f"galaxy_void_assignments.parquet: no {a} row for some galaxies "
+                             "of galaxies_core; rerun environment")
         for src in ("flag", "void", "r_over_reff", "interior"):
             data[f"{src}_{a.lower()}"] = t[src].take(row)
     return _table(GALAXIES, data)
@@ -136,9 +139,13 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
           scheduler_address: str = "") -> list[str]:
     """Write the HATS catalogues below ``out`` (the release folder being staged) from the
     release's tables, already written there; returns the catalogue folders written."""
-    from hats_import.catalog.arguments import ImportArguments
-    from hats_import.margin_cache.margin_cache_arguments import MarginCacheArguments
-    from hats_import.pipeline import pipeline_with_client
+    import warnings
+
+    with warnings.catch_warnings():  # tqdm.auto, imported by hats-import, warns in a notebook
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from hats_import.catalog.arguments import ImportArguments
+        from hats_import.margin_cache.margin_cache_arguments import MarginCacheArguments
+        from hats_import.pipeline import pipeline_with_client
 
     work = out / ".hats_work"  # below the release: a remote cluster's workers see it too
     work.mkdir()
