@@ -215,3 +215,16 @@ def test_a_threshold_no_partition_can_meet_is_a_clear_error():
         H.finest_order(same, 100)
     spread = pa.table({"ra": np.linspace(0, 359, 5000), "dec": np.zeros(5000)})
     assert H.finest_order(spread, 5000) == 1 and H.finest_order(spread, 100) > 1
+
+
+def test_scheduler_address_sends_the_import_to_that_cluster(analysed):
+    """With the run's scheduler_address, hats-import's tasks run on that cluster."""
+    from distributed import LocalCluster
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+        res = release.run(data_dir=str(analysed), version="cluster", sample_size=50,
+                          scheduler_address=cluster.scheduler_address)
+        ran = set(cluster.scheduler.task_prefixes)
+    assert {"map_to_pixels", "reduce_pixel_shards", "map_pixel_shards"} <= ran, ran
+    assert all(is_valid_catalog(res.out_dir / n) for n in H.CATALOGUES)
