@@ -62,6 +62,14 @@ def test_hats_validates_the_catalogues_and_the_release_checks_them(hats_release)
     assert any(k.startswith("hats/galaxies_margin/") for k in sums)
     md = (out / "data_dictionary.md").read_text()
     assert all(f"`{n}/`" in md for n in H.CATALOGUES)
+    from desivoids.release.provenance import release_date
+
+    prov = __import__("json").loads((out / "provenance.json").read_text())
+    assert props.hats_creation_date == f"{release_date(prov)}T00:00UTC"  # the run's, not now
+    margin = hats.read_hats(out / "hats" / "galaxies_margin").catalog_info
+    assert margin.primary_catalog == "galaxies"  # not the staging folder's absolute path
+    assert str(out.parent) not in "".join(
+        (out / n / "hats.properties").read_text() for n in H.CATALOGUES)
 
 
 def test_a_damaged_catalogue_fails_the_completeness_check(hats_release, tmp_path):

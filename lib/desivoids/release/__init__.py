@@ -46,7 +46,7 @@ from ..errors import StageError
 from ..outputs import staged, write_json
 from . import columns as C
 from . import hats as H
-from .provenance import citation, provenance, validate_citation
+from .provenance import citation, provenance, release_date, validate_citation
 from .figure import answer_figure
 from ..params import checked
 
@@ -273,7 +273,8 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         cff = citation(version, prov)
         H.write(tmp, tables, version=version, citation=H.citation_line(cff),
                 inputs=prov["inputs"]["files"], pixel_threshold=hats_pixel_threshold,
-                margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address)
+                margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address,
+                created=release_date(prov))
         schemas = {name: pq.read_schema(tmp / name) for name in tables}
         dictionary = C.dictionary_rows(schemas)
         write_json(tmp / "data_dictionary.json", dictionary)

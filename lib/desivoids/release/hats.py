@@ -136,9 +136,11 @@ def properties(version: str, citation: str, sources: dict[str, str], inputs: lis
 
 def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str,
           inputs: list[dict], pixel_threshold: int, margin_arcsec: float,
-          scheduler_address: str = "") -> list[str]:
+          scheduler_address: str = "", created: str = "") -> list[str]:
     """Write the HATS catalogues below ``out`` (the release folder being staged) from the
-    release's tables, already written there; returns the catalogue folders written."""
+    release's tables, already written there; returns the catalogue folders written.
+    ``created``: the release date (YYYY-MM-DD) given as each catalogue's hats_creation_date in
+    place of the clock's, so that a rerun of the same run writes the same bytes."""
     import warnings
 
     with warnings.catch_warnings():  # tqdm.auto, imported by hats-import, warns in a notebook
@@ -176,6 +178,16 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
                     pipeline_with_client(margin, client)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    from hats.catalog import TableProperties
+
+    for name in CATALOGUES:
+        # hats-import records the staging folder's absolute path as the margin's primary table
+        # (gone once the release is published): the primary, relative to hats/, instead
+        fix = {"hats_creation_date": f"{created}T00:00UTC"} if created else {}
+        if name == "hats/galaxies_margin":
+            fix["primary_catalog"] = "galaxies"
+        p = TableProperties.read_from_dir(out / name)
+        p.copy_and_update(**fix).to_properties_file(out / name)
     return list(CATALOGUES)
 
 
