@@ -25,7 +25,7 @@ import report
 #: every benchmark, in report order, with the arguments `make bench` gives it
 ARGS = {"mock": ["--scales", "tiny", "small", "dr1"], "acquire": [], "convert": [], "load": [],
         "integrity": [], "plausibility": [], "environment": [],
-        "systematics": ["--coverage", "20"]}
+        "systematics": ["--coverage", "20"], "release": []}
 #: benchmarks that need the DR1-scale mock run folder
 DR1 = {"convert", "integrity", "plausibility", "environment", "systematics", "load"}
 

@@ -33,6 +33,9 @@ version: str = "v1"  # the release's folder name
 sample_size: int = 10000  # [0, 100000000] rows of sample_10k
 sample_seed: int = 20251201  # [0, 4294967295] seed of sample_10k's random subset
 allow_failed_integrity: bool = False  # release although the run's integrity stage failed (README, provenance and CITATION say so)
+hats_pixel_threshold: int = 1_000_000  # [100, 100000000] most rows in one HEALPix partition of the HATS catalogues
+hats_margin_arcsec: float = 10.0  # (0, 3600] width of hats/galaxies' margin cache, the largest cross-match radius it serves
+scheduler_address: str = ""  # dask.distributed scheduler for the HATS import (empty: a local cluster in this process)
 
 # %%
 import matplotlib.pyplot as plt
@@ -47,7 +50,9 @@ banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 80)
 result = release.run(data_dir=data_dir, version=version, sample_size=sample_size,
-                     sample_seed=sample_seed, allow_failed_integrity=allow_failed_integrity)
+                     sample_seed=sample_seed, allow_failed_integrity=allow_failed_integrity,
+                     hats_pixel_threshold=hats_pixel_threshold,
+                     hats_margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address)
 print(result)
 
 # %% [markdown]
@@ -64,16 +69,53 @@ display(Image(filename=str(result.out_dir / "figures" / "answer.png")))
 
 # %%
 files = result.files()
-files.assign(bytes=[(result.out_dir / f).stat().st_size for f in files.file]).set_index("file")[
+files.set_index("file")[
     ["bytes", "exists", "reads", "checksum", "columns", "ok"]]
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
-sizes = files.assign(MB=[(result.out_dir / f).stat().st_size / 1e6 for f in files.file]).sort_values("MB")
+sizes = files.assign(MB=files.bytes / 1e6).sort_values("MB")
 ax.barh(sizes.file, sizes.MB, color="C0")
 ax.set(xscale="log", xlabel="size [MB]", title=f"release {version}: {len(files)} files")
 fig.tight_layout()
 plt.show();
+
+# %% [markdown]
+# ## The release as HATS catalogues
+#
+# `hats/galaxies` (galaxies_core with every algorithm's flag, void, r / r_eff and interior
+# columns), its margin cache `hats/galaxies_margin` and `hats/voids` hold the same rows as
+# HATS catalogues: HEALPix-partitioned Parquet (an IVOA note) that
+# [LSDB](https://docs.lsdb.io) opens, cone-searches and cross-matches without reading the
+# rest of the sky. Each partition holds at most `hats_pixel_threshold` rows, so dense
+# regions get smaller pixels:
+
+# %%
+from desivoids.release.hats import partition_figure
+
+partition_figure(result.out_dir)
+plt.show();
+
+# %% [markdown]
+# To use them (not run here: the book builds offline), open the release with lsdb, cone-search
+# it, and cross-match it with DESI DR1's redshift catalogue as served in HATS:
+#
+# ```python
+# import lsdb
+#
+# galaxies = lsdb.read_hats("release/v1/hats/galaxies",
+#                           margin_cache="release/v1/hats/galaxies_margin")
+# voids = lsdb.read_hats("release/v1/hats/voids")
+# near = galaxies.cone_search(ra=180.0, dec=30.0, radius_arcsec=3600).compute()
+#
+# # DESI DR1's zcat as HATS (catalogue desi_dr1_zcat): its address as listed at https://data.lsdb.io
+# zcat = lsdb.read_hats(ZCAT_URL)
+# matched = zcat.crossmatch(galaxies, n_neighbors=1, radius_arcsec=1.0,
+#                           suffixes=("_zcat", "_voids")).compute()
+# ```
+#
+# The margin cache (`hats_margin_arcsec` wide) lets a cross-match find pairs whose two
+# members fall in neighbouring partitions; a radius beyond it would miss some of them.
 
 # %% [markdown]
 # ## Data dictionary

@@ -13,28 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from desivoids import environment, integrity, plausibility, recon, release, systematics
+from desivoids import release
 from desivoids.errors import InputError, StageError
-from desivoids.load.queries import dispose_engines
 from desivoids.release import columns as C
 from desivoids.release.provenance import release_date, validate_citation
 from sealing import reseal
-
-
-@pytest.fixture(scope="module")
-def analysed(loaded_run, tiny_sky, tmp_path_factory):
-    """A tiny run through systematics (recon included, for the inputs' checksums)."""
-    root, _ = tiny_sky
-    d = tmp_path_factory.mktemp("release") / "run"
-    for sub in ("convert", "database"):
-        shutil.copytree(loaded_run / sub, d / sub)
-    recon.run(data_dir=str(d), input_dir=str(root))
-    integrity.run(data_dir=str(d))
-    plausibility.run(data_dir=str(d))
-    environment.run(data_dir=str(d), randoms=20_000)
-    systematics.run(data_dir=str(d), n_patches={"NGC": 8, "SGC": 4})
-    dispose_engines()
-    return d
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +29,15 @@ def test_every_promised_file_is_complete_and_sha256sum_agrees(released):
     d, res = released
     out = d / "release" / "v1"
     assert res.out_dir == out
-    assert [r["file"] for r in res.completeness] == list(release.PROMISED)
+    assert [r["file"] for r in res.completeness] == list(release.PROMISED) + [
+        f"{n}/" for n in release.H.CATALOGUES]
     assert all(r["ok"] for r in res.completeness), [r for r in res.completeness if not r["ok"]]
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     listed = {line.split("  ", 1)[1] for line in (out / "SHA256SUMS").read_text().splitlines()}
-    assert listed == set(release.PROMISED) - {"SHA256SUMS"} | {"completeness.json"}
+    hats_files = {p.relative_to(out).as_posix() for p in (out / "hats").rglob("*") if p.is_file()}
+    assert {n.split("/")[1] for n in hats_files} == {"galaxies", "galaxies_margin", "voids"}
+    assert listed == set(release.PROMISED) - {"SHA256SUMS"} | {"completeness.json"} | hats_files
     for name in C.TABLES:
         assert pq.read_schema(out / name).names == [c.name for c in C.TABLES[name][0]]
 
@@ -84,7 +70,9 @@ def test_citation_and_provenance(released):
     assert prov["software"]["desivoids"] and prov["software"]["numpy"]
     assert set(prov["git"]) == {"commit", "dirty"}
     assert prov["parameters"]["release"] == {"version": "v1", "sample_size": 500, "sample_seed": 7,
-                                             "allow_failed_integrity": False}
+                                             "allow_failed_integrity": False,
+                                             "hats_pixel_threshold": 1_000_000,
+                                             "hats_margin_arcsec": 10.0}
     assert prov["integrity"]["status"] == "passed"
     assert "systematics" in prov["parameters"]["stages"]
 

@@ -15,8 +15,12 @@
 - ``CITATION.cff``, checked against the Citation File Format's schema;
 - ``README.md``: what the release holds and, when it was released although the run's integrity
   stage failed (``allow_failed_integrity``), which checks failed;
+- ``hats/galaxies`` (with its margin cache ``hats/galaxies_margin``) and ``hats/voids``: the
+  same rows as HATS catalogues (HEALPix-partitioned Parquet) that LSDB opens, cone-searches and
+  cross-matches (:mod:`.hats`);
 - ``SHA256SUMS`` (``sha256sum -c`` format) and ``completeness.json``: every promised file
-  exists, reads, matches its checksum and has its documented columns. A missing or inconsistent
+  exists, reads, matches its checksum and has its documented columns, and hats validates each
+  HATS catalogue, every file of which matches its checksum. A missing or inconsistent
   artefact fails the stage, naming it, and the previous release is left as it was.
   ``completeness.json`` is written last and then listed in ``SHA256SUMS`` too.
 
@@ -41,7 +45,8 @@ from ..checksums import sha256_file
 from ..errors import StageError
 from ..outputs import staged, write_json
 from . import columns as C
-from .provenance import citation, provenance, validate_citation
+from . import hats as H
+from .provenance import citation, provenance, release_date, validate_citation
 from .figure import answer_figure
 from ..params import checked
 from ..runinfo import RunInfo, run_info
@@ -68,7 +73,14 @@ class ReleaseResult:
     provenance: dict
 
     def files(self) -> pd.DataFrame:
-        return pd.DataFrame(self.completeness)
+        """The completeness rows with each file's size (a HATS catalogue's: all its files)."""
+        def size(name: str) -> int:
+            p = self.out_dir / name
+            return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() \
+                else p.stat().st_size if p.exists() else 0
+
+        return pd.DataFrame(self.completeness).assign(
+            bytes=lambda t: [size(f) for f in t.file])
 
     def __str__(self) -> str:
         ok = sum(r["ok"] for r in self.completeness)
@@ -190,12 +202,42 @@ def check_completeness(folder: Path) -> list[dict]:
                         "not listed in SHA256SUMS"
         r["ok"] = not r["problem"]
         out.append(r)
+    for name in H.CATALOGUES:
+        out.append(_check_catalogue(folder, name, sums))
     return out
+
+
+def _check_catalogue(folder: Path, name: str, sums: dict) -> dict:
+    """A HATS catalogue: hats validates it and every file of it matches SHA256SUMS."""
+    p = folder / name
+    r = {"file": name + "/", "exists": p.is_dir(), "reads": False, "checksum": None,
+         "columns": None, "problem": H.validate(p)}
+    if r["exists"]:
+        r["reads"] = not r["problem"].startswith("unreadable")
+        files = sorted(f.relative_to(folder).as_posix() for f in p.rglob("*") if f.is_file())
+        unlisted = [f for f in files if f not in sums]
+        differ = [f for f in files if f in sums and sums[f] != sha256_file(folder / f)]
+        r["checksum"] = bool(files) and not unlisted and not differ
+        if not r["problem"] and (unlisted or differ):
+            r["problem"] = (f"sha256 differs from SHA256SUMS: {', '.join(differ)}" if differ
+                            else f"not listed in SHA256SUMS: {', '.join(unlisted)}")
+        if not r["problem"]:
+            import hats
+
+            names = list(hats.read_hats(p).schema.names)
+            want = [c.name for c in H.CATALOGUES[name][1]]
+            r["columns"] = [c for c in names if c != "_healpix_29"] == want
+            if not r["columns"]:
+                r["problem"] = f"columns {names} are not the documented {want}"
+    r["ok"] = not r["problem"]
+    return r
 
 
 @checked("release")
 def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 10000,
-        sample_seed: int = 20251201, allow_failed_integrity: bool = False) -> ReleaseResult:
+        sample_seed: int = 20251201, allow_failed_integrity: bool = False,
+        hats_pixel_threshold: int = 1_000_000, hats_margin_arcsec: float = 10.0,
+        scheduler_address: str = "") -> ReleaseResult:
     """The release stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
     if not version or "/" in version or version.startswith("."):
@@ -223,21 +265,28 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         (tmp / "reports").mkdir()
         for name, (stage, src) in _REPORTS.items():
             shutil.copyfile(layout.stage(stage) / src, tmp / name)
+        prov = provenance(layout, {"version": version, "sample_size": sample_size,
+                                   "sample_seed": sample_seed,
+                                   "allow_failed_integrity": allow_failed_integrity,
+                                   "hats_pixel_threshold": hats_pixel_threshold,
+                                   "hats_margin_arcsec": hats_margin_arcsec})
+        prov["integrity"] = integrity
+        info = run_info(data_dir)  # a mock run's release says so in its title, README and figure
+        cff = citation(version, prov, info)
+        H.write(tmp, tables, version=version, citation=H.citation_line(cff),
+                inputs=prov["inputs"]["files"], pixel_threshold=hats_pixel_threshold,
+                margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address,
+                created=release_date(prov))
         schemas = {name: pq.read_schema(tmp / name) for name in tables}
         dictionary = C.dictionary_rows(schemas)
         write_json(tmp / "data_dictionary.json", dictionary)
         (tmp / "data_dictionary.md").write_text(_dictionary_md(dictionary))
         (tmp / "figures").mkdir()
-        info = run_info(data_dir)
         summary = pq.read_table(layout.stage("systematics") / "summary.parquet").to_pandas()
         answer_figure(summary, tmp / "figures" / "answer.png", mock=info.mock,
                       expected=_beside_expected(layout, data_dir, summary))
-        prov = provenance(layout, {"version": version, "sample_size": sample_size,
-                                   "sample_seed": sample_seed,
-                                   "allow_failed_integrity": allow_failed_integrity})
-        prov["integrity"] = integrity
         write_json(tmp / "provenance.json", prov)
-        (tmp / "CITATION.cff").write_text(citation(version, prov, info))
+        (tmp / "CITATION.cff").write_text(cff)
         (tmp / "README.md").write_text(_readme(version, dictionary, integrity, info))
         (tmp / "SHA256SUMS").write_text(_sumfile(tmp))
         completeness = check_completeness(tmp)
@@ -278,6 +327,8 @@ def _readme(version: str, dictionary: list[dict], integrity: dict, info: RunInfo
                   "See `reports/integrity.json` before using these tables.", ""]
     lines += ["Galaxies in voids and walls, per void-finding algorithm. The files:", ""]
     lines += [f"- `{t}`: {C.TABLES[t][1]}" for t in dict.fromkeys(r["table"] for r in dictionary)]
+    lines += [f"- `{n}/`: {H.CATALOGUES[n][0]} (HATS; open it with `lsdb.read_hats`)"
+              for n in H.CATALOGUES]
     lines += ["- `reports/`: the integrity, plausibility, environment and systematics reports",
               "- `data_dictionary.md`, `.json`: every column, its type, unit and source",
               "- `figures/answer.png`: the result in one figure",
@@ -297,4 +348,11 @@ def _dictionary_md(rows: list[dict]) -> str:
         lines += [f"| {r['column']} | {r['type']} | {r['unit']} | {r['description']} | "
                   f"{r['source']} |" for r in rows if r["table"] == table]
         lines.append("")
+    lines += ["## HATS catalogues", "",
+              "HEALPix-partitioned Parquet (HATS) copies of the tables above, which LSDB opens "
+              "(`lsdb.read_hats`), cone-searches and cross-matches; each adds `_healpix_29`, the "
+              "order-29 HEALPix index of (ra, dec).", ""]
+    lines += [f"- `{n}/`: {what}; columns: {', '.join(c.name for c in cols)}"
+              for n, (what, cols, _) in H.CATALOGUES.items()]
+    lines.append("")
     return "\n".join(lines)

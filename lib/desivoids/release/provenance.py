@@ -26,7 +26,7 @@ __all__ = ["provenance", "citation", "release_date", "validate_citation", "cff_s
 
 PACKAGES = ("numpy", "scipy", "pandas", "pyarrow", "dask", "astropy", "astropy-healpix",
             "statsmodels", "patsy", "sqlalchemy", "psycopg", "matplotlib", "papermill",
-            "jupytext", "jupyter-book")
+            "jupytext", "jupyter-book", "hats", "hats-import", "lsdb")
 
 
 def _git(*args: str) -> str | None:

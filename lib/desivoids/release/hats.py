@@ -1,0 +1,240 @@
+"""The release as HATS catalogues (HEALPix-partitioned Parquet, an IVOA note) that LSDB opens.
+
+``hats/galaxies``: galaxies_core joined with the void membership, one column per algorithm
+(flag, void, r / r_eff, interior), partitioned so that no HEALPix pixel holds more than
+``pixel_threshold`` rows and sorted by targetid within each; ``hats/galaxies_margin``: its
+margin cache (the galaxies within ``margin_arcsec`` of each partition's boundary), which a
+cross-match needs at partition boundaries; ``hats/voids``: voids_unified with the interior flag.
+hats-import runs on a dask.distributed client: the run's cluster when ``scheduler_address`` names
+one (its workers must see the release folder), else a LocalCluster started for the import.
+Each catalogue's ``hats.properties`` carries the release version, the sha256 of the tables it
+was built from and of the run's input files, and the citation.
+"""
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..checksums import sha256_file
+from ..formats import ALGORITHMS
+from . import columns as C
+
+__all__ = ["CATALOGUES", "GALAXIES", "VOIDS", "galaxies_table", "voids_table", "write",
+           "validate", "citation_line", "partition_figure"]
+
+_A = "environment:galaxy_void_assignments"
+#: the galaxies catalogue's columns: galaxies_core's, then four per algorithm
+GALAXIES = C.GALAXIES_CORE + tuple(col for a in ALGORITHMS for col in (
+    C.Col(f"flag_{a.lower()}", C.I1, "", f"{a} flag (0 wall, 1 void, 2 edge, 9 outside)",
+          f"{_A}.flag"),
+    C.Col(f"void_{a.lower()}", C.I8, "", f"{a} void of the galaxy; null unless flag = 1",
+          f"{_A}.void"),
+    C.Col(f"r_over_reff_{a.lower()}", C.F8, "", f"{a}: distance to the void's centre / its "
+          "effective radius", f"{_A}.r_over_reff"),
+    C.Col(f"interior_{a.lower()}", C.BOOL, "", f"{a}: the void is interior; null: no void or "
+          "unknown", f"{_A}.interior")))
+VOIDS = C.VOIDS_UNIFIED + (
+    C.Col("interior", C.BOOL, "", "not an edge void (null where unknown)", "derived: not is_edge"),)
+
+#: catalogue folder below the release -> (what it is, its columns, the release tables it is from)
+CATALOGUES = {
+    "hats/galaxies": ("galaxies_core with its void membership under every algorithm, "
+                      "HEALPix-partitioned and sorted by targetid within partitions", GALAXIES,
+                      ("galaxies_core.parquet", "galaxy_void_assignments.parquet")),
+    "hats/galaxies_margin": ("the margin cache of hats/galaxies: its galaxies near partition "
+                             "boundaries, for cross-matches", GALAXIES,
+                             ("galaxies_core.parquet", "galaxy_void_assignments.parquet")),
+    "hats/voids": ("voids_unified: every void's centre on the sky, radius, algorithm, cap and "
+                   "whether it is interior", VOIDS, ("voids_unified.parquet",)),
+}
+
+
+def galaxies_table(core: pa.Table, assign: pa.Table) -> pa.Table:
+    """galaxies_core with, per algorithm, the assignments' flag, void, r_over_reff, interior."""
+    ids = core.column("targetid")
+    data = {f.name: core.column(f.name) for f in core.schema}
+    for a in ALGORITHMS:
+        t = assign.filter(pc.equal(assign["algorithm"], a))
+        row = pc.index_in(ids, value_set=t["targetid"])
+        if pc.any(pc.is_null(row)).as_py():
+            from ..errors import StageError
+
+            raise StageError(f"galaxy_void_assignments.parquet: no {a} row for some galaxies "
+                             "of galaxies_core; rerun environment")
+        for src in ("flag", "void", "r_over_reff", "interior"):
+            data[f"{src}_{a.lower()}"] = t[src].take(row)
+    return _table(GALAXIES, data)
+
+
+def voids_table(voids: pa.Table) -> pa.Table:
+    data = {f.name: voids.column(f.name) for f in voids.schema}
+    data["interior"] = pc.invert(voids["is_edge"])
+    return _table(VOIDS, data)
+
+
+def _table(cols, data: dict) -> pa.Table:
+    sch = C.schema(cols)
+    return pa.Table.from_arrays([pa.chunked_array([data[f.name]]) if isinstance(
+        data[f.name], pa.Array) else data[f.name] for f in sch], names=sch.names).cast(sch)
+
+
+@contextmanager
+def dask_client(scheduler_address: str) -> Iterator[object]:
+    """The run's cluster, else a LocalCluster in this process (threads) closed afterwards."""
+    from distributed import Client, LocalCluster
+
+    if scheduler_address:
+        with Client(scheduler_address) as c:
+            yield c
+        return
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                      dashboard_address=None) as cluster, Client(cluster) as c:
+        yield c
+
+
+def citation_line(cff: str) -> str:
+    """CITATION.cff in one line: this release, then what it is built from."""
+    import yaml
+
+    doc = yaml.safe_load(cff)
+    refs = "; ".join(r["title"] for r in doc.get("references", []))
+    return (f"{doc['title']}, release {doc['version']} ({doc['date-released']}), commit "
+            f"{doc.get('commit', 'unknown')}; built from: {refs}. See CITATION.cff.")
+
+
+def finest_order(table: pa.Table, threshold: int, limit: int = 10) -> int:
+    """The finest HEALPix order the partitioning needs: the coarsest at which no pixel holds
+    more than ``threshold`` rows. hats-import otherwise aligns order-``limit`` histograms
+    (12.6 million pixels at order 10: 6 s per catalogue, measured), whatever the data."""
+    from hats.pixel_math.healpix_shim import radec2pix
+
+    pix = np.asarray(radec2pix(limit, table["ra"].to_numpy(), table["dec"].to_numpy()))
+    for order in range(limit + 1):
+        if len(pix) == 0 or np.bincount(pix >> 2 * (limit - order)).max() <= threshold:
+            return max(order, 1)  # hats-import needs highest above its lowest order, 0
+    from ..errors import StageError
+
+    raise StageError(f"hats_pixel_threshold {threshold}: more rows than that share one "
+                     f"order-{limit} HEALPix pixel; raise the threshold")
+
+
+def properties(version: str, citation: str, sources: dict[str, str], inputs: list[dict]) -> dict:
+    """Extra hats.properties keys (java properties: one line each, values are strings)."""
+    return {"obs_title": "desivoids: galaxies in DESI DR1 voids and walls",
+            "desivoids_release": version,
+            "desivoids_citation": citation,
+            "desivoids_source_sha256": " ".join(f"{n}:{s}" for n, s in sources.items()),
+            "desivoids_inputs_sha256": " ".join(f"{f['path']}:{f['sha256']}" for f in inputs)}
+
+
+def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str,
+          inputs: list[dict], pixel_threshold: int, margin_arcsec: float,
+          scheduler_address: str = "", created: str = "") -> list[str]:
+    """Write the HATS catalogues below ``out`` (the release folder being staged) from the
+    release's tables, already written there; returns the catalogue folders written.
+    ``created``: the release date (YYYY-MM-DD) given as each catalogue's hats_creation_date in
+    place of the clock's, so that a rerun of the same run writes the same bytes."""
+    import warnings
+
+    with warnings.catch_warnings():  # tqdm.auto, imported by hats-import, warns in a notebook
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from hats_import.catalog.arguments import ImportArguments
+        from hats_import.margin_cache.margin_cache_arguments import MarginCacheArguments
+        from hats_import.pipeline import pipeline_with_client
+
+    work = out / ".hats_work"  # below the release: a remote cluster's workers see it too
+    work.mkdir()
+    inputs_of = {"galaxies": galaxies_table(tables["galaxies_core.parquet"],
+                                            tables["galaxy_void_assignments.parquet"]),
+                 "voids": voids_table(tables["voids_unified.parquet"])}
+    sort = {"galaxies": "targetid", "voids": "algorithm,cap,void"}
+    common = dict(output_path=out / "hats", tmp_dir=work, resume=False, progress_bar=False,
+                  write_table_kwargs={"compression": "zstd"})
+    try:
+        with dask_client(scheduler_address) as client:
+            for name, table in inputs_of.items():
+                src = work / f"{name}.parquet"
+                pq.write_table(table, src)
+                props = properties(version, citation, {s: sha256_file(out / s) for s in
+                                                       CATALOGUES[f"hats/{name}"][2]}, inputs)
+                args = ImportArguments(
+                    output_artifact_name=name, input_file_list=[str(src)], file_reader="parquet",
+                    ra_column="ra", dec_column="dec", sort_columns=sort[name],
+                    pixel_threshold=pixel_threshold, addl_hats_properties=props,
+                    highest_healpix_order=finest_order(table, pixel_threshold), **common)
+                pipeline_with_client(args, client)
+                if name == "galaxies":
+                    margin = MarginCacheArguments(
+                        input_catalog_path=out / "hats" / "galaxies",
+                        output_artifact_name="galaxies_margin", margin_threshold=margin_arcsec,
+                        addl_hats_properties=props, **common)
+                    pipeline_with_client(margin, client)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    from hats.catalog import TableProperties
+
+    for name in CATALOGUES:
+        # hats-import records the staging folder's absolute path as the margin's primary table
+        # (gone once the release is published): the primary, relative to hats/, instead
+        fix = {"hats_creation_date": f"{created}T00:00UTC"} if created else {}
+        if name == "hats/galaxies_margin":
+            fix["primary_catalog"] = "galaxies"
+        p = TableProperties.read_from_dir(out / name)
+        p.copy_and_update(**fix).to_properties_file(out / name)
+    return list(CATALOGUES)
+
+
+def validate(folder: Path) -> str:
+    """'' when hats reads ``folder`` as a valid catalogue (strict: every file consistent and
+    every partition present), else the problem."""
+    from hats.io.validation import is_valid_catalog
+
+    if not folder.is_dir():
+        return "missing"
+    try:
+        return "" if is_valid_catalog(folder, strict=True) else "hats does not validate it"
+    except Exception as exc:  # noqa: BLE001 - any reader error is the finding
+        return f"unreadable: {type(exc).__name__}: {exc}"
+
+
+def partition_figure(release_dir: Path, path: Path | None = None):
+    """The galaxies catalogue's partitions on the sky (Mollweide, each pixel its order's
+    colour, with its row count in the title); saved to ``path`` when given."""
+    import hats
+    import matplotlib.pyplot as plt
+    from astropy_healpix import HEALPix
+    import astropy.units as u
+
+    cat = hats.read_hats(release_dir / "hats" / "galaxies")
+    pixels = cat.get_healpix_pixels()
+    fig = plt.figure(figsize=(8, 4.2))
+    ax = fig.add_subplot(projection="mollweide")
+    cmap = plt.get_cmap("viridis")
+    orders = sorted({p.order for p in pixels})
+    for p in pixels:
+        lon, lat = HEALPix(nside=2 ** p.order, order="nested").boundaries_lonlat(
+            [p.pixel], step=8)
+        ra = -np.unwrap(lon[0].to_value(u.rad)) + np.pi  # RA increasing to the left
+        ra = (ra + np.pi) % (2 * np.pi) - np.pi
+        if np.ptp(ra) > np.pi:  # a pixel cut by the map's edge: skip the wrap-around polygon
+            continue
+        ax.fill(ra, lat[0].to_value(u.rad), color=cmap(orders.index(p.order) / max(
+            len(orders) - 1, 1)), alpha=0.7, lw=0.5, ec="k")
+    ticks = np.arange(-150, 151, 30)
+    ax.set_xticks(np.radians(ticks), [f"{(180 - t) % 360}°" for t in ticks])
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=cmap(k / max(len(orders) - 1, 1)),
+                                     alpha=0.7, label=f"order {o}")
+                       for k, o in enumerate(orders)], loc="lower right", fontsize=8)
+    ax.grid(True, lw=0.3)
+    ax.set_title(f"hats/galaxies: {len(pixels)} partitions (orders {', '.join(map(str, orders))}"
+                 f"), at most {cat.catalog_info.hats_max_rows:,} rows each", fontsize=10)
+    if path is not None:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
