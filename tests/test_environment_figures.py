@@ -2,24 +2,17 @@
 each figure has the panels, labels and units a reader needs, and each table its rows."""
 from __future__ import annotations
 
-import shutil
 
 import matplotlib.pyplot as plt
 import pytest
 
-from desivoids import environment, formats, plausibility
+from desivoids import formats
 from desivoids.environment import figures
-from desivoids.load.queries import dispose_engines
 
 
 @pytest.fixture(scope="module")
-def drawn(loaded_run, tmp_path_factory):
-    d = tmp_path_factory.mktemp("figures") / "run"
-    for sub in ("convert", "database"):
-        shutil.copytree(loaded_run / sub, d / sub)
-    plausibility.run(data_dir=str(d))
-    result = environment.run(data_dir=str(d), randoms=5_000)
-    dispose_engines()
+def drawn(env_run):
+    d, result = env_run
     return result, figures.inputs(str(d))
 
 

@@ -12,20 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from desivoids import environment, formats, load, plausibility
+from desivoids import environment, formats, load
 from desivoids.load.queries import dispose_engines
 from desivoids.vastheaders import primary_headers
-
-
-@pytest.fixture(scope="module")
-def env_run(loaded_run, tmp_path_factory):
-    d = tmp_path_factory.mktemp("env") / "run"
-    for sub in ("convert", "database"):
-        shutil.copytree(loaded_run / sub, d / sub)
-    plausibility.run(data_dir=str(d))
-    result = environment.run(data_dir=str(d), randoms=20_000)
-    dispose_engines()
-    return d, result
 
 
 def _assignments(d) -> pd.DataFrame:

@@ -81,3 +81,17 @@ def analysed(loaded_run, tiny_sky, tmp_path_factory):
     systematics.run(data_dir=str(d), n_patches={"NGC": 8, "SGC": 4})
     dispose_engines()
     return d
+
+
+@pytest.fixture(scope="session")
+def env_run(loaded_run, tmp_path_factory):
+    """A tiny run through the environment stage: (run folder, the stage's result). Read-only."""
+    from desivoids import environment, plausibility
+
+    d = tmp_path_factory.mktemp("env") / "run"
+    for sub in ("convert", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    plausibility.run(data_dir=str(d))
+    result = environment.run(data_dir=str(d), randoms=20_000)
+    dispose_engines()
+    return d, result
