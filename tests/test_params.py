@@ -168,3 +168,12 @@ def test_a_value_outside_its_domain_is_refused_by_file_command_line_and_library(
         STAGES[stage].entry()(data_dir=str(tmp_path / "lib"), **{name: value})
     assert not (tmp_path / "d").exists() and not (tmp_path / "lib").exists(), \
         "refused before anything ran"
+
+
+def test_numpy_numbers_are_numbers_to_a_domain():
+    """A notebook may pass np.int64 or np.float32: in the domain is in the domain."""
+    import numpy as np
+
+    d = params.Domain.parse("[1, 100000000] rows")
+    assert d.contains(np.int64(5)) and d.contains(np.float32(5.0))
+    assert not d.contains(np.int64(0)) and not d.contains(np.True_) and not d.contains(True)

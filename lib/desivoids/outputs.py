@@ -109,12 +109,12 @@ def jsonable(obj):
 
 
 def write_json(path: str | Path, doc) -> Path:
-    """A report as strict JSON (see :func:`jsonable`), indented, ending in a newline."""
+    """A report as strict JSON (see :func:`jsonable`), indented, ending in a newline; written
+    through a temporary name and renamed, so a kill never leaves half a file (the runner's
+    records are rewritten in place, outside any staged folder)."""
     import json
 
-    path = Path(path)
-    path.write_text(json.dumps(jsonable(doc), indent=1, allow_nan=False) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(jsonable(doc), indent=1, allow_nan=False) + "\n")
 
 
 # -- manifests: the sha256 of every published file ------------------------------------------

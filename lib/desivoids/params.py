@@ -27,6 +27,7 @@ import functools
 import inspect
 import io
 import math
+import numbers
 import re
 import tokenize
 from dataclasses import dataclass, field
@@ -94,8 +95,8 @@ class Domain:
             return True
         if self.choices:
             return isinstance(value, str) and value in self.choices
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return False  # numpy's numbers are Real too (a notebook may pass np.int64); its bool not
         if math.isnan(value):
             return False
         above = value > self.lo if self.lo_open else value >= self.lo

@@ -418,5 +418,5 @@ def beyond_far_limit_in_holes(galaxies, catalogue: CapCatalogue,
                                       else 0.0)
     near = np.sqrt((xyz ** 2).sum(axis=1)) <= reach  # no hole reaches beyond
     hit = np.zeros(len(rows), dtype=bool)
-    hit[near] = member.holes.first_containing(xyz[near]) >= 0
+    hit[near] = member.holes.first_containing(xyz[near], member.surface_tol) >= 0
     return rows[hit]

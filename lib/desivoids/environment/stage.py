@@ -286,4 +286,5 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         db.publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
                    key=("algorithm", "cap", "void"))
         write_json(tmp / "report.json", report)
+        db.prepare()  # what can fail happens before the folder's swap; only the commit after it
     return EnvironmentResult(out, jsonable(report))

@@ -55,6 +55,7 @@ class TableTransaction:
             raise _not_loaded(db_url, what)  # connecting would create an empty database
         self.target = connect_target(db_url)
         self.names: list[str] = []
+        self.prepared = False
         try:
             if not self.target.table_exists(LOADED):
                 raise _not_loaded(db_url, what)
@@ -88,14 +89,22 @@ class TableTransaction:
         self.names.append(name)
         return n
 
+    def prepare(self) -> None:
+        """Analyze the rebuilt tables and swap them in, inside the open transaction: everything
+        that can fail but the commit. Call it as the last step before the stage's folder is
+        published, so that only the commit follows the folder's swap."""
+        if self.names and not self.prepared:
+            self.target.analyze(self.names)
+            self.target.publish(self.names)
+        self.prepared = True
+
     def close(self, commit: bool) -> None:
-        """Swap the rebuilt tables in and commit (``commit``), or roll everything back."""
+        """Swap the rebuilt tables in (unless :meth:`prepare` did) and commit (``commit``), or
+        roll everything back."""
         target = self.target
         try:
             if commit:
-                if self.names:
-                    target.analyze(self.names)
-                    target.publish(self.names)
+                self.prepare()
                 target.commit()
             else:
                 target.rollback()

@@ -223,4 +223,5 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
         write_json(tmp / "report.json", report)
         db.publish("selection", selection.sort_by("targetid"),
                    key=("targetid",))  # in key order: the database appends
+        db.prepare()  # what can fail happens before the folder's swap; only the commit after it
     return PlausibilityResult(report, out)

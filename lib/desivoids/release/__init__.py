@@ -276,7 +276,7 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         H.write(tmp, tables, version=version, citation=H.citation_line(cff),
                 inputs=prov["inputs"]["files"], pixel_threshold=hats_pixel_threshold,
                 margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address,
-                created=release_date(prov))
+                created=release_date(prov), title=info.title)
         schemas = {name: pq.read_schema(tmp / name) for name in tables}
         dictionary = C.dictionary_rows(schemas)
         write_json(tmp / "data_dictionary.json", dictionary)

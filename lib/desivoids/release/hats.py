@@ -125,9 +125,11 @@ def finest_order(table: pa.Table, threshold: int, limit: int = 10) -> int:
                      f"order-{limit} HEALPix pixel; raise the threshold")
 
 
-def properties(version: str, citation: str, sources: dict[str, str], inputs: list[dict]) -> dict:
-    """Extra hats.properties keys (java properties: one line each, values are strings)."""
-    return {"obs_title": "desivoids: galaxies in DESI DR1 voids and walls",
+def properties(version: str, citation: str, sources: dict[str, str], inputs: list[dict],
+               title: str = "desivoids: galaxies in DESI DR1 voids and walls") -> dict:
+    """Extra hats.properties keys (java properties: one line each, values are strings);
+    ``title``: the run's (a mock run's says mock)."""
+    return {"obs_title": title,
             "desivoids_release": version,
             "desivoids_citation": citation,
             "desivoids_source_sha256": " ".join(f"{n}:{s}" for n, s in sources.items()),
@@ -136,7 +138,8 @@ def properties(version: str, citation: str, sources: dict[str, str], inputs: lis
 
 def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str,
           inputs: list[dict], pixel_threshold: int, margin_arcsec: float,
-          scheduler_address: str = "", created: str = "") -> list[str]:
+          scheduler_address: str = "", created: str = "",
+          title: str = "desivoids: galaxies in DESI DR1 voids and walls") -> list[str]:
     """Write the HATS catalogues below ``out`` (the release folder being staged) from the
     release's tables, already written there; returns the catalogue folders written.
     ``created``: the release date (YYYY-MM-DD) given as each catalogue's hats_creation_date in
@@ -163,7 +166,8 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
                 src = work / f"{name}.parquet"
                 pq.write_table(table, src)
                 props = properties(version, citation, {s: sha256_file(out / s) for s in
-                                                       CATALOGUES[f"hats/{name}"][2]}, inputs)
+                                                       CATALOGUES[f"hats/{name}"][2]}, inputs,
+                                   title)
                 args = ImportArguments(
                     output_artifact_name=name, input_file_list=[str(src)], file_reader="parquet",
                     ra_column="ra", dec_column="dec", sort_columns=sort[name],
