@@ -240,3 +240,24 @@ def test_scheduler_address_sends_the_import_to_that_cluster(analysed):
         ran = set(cluster.scheduler.task_prefixes)
     assert {"map_to_pixels", "reduce_pixel_shards", "map_pixel_shards"} <= ran, ran
     assert all(is_valid_catalog(res.out_dir / n) for n in H.CATALOGUES)
+
+
+def test_the_import_cluster_takes_a_free_port_without_a_warning():
+    """Another cluster on distributed's default dashboard port 8787 once made the release's
+    LocalCluster warn on stderr, which failed the release notebook of `make book`."""
+    import socket
+    import warnings
+
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 8787))
+        held.listen(1)
+    except OSError:
+        pass  # already taken by someone else: the case this test is about
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="Port .* is already in use")
+            with H.dask_client("") as client:
+                assert client.scheduler_info()["workers"]
+    finally:
+        held.close()

@@ -95,7 +95,9 @@ def dask_client(scheduler_address: str) -> Iterator[object]:
             yield c
         return
     with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      # a free port: None still binds 8787, and another cluster there makes
+                      # distributed warn on stderr, which fails the notebook
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 
