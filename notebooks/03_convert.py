@@ -56,8 +56,6 @@ from desivoids import convert, formats
 from desivoids.convert import columns
 from desivoids.runinfo import banner
 
-banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
-
 pd.set_option("display.max_rows", 200)
 pd.set_option("display.max_colwidth", 100)
 result = convert.run(data_dir=data_dir, input_dir=input_dir, extra_columns=extra_columns,
@@ -65,6 +63,7 @@ result = convert.run(data_dir=data_dir, input_dir=input_dir, extra_columns=extra
                      scheduler_address=scheduler_address, num_workers=num_workers,
                      fastspec_version=fastspec_version, omega_m=omega_m, strict=strict,
                      compression=compression, direct_io=direct_io)
+banner(data_dir)  # mock or DESI DR1 (after convert: the galaxy count is convert's own, so a rerun shows the same)
 rec = result.reconciliation
 out = result.out_dir
 

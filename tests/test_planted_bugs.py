@@ -123,8 +123,15 @@ BUGS = [
         "test_an_s3_listing_beyond_the_key_cap_is_refused_naming_bucket_and_prefix"),
 ]
 
-IGNORE = shutil.ignore_patterns(".git", ".venv", "data", "_build", "executed", "_mathjax",
-                                "_generated", "__pycache__", ".pytest_cache", "*.egg-info")
+_IGNORE = shutil.ignore_patterns(".git", ".venv", "_build", "executed", "_mathjax",
+                                 "_generated", "__pycache__", ".pytest_cache", "*.egg-info")
+
+
+def IGNORE(folder: str, names: list[str]) -> set[str]:
+    """What the copy leaves out: builds and caches anywhere, and the run's data/ at the top (the
+    package's own lib/desivoids/data is part of the code)."""
+    top = {"data"} if Path(folder) == paths.ROOT else set()
+    return set(_IGNORE(folder, names)) | (top & set(names))
 
 
 @pytest.fixture(scope="module")
