@@ -87,11 +87,14 @@ def _table(cols, data: dict) -> pa.Table:
 
 @contextmanager
 def dask_client(scheduler_address: str) -> Iterator[object]:
-    """The run's cluster, else a LocalCluster in this process (threads) closed afterwards."""
+    """The run's cluster (:func:`desivoids.compute.client`, as every stage connects to it), else
+    a LocalCluster in this process (threads) closed afterwards."""
     from distributed import Client, LocalCluster
 
+    from .. import compute
+
     if scheduler_address:
-        with Client(scheduler_address) as c:
+        with compute.client(scheduler_address) as c:
             yield c
         return
     with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
