@@ -3,6 +3,8 @@ fixtures when ../shared is present (tests that need them skip cleanly otherwise)
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,14 @@ def real_tile_dir() -> Path:
 def pytest_configure(config):
     # Notebooks run by tests must never pick a non-interactive backend that strips figures.
     os.environ.pop("MPLBACKEND", None)
+    # Nor read the user's matplotlib font cache or matplotlibrc (nbval re-executes notebooks
+    # outside the runner, which gives stage kernels their own): a cache another matplotlib
+    # wrote in ~/.cache, without the bundled STIX fonts, puts a findfont line on stderr.
+    config._desivoids_mpl = tempfile.mkdtemp(prefix="desivoids-mplconfig-")
+    os.environ["MPLCONFIGDIR"] = config._desivoids_mpl
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_desivoids_mpl", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

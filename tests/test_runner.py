@@ -130,3 +130,31 @@ def test_peak_rss_sees_the_memory_of_child_processes():
     with runner.PeakRSS(interval=0.05) as mem:
         subprocess.run([sys.executable, "-c", code], check=True)
     assert mem.peak > 300 * 2**20
+
+
+@pytest.mark.slow
+def test_the_users_matplotlib_cache_and_rc_do_not_reach_the_kernel(tmp_path, tiny_sky, monkeypatch):
+    """A font cache another matplotlib wrote in the user's cache folder (system fonts only, no
+    STIX: a log axis then logs "findfont ... STIXGeneral not found" to stderr, which fails the
+    stage; CI failed on it) does not reach the stage's kernel."""
+    import json as _json
+    import os
+
+    from matplotlib import font_manager
+
+    from desivoids import paths
+
+    cache = tmp_path / "cache" / "matplotlib"
+    cache.mkdir(parents=True)
+    doc = _json.loads(_json.dumps(font_manager.fontManager, cls=font_manager._JSONEncoder))
+    doc["ttflist"] = [e for e in doc["ttflist"] if not e["name"].startswith("STIX")]
+    assert len(doc["ttflist"]) < len(font_manager.fontManager.ttflist)
+    (cache / f"fontlist-v{font_manager.FontManager.__version__}.json").write_text(_json.dumps(doc))
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root, _ = tiny_sky
+    data = tmp_path / "run"
+    runner.execute_stage(STAGES["recon"], {"data_dir": str(data), "input_dir": str(root)},
+                         output=tmp_path / "exec" / "02_recon.ipynb", progress=False)
+    assert (paths.RunLayout.of(data).run / "matplotlib").is_dir()
+    assert "MPLCONFIGDIR" not in os.environ  # restored after the call

@@ -97,23 +97,39 @@ class PeakRSS:
 
 
 @contextmanager
-def _password_in_environment(parameters: dict):
-    """A database password never reaches a notebook: papermill writes every injected parameter
+def _kernel_environment(parameters: dict):
+    """The environment the stage's kernel inherits, set for the call and restored after it.
+
+    A database password never reaches a notebook: papermill writes every injected parameter
     into the executed notebook (and the book), so the URL is injected without it and the
-    password travels in libpq's PGPASSWORD to the kernel, which inherits this environment."""
+    password travels in libpq's PGPASSWORD.
+
+    matplotlib reads its configuration and font cache from ``<data_dir>/run/matplotlib``
+    (MPLCONFIGDIR), not from the user's home: a matplotlibrc there would change every figure
+    of the book, and a font cache another matplotlib wrote there (one without its bundled
+    STIX fonts: any log axis then logs "findfont: Font family ['STIXGeneral'] not found" to
+    stderr, which fails the stage) broke a whole run."""
     url, password = split_password(parameters.get("db_url", ""))
-    if password is None:
-        yield parameters
-        return
-    before = os.environ.get("PGPASSWORD")
-    os.environ["PGPASSWORD"] = password
+    env = {"MPLCONFIGDIR": str(_matplotlib_dir(parameters))}
+    if password is not None:
+        env["PGPASSWORD"] = password
+        parameters = {**parameters, "db_url": url}
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        yield {**parameters, "db_url": url}
+        yield parameters
     finally:
-        if before is None:
-            os.environ.pop("PGPASSWORD", None)
-        else:
-            os.environ["PGPASSWORD"] = before
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _matplotlib_dir(parameters: dict) -> Path:
+    folder = paths.RunLayout.of(parameters.get("data_dir") or "data/mock").run / "matplotlib"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _for_the_book(path: Path, source: Path) -> None:
@@ -140,7 +156,7 @@ def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
     output = output or stage.executed
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = jupytext.read(stage.source)
-    with _password_in_environment(parameters) as injected:
+    with _kernel_environment(parameters) as injected:
         try:
             pm.execute_notebook(
                 nb, str(output), parameters=injected, kernel_name="python3", language="python",
