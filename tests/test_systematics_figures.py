@@ -73,6 +73,7 @@ def test_the_forest_plot_shows_the_answer_the_interval_zero_and_the_planted_valu
     assert ax.get_title().startswith("Mock sky")
     assert any((t.get_gid() or "").startswith(runinfo.MOCK_GID) for t in fig.texts)
     assert readable(fig) == []
+    assert plt.fignum_exists(fig.number)  # pyplot's: a kernel's inline backend can show it
     real = figures.forest(s)
     assert real.axes[0].get_title().startswith("DESI DR1") and _planted(real.axes[0]) == []
     assert not any((t.get_gid() or "").startswith(runinfo.MOCK_GID) for t in real.texts)
