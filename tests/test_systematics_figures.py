@@ -139,6 +139,9 @@ def test_the_tables_show_a_dash_where_a_value_does_not_apply(systematics_run):
     surface = tables.surface_table(result.summary)
     assert list(surface["surface galaxies"].unique()) == ["not void (default)", "counted as void"]
     assert list(tables.patches_table(result.report).cap) == list(formats.CAPS)
-    lines = tables.opening(result, expected_of(str(d), result.summary))
-    assert 2 <= len(lines) <= 5 and f"{int(result.report['sample']['galaxies']):,d}" in lines[0]
-    assert lines[1] == result.report["paragraph"]
+    beside = expected_of(str(d), result.summary)
+    lines = tables.opening(result, beside)
+    assert lines[0] == result.report["paragraph"] and len(lines) == 1 + (beside is not None)
+    covered = pd.DataFrame({"covered": [True, False, None]})
+    assert tables.opening(result, covered)[1].endswith("value in 1 of 2 comparisons (both caps, "
+                                                       "all voids).")
