@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import matplotlib
+import matplotlib.pyplot
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -93,6 +94,7 @@ def test_the_answer_figure_says_mock_and_shows_the_planted_value():
     real = answer(s)
     assert not _marks(real) and "DESI DR1" in real.axes[0].get_title()
     assert not [c for c in real.axes[0].collections if "expected" in str(c.get_label())]
+    matplotlib.pyplot.close("all")  # pyplot's figures: leave no state to the next test
 
 
 def test_the_answer_in_words_has_one_sentence_per_distinct_result():
