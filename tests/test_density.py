@@ -89,6 +89,21 @@ def test_edge_fraction_is_one_inside_and_one_half_on_a_flat_boundary():
     np.testing.assert_allclose(f[2:], 0.5, atol=0.04)
 
 
+def test_a_galaxy_outside_the_survey_gets_no_density():
+    fp = _half_sky()
+    rng = np.random.default_rng(5)
+    tracers = np.column_stack([rng.uniform(-100, 100, 3000), rng.uniform(0, 100, 3000),
+                               rng.uniform(-100, 100, 3000)])
+    randoms = footprint_randoms(fp, 1_000_000, 0.315, rng)
+    rxyz = np.column_stack([randoms[f"comoving_{a}"] for a in "xyz"])
+    cap = CapDensity("NGC", cKDTree(tracers), cKDTree(rxyz), 3000 / 200 / 100 / 200,
+                     1_000_000 / footprint_volume(fp), footprint=fp)
+    got = local_density(cap, np.array([[0.0, 50, 0], [0, -50, 0]]), np.zeros(2, bool), 5)
+    assert np.isfinite(got["delta_k"][0]) and got["edge_fraction"][0] > 0.5
+    assert np.isnan(got["delta_k"][1]) and np.isnan(got["edge_fraction"][1])
+    assert np.isfinite(got["r_k"][1]) and got["edge_flag"][1]
+
+
 # ------------------------------------------------------------------------------- T-Web
 def _axes(n=48, cell=2.0):
     x = (np.arange(n) + 0.5) * cell - n * cell / 2

@@ -86,7 +86,7 @@ def test_delta_k_of_the_run_equals_a_recount_from_its_tracers(density_run):
         expect = 5 / (f[ok] * 4 / 3 * np.pi * r[ok] ** 3) / (row["tracers_inside"]
                                                               / row["volume"]) - 1
         np.testing.assert_allclose(e.delta_k[ok], expect, rtol=1e-10)
-        assert (e.edge_flag == (f < 0.5)).all()
+        assert (e.edge_flag == ~(f >= 0.5)).all()
 
 
 def test_profiles_comparison_and_web_counts(density_run):
@@ -103,6 +103,21 @@ def test_profiles_comparison_and_web_counts(density_run):
     env = _env(d)
     assert env.web_class.dropna().isin([0, 1, 2, 3]).all()
     assert {r["b"] for r in result.report["web_agreement"]} == set(formats.ALGORITHMS)
+
+
+def test_a_distributed_cluster_gives_the_same_table(density_run, tmp_path):
+    from distributed import LocalCluster
+
+    d, _ = density_run
+    other = tmp_path / "run"
+    for sub in ("convert", "database", "plausibility", "environment"):
+        shutil.copytree(d / sub, other / sub)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        density.run(data_dir=str(other), scheduler_address=cluster.scheduler_address,
+                    chunk_rows=700, n_patches={"NGC": 8, "SGC": 4})
+    dispose_engines()
+    pd.testing.assert_frame_equal(_env(d), _env(other))
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ inside the survey (mask and radial limits) was observed, so the local density is
 k / (f 4/3 pi r_k^3) and the contrast delta_k = that / n_bar - 1, n_bar the tracers of the cap
 over its volume. f is counted with random points uniform in the survey volume:
 f = N_random(< r_k) / (n_random 4/3 pi r_k^3). Where f < 1/2 the value is flagged (mostly
-extrapolation); where f = 0 (a galaxy outside the survey) delta_k is NaN.
+extrapolation). A galaxy outside the survey (mask or radial limits) has no delta_k.
 
 Everything is a vectorised query of scipy's cKDTree; :func:`local_density` is one chunk of
 galaxies, the unit of a Dask task.
@@ -48,8 +48,8 @@ def footprint_volume(fp: Footprint) -> float:
 def knn_radius(tree: cKDTree, xyz: np.ndarray, k: int, is_tracer: np.ndarray,
                workers: int = 1) -> np.ndarray:
     """Distance to the k-th nearest tracer in ``tree``; a point that is itself a tracer (the
-    tree holds it at distance 0) skips itself. NaN where a position is not finite, inf where the tree has too few
-    points."""
+    tree holds it at distance 0) skips itself. NaN where a position is not finite, inf where
+    the tree has too few points."""
     xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
     out = np.full(len(xyz), np.nan)  # NaN where a position is not finite (no redshift)
     ok = np.all(np.isfinite(xyz), axis=1)
@@ -84,16 +84,26 @@ class CapDensity:
     randoms: cKDTree
     mean_density: float     # tracers per (Mpc/h)^3 of the cap's volume
     random_density: float   # random points per (Mpc/h)^3
+    footprint: Footprint | None = None  # the survey: density only for galaxies inside it
 
 
 def local_density(cap: CapDensity, xyz: np.ndarray, is_tracer: np.ndarray, k: int,
                   workers: int = 1) -> dict[str, np.ndarray]:
-    """r_k, the edge fraction, delta_k (NaN where no part of the sphere is in the survey) and
-    the flag (edge fraction under :data:`MIN_EDGE_FRACTION`) of each point."""
+    """r_k, the edge fraction, delta_k and the flag (edge fraction under
+    :data:`MIN_EDGE_FRACTION`) of each point. Points outside ``cap.footprint`` (the survey's
+    mask and radial limits: environment's flag 9, most of a flux-limited catalogue beyond the
+    volume-limited range) get r_k only: their spheres, hundreds of Mpc/h wide, would hold
+    millions of random points, and their density is not the volume-limited sample's; their
+    edge fraction and delta_k are NaN and they are flagged."""
     r = knn_radius(cap.tracers, xyz, k, is_tracer, workers)
-    f = edge_fraction(cap.randoms, cap.random_density, xyz, r, workers)
+    xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
+    inside = np.isfinite(r)
+    if cap.footprint is not None:
+        inside &= ~cap.footprint.outside(xyz)
+    f = np.full(len(r), np.nan)
+    f[inside] = edge_fraction(cap.randoms, cap.random_density, xyz[inside], r[inside], workers)
     with np.errstate(divide="ignore", invalid="ignore"):
         local = k / (f * 4.0 / 3.0 * np.pi * r ** 3)
-        delta = np.where((f > 0) & np.isfinite(r), local / cap.mean_density - 1.0, np.nan)
+        delta = np.where(f > 0, local / cap.mean_density - 1.0, np.nan)
     return {"r_k": r, "edge_fraction": f, "delta_k": delta,
-            "edge_flag": f < MIN_EDGE_FRACTION}
+            "edge_flag": ~(f >= MIN_EDGE_FRACTION)}

@@ -117,7 +117,8 @@ def _cap_density(cap: str, fp, tracer_xyz: np.ndarray, omega_m: float, ratio: in
     pts = footprint_randoms(fp, n_random, omega_m, rng)
     rxyz = np.column_stack([pts[f"comoving_{a}"] for a in "xyz"])
     cd = CapDensity(cap, cKDTree(tracer_xyz), cKDTree(rxyz),
-                    mean_density=int(inside.sum()) / volume, random_density=len(rxyz) / volume)
+                    mean_density=int(inside.sum()) / volume, random_density=len(rxyz) / volume,
+                    footprint=fp)
     return cd, {"volume": volume, "tracers": int(len(tracer_xyz)),
                 "tracers_inside": int(inside.sum()), "randoms": int(len(rxyz)),
                 "lo": np.min(rxyz, 0), "hi": np.max(rxyz, 0)}
@@ -152,7 +153,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     assigned = _assignments(layout, targetid)
     cap_of = assigned[formats.ALGORITHMS[0]].cap.to_numpy()
     n = len(targetid)
-    cols = {"r_k": np.full(n, np.nan), "edge_fraction": np.zeros(n),
+    cols = {"r_k": np.full(n, np.nan), "edge_fraction": np.full(n, np.nan),
             "delta_k": np.full(n, np.nan), "edge_flag": np.ones(n, bool),
             "web_class": np.full(n, OUTSIDE_WEB, np.int8)}
     rng = np.random.default_rng(seed)
@@ -263,7 +264,7 @@ def _table(targetid: np.ndarray, cap: np.ndarray, cols: dict) -> pa.Table:
 
     fields = {"targetid": pa.array(targetid), "cap": pa.array(cap.astype(str)),
               "r_k": num(cols["r_k"]), "delta_k": num(cols["delta_k"]),
-              "edge_fraction": pa.array(np.asarray(cols["edge_fraction"], np.float64)),
+              "edge_fraction": num(cols["edge_fraction"]),
               "edge_flag": pa.array(np.asarray(cols["edge_flag"], bool)),
               "web_class": pa.array(np.asarray(cols["web_class"], np.int8),
                                     mask=np.asarray(cols["web_class"]) < 0)}
