@@ -13,7 +13,7 @@ from .tweb import WEB_CLASSES
 __all__ = ["profile_figure", "delta_figure", "web_slice_figure", "ullah_table",
            "comparison_table", "agreement_table", "web_counts_table"]
 
-WEB_COLOURS = ("#f7f7f7", "#92c5de", "#f4a582", "#b2182b")
+WEB_COLOURS = ("#c7e9c0", "#92c5de", "#f4a582", "#b2182b")  # outside the survey: blank
 
 
 def _errorbar(ax, p: pd.DataFrame, x: np.ndarray, label: str, **kw):
@@ -85,6 +85,11 @@ def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
         for r in v.itertuples():
             ax.add_patch(plt.Circle((r.x, r.y), np.sqrt(r.r_eff ** 2 - (r.z - zc) ** 2),
                                     fill=False, color=colour, lw=0.6, ls="--"))
+    i, j = np.nonzero(~classes.mask) if classes.mask.any() else np.nonzero(classes >= 0)
+    if len(i):  # the survey's part of the slice, not the padded box
+        cell = s[f"{cap}_extent"][5]
+        ax.set_xlim(x0 + (i.min() - 2) * cell, x0 + (i.max() + 3) * cell)
+        ax.set_ylim(y0 + (j.min() - 2) * cell, y0 + (j.max() + 3) * cell)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c, ec="grey") for c in WEB_COLOURS]
     handles += [plt.Line2D([], [], color="k", lw=0.8)] + [
         plt.Line2D([], [], color=c, ls="--") for c in styles.values()]
