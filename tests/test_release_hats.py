@@ -263,6 +263,7 @@ def test_the_import_cluster_takes_a_free_port_without_a_warning():
         held.close()
 
 
+@pytest.mark.slow  # two fresh interpreters importing hats and compiling (10-30 s)
 def test_hats_numba_functions_are_kept_in_the_disk_cache(tmp_path):
     """hats compiles its pixel-tree alignment in every new process (6.5 s of the DR1-scale
     margin pipeline); after numba_disk_cache() a compiled function lands in numba's on-disk
