@@ -48,8 +48,10 @@ DEFAULT_DIR = paths.DATA / "bench" / "pipeline"
 #: per stage, where its floor reads: other stages' folders (or "mirror", "database")
 FLOORS = {"acquire": ["mirror"], "recon": ["acquire"], "convert": ["acquire"],
           "load": ["convert"], "integrity": ["convert", "database"], "plausibility": ["convert"],
-          "environment": ["convert", "plausibility"], "systematics": ["plausibility", "environment"],
-          "release": ["convert", "plausibility", "environment", "systematics"]}
+          "environment": ["convert", "plausibility"],
+          "density": ["convert", "plausibility", "environment"],
+          "systematics": ["plausibility", "environment"],
+          "release": ["convert", "plausibility", "environment", "density", "systematics"]}
 
 
 def profile_copy(params: Path, data_dir: Path, scale: str | None, out: Path) -> Path:
@@ -187,7 +189,7 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int) -> dict
         r = stages.get(name)
         if r is None:
             continue
-        f = floor.get(name, {"seconds": 0.0, "bytes": 0})
+        f = floor.get(name, {"seconds": 0.0, "bytes": 0})  # a stage FLOORS does not know: none
         rows.append({"stage": name, "seconds": r["seconds"], "peak_rss_gib": r["peak_rss_gib"],
                      "status": r["status"], "floor_seconds": f["seconds"],
                      "floor_bytes": f["bytes"], "floor_reads": f.get("reads", []),
