@@ -14,7 +14,7 @@ def test_a_table_shows_dashes_separators_and_no_index():
     df = pd.DataFrame({"rows": [1234567.0, np.nan], "fraction": [0.123456, np.inf],
                        "name": ["a", None]}, index=[7, 8])
     t = display.table(df)
-    assert t.cells() == [["1,234,567", "0.1235", "a"], ["\u2013", "\u2013", "\u2013"]]
+    assert t.cells() == [["1,234,567", "0.12346", "a"], ["\u2013", "\u2013", "\u2013"]]
     html = t._repr_html_()
     assert "NaN" not in html and "nan" not in html and "inf" not in html
     assert ">7<" not in html and ">8<" not in html  # the index is not a column
@@ -39,7 +39,7 @@ def test_an_empty_table_says_none():
 
 def test_summary_is_one_paragraph_of_the_given_sentences():
     md = display.summary(["One.", " Two. ", ""])
-    assert md.data == "One. Two."
+    assert md._repr_markdown_() == "One. Two." == repr(md)  # text/plain too: tests read it
 
 
 def test_figure_captions_say_mock_only_on_a_figure_with_the_mock_mark(monkeypatch):

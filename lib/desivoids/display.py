@@ -30,7 +30,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["DASH", "Table", "table", "summary", "figure", "cell"]
+__all__ = ["DASH", "Table", "table", "Summary", "summary", "figure", "cell"]
 
 #: what a table shows for "not applicable" (a missing or non-finite value)
 DASH = "\u2013"
@@ -49,7 +49,7 @@ def _missing(value) -> bool:
 
 def cell(value) -> str:
     """One value as a table shows it: a dash for missing or non-finite, integers (and floats
-    that are whole numbers) with thousands separators, other floats to four significant digits."""
+    that are whole numbers) with thousands separators, other floats to five significant digits."""
     if isinstance(value, (list, tuple, np.ndarray)):
         return ", ".join(cell(v) for v in value) if len(value) else DASH
     if _missing(value):
@@ -62,7 +62,7 @@ def cell(value) -> str:
         x = float(value)
         if x.is_integer() and abs(x) < 1e15:
             return f"{int(x):,d}"
-        return f"{x:,.1f}" if abs(x) >= 1e4 else f"{x:.4g}"
+        return f"{x:,.1f}" if abs(x) >= 1e4 else f"{x:.5g}"
     text = str(value)
     return text if text else DASH
 
@@ -127,11 +127,23 @@ def table(df: pd.DataFrame, caption: str | None = None, collapsed: bool = False)
     return Table(df, caption, collapsed)
 
 
-def summary(lines: Iterable[str]):
-    """The chapter's opening: a few sentences computed by the run, as one Markdown paragraph."""
-    from IPython.display import Markdown
+class Summary:
+    """The chapter's opening paragraph: Markdown in the book and in Jupyter, the same text
+    elsewhere (and in the notebook's text/plain output, which tests read)."""
 
-    return Markdown(" ".join(s.strip() for s in lines if s and s.strip()))
+    def __init__(self, text: str):
+        self.data = text
+
+    def _repr_markdown_(self) -> str:
+        return self.data
+
+    def __repr__(self) -> str:
+        return self.data
+
+
+def summary(lines: Iterable[str]) -> Summary:
+    """The chapter's opening: a few sentences computed by the run, as one Markdown paragraph."""
+    return Summary(" ".join(s.strip() for s in lines if s and s.strip()))
 
 
 def figure(name: str, fig, caption: str) -> None:
