@@ -34,7 +34,9 @@ def test_a_named_index_becomes_columns_and_a_long_table_collapses():
 
 def test_an_empty_table_says_none():
     t = display.table(pd.DataFrame(columns=["path", "fault"]), caption="faults")
-    assert "(none)" in t._repr_html_() and "(none)" in repr(t)
+    html = t._repr_html_()
+    assert "(none)" in html and "(none)" in repr(t)
+    assert html.startswith('<p class="dv-table-caption"><strong>faults</strong></p>')
 
 
 def test_summary_is_one_paragraph_of_the_given_sentences():

@@ -107,9 +107,12 @@ class Table:
         body = "".join(row(r, "td") for r in self.cells())
         if not self.rows:
             body = f'<tr><td colspan="{max(len(numeric), 1)}">(none)</td></tr>'
-        caption = "" if self.collapsed or not self.caption else f"<caption>{esc(self.caption)}</caption>"
-        table = (f'<div class="{FRAME_CLASS}" style="overflow-x:auto;max-width:100%">'
-                 f'<table class="dataframe {FRAME_CLASS}">{caption}<thead>{head}</thead>'
+        # the caption above the frame, not a <caption>: the frame scrolls (display: block), and
+        # a <caption> would wrap at the width of a narrow table
+        caption = ("" if self.collapsed or not self.caption else
+                   f'<p class="{FRAME_CLASS}-caption"><strong>{esc(self.caption)}</strong></p>')
+        table = (f'{caption}<div class="{FRAME_CLASS}" style="overflow-x:auto;max-width:100%">'
+                 f'<table class="dataframe {FRAME_CLASS}"><thead>{head}</thead>'
                  f"<tbody>{body}</tbody></table></div>")
         if self.collapsed:
             return f"<details><summary>{esc(self._heading())}</summary>{table}</details>"
