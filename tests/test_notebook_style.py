@@ -12,7 +12,7 @@ import pytest
 from desivoids import paths
 
 #: notebooks still to be made thin (remove a notebook once its logic has moved to the library)
-NOT_YET_THIN = {"06_plausibility", "07_environment", "08_systematics", "09_release"}
+NOT_YET_THIN = {"06_plausibility", "07_environment", "08_density", "09_systematics", "10_release"}
 
 NOTEBOOKS = sorted(p.stem for p in paths.NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 
