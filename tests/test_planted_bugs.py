@@ -96,7 +96,7 @@ BUGS = [
         "tests/test_publish_unit.py::"
         "test_a_crash_between_plausibility_commit_and_rename_is_rolled_forward_by_a_reader"),
     Bug("the answer figure of a mock run carries no MOCK mark",
-        "release/figure.py", "    if mock:\n        mark_mock(fig)",
+        "systematics/figures.py", "    if mock and not marked:\n        mark_mock(fig)",
         "    if False:\n        mark_mock(fig)",
         "tests/test_runinfo.py::test_the_answer_figure_says_mock_and_shows_the_planted_value"),
     Bug("the answer in words repeats one template sentence per algorithm",

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 
 from .. import compute, formats, paths
 from ..errors import InputError
@@ -27,7 +28,7 @@ from ..outputs import jsonable, staged, write_json
 from .compare import compare_void_wall
 from .jackknife import healpix_patches
 from .matching import binned_fractions
-from .quenched import DEFINITIONS, quenched
+from .quenched import DEFINITIONS, DN4000_LIMIT, SSFR_LIMIT, UR_LIMIT, quenched
 from ..params import checked
 
 __all__ = ["run", "SystematicsResult", "VARIANTS", "result_paragraph", "surface_table"]
@@ -156,7 +157,11 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
                         tasks.append(dask.delayed(_comparison, pure=True)(
                             shared, q, flag, labels, list(mass_edges), regression, spline_df,
                             alpha))
-        done = compute.compute(tasks, c, num_workers=num_workers or None)
+        # one BLAS thread per task: the local scheduler already runs a task per core, and
+        # OpenBLAS's own threads on these small (n x 9) regressions doubled the CPU time
+        # (measured: NOTE-25 / benchmarks/REPORT.md); a cluster's workers default to one
+        with threadpool_limits(limits=1, user_api="blas"):
+            done = compute.compute(tasks, c, num_workers=num_workers or None)
     counts = [r[0] for r in done]
     rows = [r[1] for r in done]
     binned = [r[2] for r in done if r[2] is not None]
@@ -165,9 +170,9 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
 
 
 #: the quenched definitions in words, as a sentence names them
-DEFINITION_WORDS = {"ssfr": "by specific star-formation rate, sSFR < 1e-11 /yr",
-                    "dn4000": "by the 4000 Å break, Dn4000 > 1.6",
-                    "ur": "by colour, u - r ≥ 2.22"}
+DEFINITION_WORDS = {"ssfr": f"by specific star-formation rate, sSFR < {10 ** SSFR_LIMIT:g} /yr",
+                    "dn4000": f"by the 4000 Å break, Dn4000 > {DN4000_LIMIT:g}",
+                    "ur": f"by colour, u - r ≥ {UR_LIMIT:g}"}
 
 
 def _points(rd: float, lo: float, hi: float) -> tuple[str, str]:
