@@ -8,7 +8,9 @@ import pytest
 
 from desivoids.load import LoadError, load, queries
 from desivoids.cli import main as cli_main
+from desivoids.outputs import write_manifest
 from load_fixtures import write_inputs
+from sealing import reseal
 from test_load import _snapshot
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -96,12 +98,14 @@ def test_bad_input_named_and_nothing_loaded(case, loaded):
 
 def test_cli_reports_errors_and_success(tmp_path, capsys):
     write_inputs(tmp_path / "convert", n_galaxies=300, parts=1)
+    write_manifest(tmp_path / "convert")  # as convert seals what it publishes (the verb checks it)
     assert cli_main(["load", "-p", "data_dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "committed run 1" in out and "galaxies" in out
     db = f"sqlite:///{tmp_path / 'database' / 'desivoids.sqlite'}"
     before = _snapshot(db)
     _rewrite(tmp_path / "convert" / "voids.parquet", lambda t: t.drop_columns(["cap"]))
+    reseal(tmp_path / "convert" / "voids.parquet")  # bad content, not a bad seal, is under test
     assert cli_main(["load", "-p", "data_dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "voids.parquet" in err and "table voids" in err and "column cap" in err
