@@ -20,7 +20,7 @@
 # the physics lead one to expect is reported here, never cut silently, and no threshold moves to
 # make a finding go away.
 #
-# The **tracer selection** is DESIVAST's (science.md): SURVEY main, PROGRAM bright, the
+# The **tracer selection** is DESIVAST's ({doc}`../methods`): SURVEY main, PROGRAM bright, the
 # BGS_BRIGHT bit of BGS_TARGET, SPECTYPE GALAXY, ZWARN = 0, DELTACHI2 > 40, 0 < Z <= ZLIMU and
 # $M_r = \mathrm{ABSMAG01\_SDSS\_R} + 0.97\,(Z - 0.1) \le$ MAGLIM, each threshold a parameter
 # whose default is DESIVAST's, ZLIMU and MAGLIM read from the void catalogues' headers. A row is

@@ -16,7 +16,7 @@
 # # environment: which galaxies are in voids, by each algorithm's own rules
 #
 # Every galaxy of the converted catalogue, not only the tracers, is placed by each of the four
-# DESIVAST catalogues, following VAST's own catalogue code (science.md):
+# DESIVAST catalogues, following VAST's own catalogue code ({doc}`../methods`):
 #
 # - **VoidFinder**: a galaxy is in a void when its comoving position lies inside one of the
 #   void's holes by more than the surface tolerance, $|\mathbf{x} - \mathbf{c}| < R - \epsilon$

@@ -18,7 +18,7 @@
 # The sample is DESIVAST's tracers from the plausibility stage, less FastSpecFit's failed fits,
 # with their void membership from the environment stage: **void** galaxies have flag 1,
 # **wall** galaxies flag 0; edge (2) and outside (9) galaxies are left out and counted. A galaxy
-# is quenched by each of three definitions (science.md), reported side by side: a specific star
+# is quenched by each of three definitions ({doc}`../methods`), reported side by side: a specific star
 # formation rate $\log_{10}(\mathrm{SFR}/M_*) < -11$ (SFR = 0 counts as quenched), a 4000 Å
 # break $D_n4000 > 1.6$, and a rest-frame colour $u - r \ge 2.22$.
 #
