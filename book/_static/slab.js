@@ -73,7 +73,8 @@
       ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(7, y); ctx.stroke();
       var label = String(t).replace("-", "\u2212");
       backed(ctx, label, x, H - 9, "center", "bottom");
-      if (t !== 0) { backed(ctx, label, 9, y, "left", "middle"); }
+      // the left labels keep clear of the bottom axis' labels and of the legend
+      if (t !== 0 && y > 40 && y < H - 40) { backed(ctx, label, 9, y, "left", "middle"); }
     }
     var hu = axisName(u), hv = axisName(v);
     var h = (hu ? "comoving " + hu : "across the slab") + " (Mpc/h from the cube's centre)";
@@ -89,10 +90,10 @@
   // The comoving axes seen on the slab: an arrow per axis, or a dot / cross when it points
   // out of / into the screen.
   function drawOrientation(ctx, canvas, u, v, n) {
-    var ox = canvas.width - 52, oy = 52, len = 34, out = [];
+    var ox = canvas.width - 56, oy = 62, len = 30, out = [];
     ctx.save();
     ctx.fillStyle = "rgba(255,255,255,0.85)";
-    ctx.fillRect(ox - 48, oy - 48, 96, 96);
+    ctx.fillRect(ox - 48, oy - 52, 96, 100);
     ctx.strokeStyle = "#000"; ctx.fillStyle = "#000"; ctx.lineWidth = 1.5;
     ctx.font = "bold 12px sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle";
     for (var k = 0; k < 3; k++) {
@@ -104,7 +105,7 @@
           ctx.beginPath(); ctx.moveTo(ox - 4, oy - 4); ctx.lineTo(ox + 4, oy + 4);
           ctx.moveTo(ox + 4, oy - 4); ctx.lineTo(ox - 4, oy + 4); ctx.stroke();
         }
-        ctx.fillText(AXES[k], ox + 12, oy + 12);
+        ctx.fillText(AXES[k], ox - 13, oy - 11);
         out.push(AXES[k] + (n[k] > 0 ? " out of the screen" : " into the screen"));
         continue;
       }
@@ -114,7 +115,7 @@
       out.push(AXES[k]);
     }
     ctx.font = "10px sans-serif";
-    ctx.fillText("comoving axes", ox, oy + 40);
+    ctx.fillText("comoving axes", ox, oy - 41);
     ctx.restore();
     return out;
   }
