@@ -106,13 +106,16 @@ _REGISTRY = (
     Stage("environment", 7, "void membership of every galaxy under every algorithm, by VAST's "
           "rules", outputs=("environment",), tables=("galaxy_void_assignments", "void_counts"),
           reads=("acquire", "convert", "plausibility")),
-    Stage("systematics", 8, "quenched fractions in voids and walls per algorithm, at fixed "
+    Stage("density", 8, "a continuous environment for every galaxy: k-NN density, void-centric "
+          "distance, T-Web class; the quenched fraction against them", outputs=("density",),
+          tables=("galaxy_environment",), reads=("convert", "plausibility", "environment")),
+    Stage("systematics", 9, "quenched fractions in voids and walls per algorithm, at fixed "
           "stellar mass, with honest errors", outputs=("systematics",),
           reads=("plausibility", "environment")),
-    Stage("release", 9, "the data product: tables, data dictionary, reports, provenance, "
+    Stage("release", 10, "the data product: tables, data dictionary, reports, provenance, "
           "citation, checksums", outputs=("release",),
           reads=("acquire", "recon", "convert", "integrity", "plausibility", "environment",
-                 "systematics")),
+                 "density", "systematics")),
 )
 
 #: Stage names in run order.
