@@ -25,14 +25,14 @@ from pathlib import Path
 import pandas as pd
 from astropy.io import fits
 
-from . import formats
-from .checksums import published_sums, sha256_file
-from .errors import InputError
-from .fitscheck import hdus_end, incompleteness
-from .outputs import staged
-from .paths import RunLayout, display, resolve
-from .progress import bar
-from .params import checked
+from .. import formats
+from ..checksums import published_sums, sha256_file
+from ..errors import InputError
+from ..fitscheck import hdus_end, incompleteness
+from ..outputs import staged
+from ..paths import RunLayout, display, resolve
+from ..progress import bar
+from ..params import checked
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz")
 BLOCK = 2880
