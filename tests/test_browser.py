@@ -58,7 +58,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from desivoids import book, paths
-from desivoids.stages import ORDER, STAGES
+from desivoids.stages import ORDER
 
 pytestmark = pytest.mark.slow
 
@@ -628,17 +628,12 @@ READER_PAGES = [f + ".html" for f in book.toc_files(paths.ROOT / "_toc.yml")] + 
 #: checks that fail today on a page because of what a stage notebook shows (the notebooks are
 #: being made thin and readable, issue 22 points 3 and 5): check -> page -> the notebook to fix.
 #: Remove an entry once its notebook passes (the xfail is not strict, so it then shows XPASS).
-_STAGES = [Path(STAGES[n].chapter).name for n in ORDER]  # 01_acquire, ...: the registry's
 PENDING: dict[str, dict[str, str]] = {
     "tex": {},
-    "figures": {f"book/executed/{nb}.html": f"notebooks/{nb}.py: its figures are bare cell outputs "
-                "(alt text = the image's path, no caption): issue 22 point 5" for nb in _STAGES},
-    "nan": {f"book/executed/{nb}.html": f"notebooks/{nb}.py: NaN where a dash belongs, in "
-            f"{what}: issue 22 point 3" for nb, what in (
-                ("02_recon", "the HDU listing"), ("05_integrity", "a check table"),
-                ("07_environment", "the fractions and agreement tables"),
-                ("08_density", "its tables 0, 2 and 4 (an interval shows 'nan - nan')"),
-                ("09_systematics", "the results tables"))},
+    "figures": {"book/executed/08_density.html": "notebooks/08_density.py: its figures are bare "
+                "cell outputs (alt text = the image's path, no caption): issue 22 point 5"},
+    "nan": {"book/executed/08_density.html": "notebooks/08_density.py: NaN where a dash belongs, "
+            "in its tables 0, 2 and 4 (an interval shows 'nan - nan'): issue 22 point 3"},
     "width": {},
 }
 
