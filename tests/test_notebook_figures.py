@@ -29,7 +29,7 @@ def glue_problems(nb) -> list[str]:
             continue
         options, caption = glued[name].group(2), glued[name].group(3)
         alt = re.search(r":alt: (.+)", options)
-        if not alt or len(alt.group(1).split()) < 8 or re.search(r"/|\.png\b", alt.group(1)):
+        if not alt or len(alt.group(1).split()) < 8 or re.search(r"\.(png|svg|jpe?g)\b", alt.group(1)):
             out.append(f"figure {name!r}: no alt text in words")
         if f":name: fig-{name}" not in options:
             out.append(f"figure {name!r}: no :name: fig-{name} (numbered, linkable)")
