@@ -628,14 +628,7 @@ READER_PAGES = [f + ".html" for f in book.toc_files(paths.ROOT / "_toc.yml")] + 
 #: checks that fail today on a page because of what a stage notebook shows (the notebooks are
 #: being made thin and readable, issue 22 points 3 and 5): check -> page -> the notebook to fix.
 #: Remove an entry once its notebook passes (the xfail is not strict, so it then shows XPASS).
-PENDING: dict[str, dict[str, str]] = {
-    "tex": {},
-    "figures": {"book/executed/08_density.html": "notebooks/08_density.py: its figures are bare "
-                "cell outputs (alt text = the image's path, no caption): issue 22 point 5"},
-    "nan": {"book/executed/08_density.html": "notebooks/08_density.py: NaN where a dash belongs, "
-            "in its tables 0, 2 and 4 (an interval shows 'nan - nan'): issue 22 point 3"},
-    "width": {},
-}
+PENDING: dict[str, dict[str, str]] = {"tex": {}, "figures": {}, "nan": {}, "width": {}}
 
 
 def _pages(check: str) -> list:
