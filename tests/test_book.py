@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from html import unescape
+from html.parser import HTMLParser
 
 import nbformat
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from matplotlib.figure import Figure
 
-from desivoids import book
+from desivoids import book, paths
 from desivoids.stages import ORDER, STAGES
 
 
@@ -131,7 +132,8 @@ def test_the_hand_written_pages_show_the_runs_own_answer_data_and_report(tmp_pat
     assert PARAGRAPH in intro                      # the answer in words, from the release
     assert "3.0" in intro and "voidfinder" in intro  # its input files: 2 files, 3.0 MiB
     assert "mock sky" in intro and "on the mock sky of this run (not DESI DR1)" in intro  # says so
-    assert all(STAGES[n].summary.split(":")[0] in intro for n in ORDER)  # the registry's table
+    text = " ".join(_text(html / "intro.html").split())  # glossary links split the raw HTML
+    assert all(STAGES[n].summary.split(":")[0] in text for n in ORDER)  # the registry's table
     assert "answer.png" in intro and list((index.parent / "_images").glob("answer*.png"))
     assert "| stub |" not in (html / "run_report.html").read_text()  # rendered, not raw
     report = (html / "run_report.html").read_text()
@@ -153,7 +155,8 @@ def _text(html_file):
     import re
 
     t = html_file.read_text()
-    return unescape(re.sub(r"<[^>]+>", " ", t[t.find("<main"):])).replace("\u2019", "'")
+    t = re.sub(r"</?(a|span|strong|em|code)\b[^>]*>", "", t[t.find("<main"):])  # inline: no space
+    return unescape(re.sub(r"<[^>]+>", " ", t)).replace("\u2019", "'")
 
 
 def _title(html_file):
@@ -162,7 +165,8 @@ def _title(html_file):
     return unescape(re.search(r"<title>(.*?)</title>", html_file.read_text(), re.S).group(1))
 
 
-HAND_WRITTEN = ("intro", "run_dr1", "methods", "data_dictionary", "run_report", "references")
+HAND_WRITTEN = ("intro", "run_dr1", "methods", "glossary", "data_dictionary", "run_report",
+                "references")
 
 
 def test_a_mock_run_says_mock_first_and_shows_the_planted_truth(tmp_path):
@@ -271,3 +275,96 @@ def test_every_cited_reference_is_complete_and_author_year():
     assert not problems, problems
     config = yaml.safe_load((paths.ROOT / "_config.yml").read_text())
     assert config["sphinx"]["config"]["bibtex_reference_style"] == "author_year"
+
+
+# --------------------------------------------------------------------------------------------
+# issue 22 point 4: math and text
+
+#: TeX that a reader must never see as text: a dollar sign, \operatorname, an escaped underscore
+RAW_TEX = re.compile(r"\$|\\operatorname|\\_")
+
+
+class _VisibleText(HTMLParser):
+    """The text of a page's <main> outside Sphinx's math elements (MathJax typesets those),
+    code and scripts: what a reader would see as plain text."""
+
+    SKIP = {"script", "style", "pre", "code", "textarea", "mjx-container"}
+    VOID = {"br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[bool] = []  # per open element: is its text hidden?
+        self.main = False
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "main":
+            self.main = True
+        if tag in self.VOID:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        hidden = (self.stack[-1] if self.stack else False) or tag in self.SKIP or "math" in classes
+        self.stack.append(hidden)
+
+    def handle_endtag(self, tag):
+        if tag in self.VOID:
+            return
+        if self.stack:
+            self.stack.pop()
+        if tag == "main":
+            self.main = False
+
+    def handle_data(self, data):
+        if self.main and not (self.stack and self.stack[-1]):
+            self.text.append(data)
+
+
+def raw_tex(page) -> list[str]:
+    """Every place on a built page where TeX shows as text (with some context)."""
+    parser = _VisibleText()
+    parser.feed(page.read_text(errors="replace"))
+    text = " ".join(" ".join(parser.text).split())
+    return [text[max(0, m.start() - 60):m.end() + 60] for m in RAW_TEX.finditer(text)]
+
+
+def test_the_raw_tex_check_sees_tex_outside_math(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text('<main><p>a <span class="math notranslate">\\(x_\\mathrm{a}\\)</span>'
+                    "<code>$HOME</code></p><li><p>then</p>$$ h = \\operatorname{logit} p $$ and "
+                    "ABSMAG01\\_SDSS</li></main>")
+    found = raw_tex(page)
+    assert len(found) == 6 and "then" in found[0], found  # four $, \operatorname, \_; no $HOME
+
+
+def test_no_page_shows_raw_tex_and_the_glossary_and_index_resolve(tmp_path):
+    """Issue 22 point 4 on the built book's hand-written pages (the methods page showed Cohen's
+    h and the logistic model as raw TeX, displayed math inside list items, and a literal \\_
+    in eq. 2), the glossary's terms are linked from the pages that use them (first use, by
+    book/_ext/desivoids_sphinx.py) and the general index is not empty. No page cites
+    science.md, a file that is in neither the book nor the repository."""
+    root = book.copy_sources(tmp_path / "site")
+    stub_chapters(root)
+    html = book.build(root).parent
+    pages = sorted(p for p in html.rglob("*.html") if not p.relative_to(html).parts[0].startswith("_"))
+    problems = [f"{p.relative_to(html)}: {t!r}" for p in pages for t in raw_tex(p)]
+    assert not problems, "\n".join(problems)
+    methods = (html / "book" / "methods.html").read_text()
+    for label in ("eq-cohen", "eq-logit", "eq-mag"):  # displayed, numbered equations
+        assert re.search(rf'<div class="math[^"]*" id="equation-{label}"', methods), label
+    glossary = (html / "book" / "glossary.html").read_text()
+    terms = set(re.findall(r'<dt id="(term-[^"]+)"', glossary))
+    assert {"term-V2", "term-GALZONE", "term-ZONEVOID", "term-tracer", "term-edge",
+            "term-outside", "term-Dn4000", "term-risk-difference", "term-Newcombe", "term-Kish",
+            "term-jackknife", "term-HEALPix", "term-pruning"} <= terms
+    linked = {m for p in pages if p.name != "glossary.html"
+              for m in re.findall(r'href="(?:\.\./)*(?:book/)?glossary\.html#(term-[^"]+)"',
+                                  p.read_text())}
+    assert linked and linked <= terms, sorted(linked - terms)
+    # first use only: the methods page links each term once
+    first = re.findall(r'href="glossary\.html#(term-[^"]+)"', methods)
+    assert "term-GALZONE" in first and "term-jackknife" in first and len(first) == len(set(first))
+    index = (html / "genindex.html").read_text()
+    assert "glossary.html#term-jackknife" in index and "Satterthwaite" in index
+    assert "genindex.html" in (html / "book" / "intro.html").read_text()  # in the sidebar
+    for source in [*paths.BOOK.glob("*.md"), *(paths.ROOT / "notebooks").glob("*.py")]:
+        assert "science.md" not in source.read_text(), source

@@ -14,6 +14,17 @@ Every page is visited once (the module's ``crawl``); the tests then check what i
 - no <script src> points outside the book (no CDN);
 - the interactive figure of the environment chapter (#slab-explorer, drawn by a script from the
   book's _static) sets ``window.desivoidsSlab.ready`` and paints its <canvas>.
+The reader test (issue 22), on the same crawl, page by page (the pages of _toc.yml, the index
+and the search page): no raw TeX in the text a reader sees (a `$`, `\\operatorname` or `\\_`
+outside MathJax's output, code and scripts; a backslash in MathJax's own text, which is TeX that
+MathJax printed as text); every figure (<img>, <canvas>) has a caption and alt text that is not a
+file path; no rendered table shows NaN; no page is wider than the window at 1,400 px and at
+390 px (a phone), and no table is wider than the page (wide ones scroll in their own frame);
+on a mock run "mock" comes before the first figure of every page; every glossary term link
+resolves, every term is used, and the general index is not empty. A check that fails today on a
+stage chapter because of what its notebook shows is marked xfail (not strict) for that page
+only, with the notebook named in the reason (``PENDING``): remove the entry when the notebook
+is fixed.
 Screenshots of the home page and of the environment and systematics chapters are kept in
 ``<book root>/_build/screenshots/`` (and copied to the repository's ``_build/screenshots/`` when
 its ``_build`` exists), with ``browser.json``, what the crawl saw on every page.
@@ -46,7 +57,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from desivoids import paths
+from desivoids import book, paths
+from desivoids.stages import ORDER
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +72,10 @@ VIEWPORT = {"width": 1280, "height": 900}
 SCREENSHOTS = {"index": "index.html", "07_environment": "book/executed/07_environment.html",
                "09_systematics": "book/executed/09_systematics.html",
                "run_dr1": "book/run_dr1.html"}
+#: the reader test's widths: a desktop window and a phone
+READER_WIDTHS = (1400, 390)
+#: pages photographed at the phone's width too (<name>_390.png)
+PHONE_SHOTS = ("07_environment", "run_dr1")
 FIGURE_PAGE = "book/executed/07_environment.html"
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -80,7 +96,38 @@ PAGE_FACTS = """async () => {
     const r = document.createRange(); r.setStart(main, 0); r.setEndBefore(firstFigure);
     beforeFigure = r.toString();
   }
+  // the text a reader sees as text: outside MathJax's output, code and scripts
+  const hidden = 'mjx-container, pre, code, script, style, textarea, .slab-fallback';
+  const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT, {acceptNode: n =>
+    n.parentElement && n.parentElement.closest(hidden) ? NodeFilter.FILTER_REJECT
+                                                        : NodeFilter.FILTER_ACCEPT});
+  const plain = [];
+  while (walker.nextNode()) plain.push(walker.currentNode.nodeValue);
+  const captionOf = e => {
+    const fig = e.closest('figure');
+    const cap = fig ? fig.querySelector('figcaption') : null;
+    if (cap) return cap.innerText.trim();
+    const slab = e.closest('#slab-explorer');
+    const sc = slab ? slab.querySelector('.slab-caption') : null;
+    return sc ? sc.innerText.trim() : '';
+  };
+  const figures = [...main.querySelectorAll('img, canvas')].map(e => ({
+    tag: e.tagName.toLowerCase(),
+    src: (e.currentSrc || e.src || '').slice(0, 200),
+    alt: (e.tagName === 'CANVAS' ? e.getAttribute('aria-label') : e.getAttribute('alt')) || '',
+    caption: captionOf(e).slice(0, 300),
+  }));
+  const tables = [...main.querySelectorAll('table')].map((t, k) => {
+    const cells = [...t.querySelectorAll('td, th')].map(c => c.innerText.trim());
+    return {index: k, cells: cells.length,
+            nan: cells.filter(c => /(^|[\\s(])(nan|NaN|NaT|<NA>)([\\s),]|$)/.test(c)).slice(0, 5)};
+  });
   return {
+    plain_text: plain.join(' ').slice(0, 500000),
+    math_tex: [...document.querySelectorAll('mjx-assistive-mml')].map(e => e.textContent)
+                .filter(t => t.includes('\\\\')).map(t => t.slice(0, 120)),
+    figures: figures,
+    tables: tables,
     title: document.title,
     before_figure: beforeFigure.slice(0, 20000),
     url: location.href,
@@ -117,7 +164,44 @@ CANVAS_FACTS = """() => {
     if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2] || d[i + 3] !== d[3]) painted++;
     if (colours.size < 64) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
   }
-  return {root: true, canvas: true, width: w, height: h, painted: painted, colours: colours.size};
+  const st = window.desivoidsSlab || {};
+  const cap = root.querySelector('.slab-caption');
+  return {root: true, canvas: true, width: w, height: h, painted: painted, colours: colours.size,
+          axes: st.axes || [], legend: st.legend || [], orientation: st.orientation || [],
+          mock: !!st.mock, fallback: !!root.querySelector('.slab-fallback'),
+          caption: cap ? cap.innerText : ''};
+}"""
+
+
+# How wide a page is at the window's width: the document's scroll width, the outermost elements
+# that stick out, and the tables whose own box does (a table that scrolls in its frame does not).
+WIDTH_FACTS = """() => {
+  const vw = document.documentElement.clientWidth, sw = document.documentElement.scrollWidth;
+  const main = document.querySelector('main') || document.body;
+  const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (typeof e.className === 'string' && e.className.trim() ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+  // inside a frame that scrolls or clips: does not widen the page
+  const clipped = e => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== 'visible') return true;
+    }
+    return false;
+  };
+  const over = [];
+  if (sw > vw) {
+    for (const e of document.body.querySelectorAll('*')) {
+      const r = e.getBoundingClientRect(), p = e.parentElement;
+      if (r.width > 0 && r.right > vw + 1 && (!p || p.getBoundingClientRect().right <= vw + 1)
+          && !clipped(e)) {
+        over.push(name(e) + ' (right edge ' + Math.round(r.right) + ' px)');
+        if (over.length >= 5) break;
+      }
+    }
+  }
+  const tables = [...main.querySelectorAll('table')].map((t, k) => ({k: k, r: t.getBoundingClientRect()}))
+    .filter(t => t.r.width > 0 && t.r.right > vw + 1)
+    .map(t => 'table ' + t.k + ' (' + Math.round(t.r.width) + ' px wide, right edge ' + Math.round(t.r.right) + ' px)');
+  return {viewport: vw, scroll: sw, overflow: over, wide_tables: tables};
 }"""
 
 
@@ -129,6 +213,7 @@ class Page:
     page_errors: list = field(default_factory=list)
     failed_requests: list = field(default_factory=list)
     figure: dict | None = None
+    widths: dict = field(default_factory=dict)  # window width -> WIDTH_FACTS
 
 
 @dataclass
@@ -156,7 +241,8 @@ def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"http.server exited with {proc.returncode}: {proc.stderr.read()}")
+            raise RuntimeError(f"http.server exited with {proc.returncode} (its log: the test's "
+                               "http.server.log)")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("HEAD", "/index.html")
@@ -168,12 +254,15 @@ def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_book):  # noqa: F811 - fixture
-    """The built book on http://127.0.0.1:PORT/ (python -m http.server, loopback only)."""
+def served(tiny_book, tmp_path_factory):  # noqa: F811 - fixture
+    """The built book on http://127.0.0.1:PORT/ (python -m http.server, loopback only). Its
+    request log goes to a file: a pipe nobody reads fills after some 500 requests, and the
+    server then blocks on its next log line, so every later page load hangs."""
     port = _free_port()
+    log = open(tmp_path_factory.mktemp("http") / "http.server.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                              "--directory", str(tiny_book.html)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         _wait_http(port, proc)
         yield f"http://127.0.0.1:{port}/"
@@ -184,6 +273,7 @@ def served(tiny_book):  # noqa: F811 - fixture
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def _ensure_chromium() -> None:
@@ -275,6 +365,22 @@ def crawl(tiny_book, served, tmp_path_factory) -> Crawl:  # noqa: F811 - fixture
                 for name, target in SCREENSHOTS.items():
                     if target == rel and target not in redirects:
                         screenshots[name] = _shot(tab, shots_dir / f"{name}.png")
+            # The reader test's widths: every page again at a desktop window and at a phone's.
+            for width in READER_WIDTHS:
+                tab.set_viewport_size({"width": width, "height": VIEWPORT["height"]})
+                for rel, page in pages.items():
+                    current["page"] = rel
+                    try:
+                        tab.goto(served + rel, wait_until="load", timeout=120000)
+                        tab.wait_for_load_state("networkidle", timeout=30000)
+                        page.widths[width] = tab.evaluate(WIDTH_FACTS)
+                    except Exception as exc:  # noqa: BLE001 - reported by the width test
+                        page.widths[width] = {"error": str(exc).splitlines()[0]}
+                        continue
+                    for name in PHONE_SHOTS:
+                        if width == 390 and SCREENSHOTS[name] == rel:
+                            screenshots[f"{name}_390"] = _shot(tab, shots_dir / f"{name}_390.png")
+            tab.set_viewport_size(VIEWPORT)
             # The home page: index.html sends the reader on to the first page; photograph that.
             for name, target in SCREENSHOTS.items():
                 if target in redirects:
@@ -319,7 +425,10 @@ def _write_report(c: Crawl, path: Path) -> None:
         rel: {"console_errors": p.console_errors, "page_errors": p.page_errors,
               "failed_requests": p.failed_requests, "images": p.facts.get("images"),
               "math": p.facts.get("math"), "mathjax": p.facts.get("mathjax"),
-              "links": len(p.facts.get("links", [])), "figure": p.figure}
+              "links": len(p.facts.get("links", [])), "figure": p.figure,
+              "figures": p.facts.get("figures"), "math_tex": p.facts.get("math_tex"),
+              "tables_with_nan": [t for t in p.facts.get("tables", []) if t["nan"]],
+              "widths": p.widths}
         for rel, p in c.pages.items()}}
     path.write_text(json.dumps(report, indent=1))
 
@@ -470,6 +579,21 @@ def test_the_interactive_figure_draws(crawl):
     assert fig["painted"] >= 100 and fig["colours"] >= 2, f"the figure's canvas is blank: {fig}"
     scripts = crawl.pages[FIGURE_PAGE].facts["scripts"]
     assert any(s.startswith(crawl.base + "_static/") for s in scripts)
+    # issue 22 point 9: axes with units, an orientation mark and a legend inside the canvas,
+    # the MOCK mark on a mock run, and the subsample said as such
+    assert len(fig["axes"]) == 2 and all("Mpc/h" in a for a in fig["axes"]), fig["axes"]
+    assert fig["axes"][0].startswith("comoving y") and fig["axes"][1].startswith("comoving \u2212x")
+    assert fig["orientation"] == ["x", "y", "z out of the screen"], fig["orientation"]
+    assert "wall galaxy (VoidFinder)" in fig["legend"] and \
+        "VoidFinder voids (cut by the slab)" in fig["legend"], fig["legend"]
+    assert fig["mock"] and fig["caption"].startswith("MOCK sky, not DESI data."), fig["caption"]
+    assert re.search(r"the figure draws (all [\d,]+|a random [\d,]+ of the [\d,]+) tracers in the "
+                     r"cube", fig["caption"]), fig["caption"]
+    # the static preview for readers without JavaScript is in the page, and the script replaced it
+    static = (crawl.html / FIGURE_PAGE).read_text()
+    assert re.search(r'<img class="slab-preview" src="data:image/png;base64,[^"]+" alt="MOCK sky',
+                     static), "no static preview of the slab in the chapter's HTML"
+    assert not fig["fallback"], "the script left the static preview beside the canvas"
 
 
 def test_a_mock_run_says_mock_before_the_first_figure_of_every_page(crawl):
@@ -483,13 +607,131 @@ def test_a_mock_run_says_mock_before_the_first_figure_of_every_page(crawl):
             problems.append(f"{rel}: title {p.facts['title']!r} does not say mock")
         if "mock" not in p.facts["before_figure"].lower():
             problems.append(f"{rel}: no 'mock' before its first figure")
-    assert len([r for r in crawl.pages if r.startswith("book/executed/")]) == 9
+    assert len([r for r in crawl.pages if r.startswith("book/executed/")]) == len(ORDER)
     assert not problems, "\n".join(problems)
 
 
 def test_screenshots_are_kept(crawl):
-    for name in SCREENSHOTS:
+    for name in [*SCREENSHOTS, *(f"{n}_390" for n in PHONE_SHOTS)]:
         shot = crawl.screenshots.get(name)
         assert shot and shot.is_file() and shot.stat().st_size > 10_000, f"screenshot {name}.png missing"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.path.commonpath([crawl.screenshots["index"], crawl.html.parent]) == str(crawl.html.parent)
+
+
+# --------------------------------------------------------------------------------------------
+# the reader test (issue 22): page by page
+
+#: every page the reader test checks: those of _toc.yml (the index among them) and the search page
+READER_PAGES = [f + ".html" for f in book.toc_files(paths.ROOT / "_toc.yml")] + ["search.html"]
+
+#: checks that fail today on a page because of what a stage notebook shows (the notebooks are
+#: being made thin and readable, issue 22 points 3 and 5): check -> page -> the notebook to fix.
+#: Remove an entry once its notebook passes (the xfail is not strict, so it then shows XPASS).
+PENDING: dict[str, dict[str, str]] = {"tex": {}, "figures": {}, "nan": {}, "width": {}}
+
+
+def _pages(check: str) -> list:
+    return [pytest.param(p, id=p, marks=[pytest.mark.xfail(strict=False, reason=PENDING[check][p])]
+                         if p in PENDING[check] else []) for p in READER_PAGES]
+
+
+def _page(crawl, rel) -> Page:
+    assert rel in crawl.pages, f"{rel} is in _toc.yml but was not visited: is it in the built book?"
+    return crawl.pages[rel]
+
+
+#: TeX that a reader must never see as text
+RAW_TEX = re.compile(r"\$|\\operatorname|\\_")
+#: an alt text that is a file name or path (Jupyter's default alt is the image's path)
+PATHLIKE = re.compile(r"^\S*[/\\]\S*$|\.(png|jpe?g|svg|gif|webp)\b", re.I)
+
+
+@pytest.mark.parametrize("rel", _pages("tex"))
+def test_reader_sees_no_raw_tex(crawl, rel):
+    """Text outside MathJax's output, code and scripts holds no `$`, `\\operatorname` or `\\_`,
+    and MathJax's own text (its assistive MathML) no backslash: TeX it printed as text, as the
+    methods page's `\\_` in eq. 2 was."""
+    f = _page(crawl, rel).facts
+    text = " ".join(f["plain_text"].split())
+    shown = [text[max(0, m.start() - 60):m.end() + 60] for m in RAW_TEX.finditer(text)]
+    problems = [f"raw TeX in the text: ...{t!r}..." for t in shown]
+    problems += [f"TeX printed by MathJax: {t!r}" for t in f["math_tex"]]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("rel", _pages("figures"))
+def test_reader_every_figure_has_a_caption_and_alt_text(crawl, rel):
+    problems = []
+    for fig in _page(crawl, rel).facts["figures"]:
+        what = f"{fig['tag']} {fig['src'][:70]!r}"
+        alt = fig["alt"].strip()
+        if not alt:
+            problems.append(f"{what}: no alt text")
+        elif PATHLIKE.search(alt):
+            problems.append(f"{what}: its alt text is a file path ({alt!r})")
+        if not fig["caption"]:
+            problems.append(f"{what}: no caption")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("rel", _pages("nan"))
+def test_reader_tables_show_no_nan(crawl, rel):
+    """"Not applicable" is a dash in a table, never NaN."""
+    problems = [f"table {t['index']} ({t['cells']} cells) shows {t['nan']}"
+                for t in _page(crawl, rel).facts["tables"] if t["nan"]]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("rel", _pages("width"))
+def test_reader_page_fits_the_window_at_1400_and_390_px(crawl, rel):
+    """No page is wider than the window of a desktop (1,400 px) or a phone (390 px), and no
+    table is wider than the page: a wide table scrolls inside its own frame."""
+    page, problems = _page(crawl, rel), []
+    for width in READER_WIDTHS:
+        w = page.widths.get(width)
+        assert w, f"{rel} was not measured at {width} px"
+        if "error" in w:
+            problems.append(f"at {width} px the page did not load: {w['error']}")
+            continue
+        if w["scroll"] > w["viewport"]:
+            problems.append(f"at {width} px the page is {w['scroll']} px wide; sticking out: "
+                            f"{w['overflow']}")
+        problems += [f"at {width} px: {t}" for t in w["wide_tables"]]
+    assert not problems, "\n".join(problems)
+
+
+GLOSSARY = "book/glossary.html"
+
+
+def test_reader_glossary_terms_resolve_and_are_all_used(crawl):
+    """Every link to a glossary term lands on its entry, the terms the issue names are there,
+    and every term is linked from some other page (first use, book/_ext/desivoids_sphinx.py)."""
+    terms = {i for i in _page(crawl, GLOSSARY).facts["ids"] if i.startswith("term-")}
+    assert {"term-V2", "term-pruning", "term-GALZONE", "term-ZONEVOID", "term-tracer",
+            "term-edge", "term-outside", "term-Dn4000", "term-risk-difference", "term-Newcombe",
+            "term-Kish", "term-jackknife", "term-HEALPix"} <= terms, sorted(terms)
+    used, problems = set(), []
+    for rel, p in crawl.pages.items():
+        for url in p.facts["links"]:
+            target = _target(crawl, url)
+            if target is None or not target[1].startswith("term-"):
+                continue
+            if target[0] != GLOSSARY or target[1] not in terms:
+                problems.append(f"{rel}: link to {target[0]}#{target[1]}, no such glossary term")
+            elif rel != GLOSSARY:
+                used.add(target[1])
+    assert not problems, "\n".join(problems)
+    assert not terms - used, f"glossary terms no page links to: {sorted(terms - used)}"
+    chapters = [r for r in crawl.pages if r.startswith("book/executed/")]
+    linking = [r for r in chapters if any("glossary.html#term-" in u
+                                          for u in crawl.pages[r].facts["links"])]
+    assert len(linking) == len(chapters), sorted(set(chapters) - set(linking))
+
+
+def test_reader_the_index_is_not_empty_and_in_the_sidebar(crawl):
+    links = _page(crawl, "genindex.html").facts["links"]
+    entries = [u for u in links if "#term-" in u or "#index-" in u]
+    assert len(entries) >= 20, entries
+    assert any(_target(crawl, u) == ("genindex.html", "")
+               for u in _page(crawl, "book/intro.html").facts["links"])

@@ -373,7 +373,7 @@ def copy_sources(dest: Path, root: Path = paths.ROOT) -> Path:
     notebooks or MathJax, so a test can run and build a complete book outside the repository."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("_config.yml", "_toc.yml", "README.md"):
+    for name in ("_config.yml", "_toc.yml", "README.md", "genindex.md"):
         shutil.copy(root / name, dest / name)
     shutil.copytree(root / "book", dest / "book",
                     ignore=shutil.ignore_patterns("executed", "_mathjax", "_generated"),

@@ -7,10 +7,15 @@ algorithm's spheres cut it, as layers around the galaxies. VoidFinder's spheres 
 so its circles are exact cuts of its voids; a V2 void is a union of Voronoi cells, drawn as its
 effective sphere (the volume-equivalent sphere at its centre) and, exactly, by the flags of its
 galaxies.
+
+Readers without JavaScript see :func:`slab_preview`, the figure's start view drawn by
+matplotlib and embedded in the page as a PNG (the script replaces it with the canvas).
 """
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 
 import numpy as np
@@ -18,10 +23,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
 from .. import formats, paths
+from ..runinfo import mark_mock, run_info
 
-__all__ = ["slab_data", "slab_html"]
+__all__ = ["VIEW", "slab_data", "slab_preview", "slab_html"]
+
+#: the figure's start view, shared by the script (data["view"]) and the static preview:
+#: the slab's normal (azimuth, elevation, degrees), its offset and thickness (Mpc/h) and the
+#: algorithm whose flags colour the galaxies and whose voids are drawn
+VIEW = {"azimuth": 0, "elevation": 90, "offset": 0, "thickness": 20, "algorithm": "VoidFinder"}
+#: colours of the flags and of each algorithm's void layer, as book/_static/slab.js draws them
+FLAG_COLOURS = {"0": "#555555", "1": "#1f77b4", "2": "#ff7f0e", "9": "#bbbbbb"}
+FLAG_NAMES = {"0": "wall", "1": "void", "2": "edge", "9": "outside"}
+LAYER_COLOURS = {"VoidFinder": "#1f77b4", "REVOLVER": "#2ca02c", "VIDE": "#9467bd",
+                 "ZOBOV": "#d62728"}
 
 
 def _cube_centre(tracers: pd.DataFrame) -> np.ndarray:
@@ -36,12 +54,13 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     (a random ``max_galaxies`` of them when there are more), their flag per algorithm, and
     the spheres of every algorithm that reach into the cube."""
     layout = paths.RunLayout.of(data_dir)
+    common = {"cap": cap, "half_width": half_width, "algorithms": list(formats.ALGORITHMS),
+              "view": dict(VIEW), "mock": run_info(data_dir).mock}
     sample = pq.read_table(layout.stage("plausibility") / "sample.parquet",
                            columns=["targetid", "cap", "comoving_x", "comoving_y", "comoving_z"],
                            filters=[("cap", "=", cap)]).to_pandas()
     if sample.empty:
-        return {"cap": cap, "half_width": half_width, "galaxies": {"n": 0}, "spheres": {},
-                "algorithms": list(formats.ALGORITHMS), "total_in_cube": 0}
+        return {**common, "galaxies": {"n": 0}, "spheres": {}, "total_in_cube": 0}
     centre = _cube_centre(sample)
     xyz = sample[["comoving_x", "comoving_y", "comoving_z"]].to_numpy() - centre
     inside = np.all(np.abs(xyz) <= half_width, axis=1)
@@ -81,18 +100,105 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
         else:
             v = voids[voids.algorithm == a]
             spheres[a] = reaching(v.x, v.y, v.z, v.r_eff)
-    return {"cap": cap, "half_width": half_width, "centre": np.round(centre, 1).tolist(),
-            "total_in_cube": total, "algorithms": list(formats.ALGORITHMS),
+    return {**common, "centre": np.round(centre, 1).tolist(), "total_in_cube": total,
             "galaxies": galaxies, "spheres": spheres}
 
 
+def _basis(azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The slab's normal n and its in-plane axes u (across) and v (up), as slab.js builds them."""
+    t, p = np.radians(azimuth), np.radians(elevation)
+    n = np.array([np.cos(p) * np.cos(t), np.cos(p) * np.sin(t), np.sin(p)])
+    u = np.array([-np.sin(t), np.cos(t), 0.0])
+    return n, u, np.cross(n, u)
+
+
+def axis_name(w: np.ndarray) -> str:
+    """The comoving axis a unit vector runs along ("y", "\u2212x"), or "" for none."""
+    k = int(np.argmax(np.abs(w)))
+    return ("\u2212" if w[k] < 0 else "") + "xyz"[k] if abs(w[k]) > 0.999 else ""
+
+
+def sampled_sentence(data: dict) -> str:
+    """What the figure draws of the cube's tracers: all, or a random subsample of them."""
+    n, total = data["galaxies"]["n"], data["total_in_cube"]
+    if n < total:
+        return (f"a random {n:,d} of the {total:,d} tracers in the cube (a subsample, so that "
+                "the page stays light)")
+    return f"all {n:,d} tracers in the cube"
+
+
+def slab_preview(data: dict) -> Figure:
+    """The figure's start view (:data:`VIEW`, or ``data["view"]``) as a matplotlib figure:
+    the galaxies in the slab coloured by the flags of one algorithm, the circles where that
+    algorithm's spheres cut the slab's mid plane, axes in Mpc/h from the cube's centre named
+    after the comoving axes they run along, and a legend; a mock run's carries the MOCK mark."""
+    view = {**VIEW, **(data.get("view") or {})}
+    n, u, v = _basis(view["azimuth"], view["elevation"])
+    half, d, w = data["half_width"], float(view["offset"]), float(view["thickness"]) / 2
+    reach = half * np.sqrt(2)
+    alg = view["algorithm"]
+    fig = Figure(figsize=(6.4, 6.4), dpi=100)
+    ax = fig.subplots()
+    g = data["galaxies"]
+    if g["n"]:
+        xyz = np.column_stack([g["x"], g["y"], g["z"]])
+        inside = np.abs(xyz @ n - d) <= w
+        flags = np.array(list(g["flags"].get(alg, "9" * g["n"])))
+        for flag, name in FLAG_NAMES.items():
+            mine = inside & (flags == flag)
+            ax.scatter(xyz[mine] @ u, xyz[mine] @ v, s=3, color=FLAG_COLOURS[flag], lw=0,
+                       label=f"{name} galaxy ({int(mine.sum()):,d})")
+    circles = 0
+    for c in data["spheres"].get(alg, []):
+        centre, r = np.asarray(c[:3]), c[3]
+        h = centre @ n - d
+        if abs(h) < r:
+            ax.add_patch(Circle((centre @ u, centre @ v), np.sqrt(r * r - h * h), fill=False,
+                                lw=0.7, alpha=0.75, color=LAYER_COLOURS.get(alg, "k")))
+            circles += 1
+    ax.plot([], [], ls="none", marker="o", mfc="none", color=LAYER_COLOURS.get(alg, "k"),
+            label=f"{alg} voids, cut by the slab ({circles:,d})")
+    across, up = axis_name(u), axis_name(v)
+    ax.set(xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal",
+           xlabel=(f"comoving {across}" if across else "across the slab")
+           + " [Mpc/h from the cube's centre]",
+           ylabel=(f"comoving {up}" if up else "up the slab") + " [Mpc/h]",
+           title=f"{data['cap']}: a slab {2 * w:g} Mpc/h thick"
+           + (f", normal along {axis_name(n)}" if axis_name(n) else ""))
+    ax.legend(loc="upper left", fontsize=8, markerscale=2, framealpha=0.9)
+    fig.tight_layout()
+    if data.get("mock"):
+        mark_mock(fig)
+    return fig
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def slab_html(data: dict, script: str = "../../_static/slab.js") -> str:
-    """The figure's HTML: a container, its data as JSON, and the script from the book's own
-    static files (``script`` relative to the executed chapter's page)."""
+    """The figure's HTML: a container holding the static preview (an image, for readers
+    without JavaScript; the script replaces it with the interactive canvas), its data as JSON,
+    and the script from the book's own static files (``script`` relative to the executed
+    chapter's page)."""
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    view = {**VIEW, **(data.get("view") or {})}
+    mock = "MOCK sky, not DESI data. " if data.get("mock") else ""
+    alt = (f"{mock}Static preview of the slab explorer: the {data['cap']} tracers in a "
+           f"{view['thickness']:g} Mpc/h slab through the middle of a {2 * data['half_width']:g} "
+           f"Mpc/h cube, coloured by their {view['algorithm']} flag (wall, void, edge, outside), "
+           f"with circles where {view['algorithm']}'s voids cut the slab.")
+    preview = ""
+    if data["galaxies"]["n"]:
+        preview = (f'<img class="slab-preview" src="data:image/png;base64,{_png(slab_preview(data))}" '
+                   f'alt="{html.escape(alt)}" width="640" height="640">')
     return (f'<div id="slab-explorer" data-cap="{html.escape(data["cap"])}">'
-            '<p class="slab-fallback">The interactive slab is drawn by the built book\'s own '
-            'JavaScript (<code>_static/slab.js</code>); open this chapter in the book to turn '
-            'it.</p></div>\n'
+            f'<div class="slab-fallback">{preview}'
+            f'<p>{html.escape(mock)}The start view of the interactive slab, which draws '
+            f'{html.escape(sampled_sentence(data))}. Turning it needs the book\'s own JavaScript '
+            '(<code>_static/slab.js</code>): open this chapter in a browser with JavaScript '
+            'on.</p></div></div>\n'
             f'<script type="application/json" id="slab-data">{payload}</script>\n'
             f'<script src="{html.escape(script)}"></script>')
