@@ -58,11 +58,12 @@ PROMISED = (*C.TABLES, "reports/integrity.json", "reports/plausibility.json",
             "reports/environment.json", "reports/systematics.json",
             "reports/systematics_summary.csv", "data_dictionary.md", "data_dictionary.json",
             "figures/answer.png", "provenance.json", "CITATION.cff", "README.md", "SHA256SUMS")
-_REPORTS = {"reports/integrity.json": ("integrity", "report.json"),
-            "reports/plausibility.json": ("plausibility", "report.json"),
-            "reports/environment.json": ("environment", "report.json"),
-            "reports/systematics.json": ("systematics", "report.json"),
-            "reports/systematics_summary.csv": ("systematics", "summary.csv")}
+#: release file -> (stage, key of the stage's declared file) it copies
+_REPORTS = {"reports/integrity.json": ("integrity", "report"),
+            "reports/plausibility.json": ("plausibility", "report"),
+            "reports/environment.json": ("environment", "report"),
+            "reports/systematics.json": ("systematics", "report"),
+            "reports/systematics_summary.csv": ("systematics", "summary_csv")}
 
 
 @dataclass
@@ -99,13 +100,13 @@ def galaxies_core(layout: paths.RunLayout) -> pa.Table:
     """The tracer sample (every tracer, failed fits flagged) with the analysis columns."""
     from ..systematics.quenched import DEFINITIONS, quenched
 
-    sel = pq.read_table(paths.require(layout.stage("plausibility") / "selection.parquet",
+    sel = pq.read_table(paths.require(layout.file("plausibility", "selection"),
                                       "plausibility"), columns=["targetid", "cap", "tracer"])
     sel = sel.filter(sel["tracer"])
     import pyarrow.dataset as ds
 
     want = [c.name for c in C.GALAXIES_CORE if c.source.startswith("convert:")]
-    g = ds.dataset(layout.convert / "galaxies", format="parquet").to_table(
+    g = ds.dataset(layout.file("convert", "galaxies"), format="parquet").to_table(
         columns=want, filter=pc.is_in(pc.field("targetid"), value_set=sel["targetid"]))
     g = g.sort_by("targetid")
     caps = sel.sort_by("targetid").column("cap")
@@ -122,8 +123,8 @@ def galaxies_core(layout: paths.RunLayout) -> pa.Table:
 
 
 def voids_unified(layout: paths.RunLayout) -> pa.Table:
-    v = pq.read_table(layout.convert / "voids.parquet").to_pandas()
-    counts = pq.read_table(paths.require(layout.stage("environment") / "void_counts.parquet",
+    v = pq.read_table(layout.file("convert", "voids")).to_pandas()
+    counts = pq.read_table(paths.require(layout.file("environment", "void_counts"),
                                          "environment")).to_pandas()
     m = v.merge(counts[counts.in_catalogue][["algorithm", "cap", "void", "n_tracers",
                                              "n_galaxies"]],
@@ -136,7 +137,7 @@ def voids_unified(layout: paths.RunLayout) -> pa.Table:
 
 
 def assignments(layout: paths.RunLayout, targetids: pa.Array) -> pa.Table:
-    t = pq.read_table(layout.stage("environment") / "galaxy_void_assignments.parquet")
+    t = pq.read_table(layout.file("environment", "assignments"))
     t = t.filter(pc.is_in(t["targetid"], value_set=targetids))
     return _table(C.ASSIGNMENTS, {c.name: t.column(c.name) for c in C.ASSIGNMENTS})
 
@@ -244,9 +245,9 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         from ..errors import UsageError
 
         raise UsageError(f"version {version!r}: a folder name such as v1")
-    for stage, name in _REPORTS.values():
-        paths.require(layout.stage(stage) / name, stage)
-    integrity = integrity_status(layout.stage("integrity") / "report.json")
+    for stage, key in _REPORTS.values():
+        paths.require(layout.file(stage, key), stage)
+    integrity = integrity_status(layout.file("integrity", "report"))
     if integrity["failed_checks"] and not allow_failed_integrity:
         raise StageError(f"release refused: the run's integrity stage failed "
                          f"({', '.join(integrity['failed_checks'])}); fix the input or rerun "
@@ -258,13 +259,13 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         core = galaxies_core(layout)
         assign = assignments(layout, core.column("targetid").combine_chunks())
         tables = {"galaxies_core.parquet": core, "voids_unified.parquet": voids_unified(layout),
-                  "galaxy_void_assignments.parquet": assign,
+                  C.ASSIGNMENTS_FILE: assign,
                   "sample_10k.parquet": sample(core, assign, sample_size, sample_seed)}
         for name, t in tables.items():
             pq.write_table(t, tmp / name, compression="zstd")
         (tmp / "reports").mkdir()
-        for name, (stage, src) in _REPORTS.items():
-            shutil.copyfile(layout.stage(stage) / src, tmp / name)
+        for name, (stage, key) in _REPORTS.items():
+            shutil.copyfile(layout.file(stage, key), tmp / name)
         prov = provenance(layout, {"version": version, "sample_size": sample_size,
                                    "sample_seed": sample_seed,
                                    "allow_failed_integrity": allow_failed_integrity,
@@ -282,7 +283,7 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         write_json(tmp / "data_dictionary.json", dictionary)
         (tmp / "data_dictionary.md").write_text(_dictionary_md(dictionary))
         (tmp / "figures").mkdir()
-        summary = pq.read_table(layout.stage("systematics") / "summary.parquet").to_pandas()
+        summary = pq.read_table(layout.file("systematics", "summary")).to_pandas()
         answer_figure(summary, tmp / "figures" / "answer.png", mock=info.mock,
                       expected=_beside_expected(layout, data_dir, summary))
         write_json(tmp / "provenance.json", prov)
@@ -311,7 +312,7 @@ def _beside_expected(layout: paths.RunLayout, data_dir: str, summary: pd.DataFra
     """The mock's expected answers beside the estimates (None on real data)."""
     from ..systematics.expected import beside_expected, read_expected
 
-    report = json.loads((layout.stage("systematics") / "report.json").read_text())
+    report = json.loads((layout.file("systematics", "report")).read_text())
     edges = report.get("parameters", {}).get("mass_edges")
     return beside_expected(summary, read_expected(data_dir), edges) if edges else None
 

@@ -25,14 +25,15 @@ from pathlib import Path
 import pandas as pd
 from astropy.io import fits
 
-from . import formats
-from .checksums import published_sums, sha256_file
-from .errors import InputError
-from .fitscheck import hdus_end, incompleteness
-from .outputs import staged
-from .paths import RunLayout, display, resolve
-from .progress import bar
-from .params import checked
+from .. import formats
+from ..checksums import published_sums, sha256_file
+from ..errors import InputError
+from ..fitscheck import hdus_end, incompleteness
+from ..outputs import staged
+from ..paths import RunLayout, display, resolve
+from ..progress import bar
+from ..params import checked
+from ..stages import file_name
 
 FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fz")
 BLOCK = 2880
@@ -244,10 +245,10 @@ def write(files: list[FileInfo], out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     with staged(out_dir) as tmp:
         doc = {"files": [asdict(f) | {"ok": f.ok} for f in files]}
-        (tmp / "inventory.json").write_text(json.dumps(doc, indent=1, sort_keys=True))
+        (tmp / file_name("recon", "inventory")).write_text(json.dumps(doc, indent=1, sort_keys=True))
         for name, df in tables(files).items():
             df.to_parquet(tmp / f"{name}.parquet", index=False)
-    return out_dir / "inventory.json"
+    return out_dir / file_name("recon", "inventory")
 
 
 @dataclass
@@ -268,7 +269,7 @@ class ReconResult:
         noted = sum(1 for f in self.files if f.notes)
         lines = [f"recon: {len(self.files)} FITS files, {sum(len(f.hdus) for f in self.files)} HDUs, "
                  f"{len(self.faulty)} with faults, {noted} with notes -> "
-                 f"{display(self.out_dir / 'inventory.json')}"]
+                 f"{display(self.out_dir / file_name('recon', 'inventory'))}"]
         lines += [f"  FAULT {f.path}: {'; '.join(f.faults)}" for f in self.faulty]
         return "\n".join(lines)
 
