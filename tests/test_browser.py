@@ -58,7 +58,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-dev-shm-usage", "--hide-scrollbars"]
 VIEWPORT = {"width": 1280, "height": 900}
 SCREENSHOTS = {"index": "index.html", "07_environment": "book/executed/07_environment.html",
-               "08_systematics": "book/executed/08_systematics.html",
+               "09_systematics": "book/executed/09_systematics.html",
                "run_dr1": "book/run_dr1.html"}
 FIGURE_PAGE = "book/executed/07_environment.html"
 TRACEBACK = "Traceback (most recent call last)"

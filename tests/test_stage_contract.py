@@ -264,6 +264,7 @@ def test_every_verb_exits_1_2_or_0(tiny_run, tmp_path):
         "integrity": ["-p", "data_dir", str(tmp_path / "i")],
         "plausibility": ["-p", "data_dir", str(tmp_path / "p")],
         "environment": ["-p", "data_dir", str(tmp_path / "e")],
+        "density": ["-p", "data_dir", str(tmp_path / "d")],
         "systematics": ["-p", "data_dir", str(tmp_path / "s")],
         "release": ["-p", "data_dir", str(tmp_path / "r2")],
     }

@@ -131,16 +131,24 @@ _REGISTRY = (
           produces={"assignments": "galaxy_void_assignments.parquet",
                     "void_counts": "void_counts.parquet",
                     "surface": "voidfinder_surface.parquet", "report": "report.json"}),
-    Stage("systematics", 8, "quenched fractions in voids and walls per algorithm, at fixed "
+    Stage("density", 8, "a continuous environment for every galaxy: k-NN density, void-centric "
+          "distance, T-Web class; the quenched fraction against them", outputs=("density",),
+          tables=("galaxy_environment",), reads=("convert", "plausibility", "environment"),
+          produces={"environment": "galaxy_environment.parquet",
+                    "web_counts": "web_counts.parquet", "profiles": "profiles.parquet",
+                    "web_comparison": "web_comparison.parquet",
+                    "web_fractions": "web_fractions.parquet", "web_slices": "web_slices.npz",
+                    "report": "report.json"}),
+    Stage("systematics", 9, "quenched fractions in voids and walls per algorithm, at fixed "
           "stellar mass, with honest errors", outputs=("systematics",),
           reads=("plausibility", "environment"),
           produces={"summary": "summary.parquet", "summary_csv": "summary.csv",
                     "binned": "binned.parquet", "counts": "counts.parquet",
                     "report": "report.json"}),
-    Stage("release", 9, "the data product: tables, data dictionary, reports, provenance, "
+    Stage("release", 10, "the data product: tables, data dictionary, reports, provenance, "
           "citation, checksums", outputs=("release",),
           reads=("acquire", "recon", "convert", "integrity", "plausibility", "environment",
-                 "systematics")),
+                 "density", "systematics")),
 )
 
 #: What the runner (``desivoids run``) writes to ``<data_dir>/run/``, by key (as ``produces``).

@@ -19,7 +19,7 @@ from . import fastspecfit as fsf
 #: any mass (generate's ``planted_offset``; 0.0 gives a null mock)
 PLANTED_OFFSET = -0.10
 MASS_BINS = (9.0, 9.5, 10.0, 10.5, 11.0, 11.5, 12.5)
-#: the systematics stage's default stellar-mass matching bins (notebooks/08_systematics.py
+#: the systematics stage's default stellar-mass matching bins (notebooks/09_systematics.py
 #: mass_edges): the expected answers of truth.json are weighted on them
 MATCH_EDGES = (9.5, 10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5, 12.0)
 

@@ -208,6 +208,13 @@ def check_completeness(folder: Path) -> list[dict]:
     return out
 
 
+def _continuous_environment(layout: paths.RunLayout) -> Path | None:
+    """The density stage's galaxy_environment.parquet when that stage has run, else None
+    (hats/galaxies then goes without the continuous environment)."""
+    path = layout.file("density", "environment")
+    return path if path.is_file() else None
+
+
 def _check_catalogue(folder: Path, name: str, sums: dict) -> dict:
     """A HATS catalogue: hats validates it and every file of it matches SHA256SUMS."""
     p = folder / name
@@ -225,9 +232,9 @@ def _check_catalogue(folder: Path, name: str, sums: dict) -> dict:
         if not r["problem"]:
             import hats
 
-            names = list(hats.read_hats(p).schema.names)
-            want = [c.name for c in H.CATALOGUES[name][1]]
-            r["columns"] = [c for c in names if c != "_healpix_29"] == want
+            names = [c for c in hats.read_hats(p).schema.names if c != "_healpix_29"]
+            want = H.documented(name, names)
+            r["columns"] = names == want
             if not r["columns"]:
                 r["problem"] = f"columns {names} are not the documented {want}"
     r["ok"] = not r["problem"]
@@ -277,7 +284,8 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         H.write(tmp, tables, version=version, citation=H.citation_line(cff),
                 inputs=prov["inputs"]["files"], pixel_threshold=hats_pixel_threshold,
                 margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address,
-                created=release_date(prov), title=info.title)
+                created=release_date(prov), title=info.title,
+                environment=_continuous_environment(layout))
         schemas = {name: pq.read_schema(tmp / name) for name in tables}
         dictionary = C.dictionary_rows(schemas)
         write_json(tmp / "data_dictionary.json", dictionary)
@@ -355,5 +363,9 @@ def _dictionary_md(rows: list[dict]) -> str:
               "order-29 HEALPix index of (ra, dec).", ""]
     lines += [f"- `{n}/`: {what}; columns: {', '.join(c.name for c in cols)}"
               for n, (what, cols, _) in H.CATALOGUES.items()]
+    lines += ["", "When the run's density stage has run, `hats/galaxies` and its margin cache "
+              "also carry the continuous environment:", "",
+              "| column | type | description | source |", "|---|---|---|---|"]
+    lines += [f"| {c.name} | {c.type} | {c.description} | {c.source} |" for c in H.CONTINUOUS]
     lines.append("")
     return "\n".join(lines)

@@ -26,8 +26,8 @@ from ..checksums import sha256_file
 from ..formats import ALGORITHMS
 from . import columns as C
 
-__all__ = ["CATALOGUES", "GALAXIES", "VOIDS", "galaxies_table", "voids_table", "write",
-           "validate", "citation_line", "partition_figure"]
+__all__ = ["CATALOGUES", "GALAXIES", "CONTINUOUS", "VOIDS", "galaxies_table", "voids_table",
+           "write", "validate", "citation_line", "partition_figure", "documented"]
 
 _A = "environment:galaxy_void_assignments"
 #: the galaxies catalogue's columns: galaxies_core's, then four per algorithm
@@ -40,6 +40,21 @@ GALAXIES = C.GALAXIES_CORE + tuple(col for a in ALGORITHMS for col in (
           "effective radius", f"{_A}.r_over_reff"),
     C.Col(f"interior_{a.lower()}", C.BOOL, "", f"{a}: the void is interior; null: no void or "
           "unknown", f"{_A}.interior")))
+_D = "density:galaxy_environment"
+#: the continuous environment, added to hats/galaxies after the per-algorithm columns when the
+#: run's density stage has published it (a run without that stage releases GALAXIES alone)
+CONTINUOUS = (
+    C.Col("delta_k", C.F8, "", "k-NN density contrast of the volume-limited tracers, corrected "
+          "for the survey edge; null outside the survey", f"{_D}.delta_k"),
+    C.Col("edge_fraction", C.F8, "", "fraction of the k-NN sphere inside the survey (random "
+          "points); null outside the survey", f"{_D}.edge_fraction"),
+    C.Col("edge_flag", C.BOOL, "", "edge_fraction < 0.5 or outside the survey: no reliable delta_k",
+          f"{_D}.edge_flag"),
+    C.Col("web_class", C.I1, "", "T-Web class: 0 void, 1 sheet, 2 filament, 3 knot; null "
+          "outside the survey", f"{_D}.web_class"),
+) + tuple(C.Col(f"void_centric_{a.lower()}", C.F8, "", f"{a}: distance to the centre of the "
+                "galaxy's void (wall and edge galaxies: the nearest void's) / its effective "
+                "radius", f"{_D}.void_centric_{a.lower()}") for a in ALGORITHMS)
 VOIDS = C.VOIDS_UNIFIED + (
     C.Col("interior", C.BOOL, "", "not an edge void (null where unknown)", "derived: not is_edge"),)
 
@@ -56,8 +71,19 @@ CATALOGUES = {
 }
 
 
-def galaxies_table(core: pa.Table, assign: pa.Table) -> pa.Table:
-    """galaxies_core with, per algorithm, the assignments' flag, void, r_over_reff, interior."""
+def documented(name: str, names: list[str]) -> list[str]:
+    """The documented columns of catalogue ``name`` whose written columns are ``names``: with
+    the continuous environment when the catalogue carries it."""
+    cols = [c.name for c in CATALOGUES[name][1]]
+    if name.startswith("hats/galaxies") and CONTINUOUS[0].name in names:
+        cols += [c.name for c in CONTINUOUS]
+    return cols
+
+
+def galaxies_table(core: pa.Table, assign: pa.Table, environment: pa.Table | None = None
+                   ) -> pa.Table:
+    """galaxies_core with, per algorithm, the assignments' flag, void, r_over_reff, interior;
+    and the density stage's continuous environment (:data:`CONTINUOUS`) when given."""
     ids = core.column("targetid")
     data = {f.name: core.column(f.name) for f in core.schema}
     for a in ALGORITHMS:
@@ -70,7 +96,17 @@ def galaxies_table(core: pa.Table, assign: pa.Table) -> pa.Table:
                              "of galaxies_core; rerun environment")
         for src in ("flag", "void", "r_over_reff", "interior"):
             data[f"{src}_{a.lower()}"] = t[src].take(row)
-    return _table(GALAXIES, data)
+    if environment is None:
+        return _table(GALAXIES, data)
+    row = pc.index_in(ids, value_set=environment["targetid"])
+    if pc.any(pc.is_null(row)).as_py():
+        from ..errors import StageError
+
+        raise StageError("galaxy_environment.parquet: no row for some galaxies of "
+                         "galaxies_core; rerun density")
+    for c in CONTINUOUS:
+        data[c.name] = environment[c.name].take(row)
+    return _table(GALAXIES + CONTINUOUS, data)
 
 
 def voids_table(voids: pa.Table) -> pa.Table:
@@ -144,11 +180,14 @@ def properties(version: str, citation: str, sources: dict[str, str], inputs: lis
 def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str,
           inputs: list[dict], pixel_threshold: int, margin_arcsec: float,
           scheduler_address: str = "", created: str = "",
-          title: str = "desivoids: galaxies in DESI DR1 voids and walls") -> list[str]:
+          title: str = "desivoids: galaxies in DESI DR1 voids and walls",
+          environment: Path | None = None) -> list[str]:
     """Write the HATS catalogues below ``out`` (the release folder being staged) from the
     release's tables, already written there; returns the catalogue folders written.
     ``created``: the release date (YYYY-MM-DD) given as each catalogue's hats_creation_date in
-    place of the clock's, so that a rerun of the same run writes the same bytes."""
+    place of the clock's, so that a rerun of the same run writes the same bytes.
+    ``environment``: the density stage's galaxy_environment.parquet, whose continuous
+    environment hats/galaxies then carries (its sha256 among the catalogue's sources)."""
     import warnings
 
     with warnings.catch_warnings():  # tqdm.auto, imported by hats-import, warns in a notebook
@@ -159,8 +198,10 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
 
     work = out / ".hats_work"  # below the release: a remote cluster's workers see it too
     work.mkdir()
+    env = None if environment is None else pq.read_table(
+        environment, columns=["targetid", *(c.name for c in CONTINUOUS)])
     inputs_of = {"galaxies": galaxies_table(tables["galaxies_core.parquet"],
-                                            tables[C.ASSIGNMENTS_FILE]),
+                                            tables[C.ASSIGNMENTS_FILE], env),
                  "voids": voids_table(tables["voids_unified.parquet"])}
     sort = {"galaxies": "targetid", "voids": "algorithm,cap,void"}
     common = dict(output_path=out / "hats", tmp_dir=work, resume=False, progress_bar=False,
@@ -170,9 +211,10 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
             for name, table in inputs_of.items():
                 src = work / f"{name}.parquet"
                 pq.write_table(table, src)
-                props = properties(version, citation, {s: sha256_file(out / s) for s in
-                                                       CATALOGUES[f"hats/{name}"][2]}, inputs,
-                                   title)
+                sources = {s: sha256_file(out / s) for s in CATALOGUES[f"hats/{name}"][2]}
+                if name == "galaxies" and environment is not None:
+                    sources[f"density/{environment.name}"] = sha256_file(environment)
+                props = properties(version, citation, sources, inputs, title)
                 args = ImportArguments(
                     output_artifact_name=name, input_file_list=[str(src)], file_reader="parquet",
                     ra_column="ra", dec_column="dec", sort_columns=sort[name],

@@ -1,0 +1,90 @@
+"""The answer as a function of the continuous environment, on plausibility's sample: the
+quenched-fraction profiles against delta_k and r / R_eff, the T-Web void class as a labelling
+beside DESIVAST's four, and the quenched fraction per web class. The statistics are
+:mod:`desivoids.systematics`' (mass matching, jackknife over the same HEALPix patches); this
+module only joins the tables and loops."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import formats, paths
+from ..systematics.compare import compare_void_wall
+from ..systematics.jackknife import healpix_patches
+from ..systematics.profiles import (fraction_by_class, label_agreement, profile,
+                                    quantile_edges, web_as_flag)
+from ..systematics.quenched import quenched
+from .tweb import WEB_CLASSES
+
+__all__ = ["answer", "WEB_LABEL"]
+
+#: the T-Web void class's name as a labelling beside the DESIVAST algorithms
+WEB_LABEL = "T-Web"
+SAMPLE_COLUMNS = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "sfr_zero",
+                  "log_ssfr", "dn4000", "absmag01_sdss_u", "absmag01_sdss_r"]
+
+
+def _sample(layout: paths.RunLayout, env: pa.Table) -> pd.DataFrame:
+    """plausibility's sample joined with galaxy_environment on targetid."""
+    path = paths.require(layout.file("plausibility", "sample"), "plausibility")
+    s = pq.read_table(path, columns=SAMPLE_COLUMNS).to_pandas()
+    e = env.drop_columns(["cap"]).to_pandas()
+    return s.merge(e, on="targetid", how="left", validate="one_to_one")
+
+
+def answer(layout: paths.RunLayout, env: pa.Table, assigned: dict, targetid: np.ndarray, *,
+           definition: str, delta_bins: int, r_edges: list, mass_edges: list,
+           n_patches: dict, alpha: float):
+    """(profiles, comparison, web fractions, agreement) for the report and the book."""
+    s = _sample(layout, env)
+    q = quenched(s, definition)
+    patch = healpix_patches(s.ra.to_numpy(), s.dec.to_numpy(), n_patches,
+                            cap=s.cap.to_numpy()).patch
+    s = s.assign(patch=patch)
+    ok = q.defined
+    logm = s.logmstar.to_numpy(np.float64)
+    rows = []
+    good = ok & np.isfinite(s.delta_k.to_numpy(np.float64, na_value=np.nan)) & ~s.edge_flag.fillna(
+        True).to_numpy(bool)
+    delta = s.delta_k.to_numpy(np.float64, na_value=np.nan)
+    if good.any():
+        edges = quantile_edges(delta[good], delta_bins)
+        if len(edges) >= 2:
+            rows.append(profile(q.quenched[good], delta[good], logm[good], patch[good], edges,
+                                mass_edges, alpha, labels={"quantity": "delta_k",
+                                                           "algorithm": ""}))
+    for alg in formats.ALGORITHMS:
+        from .stage import column_of
+
+        r = s[column_of(alg)].to_numpy(np.float64, na_value=np.nan)
+        use = ok & np.isfinite(r)
+        if use.any():
+            rows.append(profile(q.quenched[use], r[use], logm[use], patch[use], r_edges,
+                                mass_edges, alpha, labels={"quantity": "r_over_reff",
+                                                           "algorithm": alg}))
+    profiles = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+    # the T-Web void class beside the four labellings: the same comparison for each
+    pos = np.searchsorted(targetid, s.targetid.to_numpy())
+    flags = {alg: assigned[alg].flag.to_numpy()[pos] for alg in formats.ALGORITHMS}
+    web = s.web_class.to_numpy(np.float64, na_value=-1).astype(np.int8)
+    flags[WEB_LABEL] = web_as_flag(web)
+    comparison = []
+    for name, flag in flags.items():
+        use = ok & np.isin(flag, (0, 1))
+        d = pd.DataFrame({"quenched": q.quenched[use], "void": flag[use] == 1,
+                          "logmstar": logm[use], "z": s.z.to_numpy()[use],
+                          "patch": patch[use]})
+        labels = {"labelling": name, "definition": definition}
+        if d.void.any() and (~d.void).any():
+            comparison.append(compare_void_wall(d, mass_edges, alpha=alpha, regression=False,
+                                                labels=labels))
+        else:
+            comparison.append(pd.Series({**labels, "n_void": int(d.void.sum()),
+                                         "n_wall": int((~d.void).sum())}))
+    agreement = [{"a": WEB_LABEL, "b": alg, **label_agreement(flags[WEB_LABEL], flags[alg])}
+                 for alg in formats.ALGORITHMS]
+    fractions = fraction_by_class(q.quenched[ok], web[ok], WEB_CLASSES, alpha)
+    return profiles, pd.DataFrame(comparison), fractions, agreement

@@ -1,0 +1,169 @@
+"""The cosmic web from the tidal tensor of the tracer density (T-Web, Forero-Romero et al. 2009).
+
+The tracers are deposited on a comoving grid over the cap's volume by cloud-in-cell, as the
+density contrast delta = rho / rho_bar - 1 with rho_bar the tracers over the cells inside the
+survey; the cells outside the survey (mask or radial limits, by their centre) are set to the
+mean (delta = 0), and the box is padded with mean cells so that the FFT's periodic images do not
+reach the survey. The field is smoothed with a Gaussian, the potential solves
+nabla^2 phi = delta by FFT, and the tidal tensor T_ij = d_i d_j phi, in Fourier space
+k_i k_j delta_k / k^2, is diagonalised per cell. The number of eigenvalues above ``lambda_th``
+gives the class: 0 void, 1 sheet, 2 filament, 3 knot.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from scipy import ndimage
+
+__all__ = ["WEB_CLASSES", "OUTSIDE_WEB", "WebGrid", "Box", "cic_density", "tidal_classes",
+           "positive_count", "web_grid"]
+
+WEB_CLASSES = ("void", "sheet", "filament", "knot")
+#: class of a point outside the grid or in a cell outside the survey
+OUTSIDE_WEB = -1
+
+
+@dataclass(frozen=True)
+class Box:
+    """A cubic-cell grid: the corner of cell (0, 0, 0), the cell size and the shape."""
+
+    origin: np.ndarray
+    cell: float
+    shape: tuple[int, int, int]
+
+    @classmethod
+    def around(cls, lo, hi, cell: float, pad: float) -> "Box":
+        lo = np.asarray(lo, np.float64) - pad
+        hi = np.asarray(hi, np.float64) + pad
+        # sizes FFT-friendly (2, 3, 5 ... factors): a prime side makes the FFT 5x slower
+        shape = tuple(scipy.fft.next_fast_len(int(n), real=True)
+                      for n in np.maximum(np.ceil((hi - lo) / cell), 1).astype(int))
+        return cls(lo, float(cell), shape)
+
+    def centres(self, axis: int) -> np.ndarray:
+        return self.origin[axis] + (np.arange(self.shape[axis]) + 0.5) * self.cell
+
+    def cell_of(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flat index, inside the grid) of the cell holding each point."""
+        ijk = np.floor((np.asarray(xyz, np.float64).reshape(-1, 3) - self.origin) / self.cell)
+        ok = np.all(np.isfinite(ijk), axis=1) & np.all((ijk >= 0) & (ijk < self.shape), axis=1)
+        ijk = np.where(ok[:, None], ijk, 0).astype(np.int64)
+        return np.ravel_multi_index(ijk.T, self.shape), ok
+
+
+def cic_density(xyz: np.ndarray, box: Box) -> np.ndarray:
+    """Cloud-in-cell counts on ``box`` (float64; mass of points out of the grid is dropped):
+    each point shares its unit mass among the 8 cells whose centres surround it, linearly."""
+    u = (np.asarray(xyz, np.float64).reshape(-1, 3) - box.origin) / box.cell - 0.5
+    base = np.floor(u).astype(np.int64)
+    frac = u - base
+    shape = np.asarray(box.shape)
+    cells, weights = [], []
+    for corner in np.ndindex(2, 2, 2):
+        c = np.asarray(corner)
+        idx = base + c
+        w = np.prod(np.where(c == 1, frac, 1.0 - frac), axis=1)
+        ok = np.all((idx >= 0) & (idx < shape), axis=1)
+        cells.append(np.ravel_multi_index(idx[ok].T, box.shape))
+        weights.append(w[ok])
+    out = np.bincount(np.concatenate(cells), weights=np.concatenate(weights),
+                      minlength=int(np.prod(shape)))
+    return out.reshape(box.shape)
+
+
+def positive_count(t: dict[tuple[int, int], np.ndarray], shift: float) -> np.ndarray:
+    """How many eigenvalues of each symmetric 3x3 tensor (components ``t[(i, j)]``, i <= j)
+    exceed ``shift``: the positive roots of det(T - shift - x) = 0, by Descartes' rule of signs
+    on the characteristic polynomial x^3 - c2 x^2 + c1 x - c0, exact since a symmetric matrix's
+    roots are all real. Equal to counting numpy.linalg.eigvalsh's eigenvalues (tested), without
+    a LAPACK call per cell (the 3x3 calls took 5 s of the tiny mock's 8 s)."""
+    a = {p: v.astype(np.float64) - (shift if p[0] == p[1] else 0.0) for p, v in t.items()}
+    xx, yy, zz, xy, xz, yz = (a[(0, 0)], a[(1, 1)], a[(2, 2)], a[(0, 1)], a[(0, 2)], a[(1, 2)])
+    c2 = xx + yy + zz
+    c1 = xx * yy + xx * zz + yy * zz - xy ** 2 - xz ** 2 - yz ** 2
+    c0 = xx * (yy * zz - yz ** 2) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
+    signs = [np.ones_like(c2), -np.sign(c2), np.sign(c1), -np.sign(c0)]
+    changes = np.zeros(c2.shape, np.int8)
+    last = signs[0]
+    for s in signs[1:]:  # zero coefficients are skipped
+        changes += ((s != 0) & (s != last)).astype(np.int8)
+        last = np.where(s != 0, s, last)
+    return changes
+
+
+def tidal_classes(delta: np.ndarray, cell: float, smooth: float, lambda_th: float,
+                  workers: int = -1, where: np.ndarray | None = None) -> np.ndarray:
+    """Class per cell (int8 0..3: the number of tidal eigenvalues above ``lambda_th``) of the
+    tidal tensor of ``delta`` smoothed by a Gaussian of ``smooth`` (Mpc/h; 0: no smoothing).
+    ``where``: the cells to classify (the others get OUTSIDE_WEB); the tensor is kept for
+    those only, so memory follows the survey's volume rather than its bounding box."""
+    shape = delta.shape
+    where = np.ones(shape, bool) if where is None else np.asarray(where, bool)
+    dk = scipy.fft.rfftn(delta.astype(np.float32), workers=workers)
+    if smooth > 0:
+        dk = ndimage.fourier_gaussian(dk, sigma=smooth / cell, n=shape[-1], axis=-1)
+    ks = [2 * np.pi * scipy.fft.fftfreq(n, d=cell) for n in shape[:2]]
+    ks.append(2 * np.pi * scipy.fft.rfftfreq(shape[2], d=cell))
+    kx, ky, kz = (k.astype(np.float32) for k in np.meshgrid(*ks, indexing="ij", sparse=True))
+    k2 = kx ** 2 + ky ** 2 + kz ** 2
+    k2[0, 0, 0] = 1.0  # the mean: no potential
+    phi = (dk / k2).astype(np.complex64)  # -phi_k, so that T_ij,k = k_i k_j (-phi_k)
+    del dk, k2
+    kvec = (kx, ky, kz)
+    pairs = [(i, j) for i in range(3) for j in range(i, 3)]
+    comp = {p: scipy.fft.irfftn(phi * (kvec[p[0]] * kvec[p[1]]), s=shape,
+                                workers=workers)[where].astype(np.float32) for p in pairs}
+    del phi
+    classes = np.full(shape, OUTSIDE_WEB, np.int8)
+    got = np.empty(int(where.sum()), np.int8)
+    step = 1 << 22  # float64 temporaries of this many cells at a time
+    for s in range(0, len(got), step):
+        got[s:s + step] = positive_count({p: v[s:s + step] for p, v in comp.items()}, lambda_th)
+    classes[where] = got
+    return classes
+
+
+@dataclass
+class WebGrid:
+    """One cap's web: the grid and the class of every cell (OUTSIDE_WEB outside the survey)."""
+
+    cap: str
+    box: Box
+    classes: np.ndarray   # int8, box.shape
+    inside: np.ndarray    # bool, box.shape: the cell's centre is in the survey
+
+    def classify(self, xyz: np.ndarray) -> np.ndarray:
+        """Class of the cell holding each point; OUTSIDE_WEB off the grid or outside."""
+        flat, ok = self.box.cell_of(xyz)
+        out = np.full(len(flat), OUTSIDE_WEB, np.int8)
+        out[ok] = self.classes.ravel()[flat[ok]]
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Cells per class inside the survey."""
+        n = np.bincount(self.classes[self.inside], minlength=4)
+        return {name: int(n[i]) for i, name in enumerate(WEB_CLASSES)}
+
+
+def web_grid(cap: str, tracer_xyz: np.ndarray, outside, lo, hi, cell: float, smooth: float,
+             lambda_th: float, workers: int = -1) -> WebGrid:
+    """The web of one cap: tracers at ``tracer_xyz``; ``outside(xyz) -> bool`` is the survey
+    test (a Footprint's ``outside``); the survey lies within the corners ``lo``, ``hi``."""
+    box = Box.around(lo, hi, cell, pad=3 * smooth + 2 * cell)
+    counts = cic_density(tracer_xyz, box)
+    gx, gy, gz = (box.centres(a) for a in range(3))
+    inside = np.empty(box.shape, bool)
+    for i, x in enumerate(gx):  # one plane at a time: the grid's points are never all in memory
+        px = np.column_stack([np.full(len(gy) * len(gz), x), np.repeat(gy, len(gz)),
+                              np.tile(gz, len(gy))])
+        inside[i] = ~np.asarray(outside(px)).reshape(len(gy), len(gz))
+    n_in = int(inside.sum())
+    mean = counts[inside].sum() / n_in if n_in else 0.0
+    delta = np.zeros(box.shape, np.float32)
+    if mean > 0:
+        delta[inside] = counts[inside] / mean - 1.0
+    del counts
+    classes = tidal_classes(delta, cell, smooth, lambda_th, workers, where=inside)
+    return WebGrid(cap, box, classes, inside)

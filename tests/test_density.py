@@ -1,0 +1,202 @@
+"""The density stage's measures on inputs built here (numpy, astropy, the VAST fixture), each
+against a brute-force computation or an analytic answer: k-NN distance, edge fraction and
+delta_k; the survey volume; the T-Web class of hand-built fields; cloud-in-cell; the
+void-centric distance of the VAST DR7 voids."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from scipy.spatial import cKDTree
+
+from desivoids.density import (Box, CapDensity, cic_density, edge_fraction, footprint_volume,
+                               knn_radius, local_density, tidal_classes, void_centric, web_grid)
+from desivoids.density.tweb import positive_count
+from desivoids.environment.flags import NO_VOID, OUTSIDE, VOID, WALL
+from desivoids.environment.mask import Footprint
+from desivoids.environment.summary import footprint_randoms
+from desivoids.environment.voids import VoidTable
+
+from vast_fixtures import fixture_dir
+
+
+# ------------------------------------------------------------------------------- k-NN density
+def _brute_knn(tracers, points, k, is_tracer):
+    d = np.sqrt(((points[:, None, :] - tracers[None, :, :]) ** 2).sum(-1))
+    d.sort(axis=1)
+    return np.where(is_tracer, d[:, k], d[:, k - 1])  # a tracer's own distance 0 is d[:, 0]
+
+
+def test_knn_radius_and_delta_k_equal_brute_force():
+    rng = np.random.default_rng(4)
+    tracers = rng.uniform(0, 100, (400, 3))
+    others = rng.uniform(0, 100, (150, 3))
+    points = np.concatenate([tracers[:50], others])
+    is_tracer = np.r_[np.ones(50, bool), np.zeros(150, bool)]
+    randoms = rng.uniform(-20, 120, (20_000, 3))
+    for k in (1, 5):
+        r = knn_radius(cKDTree(tracers), points, k, is_tracer)
+        np.testing.assert_allclose(r, _brute_knn(tracers, points, k, is_tracer), rtol=1e-12)
+    cap = CapDensity("NGC", cKDTree(tracers), cKDTree(randoms), mean_density=400 / 100 ** 3,
+                     random_density=20_000 / 140 ** 3)
+    got = local_density(cap, points, is_tracer, 5)
+    r = _brute_knn(tracers, points, 5, is_tracer)
+    n_in = (np.sqrt(((points[:, None] - randoms[None]) ** 2).sum(-1)) <= r[:, None]).sum(1)
+    f = n_in / (20_000 / 140 ** 3 * 4 / 3 * np.pi * r ** 3)
+    np.testing.assert_allclose(got["edge_fraction"], f, rtol=1e-12)
+    delta = 5 / (f * 4 / 3 * np.pi * r ** 3) / (400 / 100 ** 3) - 1
+    np.testing.assert_allclose(got["delta_k"], delta, rtol=1e-10)
+    assert np.array_equal(got["edge_flag"], f < 0.5)
+
+
+def test_a_position_without_redshift_gets_no_density():
+    tracers = np.random.default_rng(0).uniform(0, 10, (50, 3))
+    r = knn_radius(cKDTree(tracers), np.array([[5.0, 5, 5], [np.nan, 1, 1]]), 3,
+                   np.zeros(2, bool))
+    assert np.isfinite(r[0]) and np.isnan(r[1])
+
+
+def _half_sky(dlimu=400.0) -> Footprint:
+    """RA in [0, 180), every Dec: the half space y >= 0 within DLIMU, whose boundary is the
+    flat plane y = 0."""
+    grid = np.zeros((360, 180), bool)
+    grid[:180] = True
+    return Footprint(grid, 0.0, dlimu)
+
+
+def test_footprint_volume_is_the_analytic_volume():
+    fp = _half_sky()
+    assert footprint_volume(fp) == pytest.approx(2 / 3 * np.pi * 400.0 ** 3, rel=1e-9)
+    band = np.zeros((360, 180), bool)
+    band[:, 90:120] = True  # Dec 0 .. 30 (the row at Dec 0 holds (-1, 1): cell_index truncates)
+    fp = Footprint(band, 100.0, 300.0)
+    omega = 2 * np.pi * (np.sin(np.radians(30)) - np.sin(np.radians(-1)))
+    assert footprint_volume(fp) == pytest.approx(omega * (300 ** 3 - 100 ** 3) / 3, rel=1e-9)
+
+
+def test_edge_fraction_is_one_inside_and_one_half_on_a_flat_boundary():
+    fp = _half_sky()
+    rng = np.random.default_rng(7)
+    pts = footprint_randoms(fp, 2_000_000, 0.315, rng)  # ~2,000 per half sphere: 1% noise
+    xyz = np.column_stack([pts[f"comoving_{a}"] for a in "xyz"])
+    assert (xyz[:, 1] >= 0).all()
+    density = len(xyz) / footprint_volume(fp)
+    tree = cKDTree(xyz)
+    centres = np.array([[0.0, 150, 0], [50, 120, -30],     # far from every edge
+                        [0.0, 0, 0.1], [100, 0, 50], [-80, 0, 20]])  # on the plane y = 0
+    f = edge_fraction(tree, density, centres, np.full(len(centres), 40.0))
+    np.testing.assert_allclose(f[:2], 1.0, atol=0.05)
+    np.testing.assert_allclose(f[2:], 0.5, atol=0.04)
+
+
+def test_a_galaxy_outside_the_survey_gets_no_density():
+    fp = _half_sky()
+    rng = np.random.default_rng(5)
+    tracers = np.column_stack([rng.uniform(-100, 100, 3000), rng.uniform(0, 100, 3000),
+                               rng.uniform(-100, 100, 3000)])
+    randoms = footprint_randoms(fp, 1_000_000, 0.315, rng)
+    rxyz = np.column_stack([randoms[f"comoving_{a}"] for a in "xyz"])
+    cap = CapDensity("NGC", cKDTree(tracers), cKDTree(rxyz), 3000 / 200 / 100 / 200,
+                     1_000_000 / footprint_volume(fp), footprint=fp)
+    got = local_density(cap, np.array([[0.0, 50, 0], [0, -50, 0]]), np.zeros(2, bool), 5)
+    assert np.isfinite(got["delta_k"][0]) and got["edge_fraction"][0] > 0.5
+    assert np.isnan(got["delta_k"][1]) and np.isnan(got["edge_fraction"][1])
+    assert np.isfinite(got["r_k"][1]) and got["edge_flag"][1]
+
+
+# ------------------------------------------------------------------------------- T-Web
+def _axes(n=48, cell=2.0):
+    x = (np.arange(n) + 0.5) * cell - n * cell / 2
+    return np.meshgrid(x, x, x, indexing="ij"), n
+
+
+@pytest.mark.parametrize("shape,expected", [("point", 3), ("line", 2), ("plane", 1),
+                                            ("hole", 0)])
+def test_tweb_classes_of_analytic_fields(shape, expected):
+    (x, y, z), n = _axes()
+    s = 3.0
+    field = {"point": np.exp(-(x ** 2 + y ** 2 + z ** 2) / (2 * s * s)),
+             "line": np.exp(-(x ** 2 + y ** 2) / (2 * s * s)),
+             "plane": np.exp(-x ** 2 / (2 * s * s)),
+             "hole": -(x ** 2 + y ** 2 + z ** 2 < 12 ** 2).astype(float)}[shape]
+    delta = 5 * (field - field.mean())
+    classes = tidal_classes(delta, 2.0, 4.0, 0.05)
+    assert classes[n // 2, n // 2, n // 2] == expected
+
+
+def test_a_point_mass_of_tracers_is_a_knot_at_its_centre_and_void_far_away():
+    rng = np.random.default_rng(3)
+    background = rng.uniform(-60, 60, (20_000, 3))
+    clump = rng.normal(0, 1.0, (3_000, 3))
+    tracers = np.concatenate([background, clump])
+    web = web_grid("NGC", tracers, lambda p: np.any(np.abs(p) > 60, axis=1), [-60] * 3,
+                   [60] * 3, cell=2.0, smooth=4.0, lambda_th=0.2)
+    got = web.classify(np.array([[0.0, 0, 0], [0, 50, 0], [500, 0, 0]]))
+    assert got[0] == 3 and got[2] == -1
+    assert sum(web.counts().values()) == int(web.inside.sum())
+
+
+def test_the_class_count_equals_counting_numpys_eigenvalues():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(50_000, 3, 3))
+    a = a + a.transpose(0, 2, 1)
+    lam = np.linalg.eigvalsh(a)
+    t = {(i, j): a[:, i, j] for i in range(3) for j in range(i, 3)}
+    for th in (0.0, 0.4, -1.3):
+        assert np.array_equal(positive_count(t, th), (lam > th).sum(1))
+
+
+def test_cic_conserves_mass_and_splits_it_linearly():
+    box = Box(np.zeros(3), 1.0, (4, 4, 4))
+    g = cic_density(np.array([[1.5, 1.5, 1.5], [2.0, 1.5, 1.5], [2.25, 2.0, 1.5]]), box)
+    assert g.sum() == pytest.approx(3.0)
+    assert g[1, 1, 1] == pytest.approx(1 + 0.5 + 0.25 * 0.5 * 1.0)  # each point's share
+    assert g[2, 1, 1] == pytest.approx(0.5 + 0.75 * 0.5)
+
+
+# ------------------------------------------------------------------------------- void-centric
+def _brute_centric(table: VoidTable, xyz, flag, void):
+    out = np.full(len(xyz), np.nan)
+    usable = np.isfinite(table.r_eff) & (table.r_eff > 0)
+    for i, p in enumerate(xyz):
+        if flag[i] == OUTSIDE:
+            continue
+        if void[i] != NO_VOID:
+            row = np.flatnonzero(table.void == void[i])[0]
+        else:
+            d = np.where(usable, np.linalg.norm(table.centre - p, axis=1), np.inf)
+            row = int(np.argmin(d))
+        out[i] = np.linalg.norm(table.centre[row] - p) / table.r_eff[row]
+    return out
+
+
+def _fixture_tables() -> dict[str, VoidTable]:
+    root = fixture_dir()
+    out = {}
+    with fits.open(root / "DR7_VoidFinder_Output.fits") as h:
+        m = h["MAXIMALS"].data
+        out["VoidFinder"] = VoidTable.from_columns("VoidFinder", m["VOID"], m["X"], m["Y"],
+                                                   m["Z"], m["RADIUS"], edge=m["EDGE"])
+    for alg in ("REVOLVER", "VIDE", "ZOBOV"):
+        with fits.open(root / f"DR7_V2_{alg}_Output.fits") as h:
+            v = h["VOIDS"].data
+            out[alg] = VoidTable.from_columns(alg, v["VOID"], v["X"], v["Y"], v["Z"],
+                                              v["RADIUS"], edge_area_ratio=v["EDGE_AREA"]
+                                              / v["TOT_AREA"])
+    return out
+
+
+def test_void_centric_distance_equals_brute_force_for_the_vast_voids():
+    tables = _fixture_tables()
+    rng = np.random.default_rng(11)
+    for alg, table in tables.items():
+        n = 400
+        centre = table.centre[rng.integers(0, len(table.void), n)]
+        xyz = centre + rng.normal(0, 15, (n, 3))
+        flag = rng.choice([WALL, VOID, OUTSIDE, 2], n)
+        void = np.where(flag == VOID, table.void[rng.integers(0, len(table.void), n)], NO_VOID)
+        dist, used = void_centric(table, xyz, flag, void)
+        np.testing.assert_allclose(dist, _brute_centric(table, xyz, flag, void), rtol=1e-12,
+                                   err_msg=alg)
+        assert np.array_equal(used[flag == VOID], void[flag == VOID])
+        assert (used[flag == OUTSIDE] == NO_VOID).all()
