@@ -14,27 +14,10 @@
 # %% [markdown]
 # # acquire: verified files from DESI DR1
 #
-# The pipeline starts from files, so this stage makes sure they are the right files. It fetches
-# the DESIVAST void catalogues, the FastSpecFit catalogues and, optionally, tile spectra (coadd +
-# redrock) from a source: DESI's HTTPS portal, the anonymous `desidata` S3 bucket, or a local
-# mirror in the same relative layout. With the mock profile the source is the mock mirror, read
-# through exactly the same code as the real portal.
-#
-# Every file is written to `NAME.part`, hashed as it arrives, and renamed into place only after
-# its size matches and its bytes match every sum there is for them. The plan starts from DESI's
-# published `.sha256sum` list in each folder (it names every file, so a server without index
-# pages is planned just as well), then the folder listing where there is one; a file named but
-# not listed is asked for with a HEAD request. Two states of a file in place are kept apart:
-# **verified**, when its sha256 matched the published sum, or (with no published sum) its bytes
-# matched a digest the source offered (an S3 ETag, which is the MD5 of a single-part object, or a
-# `Digest`/`Content-MD5` header); and **complete**, when its size matched and its sha256 was
-# computed and recorded, but nothing could say whether the bytes are right. A SQLite manifest
-# records every file's state (`planned`, `partial`, `verified`, `complete`, `failed`, `empty`),
-# what it was checked against, its attempts and last error, and a log per batch; a run killed at
-# any moment resumes with `desivoids acquire -p resume true`, fetching nothing already in place
-# and resuming partial files by byte range; a source that cannot be reached stops the run within
-# seconds. Tile spectra are then selected and converted to Parquet, one row per target, with
-# each wavelength grid stored once.
+# The pipeline starts from files, so this stage makes sure they are the right files: the
+# DESIVAST void catalogues, the FastSpecFit catalogues and, optionally, tile spectra, each
+# checked against every sum there is for it. With the mock profile the source is the mock
+# mirror, read through exactly the same code as DESI's portal.
 
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (relative paths: to the repository root)
@@ -66,19 +49,12 @@ min_deltachi2: float = 40.0  # [0, inf) keep DELTACHI2 above this (DESIVAST's cu
 scheduler_address: str = ""  # dask.distributed scheduler for the spectra conversion (empty: local threads)
 
 # %%
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import display
-
-from desivoids import acquire
-from desivoids.acquire.spectra import read_spectra
-from desivoids.acquire.steps import manifest_rows
+from desivoids import acquire, display
+from desivoids.acquire import figures
 from desivoids.runinfo import banner
 
 banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.max_colwidth", 110)
 result = acquire.run(
     data_dir=data_dir, source=source, s3_endpoint=s3_endpoint, sets=sets,
     desivast_version=desivast_version, fastspec_version=fastspec_version, hp=hp, tiles=tiles,
@@ -87,7 +63,46 @@ result = acquire.run(
     chunk_kb=chunk_kb, min_free_gb=min_free_gb, dry_run=dry_run, resume=resume, rehash=rehash, spectra=spectra,
     spectype=spectype, zwarn_zero=zwarn_zero, min_deltachi2=min_deltachi2,
     scheduler_address=scheduler_address)
-print("source:", "mock mirror (a local folder in DESI's layout)" if not source else source)
+display.summary(figures.findings(result, source))
+
+# %% tags=["remove-output"]
+display.figure("acquire-states", figures.state_figure(result),
+               "What is on disk after acquire: megabytes per file set, split by state (verified: "
+               "the bytes match a published or offered checksum; complete: size checked, sha256 "
+               "recorded, nothing to compare it with).")
+
+# %% [markdown]
+# ```{glue:figure} acquire-states
+# :alt: Horizontal stacked bars, one per file set, of megabytes on disk split by state, verified or complete, each labelled with its number of files.
+# :name: fig-acquire-states
+#
+# {glue:md}`acquire-states-caption`
+# ```
+
+# %%
+display.table(figures.state_table(result), caption="Files and MB per set and state")
+
+# %% [markdown]
+# ## How a file is fetched and checked
+#
+# The source is DESI's HTTPS portal, the anonymous `desidata` S3 bucket, or a local mirror in
+# the same relative layout (tile spectra are coadd + redrock pairs).
+#
+# Every file is written to `NAME.part`, hashed as it arrives, and renamed into place only after
+# its size matches and its bytes match every sum there is for them. The plan starts from DESI's
+# published `.sha256sum` list in each folder (it names every file, so a server without index
+# pages is planned just as well), then the folder listing where there is one; a file named but
+# not listed is asked for with a HEAD request. Two states of a file in place are kept apart:
+# **verified**, when its sha256 matched the published sum, or (with no published sum) its bytes
+# matched a digest the source offered (an S3 ETag, which is the MD5 of a single-part object, or a
+# `Digest`/`Content-MD5` header); and **complete**, when its size matched and its sha256 was
+# computed and recorded, but nothing could say whether the bytes are right. A SQLite manifest
+# records every file's state (`planned`, `partial`, `verified`, `complete`, `failed`, `empty`),
+# what it was checked against, its attempts and last error, and a log per batch; a run killed at
+# any moment resumes with `desivoids acquire -p resume true`, fetching nothing already in place
+# and resuming partial files by byte range; a source that cannot be reached stops the run within
+# seconds. Tile spectra are then selected and converted to Parquet, one row per target, with
+# each wavelength grid stored once.
 
 # %% [markdown]
 # ## The plan
@@ -97,15 +112,13 @@ print("source:", "mock mirror (a local folder in DESI's layout)" if not source e
 # (`source`), or nothing but its size (`computed`: the file will be *complete*, not verified).
 # The checksum lists themselves are fetched too, so the run keeps the lists its files were
 # verified against; a list has no published sum of its own, so it is *complete* unless the
-# source offers a digest for it.
+# source offers a digest for it. (Empty when a resumed run finished the manifest's plan.)
 
 # %%
-if result.plan is not None:
-    display(pd.DataFrame(result.plan.rows()).assign(MB=lambda t: (t["bytes"] / 1e6).round(2))[
-        ["path", "set", "kind", "MB", "checksum", "status"]])
-    display(pd.DataFrame(result.plan.totals()))
-else:
-    print("resumed the manifest's plan: nothing planned again")
+display.table(figures.plan_totals_table(result), caption="The plan's totals")
+
+# %%
+display.table(figures.plan_table(result), caption="Every planned file", collapsed=True)
 
 # %% [markdown]
 # ## The transfer
@@ -113,13 +126,10 @@ else:
 # Files already in place are checked (size) and not fetched again. The summary counts every
 # file of the manifest, verified and complete apart: a file that cannot be fetched, or a request
 # that could not be planned, is listed with its reason, and the stage then fails rather than let
-# later stages run on an incomplete set.
+# later stages run on an incomplete set. (Empty for a dry run.)
 
 # %%
-if result.summary is None:
-    print("dry run: nothing downloaded")
-else:
-    display(pd.DataFrame(result.summary.rows()))
+display.table(figures.transfer_table(result), caption="The transfer")
 
 # %% [markdown]
 # ## The verified manifest
@@ -128,11 +138,7 @@ else:
 # bytes were checked against, and the first characters of the sha256 of the bytes now on disk.
 
 # %%
-if not dry_run:
-    manifest = pd.DataFrame(manifest_rows(result.manifest))
-    display(manifest.assign(MB=(manifest["bytes"] / 1e6).round(2), sha256=manifest["sha256"].str[:16])[
-        ["path", "set", "kind", "MB", "state", "against", "sha256"]])
-    display(manifest.groupby(["set", "state"]).agg(files=("path", "size"), MB=("bytes", lambda b: round(b.sum() / 1e6, 2))))
+display.table(figures.manifest_table(result), caption="Every file of the manifest", collapsed=True)
 
 # %% [markdown]
 # ## Tile spectra to Parquet
@@ -143,26 +149,23 @@ if not dry_run:
 # `acquire/spectra/<selection>/`, one folder per selection so that two selections never
 # overwrite each other's files or records. The wavelength grids are written once, in
 # `acquire/spectra/wavelength/`. A tile that keeps no target is recorded as `empty`.
+# (Empty without the tiles set.)
 
 # %%
-if result.spectra is not None:
-    display(pd.DataFrame(result.spectra.rows()))
-    per_pair = pd.DataFrame(result.spectra.records)
-    display(per_pair.assign(coadd=per_pair["coadd"].str.split("/").str[-1],
-                            file=per_pair["output"].str.split("/").str[-1].where(per_pair["state"] == "done"))[
-        ["coadd", "state", "n_targets", "n_spectype", "n_zwarn", "n_deltachi2", "n_kept", "file"]])
+display.table(figures.spectra_table(result), caption="The spectra conversion")
+
+# %%
+display.table(figures.pairs_table(result), caption="Per coadd and redrock pair")
+
+# %% tags=["remove-output"]
+display.figure("acquire-spectrum", figures.spectrum_figure(result),
+               "One kept spectrum, read back from its Parquet file and the stored wavelength "
+               "grids: flux against wavelength for the B, R and Z cameras.")
 
 # %% [markdown]
-# One kept spectrum, drawn from the Parquet file and the stored wavelength grids.
-
-# %%
-if result.spectra is not None and (per_pair["state"] == "done").any():
-    first = per_pair[per_pair["state"] == "done"].iloc[0]
-    table, waves = read_spectra(result.spectra_dir / first["output"])
-    row = table.slice(0, 1).to_pylist()[0]
-    fig, ax = plt.subplots(figsize=(9, 3))
-    for cam, colour in zip("BRZ", ("tab:blue", "tab:red", "darkred")):
-        ax.plot(waves[cam], row[f"{cam}_FLUX"], lw=0.4, color=colour, label=cam)
-    ax.set(xlabel="wavelength [Angstrom]", ylabel="flux [1e-17 erg/s/cm2/A]",
-           title=f"TARGETID {row['TARGETID']}, {row['SPECTYPE']} at z = {row['Z']:.3f}")
-    ax.legend(loc="upper right");
+# ```{glue:figure} acquire-spectrum
+# :alt: A galaxy spectrum: flux against wavelength from about 3600 to 9800 Angstrom, in three overlapping segments for the B, R and Z cameras.
+# :name: fig-acquire-spectrum
+#
+# {glue:md}`acquire-spectrum-caption`
+# ```

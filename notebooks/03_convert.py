@@ -14,24 +14,10 @@
 # %% [markdown]
 # # convert: FITS catalogues to Parquet, with every row accounted for
 #
-# The FastSpecFit catalogues (v3.0: `METADATA`, `SPECPHOT`, `FASTSPEC` per HEALPix file; or
-# v2.1: one file with `FASTSPEC`, `METADATA`) become one Parquet dataset of galaxies with a
-# documented column set and a few derived quantities (log sSFR, errors from inverse variances,
-# the DESIVAST absolute magnitude $M_r$, comoving distance and position). The eight DESIVAST
-# files become a unified voids table plus the VoidFinder holes and the V2 zone tables.
-#
-# The files are found by their DESI names anywhere below the input folder (DESI's layout, a
-# flat folder, any tree). Reading is chunked: Dask tasks over (file, row range) read raw bytes
-# from the data offset, so memory stays bounded whatever the file size. HDUs are selected by
-# `EXTNAME`; the HDUs of a FastSpecFit file are checked to be row-matched on `TARGETID` in
-# every chunk.
-#
-# Every source row either lands in an output table or in `rejects` with its reason; the
-# reconciliation below must balance exactly, and is checked against the Parquet files actually
-# written before anything is published. Bad input (a truncated file, a missing HDU or needed
-# column, shuffled HDUs, duplicate `TARGETID`s, an empty table) stops the stage with an error
-# naming the file, HDU and column of every problem at once, and leaves the previous output
-# untouched.
+# The FastSpecFit catalogues become one Parquet dataset of galaxies with a documented column set
+# and a few derived quantities; the eight DESIVAST files become a unified voids table plus the
+# VoidFinder holes and the V2 zone tables. Every source row lands in an output table or in
+# `rejects` with its reason.
 
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (reads acquire/raw, writes convert/)
@@ -48,127 +34,103 @@ compression: str = "lz4"  # {lz4, none, snappy, zstd} Parquet codec (lz4 the fas
 direct_io: bool = True  # read the FITS rows around the page cache (O_DIRECT) where possible
 
 # %%
-import matplotlib.pyplot as plt
-import pandas as pd
-import pyarrow.parquet as pq
-
-from desivoids import convert, formats
-from desivoids.convert import columns
+from desivoids import convert, display
+from desivoids.convert import figures
 from desivoids.runinfo import banner
 
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.max_colwidth", 100)
 result = convert.run(data_dir=data_dir, input_dir=input_dir, extra_columns=extra_columns,
                      chunk_rows=chunk_rows, scheduler=scheduler,
                      scheduler_address=scheduler_address, num_workers=num_workers,
                      fastspec_version=fastspec_version, omega_m=omega_m, strict=strict,
                      compression=compression, direct_io=direct_io)
 banner(data_dir)  # mock or DESI DR1 (after convert: the galaxy count is convert's own, so a rerun shows the same)
-rec = result.reconciliation
-out = result.out_dir
+display.summary(figures.findings(result))
+
+# %% tags=["remove-output"]
+display.figure("convert-first-look", figures.first_look_figure(result.out_dir),
+               "A first look at the converted tables: the galaxies' redshifts (left), their "
+               "specific star-formation rate against stellar mass with the sSFR quenching "
+               "threshold (middle; galaxies with SFR = 0 have no log sSFR and are counted in the "
+               "title), and the effective radii of each algorithm's voids (right).")
 
 # %% [markdown]
-# ## Reconciliation
+# ```{glue:figure} convert-first-look
+# :alt: Three panels: a histogram of galaxy redshifts on a log scale, a density map of log specific star-formation rate against log stellar mass with a horizontal line at the quenching threshold, and step histograms of void effective radius in Mpc/h for VoidFinder, REVOLVER, VIDE and ZOBOV.
+# :name: fig-convert-first-look
+#
+# {glue:md}`convert-first-look-caption`
+# ```
+
+# %%
+display.table(figures.totals_table(result.reconciliation), caption="Rows per output table")
+
+# %%
+display.table(figures.voids_table(result.out_dir), caption="Voids per algorithm and cap")
+
+# %% [markdown]
+# ## How the files are read
+#
+# The FastSpecFit catalogues (v3.0: `METADATA`, `SPECPHOT`, `FASTSPEC` per HEALPix file; or
+# v2.1: one file with `FASTSPEC`, `METADATA`) give the galaxies, with log sSFR, errors from
+# inverse variances, the DESIVAST absolute magnitude $M_r$, comoving distance and position. The
+# files are found by their DESI names anywhere below the input folder (DESI's layout, a flat
+# folder, any tree). Reading is chunked: Dask tasks over (file, row range) read raw bytes from
+# the data offset, so memory stays bounded whatever the file size. HDUs are selected by
+# `EXTNAME`; the HDUs of a FastSpecFit file are checked to be row-matched on `TARGETID` in every
+# chunk.
+#
+# The reconciliation must balance exactly, and is checked against the Parquet files actually
+# written before anything is published. Bad input (a truncated file, a missing HDU or needed
+# column, shuffled HDUs, duplicate `TARGETID`s, an empty table) stops the stage with an error
+# naming the file, HDU and column of every problem at once, and leaves the previous output
+# untouched.
+#
+# ## Reconciliation per file
 #
 # One row per source file, HDU and output table: rows read, rows written, rows rejected by
-# reason (`<reason>:<column>`). `balanced` is `rows_in == rows_out + rows_rejected`; the stage
+# reason (`<reason>:<column>`). `balanced` is rows read = rows written + rows rejected; the stage
 # publishes nothing unless every entry balances and matches the rows actually written.
 
 # %%
-result.table()
-
-# %%
-totals = pd.DataFrame([{"table": t, "rows_in": v["rows_in"], "rows_out": v["rows_out"],
-                        "rows_rejected": sum(v["rejected"].values()),
-                        "rejected_by_reason": ", ".join(f"{k}={n}" for k, n in sorted(v["rejected"].items()))}
-                       for t, v in sorted(rec["totals"].items())])
-totals
+display.table(figures.entries_table(result), caption="Reconciliation per file and HDU", collapsed=True)
 
 # %% [markdown]
 # HDUs that are deliberately not converted (the V2 `TRIANGLE` and `GALVIZ` HDUs only serve
-# visualisation), voids kept with a non-finite value (the value is null and named in
-# `nonfinite_columns`; no void is ever dropped), and the cosmology used for distances.
+# visualisation), and the settings of this conversion: the cosmology used for distances and
+# voids kept with a non-finite value (the value is null; no void is ever dropped).
 
 # %%
-pd.DataFrame(rec["skipped_hdus"]).assign(source_file=lambda d: d.source_file.str.split("/").str[-1]) \
-    if rec["skipped_hdus"] else pd.DataFrame(columns=["source_file", "hdu", "rows", "why"])
+display.table(figures.skipped_table(result.reconciliation), caption="HDUs not converted", collapsed=True)
 
 # %%
-pd.Series({"Omega_m": rec["omega_m"], "Omega_m from": rec["omega_m_source"],
-           "FastSpecFit version": ", ".join(rec["fastspec_versions"]) or "none",
-           "FastSpecFit files with no rows": len(rec.get("empty_files", [])),
-           "voids with non-finite values": sum(rec.get("voids_with_nonfinite_values", {}).values()),
-           "extra columns": ", ".join(rec["extra_columns"]) or "none"}, name="value").to_frame()
+display.table(figures.settings_table(result.reconciliation), caption="Settings of this conversion")
 
 # %% [markdown]
-# ## What the source files lack
+# ## What the source files lack, and rejected rows
 #
 # A file needs only the columns the science and the output contract need
 # (`desivoids.formats.required_columns`: the `required` column of the dictionary below); every
 # other output column is taken where the file has it and is null where it does not. The same
-# output schema comes out whatever the input, and the columns each file lacked are listed
-# here. Notes are what was accepted but should be known, e.g. a `ZWARN` stored as a FITS
-# logical (astropy writes int8 so): only `zwarn == 0` is then meaningful.
+# output schema comes out whatever the input. Notes are what was accepted but should be known,
+# e.g. a `ZWARN` stored as a FITS logical (astropy writes int8 so): only `zwarn == 0` is then
+# meaningful. Rejected rows are not in an output table; the first few are shown with their file,
+# HDU, row and key, all of them are in `convert/rejects.parquet`.
 
 # %%
-pd.DataFrame([{"source_file": f.split("/")[-1], "absent": len(cs), "columns": ", ".join(cs)}
-              for f, cs in rec.get("absent_columns", {}).items()],
-             columns=["source_file", "absent", "columns"])
+display.table(figures.absent_table(result.reconciliation), caption="Columns the source files lack")
 
 # %%
-pd.DataFrame([{"source_file": f.split("/")[-1], "note": n}
-              for f, notes in rec.get("file_notes", {}).items() for n in notes],
-             columns=["source_file", "note"])
-
-# %% [markdown]
-# ## Rejected rows
-#
-# Rows that are not in an output table, with the file, HDU, row and key (first 20).
+display.table(figures.notes_table(result.reconciliation), caption="Notes on source files")
 
 # %%
-rejects = pq.read_table(out / "rejects.parquet").to_pandas()
-rejects.assign(source_file=rejects.source_file.str.split("/").str[-1]).head(20)
+display.table(figures.rejects_table(result.out_dir), caption="Rejected rows (the first few)")
 
 # %% [markdown]
 # ## Column dictionary
 #
 # Every output column with its type, source (FITS column, or `derived`), whether a source file
 # must have it (`required`; otherwise null where absent), unit and meaning; the same text is
-# stored in each Parquet field's metadata.
+# stored in each Parquet field's metadata and in the release's data dictionary.
 
 # %%
-columns.column_dictionary()
-
-# %% [markdown]
-# ## A first look at the converted tables
-#
-# Redshift and stellar-mass distributions of the galaxies, the specific star-formation rate
-# against stellar mass (galaxies with SFR = 0 have no log sSFR; they are counted separately,
-# and the sSFR quenched definition treats them as quenched), and the effective radii of the
-# voids per algorithm.
-
-# %%
-gal = pq.read_table(out / "galaxies", columns=["z", "logmstar", "log_ssfr", "sfr_zero", "m_r"]).to_pandas()
-fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
-ax[0].hist(gal.z.clip(0, 1), bins=100, color="0.3")
-ax[0].set(xlabel="redshift Z (clipped to 1)", ylabel="galaxies", yscale="log")
-ok = gal.log_ssfr.notna() & gal.logmstar.between(6, 13)
-ax[1].hexbin(gal.logmstar[ok], gal.log_ssfr[ok], gridsize=60, bins="log", cmap="Greys",
-             extent=(6, 13, -15, -7))
-ax[1].axhline(-11, color="C3", lw=1, label="log sSFR = -11")
-ax[1].set(xlabel="log M* [Msun]", ylabel="log sSFR [1/yr]",
-          title=f"SFR = 0: {int(gal.sfr_zero.sum()):,d} of {len(gal):,d} galaxies")
-ax[1].legend(loc="lower left")
-voids = pq.read_table(out / "voids.parquet").to_pandas()
-for alg in formats.ALGORITHMS:
-    ax[2].hist(voids.r_eff[voids.algorithm == alg].dropna(), bins=40, histtype="step", label=alg)
-ax[2].set(xlabel="effective radius r_eff [Mpc/h]", ylabel="voids")
-ax[2].legend()
-fig.tight_layout()
-plt.show();
-
-# %%
-(voids.groupby(["algorithm", "cap"])
-      .agg(voids=("void", "size"), edge_voids=("is_edge", lambda s: int(s.eq(True).sum())),
-           median_r_eff=("r_eff", "median"))
-      .round(2))
+display.table(figures.dictionary_table(), caption="Every output column", collapsed=True)

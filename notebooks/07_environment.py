@@ -15,8 +15,51 @@
 # %% [markdown]
 # # environment: which galaxies are in voids, by each algorithm's own rules
 #
+# Every galaxy placed in a void, a wall, near the survey's edge or outside it, by each of the
+# four DESIVAST void catalogues.
+
+# %% tags=["parameters"]
+data_dir: str = "data/mock"  # run folder (reads convert/ and plausibility/, writes environment/)
+db_url: str = ""  # database URL; empty: the run's SQLite file
+scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
+chunk_rows: int = 1000000  # [1, 100000000] galaxies per Dask task
+num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
+randoms: int = 200000  # [1000, 100000000] random points per cap for the volume fractions
+seed: int = 20251201  # [0, 4294967295] seed of the random points
+surface_tol: float = 1e-3  # [0, 1] Mpc/h: within this of a VoidFinder hole's surface and in no hole by more is not void
+caps: list = []  # caps to classify (NGC, SGC); empty: every cap whose void files are present
+
+# %%
+from desivoids import display, environment
+from desivoids.environment import figures
+from desivoids.runinfo import banner
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
+
+result = environment.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address,
+                         chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed,
+                         surface_tol=surface_tol, caps=caps)
+drawn = figures.inputs(data_dir)
+display.summary(figures.opening(result))
+
+# %% tags=["remove-output"]
+display.figure("environment-fractions", figures.fractions_figure(result.fractions),
+               "How much of the survey is void, per algorithm: the share of tracers (blue) and of "
+               "the volume (green) in voids, void / (void + wall), both caps, beside VAST's SDSS "
+               "DR7 values (black ticks) where VAST published them.")
+
+# %% [markdown]
+# ```{glue:figure} environment-fractions
+# :alt: Bar chart with two bars per void-finding algorithm, the percentage of tracers and of volume in voids, and black tick marks at the SDSS DR7 reference values.
+# :name: fig-environment-fractions
+#
+# {glue:md}`environment-fractions-caption`
+# ```
+#
+# ## How a galaxy is placed
+#
 # Every galaxy of the converted catalogue, not only the tracers, is placed by each of the four
-# DESIVAST catalogues, following VAST's own catalogue code (science.md):
+# DESIVAST catalogues, following VAST's own catalogue code ({doc}`/book/methods`):
 #
 # - **VoidFinder**: a galaxy is in a void when its comoving position lies inside one of the
 #   void's holes by more than the surface tolerance, $|\mathbf{x} - \mathbf{c}| < R - \epsilon$
@@ -37,42 +80,13 @@
 # `EDGE_AREA / TOT_AREA` $\le 0.1$) and treat the others like edge galaxies. The work runs as Dask
 # tasks (the local scheduler, or the cluster of `scheduler_address`).
 
-# %% tags=["parameters"]
-data_dir: str = "data/mock"  # run folder (reads convert/ and plausibility/, writes environment/)
-db_url: str = ""  # database URL; empty: the run's SQLite file
-scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
-chunk_rows: int = 1000000  # [1, 100000000] galaxies per Dask task
-num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
-randoms: int = 200000  # [1000, 100000000] random points per cap for the volume fractions
-seed: int = 20251201  # [0, 4294967295] seed of the random points
-surface_tol: float = 1e-3  # [0, 1] Mpc/h: within this of a VoidFinder hole's surface and in no hole by more is not void
-caps: list = []  # caps to classify (NGC, SGC); empty: every cap whose void files are present
-
-# %%
-import matplotlib.pyplot as plt
-import pandas as pd
-
-from desivoids import environment
-from desivoids.environment import figures
-from desivoids.runinfo import banner
-
-banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
-
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.width", 200)
-result = environment.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address,
-                         chunk_rows=chunk_rows, num_workers=num_workers, randoms=randoms, seed=seed,
-                         surface_tol=surface_tol, caps=caps)
-print(result)
-drawn = figures.inputs(data_dir)
-
 # %% [markdown]
 # ## Flags
 #
-# Galaxies and tracers per algorithm and flag (0 wall, 1 void, 2 edge, 9 outside).
+# Galaxies and tracers per algorithm and flag: wall, void, edge and outside.
 
 # %%
-figures.flag_table(result.report)
+display.table(figures.flag_table(result.report), caption="Galaxies and tracers per flag")
 
 # %% [markdown]
 # ## Galaxies on VoidFinder's hole surfaces
@@ -86,15 +100,16 @@ figures.flag_table(result.report)
 # answer both ways).
 
 # %%
-environment.summary.surface_table(result.report)
+display.table(figures.surface_table(result.report), caption="Surface galaxies per cap")
 
 # %% [markdown]
 # VoidFinder removes isolated tracers (its *field* galaxies) before growing holes, so only field
 # galaxies can lie inside a hole: where a VoidFinder file carries VAST's FIELD HDU (DESIVAST's
-# VAC files do not), how many void galaxies are field galaxies (matched on position).
+# VAC files do not), how many void galaxies are field galaxies (matched on position); a dash
+# where the file has no FIELD HDU.
 
 # %%
-pd.DataFrame(result.report["voidfinder_field"]).set_index("cap")
+display.table(figures.field_table(result.report), caption="VoidFinder's field galaxies")
 
 # %% [markdown]
 # ## How much of the survey is void?
@@ -106,32 +121,42 @@ pd.DataFrame(result.report["voidfinder_field"]).set_index("cap")
 # algorithms, not a bug.
 
 # %%
-figures.fractions_table(result.fractions)
-
-# %%
-figures.fractions_figure(result.fractions)
-plt.show();
+display.table(figures.fractions_table(result.fractions), caption="Percent in voids")
 
 # %% [markdown]
 # ## Voids and galaxies on the sky
-#
-# The selected tracers (grey) and the centres of each algorithm's voids, drawn at their
-# effective radius projected at their distance, per cap.
 
-# %%
-figures.sky_figure(drawn["sample"], drawn["voids"])
-plt.show();
+# %% tags=["remove-output"]
+display.figure("environment-sky", figures.sky_figure(drawn["sample"], drawn["voids"]),
+               "The selected tracers (grey, per cell, colour bar on a log scale) and each "
+               "algorithm's voids, drawn at their effective radius projected at their distance "
+               "(ellipses 1/cos Dec wide in RA, so they are circles on the sky); blue interior, "
+               "orange edge voids.")
 
 # %% [markdown]
-# ## A slice through comoving space
+# ```{glue:figure} environment-sky
+# :alt: Four sky maps, one per algorithm, of right ascension and declination: the tracers as a grey density with a colour bar, and each void as an outline at its angular size.
+# :name: fig-environment-sky
 #
-# A slab 20 Mpc/h thick through the middle of the NGC: the tracers in it, and where each
-# algorithm's voids cut the slab (VoidFinder: the circles where its holes meet the slab's mid
-# plane; V2: the void's effective sphere). Galaxies are coloured by their flag.
+# {glue:md}`environment-sky-caption`
+# ```
+#
+# ## A slice through comoving space
 
-# %%
-figures.slab_figure(drawn["sample"], drawn["assign"], drawn["holes"], drawn["voids"], cap="NGC")
-plt.show();
+# %% tags=["remove-output"]
+display.figure("environment-slab", figures.slab_figure(drawn["sample"], drawn["assign"],
+                                                       drawn["holes"], drawn["voids"], cap="NGC"),
+               "A slab 20 Mpc/h thick through the middle of the NGC: its tracers coloured by "
+               "their flag under each algorithm, and where that algorithm's voids cut the slab's "
+               "mid plane (VoidFinder: its holes; the V2 prunings: each void's effective sphere).")
+
+# %% [markdown]
+# ```{glue:figure} environment-slab
+# :alt: Four panels of comoving x against y in megaparsecs per h, one per algorithm, with the slab's tracers as dots coloured wall, void, edge or outside and blue circles where the voids cut the slab.
+# :name: fig-environment-slab
+#
+# {glue:md}`environment-slab-caption`
+# ```
 
 # %% [markdown]
 # ## Turn the slab yourself
@@ -149,23 +174,27 @@ from IPython.display import HTML
 HTML(environment.explorer.slab_html(environment.explorer.slab_data(data_dir, cap="NGC")))
 
 # %% [markdown]
-# ## Void sizes
-#
-# Effective radii per algorithm (VoidFinder: of the union of a void's holes; V2: of the void's
-# volume).
+# ## Void sizes and galaxies per void
 
-# %%
-figures.sizes_figure(drawn["voids"])
-plt.show();
+# %% tags=["remove-output"]
+display.figure("environment-sizes", figures.sizes_figure(drawn["voids"]),
+               "Effective radii of the voids per algorithm (VoidFinder: of the union of a void's "
+               "holes; V2: of the void's volume); the legend gives each algorithm's number of "
+               "voids.")
 
 # %% [markdown]
-# ## Galaxies per void
+# ```{glue:figure} environment-sizes
+# :alt: Step histograms of void effective radius in megaparsecs per h, one line per algorithm.
+# :name: fig-environment-sizes
+#
+# {glue:md}`environment-sizes-caption`
+# ```
 #
 # Every void of each catalogue (zero counts included); void ids that a file's ZONEVOID names but
 # its VOIDS table lacks are counted apart (none in a consistent file: integrity fails on them).
 
 # %%
-figures.counts_table(drawn["counts"])
+display.table(figures.counts_table(drawn["counts"]), caption="Galaxies per void")
 
 # %% [markdown]
 # ## Do the algorithms agree?
@@ -177,7 +206,8 @@ figures.counts_table(drawn["counts"])
 # independent measurements.
 
 # %%
-figures.agreement_table(result.agreement, "same_label")
+display.table(figures.agreement_table(result.agreement, "same_label"),
+              caption="Share of tracers with the same void-or-wall label")
 
 # %%
-figures.agreement_table(result.agreement, "kappa")
+display.table(figures.agreement_table(result.agreement, "kappa"), caption="Cohen's kappa")

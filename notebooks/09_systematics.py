@@ -15,10 +15,55 @@
 # %% [markdown]
 # # systematics: are void galaxies quenched less often than wall galaxies of the same mass?
 #
+# The answer per void-finding algorithm and quenched definition, at fixed stellar mass, with
+# errors that respect the clustering of galaxies in voids.
+
+# %% tags=["parameters"]
+data_dir: str = "data/mock"  # run folder (reads plausibility/ and environment/, writes systematics/)
+mass_edges: list = [9.5, 10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5, 12.0]  # log M* bin edges for the matching
+n_patches: dict = {"NGC": 32, "SGC": 12}  # equal-area HEALPix jackknife patches per cap
+regression: bool = True  # also fit the logistic regression (the slow part)
+spline_df: int = 4  # [3, 12] degrees of freedom of the B-spline in log M*
+alpha: float = 0.05  # (0, 0.5) 1 - confidence of every interval
+scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
+num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
+
+# %%
+from desivoids import display, systematics
+from desivoids.runinfo import banner, run_info
+from desivoids.systematics import figures, tables
+
+banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
+
+result = systematics.run(data_dir=data_dir, mass_edges=mass_edges, n_patches=n_patches,
+                         regression=regression, spline_df=spline_df, alpha=alpha,
+                         scheduler_address=scheduler_address, num_workers=num_workers)
+beside = systematics.expected.expected_of(data_dir, result.summary)
+display.summary(tables.opening(result, beside))
+
+# %% tags=["remove-output"]
+display.figure("systematics-forest",
+               figures.forest(result.summary, beside, mock=run_info(data_dir).mock),
+               "The answer: quenched fraction of void galaxies minus that of wall galaxies of the "
+               "same stellar mass, per void-finding algorithm and quenched definition (one row "
+               "per distinct result), with its 95% jackknife interval, both caps, all voids. The "
+               "grey line is no difference; on a mock run the open diamonds are the values the "
+               "mock planted.")
+
+# %% [markdown]
+# ```{glue:figure} systematics-forest
+# :alt: Forest plot with one row per algorithm and quenched definition: a dot at the void minus wall difference of quenched fractions with a horizontal 95 percent interval, a vertical line at zero, and on a mock run an open diamond at the planted value.
+# :name: fig-systematics-forest
+#
+# {glue:md}`systematics-forest-caption`
+# ```
+#
+# ## How the comparison is made
+#
 # The sample is DESIVAST's tracers from the plausibility stage, less FastSpecFit's failed fits,
 # with their void membership from the environment stage: **void** galaxies have flag 1,
 # **wall** galaxies flag 0; edge (2) and outside (9) galaxies are left out and counted. A galaxy
-# is quenched by each of three definitions (science.md), reported side by side: a specific star
+# is quenched by each of three definitions ({doc}`/book/methods`), reported side by side: a specific star
 # formation rate $\log_{10}(\mathrm{SFR}/M_*) < -11$ (SFR = 0 counts as quenched), a 4000 Å
 # break $D_n4000 > 1.6$, and a rest-frame colour $u - r \ge 2.22$.
 #
@@ -37,69 +82,6 @@
 # labellings of the same zones): their effects are not independent measurements, and their
 # spread (or that of all four algorithms) is not a systematic error.
 
-# %% tags=["parameters"]
-data_dir: str = "data/mock"  # run folder (reads plausibility/ and environment/, writes systematics/)
-mass_edges: list = [9.5, 10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5, 12.0]  # log M* bin edges for the matching
-n_patches: dict = {"NGC": 32, "SGC": 12}  # equal-area HEALPix jackknife patches per cap
-regression: bool = True  # also fit the logistic regression (the slow part)
-spline_df: int = 4  # [3, 12] degrees of freedom of the B-spline in log M*
-alpha: float = 0.05  # (0, 0.5) 1 - confidence of every interval
-scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
-num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
-
-# %%
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-from IPython.display import Markdown, display
-
-from desivoids import formats, systematics
-from desivoids.runinfo import banner
-
-banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
-
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.width", 200)
-result = systematics.run(data_dir=data_dir, mass_edges=mass_edges, n_patches=n_patches,
-                         regression=regression, spline_df=spline_df, alpha=alpha,
-                         scheduler_address=scheduler_address, num_workers=num_workers)
-s = result.summary
-
-# %% [markdown]
-# ## The result
-#
-# Computed by this run, for both caps together and all voids (the intervals are the jackknife
-# 95% intervals):
-
-# %%
-display(Markdown(result.report["paragraph"]));
-
-# %% [markdown]
-# ## Summary table
-#
-# Both caps together. Fractions and the risk difference are mass-matched; `[lo, hi]` are 95%
-# intervals: jackknife (`jk`, over `patches` patches, its t quantile at `jk dof` degrees of
-# freedom: fewer than patches - 1 when the void galaxies sit in a few patches), Newcombe
-# (analytic), and the regression's cluster-robust interval of the odds ratio.
-
-# %%
-def interval(lo, hi):
-    return [f"[{a:+.3f}, {b:+.3f}]" if np.isfinite(a) and np.isfinite(b) else "" for a, b in zip(lo, hi)]
-
-
-both = s[s.cap == "both"].copy()
-table = pd.DataFrame({
-    "algorithm": both.algorithm, "sample": both["sample"], "definition": both.definition,
-    "n void": both.n_void, "n wall": both.n_wall,
-    "q void": both.p_void.round(3), "q wall": both.p_wall.round(3),
-    "risk difference": both.rd.round(3), "jk 95%": interval(both.rd_jk_lo, both.rd_jk_hi),
-    "patches": both.n_patches, "jk dof": both.jk_dof.round(1),
-    "Newcombe 95%": interval(both.rd_lo, both.rd_hi), "risk ratio": both.rr.round(3),
-    "h": both.h.round(3), "odds ratio": both.get("logit_or", pd.Series(np.nan, both.index)).round(3),
-    "OR 95%": interval(both.get("logit_or_lo", pd.Series(np.nan, both.index)),
-                       both.get("logit_or_hi", pd.Series(np.nan, both.index)))})
-table.set_index(["algorithm", "sample", "definition"])
-
 # %% [markdown]
 # ## Against the mock's planted answer
 #
@@ -107,15 +89,26 @@ table.set_index(["algorithm", "sample", "definition"])
 # void-minus-wall difference of the *latent* quenched probability at fixed stellar mass (walls
 # reweighted to the void mass histogram, all voids, both caps), computed by the mock's own code
 # from its own membership of that algorithm. The quenching was planted in VoidFinder voids only;
-# each V2 pruning gets what its own voids' overlap with them gives. `covered`: whether the
-# jackknife 95% interval holds the expected value. The observed definitions misclassify a few
+# each V2 pruning gets what its own voids' overlap with them gives. Whether the jackknife 95%
+# interval holds the expected value is said per row. The observed definitions misclassify a few
 # per cent of galaxies each way, which pulls an estimate slightly towards zero. On real data
-# there is no planted answer.
+# there is no planted answer, and no table.
 
 # %%
-beside = systematics.beside_expected(s, systematics.read_expected(data_dir), mass_edges)
-(beside.round(3).set_index(["algorithm", "definition"]) if beside is not None
- else Markdown("No planted answer: this run is not on a mock sky."))
+display.table(tables.expected_table(beside), caption="Estimates beside the planted values")
+
+# %% [markdown]
+# ## Every comparison, both caps
+#
+# Fractions and the risk difference are mass-matched; intervals are 95%: jackknife (over
+# `patches` patches, its t quantile at `jackknife dof` degrees of freedom: fewer than patches - 1
+# when the void galaxies sit in a few patches), Newcombe (analytic), and the regression's
+# cluster-robust interval of the odds ratio. The same for each cap is in
+# `systematics/summary.csv` of the run.
+
+# %%
+display.table(tables.summary_table(result.summary), caption="Every comparison, both caps",
+              collapsed=True)
 
 # %% [markdown]
 # ## VoidFinder's surface galaxies, both ways
@@ -126,57 +119,25 @@ beside = systematics.beside_expected(s, systematics.read_expected(data_dir), mas
 # counted as void, as VAST's strict rule mostly does. Both caps.
 
 # %%
-systematics.surface_table(s).round(3)
+display.table(tables.surface_table(result.summary), caption="Surface galaxies both ways")
 
 # %% [markdown]
 # ## Quenched fraction against stellar mass
-#
-# Void (filled) and wall (open) galaxies in the matching bins, with Wilson intervals; all voids,
-# both caps.
 
-# %%
-b = result.binned[result.binned["sample"] == "all voids"]
-fig, axes = plt.subplots(len(formats.ALGORITHMS), 3, figsize=(13, 12), sharex=True, sharey=True)
-for i, algorithm in enumerate(formats.ALGORITHMS):
-    for j, definition in enumerate(systematics.DEFINITIONS):
-        ax = axes[i, j]
-        d = b[(b.algorithm == algorithm) & (b.definition == definition)]
-        for group, style in (("void", dict(fmt="o", color="C0")), ("wall", dict(fmt="s", color="C3", mfc="none"))):
-            g = d[d.group == group]
-            mid = 0.5 * (g.bin_lo + g.bin_hi)
-            ax.errorbar(mid, g.fraction, yerr=[g.fraction - g.lo, g.hi - g.fraction], label=group, **style)
-        ax.set_title(f"{algorithm}: {definition}", fontsize=9)
-        if i == len(formats.ALGORITHMS) - 1:
-            ax.set_xlabel("log M* [Msun]")
-        if j == 0:
-            ax.set_ylabel("quenched fraction")
-axes[0, 0].legend()
-fig.tight_layout()
-plt.show();
+# %% tags=["remove-output"]
+display.figure("systematics-binned", figures.binned_figure(result.binned),
+               "Quenched fraction against stellar mass in the matching bins, void galaxies "
+               "(filled circles) and wall galaxies (open squares) with Wilson 95% intervals, per "
+               "algorithm (rows) and quenched definition (columns); all voids, both caps.")
 
 # %% [markdown]
-# ## The effect per algorithm and definition
+# ```{glue:figure} systematics-binned
+# :alt: A grid of small panels, one row per algorithm and one column per quenched definition, each plotting quenched fraction against log stellar mass for void and wall galaxies with error bars.
+# :name: fig-systematics-binned
 #
-# The mass-matched risk difference with its jackknife (thick) and analytic (thin) 95% intervals,
-# per cap and both caps together.
-
-# %%
-fig, ax = plt.subplots(figsize=(9, 10))
-rows = s[s["sample"] == "all voids"].reset_index(drop=True)
-y = np.arange(len(rows))[::-1]
-colours = {"NGC": "C0", "SGC": "C1", "both": "k"}
-for yy, r in zip(y, rows.itertuples()):
-    ax.plot([r.rd_lo, r.rd_hi], [yy, yy], color=colours[r.cap], lw=1)
-    ax.plot([r.rd_jk_lo, r.rd_jk_hi], [yy, yy], color=colours[r.cap], lw=3, alpha=0.6)
-    ax.plot(r.rd, yy, "o", color=colours[r.cap])
-ax.axvline(0, color="0.5", lw=0.8)
-ax.set_yticks(y, [f"{r.algorithm} {r.definition} {r.cap}" for r in rows.itertuples()], fontsize=7)
-ax.set_xlabel("quenched fraction, voids minus walls (mass-matched)")
-ax.set_title("Forest plot: all voids")
-fig.tight_layout()
-plt.show();
-
-# %% [markdown]
+# {glue:md}`systematics-binned-caption`
+# ```
+#
 # ## The algorithms are not independent
 #
 # How often two algorithms give a galaxy the same void-or-wall label (from the environment
@@ -185,17 +146,18 @@ plt.show();
 # systematic error.
 
 # %%
-agreement = result.report.get("agreement")
-pd.DataFrame(agreement).round(3) if agreement else print("no agreement matrix (environment report missing)")
+display.table(tables.agreement_table(result.report),
+              caption="Share of tracers with the same void-or-wall label")
 
 # %% [markdown]
 # ## What was compared and what was left out
 #
-# Per algorithm, sample, definition and cap: void and wall galaxies compared, edge and outside
+# Per algorithm, sample and definition: void and wall galaxies compared, edge and outside
 # galaxies left out, and void or wall galaxies whose quenched state is undefined.
 
 # %%
-result.counts[result.counts.cap == "both"].set_index(["algorithm", "sample", "definition"]).drop(columns="cap")
+display.table(tables.counts_table(result.counts), caption="Galaxies compared and left out",
+              collapsed=True)
 
 # %% [markdown]
 # ## Jackknife patches
@@ -203,6 +165,4 @@ result.counts[result.counts.cap == "both"].set_index(["algorithm", "sample", "de
 # The equal-area HEALPix patches (clusters of the regression) per cap.
 
 # %%
-pd.DataFrame(result.report["sample"]["patches"]).groupby("cap").agg(
-    patches=("patch", "size"), area_deg2=("area_deg2", "sum"), galaxies=("n_objects", "sum"),
-    min_galaxies=("n_objects", "min"), max_galaxies=("n_objects", "max"))
+display.table(tables.patches_table(result.report), caption="Jackknife patches per cap")

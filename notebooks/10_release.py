@@ -15,17 +15,8 @@
 # %% [markdown]
 # # release: the data product
 #
-# Everything a reader needs to use, check and cite the result, in one versioned folder,
-# `release/<version>/`: the tracer sample with its analysis columns and quenched flags
-# (`galaxies_core`), every void of the four algorithms with its galaxy counts
-# (`voids_unified`), the sample's void membership under every algorithm
-# (`galaxy_void_assignments`), a reproducible random subset for a first look (`sample_10k`), the
-# validation and systematics reports, a data dictionary generated from the written files'
-# schemas, the result in one figure, `provenance.json` (parameters, input files with their
-# sha256, package versions, git commit, stage run times), `CITATION.cff` and `SHA256SUMS`
-# (`sha256sum -c SHA256SUMS` checks a copy). Before anything is published, every promised file is
-# checked: it exists, reads, matches its checksum and has its documented columns; a missing or
-# inconsistent file fails the stage and the previous release stays as it was.
+# The run's tables, reports and answer in one versioned folder, checked file by file, with its
+# provenance and citation.
 
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (reads every stage's outputs, writes release/<version>/)
@@ -38,28 +29,49 @@ hats_margin_arcsec: float = 10.0  # (0, 3600] width of hats/galaxies' margin cac
 scheduler_address: str = ""  # dask.distributed scheduler for the HATS import (empty: a local cluster in this process)
 
 # %%
-import matplotlib.pyplot as plt
-import pandas as pd
-from IPython.display import Image, Markdown, display
+from IPython.display import Markdown
 
-from desivoids import release
+from desivoids import display, release
+from desivoids.release import figures
 from desivoids.runinfo import banner
 
 banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.max_colwidth", 80)
 result = release.run(data_dir=data_dir, version=version, sample_size=sample_size,
                      sample_seed=sample_seed, allow_failed_integrity=allow_failed_integrity,
                      hats_pixel_threshold=hats_pixel_threshold,
                      hats_margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address)
-print(result)
+display.summary(figures.opening(result))
+
+# %% tags=["remove-output"]
+display.figure("release-answer", figures.answer_of(data_dir),
+               "The result in one figure, as released (figures/answer.png): quenched fraction of "
+               "void galaxies minus that of wall galaxies of the same stellar mass, per "
+               "algorithm and quenched definition (one row per distinct result), with its 95% "
+               "jackknife interval, both caps, all voids; the grey line is no difference and, on "
+               "a mock run, the open diamonds are the values the mock planted.")
 
 # %% [markdown]
-# ## The result in one figure
-
-# %%
-display(Image(filename=str(result.out_dir / "figures" / "answer.png")))
+# ```{glue:figure} release-answer
+# :alt: Forest plot with one row per algorithm and quenched definition: a dot at the void minus wall difference of quenched fractions with a horizontal 95 percent interval, a vertical line at zero, and on a mock run an open diamond at the planted value.
+# :name: fig-release-answer
+#
+# {glue:md}`release-answer-caption`
+# ```
+#
+# ## What the release holds
+#
+# Everything a reader needs to use, check and cite the result, in one versioned folder,
+# `release/<version>/`: the tracer sample with its analysis columns and quenched flags
+# (`galaxies_core`), every void of the four algorithms with its galaxy counts
+# (`voids_unified`), the sample's void membership under every algorithm
+# (`galaxy_void_assignments`), a reproducible random subset for a first look (`sample_10k`), the
+# validation and systematics reports, a data dictionary generated from the written files'
+# schemas, the result in one figure, `provenance.json` (parameters, input files with their
+# sha256, package versions, git commit, stage run times), `CITATION.cff` and `SHA256SUMS`
+# (`sha256sum -c SHA256SUMS` checks a copy). Before anything is published, every promised file is
+# checked: it exists, reads, matches its checksum and has its documented columns; a missing or
+# inconsistent file fails the stage and the previous release stays as it was.
 
 # %% [markdown]
 # ## What was released, and its checks
@@ -68,19 +80,21 @@ display(Image(filename=str(result.out_dir / "figures" / "answer.png")))
 # tables) exactly its documented columns.
 
 # %%
-files = result.files()
-files.set_index("file")[
-    ["bytes", "exists", "reads", "checksum", "columns", "ok"]]
+display.table(figures.files_table(result), caption="Promised files and their checks",
+              collapsed=True)
 
-# %%
-fig, ax = plt.subplots(figsize=(8, 3.5))
-sizes = files.assign(MB=files.bytes / 1e6).sort_values("MB")
-ax.barh(sizes.file, sizes.MB, color="C0")
-ax.set(xscale="log", xlabel="size [MB]", title=f"release {version}: {len(files)} files")
-fig.tight_layout()
-plt.show();
+# %% tags=["remove-output"]
+display.figure("release-files", figures.files_figure(result),
+               "The release's files and HATS catalogues by size, in megabytes on a log scale.")
 
 # %% [markdown]
+# ```{glue:figure} release-files
+# :alt: Horizontal bar chart of the size in megabytes of every file of the release, on a log scale.
+# :name: fig-release-files
+#
+# {glue:md}`release-files-caption`
+# ```
+#
 # ## The release as HATS catalogues
 #
 # `hats/galaxies` (galaxies_core with every algorithm's flag, void, r / r_eff and interior
@@ -88,13 +102,20 @@ plt.show();
 # HATS catalogues: HEALPix-partitioned Parquet (an IVOA note) that
 # [LSDB](https://docs.lsdb.io) opens, cone-searches and cross-matches without reading the
 # rest of the sky. Each partition holds at most `hats_pixel_threshold` rows, so dense
-# regions get smaller pixels:
+# regions get smaller pixels.
 
-# %%
-from desivoids.release.hats import partition_figure
+# %% tags=["remove-output"]
+display.figure("release-partitions", figures.partition_figure(result.out_dir),
+               "The partitions of hats/galaxies on the sky (Mollweide projection, RA increasing "
+               "to the left), coloured by HEALPix order.")
 
-partition_figure(result.out_dir)
-plt.show();
+# %% [markdown]
+# ```{glue:figure} release-partitions
+# :alt: Mollweide sky map with the HEALPix pixels that hold the galaxies catalogue's partitions, coloured by their order.
+# :name: fig-release-partitions
+#
+# {glue:md}`release-partitions-caption`
+# ```
 
 # %% [markdown]
 # To use them (not run here: the book builds offline), open the release with lsdb, cone-search
@@ -121,10 +142,10 @@ plt.show();
 # ## Data dictionary
 #
 # Generated from the schemas of the files as written: every column, its type, unit, meaning and
-# the stage and column it comes from.
+# the stage and column it comes from (also `data_dictionary.md` of the release).
 
 # %%
-pd.DataFrame(result.dictionary).set_index(["table", "column"])
+display.table(figures.dictionary_table(result), caption="Data dictionary", collapsed=True)
 
 # %% [markdown]
 # ## Provenance
@@ -132,13 +153,11 @@ pd.DataFrame(result.dictionary).set_index(["table", "column"])
 # The software that computed this release and the state of its source.
 
 # %%
-prov = result.provenance
-pd.Series({"git commit": prov["git"]["commit"], "working tree dirty": prov["git"]["dirty"],
-           "input files": len(prov["inputs"]["files"]), "inputs listed by": prov["inputs"]["from"],
-           **{f"version of {k}": v for k, v in prov["software"].items()}}, name="value").to_frame()
+display.table(figures.provenance_table(result.provenance), caption="Provenance",
+              collapsed=True)
 
 # %% [markdown]
 # ## How to cite it
 
 # %%
-display(Markdown("```yaml\n" + (result.out_dir / "CITATION.cff").read_text() + "```"));
+Markdown(figures.citation_block(result))

@@ -3,6 +3,7 @@ numbers agree with the FITS files, and nbval re-execution reproduces its outputs
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from astropy.io import fits
@@ -36,9 +37,11 @@ def test_notebook_reconciles_every_row(executed, tiny_sky):
             rows += h["METADATA"].header["NAXIS2"]
     rec = json.loads((run_dir / "convert" / "reconciliation.json").read_text())
     assert rec["balanced"] and rec["totals"]["galaxies"]["rows_in"] == rows
-    line = next(ln for ln in text.splitlines() if ln.split()[1:2] == ["galaxies"]
-                and len(ln.split()) >= 5)
-    assert int(line.split()[2]) == rows  # the totals table shows the galaxies read
+    line = next(ln for ln in text.splitlines() if ln.split()[:1] == ["galaxies"]
+                and ln.split()[1].replace(",", "").isdigit())
+    assert int(line.split()[1].replace(",", "")) == rows  # the totals table shows the galaxies read
+    assert f"holds {rows:,d} FastSpecFit galaxies" in text  # and so does the opening
+    assert not re.search(r"(^|\s)NaN(\s|$)", text, re.M)  # no NaN cell (the dictionary's text says NaN/inf)
     for name in ("voids", "holes", "zonevoid", "galzone", "m_r", "log_ssfr", "VoidFinder"):
         assert name in text
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import pytest
 
 from desivoids import formats
 from desivoids.environment import figures
+from figure_checks import readable
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +47,48 @@ def test_the_fractions_figure_has_a_bar_per_algorithm_and_the_dr7_ticks(drawn):
 def test_sky_slab_and_sizes_have_a_panel_per_algorithm_with_units(drawn):
     _, data = drawn
     sky = figures.sky_figure(data["sample"], data["voids"])
-    assert [ax.get_title().split(":")[0] for ax in sky.axes[:4]] == list(formats.ALGORITHMS)
-    assert all("[deg]" in ax.get_xlabel() and "[deg]" in ax.get_ylabel() for ax in sky.axes[:4])
+    panels = sky.axes[:len(formats.ALGORITHMS)]
+    assert [ax.get_title().split(":")[0] for ax in panels] == list(formats.ALGORITHMS)
+    assert all(ax.get_ylabel() == "Dec [deg]" for ax in panels)
+    assert "RA [deg]" in panels[-1].get_xlabel()
+    bars = sky.axes[len(formats.ALGORITHMS):]  # a colour bar beside every map
+    assert len(bars) == len(panels) and all(b.get_ylabel() == "tracers per cell" for b in bars)
     slab = figures.slab_figure(data["sample"], data["assign"], data["holes"], data["voids"])
     assert len(slab.axes) == 4 and all("Mpc/h" in ax.get_xlabel() for ax in slab.axes)
     assert sum(len(ax.patches) for ax in slab.axes) > 0  # the voids cut the slab
-    legend = [t.get_text() for t in slab.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in slab.legends[0].get_texts()]
     assert set(legend) <= set(figures.FLAG_NAMES.values()) and "void" in legend  # words, not flags
     sizes = figures.sizes_figure(data["voids"])
     assert sizes.axes[0].get_xlabel() == "effective radius [Mpc/h]"
+    for fig in (sky, slab, sizes):
+        assert readable(fig) == []
     plt.close("all")
+
+
+def test_a_void_on_the_sky_is_a_circle_drawn_1_over_cos_dec_wide_in_ra(drawn):
+    _, data = drawn
+    voids = data["voids"].iloc[:0]
+    one = data["voids"].iloc[[0]].assign(algorithm=formats.ALGORITHMS[0], ra=150.0, dec=60.0,
+                                         x=100.0, y=0.0, z=0.0, r_eff=10.0, is_edge=False)
+    fig = figures.sky_figure(data["sample"], pd.concat([voids, one]))
+    (ellipses,) = [c for c in fig.axes[0].collections if hasattr(c, "_widths")]
+    theta = np.degrees(10.0 / 100.0)
+    assert np.allclose(ellipses._widths * 2, 2 * theta / np.cos(np.radians(60.0)))
+    assert np.allclose(ellipses._heights * 2, 2 * theta)
+    plt.close(fig)
+
+
+def test_the_opening_and_the_surface_and_field_tables(drawn):
+    result, _ = drawn
+    lines = figures.opening(result)
+    assert 3 <= len(lines) <= 5
+    assert lines[0].startswith(f"{int(result.report['galaxies']):,d} galaxies")
+    share = figures.fractions_table(result.fractions)["tracers (%)"]
+    assert all(f"{a} {v:.1f}%" in lines[1] for a, v in share.items())
+    surface = figures.surface_table(result.report)
+    assert list(surface.cap) == [r["cap"] for r in result.report["voidfinder_surface"]]
+    field = figures.field_table(result.report)
+    assert list(field.columns[:2]) == ["cap", "field HDU"] and len(field) >= 1
 
 
 def test_slab_circles_are_the_cuts_of_the_spheres_that_reach_the_plane():

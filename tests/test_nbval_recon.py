@@ -29,18 +29,20 @@ def test_key_numbers_match_the_mock(executed_recon, tiny_sky):
     root, _ = tiny_sky
     text = output_text(out)
     n_fits = len(list(root.rglob("*.fits")))
-    summary_line = re.search(r"^0\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", text, re.M)
-    assert summary_line, "summary table not found in the executed notebook"
-    files, hdus, rows, nbytes, faults = map(int, summary_line.groups())
+    opening = re.search(r"Recon opened ([\d,]+) FITS files \(([\d,.]+) MB\) holding ([\d,]+) HDUs "
+                        r"and ([\d,]+) table rows", text)
+    assert opening, "the chapter's opening sentence was not found in the executed notebook"
+    files, hdus, rows = (int(opening.group(k).replace(",", "")) for k in (1, 3, 4))
     assert files == n_fits
-    assert faults == 0
-    assert nbytes == sum(p.stat().st_size for p in root.rglob("*.fits"))
+    assert "Every file opened, is complete" in text  # no file has a fault
+    assert opening.group(2) == f"{sum(p.stat().st_size for p in root.rglob('*.fits')) / 1e6:,.1f}"
     n_hdus = n_rows = 0  # counted independently of recon, from the headers astropy reads
     for p in root.rglob("*.fits"):
         with fits.open(p) as hdul:
             n_hdus += len(hdul)
             n_rows += sum(h.header["NAXIS2"] for h in hdul if isinstance(h, fits.BinTableHDU))
     assert (hdus, rows) == (n_hdus, n_rows)
+    assert "NaN" not in text
     for name in ("DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits", "DESIVAST_BGS_VOLLIM_V2_ZOBOV_SGC.fits",
                  "fastspec-iron-main-bright-nside1-hp00.fits", "fastspec-iron-main-bright-nside1-hp11.fits"):
         assert name in text

@@ -97,7 +97,7 @@ BUGS = [
         "tests/test_publish_unit.py::"
         "test_a_failure_between_environment_tables_and_folder_leaves_both_as_they_were"),
     Bug("the answer figure of a mock run carries no MOCK mark",
-        "release/figure.py", "    if mock:\n        mark_mock(fig)",
+        "systematics/figures.py", "    if mock and not marked:\n        mark_mock(fig)",
         "    if False:\n        mark_mock(fig)",
         "tests/test_runinfo.py::test_the_answer_figure_says_mock_and_shows_the_planted_value"),
     Bug("the answer in words repeats one template sentence per algorithm",

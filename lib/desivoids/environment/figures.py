@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
@@ -16,8 +17,9 @@ from .. import formats, paths
 from .flags import EDGE, OUTSIDE, VOID, WALL
 from .summary import DR7_REFERENCE
 
-__all__ = ["FLAG_NAMES", "inputs", "flag_table", "fractions_table", "fractions_figure",
-           "sky_figure", "slab_figure", "sizes_figure", "counts_table", "agreement_table"]
+__all__ = ["FLAG_NAMES", "WIDTH", "inputs", "opening", "flag_table", "fractions_table",
+           "fractions_figure", "sky_figure", "slab_figure", "sizes_figure", "counts_table",
+           "agreement_table", "surface_table", "field_table"]
 
 FLAG_NAMES = {WALL: "wall", VOID: "void", EDGE: "edge", OUTSIDE: "outside"}
 #: colours of the flags in the slab: wall grey, void blue, edge orange, outside red
@@ -26,6 +28,8 @@ FLAG_COLOURS = {WALL: "0.4", VOID: "C0", EDGE: "C1", OUTSIDE: "C3"}
 SLAB_HALF_THICKNESS = 10.0
 #: RA above this is drawn as RA - 360, so the SGC is one piece on the sky figure [deg]
 RA_WRAP = 300.0
+#: widest figure [inches]: the book's column at 100 dpi, where the default 10-point text reads
+WIDTH = 7.0
 
 
 def inputs(data_dir: str) -> dict[str, pd.DataFrame]:
@@ -48,7 +52,33 @@ def flag_table(report: dict) -> pd.DataFrame:
     """Galaxies and tracers per flag (rows, by name) and algorithm (columns)."""
     fc = pd.DataFrame(report["flag_counts"])
     return fc.assign(flag=fc.flag.map(FLAG_NAMES)).pivot_table(
-        index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0).astype(int)
+        index="flag", columns="algorithm", values=["galaxies", "tracers"], fill_value=0).astype(
+        int).reindex([n for n in FLAG_NAMES.values() if n in set(fc.flag.map(FLAG_NAMES))])
+
+
+def opening(result) -> list[str]:
+    """The chapter's first lines: galaxies placed, each algorithm's share of tracers in voids
+    (beside VAST's SDSS DR7 value where there is one), and how far VoidFinder and the V2
+    prunings agree."""
+    r = result.report
+    fr = fractions_table(result.fractions)
+    shares = ", ".join(f"{a} {v:.1f}%" for a, v in fr["tracers (%)"].items())
+    lines = [f"{int(r['galaxies']):,d} galaxies ({int(r['tracers']):,d} of them tracers) placed by "
+             f"{len(fr)} void catalogues in {len(r.get('caps', []))} cap(s), each by its own "
+             "algorithm's rules.",
+             f"Of the tracers in voids or walls, the share in voids is {shares}."]
+    ref = [f"{a} {ref:.1f}%" for a, ref in fr["tracers, DR7 (%)"].items() if pd.notna(ref)]
+    if ref:
+        lines.append(f"VAST's analysis of SDSS DR7 found {', '.join(ref)}.")
+    a = result.agreement
+    for hole in [x for x in formats.ALGORITHMS if formats.family(x).holes]:
+        other = a[(a.a == hole) & (a.b != hole)]
+        if len(other):
+            lines.append(f"{hole} and the other catalogues give a tracer the same void-or-wall "
+                         f"label {100 * other.same_label.min():.0f}% to "
+                         f"{100 * other.same_label.max():.0f}% of the time (Cohen's kappa "
+                         f"{other.kappa.min():.2f} to {other.kappa.max():.2f}).")
+    return lines
 
 
 def _dr7(algorithm: str, of: str):
@@ -69,14 +99,14 @@ def fractions_table(fractions: pd.DataFrame) -> pd.DataFrame:
 def fractions_figure(fractions: pd.DataFrame) -> Figure:
     """Bars: percent of tracers and of volume in voids per algorithm; ticks: SDSS DR7 (VAST)."""
     both = fractions[fractions.cap == "both"]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.5), layout="constrained")
     algs = [a for a in formats.ALGORITHMS if a in set(both.algorithm)]
     x = np.arange(len(algs))
     for k, (of, colour) in enumerate((("tracers", "C0"), ("volume", "C2"))):
         shift = 0.2 * (2 * k - 1)
         vals = [100 * both[(both.algorithm == a) & (both["of"] == of)].void_of_void_and_wall.iloc[0]
                 for a in algs]
-        ax.bar(x + shift, vals, 0.4, color=colour, label=f"{of} (this run)")
+        ax.bar(x + shift, vals, 0.4, color=colour, label=f"{of} in voids (this run)")
         ref = [(xx + shift, _dr7(a, of)) for xx, a in zip(x, algs) if _dr7(a, of) is not None]
         if ref:
             ax.scatter(*zip(*ref), marker="_", s=400, color="k",
@@ -93,20 +123,26 @@ def _wrapped_ra(ra) -> np.ndarray:
 
 
 def sky_figure(sample: pd.DataFrame, voids: pd.DataFrame) -> Figure:
-    """The tracers (grey, log density) and each algorithm's void centres at their effective
-    radius projected at their distance (orange: edge voids), one panel per algorithm."""
-    fig, axes = plt.subplots(2, 2, figsize=(14, 8))
-    for ax, alg in zip(axes.flat, formats.ALGORITHMS):
-        ax.hexbin(_wrapped_ra(sample.ra), sample.dec, gridsize=(150, 50), bins="log",
-                  cmap="Greys", mincnt=1)
+    """The tracers (grey, galaxies per cell on a log scale, with its colour bar) and each
+    algorithm's voids, drawn at their effective radius projected at their distance as ellipses
+    1/cos(Dec) wide in RA (orange: edge voids), one panel per algorithm."""
+    fig, axes = plt.subplots(len(formats.ALGORITHMS), 1, figsize=(WIDTH, 2.6 * len(
+        formats.ALGORITHMS) + 0.6), sharex=True, sharey=True, layout="constrained")
+    for ax, alg in zip(np.atleast_1d(axes), formats.ALGORITHMS):
+        cells = ax.hexbin(_wrapped_ra(sample.ra), sample.dec, gridsize=(90, 30), bins="log",
+                          cmap="Greys", mincnt=1)
         v = voids[voids.algorithm == alg]
-        size = np.degrees(v.r_eff / np.sqrt(v.x ** 2 + v.y ** 2 + v.z ** 2))
-        ax.scatter(_wrapped_ra(v.ra), v.dec, s=4 * size ** 2, facecolors="none",
-                   edgecolors=np.where(v.is_edge.fillna(True), "C1", "C0"), lw=0.6)
-        ax.set(title=f"{alg}: {len(v):,d} voids (orange: edge voids)",
-               xlabel=f"RA [deg] (RA > {RA_WRAP:g} as RA - 360)", ylabel="Dec [deg]")
-        ax.invert_xaxis()
-    fig.tight_layout()
+        theta = np.degrees(v.r_eff / np.sqrt(v.x ** 2 + v.y ** 2 + v.z ** 2)).to_numpy()
+        ax.add_collection(EllipseCollection(
+            2 * theta / np.cos(np.radians(v.dec.to_numpy())), 2 * theta, np.zeros(len(v)),
+            units="xy", offsets=np.column_stack([_wrapped_ra(v.ra), v.dec]),
+            offset_transform=ax.transData, facecolors="none", lw=0.6,
+            edgecolors=np.where(v.is_edge.fillna(True), "C1", "C0")))
+        ax.set(title=f"{alg}: {len(v):,d} voids (blue: interior, orange: edge)",
+               ylabel="Dec [deg]")
+        fig.colorbar(cells, ax=ax, label="tracers per cell", pad=0.01)
+    ax.set_xlabel(f"RA [deg] (RA > {RA_WRAP:g} drawn as RA − 360)")
+    ax.invert_xaxis()
     return fig
 
 
@@ -126,7 +162,10 @@ def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
     own = sample[sample.cap == cap]
     z0 = float(np.median(own.comoving_z)) if len(own) else 0.0
     slab = own[np.abs(own.comoving_z - z0) < SLAB_HALF_THICKNESS]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 12), sharex=True, sharey=True)
+    span = np.ptp(slab[["comoving_x", "comoving_y"]].to_numpy(), axis=0) if len(slab) else (1, 1)
+    aspect = float(np.clip(span[1] / max(span[0], 1e-9), 0.3, 1.5))  # of the slab's own extent
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, WIDTH * aspect + 1.6), sharex=True,
+                             sharey=True, layout="constrained")
     for ax, alg in zip(axes.flat, formats.ALGORITHMS):
         f = slab.merge(assign[assign.algorithm == alg], on="targetid", how="left")
         for flag, colour in FLAG_COLOURS.items():
@@ -140,23 +179,23 @@ def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
             circles = slab_circles(s.x, s.y, s.z, s.r_eff, z0)
         for cx, cy, r in circles:
             ax.add_patch(Circle((cx, cy), r, fill=False, lw=0.5, color="C0"))
-        ax.set(title=f"{alg}, |z - {z0:.0f}| < {SLAB_HALF_THICKNESS:g} Mpc/h",
-               xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
+        ax.set(title=alg, xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
         ax.set_aspect("equal")
-    axes[0, 0].legend(loc="upper right", markerscale=4)
-    fig.tight_layout()
+    fig.suptitle(f"{cap}: the slab |z − {z0:.0f}| < {SLAB_HALF_THICKNESS:g} Mpc/h")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=4,
+               markerscale=4)
     return fig
 
 
 def sizes_figure(voids: pd.DataFrame) -> Figure:
     """Histograms of the effective radius per algorithm."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8), layout="constrained")
     for alg in formats.ALGORITHMS:
         mine = voids.algorithm == alg
         ax.hist(voids.r_eff[mine].dropna(), bins=40, histtype="step", lw=1.5,
                 label=f"{alg} ({int(mine.sum()):,d})")
     ax.set(xlabel="effective radius [Mpc/h]", ylabel="voids")
-    ax.legend()
+    ax.legend(title="algorithm (voids)")
     return fig
 
 
@@ -168,10 +207,29 @@ def counts_table(counts: pd.DataFrame) -> pd.DataFrame:
         voids=("in_catalogue", "sum"), not_in_catalogue=("not_in", "sum"),
         voids_with_galaxies=("occupied", "sum"), galaxies=("n_galaxies", "sum"),
         tracers=("n_tracers", "sum"), median_tracers=("n_tracers", "median"),
-    ).reindex(formats.ALGORITHMS)
+    ).reindex(formats.ALGORITHMS).rename(columns=lambda c: c.replace("_", " "))
 
 
 def agreement_table(agreement: pd.DataFrame, value: str = "same_label") -> pd.DataFrame:
     """Algorithm by algorithm: the share of tracers with the same label, or Cohen's kappa."""
     return agreement.pivot(index="a", columns="b", values=value).reindex(
-        index=formats.ALGORITHMS, columns=formats.ALGORITHMS).round(3)
+        index=formats.ALGORITHMS, columns=formats.ALGORITHMS).round(3).rename_axis(
+        index="algorithm", columns=None)
+
+
+def surface_table(report: dict) -> pd.DataFrame:
+    """Per cap: galaxies on VoidFinder's hole surfaces, how many VAST's strict rule calls void,
+    and the tracers' share in voids with and without them (the environment report's counts)."""
+    from .summary import surface_table as percent
+
+    return percent(report).reset_index()
+
+
+def field_table(report: dict) -> pd.DataFrame:
+    """Per cap: VoidFinder's void galaxies that are its field galaxies, where the file carries
+    VAST's FIELD HDU (an empty cell, a dash: the file has none)."""
+    f = pd.DataFrame(report.get("voidfinder_field", []))
+    keep = ["cap", "field_hdu", "field_galaxies", "void_galaxies", "void_tracers",
+            "void_field_galaxies", "void_field_tracers"]
+    return f[[c for c in keep if c in f]].rename(columns=lambda c: c.replace("_", " ")
+                                                 .replace("hdu", "HDU"))

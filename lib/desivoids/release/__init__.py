@@ -47,7 +47,8 @@ from ..outputs import staged, write_json
 from . import columns as C
 from . import hats as H
 from .provenance import citation, provenance, release_date, validate_citation
-from .figure import answer_figure
+from .figures import answer_figure
+from ..systematics.expected import expected_of
 from ..params import checked
 from ..runinfo import RunInfo, run_info
 
@@ -293,7 +294,7 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         (tmp / "figures").mkdir()
         summary = pq.read_table(layout.file("systematics", "summary")).to_pandas()
         answer_figure(summary, tmp / "figures" / "answer.png", mock=info.mock,
-                      expected=_beside_expected(layout, data_dir, summary))
+                      expected=expected_of(data_dir, summary))
         write_json(tmp / "provenance.json", prov)
         (tmp / "CITATION.cff").write_text(cff)
         (tmp / "README.md").write_text(_readme(version, dictionary, integrity, info))
@@ -314,15 +315,6 @@ def integrity_status(report: Path) -> dict:
     doc = json.loads(Path(report).read_text())
     failed = [c["id"] for c in doc.get("checks", []) if c.get("status") == "fail"]
     return {"status": "failed" if failed else "passed", "failed_checks": failed}
-
-
-def _beside_expected(layout: paths.RunLayout, data_dir: str, summary: pd.DataFrame):
-    """The mock's expected answers beside the estimates (None on real data)."""
-    from ..systematics.expected import beside_expected, read_expected
-
-    report = json.loads((layout.file("systematics", "report")).read_text())
-    edges = report.get("parameters", {}).get("mass_edges")
-    return beside_expected(summary, read_expected(data_dir), edges) if edges else None
 
 
 def _readme(version: str, dictionary: list[dict], integrity: dict, info: RunInfo) -> str:

@@ -271,7 +271,7 @@ def partition_figure(release_dir: Path, path: Path | None = None):
 
     cat = hats.read_hats(release_dir / "hats" / "galaxies")
     pixels = cat.get_healpix_pixels()
-    fig = plt.figure(figsize=(8, 4.2))
+    fig = plt.figure(figsize=(7.0, 3.8))
     ax = fig.add_subplot(projection="mollweide")
     cmap = plt.get_cmap("viridis")
     orders = sorted({p.order for p in pixels})

@@ -16,7 +16,7 @@ SGC, both).
 - :mod:`.expected`   on a mock run, each estimate beside the answer the mock planted.
 """
 from .compare import compare_void_wall
-from .expected import beside_expected, read_expected
+from .expected import beside_expected, expected_of, read_expected
 from .intervals import (TwoProportions, WeightedProportion, cohens_h, kish_neff,
                         two_proportions, two_proportions_weighted, weighted_proportion, wilson)
 from .jackknife import JackknifeResult, Patches, healpix_patches, jackknife
@@ -34,5 +34,5 @@ __all__ = [
     "logit_void_effect", "VoidEffect",
     "healpix_patches", "Patches", "jackknife", "JackknifeResult",
     "compare_void_wall", "run", "SystematicsResult", "result_paragraph", "surface_table",
-    "read_expected", "beside_expected",
+    "read_expected", "beside_expected", "expected_of",
 ]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import paths
 
-__all__ = ["read_expected", "beside_expected"]
+__all__ = ["read_expected", "beside_expected", "expected_of"]
 
 
 def read_expected(data_dir: str = "data/mock") -> dict | None:
@@ -62,3 +62,11 @@ def beside_expected(summary: pd.DataFrame, expected: dict | None, mass_edges,
                      "expected": math.nan if value is None else float(value),
                      "covered": covered, "note": note})
     return pd.DataFrame(rows)
+
+
+def expected_of(data_dir: str, summary: pd.DataFrame) -> pd.DataFrame | None:
+    """:func:`beside_expected` for a run: its mock truth beside ``summary``, judged on the
+    matching bins its systematics stage ran with (its report); None on real data."""
+    report = paths.RunLayout.of(data_dir).file("systematics", "report")
+    edges = json.loads(report.read_text()).get("parameters", {}).get("mass_edges")
+    return beside_expected(summary, read_expected(data_dir), edges) if edges else None

@@ -27,7 +27,7 @@ from ..outputs import jsonable, staged, write_json
 from .compare import compare_void_wall
 from .jackknife import healpix_patches
 from .matching import binned_fractions
-from .quenched import DEFINITIONS, quenched
+from .quenched import DEFINITIONS, DN4000_LIMIT, SSFR_LIMIT, UR_LIMIT, quenched
 from ..params import checked
 from ..stages import file_name
 
@@ -166,9 +166,9 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
 
 
 #: the quenched definitions in words, as a sentence names them
-DEFINITION_WORDS = {"ssfr": "by specific star-formation rate, sSFR < 1e-11 /yr",
-                    "dn4000": "by the 4000 Å break, Dn4000 > 1.6",
-                    "ur": "by colour, u - r ≥ 2.22"}
+DEFINITION_WORDS = {"ssfr": f"by specific star-formation rate, sSFR < {10 ** SSFR_LIMIT:g} /yr",
+                    "dn4000": f"by the 4000 Å break, Dn4000 > {DN4000_LIMIT:g}",
+                    "ur": f"by colour, u - r ≥ {UR_LIMIT:g}"}
 
 
 def _points(rd: float, lo: float, hi: float) -> tuple[str, str]:
