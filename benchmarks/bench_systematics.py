@@ -19,8 +19,10 @@ what it reads), and the coverage of its intervals under the null on tiny mocks.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,47 @@ SAMPLES = ("all voids", "interior voids")
 NULL_SETTINGS = {"n_patches": {"NGC": 10, "SGC": 5}, "regression": False, "randoms": 2_000}
 
 
+def point_estimates_worker(data_dir: Path) -> None:
+    """Every comparison of the stage in this process (local threads), whole and with the
+    jackknife stubbed out (the point estimates alone: matched fractions, analytic intervals,
+    the regression), alternately, twice each. Prints their seconds as JSON."""
+    import inspect
+
+    import numpy as np
+    import pandas as pd
+
+    from desivoids import systematics
+    from desivoids.systematics import compare, stage
+
+    defaults = {k: p.default for k, p in inspect.signature(systematics.run).parameters.items()}
+    layout = paths.RunLayout.of(data_dir)
+    sample = stage._read_sample(layout)
+    wide = stage._read_flags(layout, sample.targetid.to_numpy())
+    args = (sample, wide, list(defaults["mass_edges"]), dict(defaults["n_patches"]),
+            defaults["regression"], defaults["spline_df"], defaults["alpha"])
+    real = (compare.patch_bin_counts, compare.from_replicates)
+
+    def no_counts(patch, bin_index, void, quenched, n_bins):
+        return np.zeros(0), np.zeros((0, n_bins, 4), dtype=np.int64)
+
+    def no_jackknife(estimate, replicates, *, alpha, dof):
+        nan = pd.Series(np.nan, index=estimate.index)
+        return systematics.JackknifeResult(estimate=estimate, se=nan, lo=nan, hi=nan, bias=nan,
+                                           replicates=None, n_patches=0, alpha=alpha,
+                                           reason="", dof=np.nan)
+
+    times = {"whole": [], "point_estimates": []}
+    for _ in range(2):
+        for kind in times:
+            if kind == "point_estimates":
+                compare.patch_bin_counts, compare.from_replicates = no_counts, no_jackknife
+            t = time.perf_counter()
+            stage.run_comparisons(*args)
+            times[kind].append(round(time.perf_counter() - t, 2))
+            compare.patch_bin_counts, compare.from_replicates = real
+    print(json.dumps(times))
+
+
 def bench(data_dir: Path, repeats: int) -> None:
     d = measure.dr1_run(data_dir, "systematics")
     layout = paths.RunLayout.of(d)
@@ -42,10 +85,22 @@ def bench(data_dir: Path, repeats: int) -> None:
              (layout.stage("environment") / "galaxy_void_assignments.parquet",
               ["targetid", "algorithm", "flag", "flag_interior"])]
     result = measure.bench_stage("systematics", d, [], TARGETS, repeats=repeats, reads=reads)
+    # the reference of issue 25: the same comparisons' point estimates alone, in one process
+    seconds, peak, rc, cpu, out = measure.run_polled(
+        [sys.executable, __file__, "--point-estimates", str(d)], merge_stderr=False)
+    if rc:
+        raise SystemExit(f"the point-estimates worker failed ({rc}):\n{out[-3000:]}")
+    pe = json.loads(out.strip().splitlines()[-1])
+    result["comparisons_seconds"] = pe
+    result["jackknife_overhead"] = round(min(pe["whole"]) / min(pe["point_estimates"]), 2)
     measure.write("systematics", result, measure.stage_markdown(
         result, "every comparison on the DR1-scale mock: 4 algorithms x 2 void samples x 3 "
         "definitions x 3 caps, mass matching, regression with clustered errors, patch jackknife",
-        "python benchmarks/bench_systematics.py"))
+        "python benchmarks/bench_systematics.py") + (
+        f"\nThe comparisons alone (in one process, the inputs read once), with the jackknife "
+        f"and without it (the point estimates alone: matched fractions, analytic intervals, "
+        f"the regression), alternately: {pe['whole']} s and {pe['point_estimates']} s; whole / "
+        f"point estimates, best runs: **{result['jackknife_overhead']}x**.\n"))
     print(result["best"], result["ratio_to_read"])
 
 
@@ -153,8 +208,12 @@ def main(argv=None) -> int:
                     help="also run N tiny null mocks and report the intervals' coverage")
     ap.add_argument("--seed0", type=int, default=9600)  # the test uses 9500-9519
     ap.add_argument("--no-stage", action="store_true", help="only the coverage")
+    ap.add_argument("--point-estimates", metavar="DATA_DIR", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=str(paths.DATA / "bench" / "coverage"))
     args = ap.parse_args(argv)
+    if args.point_estimates:
+        point_estimates_worker(Path(args.point_estimates))
+        return 0
     if not args.no_stage:
         bench(paths.resolve(args.data_dir), args.repeats)
     if args.coverage:

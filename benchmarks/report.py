@@ -20,8 +20,9 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 
 from desivoids.stages import ORDER as STAGE_ORDER  # noqa: E402
 
-#: sections in pipeline order: the mock sky first, then the stages as the registry orders them
-ORDER = ["mock", *STAGE_ORDER]
+#: sections in pipeline order: the mock sky first, then the stages as the registry orders them,
+#: then the whole run (bench_pipeline.py: every stage's notebook together)
+ORDER = ["mock", *STAGE_ORDER, "pipeline"]
 RESULTS = HERE / "results"
 RUN = RESULTS / "run.json"  # written by run.py: the machine and load at the start, each benchmark
 

@@ -25,9 +25,9 @@ import report
 #: every benchmark, in report order, with the arguments `make bench` gives it
 ARGS = {"mock": ["--scales", "tiny", "small", "dr1"], "acquire": [], "convert": [], "load": [],
         "integrity": [], "plausibility": [], "environment": [],
-        "systematics": ["--coverage", "20"], "release": []}
-#: benchmarks that need the DR1-scale mock run folder
-DR1 = {"convert", "integrity", "plausibility", "environment", "systematics", "load"}
+        "systematics": ["--coverage", "20"], "release": [], "pipeline": []}
+#: benchmarks that need the DR1-scale mock run folder (pipeline: its mock sky, hard-linked)
+DR1 = {"convert", "integrity", "plausibility", "environment", "systematics", "load", "pipeline"}
 
 
 def main(argv=None) -> int:

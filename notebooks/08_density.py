@@ -15,28 +15,8 @@
 # %% [markdown]
 # # density: a continuous environment for every galaxy
 #
-# Void labels answer "void or wall". This stage gives every galaxy of the catalogue three
-# continuous or finer measures of its environment, in the cap environment placed it in, and asks
-# how the quenched fraction changes along them:
-#
-# - **local density**: $r_k$, the comoving distance to the $k$-th nearest volume-limited tracer
-#   (a tracer does not count itself), as the contrast
-#   $\delta_k = k / (f\,\tfrac43\pi r_k^3\,\bar n) - 1$ with $\bar n$ the cap's tracers over its
-#   volume and $f$ the fraction of the sphere inside the survey (mask and radial limits), counted
-#   with random points uniform in the survey volume; $f < 1/2$ is flagged and left out of the
-#   profiles;
-# - **void-centric distance**, per algorithm: the distance to the centre of the galaxy's void
-#   (or of the nearest void centre, for wall and edge galaxies) in units of that void's
-#   effective radius;
-# - **T-Web class** (Forero-Romero et al. 2009): the tracers deposited on a comoving grid
-#   (cloud-in-cell), the survey's outside set to the mean, a Gaussian smoothing, the potential
-#   $\nabla^2\phi = \delta$ by FFT and the eigenvalues of the tidal tensor
-#   $\partial_i\partial_j\phi$: the number above `lambda_th` makes a cell void (0), sheet (1),
-#   filament (2) or knot (3).
-#
-# The quenched fractions are standardised to the sample's stellar-mass distribution in every
-# bin, with delete-one-patch jackknife intervals over the same HEALPix patches as the
-# systematics chapter.
+# The local density, the distance to the void centre and the cosmic-web class of every galaxy,
+# and how the quenched fraction changes along them.
 
 # %% tags=["parameters"]
 data_dir: str = "data/mock"  # run folder (reads convert/, plausibility/, environment/; writes density/)
@@ -59,46 +39,79 @@ alpha: float = 0.05  # (0, 1) 1 - the confidence of the intervals
 caps: list = []  # caps to measure (NGC, SGC); empty: every cap whose void files are present
 
 # %%
-import matplotlib.pyplot as plt
-import pandas as pd
-
-from desivoids import density
-from desivoids.density import figures
+from desivoids import density, display
+from desivoids.density import figures, tables
 from desivoids.runinfo import banner
 
 banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.width", 200)
 result = density.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address, k=k,
                      random_ratio=random_ratio, cell=cell, smooth=smooth, lambda_th=lambda_th,
                      chunk_rows=chunk_rows, num_workers=num_workers, seed=seed,
                      definition=definition, delta_bins=delta_bins, r_edges=r_edges,
                      mass_edges=mass_edges, n_patches=n_patches, alpha=alpha, caps=caps)
-print(result)
+display.summary(tables.opening(result))
+
+# %% tags=["remove-output"]
+display.figure("density-profile", figures.profile_figure(result.profiles),
+               "Quenched fraction at fixed stellar mass against the distance to the void "
+               "centre in effective radii, one line per void catalogue; bars are 95% "
+               "delete-one-patch jackknife intervals, the dotted line is the void's effective "
+               "radius.")
 
 # %% [markdown]
-# ## Quenched fraction against the distance to the void centre
+# ```{glue:figure} density-profile
+# :alt: Line plot of the mass-standardised quenched fraction against distance to the void centre in effective radii, one line with error bars per void-finding algorithm, a dotted vertical line at one effective radius.
+# :name: fig-density-profile
 #
-# Stacked per algorithm: every galaxy in the bin of its $r / R_\mathrm{eff}$ (inside its own
-# void below 1 for VoidFinder's maximal sphere and the V2 effective spheres, roughly), the
-# fraction standardised to the sample's stellar masses; bars are 95% jackknife intervals.
-
-# %%
-figures.profile_figure(result.profiles)
-plt.show();
-
-# %% [markdown]
+# {glue:md}`density-profile-caption`
+# ```
+#
+# ## How the environment is measured
+#
+# For every galaxy of the catalogue, in the cap environment placed it in:
+#
+# - **local density**: $r_k$, the comoving distance to the $k$-th nearest volume-limited tracer
+#   (a tracer does not count itself), as the contrast
+#   $\delta_k = k / (f\,\tfrac43\pi r_k^3\,\bar n) - 1$ with $\bar n$ the cap's tracers over its
+#   volume and $f$ the fraction of the sphere inside the survey (mask and radial limits), counted
+#   with random points uniform in the survey volume; $f < 1/2$ is flagged and left out of the
+#   profiles;
+# - **void-centric distance**, per algorithm: the distance to the centre of the galaxy's void
+#   (or of the nearest void centre, for wall and edge galaxies) in units of that void's
+#   effective radius;
+# - **T-Web class** (Forero-Romero et al. 2009): the tracers deposited on a comoving grid
+#   (cloud-in-cell), the survey's outside set to the mean, a Gaussian smoothing, the potential
+#   $\nabla^2\phi = \delta$ by FFT and the eigenvalues of the tidal tensor
+#   $\partial_i\partial_j\phi$: the number above `lambda_th` makes a cell void (0), sheet (1),
+#   filament (2) or knot (3).
+#
+# The quenched fractions are standardised to the sample's stellar-mass distribution in every
+# bin, with delete-one-patch jackknife intervals over the same HEALPix patches as the
+# systematics chapter. In the figure above every galaxy is in the bin of its $r / R_\mathrm{eff}$
+# (inside its own void below 1 for VoidFinder's maximal sphere and the V2 effective spheres,
+# roughly).
+#
 # ## Quenched fraction against the local density
 #
 # Quantile bins of $\delta_k$ (galaxies whose k-NN sphere is at least half inside the survey).
 
-# %%
-figures.delta_figure(result.profiles)
-plt.show();
+# %% tags=["remove-output"]
+display.figure("density-delta", figures.delta_figure(result.profiles),
+               "Quenched fraction at fixed stellar mass in quantile bins of the local density "
+               "contrast delta_k, at the bins' centres; bars are 95% jackknife intervals.")
+
+# %% [markdown]
+# ```{glue:figure} density-delta
+# :alt: Points with error bars of the mass-standardised quenched fraction against the logarithm of one plus the local density contrast, one point per quantile bin.
+# :name: fig-density-delta
+#
+# {glue:md}`density-delta-caption`
+# ```
 
 # %%
-result.profiles.round(4)
+display.table(tables.profile_table(result.profiles), caption="Every profile bin",
+              collapsed=True)
 
 # %% [markdown]
 # ## The web
@@ -107,13 +120,22 @@ result.profiles.round(4)
 # the middle of the NGC grid with the DESIVAST voids that cut it.
 
 # %%
-figures.web_counts_table(data_dir)
+display.table(tables.web_counts_table(data_dir), caption="Grid cells and tracers per web class")
 
-# %%
-figures.web_slice_figure(data_dir, cap="NGC")
-plt.show();
+# %% tags=["remove-output"]
+display.figure("density-web-slice", figures.web_slice_figure(data_dir, cap="NGC"),
+               "The T-Web class of every grid cell in the middle z slice of the NGC grid "
+               "(blank: outside the survey), with VoidFinder's holes (black circles) and the "
+               "V2 prunings' effective spheres (dashed) where they cut the slice.")
 
 # %% [markdown]
+# ```{glue:figure} density-web-slice
+# :alt: Map of a slice through the NGC grid coloured by web class, void, sheet, filament and knot, with circles where the void catalogues' holes and effective spheres cut the slice.
+# :name: fig-density-web-slice
+#
+# {glue:md}`density-web-slice-caption`
+# ```
+#
 # ## T-Web voids beside the four labellings
 #
 # The void-minus-wall difference at fixed stellar mass (mass-matched as in the systematics
@@ -122,10 +144,12 @@ plt.show();
 # void or wall, how often T-Web and each labelling agree.
 
 # %%
-figures.comparison_table(result.comparison)
+display.table(tables.comparison_table(result.comparison),
+              caption="Void minus wall per labelling, T-Web's void class among them")
 
 # %%
-figures.agreement_table(result.report)
+display.table(tables.agreement_table(result.report),
+              caption="T-Web voids against each labelling")
 
 # %% [markdown]
 # ## Quenched fractions by web class, beside Ullah et al. 2026
@@ -135,4 +159,5 @@ figures.agreement_table(result.report)
 # not a target for this measurement.
 
 # %%
-figures.ullah_table(result.web_fractions, definition)
+display.table(tables.ullah_table(result.web_fractions, definition),
+              caption="Quenched fraction per web class")

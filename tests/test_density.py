@@ -4,9 +4,13 @@ delta_k; the survey volume; the T-Web class of hand-built fields; cloud-in-cell;
 void-centric distance of the VAST DR7 voids."""
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
+import scipy.fft
 from astropy.io import fits
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from desivoids.density import (Box, CapDensity, cic_density, edge_fraction, footprint_volume,
@@ -134,6 +138,54 @@ def test_a_point_mass_of_tracers_is_a_knot_at_its_centre_and_void_far_away():
     got = web.classify(np.array([[0.0, 0, 0], [0, 50, 0], [500, 0, 0]]))
     assert got[0] == 3 and got[2] == -1
     assert sum(web.counts().values()) == int(web.inside.sum())
+
+
+def _whole_grid_classes(delta, cell, smooth, lambda_th, where):
+    """The T-Web as first written: the six components by a whole-grid irfftn each, kept for
+    the cells in ``where``, then classified (the reference of the slab-wise version)."""
+    shape = delta.shape
+    dk = scipy.fft.rfftn(delta.astype(np.float32))
+    if smooth > 0:
+        dk = ndimage.fourier_gaussian(dk, sigma=smooth / cell, n=shape[-1], axis=-1)
+    ks = [2 * np.pi * scipy.fft.fftfreq(n, d=cell) for n in shape[:2]]
+    ks.append(2 * np.pi * scipy.fft.rfftfreq(shape[2], d=cell))
+    kvec = [k.astype(np.float32) for k in np.meshgrid(*ks, indexing="ij", sparse=True)]
+    k2 = kvec[0] ** 2 + kvec[1] ** 2 + kvec[2] ** 2
+    k2[0, 0, 0] = 1.0
+    phi = (dk / k2).astype(np.complex64)
+    comp = {(i, j): scipy.fft.irfftn(phi * (kvec[i] * kvec[j]), s=shape)[where]
+            for i in range(3) for j in range(i, 3)}
+    classes = np.full(shape, -1, np.int8)
+    classes[where] = positive_count(comp, lambda_th)
+    return classes
+
+
+@pytest.mark.parametrize("shape,slab", [((40, 36, 30), 1), ((64, 64, 64), 5_000),
+                                        ((45, 40, 38), 1 << 20)])
+def test_slab_wise_tidal_classes_equal_the_whole_grid_transform(shape, slab):
+    rng = np.random.default_rng(sum(shape))
+    delta = rng.poisson(1.0, shape).astype(np.float32) - 1
+    where = rng.random(shape) < 0.7
+    seen = set()
+    for smooth, th in ((4.0, 0.2), (0.0, 0.0), (6.0, -0.1)):
+        expected = _whole_grid_classes(delta, 2.0, smooth, th, where)
+        got = tidal_classes(delta, 2.0, smooth, th, where=where, slab_cells=slab)
+        assert np.array_equal(got, expected), (smooth, th)
+        seen |= set(np.unique(expected).tolist())
+    assert seen == {-1, 0, 1, 2, 3}  # every class, and the outside
+
+
+def test_the_tidal_tensor_is_never_held_over_the_whole_grid():
+    delta = np.random.default_rng(2).normal(size=(96, 90, 80)).astype(np.float32)
+    grid = delta.nbytes
+    tracemalloc.start()
+    try:
+        tidal_classes(delta, 2.0, 4.0, 0.2, slab_cells=20_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # three half-spectra (one float32 grid each), the class grid, a slab: not six components
+    assert peak < 5 * grid, peak / grid
 
 
 def test_the_class_count_equals_counting_numpys_eigenvalues():

@@ -4,6 +4,7 @@ brute-force recount from the run's own tracers; the profiles and comparisons the
 and the notebook through the runner with nothing on stderr."""
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 
@@ -132,4 +133,10 @@ def test_the_notebook_runs_through_the_runner_without_stderr(density_run, tmp_pa
                                                    "n_patches": {"NGC": 8, "SGC": 4}},
                                output=tmp_path / "08_density.ipynb", progress=False)
     text = output_text(out)
-    assert "density:" in text and "Ullah et al. 2026 red" in text
+    assert "galaxies in 2 cap(s) have a local density contrast" in text  # the opening
+    assert "Ullah et al. 2026 red" in text and not re.search(r"\bnan\b", text, re.I)
+    import nbformat
+
+    shown = [o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", [])
+             if "image/png" in o.get("data", {})]
+    assert len(shown) == 3  # the three glued figures, each once

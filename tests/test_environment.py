@@ -434,3 +434,20 @@ def test_surface_rule_is_the_same_in_library_and_truth():
         assert hits.first.tolist() == ref_first.tolist() == first, tol
         assert hits.surface.astype(int).tolist() == ref_surface.astype(int).tolist() == surface
     assert holes.classify(pts, 1e-3).strict.tolist() == [False, True, True, False, True]
+
+
+@pytest.mark.parametrize("key, value", [("DLIMU", None), ("ZLIMU", ""), ("OMEGAM", None),
+                                        ("OMEGAM", "   "), ("DLIML", "far")])
+def test_a_limit_key_without_a_value_is_an_input_error_naming_file_hdu_and_key(key, value):
+    """A VAST header key written without a value (as VAST writes MAGLIM when it made no cut)
+    once reached the membership as None: a TypeError instead of a message."""
+    from desivoids.errors import InputError
+
+    name = f"dr1/vac/dr1/desivast/v1.0/{formats.voidfinder_filename('NGC')}"
+    primary = {"OMEGAM": 0.3, "DLIML": 5.0, "DLIMU": 600.0, "ZLIMU": 0.2, key: value}
+    t = pa.table({"cap": ["NGC"]}).replace_schema_metadata(
+        {b"desivoids": json.dumps({"sources": {name: {"PRIMARY": primary}}}).encode()})
+    with pytest.raises(InputError) as err:
+        env.header_limits(t)
+    assert formats.voidfinder_filename("NGC") in str(err.value)
+    assert "PRIMARY" in str(err.value) and key in str(err.value)

@@ -165,3 +165,13 @@ def test_a_folder_without_a_manifest_is_left_to_its_reader(tmp_path):
     def run(data_dir: str = "data/mock"):
         return "ran"
     assert run(data_dir=str(tmp_path)) == "ran"
+
+
+def test_a_sealed_stages_folder_without_its_manifest_fails_the_reader_naming_it(selected_copy):
+    """Deleting a producer's MANIFEST.sha256 once switched the check of its folder off."""
+    d = selected_copy
+    (d / "convert" / MANIFEST).unlink()
+    with pytest.raises(InputError) as err:
+        plausibility.run(data_dir=str(d))
+    assert Path(err.value.file) == d / "convert" / MANIFEST
+    assert "missing" in str(err.value) and "rerun `desivoids convert`" in str(err.value)

@@ -85,17 +85,16 @@ BUGS = [
         "tests/test_environment_truth.py::"
         "test_the_three_v2_labellings_differ_and_each_equals_the_truth"),
     Bug("a stage reads its producers' folders without checking them against their manifests",
-        "params.py", '                verify_reads(stage_name, bound.arguments["data_dir"])\n',
+        "params.py", '                verify_reads(stage_name, bound.arguments["data_dir"],\n'
+        '                             bound.arguments.get("db_url") or "")\n',
         "                pass\n",
         "tests/test_manifest.py::"
         "test_one_bit_flipped_in_a_parquet_page_fails_every_reader_naming_the_file"),
-    Bug("environment commits its tables before its folder is published",
-        "environment/stage.py", 'with table_transaction(url, "the environment stage\'s tables") '
-        "as db, staged(out) as tmp:",
-        'with staged(out) as tmp, table_transaction(url, "the environment stage\'s tables") '
-        "as db:",
+    Bug("plausibility renames its folder before the commit that records it",
+        "plausibility/__init__.py", 'staged(out, commit=db.committing("plausibility")) as tmp:',
+        "staged(out) as tmp:",
         "tests/test_publish_unit.py::"
-        "test_a_failure_between_environment_tables_and_folder_leaves_both_as_they_were"),
+        "test_a_crash_between_plausibility_commit_and_rename_is_rolled_forward_by_a_reader"),
     Bug("the answer figure of a mock run carries no MOCK mark",
         "systematics/figures.py", "    if mock and not marked:\n        mark_mock(fig)",
         "    if False:\n        mark_mock(fig)",
@@ -104,14 +103,11 @@ BUGS = [
         "systematics/stage.py", "groups.setdefault(key, []).append(algorithm)",
         "groups.setdefault((algorithm, key), []).append(algorithm)",
         "tests/test_runinfo.py::test_the_answer_in_words_has_one_sentence_per_distinct_result"),
-    Bug("load commits its tables before its report's folder is published",
-        "load/loader.py",
-        "        if before_commit is not None:\n            before_commit(target, result)\n"
-        "        target.commit()\n",
-        "        target.commit()\n        if before_commit is not None:\n"
-        "            before_commit(target, result)\n",
-        "tests/test_publish_unit.py::"
-        "test_a_failure_between_load_tables_and_folder_leaves_both_as_they_were"),
+    Bug("load commits its tables before it records its sealed report folder",
+        "load/loader.py", 'commit=lambda tmp: (record(target, "load", tmp), commit())',
+        'commit=lambda tmp: (commit(), record(target, "load", tmp))',
+        "tests/test_publish_unit.py::test_a_kill_between_load_commit_and_rename_leaves_a_pair_"
+        "that_the_next_run_or_reader_completes"),
     Bug("a failed Dask task returns while the others still write into the staging folder",
         "compute.py", "pool.shutdown(wait=True, cancel_futures=True)",
         "pool.shutdown(wait=False, cancel_futures=True)",

@@ -1,7 +1,11 @@
-"""A stage's database tables and its folder are published as one unit: the tables' transaction
-commits only after the folder is swapped in (desivoids.load.tables.table_transaction). Issue
-20: environment wrote its tables before its folder, so a failure at the last step left them
-disagreeing."""
+"""A stage's database tables and its folder are published as one unit (desivoids.publication):
+the folder is sealed, the tables' transaction records the sealed folder and commits (the one
+decision point), then the folder is renamed into place. Issue 20: environment wrote its tables
+before its folder, so a failure at the last step left them disagreeing; then a kill between the
+folder's rename and the commit left load's report a run ahead of its tables
+(tests/test_stage_kill.py, once, in CI). A failure before the commit leaves both as they were;
+a kill after it leaves the committed folder under its staging name, which the stage's next run
+or any reader renames into place; any other disagreement is refused."""
 from __future__ import annotations
 
 import hashlib
@@ -34,9 +38,10 @@ def _folder(d: Path) -> dict[str, str]:
 
 
 def _fail_the_folder_swap(monkeypatch):
-    def publish(tmp, target):
-        raise OSError(28, "No space left on device (injected before the folder swap)")
-    monkeypatch.setattr(outputs, "publish", publish)
+    """The last step before the commit (sealing the folder) fails."""
+    def write_manifest(folder):
+        raise OSError(28, "No space left on device (injected before the commit)")
+    monkeypatch.setattr(outputs, "write_manifest", write_manifest)
 
 
 def test_a_failure_between_plausibility_table_and_folder_leaves_both_as_they_were(
@@ -150,3 +155,141 @@ def test_a_failure_between_load_tables_and_folder_leaves_both_as_they_were(
     report = json.loads((d / "load" / "report.json").read_text())
     assert report["run_id"] == after[-1][0]
     assert all(r["match"] for r in report["reconciliation"])
+
+
+# --------------------------------------------------------------- a crash between commit and rename
+class _Killed(BaseException):
+    """Stands for a kill: not an Exception, so nothing on the way up cleans anything."""
+
+
+def _crash_at_the_rename(monkeypatch):
+    def publish(tmp, target):
+        raise _Killed(f"killed before renaming {tmp.name}")
+    monkeypatch.setattr(outputs, "publish", publish)
+
+
+def test_a_crash_between_plausibility_commit_and_rename_is_rolled_forward_by_a_reader(
+        selected_copy, monkeypatch):
+    from desivoids.params import verify_reads
+
+    d = selected_copy
+    folder, table = _folder(d / "plausibility"), _table(d, "selection")
+    _crash_at_the_rename(monkeypatch)
+    with pytest.raises(_Killed):
+        plausibility.run(data_dir=str(d), zmin=0.08)
+    dispose_engines()
+    monkeypatch.undo()
+    new = _table(d, "selection")
+    assert new.tracer.sum() < table.tracer.sum()  # committed: the new table
+    assert _folder(d / "plausibility") == folder  # the window: the folder not renamed yet
+    assert len(list(d.glob(".plausibility.tmp-*"))) == 1
+    verify_reads("environment", d)  # what every reader of plausibility does first
+    assert not list(d.glob(".plausibility.tmp-*"))
+    got = pq.read_table(d / "plausibility" / "selection.parquet").to_pandas()
+    pd.testing.assert_frame_equal(new, got.sort_values(list(got.columns[:3]), ignore_index=True),
+                                  check_dtype=False)
+
+
+def _kill_load_at(d: Path, where: str) -> None:
+    """Run load in a subprocess that dies (os._exit, as a kill: no cleanup) at ``where``."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nfrom desivoids import load, outputs, publication\n"
+            f"{where} = lambda *a: os._exit(9)\n"
+            "load.run(data_dir=sys.argv[1], force=True)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 9, r.stderr
+
+
+def _report_run(d: Path) -> int:
+    import json
+
+    return json.loads((d / "load" / "report.json").read_text())["run_id"]
+
+
+def test_a_kill_between_load_commit_and_rename_leaves_a_pair_that_the_next_run_or_reader_completes(
+        loaded_run, tmp_path):
+    """The CI failure of tests/test_stage_kill.py (load's report.json run 2, the database's last
+    committed run 1), made deterministic: the process dies exactly between the commit and the
+    rename. The next reader (integrity) or the next run of load (its lock) renames the committed
+    folder into place instead of removing it as stale; the report then names the last run."""
+    import shutil
+
+    from desivoids.outputs import stage_lock
+    from desivoids.params import verify_reads
+
+    d = tmp_path / "run"
+    for sub in ("convert", "load", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    for settle in (lambda: verify_reads("integrity", d), lambda: stage_lock(d, "load").__enter__()):
+        before = _folder(d / "load")
+        _kill_load_at(d, "outputs.publish")
+        runs = _load_runs(d)
+        assert _folder(d / "load") == before and _report_run(d) == runs[-2][0]  # the window
+        assert len(list(d.glob(".load.tmp-*"))) == 1
+        settle()
+        assert _report_run(d) == runs[-1][0]
+        assert not list(d.glob(".load.tmp-*"))
+        assert outputs.manifest_problems(d / "load") == []
+        (d / ".load.lock").unlink(missing_ok=True)
+
+
+def test_a_kill_between_load_seal_and_commit_leaves_the_previous_pair_and_its_staging_is_removed(
+        loaded_run, tmp_path):
+    import shutil
+
+    from desivoids.outputs import stage_lock
+
+    d = tmp_path / "run"
+    for sub in ("convert", "load", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    before, runs = _folder(d / "load"), _load_runs(d)
+    _kill_load_at(d, "publication.record")
+    assert _folder(d / "load") == before and _load_runs(d) == runs
+    assert len(list(d.glob(".load.tmp-*"))) == 1  # sealed, never committed
+    with stage_lock(d, "load"):
+        assert not list(d.glob(".load.tmp-*"))
+    assert _folder(d / "load") == before and _report_run(d) == runs[-1][0]
+
+
+def test_a_folder_that_disagrees_with_its_committed_record_is_refused_naming_the_stage(
+        loaded_run, tmp_path):
+    import shutil
+
+    from desivoids.errors import InputError
+    from desivoids.params import verify_reads
+
+    d = tmp_path / "run"
+    for sub in ("convert", "load", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    report = d / "load" / "report.json"
+    report.write_text(report.read_text().replace('"run_id": 1', '"run_id": 7'))
+    outputs.write_manifest(d / "load")  # resealed by hand: the manifest check alone passes
+    with pytest.raises(InputError, match=r"load: is not the folder that the load stage's last "
+                                         r"committed run recorded.*rerun `desivoids load`"):
+        verify_reads("integrity", d)
+
+
+# ------------------------------------------------------- a kill between the two renames of publish
+def test_a_kill_between_the_two_renames_is_undone_by_the_lock_and_by_a_reader(loaded_run, tmp_path):
+    """publish() renames the folder away, then the new one in: a kill between the two once left
+    neither (the displaced ``.convert.old-*`` was then removed as stale)."""
+    import shutil
+
+    from desivoids.outputs import stage_lock
+    from desivoids.params import verify_reads
+
+    d = tmp_path / "run"
+    for sub in ("convert", "load", "database"):
+        shutil.copytree(loaded_run / sub, d / sub)
+    before = _folder(d / "convert")
+    (d / "convert").rename(d / ".convert.old-0123abcd")  # the first rename, and then the kill
+    verify_reads("load", d)  # a reader of convert puts it back (under convert's lock)
+    assert _folder(d / "convert") == before and not list(d.glob(".convert.*"))
+
+    (d / "convert").rename(d / ".convert.old-4567cdef")
+    with stage_lock(d, "convert"):  # the next run of convert does too
+        assert _folder(d / "convert") == before
+    assert not list(d.glob(".convert.*"))

@@ -190,3 +190,22 @@ def test_a_mock_runs_release_says_mock_in_its_title_readme_and_figure(analysed, 
     cff = yaml.safe_load((out / "CITATION.cff").read_text())
     assert "DESI DR1" in cff["title"] and "mock" not in cff["title"] and "abstract" not in cff
     assert (out / "README.md").read_text().splitlines()[0] == "# desivoids release v1, DESI DR1"
+
+
+def test_a_release_is_refused_while_the_integrity_report_is_older_than_convert_or_load(
+        analysed, tmp_path):
+    """release's gate once trusted any integrity report, also one written before convert or
+    load ran again: the report names what it checked, and release compares."""
+    from desivoids import integrity, paths
+
+    d = tmp_path / "run"
+    shutil.copytree(analysed, d, ignore=shutil.ignore_patterns("release"))
+    note = d / "convert" / "NOTE.txt"
+    note.write_text("convert ran again after integrity\n")
+    reseal(note)  # convert itself republished its folder
+    with pytest.raises(StageError, match=r"release refused: the run's integrity report is older "
+                                         r".*convert_manifest.*rerun `desivoids integrity`"):
+        release.run(data_dir=str(d), sample_size=50)
+    assert not (d / "release").exists()
+    integrity.run(data_dir=str(d))  # checks what is published now
+    assert release._integrity_stale(paths.RunLayout.of(d)) == []

@@ -261,3 +261,29 @@ def test_the_import_cluster_takes_a_free_port_without_a_warning():
                 assert client.scheduler_info()["workers"]
     finally:
         held.close()
+
+
+@pytest.mark.slow  # two fresh interpreters importing hats and compiling (10-30 s)
+def test_hats_numba_functions_are_kept_in_the_disk_cache(tmp_path):
+    """hats compiles its pixel-tree alignment in every new process (6.5 s of the DR1-scale
+    margin pipeline); after numba_disk_cache() a compiled function lands in numba's on-disk
+    cache (here NUMBA_CACHE_DIR), which the next process loads instead of compiling."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\n"
+            "from desivoids.release import hats as H\n"
+            "assert H.numba_disk_cache() >= 2\n"
+            "from hats.pixel_tree.moc_filter import perform_filter_by_moc\n"
+            "r = np.array([[0, 4], [8, 12]], dtype=np.int64)\n"
+            "print(perform_filter_by_moc(r, np.array([[2, 9]], dtype=np.int64)).tolist())\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout  # the cached code gives the same answer
+    index = sorted(p.name for p in (tmp_path / "numba").rglob("*perform_filter_by_moc*.nbi"))
+    assert index, "no numba cache index written"
+    data = sorted((tmp_path / "numba").rglob("*perform_filter_by_moc*.nbc"))
+    assert len(data) == 1  # compiled once: the second process loaded it

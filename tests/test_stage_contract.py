@@ -21,6 +21,7 @@ import pytest
 
 from desivoids import params as P
 from desivoids import paths, runner, stagecli
+from desivoids.publication import TABLE as PUBLICATIONS
 from desivoids.stages import DATABASE_OUTPUT, MOCK_OUTPUT, ORDER, RUN_OUTPUT, STAGES
 
 TINY_MOCK = {"seed": 97, "scale": "tiny", "fastspec_version": "v3.0", "tiles": 1}
@@ -39,7 +40,11 @@ def file_snapshot(root: Path) -> dict[str, str]:
 
 
 def owner_of_table(name: str) -> str:
-    """SQLite's R*Tree keeps its nodes in shadow tables named after it."""
+    """SQLite's R*Tree keeps its nodes in shadow tables named after it. The bookkeeping table of
+    desivoids.publication has one row per stage, the stage's own (``stage_publications:NAME``
+    in :func:`table_snapshot`): it stands for the stage's first table."""
+    if name.startswith(PUBLICATIONS + ":"):
+        return STAGES[name.split(":", 1)[1]].tables[0]
     for suffix in ("_node", "_parent", "_rowid"):
         if name.endswith(suffix) and name[: -len(suffix)] == "galaxy_blocks":
             return "galaxy_blocks"
@@ -54,7 +59,10 @@ def table_snapshot(db: Path) -> dict[str, str]:
         names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                            "AND name NOT LIKE 'sqlite_%'")]
         out = {}
-        for name in sorted(names):
+        for stage, *row in (con.execute(f"SELECT * FROM {PUBLICATIONS}")
+                            if PUBLICATIONS in names else ()):
+            out[f"{PUBLICATIONS}:{stage}"] = hashlib.sha256(repr(row).encode()).hexdigest()
+        for name in sorted(set(names) - {PUBLICATIONS}):
             h = hashlib.sha256()
             for row in con.execute(f'SELECT * FROM "{name}"'):
                 h.update(repr(row).encode())
@@ -338,7 +346,7 @@ def test_the_benchmark_report_follows_the_registry():
     sys.path.insert(0, str(paths.BENCHMARKS))
     import report
 
-    assert report.ORDER == ["mock", *ORDER]
+    assert report.ORDER == ["mock", *ORDER, "pipeline"]  # pipeline: the whole run
     for script in paths.BENCHMARKS.glob("bench_*.py"):
         assert script.stem[len("bench_"):] in report.ORDER, f"{script.name}: not a stage"
 

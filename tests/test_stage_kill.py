@@ -15,7 +15,10 @@ What is not byte-deterministic, and so compared otherwise: acquire's ``manifest.
 records transfer times; the raw files themselves are compared byte for byte, and a file a kill
 interrupted exists only as ``NAME.part``) and the ``run_id`` in load's ``report.json`` (a new
 load run each time; the test compares the report without it, and checks that it is the last run
-the database committed). load runs with ``force`` so that each run rebuilds its tables.
+the database committed). load runs with ``force`` so that each run rebuilds its tables. A stage
+with tables is checked as a reader sees it: a kill between its commit and its folder's rename
+leaves the committed folder under its staging name, which a reader renames into place first
+(desivoids.publication.settle; tests/test_publish_unit.py kills exactly there).
 
 Two runs of one stage on one data_dir: the second (``desivoids <stage>`` and ``desivoids run``)
 is refused with exit 1 naming the holder's pid, and the first completes.
@@ -39,8 +42,10 @@ from pathlib import Path
 
 import pytest
 
-from desivoids.outputs import MANIFEST, STAGING, manifest_problems, write_manifest
+from desivoids.outputs import MANIFEST, STAGING, manifest_problems
+from desivoids.publication import settle
 from desivoids.stages import ORDER, STAGES
+from sealing import reseal
 
 KILLS = 2  # per stage: one at any moment, one while it writes
 MARK = "PREVIOUS-OUTPUT.txt"
@@ -177,7 +182,7 @@ def _previous(data: Path, stage: str, first: bool) -> dict[str, str]:
     folder = data / SWAPPED.get(stage, stage)
     (folder / MARK).write_text("the output before the killed run\n")
     if (folder / MANIFEST).is_file():
-        write_manifest(folder)
+        reseal(folder / MARK)  # and the database's record of the folder (desivoids.publication)
     return _state(data, stage)[0]
 
 
@@ -225,6 +230,12 @@ def test_a_stage_killed_at_random_moments_publishes_old_or_new_then_reruns_ident
             assert got in (previous, new), (outcomes, sorted(set(got.items()) ^ set(previous.items())))
             outcomes[-1] += f": {state} output"
         if (data / stage / MANIFEST).is_file():
+            assert manifest_problems(data / stage) == [], outcomes
+        if STAGES[stage].tables:  # as a reader first settles it: a kill between the commit and
+            how = settle(data, stage)  # the rename left the committed folder to roll forward
+            outcomes[-1] += f" ({how})"
+            got, _ = _state(data, stage)
+            assert got in (previous, new), (outcomes, got)
             assert manifest_problems(data / stage) == [], outcomes
         if stage == "load":
             _load_consistent(data)

@@ -322,6 +322,9 @@ def test_regression_refuses_untrustworthy_fits():
     mass_sep = df.assign(quenched=df["logmstar"].to_numpy() > 10.4)
     r = logit_void_effect(mass_sep, groups="patch")
     assert not r.ok and "separation" in r.reason and math.isnan(r.beta)
+    # a constant redshift duplicates the intercept: the design's rank is short, no number
+    flat = logit_void_effect(df.assign(z=0.1), groups="patch")
+    assert not flat.ok and "rank-deficient" in flat.reason and math.isnan(flat.beta)
     with pytest.raises(TypeError):
         logit_void_effect(df.assign(quenched=df["quenched"].astype(float)))
 
@@ -513,3 +516,110 @@ def test_wilson_interval_holds_the_fraction_at_zero_and_n():
     p, lo, hi = wilson(np.array([0, 7, 0, 3]), np.array([7, 7, 1, 10]))
     assert np.all(p - lo >= 0) and np.all(hi - p >= 0)
     assert lo[0] == 0.0 and hi[1] == 1.0 and lo[2] == 0.0
+
+
+# ------------------------------------------- the jackknife from per-patch counts = the old path
+def _old_matched_stats(cells: pd.DataFrame) -> dict:
+    """The statistic as compare_void_wall computed it once per replicate before: the reference."""
+    t = cells.groupby("bin")[["n_void", "k_void", "n_wall", "k_wall"]].sum()
+    t = t[(t["n_void"] > 0) & (t["n_wall"] > 0)]
+    nv = t["n_void"].sum()
+    if nv == 0:
+        return {"rd": math.nan, "h": math.nan, "log_rr": math.nan}
+    p_void = t["k_void"].sum() / nv
+    p_wall = float((t["n_void"] * t["k_wall"] / t["n_wall"]).sum() / nv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_rr = float(np.log(p_void) - np.log(p_wall))
+    return {"rd": p_void - p_wall, "h": cohens_h(p_void, p_wall), "log_rr": log_rr}
+
+
+def _old_patch_variances(cells: pd.DataFrame, patches) -> np.ndarray:
+    t = cells.groupby("bin")[["n_void", "k_void", "n_wall", "k_wall"]].sum()
+    t = t[(t["n_void"] > 0) & (t["n_wall"] > 0)]
+    nv = float(t["n_void"].sum())
+    if nv == 0:
+        return np.zeros(len(patches))
+    p = (t["k_void"] + t["k_wall"]) / (t["n_void"] + t["n_wall"])
+    c = cells[cells["bin"].isin(t.index)]
+    b = c["bin"].to_numpy()
+    pq_ = (p * (1 - p)).loc[b].to_numpy()
+    wall = (t["n_void"] / (nv * t["n_wall"])).loc[b].to_numpy()
+    a = pq_ * (c["n_void"].to_numpy() / nv ** 2 + c["n_wall"].to_numpy() * wall ** 2)
+    return (pd.Series(a).groupby(c["patch"].to_numpy()).sum()
+            .reindex(patches, fill_value=0.0).to_numpy())
+
+
+def _old_jackknife_row(sample: pd.DataFrame, mass_edges, alpha: float) -> dict:
+    """compare_void_wall's jackknife columns by the old path: the statistic recomputed on the
+    cells of every delete-one-patch replicate by :func:`jackknife`."""
+    from desivoids.systematics.jackknife import satterthwaite_dof
+
+    q, v = sample["quenched"].to_numpy(), sample["void"].to_numpy()
+    idx = mass_bin_index(sample["logmstar"].to_numpy(dtype=np.float64), mass_edges)
+    inbin = idx >= 0
+    cells = (pd.DataFrame({"patch": sample["patch"].to_numpy()[inbin], "bin": idx[inbin],
+                           "void": v[inbin], "q": q[inbin]})
+             .groupby(["patch", "bin", "void"]).agg(n=("q", "size"), k=("q", "sum"))
+             .unstack("void", fill_value=0))
+    cells.columns = [f"{stat}_{'void' if flag else 'wall'}" for stat, flag in cells.columns]
+    cells = cells.reindex(columns=["n_void", "k_void", "n_wall", "k_wall"],
+                          fill_value=0).reset_index()
+    dof = satterthwaite_dof(_old_patch_variances(cells, np.unique(cells["patch"])))
+    jk = jackknife(cells, _old_matched_stats, patch="patch", alpha=alpha, dof=dof)
+    return dict(n_patches=jk.n_patches, jk_dof=jk.dof, rd_jk_se=jk.se["rd"],
+                rd_jk_lo=jk.lo["rd"], rd_jk_hi=jk.hi["rd"], h_jk_se=jk.se["h"],
+                rr_jk_lo=math.exp(jk.lo["log_rr"]), rr_jk_hi=math.exp(jk.hi["log_rr"]),
+                rd_jk_bias=jk.bias["rd"], jk_reason=jk.reason)
+
+
+def _assert_same_jackknife(row, old: dict, where) -> None:
+    for name, want in old.items():
+        got = row[name]
+        if isinstance(want, str):
+            assert got == want, (where, name)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, equal_nan=True,
+                                       err_msg=f"{where} {name}")
+
+
+def test_jackknife_from_patch_counts_equals_recomputing_every_replicate():
+    """Synthetic samples with empty bins, patches without void galaxies, one-group patches and
+    patches outside every mass bin: the same numbers as the old per-replicate path."""
+    rng = np.random.default_rng(13)
+    edges = [9.5, 10.0, 10.5, 11.0, 11.5, 12.0]
+    for case in range(6):
+        df = _confounded_sample(rng, n=3000, effect=-0.3 * case, n_patches=7 + case)
+        if case % 2:
+            df.loc[df.patch == 0, "void"] = False          # a patch without void galaxies
+            df.loc[df.patch == 1, "logmstar"] = 8.0        # a patch in no mass bin
+        if case == 5:
+            df.loc[df.logmstar > 11.0, "void"] = False     # bins without void galaxies
+        row = compare_void_wall(df, edges, regression=False)
+        _assert_same_jackknife(row, _old_jackknife_row(df, edges, 0.05), case)
+
+
+def test_jackknife_from_patch_counts_on_every_comparison_of_a_tiny_run(env_run, monkeypatch):
+    """Every comparison the stage makes on a tiny run (algorithms, void samples, definitions,
+    caps): the fast jackknife's columns equal the old path's to floating-point precision."""
+    from desivoids import paths
+    from desivoids.systematics import stage
+
+    d, _ = env_run
+    layout = paths.RunLayout.of(d)
+    sample = stage._read_sample(layout)
+    wide = stage._read_flags(layout, sample.targetid.to_numpy())
+    seen = []
+
+    def recording(d_, mass_edges, **kw):
+        row = compare_void_wall(d_, mass_edges, **kw)
+        seen.append((d_, mass_edges, kw["alpha"], row))
+        return row
+
+    monkeypatch.setattr(stage, "compare_void_wall", recording)
+    edges = [9.5, 10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5, 12.0]
+    summary, *_ = stage.run_comparisons(sample, wide, edges, {"NGC": 8, "SGC": 4}, False, 4,
+                                        0.05, caps=("NGC", "SGC", "both"))
+    assert len(seen) >= 50 and len(seen) == summary.rd.notna().sum()
+    for d_, mass_edges, alpha, row in seen:
+        where = (row["algorithm"], row["sample"], row["definition"], row["cap"])
+        _assert_same_jackknife(row, _old_jackknife_row(d_, mass_edges, alpha), where)

@@ -36,7 +36,7 @@ from .errors import StageError
 
 __all__ = ["staged", "publish", "write_text_atomic", "write_json", "jsonable", "MANIFEST",
            "write_manifest", "manifest_problems", "verify", "stage_lock",
-           "remove_stale_staging", "StageLocked"]
+           "remove_stale_staging", "restore_displaced", "holding", "StageLocked"]
 
 #: The list of every file a stage published with its sha256, at the top of the stage's folder.
 MANIFEST = "MANIFEST.sha256"
@@ -60,10 +60,16 @@ def publish(tmp: Path, target: Path) -> None:
 
 
 @contextmanager
-def staged(target: str | Path, manifest: bool = True) -> Iterator[Path]:
+def staged(target: str | Path, manifest: bool = True, commit=None) -> Iterator[Path]:
     """``with staged(out) as tmp:`` write into ``tmp``; on success it replaces ``out``, on any
     error it is removed and ``out`` is left as it was. ``manifest``: seal the folder with
-    :data:`MANIFEST` first (off only for folders that no stage reads through :func:`verify`)."""
+    :data:`MANIFEST` first (off only for folders that no stage reads through :func:`verify`).
+
+    ``commit(tmp)``: a stage with database tables commits them there, after the seal and before
+    the rename, recording the sealed staging folder in the same transaction
+    (:mod:`desivoids.publication`). Once it returned, the folder is published whatever follows:
+    a failure (or a kill) of the rename leaves the committed staging folder for the next run or
+    reader to roll forward."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling(target, "tmp")
@@ -75,10 +81,15 @@ def staged(target: str | Path, manifest: bool = True) -> Iterator[Path]:
         write_pending(tmp, target)  # the running stage's record of its inputs, sealed with them
         if manifest:
             write_manifest(tmp)
-        publish(tmp, target)
+        if commit is None:
+            publish(tmp, target)
+        else:
+            commit(tmp)  # the decision point
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if commit is not None:
+        publish(tmp, target)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -184,15 +195,26 @@ def manifest_problems(folder: str | Path) -> list[tuple[str, str]] | None:
     return sorted(problems)
 
 
-def verify(folder: str | Path, producer: str) -> None:
+#: stages whose folder carries no MANIFEST.sha256: acquire grows file by file, and the stages
+#: reading it check its raw files against its own records
+UNSEALED = frozenset({"acquire"})
+
+
+def verify(folder: str | Path, producer: str, sealed: bool | None = None) -> None:
     """Check a producer stage's published folder against its manifest before reading it; an
     InputError lists every bad file at once and says to rerun ``producer``. A folder that does
-    not exist or has no manifest (acquire, whose raw files recon checks against DESI's own
-    checksums) is left to the reader."""
+    not exist is left to the reader; one without a manifest is refused when its producer seals
+    its folder (``sealed``, by default every stage but those in :data:`UNSEALED`), since a
+    deleted manifest would otherwise switch the check off."""
     from .errors import InputError
 
     folder = Path(folder)
+    sealed = producer not in UNSEALED if sealed is None else sealed
     problems = manifest_problems(folder) if folder.is_dir() else None
+    if problems is None and sealed and folder.is_dir():
+        raise InputError(folder / MANIFEST, None, None,
+                         f"missing: the {producer} stage seals its folder with it, so its output "
+                         f"cannot be checked; rerun `desivoids {producer}`")
     if not problems:
         return
     errors = [InputError(folder / name, None, None, f"{what}: the {producer} stage's output is "
@@ -216,18 +238,41 @@ def _holder(fd: int) -> str:
     return f"pid {doc.get('pid')} on {doc.get('host')}, started {doc.get('started')}"
 
 
+def _staging_entries(data_dir: Path, stage: str) -> list[Path]:
+    found = [p for p in data_dir.glob(f".{stage}.*") if STAGING.fullmatch(p.name)]
+    folder = data_dir / stage
+    if folder.is_dir() and not folder.is_symlink():
+        found += [p for p in folder.iterdir() if STAGING.fullmatch(p.name)]
+    return found
+
+
+def restore_displaced(data_dir: str | Path, stage: str, before: float) -> list[Path]:
+    """Put back what a kill between the two renames of :func:`publish` left: a published
+    folder renamed to ``.<name>.old-*`` whose replacement never arrived (no ``<name>``
+    beside it). Entries newer than ``before`` (a live run's) are left alone. Returns the
+    folders restored."""
+    restored = []
+    entries = sorted(_staging_entries(Path(data_dir), stage),
+                     key=lambda p: p.lstat().st_mtime, reverse=True)  # newest displaced first
+    for p in entries:
+        m = STAGING.fullmatch(p.name)
+        home = p.parent / m["name"]
+        if ".old-" not in p.name or not p.is_dir() or p.is_symlink() or home.exists() \
+                or os.path.lexists(home) or p.lstat().st_mtime >= before:
+            continue
+        os.rename(p, home)
+        restored.append(home)
+    return restored
+
+
 def remove_stale_staging(data_dir: str | Path, stage: str, before: float) -> list[Path]:
     """Remove what killed runs of ``stage`` left: ``.<stage>.tmp-*`` and ``.<stage>.old-*``
     beside its folder, and any ``.*.tmp-*`` / ``.*.old-*`` directly inside it (a release
     version's staging folder, a half-written report), older than ``before`` (the lock's start:
     no run of this stage can still be writing them). Returns what was removed."""
     data_dir = Path(data_dir)
-    found = [p for p in data_dir.glob(f".{stage}.*") if STAGING.fullmatch(p.name)]
-    folder = data_dir / stage
-    if folder.is_dir() and not folder.is_symlink():
-        found += [p for p in folder.iterdir() if STAGING.fullmatch(p.name)]
     removed = []
-    for p in found:
+    for p in _staging_entries(data_dir, stage):
         try:
             if p.lstat().st_mtime >= before:
                 continue
@@ -241,13 +286,33 @@ def remove_stale_staging(data_dir: str | Path, stage: str, before: float) -> lis
     return removed
 
 
+#: (data_dir, stage) of the locks this process holds: a reader settling a producer's folder
+#: under the producer's lock (:func:`holding`) must not take a lock it already holds
+_HELD: set[tuple[str, str]] = set()
+
+
 @contextmanager
-def stage_lock(data_dir: str | Path, stage: str) -> Iterator[Path]:
+def holding(data_dir: str | Path, stage: str, locked: bool = False,
+            db_url: str = "") -> Iterator[None]:
+    """``stage``'s lock for a short repair: taken unless this process (or ``locked``) holds it."""
+    key = (os.path.realpath(data_dir), stage)
+    if locked or key in _HELD:
+        yield
+        return
+    with stage_lock(data_dir, stage, db_url):
+        yield
+
+
+@contextmanager
+def stage_lock(data_dir: str | Path, stage: str, db_url: str = "") -> Iterator[Path]:
     """Hold ``<data_dir>/.<stage>.lock`` for a run of ``stage`` (an exclusive ``flock``, which
     the kernel releases when the process dies, however it dies). A second run is refused with
     :class:`StageLocked` naming the holder's pid, host and start time; a lock file left by a dead
-    process is simply taken over. The new holder removes its stage's stale staging folders; the
-    lock file is removed when the run ends."""
+    process is simply taken over. The new holder puts back a folder that a kill displaced
+    (:func:`restore_displaced`), rolls a committed but unrenamed folder of a stage with tables
+    forward (:func:`desivoids.publication.settle`, in the database of ``db_url``, default the
+    run's SQLite file) and then removes its stage's stale staging folders; the lock file is
+    removed when the run ends."""
     import fcntl
 
     from .paths import display
@@ -281,9 +346,19 @@ def stage_lock(data_dir: str | Path, stage: str) -> Iterator[Path]:
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(doc) + "\n").encode(), 0)
+        key = (os.path.realpath(data_dir), stage)
+        _HELD.add(key)
+        restore_displaced(data_dir, stage, started)
+        from .stages import STAGES
+
+        if stage in STAGES and STAGES[stage].tables:
+            from .publication import settle
+
+            settle(data_dir, stage, db_url, locked=True, strict=False)
         remove_stale_staging(data_dir, stage, started)
         yield path
     finally:
+        _HELD.discard((os.path.realpath(data_dir), stage))
         try:
             os.unlink(path)  # while still holding it: a waiter then retries on a fresh file
         except FileNotFoundError:

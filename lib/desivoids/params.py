@@ -279,24 +279,38 @@ def checked(stage_name: str):
             if data_dir is None or bound.arguments.get("dry_run"):
                 with running(stage_name):
                     return run(*args, **kwargs)
-            verify_reads(stage_name, data_dir)
+            verify_reads(stage_name, data_dir, bound.arguments.get("db_url") or "")
             with running(stage_name), recording(stage_name, data_dir, dict(bound.arguments)):
                 return run(*args, **kwargs)
         return checked_run
     return wrap
 
 
-def verify_reads(stage_name: str, data_dir: str | Path) -> None:
+def verify_reads(stage_name: str, data_dir: str | Path, db_url: str = "") -> None:
     """Every output folder that ``stage_name`` reads, checked against its producer's manifest
-    (:func:`desivoids.outputs.verify`): one InputError listing every bad file of every producer."""
+    (:func:`desivoids.outputs.verify`): one InputError listing every bad file of every producer.
+    First, a producer's folder is made the one its database tables were committed with
+    (:func:`desivoids.publication.settle`: a kill between its commit and its rename is rolled
+    forward; any other disagreement refused), and one that a kill displaced is put back (under
+    the producer's lock); the stage's own folder is settled the same way before it reruns."""
     from .errors import InputError
-    from .outputs import verify
+    from .outputs import STAGING, holding, verify
+    from .publication import settle
 
     layout = paths.RunLayout.of(data_dir)
+    if STAGES[stage_name].tables and layout.data_dir.is_dir():
+        settle(layout.data_dir, stage_name, db_url, strict=False)
     errors = []
     for producer in STAGES[stage_name].reads:
+        folder = layout.stage(producer)
+        if not folder.exists() and any(STAGING.fullmatch(p.name) and ".old-" in p.name
+                                       for p in folder.parent.glob(f".{producer}.old-*")):
+            with holding(layout.data_dir, producer, db_url=db_url):  # its lock restores it
+                pass
         try:
-            verify(layout.stage(producer), producer)
+            if STAGES[producer].tables:
+                settle(layout.data_dir, producer, db_url)
+            verify(folder, producer)
         except InputError as exc:  # flattened: InputError lists one level of problems
             errors += [InputError(exc.file, exc.hdu, exc.column, exc.message), *exc.problems]
     if errors:

@@ -271,7 +271,7 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         try:
             # the run's records change only under the stage's lock: a run refused because
             # another holds it leaves them (which the holder's release may be packaging) alone
-            with stage_lock(params.data_dir, stage.name):
+            with stage_lock(params.data_dir, stage.name, params.db_url):
                 reasons = reasons or stale_reasons(params, stage, out)
                 if not reasons:
                     _say(progress, f"{stage.name}: fresh, skipped (its parameters and inputs are "

@@ -94,7 +94,8 @@ def parse(stage: Stage, argv: list[str], cwd: str | Path | None = None) -> dict[
 def log_path(verb: str, data_dir: str | Path | None) -> Path:
     """The log file of a verb: ``<data_dir>/run/logs/<verb>.log`` (the runner's record of the
     run), or, where that cannot be written (no such data_dir, a data_dir that is a file, a
-    read-only disk), ``desivoids-<uid>/logs/<verb>.log`` below the system's temporary folder."""
+    read-only disk), ``desivoids-<uid>/logs/<verb>.log`` below the system's temporary folder
+    when that is this user's private folder, else a fresh private one (:func:`_private_log_dir`)."""
     from .paths import RunLayout
 
     verb = verb.replace(" ", "-")
@@ -106,9 +107,32 @@ def log_path(verb: str, data_dir: str | Path | None) -> Path:
                 return candidate
         except OSError:
             pass
-    fallback = Path(tempfile.gettempdir()) / f"desivoids-{os.getuid()}" / "logs" / f"{verb}.log"
-    fallback.parent.mkdir(parents=True, exist_ok=True)
-    return fallback
+    return _private_log_dir() / f"{verb}.log"
+
+
+def _private_dir(path: Path) -> bool:
+    """Whether ``path`` is (or was just made) a real folder of this user that only it can use:
+    not a symlink, owned by us, no access for group or others."""
+    import stat
+
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    st = os.lstat(path)
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _private_log_dir() -> Path:
+    """``desivoids-<uid>/logs`` below the system's temporary folder, which every user can write
+    to: used only when both are this user's private folders (not a symlink, mode 0700), since
+    another user could otherwise point it at a file of ours; else a fresh ``mkdtemp`` folder."""
+    base = Path(tempfile.gettempdir()) / f"desivoids-{os.getuid()}"
+    if _private_dir(base) and _private_dir(base / "logs"):
+        return base / "logs"
+    return Path(tempfile.mkdtemp(prefix=f"desivoids-{os.getuid()}-logs-"))
 
 
 def write_log(verb: str, data_dir: str | Path | None, exc: BaseException, argv: list[str]) -> Path | None:
@@ -186,7 +210,8 @@ def main(stage: Stage, argv: list[str]) -> int:
         from .outputs import stage_lock
 
         kwargs.update(parse(stage, argv))
-        with stage_lock(_data_dir(stage, kwargs), stage.name):  # one run of a stage per data_dir
+        # one run of a stage per data_dir
+        with stage_lock(_data_dir(stage, kwargs), stage.name, kwargs.get("db_url") or ""):
             result = stage.entry()(**kwargs)
         if result is not None:
             print(result)

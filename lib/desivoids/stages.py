@@ -24,8 +24,8 @@ The contract (tested in tests/test_stage_contract.py):
   manifests (:func:`desivoids.params.checked`).
 - ``tables``: the tables it writes into the run's database, which all stages share (a SQLite file
   at ``RunLayout.database`` or the PostgreSQL server of ``db_url``). A table has one owner. A
-  stage commits them after its folder is published
-  (:func:`desivoids.load.tables.table_transaction`).
+  stage commits them with its sealed folder's record, then renames the folder into place
+  (:mod:`desivoids.publication`).
 - The notebook's parameters cell declares the stage's parameters once (name, type, default,
   comment); the params file section, ``desivoids <name>`` and ``desivoids.<name>.run`` accept
   exactly those names with the same defaults.

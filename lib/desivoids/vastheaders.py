@@ -71,11 +71,15 @@ def caps_present(headers: dict[tuple[str, str], dict], caps=None) -> tuple[str, 
 
 def header_float(h: dict, key: str):
     """A header value as float; None for a key absent or written without a value (VAST writes
-    MAGLIM so when no magnitude cut was made)."""
+    MAGLIM so when no magnitude cut was made); an InputError naming the file, HDU and key for a
+    value that is not a number."""
     v = h.get(key)
     if v is None or (isinstance(v, str) and not v.strip()):
         return None
-    return float(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise InputError(h.get("file"), "PRIMARY", key, f"{v!r} is not a number") from None
 
 
 def agreed_value(headers: dict[tuple[str, str], dict], key: str, tolerance: float = 0.0):

@@ -28,6 +28,7 @@ from . import desivast, fastspecfit
 from .fitstable import open_tables
 from .columns import METADATA_KEY, TABLES
 from ..errors import FormatError, InputError
+from .rawcheck import RawCheck, acquired_digests
 from .reconcile import Ledger, ReconciliationError
 from .rejects import reason_counts
 from ..params import checked
@@ -256,7 +257,8 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                   scheduler_address: str = "", num_workers: int | None = None,
                   strict: bool = False, omega_m: float | None = None,
                   compression: str = fastspecfit.DEFAULT_COMPRESSION,
-                  direct_io: bool = True) -> ConvertResult:
+                  direct_io: bool = True, expected: dict[Path, str] | None = None
+                  ) -> ConvertResult:
     """Convert the given files into ``out_dir`` (replaced atomically on success).
 
     ``fastspec``: (path, version) pairs; ``vast``: DESIVAST paths; ``base``: directory that
@@ -264,7 +266,9 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
     ('threads', 'processes' or 'synchronous'); a non-empty ``scheduler_address`` uses that
     dask.distributed cluster instead. ``compression``: Parquet codec ('none', 'snappy',
     'zstd', ...). ``direct_io``: read the galaxies' rows with O_DIRECT where the file system
-    allows it (fitstable.read_rows), else through the page cache.
+    allows it (fitstable.read_rows), else through the page cache. ``expected``: path -> the
+    sha256 acquire recorded (:func:`.rawcheck.acquired_digests`); every file read is hashed
+    while the stage runs and a difference fails it before anything is published.
     """
     import dask
 
@@ -284,7 +288,8 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         raise InputError(base, None, None, f"nothing to convert: no FastSpecFit or DESIVAST "
                          f"files{where}")
     ledger = Ledger()
-    with staged(out_dir) as tmp, ThreadPoolExecutor(2) as background:
+    with staged(out_dir) as tmp, ThreadPoolExecutor(2) as background, \
+            RawCheck([p for p, _ in fastspec] + list(vast), expected) as rawcheck:
         # the chunks' distances are computed in this process only by the local threads (or
         # synchronous) scheduler: worker processes make their own grid
         warm = (background.submit(cosmology.astropy_cosmology)  # its import
@@ -407,6 +412,7 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
             written[("rejects:" + g["table"], g["source_file"])] = int(g["count_all"])
         ledger.check(_split_claims(ledger, written))
         ledger.write(tmp / file_name("convert", "reconciliation"))
+        rawcheck.require()  # hashed while the chunks ran: the files acquire fetched, unchanged
         lap("verify")
     lap("publish")
     rec = json.loads((out_dir / file_name("convert", "reconciliation")).read_text())
@@ -463,8 +469,10 @@ def run(data_dir: str = "data/mock", input_dir: str = "", extra_columns: list | 
     layout = RunLayout.of(data_dir)
     source = resolve(input_dir) if input_dir else layout.raw
     fast, vast = discover(source, fastspec_version)
+    acquired = Path(source).resolve().is_relative_to(layout.acquire.resolve())
+    expected = acquired_digests(layout.raw, layout.manifest) if acquired else None
     return convert_files(fast, vast, layout.convert, base=source, extra_columns=extra_columns,
                          chunk_rows=chunk_rows, scheduler=scheduler,
                          scheduler_address=scheduler_address, num_workers=num_workers or None,
                          strict=strict, omega_m=omega_m or None, compression=compression,
-                         direct_io=direct_io)
+                         direct_io=direct_io, expected=expected)

@@ -7,7 +7,7 @@
 - :mod:`.tweb`: the T-Web class from the tidal tensor of the CIC-deposited, smoothed tracer
   field, by FFT;
 - :mod:`.answer`: the profiles and comparisons (statistics of :mod:`desivoids.systematics`);
-- :mod:`.figures`: the book's figures and tables;
+- :mod:`.figures`, :mod:`.tables`: the book's figures, and its opening and tables;
 - :mod:`.stage`: the stage (``run``).
 """
 from .knn import MIN_EDGE_FRACTION, CapDensity, edge_fraction, footprint_volume, knn_radius, \

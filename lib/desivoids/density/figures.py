@@ -1,5 +1,5 @@
-"""The density chapter's figures and tables, from the stage's outputs (no computation beyond
-drawing)."""
+"""The density chapter's figures, from the stage's outputs (no computation beyond drawing; the
+tables are in :mod:`.tables`). Every figure is at most :data:`WIDTH` inches wide."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,11 +7,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .. import formats, paths
-from .stage import ULLAH_2026
 from .tweb import WEB_CLASSES
 
-__all__ = ["profile_figure", "delta_figure", "web_slice_figure", "ullah_table",
-           "comparison_table", "agreement_table", "web_counts_table"]
+__all__ = ["WIDTH", "WEB_COLOURS", "profile_figure", "delta_figure", "web_slice_figure"]
+
+#: the book's column [inches]
+WIDTH = 7.0
 
 WEB_COLOURS = ("#c7e9c0", "#92c5de", "#f4a582", "#b2182b")  # outside the survey: blank
 
@@ -26,7 +27,7 @@ def profile_figure(profiles: pd.DataFrame):
     """Quenched fraction at fixed stellar mass against r / R_eff, one line per algorithm."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     p = profiles[profiles.quantity == "r_over_reff"]
     for k, alg in enumerate(formats.ALGORITHMS):
         a = p[p.algorithm == alg]
@@ -45,7 +46,7 @@ def delta_figure(profiles: pd.DataFrame):
     """Quenched fraction at fixed stellar mass against delta_k (quantile bins)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     p = profiles[profiles.quantity == "delta_k"]
     if not p.empty:
         mid = np.log10(1 + 0.5 * (p.x_lo + p.x_hi).to_numpy().clip(-0.99, None))
@@ -63,7 +64,7 @@ def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
 
     layout = paths.RunLayout.of(data_dir)
     s = np.load(layout.file("density", "web_slices"))
-    fig, ax = plt.subplots(figsize=(7.5, 7))
+    fig, ax = plt.subplots(figsize=(WIDTH, 6.5))
     if f"{cap}_classes" not in s:
         ax.set_axis_off()
         return fig
@@ -99,31 +100,3 @@ def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
     ax.set_ylabel("y (Mpc/h)")
     ax.set_title(f"{cap}: web classes at z = {zc:.0f} Mpc/h")
     return fig
-
-
-def ullah_table(fractions: pd.DataFrame, definition: str) -> pd.DataFrame:
-    """Quenched fraction by web class here beside Ullah et al. 2026's red fraction (for
-    orientation: their method differs; never a target)."""
-    t = fractions.set_index("web_class")
-    return pd.DataFrame({
-        "galaxies": t.n,
-        f"quenched here ({definition}), %": (100 * t.fraction).round(2),
-        "95% interval, %": [f"{100 * lo:.1f} - {100 * hi:.1f}" for lo, hi in zip(t.lo, t.hi)],
-        "Ullah et al. 2026 red, %": [ULLAH_2026[c][0] for c in t.index],
-        "their error, %": [ULLAH_2026[c][1] for c in t.index]})
-
-
-def comparison_table(comparison: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in ("n_void", "n_wall", "p_void", "p_wall", "rd", "rd_jk_lo", "rd_jk_hi")
-            if c in comparison]
-    return comparison.set_index("labelling")[cols]
-
-
-def agreement_table(report: dict) -> pd.DataFrame:
-    return pd.DataFrame(report["web_agreement"]).set_index(["a", "b"])
-
-
-def web_counts_table(data_dir: str) -> pd.DataFrame:
-    t = pd.read_parquet(paths.RunLayout.of(data_dir).file("density", "web_counts"))
-    return t.pivot(index="web_class", columns="cap", values=["cells", "tracers"]).reindex(
-        list(WEB_CLASSES))

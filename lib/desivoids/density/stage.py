@@ -224,7 +224,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                              for k_, v in ULLAH_2026.items()}}
     url = layout.db_url(db_url)
     out = layout.stage("density")
-    with table_transaction(url, "the density stage's table") as db, staged(out) as tmp:
+    # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
+    with table_transaction(url, "the density stage's table") as db, \
+            staged(out, commit=db.committing("density")) as tmp:
         path = tmp / file_name("density", "environment")
         pq.write_table(env, path, compression="zstd")
         counts.to_parquet(tmp / file_name("density", "web_counts"), index=False)
@@ -234,7 +236,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         np.savez_compressed(tmp / file_name("density", "web_slices"), **_slices(webs))
         db.publish(TABLE, path, key=("targetid",))
         write_json(tmp / file_name("density", "report"), report)
-        db.prepare()
+        db.prepare()  # what can fail happens before the commit
     return DensityResult(out, jsonable(report), profiles, comparison, web_fractions)
 
 

@@ -23,7 +23,8 @@ from typing import Mapping, Protocol
 import numpy as np
 
 from .. import cosmology, formats
-from ..vastheaders import agreed_value, primary_headers
+from ..errors import InputError
+from ..vastheaders import agreed_value, header_float, primary_headers
 from .flags import Assignment
 from .mask import Footprint, in_catalogue, mask_footprint
 from .v2 import Tessellation, V2Membership, ZoneVoids
@@ -65,14 +66,33 @@ def header_limits(*tables) -> dict[tuple[str, str], Limits]:
     formats.HEADER_TOLERANCES of the cap's VoidFinder value, every algorithm of the cap takes
     the VoidFinder value, so all four classify the same galaxies; beyond it, an InputError."""
     headers = primary_headers(*tables)
-    out = {}
+    out, errors = {}, []
     for cap in sorted({c for _, c in headers}):
         of_cap = {k: h for k, h in headers.items() if k[1] == cap}
-        agreed = {key: agreed_value(of_cap, key, formats.HEADER_TOLERANCES.get(key, 0.0))[0]
-                  for key in ("DLIML", "DLIMU", "ZLIMU")}
+        agreed = {}
+        for name in ("DLIML", "DLIMU", "ZLIMU"):
+            try:
+                agreed[name] = agreed_value(of_cap, name, formats.HEADER_TOLERANCES.get(name, 0.0))[0]
+            except InputError as exc:
+                errors.append(exc)
+                continue
+            if agreed[name] is None:  # absent, or present without a value, in every file
+                errors.append(InputError(", ".join(sorted(h["file"] for h in of_cap.values())),
+                                         "PRIMARY", name, "no value (the key is absent or has "
+                                         "no value): the void membership needs this limit"))
         for key, h in of_cap.items():
-            out[key] = Limits(agreed["DLIML"], agreed["DLIMU"], agreed["ZLIMU"],
-                              float(h["OMEGAM"]))
+            try:
+                om = header_float(h, "OMEGAM")
+            except InputError as exc:
+                errors.append(exc)
+                continue
+            if om is None:
+                errors.append(InputError(h["file"], "PRIMARY", "OMEGAM", "no value (the key is "
+                                         "absent or has no value): the void membership needs it"))
+            elif len(agreed) == 3 and None not in agreed.values():
+                out[key] = Limits(agreed["DLIML"], agreed["DLIMU"], agreed["ZLIMU"], om)
+    if errors:
+        raise InputError.all(errors)
     return out
 
 

@@ -278,8 +278,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     }
     url = layout.db_url(db_url)
     out = layout.stage("environment")
-    # tables and folder as one unit: the transaction commits after staged() published the folder
-    with table_transaction(url, "the environment stage's tables") as db, staged(out) as tmp:
+    # tables and folder as one unit: the commit, recording the sealed folder, precedes its rename
+    with table_transaction(url, "the environment stage's tables") as db, \
+            staged(out, commit=db.committing("environment")) as tmp:
         path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
         counts.to_parquet(tmp / file_name("environment", "void_counts"), index=False)
         write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
@@ -287,5 +288,5 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         db.publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
                    key=("algorithm", "cap", "void"))
         write_json(tmp / file_name("environment", "report"), report)
-        db.prepare()  # what can fail happens before the folder's swap; only the commit after it
+        db.prepare()  # what can fail happens before the commit
     return EnvironmentResult(out, jsonable(report))

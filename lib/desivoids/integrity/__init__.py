@@ -13,7 +13,9 @@ schema is documented and versioned (``report.schema.json``, validated on write):
   galaxies (see :mod:`desivoids.integrity.references`).
 
 A failed check stops the stage (and the pipeline run) naming it, after the report is written;
-``demote`` turns named failures into warnings, which the report lists.
+``demote`` turns named failures into warnings, which the report lists. The report names what it
+checked (``inputs``: the sha256 of convert's and load's manifests, load's run id), so that the
+release refuses a report older than the outputs it is packaged with (:func:`stale`).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from .tables import keys, nulls, ranges, reconciliation, types
 from ..params import checked
 from ..stages import file_name
 
-__all__ = ["run", "IntegrityResult", "SCHEMA", "check_all"]
+__all__ = ["run", "IntegrityResult", "SCHEMA", "check_all", "checked_inputs", "stale"]
 
 SCHEMA = Path(__file__).with_name("report.schema.json")
 SCHEMA_VERSION = 1
@@ -90,6 +92,30 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
             + references(convert_dir, caps_present(headers)))
 
 
+def checked_inputs(layout: paths.RunLayout) -> dict:
+    """What an integrity run checks, as published now: the sha256 of the convert and load
+    folders' manifests (each covers every file of its folder) and load's run id."""
+    from ..publication import manifest_digest
+
+    try:
+        load_run = json.loads(layout.file("load", "report").read_text()).get("run_id")
+    except (OSError, ValueError):
+        load_run = None
+    return {"convert_manifest": manifest_digest(layout.convert),
+            "load_manifest": manifest_digest(layout.load), "load_run": load_run}
+
+
+def stale(report: dict, layout: paths.RunLayout) -> list[str]:
+    """How an integrity report differs from the convert and load outputs published now (its
+    ``inputs`` against :func:`checked_inputs`): one phrase per difference, [] when it checked
+    exactly them."""
+    checked, now = report.get("inputs"), checked_inputs(layout)
+    if not isinstance(checked, dict):
+        return ["the report does not say which convert and load outputs it checked"]
+    return [f"{k}: checked {checked.get(k)}, now {v}" for k, v in now.items()
+            if checked.get(k) != v]
+
+
 def _validated(doc: dict) -> dict:
     """The report as JSON will hold it, checked against the documented schema."""
     import jsonschema
@@ -109,6 +135,7 @@ def run(data_dir: str = "data/mock", db_url: str = "",
     url = layout.db_url(db_url)
     if not db_url:
         paths.require(layout.database, "load")
+    inputs = checked_inputs(layout)  # before the checks: a later convert or load makes it stale
     db = engine(url)
     try:
         checks = check_all(layout.convert, db, dict(max_null_fraction), list(z_range))
@@ -121,6 +148,7 @@ def run(data_dir: str = "data/mock", db_url: str = "",
     demoted = _demote(checks, list(demote))
     doc = _validated({
         "schema": "desivoids.integrity", "schema_version": SCHEMA_VERSION, "database": dialect,
+        "inputs": inputs,
         "parameters": {"max_null_fraction": dict(max_null_fraction), "z_range": list(z_range),
                        "demote": list(demote)},
         "checks": [c.to_json() for c in checks],

@@ -255,9 +255,10 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
     ``force`` rebuilds every table even when its input is unchanged. ``sky_index`` (PostgreSQL)
     picks the cone index: ``q3c``, ``blocks`` (GiST on cube) or ``auto`` (q3c when available).
     ``copy_format`` (PostgreSQL): ``binary`` or ``csv``. Raises :class:`LoadError` for bad input;
-    on any error the database is left exactly as it was. ``before_commit(target, result)`` runs
-    inside the transaction after the last table, just before the commit (the stage publishes
-    its folder there); an error in it rolls the whole load back.
+    on any error the database is left exactly as it was. ``before_commit(target, result,
+    commit)`` runs inside the transaction after the last table (the stage seals its folder
+    there, records it, calls ``commit()`` and then renames the folder into place, see
+    :mod:`desivoids.publication`); an error in it before ``commit()`` rolls the whole load back.
     """
     if data_dir is None and (parquet_dir is None or db_url is None):
         raise UsageError("give data_dir, or both parquet_dir and db_url")
@@ -312,18 +313,23 @@ def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_ro
             "tables_unchanged": ",".join(t.table for t in result.tables
                                          if t.action == "unchanged"),
             "rows_loaded": result.rows_loaded, "software": f"desivoids {__version__}"}])
-        if before_commit is not None:
-            before_commit(target, result)
-        target.commit()
-        committed = True
+
+        def commit() -> None:
+            nonlocal committed
+            target.commit()
+            committed = True
+
+        if before_commit is not None:  # seals the stage's folder, records it, commits, renames
+            before_commit(target, result, commit)
+        if not committed:
+            commit()
         result.seconds["analyze+publish+commit"] = time.perf_counter() - t0
     finally:
-        if not committed:
-            try:
+        try:
+            if not committed:
                 target.rollback()
-            finally:
-                target.close()
-    target.close()
+        finally:
+            target.close()
     return result
 
 
@@ -335,22 +341,25 @@ def run(data_dir: str = "data/mock", db_url: str = "", force: bool = False,
     reconciled with its Parquet input and the report published in ``<data_dir>/load``.
 
     The tables and the folder are one unit (as environment's and plausibility's, see
-    :func:`desivoids.load.tables.table_transaction`): the report is written from the open
-    transaction and its folder swapped in before the commit, so a failure (or a kill) before
-    the swap leaves the previous tables and the previous report. (The load once committed its
-    tables first: a failure then left new tables beside the previous report.)"""
+    :mod:`desivoids.publication`): the report is written from the open transaction and sealed,
+    the commit records the sealed folder, then the folder is renamed into place; a failure (or a
+    kill) before the commit leaves the previous tables and report, one after it leaves the
+    committed folder under its staging name for the next run or reader to rename. (The load
+    once committed its tables first: a failure then left new tables beside the previous
+    report.)"""
+    from ..publication import record
     from .report import DERIVED_TABLES, parquet_rows, reconciled
 
     layout = RunLayout.of(data_dir)
     url = layout.db_url(db_url)
     recs = []
 
-    def publish_report(target, result: LoadResult) -> None:
+    def publish_report(target, result: LoadResult, commit) -> None:
         counts = {t: target.published_count(t) for t in S.DATA_TABLES + DERIVED_TABLES
                   if target.table_exists(t)}
         rec = reconciled(parquet_rows(layout.convert), counts)
         recs.append(rec)
-        with staged(layout.load) as tmp:
+        with staged(layout.load, commit=lambda tmp: (record(target, "load", tmp), commit())) as tmp:
             doc = {"dialect": result.dialect, "sky_index": result.sky_index,
                    "run_id": result.run_id, "tables": [t.__dict__ for t in result.tables],
                    "reconciliation": rec.to_dict(orient="records")}

@@ -8,17 +8,20 @@ enforces, B-tree indexes) and the same backends: the table is rebuilt inside one
 previous table, and every other table, as it was.
 
 A stage's tables and its folder are one unit: :func:`table_transaction` rebuilds all of the
-stage's tables in one transaction that the stage commits only after its folder is published::
+stage's tables in one transaction, and :meth:`TableTransaction.committing` makes its commit the
+decision point of the folder's publication (:mod:`desivoids.publication`)::
 
-    with table_transaction(url) as db, staged(out) as tmp:
+    with table_transaction(url) as db, staged(out, commit=db.committing("stage")) as tmp:
         ...  # write the folder
         db.publish("selection", table, key=("targetid",))
-    # staged() swapped the folder in first; the transaction commits after it
+    # staged() sealed the folder, the transaction recorded its manifest and committed, then
+    # staged() renamed the folder into place
 
-so a failure anywhere before the swap (a full disk, a bad report, a kill) leaves the previous
+A failure anywhere before the commit (a full disk, a bad report, a kill) leaves the previous
 tables and the previous folder (environment once committed its tables first: the two then
-disagreed). What is left is a kill between the folder's rename and the commit: the new folder
-beside the previous tables, until the stage runs again.
+disagreed); a kill between the commit and the rename leaves the committed folder under its
+recorded staging name, which the next run of the stage, or a stage reading it, renames into
+place before anything reads it (:func:`desivoids.publication.settle`).
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ class TableTransaction:
         self.target = connect_target(db_url)
         self.names: list[str] = []
         self.prepared = False
+        self.committed = False
         try:
             if not self.target.table_exists(LOADED):
                 raise _not_loaded(db_url, what)
@@ -98,10 +102,26 @@ class TableTransaction:
             self.target.publish(self.names)
         self.prepared = True
 
+    def committing(self, stage: str):
+        """The ``commit`` of :func:`desivoids.outputs.staged`: swap the tables in, record the
+        sealed staging folder as ``stage``'s (:func:`desivoids.publication.record`) and commit,
+        all before the folder's rename."""
+        from ..publication import record
+
+        def commit(tmp: Path) -> None:
+            self.prepare()
+            record(self.target, stage, tmp)
+            self.target.commit()
+            self.committed = True
+        return commit
+
     def close(self, commit: bool) -> None:
         """Swap the rebuilt tables in (unless :meth:`prepare` did) and commit (``commit``), or
         roll everything back."""
         target = self.target
+        if self.committed:  # committed by committing(): nothing left to roll back
+            target.close()
+            return
         try:
             if commit:
                 self.prepare()

@@ -213,9 +213,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
                                       galzone, caps_present(headers)),
     }
     out = layout.stage("plausibility")
-    # table and folder as one unit: the transaction commits after staged() published the folder
+    # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
     with table_transaction(layout.db_url(db_url), "the plausibility stage's table") as db, \
-            staged(out) as tmp:
+            staged(out, commit=db.committing("plausibility")) as tmp:
         pq.write_table(selection, tmp / file_name("plausibility", "selection"), compression="zstd")
         if sample_table is None:
             sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
@@ -224,5 +224,5 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
         write_json(tmp / file_name("plausibility", "report"), report)
         db.publish("selection", selection.sort_by("targetid"),
                    key=("targetid",))  # in key order: the database appends
-        db.prepare()  # what can fail happens before the folder's swap; only the commit after it
+        db.prepare()  # what can fail happens before the commit
     return PlausibilityResult(report, out)

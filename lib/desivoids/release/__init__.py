@@ -256,6 +256,11 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
     for stage, key in _REPORTS.values():
         paths.require(layout.file(stage, key), stage)
     integrity = integrity_status(layout.file("integrity", "report"))
+    changed = _integrity_stale(layout)
+    if changed:  # whatever allow_failed_integrity says: the report is not about these outputs
+        raise StageError("release refused: the run's integrity report is older than the convert "
+                         f"and load outputs it would be released with ({'; '.join(changed)}); "
+                         "rerun `desivoids integrity`")
     if integrity["failed_checks"] and not allow_failed_integrity:
         raise StageError(f"release refused: the run's integrity stage failed "
                          f"({', '.join(integrity['failed_checks'])}); fix the input or rerun "
@@ -308,6 +313,13 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
             raise StageError("release: incomplete, nothing published: " + "; ".join(
                 f"{r['file']}: {r['problem']}" for r in bad))
     return ReleaseResult(out, completeness, dictionary, prov)
+
+
+def _integrity_stale(layout: paths.RunLayout) -> list[str]:
+    """How the integrity report's checked inputs differ from the published convert and load."""
+    from ..integrity import stale
+
+    return stale(json.loads(layout.file("integrity", "report").read_text()), layout)
 
 
 def integrity_status(report: Path) -> dict:

@@ -140,6 +140,28 @@ def dask_client(scheduler_address: str) -> Iterator[object]:
         yield c
 
 
+def numba_disk_cache() -> int:
+    """Keep hats' numba-compiled functions in numba's on-disk cache; returns how many.
+
+    Why: hats jit-compiles its pixel-tree alignment (``@njit`` without ``cache=True``) in every
+    new process, about 6.5 s of the margin cache's pipeline at DR1 scale (benchmarks/REPORT.md,
+    release); cached, a later run loads the machine code instead (the first still compiles).
+    numba keys the cache on the function's source file and the CPU, so an upgraded hats
+    recompiles; the cache lives where numba puts it (``__pycache__`` beside hats' modules, or
+    ``NUMBA_CACHE_DIR``)."""
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    n = 0
+    for name in ("hats.pixel_tree.pixel_alignment", "hats.pixel_tree.moc_filter"):
+        for obj in vars(importlib.import_module(name)).values():
+            if isinstance(obj, CPUDispatcher):
+                obj.enable_caching()
+                n += 1
+    return n
+
+
 def citation_line(cff: str) -> str:
     """CITATION.cff in one line: this release, then what it is built from."""
     import yaml
@@ -206,8 +228,11 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
     sort = {"galaxies": "targetid", "voids": "algorithm,cap,void"}
     common = dict(output_path=out / "hats", tmp_dir=work, resume=False, progress_bar=False,
                   write_table_kwargs={"compression": "zstd"})
+    numba_disk_cache()  # the local cluster's workers are threads of this process
     try:
         with dask_client(scheduler_address) as client:
+            if scheduler_address:  # and a cluster's workers, each its own process
+                client.run(numba_disk_cache)
             for name, table in inputs_of.items():
                 src = work / f"{name}.parquet"
                 pq.write_table(table, src)

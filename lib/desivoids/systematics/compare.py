@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .intervals import cohens_h, two_proportions_weighted, wilson
-from .jackknife import jackknife, satterthwaite_dof
+from .jackknife import from_replicates, satterthwaite_dof
 from .matching import mass_bin_index, mass_weights
 from .regression import logit_void_effect
 
@@ -46,45 +46,67 @@ def _check(sample: pd.DataFrame) -> None:
         raise ValueError("column 'patch' has missing values")
 
 
-def _matched_stats(cells: pd.DataFrame) -> dict[str, float]:
-    """Matched statistics from per-(bin, group) counts: the fast path used by the jackknife.
+#: the per-(patch, bin) counts, last axis of :func:`patch_bin_counts`
+COUNTS = ("n_void", "k_void", "n_wall", "k_wall")
+
+
+def patch_bin_counts(patch, bin_index, void, quenched, n_bins: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(patches, counts): the patches holding a row in a mass bin (sorted), and per patch and
+    bin the void and wall galaxies and how many of each are quenched, counts[p, b, COUNTS].
+
+    Rows in no bin (``bin_index`` -1) are left out, and so are patches with no row in a bin.
+    """
+    inbin = bin_index >= 0
+    patches, codes = np.unique(np.asarray(patch)[inbin], return_inverse=True)
+    v = np.asarray(void)[inbin]
+    q = np.asarray(quenched)[inbin]
+    cell = codes.astype(np.int64) * n_bins + bin_index[inbin]
+    size = patches.size * n_bins
+    counts = np.stack([np.bincount(cell[v], minlength=size), np.bincount(cell[v & q], minlength=size),
+                       np.bincount(cell[~v], minlength=size),
+                       np.bincount(cell[~v & q], minlength=size)], axis=-1)
+    return patches, counts.reshape(patches.size, n_bins, len(COUNTS))
+
+
+def matched_stats(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Matched statistics (rd, h, log_rr) from per-bin counts ``counts[..., bin, COUNTS]``, for
+    every leading index at once (the full sample and each delete-one-patch replicate).
 
     Direct standardisation: p_wall = sum_b n_void,b * (k_wall,b / n_wall,b) / sum_b n_void,b over
     the bins where both groups are present, which is exactly the weighted wall fraction of
-    :func:`.matching.mass_weights`.
+    :func:`.matching.mass_weights`. NaN where no bin holds both groups.
     """
-    t = cells.groupby("bin")[["n_void", "k_void", "n_wall", "k_wall"]].sum()
-    t = t[(t["n_void"] > 0) & (t["n_wall"] > 0)]
-    nv = t["n_void"].sum()
-    if nv == 0:
-        return {"rd": math.nan, "h": math.nan, "log_rr": math.nan}
-    p_void = t["k_void"].sum() / nv
-    p_wall = float((t["n_void"] * t["k_wall"] / t["n_wall"]).sum() / nv)
+    n_void, k_void, n_wall, k_wall = (counts[..., j] for j in range(len(COUNTS)))
+    kept = (n_void > 0) & (n_wall > 0)
+    nv = np.where(kept, n_void, 0).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_rr = float(np.log(p_void) - np.log(p_wall))
+        p_void = np.where(kept, k_void, 0).sum(axis=-1) / nv
+        p_wall = np.where(kept, n_void * k_wall / np.where(kept, n_wall, 1), 0.0).sum(axis=-1) / nv
+        p_void = np.where(nv > 0, p_void, np.nan)
+        p_wall = np.where(nv > 0, p_wall, np.nan)
+        log_rr = np.log(p_void) - np.log(p_wall)
     return {"rd": p_void - p_wall, "h": cohens_h(p_void, p_wall), "log_rr": log_rr}
 
 
-def _patch_variances(cells: pd.DataFrame, patches) -> np.ndarray:
+def _patch_variances(counts: np.ndarray) -> np.ndarray:
     """Per patch, its share of Var(rd) if galaxies were independent (for :func:`satterthwaite_dof`).
 
     rd = p_void - sum_b (n_void,b / n_void) k_wall,b / n_wall,b over the matched bins, so a void
     galaxy adds p_b (1 - p_b) / n_void^2 and a wall galaxy in bin b adds
     p_b (1 - p_b) (n_void,b / (n_void n_wall,b))^2, p_b the bin's pooled quenched fraction.
     """
-    t = cells.groupby("bin")[["n_void", "k_void", "n_wall", "k_wall"]].sum()
-    t = t[(t["n_void"] > 0) & (t["n_wall"] > 0)]
-    nv = float(t["n_void"].sum())
+    t = counts.sum(axis=0)
+    n_void, k_void, n_wall, k_wall = (t[:, j] for j in range(len(COUNTS)))
+    kept = (n_void > 0) & (n_wall > 0)
+    nv = float(n_void[kept].sum())
     if nv == 0:
-        return np.zeros(len(patches))
-    p = (t["k_void"] + t["k_wall"]) / (t["n_void"] + t["n_wall"])
-    c = cells[cells["bin"].isin(t.index)]
-    b = c["bin"].to_numpy()
-    pq = (p * (1 - p)).loc[b].to_numpy()
-    wall = (t["n_void"] / (nv * t["n_wall"])).loc[b].to_numpy()
-    a = pq * (c["n_void"].to_numpy() / nv ** 2 + c["n_wall"].to_numpy() * wall ** 2)
-    return (pd.Series(a).groupby(c["patch"].to_numpy()).sum()
-            .reindex(patches, fill_value=0.0).to_numpy())
+        return np.zeros(len(counts))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (k_void + k_wall) / (n_void + n_wall)
+        wall = n_void / (nv * n_wall)  # NaN and inf in the unmatched bins, masked below
+        a = p * (1 - p) * (counts[..., 0] / nv ** 2 + counts[..., 2] * wall ** 2)
+    return np.where(kept, a, 0.0).sum(axis=1)
 
 
 def compare_void_wall(sample: pd.DataFrame, mass_edges, *, alpha: float = 0.05,
@@ -126,19 +148,19 @@ def compare_void_wall(sample: pd.DataFrame, mass_edges, *, alpha: float = 0.05,
                rd=tp.rd, rd_lo=tp.rd_lo, rd_hi=tp.rd_hi,
                rr=tp.rr, rr_lo=tp.rr_lo, rr_hi=tp.rr_hi, h=tp.h)
 
-    # jackknife over patches, the matching redone in every replicate
+    # jackknife over patches, the matching redone in every replicate: the statistic is a
+    # function of per-(bin, group) counts, so deleting patch i leaves the totals minus its own
+    # counts, and every replicate comes from one array operation
     idx = mass_bin_index(logm, mass_edges)
-    inbin = idx >= 0
-    cells = (pd.DataFrame({"patch": sample["patch"].to_numpy()[inbin], "bin": idx[inbin],
-                           "void": v[inbin], "q": q[inbin]})
-             .groupby(["patch", "bin", "void"]).agg(n=("q", "size"), k=("q", "sum"))
-             .unstack("void", fill_value=0))
-    cells.columns = [f"{stat}_{'void' if flag else 'wall'}" for stat, flag in cells.columns]
-    cells = cells.reindex(columns=["n_void", "k_void", "n_wall", "k_wall"],
-                          fill_value=0).reset_index()
+    patches, counts = patch_bin_counts(sample["patch"].to_numpy(), idx, v, q, len(mass_edges) - 1)
+    full = matched_stats(counts.sum(axis=0))
+    reps = matched_stats(counts.sum(axis=0) - counts)
+    names = list(full)
     # t quantile at the jackknife variance's effective dof (few void-holding patches: < K - 1)
-    dof = satterthwaite_dof(_patch_variances(cells, np.unique(cells["patch"])))
-    jk = jackknife(cells, _matched_stats, patch="patch", alpha=alpha, dof=dof)
+    dof = satterthwaite_dof(_patch_variances(counts))
+    jk = from_replicates(pd.Series({n: float(full[n]) for n in names}, dtype=np.float64),
+                         pd.DataFrame(reps, index=pd.Index(patches, name="patch"),
+                                      columns=names), alpha=alpha, dof=dof)
     row.update(n_patches=jk.n_patches, jk_dof=jk.dof,
                rd_jk_se=jk.se["rd"], rd_jk_lo=jk.lo["rd"], rd_jk_hi=jk.hi["rd"],
                h_jk_se=jk.se["h"], rr_jk_lo=math.exp(jk.lo["log_rr"]),

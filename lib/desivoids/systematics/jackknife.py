@@ -169,21 +169,35 @@ def jackknife(data: pd.DataFrame, statistic: Callable[[pd.DataFrame], object], *
     if labels.isna().any():
         raise ValueError(f"column {patch!r} has missing patch labels")
     codes, uniques = pd.factorize(labels, sort=True)
-    k = len(uniques)
     estimate = _as_values(statistic(data))
-    reps = [_as_values(statistic(data[codes != i])) for i in range(k)]
+    reps = [_as_values(statistic(data[codes != i])) for i in range(len(uniques))]
+    index = pd.Index(uniques, name=patch)
+    if isinstance(estimate, pd.Series):
+        replicates = pd.DataFrame(reps, index=index).reindex(columns=estimate.index)
+    else:
+        replicates = pd.Series(reps, index=index, dtype=np.float64)
+    return from_replicates(estimate, replicates, alpha=alpha, dof=dof)
+
+
+def from_replicates(estimate, replicates, *, alpha: float = 0.05,
+                    dof: float | None = None) -> JackknifeResult:
+    """The jackknife of :func:`jackknife` from replicates computed by the caller.
+
+    ``estimate``: float, or a Series (one value per statistic); ``replicates``: the
+    delete-one-patch values, a Series (scalar) or a DataFrame with the estimate's index as
+    columns, indexed by the deleted patch. Why: a statistic of additive per-patch sums (counts)
+    gets every replicate at once as the total minus each patch's share, without recomputing it
+    K times (:func:`desivoids.systematics.compare.compare_void_wall`).
+    """
+    k = len(replicates)
     # Student's t with K - 1 degrees of freedom: the jackknife variance has K - 1 (with the
     # normal quantile, 15 patches covered a null effect in 80% of 20 mock skies, not 95%)
     df = float(k - 1) if dof is None or not np.isfinite(dof) else float(min(dof, k - 1))
     df = max(df, 1.0)
     z = float(stats.t.isf(alpha / 2, df=df))
-    if isinstance(estimate, pd.Series):
-        replicates = pd.DataFrame(reps, index=pd.Index(uniques, name=patch))
-        replicates = replicates.reindex(columns=estimate.index)
-        values = replicates.to_numpy()
-    else:
-        replicates = pd.Series(reps, index=pd.Index(uniques, name=patch), dtype=np.float64)
-        values = replicates.to_numpy()[:, None]
+    values = replicates.to_numpy()
+    if not isinstance(estimate, pd.Series):
+        values = values[:, None]
     reason = ""
     if k < 2:
         se = np.full(values.shape[1], np.nan)

@@ -112,7 +112,8 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
             exog = patsy.dmatrix(RHS.format(df=int(spline_df)), frame, NA_action="raise",
                                  return_type="dataframe")
             model = sm.GLM(frame["y"], exog, family=sm.families.Binomial())
-            if np.linalg.matrix_rank(model.exog) < model.exog.shape[1]:
+            # GLM computed the design's rank already (df_model = rank - 1): not a second SVD
+            if model.df_model + 1 < model.exog.shape[1]:
                 return _failed("rank-deficient design (constant redshift or mass?)", **counts)
             res = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
     except PerfectSeparationError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 
 from .. import compute, formats, paths
 from ..errors import InputError
@@ -157,7 +158,11 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
                         tasks.append(dask.delayed(_comparison, pure=True)(
                             shared, q, flag, labels, list(mass_edges), regression, spline_df,
                             alpha))
-        done = compute.compute(tasks, c, num_workers=num_workers or None)
+        # one BLAS thread per task: the local scheduler already runs a task per core, and
+        # OpenBLAS's own threads on these small (n x 9) regressions doubled the CPU time
+        # (measured: NOTE-25 / benchmarks/REPORT.md); a cluster's workers default to one
+        with threadpool_limits(limits=1, user_api="blas"):
+            done = compute.compute(tasks, c, num_workers=num_workers or None)
     counts = [r[0] for r in done]
     rows = [r[1] for r in done]
     binned = [r[2] for r in done if r[2] is not None]

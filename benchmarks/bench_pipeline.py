@@ -1,0 +1,272 @@
+"""Benchmark of the whole run: `desivoids run` on a profile (notebooks included), each stage's
+wall time and peak memory beside its floor, the total against 2.5 minutes, and what starting a
+notebook kernel costs.
+
+    .venv/bin/python benchmarks/bench_pipeline.py                       # params/dr1-mock.yml
+    .venv/bin/python benchmarks/bench_pipeline.py --scale small --data-dir data/bench/pipeline-small
+
+1. **The mock sky** is written once into ``<data-dir>/mirror`` by the runner's own
+   ``ensure_mock`` (timed apart, skipped when it is there with the same settings; the DR1-scale
+   mock of the stage benchmarks, data/bench/dr1/mirror, is hard-linked when it is the same sky):
+   the run's total below excludes it, as a rerun of the pipeline on the same mock would.
+2. **The run**: every stage's output folder and the run's database are removed, then
+   ``desivoids run --params <profile> --quiet`` runs every notebook with papermill (executed
+   notebooks to ``<data-dir>/executed``, not the book's); wall time and peak RSS of the whole
+   process tree, and per stage the runner's own record (``<data-dir>/run/report.json``: the
+   notebook kernel's wall time and peak RSS).
+3. **Floors**, measured right after the run: for each stage, one cold read (page cache evicted)
+   of every file of the folders it reads (``FLOORS``; whole files, so an upper bound of the
+   floor of a stage that reads a few columns); the total's floor is their sum.
+4. **Kernel start-up**: papermill executing a one-cell notebook (``import desivoids``) with the
+   same kernel, ``--kernel-repeats`` times in one process (papermill imported once, as the
+   runner does); the median times the number of notebooks is what the notebooks themselves cost
+   the run.
+
+``--params`` picks the profile; ``--scale`` overrides its mock scale (``tiny``/``small`` prove
+the benchmark quickly; the DR1-scale mock takes ~10 GB and several minutes to write). The
+profile is copied with ``data_dir`` set to ``--data-dir``. Writes results/pipeline.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import measure
+
+from desivoids import paths  # noqa: E402
+
+TARGET_SECONDS = 150.0
+DEFAULT_DIR = paths.DATA / "bench" / "pipeline"
+#: per stage, where its floor reads: other stages' folders (or "mirror", "database")
+FLOORS = {"acquire": ["mirror"], "recon": ["acquire"], "convert": ["acquire"],
+          "load": ["convert"], "integrity": ["convert", "database"], "plausibility": ["convert"],
+          "environment": ["convert", "plausibility"],
+          "density": ["convert", "plausibility", "environment"],
+          "systematics": ["plausibility", "environment"],
+          "release": ["convert", "plausibility", "environment", "density", "systematics"]}
+
+
+def profile_copy(params: Path, data_dir: Path, scale: str | None, out: Path) -> Path:
+    """The profile with data_dir (absolute) and, when given, the mock's scale replaced."""
+    import yaml
+
+    doc = yaml.safe_load(params.read_text())
+    doc["data_dir"] = str(data_dir)
+    if scale:
+        if "mock" not in doc:
+            raise SystemExit(f"{params} is not a mock profile: --scale does not apply")
+        doc["mock"]["scale"] = scale
+        if scale != "dr1":
+            doc["profile"] = f"{doc.get('profile', 'mock')}-{scale}"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+def _files(layout, name: str) -> list[Path]:
+    if name == "database":
+        return [layout.database] if layout.database.is_file() else []
+    folder = layout.mirror if name == "mirror" else layout.stage(name)
+    return [f for f in sorted(folder.rglob("*")) if f.is_file()]
+
+
+def floors(layout) -> dict:
+    """Seconds of one cold read of each stage's inputs (whole files), and their bytes."""
+    out = {}
+    for stage, sources in FLOORS.items():
+        files = [f for s in sources for f in _files(layout, s)]
+        measure.evict(files)
+        seconds = measure.read_bytes(files) if files else 0.0
+        out[stage] = {"seconds": round(seconds, 2), "bytes": sum(f.stat().st_size for f in files),
+                      "reads": sources}
+    return out
+
+
+#: a notebook cell importing what the stage notebooks import (every stage module, pyplot)
+HEAVY_IMPORTS = ("import matplotlib.pyplot\n"
+                 "from desivoids import acquire, convert, environment, integrity, load, "
+                 "plausibility, recon, release, systematics")
+
+
+def kernel_startup(repeats: int, workdir: Path, cell: str = "import desivoids") -> list[float]:
+    """Seconds for papermill to execute a one-cell notebook (``cell``), each of ``repeats``
+    times in one process that imported papermill once, as `desivoids run` does: what each
+    notebook costs beyond its own work (a kernel started, the cell run, the notebook written)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    src = workdir / "startup.ipynb"
+    nbformat.write(nb, src)
+    code = ("import json, sys, time, papermill as pm\n"
+            "runs = []\n"
+            "for k in range(int(sys.argv[3])):\n"
+            "    t = time.perf_counter()\n"
+            "    pm.execute_notebook(sys.argv[1], f'{sys.argv[2]}/out{k}.ipynb', "
+            "kernel_name='python3', progress_bar=False, log_output=False)\n"
+            "    runs.append(round(time.perf_counter() - t, 2))\n"
+            "print(json.dumps(runs))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(src), str(workdir), str(repeats)],
+                       check=True, capture_output=True, text=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def reuse_mirror(layout, mock: dict | None) -> bool:
+    """Hard-link the DR1-scale mock of the stage benchmarks (measure.DR1_DIR, written by
+    `desivoids mock --scale dr1 --tiles 0`: the same sky as params/dr1-mock.yml's) as this run's
+    mirror, with the runner's stamp, instead of writing 10 GB again. False when it does not
+    apply (another mock, no such mirror, or a mirror already here)."""
+    from desivoids.mock import generate
+    from desivoids.runner import MOCK_STAMP
+
+    defaults = {k: p.default for k, p in inspect.signature(generate).parameters.items()
+                if p.kind == p.KEYWORD_ONLY}
+    source = measure.DR1_DIR / "mirror"
+    same = (mock is not None and mock.get("scale") == "dr1" and mock.get("tiles") == 0
+            and all(mock.get(k, defaults[k]) == defaults[k]
+                    for k in ("seed", "fastspec_version", "planted_offset")))
+    if not same or layout.mirror.exists() or not (source / "truth").is_dir():
+        return False
+    if source.resolve() == layout.mirror.resolve():
+        return False
+    layout.mirror.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-al", str(source), str(layout.mirror)], check=True)
+    (layout.mirror / MOCK_STAMP).write_text(json.dumps(mock, sort_keys=True))
+    return True
+
+
+def fresh(layout) -> None:
+    """Remove every stage's output folder and the run's records (the mirror stays)."""
+    from desivoids.stages import STAGES
+
+    for stage in STAGES.values():
+        for o in stage.outputs:
+            shutil.rmtree(layout.data_dir / o, ignore_errors=True)
+    for extra in (layout.database.parent, layout.run, layout.data_dir / "executed"):
+        shutil.rmtree(extra, ignore_errors=True)
+
+
+def bench(params: Path, data_dir: Path, scale: str | None, repeats: int) -> dict:
+    from desivoids.params import load as load_params
+    from desivoids.paths import RunLayout, display
+    from desivoids.stages import ORDER
+
+    start = measure.machine()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    layout = RunLayout.of(data_dir)
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        tmp = Path(tmp)
+        profile = profile_copy(params, layout.data_dir, scale, tmp / "profile.yml")
+        rp = load_params(profile)
+        reused = reuse_mirror(layout, rp.mock)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import sys; from desivoids.params import load;"
+                        " from desivoids.runner import ensure_mock;"
+                        " ensure_mock(load(sys.argv[1]))", str(profile)], check=True)
+        mock_seconds = round(time.perf_counter() - t, 1)
+        fresh(layout)
+        load = measure.load_average()
+        cmd = [sys.executable, "-m", "desivoids.cli", "run", "--params", str(profile), "--quiet",
+               "--executed-dir", str(layout.data_dir / "executed")]
+        seconds, peak, rc, cpu, out = measure.run_polled(cmd)
+        if rc:
+            raise SystemExit(f"desivoids run failed ({rc}):\n{out[-3000:]}")
+        record = json.loads((layout.run / "report.json").read_text())
+        floor = floors(layout)
+        kernel = kernel_startup(repeats, tmp)
+        heavy = kernel_startup(repeats, tmp, HEAVY_IMPORTS)
+    stages = {r["stage"]: r for r in record["stages"]}
+    rows = []
+    for name in ORDER:
+        r = stages.get(name)
+        if r is None:
+            continue
+        f = floor.get(name, {"seconds": 0.0, "bytes": 0})  # a stage FLOORS does not know: none
+        rows.append({"stage": name, "seconds": r["seconds"], "peak_rss_gib": r["peak_rss_gib"],
+                     "status": r["status"], "floor_seconds": f["seconds"],
+                     "floor_bytes": f["bytes"], "floor_reads": f.get("reads", []),
+                     "ratio_to_floor": (round(r["seconds"] / f["seconds"], 1)
+                                        if f["seconds"] > 0 else None)})
+    k = statistics.median(kernel)
+    return {"command": "python benchmarks/bench_pipeline.py" + (
+                f" --params {display(params)}" if params != paths.PARAMS / "dr1-mock.yml" else "")
+            + (f" --scale {scale}" if scale else "") + f" --data-dir {display(data_dir)}",
+            "machine": start, "profile": rp.profile, "mock": rp.mock,
+            "data_dir": display(layout.data_dir), "mock_seconds": mock_seconds,
+            "mock_reused": (display(measure.DR1_DIR / "mirror") if reused else None),
+            "load_average_before_run": load, "run_seconds": round(seconds, 1),
+            "run_cpu_seconds": round(cpu, 1), "run_peak_rss_gib": round(peak / 2**30, 3),
+            "stages_seconds": round(sum(r["seconds"] for r in rows), 1),
+            "floor_seconds": round(sum(r["floor_seconds"] for r in rows), 2),
+            "kernel_startup_runs": kernel, "kernel_startup_seconds": k,
+            "kernel_with_imports_runs": heavy,
+            "kernel_with_imports_seconds": statistics.median(heavy),
+            "notebooks": len(rows), "notebook_overhead_seconds": round(k * len(rows), 1),
+            "target_seconds": TARGET_SECONDS, "meets": seconds <= TARGET_SECONDS, "stages": rows}
+
+
+def markdown(res: dict) -> str:
+    m = res["machine"]
+    lines = ["## The whole run (`desivoids run`)", "",
+             f"Command: `{res['command']}` (profile `{res['profile']}`, mock "
+             f"{json.dumps(res['mock'])}; every stage's notebook with papermill, from no "
+             f"earlier output, on the mock written beforehand"
+             + (f", hard-linked from {res['mock_reused']}" if res.get("mock_reused") else
+                f" in {res['mock_seconds']} s") + "). "
+             f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, load average at the start "
+             f"{m['load_average'][0]}, before the run {res['load_average_before_run'][0]}.", "",
+             "Each stage: the notebook kernel's wall time and peak RSS as `desivoids run` "
+             "recorded them, beside its floor: one cold read (page cache evicted) of every file "
+             "of the folders it reads, measured right after the run (whole files: an upper bound "
+             "of the floor of a stage that reads a few columns).", "",
+             "| stage | seconds | peak RSS (GiB) | floor: reads | floor s | MB read | "
+             "seconds / floor |", "|---|---:|---:|---|---:|---:|---:|"]
+    for r in res["stages"]:
+        ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']}x"
+        lines.append(f"| {r['stage']} | {r['seconds']} | {r['peak_rss_gib']} | "
+                     f"{', '.join(r['floor_reads'])} | {r['floor_seconds']} | "
+                     f"{r['floor_bytes'] / 1e6:,.0f} | {ratio} |")
+    verdict = "met" if res["meets"] else "NOT met"
+    lines += ["", f"Total: **{res['run_seconds']} s** (the `desivoids run` process; "
+              f"{res['stages_seconds']} s in the stages' kernels), {res['run_cpu_seconds']} CPU s, "
+              f"peak RSS {res['run_peak_rss_gib']} GiB; the floors sum to "
+              f"{res['floor_seconds']} s. Target: under {res['target_seconds']:.0f} s: "
+              f"{verdict}.", "",
+              f"Kernel start-up: papermill executing a one-cell notebook (`import desivoids`) "
+              f"took {', '.join(f'{s} s' for s in res['kernel_startup_runs'])} (median "
+              f"{res['kernel_startup_seconds']} s); over the run's {res['notebooks']} notebooks, "
+              f"about {res['notebook_overhead_seconds']} s of the total. With the stage "
+              f"notebooks' imports (every stage module and pyplot) in the cell: "
+              f"{', '.join(f'{s} s' for s in res['kernel_with_imports_runs'])} (median "
+              f"{res['kernel_with_imports_seconds']} s), at most "
+              f"{res['kernel_with_imports_seconds'] * res['notebooks']:.0f} s over the run."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default=str(paths.PARAMS / "dr1-mock.yml"))
+    ap.add_argument("--data-dir", default=str(DEFAULT_DIR))
+    ap.add_argument("--scale", choices=["tiny", "small", "dr1"], default=None,
+                    help="override the profile's mock scale")
+    ap.add_argument("--kernel-repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    data_dir = paths.resolve(args.data_dir)
+    if args.scale in (None, "dr1"):
+        measure.check_disk(data_dir, 30, "the DR1-scale run")
+    res = bench(paths.resolve(args.params), data_dir, args.scale, args.kernel_repeats)
+    measure.write("pipeline", res, markdown(res))
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
