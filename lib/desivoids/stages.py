@@ -147,8 +147,8 @@ _REGISTRY = (
                     "report": "report.json"}),
     Stage("release", 10, "the data product: tables, data dictionary, reports, provenance, "
           "citation, checksums", outputs=("release",),
-          reads=("acquire", "recon", "convert", "integrity", "plausibility", "environment",
-                 "density", "systematics")),
+          reads=("acquire", "recon", "convert", "load", "integrity", "plausibility",
+                 "environment", "density", "systematics")),
 )
 
 #: What the runner (``desivoids run``) writes to ``<data_dir>/run/``, by key (as ``produces``).
