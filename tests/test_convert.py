@@ -39,7 +39,7 @@ def test_output_layout_and_schemas(sky):
     out = d / "convert"
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["galaxies", "voids.parquet", "holes.parquet", "zonevoid.parquet", "galzone.parquet",
-         "rejects.parquet", "reconciliation.json", "MANIFEST.sha256"])
+         "rejects.parquet", "reconciliation.json", "MANIFEST.sha256", "inputs.json"])
     for name in ("voids", "holes", "zonevoid", "galzone", "rejects"):
         got = pq.read_schema(out / f"{name}.parquet")
         assert got.remove_metadata().equals(columns.TABLES[name].remove_metadata()), name

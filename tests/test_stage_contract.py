@@ -356,3 +356,175 @@ def test_contributing_says_how_to_add_a_stage():
     for word in ("notebook", "registry", "outputs", "tests", "_toc.yml", "params"):
         assert word in text
     assert "CONTRIBUTING.md" in (paths.ROOT / "README.md").read_text()
+
+
+# -------------------------------------------------------------------------- declared files
+#: RunLayout's properties and the stage whose outputs each one is
+_LAYOUT_PROPERTIES = {"acquire": "acquire", "raw": "acquire", "manifest": "acquire",
+                      "spectra": "acquire", "recon": "recon", "convert": "convert",
+                      "load": "load"}
+
+
+def _declared_names() -> set[str]:
+    from desivoids.stages import RUN_FILES
+
+    return {v for s in STAGES.values() for v in s.produces.values() if "." in v} \
+        | set(RUN_FILES.values())
+
+
+def typed_file_names(source: str, names: set[str]) -> list[tuple[int, str]]:
+    """(line, literal) of every string literal that is a declared file name (or ends in
+    ``/name``)."""
+    return [(n.lineno, n.value) for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and any(n.value == x or n.value.endswith("/" + x) for x in names)]
+
+
+def stages_opened(source: str) -> set[str]:
+    """The stages whose outputs ``source`` reaches: ``layout.file("X", ...)``,
+    ``layout.stage("X")``, ``file_name("X", ...)`` and RunLayout's properties of a stage."""
+    found = set()
+    for n in ast.walk(ast.parse(source)):
+        if isinstance(n, ast.Call) and n.args and isinstance(n.args[0], ast.Constant):
+            f = n.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in ("file", "stage", "file_name") and n.args[0].value in STAGES:
+                found.add(n.args[0].value)
+        elif isinstance(n, ast.Attribute) and n.attr in _LAYOUT_PROPERTIES and \
+                isinstance(n.value, ast.Name) and n.value.id == "layout":
+            found.add(_LAYOUT_PROPERTIES[n.attr])
+    return found
+
+
+def _stage_modules():
+    """(stage, module path) of every module of a stage's package (or its one module)."""
+    pkg = paths.ROOT / "lib" / "desivoids"
+    for name in ORDER:
+        if (pkg / name).is_dir():
+            yield from ((name, py) for py in sorted((pkg / name).rglob("*.py")))
+        elif (pkg / f"{name}.py").exists():
+            yield name, pkg / f"{name}.py"
+
+
+def test_no_declared_file_name_is_typed_outside_the_registry():
+    """Every stage's files are named once, in stages.py (``produces``); everywhere else they are
+    reached by stage and key (``layout.file("environment", "assignments")``)."""
+    names = _declared_names()
+    assert "galaxy_void_assignments.parquet" in names and "report.json" in names
+    typed = [f"{py.relative_to(paths.ROOT)}:{line}: {value!r}"
+             for py in sorted((paths.ROOT / "lib" / "desivoids").rglob("*.py"))
+             if py.name != "stages.py"
+             for line, value in typed_file_names(py.read_text(), names)]
+    assert typed == [], "declared file names typed outside stages.py:\n" + "\n".join(typed)
+    # the scan sees a typed name, whichever way it is written
+    assert typed_file_names('p = layout.stage("environment") / "galaxy_void_assignments.parquet"',
+                            names)
+    assert typed_file_names('x = {"reports/a": ("systematics", "x/summary.csv")}', names)
+
+
+def test_every_stage_opens_only_the_files_of_the_stages_it_reads():
+    """A static scan of each stage's package: the stages it reaches through the run layout are
+    itself and those of its ``reads``."""
+    bad = [f"{py.relative_to(paths.ROOT)}: opens {sorted(opened)} undeclared in {name}'s reads"
+           for name, py in _stage_modules()
+           for opened in [stages_opened(py.read_text()) - {name, *STAGES[name].reads}] if opened]
+    assert bad == [], "\n".join(bad)
+    # the scan sees the example of the issue: a stage reading environment's assignments
+    assert stages_opened('p = layout.file("environment", "assignments")') == {"environment"}
+    assert stages_opened('q = layout.convert / x') == {"convert"}
+
+
+def test_a_stage_opening_a_file_of_a_stage_it_does_not_read_is_refused(tmp_path):
+    """At run time too: while a stage's run runs, RunLayout refuses the files (and folders) of
+    a stage not in its reads, naming both stages."""
+    from desivoids.errors import StageError
+    from desivoids.stages import running
+
+    layout = paths.RunLayout(tmp_path)
+    with running("recon"):  # recon reads acquire only
+        assert layout.raw == tmp_path / "acquire" / "raw"
+        assert layout.file("recon", "inventory").name == "inventory.json"
+        with pytest.raises(StageError, match=r"recon stage opened the environment stage's "
+                           r"'assignments' .*reads \['acquire'\]"):
+            layout.file("environment", "assignments")
+        with pytest.raises(StageError, match="environment"):
+            layout.stage("environment")
+    assert layout.file("environment", "assignments").name == "galaxy_void_assignments.parquet"
+
+
+@pytest.mark.slow
+def test_a_stage_declared_to_read_acquire_while_reading_environment_fails(tiny_run, monkeypatch):
+    """systematics reads environment's assignments: declared to read plausibility and acquire
+    instead, its run fails naming the undeclared read (and the declared one passes)."""
+    import dataclasses
+
+    from desivoids import stages
+    from desivoids.errors import StageError
+
+    data, rp, _ = tiny_run
+    wrong = dataclasses.replace(STAGES["systematics"], reads=("acquire", "plausibility"))
+    monkeypatch.setitem(stages.STAGES, "systematics", wrong)
+    with pytest.raises(StageError, match="systematics stage opened the environment stage's"):
+        wrong.entry()(**rp.for_stage(wrong))
+
+
+def test_every_stage_is_a_package_exporting_its_run():
+    """One skeleton: ``desivoids.<stage>`` is a package, its ``run`` (the entry point the verb,
+    the runner's notebook and the contract tests call) is defined inside it."""
+    import importlib
+
+    for s in STAGES.values():
+        mod = importlib.import_module(s.module)
+        assert hasattr(mod, "__path__"), f"{s.module} is a module, not a package"
+        where = mod.run.__module__
+        assert s.entry() is mod.run and (where == s.module or where.startswith(s.module + ".")), \
+            s.name
+
+
+def _contributing_blocks() -> list[str]:
+    text = (paths.ROOT / "CONTRIBUTING.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+@pytest.mark.slow
+def test_a_toy_stage_by_the_walkthrough(tiny_run, tmp_path, monkeypatch):
+    """CONTRIBUTING.md's toy stage, its code taken from the page: registry entry, package and
+    notebook parameters in a scratch registry; it runs on the tiny run, publishes its declared
+    file sealed with its record, and is fresh until its parameter changes."""
+    import dataclasses
+    import importlib
+    import shutil
+
+    import desivoids
+    from desivoids import freshness, stages
+    from desivoids.stages import Stage
+
+    entry, stage_py, init_py, cell = _contributing_blocks()[:4]
+    toy = eval(entry.strip().rstrip(","), {"Stage": Stage})
+    nb = tmp_path / "notebooks"
+    nb.mkdir()
+    header = STAGES["recon"].source.read_text().split("# %% [markdown]")[0]
+    (nb / f"{toy.stem}.py").write_text(f"{header}# %% [markdown]\n# # tally\n\n{cell}\n")
+    toy = dataclasses.replace(toy, directory=nb)
+    pkg = tmp_path / "desivoids" / toy.name
+    pkg.mkdir(parents=True)
+    (pkg / "stage.py").write_text(stage_py.split("\n", 1)[1])
+    (pkg / "__init__.py").write_text(init_py.split("\n", 1)[1])
+    monkeypatch.setitem(stages.STAGES, toy.name, toy)
+    monkeypatch.setattr(desivoids, "__path__", [*desivoids.__path__, str(tmp_path / "desivoids")])
+    for mod in (toy.module, toy.module + ".stage"):
+        monkeypatch.delitem(sys.modules, mod, raising=False)
+    data, _, _ = tiny_run
+    try:
+        run = toy.entry()
+        assert importlib.import_module(toy.module).run is run
+        assert list(P.declared_parameters(toy)) == list(inspect.signature(run).parameters)
+        result = run(data_dir=str(data))
+        counts = paths.RunLayout(data).file("tally", "counts")
+        assert result.counts and sum(result.counts.values()) > 0 and counts.is_file()
+        assert freshness.INPUTS in (data / "tally" / "MANIFEST.sha256").read_text()
+        assert freshness.stale("tally", data, {"data_dir": str(data), "min_count": 0}) == []
+        assert freshness.stale("tally", data, {"data_dir": str(data), "min_count": 5}) == [
+            "parameter min_count changed: 0 -> 5"]
+    finally:
+        shutil.rmtree(data / "tally", ignore_errors=True)

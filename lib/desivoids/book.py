@@ -111,7 +111,7 @@ def generated_pages(root: Path) -> Path:
     data_dir = paths.resolve(run["data_dir"])
     releases = sorted((data_dir / "release").glob("*/completeness.json"),
                       key=lambda p: p.stat().st_mtime)
-    report = data_dir / "run" / "report.md"
+    report = paths.RunLayout(data_dir).run_file("report_md")
     missing = [paths.display(p) for p, ok in ((data_dir / "release", bool(releases)),
                                               (report, report.exists())) if not ok]
     if missing:
@@ -298,7 +298,7 @@ def _dr1_scale_section(book_data_dir: Path) -> str:
     from .params import load
 
     data_dir = load(DR1_MOCK_PROFILE).data_dir
-    report = data_dir / "run" / "report.md"
+    report = paths.RunLayout(data_dir).run_file("report_md")
     head = "\n## The DR1-scale run\n\n"
     if data_dir == book_data_dir:
         return ""

@@ -33,9 +33,10 @@ def _run(args, argv) -> int:
         except UsageError as exc:
             raise UsageError(f"invalid parameters: {exc}") from None
         results = run(params, args.stages, progress=not args.quiet,
-                      executed_dir=Path(args.executed_dir).resolve())
+                      executed_dir=Path(args.executed_dir).resolve(), force=args.force)
         for r in results:
-            print(f"  {r.stage:<14} {r.seconds:8.1f} s  -> {paths.display(r.notebook)}")
+            print(f"  {r.stage:<14} {r.seconds:8.1f} s  -> {paths.display(r.notebook)}" if r.ran
+                  else f"  {r.stage:<14}    fresh    {paths.display(r.notebook)} (kept)")
         return 0
 
     return guarded("run", body, argv, lambda: got["params"].data_dir if "params" in got else None)
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="params file (default params/mock.yml; relative to the current directory)")
     run_p.add_argument("--stages", nargs="+", choices=ORDER, help="run only these stages (in pipeline order)")
     run_p.add_argument("--quiet", action="store_true", help="no progress bars")
+    run_p.add_argument("--force", action="store_true",
+                       help="run every selected stage, fresh or not (by default a stage runs only "
+                       "when its parameters, its inputs or its outputs changed since its last run)")
     run_p.add_argument("--executed-dir", default=str(paths.EXECUTED),
                        help="where executed notebooks go (default book/executed, which the book renders)")
     run_p.set_defaults(func=_run)

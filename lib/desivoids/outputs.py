@@ -76,6 +76,9 @@ def staged(target: str | Path, manifest: bool = True, commit=None) -> Iterator[P
     tmp.mkdir()
     try:
         yield tmp
+        from .freshness import write_pending
+
+        write_pending(tmp, target)  # the running stage's record of its inputs, sealed with them
         if manifest:
             write_manifest(tmp)
         if commit is None:

@@ -39,7 +39,8 @@ import yaml
 
 from . import paths
 from .errors import UsageError
-from .stages import STAGES, Stage
+from .freshness import recording
+from .stages import STAGES, Stage, running
 
 
 class ParamsError(UsageError):
@@ -260,7 +261,9 @@ def checked(stage_name: str):
     anything runs, so a notebook or a library call refuses ``chunk_rows=-5`` as the command line
     does (types are the caller's business here: the library takes Path for str, and so on).
     Then the published folder of every stage it reads is checked against that stage's manifest
-    (:func:`verify_reads`)."""
+    (:func:`verify_reads`). While it runs, the stage is the active one (its reads are checked by
+    :meth:`desivoids.paths.RunLayout.file`), and the record of its parameters and inputs is
+    published with its outputs (:func:`desivoids.freshness.recording`)."""
     def wrap(run):
         sig = inspect.signature(run)
 
@@ -272,10 +275,13 @@ def checked(stage_name: str):
                 if name in declared:
                     declared[name].check_domain(value, f"desivoids.{stage_name}.run")
             bound.apply_defaults()
-            if bound.arguments.get("data_dir") is not None:
-                verify_reads(stage_name, bound.arguments["data_dir"],
-                             bound.arguments.get("db_url") or "")
-            return run(*args, **kwargs)
+            data_dir = bound.arguments.get("data_dir")
+            if data_dir is None or bound.arguments.get("dry_run"):
+                with running(stage_name):
+                    return run(*args, **kwargs)
+            verify_reads(stage_name, data_dir, bound.arguments.get("db_url") or "")
+            with running(stage_name), recording(stage_name, data_dir, dict(bound.arguments)):
+                return run(*args, **kwargs)
         return checked_run
     return wrap
 

@@ -46,6 +46,21 @@ def require(path: Path, stage: str) -> Path:
     return Path(path)
 
 
+def _check_read(stage: str, what: str) -> None:
+    """While a stage's ``run`` runs (:func:`desivoids.stages.running`), refuse its opening the
+    outputs of a stage that its registry entry does not declare in ``reads``."""
+    from .stages import STAGES, active_stage
+
+    reader = active_stage()
+    if reader is None or stage == reader or stage not in STAGES or stage in STAGES[reader].reads:
+        return
+    from .errors import StageError
+
+    raise StageError(f"the {reader} stage opened the {stage} stage's {what} but does not declare "
+                     f"{stage!r} in its reads {list(STAGES[reader].reads)} "
+                     "(lib/desivoids/stages.py)")
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """Where each stage of one run writes, all below ``data_dir``: stage ``S`` owns ``data_dir/S/``
@@ -59,8 +74,21 @@ class RunLayout:
         return cls(resolve(data_dir))
 
     def stage(self, name: str) -> Path:
-        """The output folder of a stage."""
+        """The output folder of a stage (refused, while another stage's ``run`` runs, if that
+        stage does not declare ``name`` in its ``reads``: see :meth:`file`)."""
+        _check_read(name, "folder")
         return self.data_dir / name
+
+    def file(self, stage: str, key: str) -> Path:
+        """The file (or folder) ``key`` that ``stage`` declares in its ``produces``
+        (:mod:`desivoids.stages`): ``layout.file("environment", "assignments")``. While a stage's
+        ``run`` runs, a file of a stage it does not declare in ``reads`` is refused (a
+        :class:`~desivoids.errors.StageError`): the registry's ``reads`` is what it reads."""
+        from .stages import file_name
+
+        name = file_name(stage, key)
+        _check_read(stage, f"{key!r} ({name})")
+        return self.data_dir / stage / name
 
     @property
     def mirror(self) -> Path:
@@ -82,16 +110,16 @@ class RunLayout:
     @property
     def raw(self) -> Path:
         """Verified FITS files as fetched by acquire, in DESI's relative layout (dr1/...)."""
-        return self.acquire / "raw"
+        return self.file("acquire", "raw")
 
     @property
     def manifest(self) -> Path:
-        return self.acquire / "manifest.sqlite"
+        return self.file("acquire", "manifest")
 
     @property
     def spectra(self) -> Path:
         """Tile spectra converted by acquire: one Parquet file per coadd, wavelength grids once."""
-        return self.acquire / "spectra"
+        return self.file("acquire", "spectra")
 
     # recon, convert, load ------------------------------------------------------------------
     @property
@@ -112,6 +140,12 @@ class RunLayout:
     def run(self) -> Path:
         """Written by ``desivoids run``: the parameters as run and each stage's time and memory."""
         return self.data_dir / "run"
+
+    def run_file(self, key: str) -> Path:
+        """A file of the runner's record (``stages.RUN_FILES``: params, report, report_md)."""
+        from .stages import RUN_FILES
+
+        return self.run / RUN_FILES[key]
 
     # the shared database -------------------------------------------------------------------
     @property

@@ -73,7 +73,7 @@ def _mock_rows(settings: dict) -> int | None:
 def run_info(data_dir: str | Path = "data/mock") -> RunInfo:
     """Whether the run in ``data_dir`` is a mock and how many galaxies it has."""
     layout = paths.RunLayout.of(data_dir)
-    record = layout.run / "params.json"
+    record = layout.run_file("params")
     doc = json.loads(record.read_text()) if record.exists() else {}
     if "mock" in doc:
         settings = doc["mock"]

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -20,11 +20,11 @@ import nbformat
 import papermill as pm
 import psutil
 
-from . import paths
+from . import freshness, paths
 from .errors import StageError
 from .outputs import stage_lock, staged, write_json, write_text_atomic
 from .progress import bar
-from .params import RunParams, masked, split_password
+from .params import RunParams, declared_parameters, masked, split_password
 from .stages import ORDER, Stage, select
 
 
@@ -43,6 +43,9 @@ class StageResult:
     stage: str
     notebook: str
     seconds: float
+    #: why it ran (desivoids.freshness.stale); empty when it was fresh and skipped
+    reasons: list[str] = field(default_factory=list)
+    ran: bool = True
 
 
 MOCK_STAMP = ".desivoids-mock.json"
@@ -195,7 +198,7 @@ def _report_md(record: dict) -> str:
 def _earlier_stages(layout: paths.RunLayout, rerun: set[str]) -> list[dict]:
     """The run record's entries of stages not run this time: a run of some stages updates
     their rows and keeps the others (each row says which params file and when)."""
-    report = layout.run / "report.json"
+    report = layout.run_file("report")
     if not report.exists():
         return []
     return [r for r in json.loads(report.read_text()).get("stages", [])
@@ -205,7 +208,7 @@ def _earlier_stages(layout: paths.RunLayout, rerun: set[str]) -> list[dict]:
 def _record_params(layout: paths.RunLayout, params: RunParams, stage: Stage) -> None:
     """``<data_dir>/run/params.json``: the stage's parameters as run (masked), beside the
     other stages' of earlier runs."""
-    earlier = layout.run / "params.json"
+    earlier = layout.run_file("params")
     write_json(earlier, {
         "source": "desivoids run", "params_file": paths.display(params.file),
         "profile": params.profile, "mock": params.mock,
@@ -213,9 +216,31 @@ def _record_params(layout: paths.RunLayout, params: RunParams, stage: Stage) -> 
                    stage.name: masked(params.for_stage(stage))}})
 
 
+def stale_reasons(params: RunParams, stage: Stage, executed: Path) -> list[str]:
+    """Why ``stage`` must run with ``params`` ([]: fresh), every declared parameter counted at
+    its value as run (the params file's, else the notebook's default)."""
+    values = {k: d.default for k, d in declared_parameters(stage).items()}
+    values.update(params.for_stage(stage))
+    return freshness.stale(stage.name, params.data_dir, values, executed)
+
+
+def _say(progress: bool, text: str) -> None:
+    """A line on stdout that does not garble the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(text)
+
+
 def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress: bool = True,
-        make_mock: bool = True, executed_dir: Path = paths.EXECUTED) -> list[StageResult]:
+        make_mock: bool = True, executed_dir: Path = paths.EXECUTED,
+        force: bool = False) -> list[StageResult]:
     """Run the selected stages (default: all) in pipeline order, stopping at the first failure.
+
+    A stage runs only when it is stale (:func:`desivoids.freshness.stale`: no record of an
+    earlier run, a parameter or a producer's output changed since, its outputs missing or
+    changed, or no executed notebook in ``executed_dir``), decided under its lock once the
+    stages before it have run; each stage's line says whether it runs and why. ``force``: run
+    every selected stage. A fresh stage keeps its executed notebook and its row of the report.
 
     Executed notebooks go to ``executed_dir`` (the book's tree by default). The parameters as
     run (database URLs masked) and each stage's wall time and peak memory are recorded, after
@@ -232,7 +257,7 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     layout.run.mkdir(parents=True, exist_ok=True)
     record = {"params_file": paths.display(params.file), "profile": params.profile,
               "data_dir": paths.display(params.data_dir),
-              "stages": _earlier_stages(layout, {s.name for s in stages})}
+              "stages": _earlier_stages(layout, set())}
     results = []
     stage_bar = bar(stages, desc="desivoids run", unit="stage", progress=progress)
     for stage in stage_bar:
@@ -242,10 +267,18 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         status = "failed"
         mem = None
         locked = False
+        reasons = ["--force"] if force else []
         try:
             # the run's records change only under the stage's lock: a run refused because
             # another holds it leaves them (which the holder's release may be packaging) alone
             with stage_lock(params.data_dir, stage.name, params.db_url):
+                reasons = reasons or stale_reasons(params, stage, out)
+                if not reasons:
+                    _say(progress, f"{stage.name}: fresh, skipped (its parameters and inputs are "
+                         "those of its last run)")
+                    results.append(StageResult(stage.name, str(out), 0.0, [], ran=False))
+                    continue
+                _say(progress, f"{stage.name}: runs: {'; '.join(reasons)}")
                 locked = True
                 _record_params(layout, params, stage)
                 with PeakRSS() as mem:
@@ -253,15 +286,16 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
             status = "done"
         finally:
             seconds = round(time.perf_counter() - t0, 2)
-            if locked:  # refused by the lock: nothing ran, nothing to record
+            if locked:  # refused by the lock or fresh: nothing ran, nothing to record
+                record["stages"] = [r for r in record["stages"] if r["stage"] != stage.name]
                 record["stages"].append({
                     "stage": stage.name, "status": status, "seconds": seconds,
                     "peak_rss_gib": round(mem.peak / 2**30, 3) if mem else 0.0,
                     "notebook": paths.display(out), "params_file": paths.display(params.file),
                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
                 record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
-                write_json(layout.run / "report.json", record)
-                write_text_atomic(layout.run / "report.md", _report_md(record))
-        results.append(StageResult(stage.name, str(out), seconds))
+                write_json(layout.run_file("report"), record)
+                write_text_atomic(layout.run_file("report_md"), _report_md(record))
+        results.append(StageResult(stage.name, str(out), seconds, reasons))
     (executed_dir / "run.json").write_text(json.dumps(record, indent=2))
     return results

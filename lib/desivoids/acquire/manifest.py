@@ -230,7 +230,12 @@ class Manifest:
         if readonly:
             if not self.path.exists():
                 raise FileNotFoundError(f"{self.path}: no acquire manifest")
-            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            # A reader leaves acquire's folder as it is: with no write-ahead log beside the file
+            # (acquire ended and checkpointed) it is opened immutable, so SQLite creates no
+            # -wal/-shm files in a folder another stage owns; with one, it must be read.
+            wal = self.path.with_name(self.path.name + "-wal").exists()
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro{'' if wal else '&immutable=1'}", uri=True,
+                                      check_same_thread=False)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None or int(row[0]) < SCHEMA_VERSION:  # read an up-to-date copy, touch nothing
                 mem = sqlite3.connect(":memory:", check_same_thread=False)

@@ -32,6 +32,7 @@ from .rawcheck import RawCheck, acquired_digests
 from .reconcile import Ledger, ReconciliationError
 from .rejects import reason_counts
 from ..params import checked
+from ..stages import file_name
 
 __all__ = ["FASTSPEC_KINDS", "DESIVAST_KINDS", "discover", "run", "convert_files",
            "ConvertResult", "DEFAULT_CHUNK_ROWS"]
@@ -339,7 +340,7 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         if warm is not None:
             warm.result()
             cosmology.comoving_distance(0.1, om)
-        gdir = tmp / "galaxies"
+        gdir = tmp / file_name("convert", "galaxies")
         gdir.mkdir()
         lap("plan")
         tasks = []
@@ -397,7 +398,7 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
         # ---- rejects, reconciliation, cross-check with the written files -------------------
         rej = pa.concat_tables([r for r in rejects if r.num_rows]) if any(
             r.num_rows for r in rejects) else TABLES["rejects"].empty_table()
-        fastspecfit.write_parquet(_with_meta(rej, {"table": "rejects"}), tmp / "rejects.parquet",
+        fastspecfit.write_parquet(_with_meta(rej, {"table": "rejects"}), tmp / file_name("convert", "rejects"),
                                   compression)
         ledger.notes.update({"omega_m": om, "omega_m_source": om_source,
                              "fastspec_versions": sorted({pl.version for pl in plans}),
@@ -405,16 +406,16 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
                              "chunk_rows": chunk_rows, "compression": compression,
                              "direct_io": direct_io})
         written = _written_counts(tmp)
-        rej_written = pq.read_table(tmp / "rejects.parquet", columns=["table", "source_file"])
+        rej_written = pq.read_table(tmp / file_name("convert", "rejects"), columns=["table", "source_file"])
         for g in rej_written.group_by(["table", "source_file"]).aggregate(
                 [([], "count_all")]).to_pylist():
             written[("rejects:" + g["table"], g["source_file"])] = int(g["count_all"])
         ledger.check(_split_claims(ledger, written))
-        ledger.write(tmp / "reconciliation.json")
+        ledger.write(tmp / file_name("convert", "reconciliation"))
         rawcheck.require()  # hashed while the chunks ran: the files acquire fetched, unchanged
         lap("verify")
     lap("publish")
-    rec = json.loads((out_dir / "reconciliation.json").read_text())
+    rec = json.loads((out_dir / file_name("convert", "reconciliation")).read_text())
     rows = {t: v["rows_out"] for t, v in rec["totals"].items()}
     return ConvertResult(out_dir, rec, om, om_source, time.perf_counter() - t0, rows, timings)
 

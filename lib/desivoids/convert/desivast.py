@@ -27,6 +27,7 @@ from .fitstable import TableHDU, check_errors, open_tables, read_rows, upper_cas
 from .reff import REFF_SAMPLES, REFF_SEED, effective_radii
 from .rejects import NONFINITE, Check, classify, empty_rejects, reject_table, reason_counts
 from .reconcile import Ledger
+from ..stages import file_name
 
 __all__ = ["parse_name", "VastResult", "convert_file", "VOIDFINDER_COLUMNS",
            "V2_VOID_COLUMNS"]
@@ -57,7 +58,7 @@ def parse_name(path: str | Path) -> tuple[str, str]:
 #: row per cell; scheme "radec" (VoidFinder: cell = i * 180 resolution + j of the RA-Dec grid,
 #: resolution = MSKRES cells per degree) or "healpix_ring" (V2: cell = RING pixel, resolution =
 #: NSIDE)
-SURVEY_MASKS_FILE = "survey_masks.parquet"
+SURVEY_MASKS_FILE = file_name("convert", "survey_masks")
 SURVEY_MASKS = pa.schema([("algorithm", pa.string()), ("cap", pa.string()),
                           ("scheme", pa.string()), ("resolution", pa.int64()),
                           ("cell", pa.int64()), ("source_file", pa.string())])

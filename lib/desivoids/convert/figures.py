@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
 from .. import formats
+from ..stages import file_name
 from ..systematics.quenched import SSFR_LIMIT
 from .columns import column_dictionary
 
@@ -52,7 +53,7 @@ def findings(result) -> list[str]:
     gal = t.get("galaxies", {"rows_in": 0, "rows_out": 0, "rejected": {}})
     rejected = sum(sum(v["rejected"].values()) for v in t.values())
     n_read = sum(v["rows_in"] for v in t.values())
-    voids = pq.read_table(Path(result.out_dir) / "voids.parquet", columns=["algorithm"]).to_pandas()
+    voids = pq.read_table(Path(result.out_dir) / file_name("convert", "voids"), columns=["algorithm"]).to_pandas()
     per = voids.algorithm.value_counts().reindex(formats.ALGORITHMS).fillna(0).astype(int)
     out = [f"Convert read {n_read:,d} rows from {len(rec['entries']):,d} file HDUs into "
            f"{len(t):,d} Parquet tables, and every row is accounted for: "
@@ -111,7 +112,7 @@ def notes_table(rec: dict) -> pd.DataFrame:
 
 def rejects_table(out_dir: str | Path, n: int = REJECTS_SHOWN) -> pd.DataFrame:
     """The first ``n`` rejected rows with their file, HDU, row, key and reason."""
-    r = pq.read_table(Path(out_dir) / "rejects.parquet").to_pandas()
+    r = pq.read_table(Path(out_dir) / file_name("convert", "rejects")).to_pandas()
     return r.assign(source_file=_name(r.source_file)).head(n)
 
 
@@ -122,7 +123,7 @@ def dictionary_table() -> pd.DataFrame:
 
 def voids_table(out_dir: str | Path) -> pd.DataFrame:
     """Per algorithm and cap: voids, edge voids and the median effective radius [Mpc/h]."""
-    v = pq.read_table(Path(out_dir) / "voids.parquet",
+    v = pq.read_table(Path(out_dir) / file_name("convert", "voids"),
                       columns=["algorithm", "cap", "void", "is_edge", "r_eff"]).to_pandas()
     v = v.assign(edge=v.is_edge.eq(True))
     t = v.groupby(["algorithm", "cap"]).agg(voids=("void", "size"), edge_voids=("edge", "sum"),
@@ -137,7 +138,7 @@ def first_look_figure(out_dir: str | Path) -> Figure:
     out_dir = Path(out_dir)
     gal = pq.read_table(out_dir / "galaxies",
                         columns=["z", "logmstar", "log_ssfr", "sfr_zero"]).to_pandas()
-    voids = pq.read_table(out_dir / "voids.parquet", columns=["algorithm", "r_eff"]).to_pandas()
+    voids = pq.read_table(out_dir / file_name("convert", "voids"), columns=["algorithm", "r_eff"]).to_pandas()
     fig, ax = plt.subplots(1, 3, figsize=(14, 4))
     ax[0].hist(gal.z.clip(upper=Z_CLIP), bins=100, color="0.3")
     ax[0].set(xlabel=f"redshift Z (clipped to {Z_CLIP:g})", ylabel="galaxies", yscale="log")

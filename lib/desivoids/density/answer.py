@@ -28,7 +28,7 @@ SAMPLE_COLUMNS = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "sfr_z
 
 def _sample(layout: paths.RunLayout, env: pa.Table) -> pd.DataFrame:
     """plausibility's sample joined with galaxy_environment on targetid."""
-    path = paths.require(layout.stage("plausibility") / "sample.parquet", "plausibility")
+    path = paths.require(layout.file("plausibility", "sample"), "plausibility")
     s = pq.read_table(path, columns=SAMPLE_COLUMNS).to_pandas()
     e = env.drop_columns(["cap"]).to_pandas()
     return s.merge(e, on="targetid", how="left", validate="one_to_one")

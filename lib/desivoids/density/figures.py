@@ -63,7 +63,7 @@ def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
     from matplotlib.colors import ListedColormap
 
     layout = paths.RunLayout.of(data_dir)
-    s = np.load(layout.stage("density") / "web_slices.npz")
+    s = np.load(layout.file("density", "web_slices"))
     fig, ax = plt.subplots(figsize=(WIDTH, 6.5))
     if f"{cap}_classes" not in s:
         ax.set_axis_off()
@@ -72,9 +72,9 @@ def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
     x0, x1, y0, y1, zc, _ = s[f"{cap}_extent"]
     ax.imshow(classes.T, origin="lower", extent=(x0, x1, y0, y1), vmin=0, vmax=3,
               cmap=ListedColormap(WEB_COLOURS), interpolation="nearest")
-    voids = pq.read_table(layout.convert / "voids.parquet",
+    voids = pq.read_table(layout.file("convert", "voids"),
                           columns=["algorithm", "cap", "x", "y", "z", "r_eff"]).to_pandas()
-    holes = pq.read_table(layout.convert / "holes.parquet",
+    holes = pq.read_table(layout.file("convert", "holes"),
                           columns=["cap", "x", "y", "z", "radius"]).to_pandas()
     h = holes[(holes.cap == cap) & (np.abs(holes.z - zc) < holes.radius)]
     for r in h.itertuples():

@@ -45,6 +45,7 @@ from ..errors import InputError
 from ..load.tables import table_transaction
 from ..outputs import jsonable, staged, write_json
 from ..params import checked
+from ..stages import file_name
 from ..vastheaders import caps_present, primary_headers
 from .knn import CapDensity, footprint_volume, local_density
 from .tweb import OUTSIDE_WEB, WEB_CLASSES, web_grid
@@ -89,7 +90,7 @@ class DensityResult:
 def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.DataFrame]:
     """environment's flag, void and cap of every galaxy per algorithm, in ``targetid``'s order
     (sorted); an InputError when a galaxy or an algorithm is missing."""
-    path = paths.require(layout.stage("environment") / "galaxy_void_assignments.parquet",
+    path = paths.require(layout.file("environment", "assignments"),
                          "environment")
     t = pq.read_table(path, columns=["targetid", "algorithm", "cap", "flag", "void"]).to_pandas()
     out, problems = {}, []
@@ -135,11 +136,11 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         alpha: float = 0.05, caps: list = ()) -> DensityResult:
     """The density stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
-    convert_dir = paths.require(layout.convert / "reconciliation.json", "convert").parent
-    selection = paths.require(layout.stage("plausibility") / "selection.parquet", "plausibility")
+    convert_dir = paths.require(layout.file("convert", "reconciliation"), "convert").parent
+    selection = paths.require(layout.file("plausibility", "selection"), "plausibility")
     tables = read_tables(convert_dir)
-    limits = header_limits(convert_dir / "voids.parquet")
-    present = caps_present(primary_headers(convert_dir / "voids.parquet"), list(caps))
+    limits = header_limits(convert_dir / file_name("convert", "voids"))
+    present = caps_present(primary_headers(convert_dir / file_name("convert", "voids")), list(caps))
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
                                   tables["galzone"], limits, caps=present,
                                   survey_masks=survey_masks(convert_dir))
@@ -226,15 +227,15 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
     with table_transaction(url, "the density stage's table") as db, \
             staged(out, commit=db.committing("density")) as tmp:
-        path = tmp / f"{TABLE}.parquet"
+        path = tmp / file_name("density", "environment")
         pq.write_table(env, path, compression="zstd")
-        counts.to_parquet(tmp / "web_counts.parquet", index=False)
-        profiles.to_parquet(tmp / "profiles.parquet", index=False)
-        comparison.to_parquet(tmp / "web_comparison.parquet", index=False)
-        web_fractions.to_parquet(tmp / "web_fractions.parquet", index=False)
-        np.savez_compressed(tmp / "web_slices.npz", **_slices(webs))
+        counts.to_parquet(tmp / file_name("density", "web_counts"), index=False)
+        profiles.to_parquet(tmp / file_name("density", "profiles"), index=False)
+        comparison.to_parquet(tmp / file_name("density", "web_comparison"), index=False)
+        web_fractions.to_parquet(tmp / file_name("density", "web_fractions"), index=False)
+        np.savez_compressed(tmp / file_name("density", "web_slices"), **_slices(webs))
         db.publish(TABLE, path, key=("targetid",))
-        write_json(tmp / "report.json", report)
+        write_json(tmp / file_name("density", "report"), report)
         db.prepare()  # what can fail happens before the commit
     return DensityResult(out, jsonable(report), profiles, comparison, web_fractions)
 

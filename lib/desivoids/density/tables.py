@@ -84,7 +84,7 @@ def profile_table(profiles: pd.DataFrame) -> pd.DataFrame:
 
 def web_counts_table(data_dir: str) -> pd.DataFrame:
     """Grid cells and tracers per web class (rows) and cap."""
-    t = pd.read_parquet(paths.RunLayout.of(data_dir).stage("density") / "web_counts.parquet")
+    t = pd.read_parquet(paths.RunLayout.of(data_dir).file("density", "web_counts"))
     return t.pivot(index="web_class", columns="cap", values=["cells", "tracers"]).reindex(
         list(WEB_CLASSES)).rename_axis("web class")
 

@@ -56,7 +56,7 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     layout = paths.RunLayout.of(data_dir)
     common = {"cap": cap, "half_width": half_width, "algorithms": list(formats.ALGORITHMS),
               "view": dict(VIEW), "mock": run_info(data_dir).mock}
-    sample = pq.read_table(layout.stage("plausibility") / "sample.parquet",
+    sample = pq.read_table(layout.file("plausibility", "sample"),
                            columns=["targetid", "cap", "comoving_x", "comoving_y", "comoving_z"],
                            filters=[("cap", "=", cap)]).to_pandas()
     if sample.empty:
@@ -69,7 +69,7 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     if idx.size > max_galaxies:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_galaxies, replace=False))
     chosen = sample.iloc[idx]
-    assign = pq.read_table(layout.stage("environment") / "galaxy_void_assignments.parquet",
+    assign = pq.read_table(layout.file("environment", "assignments"),
                            columns=["targetid", "algorithm", "flag"],
                            filters=[("cap", "=", cap)])
     wanted = pa.array(np.unique(np.asarray(chosen.targetid, dtype=np.int64)))
@@ -87,9 +87,9 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
         keep = np.all(np.abs(c) <= half_width + np.asarray(r)[:, None], axis=1)
         return np.round(np.column_stack([c[keep], np.asarray(r)[keep]]), 1).tolist()
 
-    holes = pq.read_table(layout.convert / "holes.parquet", columns=["cap", "x", "y", "z", "radius"],
+    holes = pq.read_table(layout.file("convert", "holes"), columns=["cap", "x", "y", "z", "radius"],
                           filters=[("cap", "=", cap)]).to_pandas()
-    voids = pq.read_table(layout.convert / "voids.parquet",
+    voids = pq.read_table(layout.file("convert", "voids"),
                           columns=["algorithm", "cap", "x", "y", "z", "r_eff"],
                           filters=[("cap", "=", cap)]).to_pandas().dropna()
     spheres = {}

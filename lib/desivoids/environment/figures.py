@@ -36,16 +36,15 @@ def inputs(data_dir: str) -> dict[str, pd.DataFrame]:
     """What the chapter draws: convert's voids and holes, plausibility's sample positions and the
     environment stage's assignments and void counts, through the run layout."""
     layout = paths.RunLayout.of(data_dir)
-    env = layout.stage("environment")
     return {
-        "voids": pq.read_table(layout.convert / "voids.parquet").to_pandas(),
-        "holes": pq.read_table(layout.convert / "holes.parquet").to_pandas(),
-        "sample": pq.read_table(layout.stage("plausibility") / "sample.parquet",
+        "voids": pq.read_table(layout.file("convert", "voids")).to_pandas(),
+        "holes": pq.read_table(layout.file("convert", "holes")).to_pandas(),
+        "sample": pq.read_table(layout.file("plausibility", "sample"),
                                 columns=["targetid", "cap", "ra", "dec", "comoving_x",
                                          "comoving_y", "comoving_z"]).to_pandas(),
-        "assign": pq.read_table(env / "galaxy_void_assignments.parquet",
+        "assign": pq.read_table(layout.file("environment", "assignments"),
                                 columns=["targetid", "algorithm", "flag"]).to_pandas(),
-        "counts": pq.read_table(env / "void_counts.parquet").to_pandas(),
+        "counts": pq.read_table(layout.file("environment", "void_counts")).to_pandas(),
     }
 
 

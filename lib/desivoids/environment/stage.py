@@ -44,6 +44,7 @@ from .membership import (GALAXY_COLUMNS, TABLE_COLUMNS, _arrays, _galaxy_xyz, as
 from .summary import (DR7_REFERENCE, agreement, footprint_randoms, fractions, surface_summary,
                       void_counts)
 from ..params import checked
+from ..stages import file_name
 
 __all__ = ["run", "EnvironmentResult", "read_tables"]
 
@@ -90,14 +91,14 @@ class EnvironmentResult:
 
 def read_tables(convert_dir: Path) -> dict[str, pa.Table]:
     """The DESIVAST tables membership reads, only the columns it needs."""
-    return {name: pq.read_table(convert_dir / f"{name}.parquet", columns=list(cols))
+    return {name: pq.read_table(convert_dir / file_name("convert", name), columns=list(cols))
             for name, cols in TABLE_COLUMNS.items() if name != "galaxies"}
 
 
 def survey_masks(convert_dir: Path) -> dict[tuple[str, str], tuple[str, int, np.ndarray]]:
     """(algorithm, cap) -> (scheme, resolution, cells) of the files that carry their own MASK
     HDU (convert's survey_masks.parquet; empty for the DESIVAST VAC, which ships none)."""
-    path = convert_dir / "survey_masks.parquet"
+    path = convert_dir / file_name("convert", "survey_masks")
     if not path.exists():
         return {}
     t = pq.read_table(path).to_pandas()
@@ -184,7 +185,7 @@ def field_report(layout: paths.RunLayout, convert_dir: Path, galaxies, vf: Assig
     """Per cap, where the VoidFinder file (as acquire fetched it) carries a FIELD HDU (VAST
     writes one, DESIVAST's VAC does not): how many void galaxies are field galaxies."""
     rows, gal = [], None
-    for (alg, cap), head in sorted(primary_headers(convert_dir / "voids.parquet").items()):
+    for (alg, cap), head in sorted(primary_headers(convert_dir / file_name("convert", "voids")).items()):
         if not formats.family(alg).holes:  # a FIELD HDU belongs to a hole family's files
             continue
         path = layout.raw / str(head["file"])
@@ -207,11 +208,11 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     """The environment stage (parameters as the notebook declares them). ``caps``: those to
     classify, among the caps whose DESIVAST files are present (empty: all of them)."""
     layout = paths.RunLayout.of(data_dir)
-    convert_dir = paths.require(layout.convert / "reconciliation.json", "convert").parent
-    selection = paths.require(layout.stage("plausibility") / "selection.parquet", "plausibility")
+    convert_dir = paths.require(layout.file("convert", "reconciliation"), "convert").parent
+    selection = paths.require(layout.file("plausibility", "selection"), "plausibility")
     tables = read_tables(convert_dir)
-    limits = header_limits(convert_dir / "voids.parquet")
-    present = caps_present(primary_headers(convert_dir / "voids.parquet"), list(caps))
+    limits = header_limits(convert_dir / file_name("convert", "voids"))
+    present = caps_present(primary_headers(convert_dir / file_name("convert", "voids")), list(caps))
     masks = survey_masks(convert_dir)
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
                                   tables["galzone"], limits, surface_tol=surface_tol,
@@ -243,7 +244,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             tracer_flags[(alg, cap)] = result[alg].flag[tracer & own]
     beyond = {cap: beyond_far_limit_in_holes(galaxies, cat, om)
               for cap, cat in catalogues.items()}
-    voids = pq.read_table(convert_dir / "voids.parquet",
+    voids = pq.read_table(convert_dir / file_name("convert", "voids"),
                           columns=["algorithm", "cap", "void", "r_eff", "is_edge"]).to_pandas()
     counts = void_counts(voids, result, tracer)
     report = {
@@ -281,11 +282,11 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     with table_transaction(url, "the environment stage's tables") as db, \
             staged(out, commit=db.committing("environment")) as tmp:
         path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
-        counts.to_parquet(tmp / "void_counts.parquet", index=False)
+        counts.to_parquet(tmp / file_name("environment", "void_counts"), index=False)
         write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
         db.publish(ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
         db.publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
                    key=("algorithm", "cap", "void"))
-        write_json(tmp / "report.json", report)
+        write_json(tmp / file_name("environment", "report"), report)
         db.prepare()  # what can fail happens before the commit
     return EnvironmentResult(out, jsonable(report))

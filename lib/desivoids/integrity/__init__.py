@@ -34,6 +34,7 @@ from .checks import FAIL, PASS, WARN, Check, demote as _demote
 from .references import references
 from .tables import keys, nulls, ranges, reconciliation, types
 from ..params import checked
+from ..stages import file_name
 
 __all__ = ["run", "IntegrityResult", "SCHEMA", "check_all", "checked_inputs", "stale"]
 
@@ -82,8 +83,8 @@ class IntegrityResult:
 
 def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> list[Check]:
     """Every check, in report order."""
-    paths.require(convert_dir / "reconciliation.json", "convert")
-    headers = primary_headers(convert_dir / "voids.parquet")
+    paths.require(convert_dir / file_name("convert", "reconciliation"), "convert")
+    headers = primary_headers(convert_dir / file_name("convert", "voids"))
     dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items()
              if formats.family(alg).zones}  # the limit GALZONE's tracers are checked against
     return (reconciliation(convert_dir, db) + keys(convert_dir, db) + types(convert_dir, db)
@@ -97,7 +98,7 @@ def checked_inputs(layout: paths.RunLayout) -> dict:
     from ..publication import manifest_digest
 
     try:
-        load_run = json.loads((layout.load / "report.json").read_text()).get("run_id")
+        load_run = json.loads(layout.file("load", "report").read_text()).get("run_id")
     except (OSError, ValueError):
         load_run = None
     return {"convert_manifest": manifest_digest(layout.convert),
@@ -154,8 +155,8 @@ def run(data_dir: str = "data/mock", db_url: str = "",
         "summary": {s: sum(c.status == s for c in checks) for s in (PASS, WARN, FAIL)},
         "demoted": demoted})
     with staged(layout.stage("integrity")) as tmp:
-        write_json(tmp / "report.json", doc)
-    result = IntegrityResult(doc, layout.stage("integrity") / "report.json")
+        write_json(tmp / file_name("integrity", "report"), doc)
+    result = IntegrityResult(doc, layout.file("integrity", "report"))
     failed = [c for c in checks if c.status == FAIL]
     if failed:
         raise StageError(f"integrity: {len(failed)} check(s) failed: "

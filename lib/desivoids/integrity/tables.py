@@ -19,6 +19,7 @@ from ..load import schema as S
 from ..load.inputs import check_schema
 from ..load.queries import _Conn
 from .checks import FAIL, Check, verdict
+from ..stages import file_name
 
 __all__ = ["CONVERT_TABLES", "reconciliation", "keys", "types", "nulls", "ranges"]
 
@@ -28,7 +29,7 @@ _LIMIT = 20  # offending values listed in the evidence
 
 
 def parquet_path(convert_dir: Path, table: str) -> Path:
-    return convert_dir / table if table == "galaxies" else convert_dir / f"{table}.parquet"
+    return convert_dir / file_name("convert", table)
 
 
 def read(convert_dir: Path, table: str, columns=None) -> pa.Table:
@@ -43,7 +44,7 @@ def _quote(name: str) -> str:
 def reconciliation(convert_dir: Path, db) -> list[Check]:
     """Per table and source file: rows the ledger read = rows in the database table + rows in the
     database's rejects for that table."""
-    ledger = json.loads((convert_dir / "reconciliation.json").read_text())
+    ledger = json.loads((convert_dir / file_name("convert", "reconciliation")).read_text())
     out = [Check("reconciliation.ledger", "convert's ledger balances (rows in = out + rejected)",
                  verdict(not ledger["balanced"]),
                  {"unbalanced": [e for e in ledger["entries"] if not e["balanced"]][:_LIMIT]})]

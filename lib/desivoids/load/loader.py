@@ -38,6 +38,7 @@ from . import schema as S
 from .inputs import TableInput, discover
 from .spatial import NO_DISTANCE, make_blocks, morton_order, unit_vectors
 from ..params import checked
+from ..stages import file_name
 
 __all__ = ["run", "load", "LoadResult", "TableResult", "DEFAULT_BLOCK_SIZE", "DEFAULT_BATCH_ROWS",
            "connect_target"]
@@ -362,7 +363,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", force: bool = False,
             doc = {"dialect": result.dialect, "sky_index": result.sky_index,
                    "run_id": result.run_id, "tables": [t.__dict__ for t in result.tables],
                    "reconciliation": rec.to_dict(orient="records")}
-            (tmp / "report.json").write_text(json.dumps(doc, indent=1, default=int) + "\n")
+            (tmp / file_name("load", "report")).write_text(json.dumps(doc, indent=1, default=int) + "\n")
 
     result = load(layout.data_dir, url, force=force, sky_index=sky_index,
                   before_commit=publish_report)

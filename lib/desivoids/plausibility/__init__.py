@@ -34,6 +34,7 @@ from ..vastheaders import agreed_value, caps_present, primary_headers
 from .findings import CATALOGUE, SAMPLE, findings
 from .selection import FAILED_FIT, SELECTION_COLUMNS, first_failed, tracer_cuts, waterfall
 from ..params import checked
+from ..stages import file_name
 
 __all__ = ["run", "PlausibilityResult", "SAMPLE_COLUMNS"]
 
@@ -151,14 +152,14 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
         zlimu: float | None = None, maglim: float | None = None) -> PlausibilityResult:
     """The plausibility stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
-    headers = primary_headers(paths.require(layout.convert / "voids.parquet", "convert"))
+    headers = primary_headers(paths.require(layout.file("convert", "voids"), "convert"))
     zl, zl_from = _threshold(zlimu, headers, "ZLIMU")
     ml, ml_from = _threshold(maglim, headers, "MAGLIM")
     cuts = tracer_cuts(survey, program, bgs_bit, spectype, zwarn, min_deltachi2, zmin, zl, ml,
                        maglim_note=ml_from if ml is None else "")
     n_tracer_cuts = len(cuts)
     cuts = cuts + [FAILED_FIT]
-    dataset = ds.dataset(layout.convert / "galaxies", format="parquet")
+    dataset = ds.dataset(layout.file("convert", "galaxies"), format="parquet")
     sel_parts, sample_parts, firsts, caps_all = [], [], [], []
     catalogue = {c: [] for c in _FINDING_COLUMNS}
     tracer_ids: dict[str, list[np.ndarray]] = {c: [] for c in formats.CAPS}
@@ -194,7 +195,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
                             "absmag01_sdss_r")} if sample_table is not None else
                  {c: np.zeros(0) for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z",
                                            "absmag01_sdss_u", "absmag01_sdss_r")})
-    galzone = pq.read_table(layout.convert / "galzone.parquet",
+    galzone = pq.read_table(layout.file("convert", "galzone"),
                             columns=["cap", "targetid", "out"])
     report = {
         "schema": "desivoids.plausibility", "schema_version": SCHEMA_VERSION,
@@ -215,12 +216,12 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
     with table_transaction(layout.db_url(db_url), "the plausibility stage's table") as db, \
             staged(out, commit=db.committing("plausibility")) as tmp:
-        pq.write_table(selection, tmp / "selection.parquet", compression="zstd")
+        pq.write_table(selection, tmp / file_name("plausibility", "selection"), compression="zstd")
         if sample_table is None:
             sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
             sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
-        pq.write_table(sample_table, tmp / "sample.parquet", compression="zstd")
-        write_json(tmp / "report.json", report)
+        pq.write_table(sample_table, tmp / file_name("plausibility", "sample"), compression="zstd")
+        write_json(tmp / file_name("plausibility", "report"), report)
         db.publish("selection", selection.sort_by("targetid"),
                    key=("targetid",))  # in key order: the database appends
         db.prepare()  # what can fail happens before the commit

@@ -28,8 +28,7 @@ UR_RANGE = (-0.5, 4.0)
 
 def sample(data_dir: str) -> pd.DataFrame:
     """The selected sample (plausibility's sample.parquet), through the run layout."""
-    return pq.read_table(paths.RunLayout.of(data_dir).stage("plausibility")
-                         / "sample.parquet").to_pandas()
+    return pq.read_table(paths.RunLayout.of(data_dir).file("plausibility", "sample")).to_pandas()
 
 
 def waterfall_figure(waterfall: pd.DataFrame) -> Figure:

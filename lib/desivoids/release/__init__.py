@@ -59,11 +59,12 @@ PROMISED = (*C.TABLES, "reports/integrity.json", "reports/plausibility.json",
             "reports/environment.json", "reports/systematics.json",
             "reports/systematics_summary.csv", "data_dictionary.md", "data_dictionary.json",
             "figures/answer.png", "provenance.json", "CITATION.cff", "README.md", "SHA256SUMS")
-_REPORTS = {"reports/integrity.json": ("integrity", "report.json"),
-            "reports/plausibility.json": ("plausibility", "report.json"),
-            "reports/environment.json": ("environment", "report.json"),
-            "reports/systematics.json": ("systematics", "report.json"),
-            "reports/systematics_summary.csv": ("systematics", "summary.csv")}
+#: release file -> (stage, key of the stage's declared file) it copies
+_REPORTS = {"reports/integrity.json": ("integrity", "report"),
+            "reports/plausibility.json": ("plausibility", "report"),
+            "reports/environment.json": ("environment", "report"),
+            "reports/systematics.json": ("systematics", "report"),
+            "reports/systematics_summary.csv": ("systematics", "summary_csv")}
 
 
 @dataclass
@@ -100,13 +101,13 @@ def galaxies_core(layout: paths.RunLayout) -> pa.Table:
     """The tracer sample (every tracer, failed fits flagged) with the analysis columns."""
     from ..systematics.quenched import DEFINITIONS, quenched
 
-    sel = pq.read_table(paths.require(layout.stage("plausibility") / "selection.parquet",
+    sel = pq.read_table(paths.require(layout.file("plausibility", "selection"),
                                       "plausibility"), columns=["targetid", "cap", "tracer"])
     sel = sel.filter(sel["tracer"])
     import pyarrow.dataset as ds
 
     want = [c.name for c in C.GALAXIES_CORE if c.source.startswith("convert:")]
-    g = ds.dataset(layout.convert / "galaxies", format="parquet").to_table(
+    g = ds.dataset(layout.file("convert", "galaxies"), format="parquet").to_table(
         columns=want, filter=pc.is_in(pc.field("targetid"), value_set=sel["targetid"]))
     g = g.sort_by("targetid")
     caps = sel.sort_by("targetid").column("cap")
@@ -123,8 +124,8 @@ def galaxies_core(layout: paths.RunLayout) -> pa.Table:
 
 
 def voids_unified(layout: paths.RunLayout) -> pa.Table:
-    v = pq.read_table(layout.convert / "voids.parquet").to_pandas()
-    counts = pq.read_table(paths.require(layout.stage("environment") / "void_counts.parquet",
+    v = pq.read_table(layout.file("convert", "voids")).to_pandas()
+    counts = pq.read_table(paths.require(layout.file("environment", "void_counts"),
                                          "environment")).to_pandas()
     m = v.merge(counts[counts.in_catalogue][["algorithm", "cap", "void", "n_tracers",
                                              "n_galaxies"]],
@@ -137,7 +138,7 @@ def voids_unified(layout: paths.RunLayout) -> pa.Table:
 
 
 def assignments(layout: paths.RunLayout, targetids: pa.Array) -> pa.Table:
-    t = pq.read_table(layout.stage("environment") / "galaxy_void_assignments.parquet")
+    t = pq.read_table(layout.file("environment", "assignments"))
     t = t.filter(pc.is_in(t["targetid"], value_set=targetids))
     return _table(C.ASSIGNMENTS, {c.name: t.column(c.name) for c in C.ASSIGNMENTS})
 
@@ -211,7 +212,7 @@ def check_completeness(folder: Path) -> list[dict]:
 def _continuous_environment(layout: paths.RunLayout) -> Path | None:
     """The density stage's galaxy_environment.parquet when that stage has run, else None
     (hats/galaxies then goes without the continuous environment)."""
-    path = layout.stage("density") / "galaxy_environment.parquet"
+    path = layout.file("density", "environment")
     return path if path.is_file() else None
 
 
@@ -252,9 +253,9 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         from ..errors import UsageError
 
         raise UsageError(f"version {version!r}: a folder name such as v1")
-    for stage, name in _REPORTS.values():
-        paths.require(layout.stage(stage) / name, stage)
-    integrity = integrity_status(layout.stage("integrity") / "report.json")
+    for stage, key in _REPORTS.values():
+        paths.require(layout.file(stage, key), stage)
+    integrity = integrity_status(layout.file("integrity", "report"))
     changed = _integrity_stale(layout)
     if changed:  # whatever allow_failed_integrity says: the report is not about these outputs
         raise StageError("release refused: the run's integrity report is older than the convert "
@@ -271,13 +272,13 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         core = galaxies_core(layout)
         assign = assignments(layout, core.column("targetid").combine_chunks())
         tables = {"galaxies_core.parquet": core, "voids_unified.parquet": voids_unified(layout),
-                  "galaxy_void_assignments.parquet": assign,
+                  C.ASSIGNMENTS_FILE: assign,
                   "sample_10k.parquet": sample(core, assign, sample_size, sample_seed)}
         for name, t in tables.items():
             pq.write_table(t, tmp / name, compression="zstd")
         (tmp / "reports").mkdir()
-        for name, (stage, src) in _REPORTS.items():
-            shutil.copyfile(layout.stage(stage) / src, tmp / name)
+        for name, (stage, key) in _REPORTS.items():
+            shutil.copyfile(layout.file(stage, key), tmp / name)
         prov = provenance(layout, {"version": version, "sample_size": sample_size,
                                    "sample_seed": sample_seed,
                                    "allow_failed_integrity": allow_failed_integrity,
@@ -296,7 +297,7 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         write_json(tmp / "data_dictionary.json", dictionary)
         (tmp / "data_dictionary.md").write_text(_dictionary_md(dictionary))
         (tmp / "figures").mkdir()
-        summary = pq.read_table(layout.stage("systematics") / "summary.parquet").to_pandas()
+        summary = pq.read_table(layout.file("systematics", "summary")).to_pandas()
         answer_figure(summary, tmp / "figures" / "answer.png", mock=info.mock,
                       expected=expected_of(data_dir, summary))
         write_json(tmp / "provenance.json", prov)
@@ -318,7 +319,7 @@ def _integrity_stale(layout: paths.RunLayout) -> list[str]:
     """How the integrity report's checked inputs differ from the published convert and load."""
     from ..integrity import stale
 
-    return stale(json.loads((layout.stage("integrity") / "report.json").read_text()), layout)
+    return stale(json.loads(layout.file("integrity", "report").read_text()), layout)
 
 
 def integrity_status(report: Path) -> dict:

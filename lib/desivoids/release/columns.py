@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..formats import ALGORITHMS
+from ..stages import file_name
 
 __all__ = ["Col", "TABLES", "schema", "dictionary_rows"]
 
@@ -93,12 +94,15 @@ SAMPLE_10K = GALAXIES_CORE + tuple(
     Col(f"flag_{a.lower()}", I1, "", f"{a} flag (0 wall, 1 void, 2 edge, 9 outside)",
         f"{_A}.flag") for a in ALGORITHMS)
 
+#: the release's membership table keeps the name of the environment stage's file it comes from
+ASSIGNMENTS_FILE = file_name("environment", "assignments")
+
 #: file name -> (columns, what the table is)
 TABLES = {
     "galaxies_core.parquet": (GALAXIES_CORE, "the tracer sample (DESIVAST's selection) with the "
                               "columns of the analysis"),
     "voids_unified.parquet": (VOIDS_UNIFIED, "every void of the four algorithms, both caps"),
-    "galaxy_void_assignments.parquet": (ASSIGNMENTS, "void membership of the tracer sample under "
+    ASSIGNMENTS_FILE: (ASSIGNMENTS, "void membership of the tracer sample under "
                                         "every algorithm"),
     "sample_10k.parquet": (SAMPLE_10K, "a reproducible random subset of galaxies_core with its "
                            "flags, for a first look"),

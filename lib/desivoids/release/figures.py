@@ -47,8 +47,7 @@ def answer_of(data_dir: str = "data/mock") -> Figure:
     from ..runinfo import run_info
     from ..systematics.expected import expected_of
 
-    folder = paths.RunLayout.of(data_dir).stage("systematics")
-    summary = pq.read_table(folder / "summary.parquet").to_pandas()
+    summary = pq.read_table(paths.RunLayout.of(data_dir).file("systematics", "summary")).to_pandas()
     return answer(summary, mock=run_info(data_dir).mock, expected=expected_of(data_dir, summary))
 
 

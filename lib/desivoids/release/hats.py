@@ -62,10 +62,10 @@ VOIDS = C.VOIDS_UNIFIED + (
 CATALOGUES = {
     "hats/galaxies": ("galaxies_core with its void membership under every algorithm, "
                       "HEALPix-partitioned and sorted by targetid within partitions", GALAXIES,
-                      ("galaxies_core.parquet", "galaxy_void_assignments.parquet")),
+                      ("galaxies_core.parquet", C.ASSIGNMENTS_FILE)),
     "hats/galaxies_margin": ("the margin cache of hats/galaxies: its galaxies near partition "
                              "boundaries, for cross-matches", GALAXIES,
-                             ("galaxies_core.parquet", "galaxy_void_assignments.parquet")),
+                             ("galaxies_core.parquet", C.ASSIGNMENTS_FILE)),
     "hats/voids": ("voids_unified: every void's centre on the sky, radius, algorithm, cap and "
                    "whether it is interior", VOIDS, ("voids_unified.parquet",)),
 }
@@ -223,7 +223,7 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
     env = None if environment is None else pq.read_table(
         environment, columns=["targetid", *(c.name for c in CONTINUOUS)])
     inputs_of = {"galaxies": galaxies_table(tables["galaxies_core.parquet"],
-                                            tables["galaxy_void_assignments.parquet"], env),
+                                            tables[C.ASSIGNMENTS_FILE], env),
                  "voids": voids_table(tables["voids_unified.parquet"])}
     sort = {"galaxies": "targetid", "voids": "algorithm,cap,void"}
     common = dict(output_path=out / "hats", tmp_dir=work, resume=False, progress_bar=False,

@@ -39,28 +39,28 @@ def _git(*args: str) -> str | None:
 
 
 def _inputs(layout: paths.RunLayout) -> tuple[str, list[dict]]:
-    inv = layout.recon / "inventory.json"
+    inv = layout.file("recon", "inventory")
     if inv.exists():
         files = json.loads(inv.read_text())["files"]
-        return "recon/inventory.json", [{"path": f["path"], "bytes": f["size"],
+        return paths.display(inv.relative_to(layout.data_dir)), [{"path": f["path"], "bytes": f["size"],
                                          "sha256": f["sha256"], "kind": f["kind"]}
                                         for f in files]
     if layout.manifest.exists():
         from ..acquire.steps import manifest_rows
 
-        return "acquire/manifest.sqlite", [{"path": r["path"], "bytes": r["bytes"],
+        return paths.display(layout.manifest.relative_to(layout.data_dir)), [{"path": r["path"], "bytes": r["bytes"],
                                             "sha256": r["sha256"], "state": r["state"]}
                                            for r in manifest_rows(layout.manifest)]
     return "none (neither recon nor acquire ran in this folder)", []
 
 
 def _stage_parameters(layout: paths.RunLayout) -> dict:
-    record = layout.run / "params.json"
+    record = layout.run_file("params")
     if record.exists():
         return json.loads(record.read_text())
     out = {}
     for stage in ("integrity", "plausibility", "environment", "systematics"):
-        rep = layout.stage(stage) / "report.json"
+        rep = layout.file(stage, "report")
         if rep.exists():
             doc = json.loads(rep.read_text())
             out[stage] = doc.get("parameters") or doc.get("thresholds")
@@ -70,7 +70,7 @@ def _stage_parameters(layout: paths.RunLayout) -> dict:
 def provenance(layout: paths.RunLayout, release_parameters: dict) -> dict:
     source, files = _inputs(layout)
     status = _git("status", "--porcelain", "--untracked-files=no")
-    report = layout.run / "report.json"
+    report = layout.run_file("report")
     stages = json.loads(report.read_text())["stages"] if report.exists() else None
     return {
         "software": {"desivoids": __version__,

@@ -67,6 +67,6 @@ def beside_expected(summary: pd.DataFrame, expected: dict | None, mass_edges,
 def expected_of(data_dir: str, summary: pd.DataFrame) -> pd.DataFrame | None:
     """:func:`beside_expected` for a run: its mock truth beside ``summary``, judged on the
     matching bins its systematics stage ran with (its report); None on real data."""
-    report = paths.RunLayout.of(data_dir).stage("systematics") / "report.json"
+    report = paths.RunLayout.of(data_dir).file("systematics", "report")
     edges = json.loads(report.read_text()).get("parameters", {}).get("mass_edges")
     return beside_expected(summary, read_expected(data_dir), edges) if edges else None

@@ -30,6 +30,7 @@ from .jackknife import healpix_patches
 from .matching import binned_fractions
 from .quenched import DEFINITIONS, DN4000_LIMIT, SSFR_LIMIT, UR_LIMIT, quenched
 from ..params import checked
+from ..stages import file_name
 
 __all__ = ["run", "SystematicsResult", "VARIANTS", "result_paragraph", "surface_table"]
 
@@ -61,14 +62,14 @@ class SystematicsResult:
 
 
 def _read_sample(layout: paths.RunLayout) -> pd.DataFrame:
-    path = paths.require(layout.stage("plausibility") / "sample.parquet", "plausibility")
+    path = paths.require(layout.file("plausibility", "sample"), "plausibility")
     cols = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "sfr_zero", "log_ssfr",
             "dn4000", "absmag01_sdss_u", "absmag01_sdss_r"]
     return pq.read_table(path, columns=cols).to_pandas()
 
 
 def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
-    path = paths.require(layout.stage("environment") / "galaxy_void_assignments.parquet",
+    path = paths.require(layout.file("environment", "assignments"),
                          "environment")
     import pyarrow.compute as pc
     import pyarrow as pa
@@ -86,7 +87,7 @@ def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
         raise InputError(path, "galaxy_void_assignments", "targetid",
                          f"{len(absent)} sample galaxies have no membership (e.g. "
                          f"{absent[:5].tolist()}): rerun environment after plausibility")
-    surface = paths.require(layout.stage("environment") / "voidfinder_surface.parquet",
+    surface = paths.require(layout.file("environment", "surface"),
                             "environment")
     ids = pq.read_table(surface, columns=["targetid"]).column("targetid").to_numpy()
     vf = wide[("flag", "VoidFinder")]
@@ -268,7 +269,7 @@ def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5,
     layout = paths.RunLayout.of(data_dir)
     sample = _read_sample(layout)
     wide = _read_flags(layout, sample.targetid.to_numpy())
-    env_report = layout.stage("environment") / "report.json"
+    env_report = layout.file("environment", "report")
     env = json.loads(env_report.read_text()) if env_report.exists() else {}
     summary, binned, counts, patches = run_comparisons(
         sample, wide, list(mass_edges), dict(n_patches), regression, spline_df, alpha,
@@ -283,9 +284,9 @@ def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5,
               "paragraph": result_paragraph(summary), "agreement": agreement}
     out = layout.stage("systematics")
     with staged(out) as tmp:
-        summary.to_parquet(tmp / "summary.parquet", index=False)
-        summary.to_csv(tmp / "summary.csv", index=False)
-        binned.to_parquet(tmp / "binned.parquet", index=False)
-        counts.to_parquet(tmp / "counts.parquet", index=False)
-        write_json(tmp / "report.json", report)
+        summary.to_parquet(tmp / file_name("systematics", "summary"), index=False)
+        summary.to_csv(tmp / file_name("systematics", "summary_csv"), index=False)
+        binned.to_parquet(tmp / file_name("systematics", "binned"), index=False)
+        counts.to_parquet(tmp / file_name("systematics", "counts"), index=False)
+        write_json(tmp / file_name("systematics", "report"), report)
     return SystematicsResult(out, summary, binned, counts, jsonable(report))
