@@ -31,22 +31,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from scipy.spatial import cKDTree
 
 from .. import compute, formats, paths
 from ..environment.flags import NO_VOID
-from ..environment.membership import (GALAXY_COLUMNS, _galaxy_xyz, _void_table,
-                                      build_catalogues, header_limits)
-from ..environment.stage import _galaxy_omega_m, _tracer_mask, read_tables, survey_masks
+from ..environment.membership import (_galaxy_xyz, _void_table)
+from ..environment.stage import _tracer_mask, void_inputs
 from ..environment.summary import footprint_randoms
 from ..errors import InputError
 from ..load.tables import table_transaction
 from ..outputs import jsonable, staged, write_json
 from ..params import checked
 from ..stages import file_name
-from ..vastheaders import caps_present, primary_headers
 from .knn import CapDensity, footprint_volume, local_density
 from .tweb import OUTSIDE_WEB, WEB_CLASSES, web_grid
 from .voidcentric import void_centric
@@ -136,17 +133,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         alpha: float = 0.05, caps: list = ()) -> DensityResult:
     """The density stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
-    convert_dir = paths.require(layout.file("convert", "reconciliation"), "convert").parent
-    selection = paths.require(layout.file("plausibility", "selection"), "plausibility")
-    tables = read_tables(convert_dir)
-    limits = header_limits(convert_dir / file_name("convert", "voids"))
-    present = caps_present(primary_headers(convert_dir / file_name("convert", "voids")), list(caps))
-    catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
-                                  tables["galzone"], limits, caps=present,
-                                  survey_masks=survey_masks(convert_dir))
-    dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
-    galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
-    om = _galaxy_omega_m(dataset)
+    inputs = void_inputs(layout, caps)  # the void centres: no surface rule is involved
+    selection, tables, limits = inputs.selection, inputs.tables, inputs.limits
+    catalogues, galaxies, om = inputs.catalogues, inputs.galaxies, inputs.om
     targetid = galaxies.column("targetid").to_numpy()
     order = np.argsort(targetid, kind="stable")
     galaxies, targetid = galaxies.take(pa.array(order)), targetid[order]

@@ -201,13 +201,25 @@ def field_report(layout: paths.RunLayout, convert_dir: Path, galaxies, vf: Assig
     return rows
 
 
-@checked("environment")
-def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
-        chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
-        seed: int = 20251201, surface_tol: float = 1e-3, caps: list = ()) -> EnvironmentResult:
-    """The environment stage (parameters as the notebook declares them). ``caps``: those to
-    classify, among the caps whose DESIVAST files are present (empty: all of them)."""
-    layout = paths.RunLayout.of(data_dir)
+@dataclass
+class VoidInputs:
+    """What the environment and density stages read to place galaxies in voids."""
+
+    convert_dir: Path
+    selection: Path
+    tables: dict
+    limits: dict
+    present: list
+    masks: dict
+    catalogues: dict
+    galaxies: pa.Table
+    om: object
+
+
+def void_inputs(layout: paths.RunLayout, caps=(), **catalogue_options) -> VoidInputs:
+    """convert's void tables and galaxies, plausibility's selection, the caps present (among
+    ``caps``; empty: all) and their void catalogues (``catalogue_options``, e.g. surface_tol,
+    go to :func:`build_catalogues`)."""
     convert_dir = paths.require(layout.file("convert", "reconciliation"), "convert").parent
     selection = paths.require(layout.file("plausibility", "selection"), "plausibility")
     tables = read_tables(convert_dir)
@@ -215,11 +227,23 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     present = caps_present(primary_headers(convert_dir / file_name("convert", "voids")), list(caps))
     masks = survey_masks(convert_dir)
     catalogues = build_catalogues(tables["voids"], tables["holes"], tables["zonevoid"],
-                                  tables["galzone"], limits, surface_tol=surface_tol,
-                                  caps=present, survey_masks=masks)
+                                  tables["galzone"], limits, caps=present, survey_masks=masks,
+                                  **catalogue_options)
     dataset = ds.dataset(convert_dir / "galaxies", format="parquet")
-    galaxies = dataset.to_table(columns=list(GALAXY_COLUMNS))
-    om = _galaxy_omega_m(dataset)
+    return VoidInputs(convert_dir, selection, tables, limits, present, masks, catalogues,
+                      dataset.to_table(columns=list(GALAXY_COLUMNS)), _galaxy_omega_m(dataset))
+
+
+@checked("environment")
+def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
+        chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
+        seed: int = 20251201, surface_tol: float = 1e-3, caps: list = ()) -> EnvironmentResult:
+    """The environment stage (parameters as the notebook declares them). ``caps``: those to
+    classify, among the caps whose DESIVAST files are present (empty: all of them)."""
+    layout = paths.RunLayout.of(data_dir)
+    inputs = void_inputs(layout, caps, surface_tol=surface_tol)
+    convert_dir, selection, limits, present = inputs.convert_dir, inputs.selection, inputs.limits, inputs.present
+    masks, catalogues, galaxies, om = inputs.masks, inputs.catalogues, inputs.galaxies, inputs.om
     import dask
 
     step = max(1, int(chunk_rows))
