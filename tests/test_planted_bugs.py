@@ -85,9 +85,8 @@ BUGS = [
         "tests/test_environment_truth.py::"
         "test_the_three_v2_labellings_differ_and_each_equals_the_truth"),
     Bug("a stage reads its producers' folders without checking them against their manifests",
-        "params.py", '                verify_reads(stage_name, bound.arguments["data_dir"],\n'
-        '                             bound.arguments.get("db_url") or "")\n',
-        "                pass\n",
+        "params.py", '            verify_reads(stage_name, data_dir, bound.arguments.get("db_url") or "")\n',
+        "            pass\n",
         "tests/test_manifest.py::"
         "test_one_bit_flipped_in_a_parquet_page_fails_every_reader_naming_the_file"),
     Bug("plausibility renames its folder before the commit that records it",
