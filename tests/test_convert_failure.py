@@ -17,17 +17,24 @@ def test_a_failed_chunk_waits_for_the_running_ones_and_leaves_nothing(tmp_path, 
     write_sky(tmp_path / "raw", nfiles=2, rows=300)
     real = fastspecfit.convert_chunk
     lock = threading.Lock()
-    state = {"running": 0, "started": 0}
+    state = {"running": 0, "started": 0, "failing": None}
 
     def chunk(plan, start, stop, part_path, *args, **kwargs):
-        if part_path.endswith("part-000-00000.parquet"):
-            time.sleep(0.2)  # the others are running by now
-            raise OSError(28, "No space left on device (injected in one chunk)")
+        # The chunk that starts while another runs is the one that fails: which chunk dask
+        # starts first depends on its ordering and the machine's load, so a fixed failing
+        # chunk could run last, alone, and let convert return early unnoticed.
         with lock:
-            state["running"] += 1
-            state["started"] += 1
+            fails = state["failing"] is None and state["running"] >= 1
+            if fails:
+                state["failing"] = part_path
+            else:
+                state["running"] += 1
+                state["started"] += 1
+        if fails:
+            time.sleep(0.2)  # the other is still in its 1.5 s
+            raise OSError(28, "No space left on device (injected in one chunk)")
         try:
-            time.sleep(0.6)
+            time.sleep(1.5)
             return real(plan, start, stop, part_path, *args, **kwargs)
         finally:
             with lock:
@@ -37,8 +44,8 @@ def test_a_failed_chunk_waits_for_the_running_ones_and_leaves_nothing(tmp_path, 
     with pytest.raises(OSError, match="injected in one chunk"):
         convert_dir(tmp_path, chunk_rows=50, num_workers=3, scheduler="threads")
     running_at_return = state["running"]
-    time.sleep(1.0)  # long enough for any abandoned chunk to finish
-    assert state["started"] >= 2, state  # chunks were indeed running beside the failed one
+    time.sleep(2.0)  # long enough for any abandoned chunk to finish
+    assert state["failing"] and state["started"] >= 1, state  # a chunk ran beside the failed one
     assert running_at_return == 0, f"convert returned while {running_at_return} chunk(s) still ran"
     assert not (tmp_path / "convert").exists()
     left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".convert.")]
