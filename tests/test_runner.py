@@ -158,3 +158,23 @@ def test_the_users_matplotlib_cache_and_rc_do_not_reach_the_kernel(tmp_path, tin
                          output=tmp_path / "exec" / "02_recon.ipynb", progress=False)
     assert (paths.RunLayout.of(data).run / "matplotlib").is_dir()
     assert "MPLCONFIGDIR" not in os.environ  # restored after the call
+
+
+def test_the_kernel_gets_the_database_password_in_pgpassword_and_the_notebook_never_does(
+        tmp_path, monkeypatch):
+    """papermill writes every injected parameter into the executed notebook (and the book): the
+    URL reaches the kernel without its password, which travels in libpq's PGPASSWORD for the
+    call only (tests/test_credentials.py proves the whole run against a server that needs it)."""
+    import os
+
+    monkeypatch.setenv("PGPASSWORD", "the-users-own")
+    secret = "Pw-s3cret:@/x"
+    from urllib.parse import quote
+
+    given = {"data_dir": str(tmp_path), "db_url": f"postgresql+psycopg://ann:{quote(secret, safe='')}@127.0.0.1:5/db"}
+    with runner._kernel_environment(given) as injected:
+        assert secret not in str(injected) and quote(secret, safe="") not in str(injected)
+        assert injected["db_url"].startswith("postgresql+psycopg://ann@127.0.0.1:5/db")
+        assert os.environ["PGPASSWORD"] == secret
+    assert os.environ["PGPASSWORD"] == "the-users-own"
+    assert given["db_url"].endswith("@127.0.0.1:5/db")  # the caller's parameters are not changed
