@@ -623,3 +623,16 @@ def test_jackknife_from_patch_counts_on_every_comparison_of_a_tiny_run(env_run, 
     for d_, mass_edges, alpha, row in seen:
         where = (row["algorithm"], row["sample"], row["definition"], row["cap"])
         _assert_same_jackknife(row, _old_jackknife_row(d_, mass_edges, alpha), where)
+
+
+def test_a_failed_score_interval_is_undefined_not_its_real_part():
+    """statsmodels' score interval for the ratio returns complex bounds when its root search
+    fails (walls at 100 %): 0/2 against 15/15 came out as [0.88, 0.88], excluding the observed
+    ratio 0, once the imaginary parts were dropped."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's ComplexWarning on the cast, before the fix
+        r = two_proportions(0, 2, 15, 15)
+    assert r.rr == 0.0 and np.isnan(r.rr_lo) and np.isnan(r.rr_hi)
+    assert np.isfinite(r.rd_lo) and r.rd_lo <= r.rd <= r.rd_hi  # the difference is defined

@@ -144,6 +144,10 @@ def _interval(compare: str, method: str, k1, n1, k2, n2, alpha) -> tuple[float, 
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, hi = confint_proportions_2indep(k1, n1, k2, n2, method=method, compare=compare,
                                                 alpha=alpha)
+        if np.iscomplexobj(lo) or np.iscomplexobj(hi):
+            # the score interval's root search failed (a group at 100 %, e.g. 0/2 against 15/15
+            # gives [0.88, 0.88] +- 1e-8 j): undefined, not its real part
+            return math.nan, math.nan
         return float(lo), float(hi)
     except (ZeroDivisionError, ValueError, FloatingPointError):
         return math.nan, math.nan
