@@ -29,7 +29,6 @@ profile is copied with ``data_dir`` set to ``--data-dir``. Writes results/pipeli
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import shutil
 import statistics
@@ -52,22 +51,6 @@ FLOORS = {"acquire": ["mirror"], "recon": ["acquire"], "convert": ["acquire"],
           "density": ["convert", "plausibility", "environment"],
           "systematics": ["plausibility", "environment"],
           "release": ["convert", "plausibility", "environment", "density", "systematics"]}
-
-
-def profile_copy(params: Path, data_dir: Path, scale: str | None, out: Path) -> Path:
-    """The profile with data_dir (absolute) and, when given, the mock's scale replaced."""
-    import yaml
-
-    doc = yaml.safe_load(params.read_text())
-    doc["data_dir"] = str(data_dir)
-    if scale:
-        if "mock" not in doc:
-            raise SystemExit(f"{params} is not a mock profile: --scale does not apply")
-        doc["mock"]["scale"] = scale
-        if scale != "dr1":
-            doc["profile"] = f"{doc.get('profile', 'mock')}-{scale}"
-    out.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return out
 
 
 def _files(layout, name: str) -> list[Path]:
@@ -120,26 +103,21 @@ def kernel_startup(repeats: int, workdir: Path, cell: str = "import desivoids") 
 
 
 def reuse_mirror(layout, mock: dict | None) -> bool:
-    """Hard-link the DR1-scale mock of the stage benchmarks (measure.DR1_DIR, written by
-    `desivoids mock --scale dr1 --tiles 0`: the same sky as params/dr1-mock.yml's) as this run's
-    mirror, with the runner's stamp, instead of writing 10 GB again. False when it does not
-    apply (another mock, no such mirror, or a mirror already here)."""
-    from desivoids.mock import generate
+    """Hard-link the DR1-scale mock of the stage benchmarks (measure.DR1_DIR, written by the
+    runner for params/dr1-mock.yml, see measure.dr1_run) as this run's mirror, with the runner's
+    stamp, instead of writing 10 GB again. False when it does not apply (its stamp names another
+    mock, no such mirror, or a mirror already here)."""
     from desivoids.runner import MOCK_STAMP
 
-    defaults = {k: p.default for k, p in inspect.signature(generate).parameters.items()
-                if p.kind == p.KEYWORD_ONLY}
     source = measure.DR1_DIR / "mirror"
-    same = (mock is not None and mock.get("scale") == "dr1" and mock.get("tiles") == 0
-            and all(mock.get(k, defaults[k]) == defaults[k]
-                    for k in ("seed", "fastspec_version", "planted_offset")))
+    stamp = source / MOCK_STAMP
+    same = mock is not None and stamp.is_file() and json.loads(stamp.read_text()) == mock
     if not same or layout.mirror.exists() or not (source / "truth").is_dir():
         return False
     if source.resolve() == layout.mirror.resolve():
         return False
     layout.mirror.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-al", str(source), str(layout.mirror)], check=True)
-    (layout.mirror / MOCK_STAMP).write_text(json.dumps(mock, sort_keys=True))
+    subprocess.run(["cp", "-al", str(source), str(layout.mirror)], check=True)  # the stamp too
     return True
 
 
@@ -164,7 +142,7 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int) -> dict
     layout = RunLayout.of(data_dir)
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         tmp = Path(tmp)
-        profile = profile_copy(params, layout.data_dir, scale, tmp / "profile.yml")
+        profile = measure.profile_copy(params, layout.data_dir, scale, tmp / "profile.yml")
         rp = load_params(profile)
         reused = reuse_mirror(layout, rp.mock)
         t = time.perf_counter()

@@ -25,9 +25,9 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 #: where every DR1-scale stage benchmark finds its run folder (git-ignored)
 DR1_DIR = ROOT / "data" / "bench" / "dr1"
-#: what generating, converting and loading the DR1-scale mock needs on disk (mirror 9.4 GB,
-#: Parquet 2.9 GB, SQLite database and stage outputs ~4 GB)
-DR1_DISK_GB = 17
+#: what the DR1-scale mock run needs on disk (mirror 9.4 GB, acquire's copy 9.4 GB, Parquet
+#: 2.9 GB, SQLite database and stage outputs ~4 GB)
+DR1_DISK_GB = 27
 PG_SERVER = ROOT / "tests" / "pg_server.sh"
 
 if str(ROOT / "lib") not in sys.path:  # run from a checkout without the package installed
@@ -182,46 +182,63 @@ def check_disk(where: Path, need_gb: float, what: str) -> None:
                          f"are (df -h {probe})")
 
 
-#: stage -> the file whose presence says its output is complete
-MARKERS = {"convert": "reconciliation.json", "load": "report.json",
-           "plausibility": "report.json", "environment": "report.json"}
+#: the profile whose settings (mock sky, stage parameters) the DR1-scale run folder uses
+DR1_PARAMS = ROOT / "params" / "dr1-mock.yml"
 
 
-def _marker(layout, stage: str) -> Path:
-    return layout.stage(stage) / MARKERS[stage]
+def profile_copy(params: Path, data_dir: Path, scale: str | None, out: Path) -> Path:
+    """The profile with data_dir (absolute) and, when given, the mock's scale replaced."""
+    import yaml
+
+    doc = yaml.safe_load(Path(params).read_text())
+    doc["data_dir"] = str(data_dir)
+    if scale:
+        if "mock" not in doc:
+            raise SystemExit(f"{params} is not a mock profile: --scale does not apply")
+        doc["mock"]["scale"] = scale
+        if scale != "dr1":
+            doc["profile"] = f"{doc.get('profile', 'mock')}-{scale}"
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+def prerequisites(stage: str) -> list[str]:
+    """The stages whose outputs ``stage`` reads, directly or through another, in run order
+    (the registry's ``reads``)."""
+    from desivoids.stages import ORDER, STAGES
+
+    need, todo = set(), list(STAGES[stage].reads)
+    while todo:
+        s = todo.pop()
+        if s not in need:
+            need.add(s)
+            todo += STAGES[s].reads
+    return [s for s in ORDER if s in need]
 
 
 def dr1_run(data_dir: Path = DR1_DIR, upto: str = "systematics") -> Path:
-    """The DR1-scale mock run folder with every stage before ``upto`` done: generated (about
-    4 minutes, 1.9 GB memory, 9.4 GB disk), converted, loaded ... as needed. A step is skipped
-    when its output is there and newer than the outputs it reads (so a benchmark that reruns
-    convert makes the next one reload, which is quick when the Parquet bytes are unchanged);
-    nothing is ever generated twice."""
-    from desivoids.paths import RunLayout
-    from desivoids.stages import ORDER, STAGES
+    """The DR1-scale mock run folder with every stage that ``upto`` reads done, by
+    ``desivoids run`` on params/dr1-mock.yml with ``data_dir`` replaced (written beside the
+    folder as ``<data_dir>.yml``; executed notebooks to ``<data_dir>/executed``, not the
+    book's). The runner writes the mock sky once (about 4 minutes, 9.4 GB) and reruns only the
+    stages that are stale, so a benchmark that republished a stage's outputs makes the stages
+    reading them rerun, and nothing else does."""
+    from desivoids.paths import RunLayout, display
 
     layout = RunLayout.of(data_dir)
+    stages = prerequisites(upto)
+    if not stages:
+        return layout.data_dir
     if not (layout.mirror / "truth").is_dir():
         check_disk(layout.data_dir, DR1_DISK_GB, "the DR1-scale mock run")
-        print(f"generating the DR1-scale mock in {layout.mirror} (about 4 minutes)", flush=True)
-        tmp = layout.mirror.with_name("mirror.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "desivoids.cli", "mock", "--out", str(tmp),
-                        "--scale", "dr1", "--tiles", "0", "--no-progress"], check=True)
-        shutil.rmtree(layout.mirror, ignore_errors=True)
-        tmp.rename(layout.mirror)
-    extra = {"convert": ["input_dir", str(layout.mirror)]}
-    for stage in ORDER[ORDER.index("convert"):ORDER.index(upto)]:
-        if stage not in MARKERS:
-            continue
-        mark = _marker(layout, stage)
-        inputs = [_marker(layout, s) for s in STAGES[stage].reads if s in MARKERS]
-        fresh = mark.exists() and all(i.exists() and i.stat().st_mtime <= mark.stat().st_mtime
-                                      for i in inputs)
-        if not fresh:
-            print(f"preparing the DR1-scale run: desivoids {stage}", flush=True)
-            subprocess.run(stage_command(stage, layout.data_dir, *extra.get(stage, [])),
-                           check=True)
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    profile = profile_copy(DR1_PARAMS, layout.data_dir, None,
+                           layout.data_dir.with_name(layout.data_dir.name + ".yml"))
+    cmd = [sys.executable, "-m", "desivoids.cli", "run", "--params", str(profile), "--quiet",
+           "--executed-dir", str(layout.data_dir / "executed"), "--stages", *stages]
+    print(f"preparing the DR1-scale run: desivoids run --params {display(profile)} "
+          f"--stages {' '.join(stages)}", flush=True)
+    subprocess.run(cmd, check=True)
     return layout.data_dir
 
 
@@ -255,16 +272,16 @@ def postgres(folder: Path, options: str = ""):
 # -- results -------------------------------------------------------------------------------
 def write(name: str, result: dict, markdown: str) -> None:
     """results/<name>.json (the numbers, with the machine and its load average at the start
-    and the end) and results/<name>.md (the report section); then reassemble the report."""
+    and the end) and results/<name>.md (the report section). The report (report.py, which
+    imports this module, never the other way) assembles them."""
     RESULTS.mkdir(exist_ok=True)
     result.setdefault("machine", machine())
     result.setdefault("finished_at", now())
     result.setdefault("load_average_end", load_average())
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")
-    import report
-
-    report.main()
+    print(f"wrote {RESULTS / name}.md and .json (`python benchmarks/report.py` reassembles "
+          "REPORT.md; benchmarks/run.py does after each benchmark)", flush=True)
 
 
 def read_columns(parquet_dir: Path, columns: list[str]) -> float:

@@ -12,18 +12,18 @@ benchmarks/run.py (``make bench``) runs the benchmarks and records the run in re
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "lib"))
+import measure  # one direction: the report reads what measure writes; measure never imports it
 
-from desivoids.stages import ORDER as STAGE_ORDER  # noqa: E402
+from desivoids.stages import ORDER as STAGE_ORDER
 
-#: sections in pipeline order: the mock sky first, then the stages as the registry orders them,
-#: then the whole run (bench_pipeline.py: every stage's notebook together)
+#: every benchmark and report section, in pipeline order: the mock sky first, then the stages as
+#: the registry orders them, then the whole run (bench_pipeline.py: every stage's notebook
+#: together). benchmarks/run.py runs the bench_<name>.py of each that has one.
 ORDER = ["mock", *STAGE_ORDER, "pipeline"]
-RESULTS = HERE / "results"
+HERE = measure.HERE
+RESULTS = measure.RESULTS
 RUN = RESULTS / "run.json"  # written by run.py: the machine and load at the start, each benchmark
 
 
@@ -49,8 +49,6 @@ def _load_average(doc: dict):
 
 
 def main() -> Path:
-    import measure
-
     run = json.loads(RUN.read_text()) if RUN.exists() else {}
     facts = measure.machine()
     parts = sections()
@@ -111,5 +109,4 @@ def main() -> Path:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     print(main())

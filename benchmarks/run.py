@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/run.py                  # every benchmark, in pipeline order
     .venv/bin/python benchmarks/run.py environment load # some of them (make bench BENCH="...")
 
-Each benchmark runs as its own process (bench_<name>.py with the arguments of ARGS) and writes
-results/<name>.md and .json; a failed benchmark is recorded and the others still run (the exit
-status is then 1). The DR1-scale mock run folder (data/bench/dr1) is generated once, when
-missing, after checking the free disk space; every later step is skipped when its output is
-there and up to date, so rerunning is safe and resumes where it stopped. results/run.json keeps,
+The benchmarks are the bench_<name>.py scripts of report.ORDER (the mock sky, every stage of the
+registry, the whole run), in that order. Each runs as its own process (with the arguments of
+ARGS, if any) and writes results/<name>.md and .json; a failed benchmark is recorded and the
+others still run (the exit status is then 1). The DR1-scale mock run folder (data/bench/dr1)
+is prepared by `desivoids run` (measure.dr1_run: the mock sky written once, after checking the
+free disk space; a stage rerun only when stale), so rerunning is safe and resumes where it
+stopped. results/run.json keeps,
 per benchmark, the status, wall time and load average of its latest run, and the machine and
 load average at the start of this run.
 """
@@ -22,30 +24,34 @@ import time
 import measure
 import report
 
-#: every benchmark, in report order, with the arguments `make bench` gives it
-ARGS = {"mock": ["--scales", "tiny", "small", "dr1"], "acquire": [], "convert": [], "load": [],
-        "integrity": [], "plausibility": [], "environment": [],
-        "systematics": ["--coverage", "20"], "release": [], "pipeline": []}
-#: benchmarks that need the DR1-scale mock run folder (pipeline: its mock sky, hard-linked)
-DR1 = {"convert", "integrity", "plausibility", "environment", "systematics", "load", "pipeline"}
+from desivoids.stages import STAGES
+
+#: every benchmark, in report order: those of report.ORDER with a script
+BENCHMARKS = [n for n in report.ORDER if (measure.HERE / f"bench_{n}.py").is_file()]
+#: the arguments `make bench` gives a benchmark beyond its script's defaults
+ARGS = {"mock": ["--scales", "tiny", "small", "dr1"], "systematics": ["--coverage", "20"]}
+#: benchmarks that need the DR1-scale mock run folder: convert (its mock sky) and every stage
+#: that reads convert's outputs, directly or not; pipeline hard-links its mock sky
+DR1 = {n for n in BENCHMARKS if n == "convert" or n == "pipeline"
+       or (n in STAGES and "convert" in measure.prerequisites(n))}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {list(ARGS)})")
+    ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {BENCHMARKS})")
     args = ap.parse_args(argv)
-    names = args.names or list(ARGS)
-    unknown = [n for n in names if n not in ARGS]
+    names = args.names or BENCHMARKS
+    unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        ap.error(f"unknown benchmark(s) {unknown}; known: {list(ARGS)}")
-    names = [n for n in ARGS if n in names]  # pipeline order
+        ap.error(f"unknown benchmark(s) {unknown}; known: {BENCHMARKS}")
+    names = [n for n in BENCHMARKS if n in names]  # pipeline order
     previous = json.loads(report.RUN.read_text()) if report.RUN.exists() else {}
     entries = {b["name"]: b for b in previous.get("benchmarks", [])}
     run = {"command": "make bench" + (f" BENCH=\"{' '.join(args.names)}\"" if args.names else ""),
            "started_at": measure.now(), "machine": measure.machine(), "names": names}
 
     def record():
-        run["benchmarks"] = [entries[n] for n in ARGS if n in entries]
+        run["benchmarks"] = [entries[n] for n in BENCHMARKS if n in entries]
         measure.RESULTS.mkdir(exist_ok=True)
         report.RUN.write_text(json.dumps(run, indent=1) + "\n")
         report.main()
@@ -62,7 +68,7 @@ def main(argv=None) -> int:
             names = [n for n in names if n not in DR1]
     failed = []
     for name in names:
-        cmd = [sys.executable, str(measure.HERE / f"bench_{name}.py"), *ARGS[name]]
+        cmd = [sys.executable, str(measure.HERE / f"bench_{name}.py"), *ARGS.get(name, [])]
         print(f"== {' '.join(cmd[1:])}", flush=True)
         load = measure.load_average()
         t0 = time.perf_counter()
