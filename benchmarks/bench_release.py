@@ -42,7 +42,7 @@ def synthetic(folder: Path, seed: int = 24) -> None:
     import pyarrow.parquet as pq
 
     from desivoids.release import columns as C
-    from desivoids.release import _table
+    from desivoids.release.stage import _table
 
     rng = np.random.default_rng(seed)
     caps = formats.DESIVAST_ROWS[("V2", "GALZONE")]

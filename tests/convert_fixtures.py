@@ -196,9 +196,9 @@ def write_sky(raw: Path, *, nfiles: int = 2, rows: int = 300, version: str = "v3
 def convert_dir(d, **kwargs):
     """The convert stage on a test's run folder ``d``: its FITS files in ``d/raw`` (any folder
     works as input_dir), the Parquet output in ``d/convert`` (RunLayout.convert)."""
-    from desivoids.convert import build
+    from desivoids import convert
 
-    return build.run(data_dir=str(d), input_dir=str(Path(d) / "raw"), **kwargs)
+    return convert.run(data_dir=str(d), input_dir=str(Path(d) / "raw"), **kwargs)
 
 
 # --------------------------------------------------------------------------------------------

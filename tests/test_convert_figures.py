@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 
 from desivoids import display, formats
-from desivoids.convert import build, figures
+from desivoids.convert import build, figures, stage
 from desivoids.systematics.quenched import SSFR_LIMIT
 
 
@@ -17,7 +17,7 @@ from desivoids.systematics.quenched import SSFR_LIMIT
 def converted(loaded_run):
     out = loaded_run / "convert"
     rec = json.loads((out / "reconciliation.json").read_text())
-    return build.ConvertResult(out, rec, rec["omega_m"], rec["omega_m_source"], 0.0)
+    return stage.ConvertResult(out, rec, rec["omega_m"], rec["omega_m_source"], 0.0)
 
 
 def test_the_findings_count_the_galaxies_and_voids_of_the_files(converted, tiny_sky):

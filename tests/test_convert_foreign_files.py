@@ -16,9 +16,9 @@ from astropy.io import fits
 from convert_fixtures import (THREE_LINES, write_desivast, write_fastspec_v3,
                               write_minimal_fastspec_v3, write_minimal_v2)
 
-from desivoids import formats, recon  # noqa: E402
-from desivoids.convert import build, columns  # noqa: E402
-from desivoids.errors import FormatError, InputError  # noqa: E402
+from desivoids import formats, recon
+from desivoids.convert import build, columns, stage
+from desivoids.errors import FormatError, InputError
 
 HP0 = formats.fastspec_v3_filename(0)
 HP1 = formats.fastspec_v3_filename(1)
@@ -35,7 +35,7 @@ def desi(raw: Path, name: str) -> Path:
 
 
 def run(tmp_path: Path, raw: Path, **kwargs):
-    return build.run(data_dir=str(tmp_path / "run"), input_dir=str(raw), chunk_rows=3, **kwargs)
+    return stage.run(data_dir=str(tmp_path / "run"), input_dir=str(raw), chunk_rows=3, **kwargs)
 
 
 def galaxies(tmp_path: Path):

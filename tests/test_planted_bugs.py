@@ -72,7 +72,7 @@ BUGS = [
         "tests/test_runner.py::test_the_kernel_gets_the_database_password_in_pgpassword_and_the_"
         "notebook_never_does"),
     Bug("the release's completeness check trusts SHA256SUMS without reading the files",
-        "release/__init__.py", "r[\"checksum\"] = sums.get(name) == sha256_file(p)",
+        "release/stage.py", "r[\"checksum\"] = sums.get(name) == sha256_file(p)",
         "r[\"checksum\"] = name in sums",
         "tests/test_release.py::test_a_corrupted_artefact_fails_the_release_naming_it"),
     Bug("integrity accepts a V2 VOID0 that is another pruning's void, not the file's own",
@@ -91,7 +91,7 @@ BUGS = [
         "tests/test_manifest.py::"
         "test_one_bit_flipped_in_a_parquet_page_fails_every_reader_naming_the_file"),
     Bug("plausibility renames its folder before the commit that records it",
-        "plausibility/__init__.py", 'staged(out, commit=db.committing("plausibility")) as tmp:',
+        "plausibility/stage.py", 'staged(out, commit=db.committing("plausibility")) as tmp:',
         "staged(out) as tmp:",
         "tests/test_publish_unit.py::"
         "test_a_crash_between_plausibility_commit_and_rename_is_rolled_forward_by_a_reader"),
@@ -104,7 +104,7 @@ BUGS = [
         "groups.setdefault((algorithm, key), []).append(algorithm)",
         "tests/test_runinfo.py::test_the_answer_in_words_has_one_sentence_per_distinct_result"),
     Bug("load commits its tables before it records its sealed report folder",
-        "load/loader.py", 'commit=lambda tmp: (record(target, "load", tmp), commit())',
+        "load/stage.py", 'commit=lambda tmp: (record(target, "load", tmp), commit())',
         'commit=lambda tmp: (commit(), record(target, "load", tmp))',
         "tests/test_publish_unit.py::test_a_kill_between_load_commit_and_rename_leaves_a_pair_"
         "that_the_next_run_or_reader_completes"),

@@ -30,7 +30,7 @@ def test_every_promised_file_is_complete_and_sha256sum_agrees(released):
     out = d / "release" / "v1"
     assert res.out_dir == out
     assert [r["file"] for r in res.completeness] == list(release.PROMISED) + [
-        f"{n}/" for n in release.H.CATALOGUES]
+        f"{n}/" for n in release.hats.CATALOGUES]
     assert all(r["ok"] for r in res.completeness), [r for r in res.completeness if not r["ok"]]
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -136,7 +136,7 @@ def test_an_inconsistent_artefact_fails_the_stage_and_keeps_the_previous_release
         released, monkeypatch):
     d, _ = released
     before = (d / "release" / "v1" / "SHA256SUMS").read_text()
-    monkeypatch.setattr(release, "answer_figure", lambda summary, path, **kw: path.write_text("no png"))
+    monkeypatch.setattr(release.stage, "answer_figure", lambda summary, path, **kw: path.write_text("no png"))
     with pytest.raises(StageError, match="figures/answer.png: not a PNG file"):
         release.run(data_dir=str(d), sample_size=500, sample_seed=7)
     assert (d / "release" / "v1" / "SHA256SUMS").read_text() == before
@@ -208,4 +208,4 @@ def test_a_release_is_refused_while_the_integrity_report_is_older_than_convert_o
         release.run(data_dir=str(d), sample_size=50)
     assert not (d / "release").exists()
     integrity.run(data_dir=str(d))  # checks what is published now
-    assert release._integrity_stale(paths.RunLayout.of(d)) == []
+    assert release.stage._integrity_stale(paths.RunLayout.of(d)) == []

@@ -469,16 +469,22 @@ def test_a_stage_declared_to_read_acquire_while_reading_environment_fails(tiny_r
 
 
 def test_every_stage_is_a_package_exporting_its_run():
-    """One skeleton: ``desivoids.<stage>`` is a package, its ``run`` (the entry point the verb,
-    the runner's notebook and the contract tests call) is defined inside it."""
+    """One skeleton: ``desivoids.<stage>`` is a package whose ``stage.py`` defines ``run`` (the
+    entry point the verb, the runner's notebook and the contract tests call) and the type it
+    returns; the package re-exports both."""
     import importlib
+    import typing
 
     for s in STAGES.values():
         mod = importlib.import_module(s.module)
         assert hasattr(mod, "__path__"), f"{s.module} is a module, not a package"
-        where = mod.run.__module__
-        assert s.entry() is mod.run and (where == s.module or where.startswith(s.module + ".")), \
-            s.name
+        assert s.entry() is mod.run, s.name
+        assert mod.run.__module__ == f"{s.module}.stage", \
+            f"{s.name}: run is defined in {mod.run.__module__}, not in {s.module}.stage"
+        result = typing.get_type_hints(inspect.unwrap(mod.run))["return"]
+        assert result.__module__ == f"{s.module}.stage", \
+            f"{s.name}: its result type {result.__name__} is defined in {result.__module__}"
+        assert getattr(mod, result.__name__) is result, f"{s.module} does not export {result.__name__}"
 
 
 def _contributing_blocks() -> list[str]:

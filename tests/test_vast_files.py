@@ -16,9 +16,9 @@ from astropy.io import fits
 
 from vast_fixtures import DESIVAST_NAMES, fixture_dir, write_source
 
-from desivoids import formats  # noqa: E402
-from desivoids.errors import InputError  # noqa: E402
-from desivoids.vastheaders import agreed_value, caps_present  # noqa: E402
+from desivoids import formats
+from desivoids.errors import InputError
+from desivoids.vastheaders import agreed_value, caps_present
 
 pytestmark = pytest.mark.slow  # the pipeline on VAST's DR7 files
 
@@ -196,7 +196,7 @@ def _lower_case_copy(src: Path, dest: Path) -> Path:
 
 
 def test_lower_case_column_names_and_extra_hdus_convert_as_upper_case(tmp_path, dr7_run):
-    from desivoids.convert import build
+    from desivoids import convert
 
     raw = tmp_path / "raw" / formats.DESIVAST_DIR
     raw.mkdir(parents=True)
@@ -205,7 +205,7 @@ def test_lower_case_column_names_and_extra_hdus_convert_as_upper_case(tmp_path, 
     with fits.open(raw / formats.voidfinder_filename("NGC")) as h:
         assert h["MAXIMALS"].columns.names[0] == "x"
         assert {"MASK", "WALL", "FIELD"} <= {x.name for x in h}
-    res = build.run(data_dir=str(tmp_path / "run"), input_dir=str(tmp_path / "raw"))
+    res = convert.run(data_dir=str(tmp_path / "run"), input_dir=str(tmp_path / "raw"))
     for table in ("voids", "holes", "galzone", "zonevoid"):
         got = pq.read_table(tmp_path / "run" / "convert" / f"{table}.parquet").to_pandas()
         ref = pq.read_table(dr7_run / "convert" / f"{table}.parquet").to_pandas()

@@ -2,7 +2,7 @@
 
 A stage has one name everywhere: notebook ``notebooks/NN_<name>.py``, library package
 ``desivoids.<name>`` exporting its entry point ``desivoids.<name>.run`` (what
-:meth:`Stage.entry` returns and the notebook calls; a new stage defines ``run`` and its result
+:meth:`Stage.entry` returns and the notebook calls; every stage defines ``run`` and its result
 type in ``desivoids/<name>/stage.py`` and re-exports them from its ``__init__``),
 command-line verb ``desivoids <name>``, book chapter ``book/executed/NN_<name>``, params section
 ``stages.<name>``, output folder ``<data_dir>/<name>/`` and the files of it declared in

@@ -5,9 +5,10 @@ parser), ``sources`` (HTTPS, anonymous S3, fsspec behind one interface; source d
 unreachable source told from a faulty request), ``plan`` (checksum lists first, then listings
 and HEAD; what could not be planned and why), ``manifest`` (SQLite state, schema versions and
 their migration), ``transfer`` (.part, verify or complete, rename, retries, disk guard),
-``spectra`` (coadd + redrock -> Parquet), ``steps`` (the stage: :func:`run`), ``cli`` (the extra
+``spectra`` (coadd + redrock -> Parquet), ``steps`` (plan, transfer, spectra as functions),
+``stage`` (the stage: :func:`run` and its result type), ``cli`` (the extra
 verbs ``desivoids acquire spectra`` and ``desivoids acquire status``).
 """
-from .steps import AcquireResult, run
+from .stage import AcquireResult, run
 
 __all__ = ["run", "AcquireResult"]

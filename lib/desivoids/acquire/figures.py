@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .spectra import read_spectra
-from .steps import AcquireResult, manifest_rows
+from .stage import AcquireResult
+from .steps import manifest_rows
 
 __all__ = ["findings", "manifest_table", "state_table", "state_figure", "plan_table",
            "plan_totals_table", "transfer_table", "spectra_table", "pairs_table",

@@ -1,4 +1,4 @@
-"""The convert stage: raw FITS (DESI relative layout) -> RunLayout.convert, atomically.
+"""The conversion behind the convert stage: raw FITS (DESI relative layout) -> Parquet, atomically.
 
 Order of work: the headers of every file (the DESIVAST primary headers give OMEGAM for the
 galaxies' comoving distances), then every FastSpecFit file as Dask tasks over (file, row range),
@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -23,19 +23,19 @@ import pyarrow.parquet as pq
 
 from .. import compute, cosmology, formats
 from ..outputs import staged
-from ..paths import RunLayout, display, resolve
 from . import desivast, fastspecfit
 from .fitstable import open_tables
 from .columns import METADATA_KEY, TABLES
 from ..errors import FormatError, InputError
-from .rawcheck import RawCheck, acquired_digests
+from .rawcheck import RawCheck
 from .reconcile import Ledger, ReconciliationError
 from .rejects import reason_counts
-from ..params import checked
 from ..stages import file_name
 
-__all__ = ["FASTSPEC_KINDS", "DESIVAST_KINDS", "discover", "run", "convert_files",
-           "ConvertResult", "DEFAULT_CHUNK_ROWS"]
+if TYPE_CHECKING:
+    from .stage import ConvertResult
+
+__all__ = ["FASTSPEC_KINDS", "DESIVAST_KINDS", "discover", "convert_files", "DEFAULT_CHUNK_ROWS"]
 
 #: FastSpecFit version -> formats' file kind; the DESIVAST kinds convert reads
 FASTSPEC_KINDS = {"v3.0": "fastspec_v3", "v2.1": "fastspec_v21"}
@@ -92,34 +92,6 @@ def discover(raw: str | Path, fastspec_version: str = "auto"
         fastspec_version = "v3.0" if found["fastspec_v3"] else "v2.1"
     fast = [(p, fastspec_version) for p in found[FASTSPEC_KINDS[fastspec_version]]]
     return fast, sorted(p for k in DESIVAST_KINDS for p in found[k])
-
-
-@dataclass
-class ConvertResult:
-    out_dir: Path
-    reconciliation: dict
-    omega_m: float
-    omega_m_source: str
-    seconds: float
-    rows: dict[str, int] = field(default_factory=dict)
-    #: wall seconds per phase (desivast, plan, chunks, duplicates, verify, publish); not written
-    #: to the output, which stays deterministic
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def table(self):
-        from .reconcile import table
-
-        return table(self.reconciliation)
-
-    def __str__(self) -> str:
-        lines = []
-        for name, rows in sorted(self.rows.items()):
-            rejected = sum(self.reconciliation["totals"][name]["rejected"].values())
-            lines.append(f"  {name:<10} {rows:>10,d} rows  ({rejected:,d} rejected)")
-        lines.append(f"convert: {display(self.out_dir)} in {self.seconds:.1f} s (Omega_m "
-                     f"{self.omega_m}, {self.omega_m_source})")
-        lines.append("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
-        return "\n".join(lines)
 
 
 def _relative(path: Path, base: Path | None) -> str:
@@ -417,6 +389,8 @@ def convert_files(fastspec: list[tuple[str | Path, str]], vast: list[str | Path]
     lap("publish")
     rec = json.loads((out_dir / file_name("convert", "reconciliation")).read_text())
     rows = {t: v["rows_out"] for t, v in rec["totals"].items()}
+    from .stage import ConvertResult  # the stage's result type (stage.py imports this module)
+
     return ConvertResult(out_dir, rec, om, om_source, time.perf_counter() - t0, rows, timings)
 
 
@@ -451,28 +425,3 @@ def _split_claims(ledger: Ledger, written: dict) -> dict[tuple[str, str], int]:
     if diff:
         raise ReconciliationError(f"rejects claimed vs written differ: {diff}")
     return {k: v for k, v in written.items() if not k[0].startswith("rejects:")}
-
-
-@checked("convert")
-def run(data_dir: str = "data/mock", input_dir: str = "", extra_columns: list | tuple = (),
-        chunk_rows: int = DEFAULT_CHUNK_ROWS, scheduler: str = "threads",
-        scheduler_address: str = "", num_workers: int = 0, fastspec_version: str = "auto",
-        omega_m: float = 0.0, strict: bool = False,
-        compression: str = fastspecfit.DEFAULT_COMPRESSION,
-        direct_io: bool = True) -> ConvertResult:
-    """The convert stage: the FITS files of ``input_dir`` (default: what acquire verified,
-    ``RunLayout.raw``) into ``RunLayout.convert``, replaced atomically on success.
-
-    ``omega_m`` 0 takes OMEGAM from the DESIVAST headers; ``num_workers`` 0: two threads
-    per core, or one process per core (``THREADS_PER_CORE``).
-    """
-    layout = RunLayout.of(data_dir)
-    source = resolve(input_dir) if input_dir else layout.raw
-    fast, vast = discover(source, fastspec_version)
-    acquired = Path(source).resolve().is_relative_to(layout.acquire.resolve())
-    expected = acquired_digests(layout.raw, layout.manifest) if acquired else None
-    return convert_files(fast, vast, layout.convert, base=source, extra_columns=extra_columns,
-                         chunk_rows=chunk_rows, scheduler=scheduler,
-                         scheduler_address=scheduler_address, num_workers=num_workers or None,
-                         strict=strict, omega_m=omega_m or None, compression=compression,
-                         direct_io=direct_io, expected=expected)

@@ -1,4 +1,4 @@
-"""The load stage: RunLayout.parquet -> SQL database, in one transaction, idempotently.
+"""The load behind the load stage: Parquet -> SQL database, in one transaction, idempotently.
 
 - **Transactional.** Every table that changes is rebuilt inside one database transaction
   (SQLite: dropped and recreated in the transaction; PostgreSQL: built in a staging schema and
@@ -20,9 +20,9 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -31,17 +31,16 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import LoadError, UsageError
-from ..outputs import staged
 from ..paths import RunLayout, display
 from ..progress import bar
 from . import schema as S
 from .inputs import TableInput, discover
 from .spatial import NO_DISTANCE, make_blocks, morton_order, unit_vectors
-from ..params import checked
-from ..stages import file_name
 
-__all__ = ["run", "load", "LoadResult", "TableResult", "DEFAULT_BLOCK_SIZE", "DEFAULT_BATCH_ROWS",
-           "connect_target"]
+if TYPE_CHECKING:
+    from .stage import LoadResult
+
+__all__ = ["load", "DEFAULT_BLOCK_SIZE", "DEFAULT_BATCH_ROWS", "connect_target"]
 
 #: Galaxies per galaxy_blocks box: small enough for tight boxes, large enough that the R-tree
 #: has ~200,000 entries at DR1 scale (seconds to build).
@@ -49,40 +48,6 @@ DEFAULT_BLOCK_SIZE = 32
 DEFAULT_BATCH_ROWS = 100_000
 #: Bumped when the loader's table layout changes, so an old database is rebuilt.
 LAYOUT_VERSION = 3  # 3: NaN loaded as NULL on PostgreSQL too
-
-
-@dataclass(frozen=True)
-class TableResult:
-    table: str
-    rows: int
-    parts: int
-    action: str  # "loaded" or "unchanged"
-
-
-@dataclass
-class LoadResult:
-    run_id: int
-    dialect: str
-    sky_index: str | None
-    tables: list[TableResult] = field(default_factory=list)
-    #: wall-clock seconds per phase ("galaxies:copy", "galaxies:index", "galaxies:spatial",
-    #: "commit", ...), for the benchmarks; never shown in notebook outputs
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(t.rows for t in self.tables if t.action == "loaded")
-
-    def frame(self):
-        import pandas as pd
-
-        return pd.DataFrame([t.__dict__ for t in self.tables])
-
-    def __str__(self) -> str:
-        lines = [f"  {t.table:<10} {t.rows:>10} rows  {t.action}" for t in self.tables]
-        lines.append(f"load: committed run {self.run_id} into {self.dialect} (sky index: "
-                     f"{self.sky_index}); {self.rows_loaded} rows loaded")
-        return "\n".join(lines)
 
 
 def connect_target(db_url: str, *, sky_index: str = "auto", copy_format: str = "binary"):
@@ -275,6 +240,8 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
 
 def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows, progress,
           _fail_after, before_commit=None) -> LoadResult:
+    from .stage import LoadResult, TableResult  # the stage's result types (stage.py imports this module)
+
     target = connect_target(url, sky_index=sky_index, copy_format=copy_format)
     result = LoadResult(run_id=0, dialect=target.dialect, sky_index=target.sky_index)
     committed = False
@@ -333,48 +300,6 @@ def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_ro
     return result
 
 
-@checked("load")
-def run(data_dir: str = "data/mock", db_url: str = "", force: bool = False,
-        sky_index: str = "auto") -> LoadResult:
-    """The load stage: the convert stage's Parquet into the run's database (``db_url``, default
-    the SQLite file ``RunLayout.database``) in one transaction; every table's row count is
-    reconciled with its Parquet input and the report published in ``<data_dir>/load``.
-
-    The tables and the folder are one unit (as environment's and plausibility's, see
-    :mod:`desivoids.publication`): the report is written from the open transaction and sealed,
-    the commit records the sealed folder, then the folder is renamed into place; a failure (or a
-    kill) before the commit leaves the previous tables and report, one after it leaves the
-    committed folder under its staging name for the next run or reader to rename. (The load
-    once committed its tables first: a failure then left new tables beside the previous
-    report.)"""
-    from ..publication import record
-    from .report import DERIVED_TABLES, parquet_rows, reconciled
-
-    layout = RunLayout.of(data_dir)
-    url = layout.db_url(db_url)
-    recs = []
-
-    def publish_report(target, result: LoadResult, commit) -> None:
-        counts = {t: target.published_count(t) for t in S.DATA_TABLES + DERIVED_TABLES
-                  if target.table_exists(t)}
-        rec = reconciled(parquet_rows(layout.convert), counts)
-        recs.append(rec)
-        with staged(layout.load, commit=lambda tmp: (record(target, "load", tmp), commit())) as tmp:
-            doc = {"dialect": result.dialect, "sky_index": result.sky_index,
-                   "run_id": result.run_id, "tables": [t.__dict__ for t in result.tables],
-                   "reconciliation": rec.to_dict(orient="records")}
-            (tmp / file_name("load", "report")).write_text(json.dumps(doc, indent=1, default=int) + "\n")
-
-    result = load(layout.data_dir, url, force=force, sky_index=sky_index,
-                  before_commit=publish_report)
-    rec = recs[0]
-    bad = rec[~rec["match"]]
-    if not bad.empty:
-        raise LoadError(layout.convert, ", ".join(bad["table"]), None,
-                        f"row counts differ after the load:\n{bad.to_string(index=False)}")
-    return result
-
-
 def _load_table(target, inp: TableInput, settings: dict, digest: str, run_id: int, now,
                 block_size: int, batch_rows: int, seconds: dict) -> None:
     name = inp.name
@@ -400,7 +325,7 @@ def _load_table(target, inp: TableInput, settings: dict, digest: str, run_id: in
                 spatial.result()  # an error of the computation surfaces here, as before
     except LoadError:
         raise
-    except Exception as exc:  # noqa: BLE001 - translate database errors, naming the input
+    except Exception as exc:  # translate database errors, naming the input
         dups = _duplicates(inp) if isinstance(exc, _integrity_errors()) else None
         if dups is not None:
             raise LoadError(stream.current.path.parent if len(inp.parts) > 1

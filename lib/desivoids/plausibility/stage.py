@@ -1,0 +1,214 @@
+"""The plausibility stage: its entry point :func:`run` and its result type."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .. import formats, paths
+from ..errors import StageError
+from ..load.tables import table_transaction
+from ..outputs import staged, write_json
+from ..errors import InputError
+from ..vastheaders import agreed_value, caps_present, primary_headers
+from .findings import CATALOGUE, SAMPLE, findings
+from .selection import FAILED_FIT, SELECTION_COLUMNS, first_failed, tracer_cuts, waterfall
+from ..params import checked
+from ..stages import file_name
+
+__all__ = ["run", "PlausibilityResult", "SAMPLE_COLUMNS"]
+
+_TS = formats.TRACER_SELECTION
+#: galaxies columns kept in sample.parquet (what environment and systematics read)
+SAMPLE_COLUMNS = ("targetid", "ra", "dec", "z", "healpix", "comoving_distance", "comoving_x",
+                  "comoving_y", "comoving_z", "logmstar", "logmstar_err", "sfr", "sfr_zero",
+                  "log_ssfr", "dn4000", "dn4000_err", "absmag01_sdss_u", "absmag01_sdss_g",
+                  "absmag01_sdss_r", "m_r")
+_FINDING_COLUMNS = ("logmstar", "sfr", "dn4000", "z", "absmag01_sdss_u", "absmag01_sdss_r")
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class PlausibilityResult:
+    report: dict
+    out_dir: Path
+
+    @property
+    def waterfall(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["waterfall"])
+
+    @property
+    def findings(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["findings"])
+
+    @property
+    def reproduction(self) -> pd.DataFrame:
+        return pd.DataFrame(self.report["reproduction"])
+
+    def __str__(self) -> str:
+        w = self.waterfall
+        both = w[w.cap == "both"]
+        n_in, n_out = int(both.remaining.iloc[0]), int(both.remaining.iloc[-1])
+        f = self.findings
+        lines = [f"plausibility: {n_in:,d} galaxies -> {n_out:,d} in the sample; "
+                 f"{int((f.status == 'finding').sum())} findings -> {paths.display(self.out_dir)}"]
+        for r in self.report["reproduction"]:
+            lines.append(f"  {r['cap']}: tracers {r['selected']:,d}, GALZONE {r['galzone']:,d}, "
+                         f"in both {r['both']:,d}, selected only {r['selected_only']:,d}, "
+                         f"GALZONE only {r['galzone_only']:,d}"
+                         + (f" (and {r['galzone_out']:,d} with OUT = 1)" if r.get("galzone_out")
+                            else ""))
+        return "\n".join(lines)
+
+
+def _threshold(given, headers, key: str) -> tuple[float | None, str]:
+    """A threshold: the parameter, else the DESIVAST headers' value (VoidFinder's, where the
+    files agree within formats.HEADER_TOLERANCES). MAGLIM absent or without a value (VAST
+    writes it so when no magnitude cut was made) is None: no cut; ZLIMU must be there."""
+    if given is not None:
+        return float(given), "parameter"
+    value, how = agreed_value(headers, key, formats.HEADER_TOLERANCES.get(key, 0.0))
+    if value is None:
+        if key == formats.MAGLIM_KEY:
+            return None, ("MAGLIM of the DESIVAST headers has no value (VAST writes it so "
+                          "when no magnitude cut was made)")
+        raise InputError(None, "PRIMARY", key, "no DESIVAST file carries this header key")
+    if how.get("max_difference"):
+        return value, (f"{key} of the DESIVAST VoidFinder headers (the files differ by up to "
+                       f"{how['max_difference']:.4g}, within the tolerance "
+                       f"{how['tolerance']:g} of formats.HEADER_TOLERANCES)")
+    return value, f"{key} of the DESIVAST headers"
+
+
+def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table,
+                  caps_present=formats.CAPS) -> list[dict]:
+    """Selected tracers against GALZONE's TARGETs per cap whose files are present. GALZONE rows
+    with OUT = 1 that are not selected are input galaxies VAST left out (files VAST writes list
+    every input galaxy, those beyond the far limit with OUT = 1): counted apart, not as
+    GALZONE-only tracers."""
+    out = []
+    caps = galzone.column("cap").to_numpy(zero_copy_only=False)
+    targets = galzone.column("targetid").to_numpy()
+    flagged = np.asarray(pc.fill_null(pc.equal(galzone.column("out"), formats.GALZONE_OUT),
+                                      False))
+    for cap in caps_present:
+        sel = np.unique(tracer_ids.get(cap, np.zeros(0, np.int64)))
+        gz = np.unique(targets[caps == cap])
+        left_out = np.setdiff1d(np.unique(targets[(caps == cap) & flagged]), sel,
+                                assume_unique=True)
+        gz = np.setdiff1d(gz, left_out, assume_unique=True)
+        n_out = int(len(left_out))
+        both = np.intersect1d(sel, gz, assume_unique=True)
+        only_sel = np.setdiff1d(sel, gz, assume_unique=True)
+        only_gz = np.setdiff1d(gz, sel, assume_unique=True)
+        out.append({"cap": cap, "selected": int(len(sel)), "galzone": int(len(gz)),
+                    "both": int(len(both)), "selected_only": int(len(only_sel)),
+                    "galzone_only": int(len(only_gz)), "galzone_out": n_out,
+                    "examples_selected_only": only_sel[:10].tolist(),
+                    "examples_galzone_only": only_gz[:10].tolist()})
+    return out
+
+
+def _require_rows(first: np.ndarray, cuts: list, n_tracer_cuts: int) -> None:
+    """An empty tracer selection or sample is this stage's error (a misspelt ``survey`` or a
+    ``zmin`` above ZLIMU once passed with exit 0 and failed two stages later): name the cut that
+    removed the last rows."""
+    for what, n_cuts in (("tracers", n_tracer_cuts), ("sample", len(cuts))):
+        if int(np.count_nonzero(first >= n_cuts)) == 0:
+            counts = np.bincount(first, minlength=len(cuts) + 1)[:n_cuts]
+            last = next((cuts[i] for i in range(n_cuts - 1, -1, -1) if counts[i]), None)
+            why = (f"the cut {last.name!r} ({last.description}) removed the last "
+                   f"{int(counts[cuts.index(last)]):,} rows" if last is not None
+                   else "the catalogue has no rows")
+            raise StageError(f"the selection keeps no {what} of {len(first):,} rows: {why}; "
+                             "check the selection parameters")
+
+
+@checked("plausibility")
+def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY"],
+        program: str = _TS["PROGRAM"], bgs_bit: str = _TS["BGS_TARGET_BIT"],
+        spectype: str = _TS["SPECTYPE"], zwarn: int = _TS["ZWARN"],
+        min_deltachi2: float = _TS["DELTACHI2_GT"], zmin: float = 0.0,
+        zlimu: float | None = None, maglim: float | None = None) -> PlausibilityResult:
+    """The plausibility stage (parameters as the notebook declares them)."""
+    layout = paths.RunLayout.of(data_dir)
+    headers = primary_headers(paths.require(layout.file("convert", "voids"), "convert"))
+    zl, zl_from = _threshold(zlimu, headers, "ZLIMU")
+    ml, ml_from = _threshold(maglim, headers, "MAGLIM")
+    cuts = tracer_cuts(survey, program, bgs_bit, spectype, zwarn, min_deltachi2, zmin, zl, ml,
+                       maglim_note=ml_from if ml is None else "")
+    n_tracer_cuts = len(cuts)
+    cuts = cuts + [FAILED_FIT]
+    dataset = ds.dataset(layout.file("convert", "galaxies"), format="parquet")
+    sel_parts, sample_parts, firsts, caps_all = [], [], [], []
+    catalogue = {c: [] for c in _FINDING_COLUMNS}
+    tracer_ids: dict[str, list[np.ndarray]] = {c: [] for c in formats.CAPS}
+    for fragment in dataset.get_fragments():  # one part at a time: bounded memory
+        t = fragment.to_table(columns=list(dict.fromkeys(SELECTION_COLUMNS + _FINDING_COLUMNS)))
+        first = first_failed(t, cuts)
+        caps = formats.cap_of_ra(t.column("ra").to_numpy())
+        tracer = first >= n_tracer_cuts
+        sample = first == len(cuts)
+        names = np.array([c.name for c in cuts] + [None], dtype=object)
+        sel_parts.append(pa.table({
+            "targetid": t.column("targetid"), "cap": pa.array(caps.astype(str)),
+            "removed_by": pa.array(names[first], pa.string()),
+            "tracer": pa.array(tracer), "sample": pa.array(sample)}))
+        tid = t.column("targetid").to_numpy()
+        for cap in formats.CAPS:
+            tracer_ids[cap].append(tid[tracer & (caps == cap)])
+        if sample.any():
+            s = fragment.to_table(columns=list(SAMPLE_COLUMNS)).filter(pa.array(sample))
+            sample_parts.append(s.add_column(1, "cap", pa.array(caps[sample].astype(str))))
+        for c in _FINDING_COLUMNS:
+            catalogue[c].append(t.column(c).to_numpy(zero_copy_only=False).astype(np.float32))
+        firsts.append(first)
+        caps_all.append(caps)
+    selection = pa.concat_tables(sel_parts) if sel_parts else None
+    sample_table = pa.concat_tables(sample_parts) if sample_parts else None
+    first = np.concatenate(firsts) if firsts else np.zeros(0, np.int16)
+    caps = np.concatenate(caps_all) if caps_all else np.zeros(0, str)
+    _require_rows(first, cuts, n_tracer_cuts)
+    cat_cols = {c: np.concatenate(v) if v else np.zeros(0) for c, v in catalogue.items()}
+    samp_cols = ({c: sample_table.column(c).to_numpy(zero_copy_only=False).astype(float)
+                  for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z", "absmag01_sdss_u",
+                            "absmag01_sdss_r")} if sample_table is not None else
+                 {c: np.zeros(0) for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z",
+                                           "absmag01_sdss_u", "absmag01_sdss_r")})
+    galzone = pq.read_table(layout.file("convert", "galzone"),
+                            columns=["cap", "targetid", "out"])
+    report = {
+        "schema": "desivoids.plausibility", "schema_version": SCHEMA_VERSION,
+        "thresholds": {"survey": survey, "program": program, "bgs_bit": bgs_bit,
+                       "spectype": spectype, "zwarn": zwarn, "min_deltachi2": min_deltachi2,
+                       "zmin": zmin, "zlimu": zl, "zlimu_from": zl_from, "maglim": ml,
+                       "maglim_from": ml_from},
+        "cuts": [{"name": c.name, "description": c.description,
+                  "defines": "tracers" if i < n_tracer_cuts else "sample"}
+                 for i, c in enumerate(cuts)],
+        "waterfall": waterfall(first, caps, cuts).to_dict(orient="records"),
+        "findings": findings(cat_cols, CATALOGUE, "catalogue") + findings(samp_cols, SAMPLE,
+                                                                          "sample"),
+        "reproduction": _reproduction({c: np.concatenate(v) for c, v in tracer_ids.items()},
+                                      galzone, caps_present(headers)),
+    }
+    out = layout.stage("plausibility")
+    # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
+    with table_transaction(layout.db_url(db_url), "the plausibility stage's table") as db, \
+            staged(out, commit=db.committing("plausibility")) as tmp:
+        pq.write_table(selection, tmp / file_name("plausibility", "selection"), compression="zstd")
+        if sample_table is None:
+            sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
+            sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
+        pq.write_table(sample_table, tmp / file_name("plausibility", "sample"), compression="zstd")
+        write_json(tmp / file_name("plausibility", "report"), report)
+        db.publish("selection", selection.sort_by("targetid"),
+                   key=("targetid",))  # in key order: the database appends
+        db.prepare()  # what can fail happens before the commit
+    return PlausibilityResult(report, out)
