@@ -254,12 +254,12 @@ def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_book, tmp_path_factory):  # noqa: F811 - fixture
+def served(tiny_book, tmp_path_factory):
     """The built book on http://127.0.0.1:PORT/ (python -m http.server, loopback only). Its
     request log goes to a file: a pipe nobody reads fills after some 500 requests, and the
     server then blocks on its next log line, so every later page load hangs."""
     port = _free_port()
-    log = open(tmp_path_factory.mktemp("http") / "http.server.log", "w+")  # noqa: SIM115
+    log = open(tmp_path_factory.mktemp("http") / "http.server.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                              "--directory", str(tiny_book.html)],
                             stdout=subprocess.DEVNULL, stderr=log, text=True)
@@ -303,7 +303,7 @@ def _redirect_target(html: Path, rel: str) -> str | None:
     return os.path.normpath(os.path.join(os.path.dirname(rel), m.group(1).split("#")[0]))
 
 
-def _forbidden_paths(tiny_book, tmp_path_factory) -> list[str]:  # noqa: F811
+def _forbidden_paths(tiny_book, tmp_path_factory) -> list[str]:
     """Absolute paths of this machine that a page must never show."""
     base = tmp_path_factory.getbasetemp().resolve()
     out = {str(paths.ROOT), str(tiny_book.root), str(tiny_book.root.resolve()), str(base),
@@ -315,7 +315,7 @@ def _forbidden_paths(tiny_book, tmp_path_factory) -> list[str]:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def crawl(tiny_book, served, tmp_path_factory) -> Crawl:  # noqa: F811 - fixture
+def crawl(tiny_book, served, tmp_path_factory) -> Crawl:
     _ensure_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -374,7 +374,7 @@ def crawl(tiny_book, served, tmp_path_factory) -> Crawl:  # noqa: F811 - fixture
                         tab.goto(served + rel, wait_until="load", timeout=120000)
                         tab.wait_for_load_state("networkidle", timeout=30000)
                         page.widths[width] = tab.evaluate(WIDTH_FACTS)
-                    except Exception as exc:  # noqa: BLE001 - reported by the width test
+                    except Exception as exc:  # reported by the width test
                         page.widths[width] = {"error": str(exc).splitlines()[0]}
                         continue
                     for name in PHONE_SHOTS:
@@ -408,7 +408,7 @@ def _figure(tab) -> dict:
         tab.wait_for_function("() => window.desivoidsSlab && window.desivoidsSlab.ready === true",
                               timeout=20000)
         out["ready"] = True
-    except Exception as exc:  # noqa: BLE001 - reported by the test
+    except Exception as exc:  # reported by the test
         out["ready"] = False
         out["wait"] = str(exc).splitlines()[0]
     out.update(tab.evaluate(CANVAS_FACTS))
