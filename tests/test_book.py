@@ -248,6 +248,20 @@ def test_the_run_dr1_page_links_the_repository_the_config_names(tmp_path):
     text = book._repository(tmp_path)
     assert "](" not in text and "gives no public address" in text
 
+
+def test_the_run_dr1_page_names_every_stage_the_readme_has_not_measured(tmp_path):
+    """Issue 22 point 6, time per stage: a registry stage without a row in the README's DR1-scale
+    table is named as not measured (never silently absent from the page)."""
+    readme = (paths.ROOT / "README.md").read_text()
+    for text in (readme, readme.replace("| recon | 9 s | 0.2 GiB | 1 MB |\n", "")):
+        (tmp_path / "README.md").write_text(text)
+        table, _, note = book._dr1_needs(tmp_path).partition("Not yet measured at DR1 scale")
+        rows = {r.strip("|").split("|")[0].split("(")[0].strip() for r in table.splitlines()[2:]
+                if r.startswith("|")}
+        unmeasured = [n for n in ORDER if n not in rows]
+        assert not unmeasured or note.endswith(f": {', '.join(unmeasured)}.\n"), (unmeasured, note)
+    assert "recon" in unmeasured
+
 #: entries whose identifier or title could not be checked on the offline machine that wrote
 #: them (no DOI or arXiv listing to copy from; searched again for issue 22: no record found);
 #: kept out of the completeness check by name, never silently: each says "Unverified" in the
