@@ -48,8 +48,9 @@ def planted_shape(x):
 
 def planted_amplitude(offset: float, shape, flag) -> float:
     """The shift at a void's centre for which the mean shift (before the clip to [0, 1]) of
-    VoidFinder void (flag 1) minus wall (flag 0) galaxies is ``offset``: so the void-minus-wall answer keeps the size a step of
-    ``offset`` on membership had. ``offset`` itself when either group is empty."""
+    VoidFinder void (flag 1) minus wall (flag 0) galaxies is ``offset``: so the void-minus-wall
+    answer keeps the size a step of ``offset`` on membership had. ``offset`` itself when either
+    group is empty."""
     shape, flag = np.asarray(shape, float), np.asarray(flag)
     v, w = flag == truth.VOID, flag == truth.WALL
     if offset == 0 or not v.any() or not w.any():
