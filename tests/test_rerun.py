@@ -265,5 +265,7 @@ def test_nbval_reproduces_every_stage(tiny_book, nbval_run, name, monkeypatch):
         [str(nbval_run / "lib"), *filter(None, [os.environ.get("PYTHONPATH")])]))
     monkeypatch.delenv("MPLBACKEND", raising=False)
     proc = run_nbval(nbval_run / "book" / "executed" / f"{stage.stem}.ipynb")
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    first = max(0, proc.stdout.find("Cell execution caused an exception"))
+    assert proc.returncode == 0, (proc.stdout[first:first + 8000]  # the first failing cell's error
+                                  + "\n...\n" + proc.stdout[-2000:] + proc.stderr[-2000:])
     assert " passed" in proc.stdout and " failed" not in proc.stdout
