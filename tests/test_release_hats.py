@@ -229,6 +229,61 @@ def test_a_threshold_no_partition_can_meet_is_a_clear_error():
     assert H.finest_order(spread, 5000) == 1 and H.finest_order(spread, 100) > 1
 
 
+def test_hats_import_gets_the_rows_in_sky_order_as_arrow_files(hats_release, tmp_path,
+                                                               monkeypatch):
+    """hats-import's input: every row once, in the order of hats' spatial index (its split and
+    reduce are faster so), as Arrow IPC files that its reader hands over as they are."""
+    import importlib
+
+    _, out = hats_release
+    mod = importlib.import_module("hats_import.pipeline")
+    real, seen = mod.pipeline_with_client, {}
+
+    def spy(args, client):
+        if hasattr(args, "input_file_list"):  # the catalogue imports, not the margin
+            reader = args.file_reader
+            assert isinstance(reader, H.ArrowFileReader)
+            parts = [t for f in args.input_file_list for t in reader.read(f)]
+            cols = [t for f in args.input_file_list for t in reader.read(f, ["ra", "dec"])]
+            assert all(t.column_names == ["ra", "dec"] for t in cols)
+            seen[args.output_artifact_name] = __import__("pyarrow").concat_tables(parts)
+        real(args, client)
+
+    monkeypatch.setattr(mod, "pipeline_with_client", spy)
+    tables = {n: pq.read_table(out / n) for n in ("galaxies_core.parquet",
+                                                  "galaxy_void_assignments.parquet",
+                                                  "voids_unified.parquet")}
+    dest = tmp_path / "v"
+    dest.mkdir()
+    for n in tables:
+        (dest / n).write_bytes((out / n).read_bytes())
+    H.write(dest, tables, version="t", citation="c", inputs=[], pixel_threshold=THRESHOLD,
+            margin_arcsec=MARGIN_ARCSEC)
+    assert set(seen) == {"galaxies", "voids"}
+    for name, n in (("galaxies", tables["galaxies_core.parquet"].num_rows),
+                    ("voids", tables["voids_unified.parquet"].num_rows)):
+        index = H.spatial_index(seen[name])
+        assert len(index) == n and (np.diff(index) >= 0).all(), name
+    assert sorted(seen["galaxies"]["targetid"].to_pylist()) == sorted(
+        tables["galaxies_core.parquet"]["targetid"].to_pylist())
+
+
+def test_the_import_cluster_starts_without_a_dashboard():
+    """The dashboard imports bokeh and starts a web app: 0.6 s of every release, unused."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from desivoids.release import hats as H\n"
+            "with H.dask_client('') as client:\n"
+            "    assert client.scheduler_info()['workers']\n"
+            "print('bokeh' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "False"
+
+
 def test_scheduler_address_sends_the_import_to_that_cluster(analysed):
     """With the run's scheduler_address, hats-import's tasks run on that cluster."""
     from distributed import LocalCluster
