@@ -167,8 +167,10 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             for name in ("r_k", "edge_fraction", "delta_k", "edge_flag"):
                 if parts:
                     cols[name][own] = np.concatenate([p[name] for p in parts])
+            # the trees (randoms: 20 per tracer, 1.5 GB at DR1) are not held beside the grid
+            del cd, shared, tasks, parts
             web = web_grid(cap, xyz[is_tracer], fp.outside, info["lo"], info["hi"], cell,
-                           smooth, lambda_th)
+                           smooth, lambda_th, shell=(fp.dliml, fp.dlimu))
             webs[cap] = web
             cols["web_class"][own] = web.classify(xyz)
             d = cols["delta_k"][own]
