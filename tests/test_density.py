@@ -108,6 +108,28 @@ def test_a_galaxy_outside_the_survey_gets_no_density():
     assert np.isfinite(got["r_k"][1]) and got["edge_flag"][1]
 
 
+def test_a_sphere_wholly_inside_the_survey_has_edge_fraction_one_without_counting():
+    """f = 1 exactly where the k-NN sphere lies wholly in the survey (the randoms would only
+    add their Poisson noise to 1); counted, as edge_fraction counts it, where it crosses."""
+    fp = _half_sky()
+    rng = np.random.default_rng(6)
+    tracers = np.column_stack([rng.uniform(-150, 150, 20000), rng.uniform(0, 150, 20000),
+                               rng.uniform(-150, 150, 20000)])
+    tracers = tracers[~fp.outside(tracers)]
+    randoms = footprint_randoms(fp, 300_000, 0.315, rng)
+    rxyz = np.column_stack([randoms[f"comoving_{a}"] for a in "xyz"])
+    rtree = cKDTree(rxyz)
+    cap = CapDensity("NGC", cKDTree(tracers), rtree, 1.0, len(rxyz) / footprint_volume(fp),
+                     footprint=fp)
+    pts = np.array([[0.0, 100, 0], [40, 90, -30], [0.0, 1.0, 0.5], [60, 2.0, 40]])
+    got = local_density(cap, pts, np.zeros(len(pts), bool), 5)
+    r = got["r_k"]
+    assert np.all(r[:2] < 30) and np.all(got["edge_fraction"][:2] == 1.0)
+    np.testing.assert_allclose(got["edge_fraction"][2:],
+                               edge_fraction(rtree, cap.random_density, pts[2:], r[2:]))
+    assert np.all(got["edge_fraction"][2:] < 0.8)
+
+
 # ------------------------------------------------------------------------------- T-Web
 def _axes(n=48, cell=2.0):
     x = (np.arange(n) + 0.5) * cell - n * cell / 2
