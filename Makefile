@@ -34,14 +34,19 @@ browser:
 	bash tests/browser.sh install
 
 # PostgreSQL is required here: a test that cannot reach the server it started fails, not skips.
+# The suite runs on every core (pytest-xdist; WORKERS=0 runs it in this process), grouped by
+# tests/conftest.py: a test file's tests on one worker (several share a module fixture, e.g. a
+# finished run), the files of the tiny book together, the planted bugs one by one.
+WORKERS ?= auto
+XDIST   := -n $(WORKERS) --dist loadgroup
 test: $(STAMP) postgres browser
-	DESIVOIDS_REQUIRE_PG=1 $(BIN)/python -m pytest
+	DESIVOIDS_REQUIRE_PG=1 $(BIN)/python -m pytest $(XDIST)
 
 # The fast tier, under 3 minutes on 2 cores: the linter (pyproject's [tool.ruff]) and every test
 # not marked slow or postgres. `make test` runs everything, as CI does.
 check: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow and not postgres" -q
+	$(BIN)/python -m pytest -m "not slow and not postgres" -q $(XDIST)
 
 # JupyterLab on 127.0.0.1:$(LAB_PORT) (the URL with its token is printed): notebooks/NN_stage.py
 # opens as a notebook and saving writes its paired .ipynb (jupytext.toml).

@@ -34,14 +34,15 @@ import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "lib"))
+import measure  # first: it puts lib/ on sys.path for a checkout without the package installed
 
-from desivoids.errors import DesivoidsError  # noqa: E402
-from desivoids.formats import checksum_filename as sumfile_name  # noqa: E402
-from desivoids.acquire.steps import acquire  # noqa: E402
-from desivoids.acquire.sources import FsspecSource, HTTPSource  # noqa: E402
-from desivoids.acquire.transfer import Options  # noqa: E402
+from desivoids.errors import DesivoidsError
+from desivoids.formats import checksum_filename as sumfile_name
+from desivoids.acquire.steps import acquire
+from desivoids.acquire.sources import FsspecSource, HTTPSource
+from desivoids.acquire.transfer import Options
+
+HERE = measure.HERE
 
 D = "dr1/vac/dr1/bench/v1.0"
 THROUGHPUT_ROWS = ("http_1_worker", "http_4_workers", "http_4_workers_no_index_pages", "folder_4_workers")
@@ -136,7 +137,10 @@ def throughput(work: Path, mb: int, nfiles: int, repeat: int) -> dict:
     size = mb * 2**20 // nfiles
     total = write_files(src, nfiles, size)
     res = {"files": nfiles, "bytes": total, "repeat": repeat}
-    rm = lambda d: (lambda: shutil.rmtree(d, ignore_errors=True))  # noqa: E731
+
+    def rm(d):  # the cleanup between repeats
+        return functools.partial(shutil.rmtree, d, ignore_errors=True)
+
     res["cp_seconds"] = best(lambda: subprocess.run(["cp", "-r", str(src), str(work / "cp")], check=True),
                              repeat, rm(work / "cp"))
     # acquire fsyncs every file before renaming it: the like-for-like reference flushes too

@@ -28,9 +28,9 @@ import sys
 
 import measure
 
-from desivoids import paths  # noqa: E402
-from desivoids.convert.build import DEFAULT_CHUNK_ROWS, discover  # noqa: E402
-from desivoids.convert.fastspecfit import DEFAULT_COMPRESSION  # noqa: E402
+from desivoids import paths
+from desivoids.convert.build import DEFAULT_CHUNK_ROWS, discover
+from desivoids.convert.fastspecfit import DEFAULT_COMPRESSION
 
 HERE = measure.HERE
 TARGET_RATIO = 2.0

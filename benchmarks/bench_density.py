@@ -31,9 +31,9 @@ from pathlib import Path
 
 import measure
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from desivoids import formats, paths  # noqa: E402
+from desivoids import formats, paths
 
 TARGET_SECONDS, TARGET_RSS_GIB = 60.0, 4.0
 K = 5

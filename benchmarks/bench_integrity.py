@@ -15,8 +15,8 @@ import measure
 
 sys.path.insert(0, str(measure.ROOT / "lib"))
 
-from desivoids import paths  # noqa: E402
-from desivoids.integrity import DEFAULT_MAX_NULL_FRACTION  # noqa: E402
+from desivoids import paths
+from desivoids.integrity import DEFAULT_MAX_NULL_FRACTION
 
 
 def main(argv=None) -> int:

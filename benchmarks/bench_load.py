@@ -44,11 +44,11 @@ from pathlib import Path
 
 import measure
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 
-from desivoids import paths  # noqa: E402
+from desivoids import paths
 
 PG_OPTS = ("-c shared_buffers=2GB -c max_wal_size=4GB -c checkpoint_timeout=30min "
            "-c wal_buffers=64MB")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import measure
 
-from desivoids import paths  # noqa: E402
+from desivoids import paths
 
 TARGET_SECONDS = 150.0
 DEFAULT_DIR = paths.DATA / "bench" / "pipeline"

@@ -15,9 +15,9 @@ import measure
 
 sys.path.insert(0, str(measure.ROOT / "lib"))
 
-from desivoids import paths  # noqa: E402
-from desivoids.plausibility import SAMPLE_COLUMNS  # noqa: E402
-from desivoids.plausibility.selection import SELECTION_COLUMNS  # noqa: E402
+from desivoids import paths
+from desivoids.plausibility import SAMPLE_COLUMNS
+from desivoids.plausibility.selection import SELECTION_COLUMNS
 
 
 def main(argv=None) -> int:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import measure
 
-from desivoids import paths  # noqa: E402
+from desivoids import paths
 
 TARGETS = {"seconds": 300, "rss_gib": 4.0}
 DEFINITIONS = ("ssfr", "dn4000", "ur")

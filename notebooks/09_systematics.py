@@ -88,8 +88,10 @@ display.figure("systematics-forest",
 # On a mock run the mock records, for each algorithm, the answer this statistic should give: the
 # void-minus-wall difference of the *latent* quenched probability at fixed stellar mass (walls
 # reweighted to the void mass histogram, all voids, both caps), computed by the mock's own code
-# from its own membership of that algorithm. The quenching was planted in VoidFinder voids only;
-# each V2 pruning gets what its own voids' overlap with them gives. Whether the jackknife 95%
+# from its own membership of that algorithm. The quenching was planted as a smooth function of
+# the distance to VoidFinder's void centres (methods, "The mock's planted answer"), scaled so that
+# VoidFinder's void-minus-wall difference is -0.10; each V2 pruning gets what its own voids'
+# overlap with them gives. Whether the jackknife 95%
 # interval holds the expected value is said per row. The observed definitions misclassify a few
 # per cent of galaxies each way, which pulls an estimate slightly towards zero. On real data
 # there is no planted answer, and no table.

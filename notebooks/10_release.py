@@ -32,7 +32,7 @@ scheduler_address: str = ""  # dask.distributed scheduler for the HATS import (e
 from IPython.display import Markdown
 
 from desivoids import display, release
-from desivoids.release import figures
+from desivoids.release import downloads, figures
 from desivoids.runinfo import banner
 
 banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
@@ -72,6 +72,14 @@ display.figure("release-answer", figures.answer_of(data_dir),
 # (`sha256sum -c SHA256SUMS` checks a copy). Before anything is published, every promised file is
 # checked: it exists, reads, matches its checksum and has its documented columns; a missing or
 # inconsistent file fails the stage and the previous release stays as it was.
+
+# %% [markdown]
+# ## Download the release
+#
+# The release's files, each with its size and sha256, linked for download from this book.
+
+# %%
+downloads.download_list(result.out_dir)
 
 # %% [markdown]
 # ## What was released, and its checks

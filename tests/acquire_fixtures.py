@@ -240,7 +240,10 @@ def digest_headers(data: bytes, kinds: tuple[str, ...], full: bool) -> list[tupl
     """Headers describing the whole (true) file; Content-MD5 only on a full response."""
     import base64
 
-    b64 = lambda h: base64.b64encode(h).decode()  # noqa: E731
+
+    def b64(h):
+        return base64.b64encode(h).decode()
+
     out = []
     for k in kinds:
         if k == "content-md5" and full:

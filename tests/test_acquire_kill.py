@@ -16,8 +16,8 @@ import pytest
 
 from acquire_fixtures import FaultyHTTPServer, random_files, sha256_of, write_tree
 
-from desivoids import paths  # noqa: E402
-from desivoids.acquire.steps import manifest_rows  # noqa: E402
+from desivoids import paths
+from desivoids.acquire.steps import manifest_rows
 
 D = "dr1/vac/dr1/killtest/v1.0"
 KILLS = 12

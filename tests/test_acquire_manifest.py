@@ -11,10 +11,10 @@ import pytest
 
 from acquire_fixtures import FaultyHTTPServer, write_tree
 
-from desivoids.acquire.manifest import SCHEMA_VERSION, Manifest  # noqa: E402
-from desivoids.acquire.sources import HTTPSource  # noqa: E402
-from desivoids.acquire.steps import acquire  # noqa: E402
-from desivoids.acquire.transfer import Options  # noqa: E402
+from desivoids.acquire.manifest import SCHEMA_VERSION, Manifest
+from desivoids.acquire.sources import HTTPSource
+from desivoids.acquire.steps import acquire
+from desivoids.acquire.transfer import Options
 
 D = "dr1/vac/dr1/migrate/v1"
 

@@ -9,11 +9,11 @@ import pytest
 
 from acquire_fixtures import MotoS3, random_files, sha256_of, write_tree
 
-from desivoids.acquire.manifest import Manifest  # noqa: E402
-from desivoids.acquire.steps import acquire, manifest_rows, plan_run  # noqa: E402
-from desivoids.acquire.sources import (FsspecSource, HTTPSource, Missing, S3Source,  # noqa: E402
+from desivoids.acquire.manifest import Manifest
+from desivoids.acquire.steps import acquire, manifest_rows, plan_run
+from desivoids.acquire.sources import (FsspecSource, HTTPSource, Missing, S3Source,
                                        make_source)
-from desivoids.acquire.transfer import Options  # noqa: E402
+from desivoids.acquire.transfer import Options
 
 D = "dr1/vac/dr1/desivast/v1.0"
 DESIVAST = ["DESIVAST_BGS_VOLLIM_VoidFinder_NGC.fits", "DESIVAST_BGS_VOLLIM_VoidFinder_SGC.fits"] + [
@@ -164,7 +164,10 @@ def test_digests_offered_by_a_source_are_read_only_where_they_describe_the_whole
 
     data = b"desi" * 100
     md5, sha = hashlib.md5(data), hashlib.sha256(data)
-    b64 = lambda h: base64.b64encode(h.digest()).decode()  # noqa: E731
+
+    def b64(h):
+        return base64.b64encode(h.digest()).decode()
+
     got = digest_from_headers({"Digest": f"md5={b64(md5)}, sha-256={b64(sha)}"}, full=False)
     assert (got.algorithm, got.hex, got.origin) == ("sha256", sha.hexdigest(), "Digest")
     got = digest_from_headers({"Repr-Digest": f"sha-256=:{b64(sha)}:"}, full=False)

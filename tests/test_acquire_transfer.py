@@ -14,10 +14,10 @@ import pytest
 
 from acquire_fixtures import FaultyHTTPServer, closed_port, random_files, sha256_of, write_tree
 
-from desivoids.acquire.manifest import Manifest, ManifestLocked  # noqa: E402
-from desivoids.acquire.steps import acquire, manifest_rows, plan_run  # noqa: E402
-from desivoids.acquire.sources import HTTPSource  # noqa: E402
-from desivoids.acquire.transfer import Options  # noqa: E402
+from desivoids.acquire.manifest import Manifest, ManifestLocked
+from desivoids.acquire.steps import acquire, manifest_rows, plan_run
+from desivoids.acquire.sources import HTTPSource
+from desivoids.acquire.transfer import Options
 
 D = "dr1/vac/dr1/test/v1.0"
 

@@ -254,12 +254,12 @@ def _wait_http(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_book, tmp_path_factory):  # noqa: F811 - fixture
+def served(tiny_book, tmp_path_factory):
     """The built book on http://127.0.0.1:PORT/ (python -m http.server, loopback only). Its
     request log goes to a file: a pipe nobody reads fills after some 500 requests, and the
     server then blocks on its next log line, so every later page load hangs."""
     port = _free_port()
-    log = open(tmp_path_factory.mktemp("http") / "http.server.log", "w+")  # noqa: SIM115
+    log = open(tmp_path_factory.mktemp("http") / "http.server.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                              "--directory", str(tiny_book.html)],
                             stdout=subprocess.DEVNULL, stderr=log, text=True)
@@ -303,7 +303,7 @@ def _redirect_target(html: Path, rel: str) -> str | None:
     return os.path.normpath(os.path.join(os.path.dirname(rel), m.group(1).split("#")[0]))
 
 
-def _forbidden_paths(tiny_book, tmp_path_factory) -> list[str]:  # noqa: F811
+def _forbidden_paths(tiny_book, tmp_path_factory) -> list[str]:
     """Absolute paths of this machine that a page must never show."""
     base = tmp_path_factory.getbasetemp().resolve()
     out = {str(paths.ROOT), str(tiny_book.root), str(tiny_book.root.resolve()), str(base),
@@ -315,7 +315,7 @@ def _forbidden_paths(tiny_book, tmp_path_factory) -> list[str]:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def crawl(tiny_book, served, tmp_path_factory) -> Crawl:  # noqa: F811 - fixture
+def crawl(tiny_book, served, tmp_path_factory) -> Crawl:
     _ensure_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -374,7 +374,7 @@ def crawl(tiny_book, served, tmp_path_factory) -> Crawl:  # noqa: F811 - fixture
                         tab.goto(served + rel, wait_until="load", timeout=120000)
                         tab.wait_for_load_state("networkidle", timeout=30000)
                         page.widths[width] = tab.evaluate(WIDTH_FACTS)
-                    except Exception as exc:  # noqa: BLE001 - reported by the width test
+                    except Exception as exc:  # reported by the width test
                         page.widths[width] = {"error": str(exc).splitlines()[0]}
                         continue
                     for name in PHONE_SHOTS:
@@ -408,7 +408,7 @@ def _figure(tab) -> dict:
         tab.wait_for_function("() => window.desivoidsSlab && window.desivoidsSlab.ready === true",
                               timeout=20000)
         out["ready"] = True
-    except Exception as exc:  # noqa: BLE001 - reported by the test
+    except Exception as exc:  # reported by the test
         out["ready"] = False
         out["wait"] = str(exc).splitlines()[0]
     out.update(tab.evaluate(CANVAS_FACTS))
@@ -735,3 +735,59 @@ def test_reader_the_index_is_not_empty_and_in_the_sidebar(crawl):
     assert len(entries) >= 20, entries
     assert any(_target(crawl, u) == ("genindex.html", "")
                for u in _page(crawl, "book/intro.html").facts["links"])
+
+
+class _Downloads(HTMLParser):
+    """The links of the release chapter's download list (table.dv-downloads)."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = 0  # > 0 inside the download table
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table" and "dv-downloads" in (a.get("class") or "").split():
+            self.depth += 1
+        elif tag == "table" and self.depth:
+            self.depth += 1
+        elif tag == "a" and self.depth and a.get("href"):
+            self.links.append(a["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "table" and self.depth:
+            self.depth -= 1
+
+
+def test_the_release_chapter_links_every_released_file_with_its_sha256(tiny_book):
+    """Issue 22 point 6: every link of the release chapter's download list lands on a file of
+    the built book whose sha256 is the release's SHA256SUMS entry (SHA256SUMS: its own), and
+    every file of the tiny release (each far below the size limit) is linked."""
+    import hashlib
+
+    from desivoids.checksums import parse_sumfile
+    from desivoids.release.downloads import BOOK_FOLDER, LIMIT
+    from desivoids.stages import STAGES
+
+    (sums_path,) = sorted((tiny_book.data / "release").glob("*/SHA256SUMS"))
+    release = sums_path.parent
+    sums = {**parse_sumfile(sums_path.read_text(), str(sums_path)),
+            "SHA256SUMS": hashlib.sha256(sums_path.read_bytes()).hexdigest()}
+    assert all((release / n).stat().st_size <= LIMIT for n in sums)
+    page = tiny_book.html / (STAGES["release"].chapter + ".html")
+    parser = _Downloads()
+    parser.feed(page.read_text())
+    served = (tiny_book.html / BOOK_FOLDER / release.name).resolve()
+    linked, problems = {}, []
+    for url in parser.links:
+        file = (page.parent / unquote(urlsplit(url).path)).resolve()
+        if not file.is_file() or not file.is_relative_to(served):
+            problems.append(f"{url}: no such file under {BOOK_FOLDER}/{release.name}/ of the book")
+            continue
+        name = file.relative_to(served).as_posix()
+        linked[name] = hashlib.sha256(file.read_bytes()).hexdigest()
+        if linked[name] != sums.get(name):
+            problems.append(f"{url}: sha256 {linked[name]} is not SHA256SUMS' {sums.get(name)}")
+    assert not problems, "\n".join(problems)
+    assert sorted(linked) == sorted(sums), sorted(set(sums) ^ set(linked))
+    assert any(n.startswith("hats/") and n.endswith("properties") for n in linked)

@@ -14,10 +14,10 @@ from astropy.io import fits
 
 from convert_fixtures import convert_dir, write_sky
 
-from desivoids import cosmology, formats  # noqa: E402
-from desivoids.errors import InputError  # noqa: E402
-from desivoids.convert import build, columns, fitstable  # noqa: E402
-from desivoids.cli import main as cli_main  # noqa: E402
+from desivoids import cosmology, formats
+from desivoids.errors import InputError
+from desivoids.convert import build, columns, fitstable
+from desivoids.cli import main as cli_main
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from astropy.io import fits
 
 from convert_fixtures import convert_dir, write_fastspec_v3, write_sky
 
-from desivoids import formats  # noqa: E402
-from desivoids.convert import FormatError, build  # noqa: E402
-from desivoids.cli import main as cli_main  # noqa: E402
+from desivoids import formats
+from desivoids.convert import FormatError, build
+from desivoids.cli import main as cli_main
 
 HP0 = formats.fastspec_v3_filename(0)
 HP1 = formats.fastspec_v3_filename(1)

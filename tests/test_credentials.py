@@ -28,7 +28,7 @@ PASSWORD = "Pw-" + uuid.uuid4().hex  # unique: a hit can only be a leak of this 
 
 
 @pytest.fixture
-def password_url(pg_url):  # noqa: F811
+def password_url(pg_url):
     """A database owned by a role that must authenticate with PASSWORD; its URL carries it."""
     import psycopg
 

@@ -4,13 +4,15 @@ says, fits the book's column, and the tables show a dash, never NaN; the opening
 the profiles' own."""
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from desivoids import display, formats
+from desivoids import density, display, formats
 from desivoids.density import figures, tables
 from desivoids.density.stage import DensityResult
 from desivoids.density.tweb import WEB_CLASSES
@@ -72,6 +74,29 @@ def test_the_profile_figure_has_a_line_per_algorithm_and_the_void_edge():
     dx = delta.axes[0].containers[0].lines[0].get_xdata()
     assert len(dx) == 3 and np.all(np.diff(dx) > 0)
     assert readable(delta) == []
+    plt.close("all")
+
+
+def test_the_profile_figure_draws_the_planted_profile_of_a_mock_run(tmp_path):
+    assert density.planted_profile(str(tmp_path)) is None  # real data: no truth, no line
+    truth = tmp_path / "mirror" / "truth"
+    truth.mkdir(parents=True)
+    bins = [{"x_lo": 0.0, "x_hi": 0.5, "n": 10, "expected": 0.15, "without_plant": 0.3},
+            {"x_lo": 0.5, "x_hi": 1.0, "n": 20, "expected": 0.25, "without_plant": 0.3}]
+    (truth / "truth.json").write_text(json.dumps({"planted_profile": {
+        "algorithm": "VoidFinder", "expected": {"bins": bins}}}))
+    planted = density.planted_profile(str(tmp_path))
+    fig = figures.profile_figure(_profiles(), planted)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "VoidFinder: planted (mock truth)" in labels
+    line = next(ln for ln in ax.get_lines() if ln.get_label().endswith("(mock truth)"))
+    assert np.allclose(line.get_xdata(), [0.25, 0.75]) and np.allclose(line.get_ydata(),
+                                                                       [0.15, 0.25])
+    # in VoidFinder's colour, dashed
+    assert line.get_color() == ax.containers[0].lines[0].get_color()
+    assert line.get_linestyle() == "--"
+    assert readable(fig) == []
     plt.close("all")
 
 

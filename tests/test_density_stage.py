@@ -66,6 +66,22 @@ def test_a_void_galaxys_distance_is_environments_r_over_reff(density_run):
         assert env.loc[wall, density.column_of(alg)].notna().mean() > 0.99
 
 
+def test_voidfinder_distances_equal_the_mocks_own(density_run, tiny_sky):
+    """The stage's r / R_eff (cKDTree to the nearest centre) against the distance the mock
+    planted its quenching on (its own brute force over its MAXIMALS): the same for every
+    galaxy, none where the galaxy is outside VoidFinder's survey."""
+    d, _ = density_run
+    root, _ = tiny_sky
+    env = _env(d).set_index("targetid")
+    t = pq.read_table(root / "truth" / "galaxies.parquet",
+                      columns=["TARGETID", "R_OVER_REFF_VOIDFINDER"]).to_pandas()
+    mine = env[density.column_of("VoidFinder")].to_numpy(np.float64, na_value=np.nan)
+    theirs = t.set_index("TARGETID").loc[env.index].R_OVER_REFF_VOIDFINDER.to_numpy(np.float64)
+    assert np.array_equal(np.isnan(mine), np.isnan(theirs)) and np.isfinite(mine).sum() > 1000
+    ok = np.isfinite(mine)
+    np.testing.assert_allclose(mine[ok], theirs[ok], rtol=1e-5)
+
+
 def test_delta_k_of_the_run_equals_a_recount_from_its_tracers(density_run):
     d, result = density_run
     env = _env(d)

@@ -12,9 +12,9 @@ import yaml
 
 from acquire_fixtures import FaultyHTTPServer, closed_port
 
-from desivoids import paths  # noqa: E402
-from desivoids.acquire import filesets as fs  # noqa: E402
-from desivoids.cli import main as cli_main  # noqa: E402
+from desivoids import paths
+from desivoids.acquire import filesets as fs
+from desivoids.cli import main as cli_main
 
 DR1 = paths.ROOT / "params" / "dr1.yml"
 

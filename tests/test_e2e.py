@@ -13,7 +13,7 @@ from desivoids.stages import STAGES
 pytestmark = pytest.mark.slow
 
 
-def test_run_and_book_on_a_tiny_mock(tiny_book):  # noqa: F811 - fixture
+def test_run_and_book_on_a_tiny_mock(tiny_book):
     # every declared output of every stage exists after the full run, the tile spectra included
     for stage in STAGES.values():
         for out in stage.outputs:

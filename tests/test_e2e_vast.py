@@ -14,8 +14,8 @@ import yaml
 
 from vast_fixtures import fixture_dir, write_source
 
-from desivoids import formats  # noqa: E402
-from desivoids.stages import STAGES  # noqa: E402
+from desivoids import formats
+from desivoids.stages import STAGES
 
 pytestmark = pytest.mark.slow
 

@@ -142,25 +142,33 @@ def test_a_bug_in_the_truth_is_caught(tmp_path, monkeypatch):
 
 
 def test_planted_offset_zero_gives_a_null_mock(tiny_sky, tmp_path):
-    """Same seed as the tiny sky, offset 0: the same membership, and quenching changes only for
-    VoidFinder void galaxies, by the planted 0.10 in probability (same random draws)."""
+    """Same seed as the tiny sky, offset 0: the same membership, no shift of the quenched
+    probability anywhere, and quenching changes only where the tiny sky's planted shift is
+    nonzero (within 1.5 R_eff of a VoidFinder void centre), at the rate the shift gives (same
+    random draws)."""
     root, _ = tiny_sky
     null = tmp_path / "sky"
     seed = json.loads((root / "truth" / "truth.json").read_text())["seed"]
     mock.generate(null, seed=seed, planted_offset=0.0, **TINY)
     doc = json.loads((null / "truth" / "truth.json").read_text())
     assert doc["planted_offset"] == {"VoidFinder": 0.0}
+    assert doc["planted_profile"]["amplitude"] == 0.0
     a = pq.read_table(root / "truth" / "galaxies.parquet").to_pandas()
     b = pq.read_table(null / "truth" / "galaxies.parquet").to_pandas()
     assert a.TARGETID.equals(b.TARGETID)
     for alg in formats.ALGORITHMS:
         assert a[f"FLAG_{alg.upper()}"].equals(b[f"FLAG_{alg.upper()}"])
-    in_void = (a.FLAG_VOIDFINDER == env.VOID).to_numpy()
+    lowered = (b.P_QUENCHED - a.P_QUENCHED).to_numpy(np.float64)
+    near = (a.R_OVER_REFF_VOIDFINDER < 1.5).to_numpy()
+    assert np.all(lowered[~near] == 0) and np.all(lowered[near] >= 0)
+    assert (lowered[(a.FLAG_VOIDFINDER != env.VOID).to_numpy()] > 0).sum() > 100  # not a step
     changed = (a.QUENCHED != b.QUENCHED).to_numpy()
-    assert not changed[~in_void].any()
+    assert not changed[lowered == 0].any()
     assert not (a.QUENCHED & ~b.QUENCHED).any()  # lowering p only ever removes quenched ones
-    n = int(in_void.sum())
-    assert abs(changed[in_void].mean() - 0.10) < 4 * np.sqrt(0.09 / n), (changed.sum(), n)
+    n = int((lowered > 0).sum())
+    rate = lowered[lowered > 0].mean()
+    assert abs(changed[lowered > 0].mean() - rate) < 4 * np.sqrt(rate * (1 - rate) / n), \
+        (changed.sum(), n, rate)
     gal, tabs = convert(null, tmp_path / "convert")
     t = planted(null, gal["targetid"].to_numpy())
     assert mismatches(env.assign_all(gal, *tabs, env.header_limits(*tabs)), t) == \

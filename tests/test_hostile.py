@@ -30,8 +30,8 @@ import pytest
 from acquire_fixtures import MotoS3
 from sealing import reseal
 
-from desivoids.acquire import sources  # noqa: E402
-from desivoids.formats import checksum_filename  # noqa: E402
+from desivoids.acquire import sources
+from desivoids.formats import checksum_filename
 
 pytestmark = pytest.mark.slow  # each case runs the command line as a subprocess
 

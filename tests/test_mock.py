@@ -212,8 +212,13 @@ def test_fastspecfit_rows_are_matched_and_in_their_pixel(sky_v3):
 def test_fastspecfit_values_are_physical(sky_v3):
     root, _ = sky_v3
     c = _read_all(root)
-    m = lambda k: c[("METADATA", k)]  # noqa: E731
-    s = lambda k: c[("SPECPHOT", k)]  # noqa: E731
+
+    def m(k):
+        return c[("METADATA", k)]
+
+    def s(k):
+        return c[("SPECPHOT", k)]
+
     spectype = np.char.strip(m("SPECTYPE").astype(str))
     assert set(spectype) == {"GALAXY", "QSO", "STAR"}
     z = m("Z")
@@ -240,7 +245,6 @@ def test_strings_are_space_padded(sky_v3):
     root, _ = sky_v3
     path = root / formats.FASTSPEC_V3_DIR / formats.fastspec_v3_filename(6)
     with fits.open(path) as h:
-        raw = h["METADATA"].data.view(np.recarray)  # noqa: F841
         col = h["METADATA"].columns["SPECTYPE"]
         start = sum(np.dtype(formats.tform_to_dtype(c.tform)).itemsize
                     for c in formats.METADATA_V3_COLUMNS[
@@ -646,10 +650,7 @@ def test_same_seed_same_bytes_other_seed_differs(sky_v3, tmp_path):
 
 def test_tiles_are_written_when_the_tile_writer_exists(sky_v3):
     root, summary = sky_v3
-    try:
-        from desivoids.mock import tiles  # noqa: F401
-    except ImportError:
-        pytest.skip("tile writer (desivoids.mock.tiles) not present")
+    pytest.importorskip("desivoids.mock.tiles", reason="tile writer (desivoids.mock.tiles) not present")
     assert len(summary["tiles"]) == TINY["tiles"]
     tile = summary["tiles"][0]
     found = list((root / formats.TILES_DIR / str(tile["tileid"])).rglob("redrock-*.fits"))
@@ -686,7 +687,10 @@ def test_v2_pruning_rules_on_a_chain_of_four_zones():
         ([[1]], [8.0, 5.0]), ([[2]], [6.0, 4.0]), ([[3]], [9.0, 3.0]),
         ([[0], [1], [2], [3]], [10.0, 5.0, 4.0, 3.0, 0.0])]
     zone_vol = np.array([4000.0, 300.0, 5000.0, 6000.0])  # effective radii 9.8, 4.2, 10.6, 11.3
-    never = lambda zones, v, r: False  # noqa: E731  (no central-density cut here)
+
+    def never(zones, v, r):  # no central-density cut here
+        return False
+
     zobov = desivast.prune("ZOBOV", records, zone_vol, 10.0, 4.5, never)
     assert [z.tolist() for z in zobov] == [[1], [2], [3], [0, 1, 2, 3]]  # one void per zone
     revolver = desivast.prune("REVOLVER", records, zone_vol, 10.0, 4.5, never)

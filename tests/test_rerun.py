@@ -48,7 +48,7 @@ def shell(cmd: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProc
 # 1. papermill on one stage's paired notebook
 
 @pytest.fixture(scope="module")
-def recon_run(tiny_book, tmp_path_factory):  # noqa: F811 - fixture
+def recon_run(tiny_book, tmp_path_factory):
     """A run folder holding the tiny run's acquired files (a copy: the session's run stays as it was)."""
     run = tmp_path_factory.mktemp("papermill") / "run"
     shutil.copytree(tiny_book.data / "acquire", run / "acquire")
@@ -235,7 +235,7 @@ def test_lab_shuts_down(lab):
 # 3. nbval over the executed stage notebooks
 
 @pytest.fixture(scope="module")
-def nbval_run(tiny_book, tmp_path_factory):  # noqa: F811 - fixture
+def nbval_run(tiny_book, tmp_path_factory):
     """A copy of the tiny run's clone (sources, data, executed notebooks), re-executed in place."""
     root = tmp_path_factory.mktemp("nbval") / "repo"
     shutil.copytree(tiny_book.root, root, ignore=shutil.ignore_patterns("_build", "__pycache__"),
@@ -244,7 +244,7 @@ def nbval_run(tiny_book, tmp_path_factory):  # noqa: F811 - fixture
 
 
 @pytest.mark.parametrize("name", ORDER)
-def test_nbval_reproduces_every_stage(tiny_book, nbval_run, name, monkeypatch):  # noqa: F811
+def test_nbval_reproduces_every_stage(tiny_book, nbval_run, name, monkeypatch):
     """Re-executed under nbval from the state the pipeline ran it in (its own outputs absent,
     every earlier stage's present, the runner's record listing the earlier stages), a stage's
     notebook gives the same outputs. Without that, acquire resumes ("verified", nothing fetched)

@@ -19,8 +19,8 @@ from scipy.spatial import cKDTree
 
 from convert_fixtures import VAST_HEADER, convert_dir, write_minimal_fastspec_v3
 
-from desivoids import cosmology, environment as env, formats, paths  # noqa: E402
-from desivoids.integrity.references import references  # noqa: E402
+from desivoids import cosmology, environment as env, formats, paths
+from desivoids.integrity.references import references
 
 V2 = formats.V2_ALGORITHMS
 FIXTURE = paths.ROOT.parent / "shared" / "fixtures" / "vast-sdss-dr7"

@@ -64,20 +64,18 @@ def set_value(t: pa.Table, column: str, row: int, value) -> pa.Table:
 
 
 @pytest.fixture(scope="session")
-def analysed(loaded_run, tiny_sky, tmp_path_factory):
+def analysed(env_run, tiny_sky, tmp_path_factory):
     """A tiny run through systematics (recon included, for the inputs' checksums): what the
-    release reads. Tests write their releases into it under their own version names."""
-    from desivoids import environment, integrity, plausibility, recon, systematics
+    release reads. It continues env_run's run (one chain per session: each stage runs once).
+    Tests write their releases into it under their own version names."""
+    from desivoids import integrity, recon, systematics
     from desivoids.load.queries import dispose_engines
 
     root, _ = tiny_sky
     d = tmp_path_factory.mktemp("release") / "run"
-    for sub in ("convert", "database"):
-        shutil.copytree(loaded_run / sub, d / sub)
+    shutil.copytree(env_run[0], d)
     recon.run(data_dir=str(d), input_dir=str(root))
     integrity.run(data_dir=str(d))
-    plausibility.run(data_dir=str(d))
-    environment.run(data_dir=str(d), randoms=20_000)
     systematics.run(data_dir=str(d), n_patches={"NGC": 8, "SGC": 4})
     dispose_engines()
     return d

@@ -121,6 +121,7 @@ def generated_pages(root: Path) -> Path:
     out = root / GENERATED
     out.mkdir(parents=True, exist_ok=True)
     info = run_info(data_dir)
+    _copy_downloads([p.parent for p in releases], out / DOWNLOADS)
     shutil.copyfile(release / "figures" / "answer.png", out / "answer.png")
     shutil.copyfile(release / "data_dictionary.md", out / "data_dictionary.md")
     (out / "run_report.md").write_text(report.read_text() + _dr1_scale_section(data_dir))
@@ -143,6 +144,21 @@ def generated_pages(root: Path) -> Path:
     (out / "_config.yml").write_text(_config(root, info))
     (out / "repository.md").write_text(_repository(root))
     return out
+
+
+#: the folder of book/_generated that Sphinx copies into the HTML root (``html_extra_path``)
+DOWNLOADS = "downloads"
+
+
+def _copy_downloads(releases: list[Path], dest: Path) -> None:
+    """The release files that the release chapter links for download, copied (afresh) where
+    the built book serves them (:mod:`desivoids.release.downloads`)."""
+    from .release.downloads import copy_for_book
+
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for folder in releases:
+        copy_for_book(folder, dest)
 
 
 def _repository(root: Path) -> str:
@@ -274,7 +290,14 @@ def _dr1_needs(root: Path) -> str:
             break
     if not table:
         raise BookError("README.md's '**What each stage needs**' has no table")
-    return "\n".join(table) + "\n"
+    from .stages import ORDER
+
+    measured = {row.strip("|").split("|")[0].split("(")[0].strip() for row in table[2:]}
+    missing = [n for n in ORDER if n not in measured]
+    note = (f"\nNot yet measured at DR1 scale (the README's table has no row for "
+            f"{'it' if len(missing) == 1 else 'them'}): {', '.join(missing)}.\n"
+            if missing else "")
+    return "\n".join(table) + "\n" + note
 
 
 def _config(root: Path, info: RunInfo) -> str:
@@ -286,6 +309,10 @@ def _config(root: Path, info: RunInfo) -> str:
     ext = (config.get("sphinx") or {}).get("local_extensions") or {}
     for name, folder in ext.items():
         ext[name] = str((root / folder).resolve())
+    # the release's files for download: copied by Sphinx into the HTML root (release/<version>/)
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["html_extra_path"] = [*sphinx.get("html_extra_path", []),
+                                 str((root / GENERATED / DOWNLOADS).resolve())]
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 

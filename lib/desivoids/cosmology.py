@@ -23,8 +23,12 @@ z = r sin(dec), angles in degrees.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # astropy is imported when a cosmology is first asked for
+    from astropy.cosmology import FlatLambdaCDM
 
 OMEGA_M_DEFAULT = 0.315
 H0 = 100.0  # km/s/Mpc: distances in Mpc/h
@@ -47,7 +51,7 @@ __all__ = [
 
 
 @lru_cache(maxsize=8)
-def astropy_cosmology(omega_m: float = OMEGA_M_DEFAULT) -> "FlatLambdaCDM":  # noqa: F821
+def astropy_cosmology(omega_m: float = OMEGA_M_DEFAULT) -> FlatLambdaCDM:
     """The reference astropy cosmology: flat LCDM, H0 = 100, Tcmb0 = 0 (no radiation, as VAST).
 
     astropy.cosmology is imported here, on first use: the import takes ~1 s (scipy.integrate),

@@ -430,7 +430,7 @@ def masked(values: dict) -> dict:
 
             try:
                 v = make_url(v).render_as_string(hide_password=True)
-            except Exception:  # noqa: BLE001 - not a database URL: keep it
+            except Exception:  # not a database URL: keep it
                 pass
         out[k] = v
     return out

@@ -94,7 +94,7 @@ def settle(data_dir: str | Path, stage: str, db_url: str = "", *, locked: bool =
     layout = RunLayout.of(data_dir)
     try:
         rec = recorded(layout.db_url(db_url), stage)
-    except Exception:  # noqa: BLE001 - the stage's own run reports its database's problems
+    except Exception:  # the stage's own run reports its database's problems
         if strict:
             raise
         return "unreadable"

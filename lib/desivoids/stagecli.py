@@ -173,7 +173,7 @@ def guarded(verb: str, body, argv: list[str], data_dir=lambda: None) -> int:
         return 130
     except SystemExit:
         raise  # argparse's own exit (2 for usage, 0 for --help)
-    except BaseException as exc:  # noqa: BLE001 - the boundary: nothing escapes as a traceback
+    except BaseException as exc:  # the boundary: nothing escapes as a traceback
         log = write_log(verb, folder(), exc, argv)
         where = f"; traceback in {log}" if log else ""
         print(f"desivoids {verb}: error: {_first_failure(exc)}{where}", file=sys.stderr)

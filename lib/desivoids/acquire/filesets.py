@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..checksums import parse_sumfile  # noqa: F401  (re-exported for callers of the lax reader)
 from ..errors import InputError, UsageError
 from ..formats import (DESIVAST_FILES, DESIVAST_ROOT as DESIVAST_DIR, FASTSPEC_V21_FILENAME,
                        FASTSPEC_V3_FILES, HEALPIX_DIR, TILES_DIR, checksum_filename,

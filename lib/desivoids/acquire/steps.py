@@ -178,7 +178,7 @@ def manifest_rows(manifest_path: str | Path, states: Sequence[str] | None = None
                  "attempts": r.attempts, "error": r.last_error} for r in m.files(states)]
 
 
-def convert_spectra(data_dir: str | Path, selection: Selection = Selection(),  # noqa: B008 - frozen
+def convert_spectra(data_dir: str | Path, selection: Selection = Selection(),
                     *, inputs: Sequence[str | Path] = (),
                     workers: int = 2, redo: bool = False, progress: bool | None = None,
                     manifest_path: str | Path | None = None,

@@ -23,8 +23,10 @@ def _errorbar(ax, p: pd.DataFrame, x: np.ndarray, label: str, **kw):
     ax.errorbar(x, p.fraction, yerr=[lo, hi], marker="o", capsize=3, label=label, **kw)
 
 
-def profile_figure(profiles: pd.DataFrame):
-    """Quenched fraction at fixed stellar mass against r / R_eff, one line per algorithm."""
+def profile_figure(profiles: pd.DataFrame, planted: pd.DataFrame | None = None):
+    """Quenched fraction at fixed stellar mass against r / R_eff, one line per algorithm; on a
+    mock run (``planted``, :func:`.expected.planted_profile`) the profile the mock planted, its
+    expectation per bin, as a dashed line in its algorithm's colour."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
@@ -34,7 +36,12 @@ def profile_figure(profiles: pd.DataFrame):
         if a.empty:
             continue
         mid = 0.5 * (a.x_lo + a.x_hi).to_numpy() + (k - 1.5) * 0.02
-        _errorbar(ax, a, mid, alg)
+        _errorbar(ax, a, mid, alg, color=f"C{k}")
+    if planted is not None:
+        for alg, e in planted.groupby("algorithm", sort=False):
+            k = formats.ALGORITHMS.index(alg)
+            ax.plot(0.5 * (e.x_lo + e.x_hi).to_numpy(), e.expected.to_numpy(float), ls="--",
+                    marker="x", color=f"C{k}", label=f"{alg}: planted (mock truth)")
     ax.axvline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("distance to the void centre, r / R_eff")
     ax.set_ylabel("quenched fraction (mass-standardised)")

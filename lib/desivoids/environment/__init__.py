@@ -20,7 +20,7 @@ from .v2 import Tessellation, V2Membership, ZoneVoids
 from .voidfinder import SURFACE_TOL, HoleHits, HoleSpheres, VoidFinderMembership
 from .voids import VoidTable
 from .stage import EnvironmentResult, run
-from . import explorer, summary  # noqa: F401 - submodules of the package's API
+from . import explorer, summary
 
 __all__ = [
     "WALL", "VOID", "EDGE", "OUTSIDE", "FLAG_NAMES", "NO_VOID", "Assignment", "interior_only",
@@ -29,5 +29,5 @@ __all__ = [
     "Limits", "header_limits", "Membership", "Positions", "CapCatalogue", "build_catalogues",
     "assign_cap", "assign_chunk", "assign_all", "GALAXY_COLUMNS", "TABLE_COLUMNS",
     "HoleSpheres", "VoidFinderMembership", "Tessellation", "ZoneVoids", "V2Membership",
-    "VoidTable", "run", "EnvironmentResult",
+    "VoidTable", "run", "EnvironmentResult", "explorer", "summary",
 ]

@@ -215,7 +215,10 @@ def _select(t, algorithm: str | None, cap: str):
 
 def _void_table(voids, algorithm: str, cap: str) -> VoidTable:
     t = _select(voids, algorithm, cap)
-    get = lambda n: _column(t, n, np.float64)  # noqa: E731
+
+    def get(n):
+        return _column(t, n, np.float64)
+
     return VoidTable.from_columns(algorithm, _column(t, "void", np.int64), get("x"), get("y"),
                                   get("z"), get("r_eff"), edge=get("edge"),
                                   edge_area_ratio=get("edge_area_ratio"))

@@ -61,7 +61,9 @@ class VoidTable:
         if len(void) > 1 and np.any(void[1:] == void[:-1]):
             dup = np.unique(void[1:][void[1:] == void[:-1]])[:5].tolist()
             raise ValueError(f"{algorithm}: void ids repeated in the voids table: {dup}")
-        f = lambda a: np.asarray(a, dtype=np.float64)[order]  # noqa: E731
+        def f(a):
+            return np.asarray(a, dtype=np.float64)[order]
+
         centre = np.column_stack([f(x), f(y), f(z)])
         if formats.family(algorithm).interior_column == "EDGE":  # the maximal sphere's EDGE
             e = f(edge)

@@ -108,7 +108,7 @@ def _part(path: Path, base: Path, name: str) -> tuple[Part, pa.Schema]:
         pf = pq.ParquetFile(path)
         schema = pf.schema_arrow
         rows = pf.metadata.num_rows
-    except Exception as exc:  # noqa: BLE001 - any reader error: name the file
+    except Exception as exc:  # any reader error: name the file
         raise LoadError(path, name, None, f"unreadable Parquet file: {exc}") from None
     meta = _metadata(schema) or {}
     sources = tuple(sorted((meta.get("sources") or {}).keys()))

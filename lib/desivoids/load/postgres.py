@@ -51,7 +51,7 @@ def ensure_extensions(engine, wanted=("q3c", "cube")) -> dict[str, bool]:
                 ).first()
                 if offered:
                     conn.execute(text(f"CREATE EXTENSION IF NOT EXISTS {name}"))
-        except Exception:  # noqa: BLE001 - missing privilege or package: fall back
+        except Exception:  # missing privilege or package: fall back
             pass
     with engine.connect() as conn:
         return available_extensions(conn)

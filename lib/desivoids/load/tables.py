@@ -132,7 +132,7 @@ class TableTransaction:
             if commit:
                 try:
                     target.rollback()
-                except Exception:  # noqa: BLE001 - the first error is the one to report
+                except Exception:  # the first error is the one to report
                     pass
             raise
         finally:

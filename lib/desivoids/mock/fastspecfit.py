@@ -68,7 +68,9 @@ def physics(core: dict, rngs: ColumnRNG) -> dict:
                               core["MR"] + 5 * np.log10(np.maximum(dl, 1e-3)) + 25 + 1.2 * z))
     age = np.where(q, r.uniform(6.0, 11.5, n), r.uniform(0.8, 5.5, n))
     tauv = np.clip(np.where(q, r.normal(0.15, 0.12, n), r.normal(0.6, 0.3, n)), 0, None)
-    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    def f32(a):
+        return np.asarray(a, dtype=np.float32)
+
     return {
         "LOGMSTAR": f32(logm), "SFR": f32(sfr),
         "DN4000": f32(dn), "DN4000_OBS": f32(dn + r.normal(0, 0.02, n)),

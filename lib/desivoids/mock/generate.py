@@ -15,19 +15,51 @@ from .. import cosmology, formats
 from . import desivast, population as pop, scales, sky, truth
 from . import fastspecfit as fsf
 
-#: default planted environment effect: quenched probability in VoidFinder voids minus walls, at
-#: any mass (generate's ``planted_offset``; 0.0 gives a null mock)
+#: default planted environment effect: the quenched probability of the tracers in VoidFinder
+#: voids minus that in walls, at any mass (generate's ``planted_offset``; 0.0 gives a null mock),
+#: planted as a profile in r / R_eff (:func:`planted_shape`)
 PLANTED_OFFSET = -0.10
+#: r / R_eff from which the planted shift is zero
+PLANT_ZERO = 1.5
 MASS_BINS = (9.0, 9.5, 10.0, 10.5, 11.0, 11.5, 12.5)
 #: the systematics stage's default stellar-mass matching bins (notebooks/09_systematics.py
 #: mass_edges): the expected answers of truth.json are weighted on them
 MATCH_EDGES = (9.5, 10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5, 12.0)
+#: the density stage's default r / R_eff bins (notebooks/08_density.py r_edges): truth.json's
+#: expected profile is binned on them
+R_EDGES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 
 
 def quenched_probability(logm):
-    """Wall-galaxy quenched probability at stellar mass logm (VoidFinder void: plus the planted
-    offset)."""
+    """Quenched probability at stellar mass logm far from any void (the planted shift,
+    :func:`planted_shape`, is added to it)."""
     return 0.12 + 0.76 / (1.0 + np.exp(-(np.asarray(logm, float) - 10.55) / 0.25))
+
+
+def planted_shape(x):
+    """The planted quenching's profile in x = r / R_eff (the galaxy's distance to the centre of
+    its VoidFinder void, or of the nearest one, in that void's effective radii;
+    truth.void_centric): 1 at the centre, falling as a raised cosine, (1 + cos(pi x / x0)) / 2,
+    flat at both ends, to 0 at x0 = PLANT_ZERO, 0 beyond and where x is undefined (outside
+    the survey). The shift of the quenched probability is the amplitude times this."""
+    x = np.nan_to_num(np.asarray(x, float), nan=PLANT_ZERO)
+    return 0.5 * (1.0 + np.cos(np.pi * np.clip(x / PLANT_ZERO, 0.0, 1.0)))
+
+
+def planted_amplitude(offset: float, shape, flag) -> float:
+    """The shift at a void's centre for which the mean shift (before the clip to [0, 1]) of
+    VoidFinder void (flag 1) minus wall (flag 0) galaxies is ``offset``: so the void-minus-wall
+    answer keeps the size a step of ``offset`` on membership had. ``offset`` itself when either
+    group is empty."""
+    shape, flag = np.asarray(shape, float), np.asarray(flag)
+    v, w = flag == truth.VOID, flag == truth.WALL
+    if offset == 0 or not v.any() or not w.any():
+        return float(offset)
+    contrast = shape[v].mean() - shape[w].mean()
+    if contrast <= 0:
+        raise AssertionError(f"mock: void galaxies are no nearer their void centres than wall "
+                             f"galaxies (contrast {contrast:.3f}); cannot plant a profile")
+    return float(offset / contrast)
 
 
 def _rng_factory(seed: int):
@@ -50,8 +82,9 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
              progress: bool | None = None) -> dict:
     """Write a mock sky in DESI's relative layout under ``out_dir`` and its truth in out_dir/truth.
 
-    ``planted_offset``: quenched probability of galaxies in VoidFinder voids minus that of the
-    other galaxies at the same stellar mass (0.0: a null mock, no environment effect).
+    ``planted_offset``: quenched probability of the tracers in VoidFinder voids minus that of
+    wall tracers at the same stellar mass (0.0: a null mock, no environment effect), planted as a
+    smooth profile in r / R_eff (:func:`planted_shape`, :func:`planted_amplitude`).
     Returns a summary: files written (relative paths, rows per HDU), counts and timing.
     """
     t0 = time.perf_counter()
@@ -86,6 +119,7 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     membership = {a: (np.full(n, truth.OUTSIDE, np.int8), np.full(n, -1, np.int32))
                   for a in formats.ALGORITHMS}
     vf_surface = np.zeros(n, dtype=bool)  # VoidFinder's surface galaxies (not void)
+    vf_x = np.full(n, np.nan)  # r / R_eff to the VoidFinder void (own or nearest) planted on
     grids = {}
     vdir = out / formats.DESIVAST_DIR
     vdir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +147,9 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
         f, v, vf_surface[sel] = truth.voidfinder_flags(xyz[sel], core["Z"][sel], holes, grid,
                                                        sky.DLIML, sky.DLIMU, sky.ZLIMU)
         membership["VoidFinder"][0][sel], membership["VoidFinder"][1][sel] = f, v
+        vf_x[sel] = truth.void_centric(xyz[sel], f, v, maximals["VOID"],
+                                       np.column_stack([maximals[c] for c in "XYZ"]),
+                                       maximals["R_EFF"])
         # one GALZONE (one nearest-tracer search), each algorithm by its own ZONEVOID
         gz, zv = v2["ZOBOV"]["GALZONE"], {a: v2[a]["ZONEVOID"] for a in formats.V2_ALGORITHMS}
         v2_flags = truth.v2_flags(xyz[sel], core["Z"][sel], gz, zv, grid, sky.DLIML, sky.DLIMU,
@@ -137,13 +174,16 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
         idx = np.flatnonzero(comp_mask)
         if len(idx):
             logm[idx[0]] = value
-    p = quenched_probability(logm)
-    in_vf_void = membership["VoidFinder"][0] == truth.VOID
-    p = np.clip(np.where(in_vf_void, p + float(planted_offset), p), 0.0, 1.0)
+    shape = planted_shape(vf_x)
+    amplitude = planted_amplitude(float(planted_offset), shape[is_tracer],
+                                  membership["VoidFinder"][0][is_tracer])
+    p0 = quenched_probability(logm)
+    p = np.clip(p0 + amplitude * shape, 0.0, 1.0)
+    p0_tracer = p0[is_tracer]
+    del shape, p0
     core["LOGM"] = logm.astype(np.float32)
     core["QUENCHED"] = rng.random(n) < p
     p_tracer = p[is_tracer]
-    del p
 
     # 5. FastSpecFit files (streamed), recording the observed quenched definitions
     obs = {k: np.zeros(n, dtype=bool) for k in ("QUENCHED_SSFR", "QUENCHED_DN4000", "QUENCHED_COLOR")}
@@ -204,8 +244,11 @@ def generate(out_dir, *, seed: int = 20251125, scale: str = "small", fastspec_ve
     del meta, written_absr
     tdir = out / "truth"
     expected = _expected_answers(core, membership, is_tracer, p_tracer, failed_fit)
+    plant = _planted_profile(core, vf_x, is_tracer, p_tracer, p0_tracer, failed_fit, amplitude)
     summary_truth = _write_truth(tdir, core, membership, obs, is_tracer, quality, seed, sc,
-                                 fastspec_version, float(planted_offset), expected, vf_surface)
+                                 fastspec_version, float(planted_offset), expected, vf_surface,
+                                 plant, p, vf_x)
+    del p, vf_x
 
     # 7. tile spectra through the acquire engineer's writer, if present
     tile_info = _write_tiles(out, core, tiles, rngf("tiles", 0))
@@ -244,8 +287,42 @@ def _expected_answers(core, membership, is_tracer, p_tracer, failed_fit) -> dict
     return out
 
 
+def _planted_profile(core, vf_x, is_tracer, p_tracer, p0_tracer, failed_fit, amplitude
+                     ) -> dict:
+    """truth.json's planted profile: the shape, its amplitude, and the expected VoidFinder
+    profile per R_EDGES bin over the density stage's sample (the tracers less failed fits, as
+    for the expected answers) from the latent probabilities, beside the same without the plant."""
+    tr = np.flatnonzero(is_tracer)
+    use = ~failed_fit[tr]
+    x, logm = vf_x[tr][use], core["LOGM"][tr][use].astype(np.float64)
+    planted = truth.expected_profile(x, logm, p_tracer[use], R_EDGES, MATCH_EDGES)
+    base = truth.expected_profile(x, logm, p0_tracer[use], R_EDGES, MATCH_EDGES)
+    for b, b0 in zip(planted, base):
+        b["without_plant"] = b0["expected"]
+    return {
+        "algorithm": "VoidFinder", "quantity": "r_over_reff",
+        "x": ("|galaxy - centre| / R_EFF, the centre MAXIMALS X, Y, Z of the galaxy's VoidFinder "
+              "void (flag 1) or the nearest such centre (flags 0, 2; that void's R_EFF); none "
+              "outside (flag 9)"),
+        "shift": ("amplitude * (1 + cos(pi * min(x, x_zero) / x_zero)) / 2 added to the "
+                  "quenched probability at the galaxy's stellar mass, the sum clipped to [0, 1]; "
+                  "0 where x is undefined"),
+        "amplitude": amplitude, "x_zero": PLANT_ZERO,
+        "calibration": ("amplitude = planted_offset / (mean shape over the VoidFinder void "
+                        "tracers - mean shape over the wall tracers)"),
+        "expected": {
+            "definition": ("expected value of the density stage's profile (quenched fraction "
+                           "standardised to the binned galaxies' stellar-mass histogram per x "
+                           "bin) from the latent quenched probabilities; without_plant: the "
+                           "same with no shift"),
+            "sample": "tracers less failed fits", "r_edges": list(R_EDGES),
+            "mass_edges": list(MATCH_EDGES), "bins": planted},
+    }
+
+
 def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc, version,
-                 planted_offset: float, expected: dict, vf_surface) -> dict:
+                 planted_offset: float, expected: dict, vf_surface, plant: dict, p_latent,
+                 vf_x) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -259,6 +336,8 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
         cols[f"FLAG_{alg.upper()}"] = (lambda a: lambda i: membership[a][0][i])(alg)
         cols[f"VOID_{alg.upper()}"] = (lambda a: lambda i: membership[a][1][i].astype(np.int64))(alg)
     cols["SURFACE_VOIDFINDER"] = lambda i: vf_surface[i]
+    cols["R_OVER_REFF_VOIDFINDER"] = lambda i: vf_x[i].astype(np.float32)
+    cols["P_QUENCHED"] = lambda i: p_latent[i].astype(np.float32)
     for key in obs:
         cols[key] = (lambda k: lambda i: obs[k][i])(key)
     order = np.argsort(core["TARGETID"], kind="stable")
@@ -292,10 +371,14 @@ def _write_truth(tdir: Path, core, membership, obs, is_tracer, quality, seed, sc
                        "tracers": sc.tracers, "vf_voids": sc.vf_voids, "vf_holes": sc.vf_holes,
                        "zones": sc.zones, "revolver": sc.revolver},
         "planted_offset": {"VoidFinder": planted_offset},
-        "planted_note": (f"quenched probability at fixed stellar mass is changed by "
-                         f"{planted_offset:+.3f} for galaxies strictly inside a VoidFinder hole "
-                         "(flag 1); V2 membership is not used when planting, so V2 offsets are "
-                         "whatever the overlap with VoidFinder voids gives (recorded below)"),
+        "planted_note": (f"quenched probability at fixed stellar mass is shifted by "
+                         f"{plant['amplitude']:+.3f} at a VoidFinder void's centre, the shift "
+                         f"falling smoothly to 0 at {PLANT_ZERO} R_eff (planted_profile), scaled "
+                         f"so that VoidFinder void (flag 1) minus wall tracers is "
+                         f"{planted_offset:+.3f} on average; V2 membership is not used when "
+                         "planting, so V2 offsets are whatever the overlap with VoidFinder "
+                         "voids gives (recorded below)"),
+        "planted_profile": plant,
         "void_fraction_tracers": void_fraction,
         "voidfinder_surface": _surface_counts(core, vf_surface, is_tracer),
         "counts": {"rows": int(len(core["COMP"])), "tracers": int(is_tracer.sum()),

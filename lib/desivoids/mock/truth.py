@@ -1,7 +1,8 @@
 """The planted truth of the mock: membership flags by brute force, with the rules of science.md.
 
-This module must not share code with what it checks (desivoids.environment): nothing is imported
-from there, no KD-tree is used, and the mask and edge rules are written again here, plainly.
+This module must not share code with what it checks (desivoids.environment, desivoids.density):
+nothing is imported from there, no KD-tree is used, and the mask and edge rules are written
+again here, plainly.
 
 - footprint: RA-Dec grid of shape (360 N, 180 N), N = 1 + int(radians(1) * DLIMU / 10); each
   tracer marks cell (int(N ra), int(N dec) + 90 N), Python's int() truncating toward zero; one
@@ -23,6 +24,11 @@ DR1-scale mock affordable the pairs that cannot matter are skipped with a plain 
 cells (no tree): a hole is listed in every cell its bounding cube touches, so a galaxy is
 tested against every hole that could contain it; the nearest tracer is searched in the cells
 around the galaxy's own and accepted only when nothing outside them can be closer.
+
+The planted profile's distance: r / R_eff to the galaxy's own VoidFinder void (flag 1) or the
+nearest MAXIMALS centre (flags 0, 2), none outside (9), with the density stage's documented
+convention but this module's brute force; and the expected profile per r / R_eff bin from the
+latent probabilities.
 
 Also the tracer selection of DESIVAST, applied to the values as written (float32 ABSMAG etc.).
 Flags: 0 wall, 1 void, 2 edge, 9 outside.
@@ -426,3 +432,67 @@ def expected_matched_difference(logm, p, flag, edges) -> dict:
     pw = (n_v[kept] * s_w[kept] / n_w[kept]).sum() / n_v[kept].sum()
     return {"expected_rd": float(pv - pw), "p_void": float(pv), "p_wall": float(pw),
             "n_void": int(n_v[kept].sum()), "n_wall": int(n_w[kept].sum())}
+
+
+# --------------------------------------------------------------------------------------------
+# the void-centric distance the mock plants its quenching on, and the profile it expects
+# --------------------------------------------------------------------------------------------
+
+
+def void_centric(xyz, flag, void, void_id, centre, r_eff) -> np.ndarray:
+    """r / R_eff per point for one VoidFinder catalogue (MAXIMALS VOID, X, Y, Z, R_EFF): to the
+    centre of its own void for a void point (flag 1, ``void`` its VOID), to the nearest centre
+    for a wall or edge point (flags 0, 2; in units of that void's R_EFF), NaN outside (flag 9)
+    and where no void has a positive R_EFF. The density stage's documented convention, written
+    again here: the nearest centre is found by :func:`nearest_tracer`'s brute force, no KD-tree."""
+    xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
+    flag, void = np.asarray(flag), np.asarray(void, np.int64)
+    void_id = np.asarray(void_id, np.int64)
+    centre = np.asarray(centre, dtype=float).reshape(-1, 3)
+    r_eff = np.asarray(r_eff, dtype=float)
+    x = np.full(len(xyz), np.nan)
+    usable = np.flatnonzero(np.isfinite(r_eff) & (r_eff > 0))
+    if len(usable) == 0:
+        return x
+    row = np.full(len(xyz), -1, dtype=np.int64)
+    own = np.flatnonzero(flag == VOID)
+    order = np.argsort(void_id, kind="stable")
+    at = np.minimum(np.searchsorted(void_id[order], void[own]), len(order) - 1)
+    row[own] = np.where(void_id[order][at] == void[own], order[at], -1)
+    free = np.flatnonzero((flag == WALL) | (flag == EDGE))
+    cell = max(5.0, float(np.median(r_eff[usable])))  # speed only (any cell is exact)
+    row[free] = usable[nearest_tracer(xyz[free], centre[usable], cell=cell)]
+    has = np.flatnonzero(row >= 0)
+    d = np.sqrt(((xyz[has] - centre[row[has]]) ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x[has] = np.where(r_eff[row[has]] > 0, d / r_eff[row[has]], np.nan)
+    return x
+
+
+def expected_profile(x, logm, p, x_edges, mass_edges) -> list:
+    """The expected quenched fraction per bin of ``x`` at fixed stellar mass, from the latent
+    probabilities ``p``, weighted as the density stage's profile is documented
+    (systematics/profiles.py): f_b = sum_m W_m mean_bm(p) / sum_m W_m over the mass bins m that
+    bin b holds, W_m the galaxies of mass bin m among all binned ones (bins [e_i, e_i+1), the last
+    closed). Given the bins' members the statistic is linear in the draws, so this is its exact
+    expectation. One dict per x bin: x_lo, x_hi, n, expected (None for an empty bin)."""
+    def index(v, edges):
+        v, e = np.asarray(v, float), np.asarray(edges, float)
+        i = np.searchsorted(e, v, side="right") - 1
+        i[v == e[-1]] = len(e) - 2
+        return np.where(np.isfinite(v) & (i >= 0) & (i < len(e) - 1), i, -1)
+
+    xb, mb = index(x, x_edges), index(logm, mass_edges)
+    nx, nm = len(x_edges) - 1, len(mass_edges) - 1
+    ok = (xb >= 0) & (mb >= 0)
+    cell = xb[ok] * nm + mb[ok]
+    n = np.bincount(cell, minlength=nx * nm).reshape(nx, nm)
+    s = np.bincount(cell, weights=np.asarray(p, float)[ok], minlength=nx * nm).reshape(nx, nm)
+    ref = np.bincount(mb[ok], minlength=nm).astype(float)
+    out = []
+    for b in range(nx):
+        w = np.where(n[b] > 0, ref, 0.0)
+        value = float((w * s[b] / np.maximum(n[b], 1)).sum() / w.sum()) if w.sum() else None
+        out.append({"x_lo": float(x_edges[b]), "x_hi": float(x_edges[b + 1]),
+                    "n": int(n[b].sum()), "expected": value})
+    return out
