@@ -139,6 +139,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     inputs = void_inputs(layout, caps)  # the void centres: no surface rule is involved
     selection, tables, limits = inputs.selection, inputs.tables, inputs.limits
     catalogues, galaxies, om = inputs.catalogues, inputs.galaxies, inputs.om
+    del inputs  # its galaxies, in file order, are not held beside the sorted copy below
     targetid = galaxies.column("targetid").to_numpy()
     order = np.argsort(targetid, kind="stable")
     galaxies, targetid = galaxies.take(pa.array(order)), targetid[order]
