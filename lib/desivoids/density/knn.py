@@ -7,10 +7,9 @@ k / (f 4/3 pi r_k^3) and the contrast delta_k = that / n_bar - 1, n_bar the trac
 over its volume. f is counted with random points uniform in the survey volume:
 f = N_random(< r_k) / (n_random 4/3 pi r_k^3), where the sphere may cross the survey's edge; a
 sphere wholly inside the survey (mask cells and radial limits, the footprint's conservative
-ball test) has f = 1 exactly, the value the randoms estimate with their Poisson noise (counting
-them for every galaxy took 200 of the DR1-scale stage's 330 s). Where f < 1/2 the value is
-flagged (mostly extrapolation). A galaxy outside the survey (mask or radial limits) has no
-delta_k.
+ball test) has f = 1 exactly, the value the randoms estimate with their Poisson noise (so most
+galaxies need no count). Where f < 1/2 the value is flagged (mostly extrapolation). A galaxy
+outside the survey (mask or radial limits) has no delta_k.
 
 Everything is a vectorised query of scipy's cKDTree; :func:`local_density` is one chunk of
 galaxies, the unit of a Dask task.
