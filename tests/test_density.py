@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from desivoids.density import (Box, CapDensity, cic_density, edge_fraction, footprint_volume,
                                knn_radius, local_density, tidal_classes, void_centric, web_grid)
-from desivoids.density.tweb import positive_count
+from desivoids.density.tweb import positive_count, survey_cells
 from desivoids.environment.flags import NO_VOID, OUTSIDE, VOID, WALL
 from desivoids.environment.mask import Footprint
 from desivoids.environment.summary import footprint_randoms
@@ -108,6 +108,28 @@ def test_a_galaxy_outside_the_survey_gets_no_density():
     assert np.isfinite(got["r_k"][1]) and got["edge_flag"][1]
 
 
+def test_a_sphere_wholly_inside_the_survey_has_edge_fraction_one_without_counting():
+    """f = 1 exactly where the k-NN sphere lies wholly in the survey (the randoms would only
+    add their Poisson noise to 1); counted, as edge_fraction counts it, where it crosses."""
+    fp = _half_sky()
+    rng = np.random.default_rng(6)
+    tracers = np.column_stack([rng.uniform(-150, 150, 20000), rng.uniform(0, 150, 20000),
+                               rng.uniform(-150, 150, 20000)])
+    tracers = tracers[~fp.outside(tracers)]
+    randoms = footprint_randoms(fp, 300_000, 0.315, rng)
+    rxyz = np.column_stack([randoms[f"comoving_{a}"] for a in "xyz"])
+    rtree = cKDTree(rxyz)
+    cap = CapDensity("NGC", cKDTree(tracers), rtree, 1.0, len(rxyz) / footprint_volume(fp),
+                     footprint=fp)
+    pts = np.array([[0.0, 100, 0], [40, 90, -30], [0.0, 1.0, 0.5], [60, 2.0, 40]])
+    got = local_density(cap, pts, np.zeros(len(pts), bool), 5)
+    r = got["r_k"]
+    assert np.all(r[:2] < 30) and np.all(got["edge_fraction"][:2] == 1.0)
+    np.testing.assert_allclose(got["edge_fraction"][2:],
+                               edge_fraction(rtree, cap.random_density, pts[2:], r[2:]))
+    assert np.all(got["edge_fraction"][2:] < 0.8)
+
+
 # ------------------------------------------------------------------------------- T-Web
 def _axes(n=48, cell=2.0):
     x = (np.arange(n) + 0.5) * cell - n * cell / 2
@@ -186,6 +208,48 @@ def test_the_tidal_tensor_is_never_held_over_the_whole_grid():
         tracemalloc.stop()
     # three half-spectra (one float32 grid each), the class grid, a slab: not six components
     assert peak < 5 * grid, peak / grid
+
+
+def test_web_grid_holds_under_four_float32_grids():
+    """The grid's memory: counts accumulated in float32 in place, the contrast made in place,
+    the contrast freed once transformed, the smoothing in place: about three half-spectra,
+    the survey and class grids and a slab (it was a float64 count grid, its copy over the
+    survey, the contrast held through the transforms and a second smoothed spectrum)."""
+    rng = np.random.default_rng(1)
+    tracers = rng.uniform(-100, 100, (20_000, 3))
+    tracemalloc.start()
+    try:
+        web = web_grid("NGC", tracers, lambda p: np.linalg.norm(p, axis=1) > 100, [-100] * 3,
+                       [100] * 3, cell=2.0, smooth=4.0, lambda_th=0.2, slab_cells=20_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    grid = 4 * int(np.prod(web.box.shape))
+    assert peak < 4.2 * grid, peak / grid
+
+
+def test_the_radial_shell_only_spares_asking_for_cells_beyond_it():
+    """survey_cells with the survey's radial limits: the same cells as asking the footprint
+    for every cell, having asked it only for the cells between the limits."""
+    rng = np.random.default_rng(5)
+    ra, dec = rng.uniform(150, 200, 20_000), rng.uniform(0, 40, 20_000)
+    r = rng.uniform(50, 300, 20_000)
+    xyz = np.column_stack([r * np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
+                           r * np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
+                           r * np.sin(np.radians(dec))])
+    fp = Footprint.from_tracers(xyz, 50.0, 300.0)
+    box = Box.around(xyz.min(0), xyz.max(0), 4.0, pad=12.0)
+    asked = []
+
+    def outside(p):
+        asked.append(len(p))
+        return fp.outside(p)
+
+    every = survey_cells(box, outside)
+    n_every, asked[:] = sum(asked), []
+    shell = survey_cells(box, outside, shell=(fp.dliml, fp.dlimu))
+    assert np.array_equal(shell, every) and every.sum() > 1000
+    assert n_every == int(np.prod(box.shape)) and sum(asked) < 0.9 * n_every
 
 
 def test_the_class_count_equals_counting_numpys_eigenvalues():

@@ -295,6 +295,45 @@ def test_regression_recovers_a_planted_coefficient():
     assert r2.beta == pytest.approx(r.beta) and r2.se == pytest.approx(r.se)
 
 
+def test_the_spline_basis_is_patsys_bs():
+    """bs_basis (scipy's BSpline.design_matrix on patsy's knots) equals patsy's bs() column by
+    column, with the interior knots at the sample's quantiles (ties and extremes included)."""
+    import patsy
+
+    from desivoids.systematics.regression import bs_basis
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.normal(10.4, 0.5, 5000), [9.0, 9.0, 12.5], np.full(50, 10.4)])
+    for df in (3, 4, 6):
+        ref = np.asarray(patsy.dmatrix(f"bs(x, df={df}, degree=3) - 1", {"x": x}))
+        got = bs_basis(x, df)
+        assert got.shape == ref.shape
+        assert np.allclose(got, ref, rtol=0, atol=1e-12)
+
+
+def test_regression_equals_statsmodels_glm_with_patsys_spline():
+    """The fit (Logit by Newton on the scipy spline basis) gives the binomial GLM's (IRLS on
+    patsy's design, as the regression was first written) coefficient, clustered error, interval
+    and p-value."""
+    import patsy
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(12)
+    df = _logit_sample(rng, n=30000, beta=-0.3, cluster_sd=0.3)
+    r = logit_void_effect(df, groups="patch", alpha=0.1)
+    frame = pd.DataFrame({"y": df.quenched.astype(float), "void": df.void.astype(float),
+                          "logm": df.logmstar, "z": df.z})
+    exog = patsy.dmatrix("void + bs(logm, df=4, degree=3) + z", frame, return_type="dataframe")
+    ref = sm.GLM(frame["y"], exog, family=sm.families.Binomial()).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(df.patch)[0]}, use_t=True)
+    lo, hi = ref.conf_int(alpha=0.1).loc["void"]
+    assert r.ok
+    assert r.beta == pytest.approx(ref.params["void"], rel=1e-8)
+    assert r.se == pytest.approx(ref.bse["void"], rel=1e-8)
+    assert (r.or_lo, r.or_hi) == pytest.approx((math.exp(lo), math.exp(hi)), rel=1e-8)
+    assert r.pvalue == pytest.approx(ref.pvalues["void"], rel=1e-6)
+
+
 def test_regression_errors_are_clustered():
     """void constant within clusters plus a cluster effect: the cluster-robust SE must be much
     larger than the independent-galaxy SE (which the model would give without clustering)."""

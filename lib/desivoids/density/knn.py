@@ -5,8 +5,11 @@ count itself). The sphere of radius r_k around x holds k tracers; only the fract
 inside the survey (mask and radial limits) was observed, so the local density is
 k / (f 4/3 pi r_k^3) and the contrast delta_k = that / n_bar - 1, n_bar the tracers of the cap
 over its volume. f is counted with random points uniform in the survey volume:
-f = N_random(< r_k) / (n_random 4/3 pi r_k^3). Where f < 1/2 the value is flagged (mostly
-extrapolation). A galaxy outside the survey (mask or radial limits) has no delta_k.
+f = N_random(< r_k) / (n_random 4/3 pi r_k^3), where the sphere may cross the survey's edge; a
+sphere wholly inside the survey (mask cells and radial limits, the footprint's conservative
+ball test) has f = 1 exactly, the value the randoms estimate with their Poisson noise (so most
+galaxies need no count). Where f < 1/2 the value is flagged (mostly extrapolation). A galaxy
+outside the survey (mask or radial limits) has no delta_k.
 
 Everything is a vectorised query of scipy's cKDTree; :func:`local_density` is one chunk of
 galaxies, the unit of a Dask task.
@@ -101,7 +104,12 @@ def local_density(cap: CapDensity, xyz: np.ndarray, is_tracer: np.ndarray, k: in
     if cap.footprint is not None:
         inside &= ~cap.footprint.outside(xyz)
     f = np.full(len(r), np.nan)
-    f[inside] = edge_fraction(cap.randoms, cap.random_density, xyz[inside], r[inside], workers)
+    rows = np.flatnonzero(inside)
+    whole = (cap.footprint.ball_inside(xyz[rows], r[rows]) if cap.footprint is not None
+             else np.zeros(len(rows), bool))
+    f[rows[whole]] = 1.0  # the sphere is wholly in the survey: nothing to count
+    edge = rows[~whole]
+    f[edge] = edge_fraction(cap.randoms, cap.random_density, xyz[edge], r[edge], workers)
     with np.errstate(divide="ignore", invalid="ignore"):
         local = k / (f * 4.0 / 3.0 * np.pi * r ** 3)
         delta = np.where(f > 0, local / cap.mean_density - 1.0, np.nan)

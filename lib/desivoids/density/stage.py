@@ -89,10 +89,13 @@ def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.
     (sorted); an InputError when a galaxy or an algorithm is missing."""
     path = paths.require(layout.file("environment", "assignments"),
                          "environment")
-    t = pq.read_table(path, columns=["targetid", "algorithm", "cap", "flag", "void"]).to_pandas()
     out, problems = {}, []
     for alg in formats.ALGORITHMS:
-        a = t[t.algorithm == alg].sort_values("targetid", kind="stable")
+        # one algorithm's rows at a time (25.8 M rows in all at DR1: reading them at once,
+        # strings as Python objects, held 3 GB)
+        a = pq.read_table(path, columns=["targetid", "cap", "flag", "void"],
+                          filters=[("algorithm", "=", alg)], read_dictionary=["cap"]
+                          ).to_pandas().sort_values("targetid", kind="stable")
         if not np.array_equal(a.targetid.to_numpy(), targetid):
             problems.append(InputError(path, "galaxy_void_assignments", "targetid",
                                        f"{alg}: the assignments list {len(a):,d} galaxies, the "
@@ -136,6 +139,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     inputs = void_inputs(layout, caps)  # the void centres: no surface rule is involved
     selection, tables, limits = inputs.selection, inputs.tables, inputs.limits
     catalogues, galaxies, om = inputs.catalogues, inputs.galaxies, inputs.om
+    del inputs  # its galaxies, in file order, are not held beside the sorted copy below
     targetid = galaxies.column("targetid").to_numpy()
     order = np.argsort(targetid, kind="stable")
     galaxies, targetid = galaxies.take(pa.array(order)), targetid[order]
@@ -167,8 +171,10 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             for name in ("r_k", "edge_fraction", "delta_k", "edge_flag"):
                 if parts:
                     cols[name][own] = np.concatenate([p[name] for p in parts])
+            # the trees (randoms: 20 per tracer, 1.5 GB at DR1) are not held beside the grid
+            del cd, shared, tasks, parts
             web = web_grid(cap, xyz[is_tracer], fp.outside, info["lo"], info["hi"], cell,
-                           smooth, lambda_th)
+                           smooth, lambda_th, shell=(fp.dliml, fp.dlimu))
             webs[cap] = web
             cols["web_class"][own] = web.classify(xyz)
             d = cols["delta_k"][own]

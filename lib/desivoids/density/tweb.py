@@ -18,7 +18,8 @@ import scipy.fft
 from scipy import ndimage
 
 __all__ = ["WEB_CLASSES", "OUTSIDE_WEB", "SLAB_CELLS", "WebGrid", "Box", "cic_density",
-           "tidal_classes", "positive_count", "web_grid"]
+           "tidal_classes", "potential", "potential_classes", "positive_count", "survey_cells",
+           "web_grid"]
 
 WEB_CLASSES = ("void", "sheet", "filament", "knot")
 #: class of a point outside the grid or in a cell outside the survey
@@ -53,23 +54,24 @@ class Box:
         return np.ravel_multi_index(ijk.T, self.shape), ok
 
 
-def cic_density(xyz: np.ndarray, box: Box) -> np.ndarray:
-    """Cloud-in-cell counts on ``box`` (float64; mass of points out of the grid is dropped):
-    each point shares its unit mass among the 8 cells whose centres surround it, linearly."""
-    u = (np.asarray(xyz, np.float64).reshape(-1, 3) - box.origin) / box.cell - 0.5
-    base = np.floor(u).astype(np.int64)
-    frac = u - base
+def cic_density(xyz: np.ndarray, box: Box, chunk: int = 1 << 20) -> np.ndarray:
+    """Cloud-in-cell counts on ``box`` (float32; mass of points out of the grid is dropped):
+    each point shares its unit mass among the 8 cells whose centres surround it, linearly.
+    Accumulated in place (``np.add.at``), a chunk of points at a time: no float64 grid (1.2 GB
+    at DR1's 150 M cells) and no per-corner index lists of every point."""
+    xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
     shape = np.asarray(box.shape)
-    cells, weights = [], []
-    for corner in np.ndindex(2, 2, 2):
-        c = np.asarray(corner)
-        idx = base + c
-        w = np.prod(np.where(c == 1, frac, 1.0 - frac), axis=1)
-        ok = np.all((idx >= 0) & (idx < shape), axis=1)
-        cells.append(np.ravel_multi_index(idx[ok].T, box.shape))
-        weights.append(w[ok])
-    out = np.bincount(np.concatenate(cells), weights=np.concatenate(weights),
-                      minlength=int(np.prod(shape)))
+    out = np.zeros(int(np.prod(shape)), np.float32)
+    for s in range(0, len(xyz), chunk):
+        u = (xyz[s:s + chunk] - box.origin) / box.cell - 0.5
+        base = np.floor(u).astype(np.int64)
+        frac = u - base
+        for corner in np.ndindex(2, 2, 2):
+            c = np.asarray(corner)
+            idx = base + c
+            w = np.prod(np.where(c == 1, frac, 1.0 - frac), axis=1)
+            ok = np.all((idx >= 0) & (idx < shape), axis=1)
+            np.add.at(out, np.ravel_multi_index(idx[ok].T, box.shape), w[ok].astype(np.float32))
     return out.reshape(box.shape)
 
 
@@ -112,29 +114,48 @@ def tidal_classes(delta: np.ndarray, cell: float, smooth: float, lambda_th: floa
     """Class per cell (int8 0..3: the number of tidal eigenvalues above ``lambda_th``) of the
     tidal tensor of ``delta`` smoothed by a Gaussian of ``smooth`` (Mpc/h; 0: no smoothing).
     ``where``: the cells to classify (the others get OUTSIDE_WEB).
+    :func:`potential` then :func:`potential_classes`."""
+    return potential_classes(potential(delta, cell, smooth, workers), cell, lambda_th,
+                             workers, where, slab_cells, n_last=np.shape(delta)[-1])
 
-    The six components are never all in memory over the grid: the inverse FFT is split, first
-    along x for the three x-factors k_x^a (phi_k), a = 0, 1, 2 (three half-spectra), then per
-    slab of x planes along y and z with the factor k_y^b k_z^c, a slab's six components
-    classified before the next slab. Peak memory is about four float32 grids plus a slab,
-    where holding the six components of the survey's cells cost six floats a cell on top of
-    the transforms (3.6 GB at DR1's 150 M cells). The same classes as the whole-grid inverse
-    FFT up to float32 rounding (the factors are applied in another order; tested)."""
+
+def potential(delta: np.ndarray, cell: float, smooth: float, workers: int = -1) -> np.ndarray:
+    """-phi_k (complex64 half-spectrum, ``delta.shape[-1]`` real points along the last axis):
+    the smoothed contrast's spectrum over k^2, in place once transformed (one spectrum held)."""
     shape = delta.shape
-    where = np.ones(shape, bool) if where is None else np.asarray(where, bool)
     dk = scipy.fft.rfftn(np.asarray(delta, np.float32), workers=workers)
-    del delta  # the caller may still hold it; web_grid does not
-    if smooth > 0:
-        dk = ndimage.fourier_gaussian(dk, sigma=smooth / cell, n=shape[-1], axis=-1)
-    ks = [2 * np.pi * scipy.fft.fftfreq(n, d=cell) for n in shape[:2]]
-    ks.append(2 * np.pi * scipy.fft.rfftfreq(shape[2], d=cell))
-    kx, ky, kz = (k.astype(np.float32) for k in np.meshgrid(*ks, indexing="ij", sparse=True))
+    if smooth > 0:  # in place: the C filter writes each element where it reads it
+        ndimage.fourier_gaussian(dk, sigma=smooth / cell, n=shape[-1], axis=-1, output=dk)
+    kx, ky, kz = _wavenumbers(shape, cell)
     k2 = kx ** 2 + ky ** 2 + kz ** 2
     k2[0, 0, 0] = 1.0  # the mean: no potential
     dk /= k2  # -phi_k, so that T_ij,k = k_i k_j (-phi_k)
-    del k2
-    phi = dk.astype(np.complex64, copy=False)
-    del dk
+    return dk.astype(np.complex64, copy=False)
+
+
+def _wavenumbers(shape, cell: float):
+    ks = [2 * np.pi * scipy.fft.fftfreq(n, d=cell) for n in shape[:2]]
+    ks.append(2 * np.pi * scipy.fft.rfftfreq(shape[2], d=cell))
+    return tuple(k.astype(np.float32) for k in np.meshgrid(*ks, indexing="ij", sparse=True))
+
+
+def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: int = -1,
+                      where: np.ndarray | None = None, slab_cells: int = SLAB_CELLS,
+                      n_last: int | None = None) -> np.ndarray:
+    """The classes of :func:`tidal_classes` from :func:`potential`'s spectrum ``phi``, which is
+    overwritten (``n_last``: the real grid's last side, default even: 2 (m - 1)).
+
+    The six components are never all in memory over the grid: the inverse FFT is split, first
+    along x for the three x-factors k_x^a (phi_k), a = 0, 1, 2 (three half-spectra, the last
+    in place of phi_k), then per slab of x planes along y and z with the factor k_y^b k_z^c, a
+    slab's six components classified before the next slab. Peak memory is three half-spectra
+    (three float32 grids) plus a slab, where holding the six components of the survey's cells
+    cost six floats a cell on top of the transforms (3.6 GB at DR1's 150 M cells). The same
+    classes as the whole-grid inverse FFT up to float32 rounding (the factors are applied in
+    another order; tested)."""
+    shape = (*phi.shape[:2], n_last if n_last is not None else 2 * (phi.shape[2] - 1))
+    where = np.ones(shape, bool) if where is None else np.asarray(where, bool)
+    kx, ky, kz = _wavenumbers(shape, cell)
     # x transforms of k_x^a phi_k; the last one in place of phi_k
     along_x = {a: scipy.fft.ifft(phi * (kx * kx if a == 2 else kx), axis=0, workers=workers,
                                  overwrite_x=True) for a in (2, 1)}
@@ -181,28 +202,55 @@ class WebGrid:
         return {name: int(n[i]) for i, name in enumerate(WEB_CLASSES)}
 
 
-def web_grid(cap: str, tracer_xyz: np.ndarray, outside, lo, hi, cell: float, smooth: float,
-             lambda_th: float, workers: int = -1) -> WebGrid:
-    """The web of one cap: tracers at ``tracer_xyz``; ``outside(xyz) -> bool`` is the survey
-    test (a Footprint's ``outside``); the survey lies within the corners ``lo``, ``hi``."""
-    box = Box.around(lo, hi, cell, pad=3 * smooth + 2 * cell)
+def survey_cells(box: Box, outside, shell: tuple[float, float] | None = None) -> np.ndarray:
+    """Which cells of ``box`` have their centre in the survey (``outside(xyz) -> bool`` False).
+    ``shell``: the survey's radial limits (r_min, r_max) when known: a centre outside them is
+    outside without asking ``outside``, which then sees only the shell's cells (at DR1 most of
+    the box is beyond the far limit or in the other hemisphere: asking for every cell took
+    20 s of the NGC grid). One x plane at a time: the grid's points are never all in memory."""
     gx, gy, gz = (box.centres(a) for a in range(3))
-    inside = np.empty(box.shape, bool)
-    for i, x in enumerate(gx):  # one plane at a time: the grid's points are never all in memory
-        px = np.column_stack([np.full(len(gy) * len(gz), x), np.repeat(gy, len(gz)),
-                              np.tile(gz, len(gy))])
-        inside[i] = ~np.asarray(outside(px)).reshape(len(gy), len(gz))
-    # the counts and the contrast are not kept here: tidal_classes drops delta after its FFT
-    classes = tidal_classes(_contrast(cic_density(tracer_xyz, box), inside), cell, smooth,
-                            lambda_th, workers, where=inside)
+    inside = np.zeros(box.shape, bool)
+    r2_yz = gy[:, None] ** 2 + gz[None, :] ** 2
+    for i, x in enumerate(gx):
+        if shell is None:
+            cand = np.ones(r2_yz.shape, bool)
+        else:
+            r2 = r2_yz + x * x  # widened by 1e-9: ``outside`` alone decides at the limits
+            cand = (r2 >= (shell[0] * (1 - 1e-9)) ** 2) & (r2 <= (shell[1] * (1 + 1e-9)) ** 2)
+        jy, jz = np.nonzero(cand)
+        if len(jy) == 0:
+            continue
+        px = np.column_stack([np.full(len(jy), x), gy[jy], gz[jz]])
+        inside[i, jy, jz] = ~np.asarray(outside(px), bool)
+    return inside
+
+
+def web_grid(cap: str, tracer_xyz: np.ndarray, outside, lo, hi, cell: float, smooth: float,
+             lambda_th: float, workers: int = -1,
+             shell: tuple[float, float] | None = None, slab_cells: int = SLAB_CELLS) -> WebGrid:
+    """The web of one cap: tracers at ``tracer_xyz``; ``outside(xyz) -> bool`` is the survey
+    test (a Footprint's ``outside``); the survey lies within the corners ``lo``, ``hi`` and,
+    when ``shell`` is given, between those comoving distances (:func:`survey_cells`)."""
+    box = Box.around(lo, hi, cell, pad=3 * smooth + 2 * cell)
+    inside = survey_cells(box, outside, shell)
+    # the contrast is a temporary of potential's call: freed once transformed
+    phi = potential(_contrast(cic_density(tracer_xyz, box), inside), cell, smooth, workers)
+    classes = potential_classes(phi, cell, lambda_th, workers, where=inside,
+                                slab_cells=slab_cells, n_last=box.shape[2])
+    del phi
     return WebGrid(cap, box, classes, inside)
 
 
 def _contrast(counts: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """delta = counts / mean - 1 in the survey's cells (their mean), 0 (the mean) elsewhere."""
+    """delta = counts / mean - 1 in the survey's cells (their mean), 0 (the mean) elsewhere;
+    in place of ``counts`` (float32), so that the grid is held once."""
     n_in = int(inside.sum())
-    mean = counts[inside].sum() / n_in if n_in else 0.0
-    delta = np.zeros(counts.shape, np.float32)
+    mean = float(np.sum(counts, where=inside, dtype=np.float64)) / n_in if n_in else 0.0
+    delta = np.asarray(counts, np.float32)
     if mean > 0:
-        delta[inside] = counts[inside] / mean - 1.0
+        delta /= np.float32(mean)
+        delta -= np.float32(1.0)
+        np.multiply(delta, inside, out=delta)
+    else:
+        delta[...] = 0.0
     return delta

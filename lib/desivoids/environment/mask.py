@@ -125,6 +125,14 @@ class Footprint:
                 near[todo] = self._outside(*p)
         return near
 
+    def ball_inside(self, xyz: np.ndarray, radius) -> np.ndarray:
+        """True where the whole ball of ``radius`` (one, or one per point) around each point
+        lies in the footprint and the radial range; False where that is not certain (the
+        test of :meth:`_surely_inside`, conservative)."""
+        xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+        return self._surely_inside(*(np.ascontiguousarray(xyz[:, k]) for k in range(3)),
+                                   np.asarray(radius, dtype=np.float64))
+
     def _surely_inside(self, x, y, z, buffer: float) -> np.ndarray:
         """True for points whose whole ball of radius ``buffer`` is inside the footprint.
 
@@ -141,6 +149,8 @@ class Footprint:
             & (r + buffer < self.dlimu - 1e-6 * r) & (r > buffer)
         idx = np.flatnonzero(ok)
         ra, dec, r = ra[idx], dec[idx], r[idx]
+        if np.ndim(buffer):  # one radius per point
+            buffer = np.asarray(buffer)[idx]
         theta = np.arcsin(buffer / r)
         far = np.abs(np.radians(dec)) + theta * (1 + 1e-6)
         good = far < np.radians(89.0)

@@ -3,8 +3,10 @@
 Why: the mass-binned and reweighted fractions adjust for stellar mass in steps; the regression
 adjusts for it smoothly (a cubic B-spline, patsy's ``bs``) and for redshift at the same time, and
 reports the void effect as an odds ratio at fixed mass and redshift. Galaxies in one void (and
-one patch of sky) are correlated, so the errors are cluster-robust (statsmodels GLM,
-``cov_type="cluster"``, Liang & Zeger 1986, with statsmodels' small-sample correction) over the
+one patch of sky) are correlated, so the errors are cluster-robust (statsmodels' Logit, the
+binomial GLM's maximum likelihood by Newton's method with the analytic Hessian, 10x faster than
+GLM's IRLS on 700,000 rows; ``cov_type="cluster"``, Liang & Zeger 1986, with statsmodels'
+small-sample correction: the same estimate and errors as the GLM, tested) over the
 caller's clusters, meant to be the equal-area HEALPix patches of :mod:`.jackknife`; the interval
 uses Student's t with G - 1 degrees of freedom (G clusters), as Cameron & Miller (2015) advise.
 
@@ -20,13 +22,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import patsy
 import statsmodels.api as sm
+from scipy.interpolate import BSpline
 from statsmodels.tools.sm_exceptions import (ConvergenceWarning, HessianInversionWarning,
                                              PerfectSeparationError, PerfectSeparationWarning)
 
-#: right-hand side (patsy); bs() puts its interior knots at quantiles of log M*
+#: the design's columns: intercept, void, patsy's bs(log M*, df, degree=3) (no intercept
+#: column), z; bs puts its interior knots at quantiles of log M*
 RHS = "void + bs(logm, df={df}, degree=3) + z"
+#: the void coefficient's column in the design (after the intercept)
+VOID_COLUMN = 1
 #: a fitted probability within this of 0 or 1 marks (quasi-)separation
 SEPARATION_EPS = 1e-8
 
@@ -58,10 +63,50 @@ class VoidEffect:
         return asdict(self)
 
 
+def bs_basis(x: np.ndarray, df: int, degree: int = 3) -> np.ndarray:
+    """patsy's ``bs(x, df=df, degree=degree)`` (include_intercept False): the B-spline basis on
+    the knots patsy places (the boundary knots at min and max of ``x``, repeated degree + 1
+    times, the interior knots at equally spaced quantiles), its first column dropped; by
+    scipy's BSpline.design_matrix (patsy evaluates it by one splev call per column, 5x slower;
+    equal to patsy's to rounding, tested)."""
+    x = np.asarray(x, np.float64)
+    order = degree + 1
+    n_inner = df - order + 1
+    if n_inner < 0:
+        raise ValueError(f"df={df} is too small for degree {degree}")
+    inner = np.percentile(x, 100 * np.linspace(0, 1, n_inner + 2)[1:-1])
+    knots = np.concatenate([[x.min()] * order, inner, [x.max()] * order])
+    return BSpline.design_matrix(x, knots, degree).toarray()[:, 1:]
+
+
 def _failed(reason: str, **counts) -> VoidEffect:
     nan = math.nan
     return VoidEffect(beta=nan, se=nan, odds_ratio=nan, or_lo=nan, or_hi=nan, pvalue=nan,
                       reason=reason, **counts)
+
+
+def _fit(model, codes: np.ndarray):
+    """(results, "") of ``model`` (Logit or binomial GLM) with errors clustered on ``codes``,
+    or (None, why the fit cannot be trusted)."""
+    if model.df_model + 1 < model.exog.shape[1]:  # the model computed the design's rank
+        return None, "rank-deficient design (constant redshift or mass?)"
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            kw = {"disp": 0} if isinstance(model, sm.Logit) else {}
+            res = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True, **kw)
+    except PerfectSeparationError as exc:
+        return None, f"perfect separation: {exc}"
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return None, f"fit failed: {type(exc).__name__}: {exc}"
+    for w in caught:
+        if issubclass(w.category, PerfectSeparationWarning):
+            return None, f"perfect separation: {w.message}"
+        if issubclass(w.category, (ConvergenceWarning, HessianInversionWarning)):
+            return None, f"fit did not converge cleanly: {w.category.__name__}: {w.message}"
+    converged = res.mle_retvals.get("converged", False) if isinstance(model, sm.Logit) \
+        else res.converged
+    return (res, "") if converged else (None, "the fit did not converge")
 
 
 def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "quenched",
@@ -102,44 +147,31 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
     if counts["n_clusters"] < min_clusters:
         return _failed(f"too few clusters: {counts['n_clusters']} < {min_clusters}", **counts)
 
-    frame = pd.DataFrame({"y": y.astype(np.float64), "void": v.astype(np.float64),
-                          "logm": logm, "z": z})
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            # patsy itself, not statsmodels' configurable formula engine: the spline is
-            # patsy's bs() whatever engine is set globally
-            exog = patsy.dmatrix(RHS.format(df=int(spline_df)), frame, NA_action="raise",
-                                 return_type="dataframe")
-            model = sm.GLM(frame["y"], exog, family=sm.families.Binomial())
-            # GLM computed the design's rank already (df_model = rank - 1): not a second SVD
-            if model.df_model + 1 < model.exog.shape[1]:
-                return _failed("rank-deficient design (constant redshift or mass?)", **counts)
-            res = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
-    except PerfectSeparationError as exc:
-        return _failed(f"perfect separation: {exc}", **counts)
-    except (ValueError, np.linalg.LinAlgError, patsy.PatsyError) as exc:
+        exog = np.column_stack([np.ones(y.size), v.astype(np.float64),
+                                bs_basis(logm, int(spline_df)), z])
+    except ValueError as exc:
         return _failed(f"fit failed: {type(exc).__name__}: {exc}", **counts)
-    for w in caught:
-        if issubclass(w.category, PerfectSeparationWarning):
-            return _failed(f"perfect separation: {w.message}", **counts)
-        if issubclass(w.category, (ConvergenceWarning, HessianInversionWarning)):
-            return _failed(f"fit did not converge cleanly: {w.category.__name__}: {w.message}",
-                           **counts)
-    if not res.converged:
-        return _failed("IRLS did not converge", **counts)
-    # statsmodels' GLM does not always warn: a quasi-complete separation (by mass, say) still
-    # "converges", to fitted probabilities of exactly 0 or 1 and infinite coefficients.
+    # Newton's method first; a fit it cannot finish cleanly (separation drives its Hessian
+    # singular) is redone by the GLM's IRLS, whose checks name the reason
+    res, reason = _fit(sm.Logit(y.astype(np.float64), exog), codes)
+    if reason:
+        res, reason = _fit(sm.GLM(y.astype(np.float64), exog, family=sm.families.Binomial()),
+                           codes)
+    if reason:
+        return _failed(reason, **counts)
+    # a quasi-complete separation (by mass, say) can still "converge", to fitted
+    # probabilities of exactly 0 or 1 and infinite coefficients.
     with np.errstate(all="ignore"):
-        mu = np.asarray(res.fittedvalues)
+        mu = np.asarray(res.predict(exog))
     n_extreme = int(np.count_nonzero((mu < SEPARATION_EPS) | (mu > 1 - SEPARATION_EPS)))
     if n_extreme:
         return _failed(f"quasi-complete separation: {n_extreme} rows fitted with probability "
                        "0 or 1", **counts)
-    beta, se = float(res.params["void"]), float(res.bse["void"])
+    beta, se = float(res.params[VOID_COLUMN]), float(res.bse[VOID_COLUMN])
     if not (math.isfinite(beta) and math.isfinite(se) and se > 0):
         return _failed("non-finite coefficient or standard error", **counts)
-    lo, hi = (float(x) for x in res.conf_int(alpha=alpha).loc["void"])
+    lo, hi = (float(x) for x in res.conf_int(alpha=alpha)[VOID_COLUMN])
     return VoidEffect(beta=beta, se=se, odds_ratio=math.exp(beta), or_lo=math.exp(lo),
-                      or_hi=math.exp(hi), pvalue=float(res.pvalues["void"]), reason="",
+                      or_hi=math.exp(hi), pvalue=float(res.pvalues[VOID_COLUMN]), reason="",
                       **counts)
