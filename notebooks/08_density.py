@@ -78,7 +78,7 @@ display.figure("density-profile",
 #   $\delta_k = k / (f\,\tfrac43\pi r_k^3\,\bar n) - 1$ with $\bar n$ the cap's tracers over its
 #   volume and $f$ the fraction of the sphere inside the survey (mask and radial limits), counted
 #   with random points uniform in the survey volume; $f < 1/2$ is flagged and left out of the
-#   profiles;
+#   profiles; a galaxy outside the survey (mask or radial limits) has none of them;
 # - **void-centric distance**, per algorithm: the distance to the centre of the galaxy's void
 #   (or of the nearest void centre, for wall and edge galaxies) in units of that void's
 #   effective radius;

@@ -105,7 +105,8 @@ def test_a_galaxy_outside_the_survey_gets_no_density():
     got = local_density(cap, np.array([[0.0, 50, 0], [0, -50, 0]]), np.zeros(2, bool), 5)
     assert np.isfinite(got["delta_k"][0]) and got["edge_fraction"][0] > 0.5
     assert np.isnan(got["delta_k"][1]) and np.isnan(got["edge_fraction"][1])
-    assert np.isfinite(got["r_k"][1]) and got["edge_flag"][1]
+    assert np.isnan(got["r_k"][1]) and got["edge_flag"][1]
+    assert np.isfinite(got["r_k"][0])
 
 
 def test_a_sphere_wholly_inside_the_survey_has_edge_fraction_one_without_counting():
