@@ -45,26 +45,6 @@ def pytest_configure(config):
     os.environ["MPLCONFIGDIR"] = config._desivoids_mpl
 
 
-#: modules whose tests are independent and costly enough to spread over workers one by one
-SPREAD = {"test_planted_bugs.py"}
-#: session fixtures so costly that every module using one runs on the same worker
-SHARED_ON_ONE_WORKER = ("tiny_book",)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n N --dist loadgroup`` (make test), a module's tests run on one worker
-    (its module fixtures, e.g. a finished run, are built once), the modules that share the tiny
-    book on one worker together (it takes minutes to build), and the planted bugs one by one."""
-    uses = {}
-    for item in items:
-        uses.setdefault(item.path, set()).update(item.fixturenames)
-    for item in items:
-        shared = [f for f in SHARED_ON_ONE_WORKER if f in uses[item.path]]
-        group = (shared[0] if shared else None) or (
-            item.nodeid if item.path.name in SPREAD else item.path.name)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pytest_unconfigure(config):
     folder = getattr(config, "_desivoids_mpl", None)
     if folder:
