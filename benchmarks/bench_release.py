@@ -151,7 +151,10 @@ def worker(kind: str, src: Path, out: Path) -> None:
                     hits += sum(obj.stats.cache_hits.values())
                     misses += sum(obj.stats.cache_misses.values())
         steps["numba cache hits/misses"] = f"{hits}/{misses}"
-        steps["numba cache dir"] = obj.stats.cache_path
+        # relative to the interpreter's prefix (the venv): the report names no machine's folders
+        cache = Path(obj.stats.cache_path)
+        steps["numba cache dir"] = (str(Path("<prefix>") / cache.relative_to(sys.prefix))
+                                    if cache.is_relative_to(sys.prefix) else cache.name)
     size = sum(f.stat().st_size for f in (out / "hats").rglob("*") if f.is_file())
     print(json.dumps({"read_s": round(t1 - t0, 2), "write_s": round(t2 - t1, 2),
                       "bytes": size, "steps": steps}))
