@@ -85,6 +85,24 @@ def test_a_read_only_open_migrates_a_copy_and_leaves_the_file_alone(old):
     assert db.execute("SELECT count(*) FROM files WHERE state='verified'").fetchone() == (3,)
 
 
+@pytest.mark.parametrize("left", ["nothing", "wal header"])
+def test_a_manifest_a_kill_left_before_its_first_commit_reads_as_empty(tmp_path, left):
+    """acquire killed between creating its manifest and committing the schema: a rerun's plan
+    (a read-only open) sees no files, and the file is left as it was."""
+    path = tmp_path / "m.sqlite"
+    db = sqlite3.connect(path)
+    if left == "wal header":
+        db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    path.touch()
+    before = path.read_bytes()
+    with Manifest(path, readonly=True) as m:
+        assert m.schema() == SCHEMA_VERSION and m.files() == [] and m.batches() == []
+    assert path.read_bytes() == before
+    with Manifest(path) as m:  # and the rerun's writer creates the schema in it
+        assert m.migrated_from == SCHEMA_VERSION and m.files() == []
+
+
 def test_a_read_write_open_migrates_the_file_in_place(old):
     with Manifest(old) as m:
         assert m.migrated_from == 1 and m.schema() == SCHEMA_VERSION

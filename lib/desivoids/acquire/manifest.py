@@ -236,7 +236,9 @@ class Manifest:
             wal = self.path.with_name(self.path.name + "-wal").exists()
             self.db = sqlite3.connect(f"file:{self.path}?mode=ro{'' if wal else '&immutable=1'}", uri=True,
                                       check_same_thread=False)
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            # A run killed before its first commit leaves a file with no tables: read as empty.
+            has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if has_meta else None
             if row is None or int(row[0]) < SCHEMA_VERSION:  # read an up-to-date copy, touch nothing
                 mem = sqlite3.connect(":memory:", check_same_thread=False)
                 self.db.backup(mem)
