@@ -6,7 +6,9 @@ the void's effective radius, whether that void is interior, and the flag of the 
 variant, from the catalogue of its own cap (its row for the other cap would be 9 by rule, so it
 is not stored). The heavy part runs as Dask tasks over chunks of galaxies, on the local
 scheduler or on the cluster of ``scheduler_address``; the per-cap structures (trees over holes
-and tracers, masks) are built once and sent to every worker once.
+and tracers, masks) are built once and sent to every worker once. The database's insert of the
+assignments, the stage's longest step, runs in a thread of its own beside the Parquet writer
+and the summary (:class:`AssignmentsPublication`).
 
 Outputs in ``<data_dir>/environment``: ``galaxy_void_assignments.parquet`` (targetid, algorithm,
 cap, flag, void, r_over_reff, interior, flag_interior), ``void_counts.parquet`` (galaxies and
@@ -22,8 +24,12 @@ galaxies are field galaxies (``voidfinder_field``).
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,6 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .. import compute, formats, paths
+from ..errors import StageError
 from ..load.tables import table_transaction
 from ..outputs import jsonable, staged, write_json
 from .flags import (INTERIOR, NO_VOID, NOT_SURFACE, SURFACE_STRICT_VOID, UNKNOWN,
@@ -50,6 +57,12 @@ __all__ = ["run", "EnvironmentResult", "read_tables"]
 
 SCHEMA_VERSION = 1
 ASSIGNMENTS = "galaxy_void_assignments"
+ASSIGNMENT_KEY = ("targetid", "algorithm", "cap")
+#: galaxy_void_assignments' columns (:meth:`Assignment.to_arrow`)
+ASSIGNMENT_SCHEMA = pa.schema([
+    ("targetid", pa.int64()), ("algorithm", pa.string()), ("cap", pa.string()),
+    ("flag", pa.int8()), ("void", pa.int64()), ("r_over_reff", pa.float64()),
+    ("interior", pa.bool_()), ("flag_interior", pa.int8())])
 SURFACE_FILE = "voidfinder_surface"
 
 
@@ -128,18 +141,18 @@ def _tracer_mask(targetid: np.ndarray, selection: Path) -> np.ndarray:
     return found & sel.column("tracer").to_numpy()[order][pos]
 
 
-def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assignment],
-                      rows_per_group: int = 2_000_000) -> Path:
-    """galaxy_void_assignments.parquet, ordered by (targetid, algorithm): the order of its
-    primary key, so a database builds the key by appending (25.8M rows at DR1 scale), in row
-    groups, so memory stays bounded. Columns as :meth:`Assignment.to_arrow`."""
+def assignment_batches(targetid: np.ndarray, result: dict[str, Assignment],
+                       rows_per_batch: int = 2_000_000) -> Iterator[pa.RecordBatch]:
+    """The rows of galaxy_void_assignments, ordered by (targetid, algorithm): the order of its
+    primary key, so a database builds the key by appending (25.8M rows at DR1 scale), in
+    batches of about ``rows_per_batch`` rows, so memory stays bounded (at least one batch, empty
+    when there are no galaxies). Columns as :meth:`Assignment.to_arrow`."""
     order = np.argsort(targetid, kind="stable")
     algs = sorted(result)  # byte order, as SQL's BINARY collation sorts them
     k = len(algs)
     names = pa.array(algs)
     caps = pa.array(list(formats.CAPS))
-    writer = None
-    step = max(1, rows_per_group // k)
+    step = max(1, rows_per_batch // k)
     for s in range(0, max(len(order), 1), step):
         rows = order[s:s + step]
 
@@ -149,22 +162,125 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
         flag, void, dist = stacked("flag"), stacked("void"), stacked("void_distance")
         interior = stacked("void_interior")
         flag_interior = np.stack([result[a].interior_flag()[rows] for a in algs], axis=1).ravel()
-        t = pa.table({
-            "targetid": pa.array(np.repeat(targetid[rows], k)),
-            "algorithm": pa.DictionaryArray.from_arrays(
+        yield pa.RecordBatch.from_arrays([
+            pa.array(np.repeat(targetid[rows], k), pa.int64()),
+            pa.DictionaryArray.from_arrays(
                 pa.array(np.tile(np.arange(k, dtype=np.int8), len(rows))), names).cast(pa.string()),
-            "cap": pa.DictionaryArray.from_arrays(pa.array(stacked("cap_code")), caps
-                                                  ).cast(pa.string()),
-            "flag": pa.array(flag.astype(np.int8)),
-            "void": pa.array(void, mask=void == NO_VOID),
-            "r_over_reff": pa.array(dist, mask=~np.isfinite(dist)),
-            "interior": pa.array(interior == INTERIOR, mask=interior == UNKNOWN),
-            "flag_interior": pa.array(flag_interior.astype(np.int8))})
-        if writer is None:
-            writer = pq.ParquetWriter(path, t.schema, compression="snappy")
-        writer.write_table(t)
-    writer.close()
+            pa.DictionaryArray.from_arrays(pa.array(stacked("cap_code")), caps).cast(pa.string()),
+            pa.array(flag.astype(np.int8)),
+            pa.array(void, mask=void == NO_VOID),
+            pa.array(dist, mask=~np.isfinite(dist)),
+            pa.array(interior == INTERIOR, mask=interior == UNKNOWN),
+            pa.array(flag_interior.astype(np.int8))], schema=ASSIGNMENT_SCHEMA)
+
+
+def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assignment],
+                      rows_per_group: int = 2_000_000) -> Path:
+    """galaxy_void_assignments.parquet, the rows of :func:`assignment_batches`."""
+    with ParquetBatches(path) as sink:
+        for batch in assignment_batches(targetid, result, rows_per_group):
+            sink.write(batch)
     return path
+
+
+class ParquetBatches:
+    """``with ParquetBatches(path) as sink: sink.write(batch)``: record batches of one schema
+    into a Parquet file (snappy, pyarrow's row groups), the writer opened by the first batch."""
+
+    def __init__(self, path: Path):
+        self.path, self.writer = path, None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, batch.schema, compression="snappy")
+        self.writer.write_batch(batch)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class AssignmentsPublication:
+    """galaxy_void_assignments written to Parquet and rebuilt in the database at the same time,
+    while the caller goes on (the summary): the database's insert is the stage's longest step
+    (25.8M keyed rows at DR1 scale, on one core), so it gets a thread of its own, fed batch by
+    batch through a short queue by a thread that builds the batches and writes each to the
+    Parquet file first. Both get the same batches: file and table hold the same rows.
+
+    :meth:`result` waits for both and raises the first error (the writer's before the insert's,
+    which follows from it); :meth:`cancel` stops both and waits for them, so that the caller
+    can roll the transaction back."""
+
+    _END = object()
+
+    def __init__(self, db, path: Path, batches: Iterator[pa.RecordBatch], schema: pa.Schema,
+                 name: str = ASSIGNMENTS, key: tuple[str, ...] = ASSIGNMENT_KEY,
+                 queued: int = 1):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queued))
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="environment-publish")
+        self._write = self._pool.submit(self._produce, path, batches)
+        self._insert = self._pool.submit(self._publish, db, name, schema, key)
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, path: Path, batches) -> None:
+        try:
+            with ParquetBatches(path) as sink:
+                for batch in batches:
+                    if self._stop.is_set():
+                        return
+                    sink.write(batch)
+                    if not self._put(batch):
+                        return
+        except BaseException as exc:
+            self._put(exc)  # the insert stops with it instead of waiting for more rows
+            raise
+        self._put(self._END)
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            if self._stop.is_set():
+                raise StageError(f"{ASSIGNMENTS}: cancelled")
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise StageError(f"{ASSIGNMENTS}: its batches failed: {item}")
+            yield item
+
+    def _publish(self, db, name: str, schema: pa.Schema, key: tuple[str, ...]) -> int:
+        try:
+            return db.publish(name, pa.RecordBatchReader.from_batches(schema, self._batches()),
+                              key=key)
+        finally:
+            self._stop.set()  # the writer, should it still run, stops at its next batch
+
+    def result(self) -> None:
+        """Wait for both threads; raise the first error."""
+        try:
+            self._write.result()
+            self._insert.result()
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop both threads and wait for them (their errors are left unraised)."""
+        self._stop.set()
+        self._pool.shutdown(wait=True)
 
 
 def write_surface(path: Path, targetid: np.ndarray, vf: Assignment, tracer: np.ndarray) -> Path:
@@ -234,28 +350,13 @@ def void_inputs(layout: paths.RunLayout, caps=(), **catalogue_options) -> VoidIn
                       dataset.to_table(columns=list(GALAXY_COLUMNS)), _galaxy_omega_m(dataset))
 
 
-@checked("environment")
-def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
-        chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
-        seed: int = 20251201, surface_tol: float = 1e-3, caps: list = ()) -> EnvironmentResult:
-    """The environment stage (parameters as the notebook declares them). ``caps``: those to
-    classify, among the caps whose DESIVAST files are present (empty: all of them)."""
-    layout = paths.RunLayout.of(data_dir)
-    inputs = void_inputs(layout, caps, surface_tol=surface_tol)
-    convert_dir, selection, limits, present = inputs.convert_dir, inputs.selection, inputs.limits, inputs.present
+def summarise(layout: paths.RunLayout, inputs: VoidInputs, result: dict[str, Assignment],
+              tracer: np.ndarray, *, chunk_rows: int, randoms: int, seed: int,
+              surface_tol: float, caps) -> tuple[dict, pd.DataFrame]:
+    """The stage's report (fractions of tracers and of volume in voids, flag counts, label
+    agreement, surface and field galaxies) and the galaxies per void (void_counts)."""
+    convert_dir, limits, present = inputs.convert_dir, inputs.limits, inputs.present
     masks, catalogues, galaxies, om = inputs.masks, inputs.catalogues, inputs.galaxies, inputs.om
-    import dask
-
-    step = max(1, int(chunk_rows))
-    with compute.client(scheduler_address) as c:
-        cats = compute.scatter(c, catalogues)
-        tasks = [dask.delayed(assign_chunk, pure=False)(galaxies.slice(s, step), cats, om)
-                 for s in range(0, max(galaxies.num_rows, 1), step)]
-        parts = compute.compute(tasks, c, num_workers=num_workers or None)
-    result = {a: Assignment.concat([p[a] for p in parts]) for a in formats.ALGORITHMS}
-    del parts
-    targetid = galaxies.column("targetid").to_numpy()
-    tracer = _tracer_mask(targetid, selection)
     rng = np.random.default_rng(seed)
     random_flags, tracer_flags = {}, {}
     for cap, cat in catalogues.items():
@@ -300,15 +401,63 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                                         "tracers": int(tracer[rows].sum())}
                                   for cap, rows in beyond.items()},
     }
+    return report, counts
+
+
+def _membership(inputs: VoidInputs, scheduler_address: str, chunk_rows: int,
+                num_workers: int) -> dict[str, Assignment]:
+    """Every galaxy, every algorithm, as Dask tasks over chunks of ``chunk_rows`` galaxies."""
+    import dask
+
+    galaxies, step = inputs.galaxies, max(1, int(chunk_rows))
+    with compute.client(scheduler_address) as c:
+        cats = compute.scatter(c, inputs.catalogues)
+        tasks = [dask.delayed(assign_chunk, pure=False)(galaxies.slice(s, step), cats, inputs.om)
+                 for s in range(0, max(galaxies.num_rows, 1), step)]
+        parts = compute.compute(tasks, c, num_workers=num_workers or None)
+    return {a: Assignment.concat([p[a] for p in parts]) for a in formats.ALGORITHMS}
+
+
+def _assignment_rows(membership: Future) -> Iterator[pa.RecordBatch]:
+    """:func:`assignment_batches` of (targetid, result) once ``membership`` holds them."""
+    targetid, result = membership.result()
+    yield from assignment_batches(targetid, result)
+
+
+@checked("environment")
+def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
+        chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
+        seed: int = 20251201, surface_tol: float = 1e-3, caps: list = ()) -> EnvironmentResult:
+    """The environment stage (parameters as the notebook declares them). ``caps``: those to
+    classify, among the caps whose DESIVAST files are present (empty: all of them)."""
+    layout = paths.RunLayout.of(data_dir)
+    inputs = void_inputs(layout, caps, surface_tol=surface_tol)
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its rename
     with table_transaction(url, "the environment stage's tables") as db, \
             staged(out, commit=db.committing("environment")) as tmp:
-        path = write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
-        counts.to_parquet(tmp / file_name("environment", "void_counts"), index=False)
-        write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
-        db.publish(ASSIGNMENTS, path, key=("targetid", "algorithm", "cap"))
+        # the previous assignments table is dropped and the new one created while membership
+        # runs; its rows then go to Parquet and into the database while the summary is computed
+        membership: Future = Future()
+        assignments = AssignmentsPublication(db, tmp / f"{ASSIGNMENTS}.parquet",
+                                             _assignment_rows(membership), ASSIGNMENT_SCHEMA)
+        try:
+            result = _membership(inputs, scheduler_address, chunk_rows, num_workers)
+            targetid = inputs.galaxies.column("targetid").to_numpy()
+            membership.set_result((targetid, result))
+            tracer = _tracer_mask(targetid, inputs.selection)
+            report, counts = summarise(layout, inputs, result, tracer, chunk_rows=chunk_rows,
+                                       randoms=randoms, seed=seed, surface_tol=surface_tol,
+                                       caps=caps)
+            counts.to_parquet(tmp / file_name("environment", "void_counts"), index=False)
+            write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
+            assignments.result()
+        except BaseException:
+            if not membership.done():
+                membership.set_exception(StageError("the membership did not complete"))
+            assignments.cancel()
+            raise
         db.publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
                    key=("algorithm", "cap", "void"))
         write_json(tmp / file_name("environment", "report"), report)

@@ -67,16 +67,26 @@ class TableTransaction:
             self.close(commit=False)
             raise
 
-    def publish(self, name: str, table: pa.Table | str | Path, key: tuple[str, ...],
-                indexes: tuple[tuple[str, ...], ...] = ()) -> int:
-        """Rebuild table ``name`` from ``table`` (an Arrow table, or a Parquet file streamed in
-        batches, so a large table never sits in memory twice); returns its row count. Visible
-        to other connections only after the commit. The table is stored in key order where the
-        backend can (SQLite WITHOUT ROWID): write it sorted by ``key`` for the fastest load."""
+    def publish(self, name: str, table: pa.Table | pa.RecordBatchReader | str | Path,
+                key: tuple[str, ...], indexes: tuple[tuple[str, ...], ...] = ()) -> int:
+        """Rebuild table ``name`` from ``table`` (an Arrow table; a Parquet file, or a stream of
+        record batches, taken batch by batch, so a large table never sits in memory whole);
+        returns its row count. Visible to other connections only after the commit. The table is
+        stored in key order where the backend can (SQLite WITHOUT ROWID): write it sorted by
+        ``key`` for the fastest load."""
         if isinstance(table, (str, Path)):
             pf = pq.ParquetFile(table)
             schema, rows = pf.schema_arrow, pf.metadata.num_rows
             batches = pf.iter_batches(batch_size=BATCH_ROWS)
+        elif isinstance(table, pa.RecordBatchReader):
+            schema, rows = table.schema, None  # counted as the batches go by
+            streamed = [0]
+
+            def batches(reader=table):
+                for batch in reader:
+                    streamed[0] += batch.num_rows
+                    yield batch
+            batches = batches()
         else:
             schema, rows = table.schema, table.num_rows
             batches = table.to_batches(max_chunksize=BATCH_ROWS)
@@ -87,6 +97,7 @@ class TableTransaction:
         target.write(sql_table, batches, name)
         target.finish_table(sql_table)
         n = target.count(name)
+        rows = streamed[0] if rows is None else rows
         if n != rows:
             raise LoadError(table if isinstance(table, (str, Path)) else None, name, None,
                             f"{n} rows in the database, {rows} given")
