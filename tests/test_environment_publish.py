@@ -158,21 +158,3 @@ def test_a_failure_of_the_summary_cancels_the_insert_and_leaves_tables_and_folde
     got = pq.read_table(d / "environment" / "galaxy_void_assignments.parquet").to_pandas()
     _same(table, got)
 
-
-def test_a_failure_of_the_membership_stops_the_waiting_publication(selected_copy, monkeypatch):
-    """The table is rebuilt in the transaction while membership runs: a failure there must
-    release the waiting threads and roll the drop back."""
-    d = selected_copy
-    environment.run(data_dir=str(d), randoms=2_000)
-    dispose_engines()
-    table = _db_table(d, "galaxy_void_assignments")
-    files = sorted(p.name for p in (d / "environment").iterdir())
-
-    def membership(*args, **kwargs):
-        raise RuntimeError("the membership failed (injected)")
-    monkeypatch.setattr(stage, "_membership", membership)
-    with pytest.raises(RuntimeError, match="injected"):
-        environment.run(data_dir=str(d), randoms=2_000)
-    dispose_engines()
-    assert sorted(p.name for p in (d / "environment").iterdir()) == files
-    pd.testing.assert_frame_equal(_db_table(d, "galaxy_void_assignments"), table)

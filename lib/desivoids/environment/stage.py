@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -418,12 +418,6 @@ def _membership(inputs: VoidInputs, scheduler_address: str, chunk_rows: int,
     return {a: Assignment.concat([p[a] for p in parts]) for a in formats.ALGORITHMS}
 
 
-def _assignment_rows(membership: Future) -> Iterator[pa.RecordBatch]:
-    """:func:`assignment_batches` of (targetid, result) once ``membership`` holds them."""
-    targetid, result = membership.result()
-    yield from assignment_batches(targetid, result)
-
-
 @checked("environment")
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
         chunk_rows: int = 1_000_000, num_workers: int = 0, randoms: int = 200_000,
@@ -432,20 +426,20 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     classify, among the caps whose DESIVAST files are present (empty: all of them)."""
     layout = paths.RunLayout.of(data_dir)
     inputs = void_inputs(layout, caps, surface_tol=surface_tol)
+    result = _membership(inputs, scheduler_address, chunk_rows, num_workers)
+    targetid = inputs.galaxies.column("targetid").to_numpy()
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its rename
     with table_transaction(url, "the environment stage's tables") as db, \
             staged(out, commit=db.committing("environment")) as tmp:
-        # the previous assignments table is dropped and the new one created while membership
-        # runs; its rows then go to Parquet and into the database while the summary is computed
-        membership: Future = Future()
+        # the assignments go to Parquet and into the database while the summary is computed
+        # (not while membership runs: the drop of the previous table fills SQLite's page cache,
+        # which then added to membership's peak memory)
         assignments = AssignmentsPublication(db, tmp / f"{ASSIGNMENTS}.parquet",
-                                             _assignment_rows(membership), ASSIGNMENT_SCHEMA)
+                                             assignment_batches(targetid, result),
+                                             ASSIGNMENT_SCHEMA)
         try:
-            result = _membership(inputs, scheduler_address, chunk_rows, num_workers)
-            targetid = inputs.galaxies.column("targetid").to_numpy()
-            membership.set_result((targetid, result))
             tracer = _tracer_mask(targetid, inputs.selection)
             report, counts = summarise(layout, inputs, result, tracer, chunk_rows=chunk_rows,
                                        randoms=randoms, seed=seed, surface_tol=surface_tol,
@@ -454,8 +448,6 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             write_surface(tmp / f"{SURFACE_FILE}.parquet", targetid, result["VoidFinder"], tracer)
             assignments.result()
         except BaseException:
-            if not membership.done():
-                membership.set_exception(StageError("the membership did not complete"))
             assignments.cancel()
             raise
         db.publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
