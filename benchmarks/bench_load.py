@@ -462,8 +462,10 @@ def render(res: dict) -> str:
              + ", ".join(f"{v:,} {k}" for k, v in res.get("inputs", {}).items())
              + "). Each load runs `desivoids.load.load` in a fresh process "
              "into a new database; peak RSS is that process's (PostgreSQL's own processes are "
-             f"not in it). PostgreSQL 15 on 127.0.0.1, settings `{pg.get('server_settings')}`; "
-             f"SQLite through ADBC. Machine: {m['cores']} cores, load average at the start "
+             "not in it). "
+             + (f"PostgreSQL 15 on 127.0.0.1, settings `{pg['server_settings']}`; "
+                if pg else "PostgreSQL not measured (--skip-postgres); ")
+             + f"SQLite through ADBC. Machine: {m['cores']} cores, load average at the start "
              f"{m['load_average']}, at the end {res.get('load_average_end')}.", "",
              "### Load throughput, beside each database's own bulk path into the same tables",
              "",
@@ -471,11 +473,11 @@ def render(res: dict) -> str:
              "galaxy_positions and galaxy_blocks, with the same keys and indexes (B-tree, Q3C, "
              "GiST on cube / R*Tree), analysed, in one transaction, from files on the same "
              "disk, evicted from the page cache first. rows/s counts galaxies "
-             f"({res.get('inputs', {}).get('galaxies', 0):,}). On PostgreSQL the references "
-             "run on a cluster that a load has already written (its WAL segment files exist "
-             "and are recycled), so the compared load is the second into that cluster, into a "
-             "new database; the first, on the new cluster, is shown beside it."
-             if "first_load" in pg else f"({res.get('inputs', {}).get('galaxies', 0):,}).",
+             f"({res.get('inputs', {}).get('galaxies', 0):,})."
+             + (" On PostgreSQL the references run on a cluster that a load has already written "
+                "(its WAL segment files exist and are recycled), so the compared load is the "
+                "second into that cluster, into a new database; the first, on the new cluster, "
+                "is shown beside it." if "first_load" in pg else ""),
              "",
              "| database | what | seconds | galaxy rows/s | load / reference rows/s | peak RSS "
              "(GiB) | load avg before |",
@@ -515,8 +517,9 @@ def render(res: dict) -> str:
             if key in d:
                 how = d[key]["how"].removeprefix("SQLite ")
                 lines.append(f"- {name} {how}: {_phases(d[key]['phases_s'])}.")
+    timed = pg.get("queries_q3c") or sq.get("queries", {}).get("sqlite") or {}
     lines += ["", "### Query latency (ms)", "",
-              f"{pg.get('queries_q3c', sq.get('queries', {})).get('sphere', {}).get('queries', 0)} "
+              f"{timed.get('sphere', {}).get('queries', 0)} "
               "queries of each kind after 10 warm-up, the variants interleaved query by query; "
               "PostgreSQL after CHECKPOINT and VACUUM. Spheres: centres and effective radii of "
               "random voids. Cones: random galaxy positions, radius 0.05-1 deg, redshift slice "

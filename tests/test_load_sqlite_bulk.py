@@ -1,5 +1,5 @@
-"""The SQLite load's bulk path: rows sent in key order within windows, read in a second thread,
-Arrow memory from a pool that keeps its pages; the loaded content is the Parquet's either way."""
+"""The SQLite load's bulk path: rows sent in key order within windows, read in a second thread;
+the loaded content is the Parquet's either way."""
 from __future__ import annotations
 
 import threading
@@ -125,14 +125,3 @@ def test_duplicate_key_in_another_window_is_named(inputs, tmp_path, monkeypatch)
         load(parquet_dir=pdir, db_url=f"sqlite:///{tmp_path / 'd.sqlite'}")
     assert "part-000-00000.parquet row 2" in str(err.value)
     assert "part-002-00000.parquet row 9" in str(err.value)
-
-
-def test_load_restores_the_default_memory_pool(inputs, tmp_path):
-    before = pa.default_memory_pool().backend_name
-    load(parquet_dir=inputs[0], db_url=f"sqlite:///{tmp_path / 'p.sqlite'}")
-    assert pa.default_memory_pool().backend_name == before
-    with pytest.raises(RuntimeError, match="injected"):
-        load(parquet_dir=inputs[0], db_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
-             _fail_after="galaxies")
-    assert pa.default_memory_pool().backend_name == before
-    queries.dispose_engines()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -232,36 +232,10 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
     url = db_url or layout.sqlite_url
     try:
         inputs = discover(pdir)  # all input checks before the database is opened
-        with _reusing_memory():
-            return _load(inputs, pdir, url, force, sky_index, copy_format, block_size,
-                         batch_rows, progress, _fail_after, before_commit)
+        return _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows,
+                     progress, _fail_after, before_commit)
     except LoadError as exc:
         raise exc.amended("the database was left as it was") from exc
-
-
-@contextmanager
-def _reusing_memory():
-    """Arrow allocates from jemalloc during the load, keeping the pages it frees for reuse.
-
-    Arrow's default pool (mimalloc) returns freed memory to the kernel and faults it in again
-    for the next batch, which the kernel zeroes in 2 MB huge pages (Arrow asks for them):
-    reading, checking and sorting 1.8M galaxies cost 2.6 s user + 7.0 s sys, and 2.4 + 0.9 with
-    jemalloc keeping its pages (measured). The pages are returned after each table's stream
-    (``release_unused``), so that the next phase does not hold them beside its own. Only the
-    load's allocations use this pool; the process's default pool is restored after. Without
-    jemalloc in the pyarrow build, nothing changes."""
-    try:
-        pool = pa.jemalloc_memory_pool()
-        pa.jemalloc_set_decay_ms(-1)  # arenas created from now on keep their freed pages
-    except NotImplementedError:
-        yield
-        return
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pool)
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
 
 
 def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows, progress,
@@ -336,13 +310,12 @@ def _load_table(target, inp: TableInput, settings: dict, digest: str, run_id: in
     try:
         t0 = time.perf_counter()
         target.write(table, stream.batches(), name)
-        pa.default_memory_pool().release_unused()  # the kept pages, before the next phase
         t1 = time.perf_counter()
         # the Morton order and blocks of galaxy_positions (seconds of numpy at DR1 scale,
-        # mostly without the GIL) are computed while the database builds the galaxies keys and
-        # indexes, instead of after: the PostgreSQL server, or SQLite in this process, which
-        # releases the GIL meanwhile (ADBC); SQLite's page cache is full by then either way
-        overlap = name == "galaxies"
+        # mostly without the GIL) are computed while the server builds the galaxies keys and
+        # indexes, instead of after (SQLite builds them in this process: there the two would
+        # share its memory and cores)
+        overlap = name == "galaxies" and target.indexes_in_server
         with ThreadPoolExecutor(1) if overlap else nullcontext() as pool:
             if overlap:
                 spatial = pool.submit(_spatial_rows, stream, block_size)

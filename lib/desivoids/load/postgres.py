@@ -61,6 +61,8 @@ class PostgresTarget:
     """One load transaction into a PostgreSQL database."""
 
     dialect = "postgresql"
+    #: whether a server process, not this one, builds the keys and indexes
+    indexes_in_server = True
 
     def __init__(self, url: str, *, sky_index: str = "auto", copy_format: str = "binary"):
         if copy_format not in ("binary", "csv"):

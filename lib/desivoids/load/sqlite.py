@@ -132,6 +132,8 @@ class SqliteTarget:
     """One load transaction into a SQLite file."""
 
     dialect = "sqlite"
+    #: whether a server process, not this one, builds the keys and indexes
+    indexes_in_server = False
 
     def __init__(self, url: str):
         import adbc_driver_sqlite.dbapi as adbc
