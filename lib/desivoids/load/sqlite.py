@@ -11,22 +11,12 @@ SQLite readers keep seeing until the commit.
 
 Indexes: the declared primary keys, a B-tree on galaxies.z, and ``galaxy_blocks``, an R*Tree
 virtual table over the bounding boxes of runs of ``galaxy_positions`` (see :mod:`.schema`).
-
-Throughput (DR1 scale, 6.4M galaxies x 64 columns): SQLite declares a key in CREATE TABLE and
-maintains its B-tree row by row during the insert (it cannot add a primary key afterwards), so
-the rows are sent in key order within windows of ``SORT_WINDOW_ROWS``: a random-order insert into
-the key's B-tree cost 2.7 us a row, a sorted one 0.7 (measured on 900k galaxies). The Parquet
-reading, checking and sorting run in a second thread while this one inserts (ADBC releases the
-GIL while SQLite works).
 """
 from __future__ import annotations
 
-import queue
-import threading
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import MetaData, Table
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
@@ -35,85 +25,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from . import schema as S
 from .spatial import Blocks
 
-__all__ = ["SqliteTarget", "sqlite_path", "in_key_windows", "Prefetched", "SORT_WINDOW_ROWS"]
+__all__ = ["SqliteTarget", "sqlite_path"]
 
 _DIALECT = sqlite_dialect.dialect()
-#: Rows sorted by key at a time before the insert (~0.6 GB of galaxies in memory, the size of
-#: the page cache the load already gives SQLite).
-SORT_WINDOW_ROWS = 1_000_000
-
-
-def in_key_windows(batches, key: tuple[str, ...], window_rows: int = SORT_WINDOW_ROWS):
-    """``batches`` re-ordered by ``key`` (ascending) within consecutive windows of about
-    ``window_rows`` rows, as batches of at most the input's largest batch. Every row comes out
-    exactly once; only the order changes."""
-    buf: list[pa.RecordBatch] = []
-    n = size = 0
-    for batch in batches:
-        buf.append(batch)
-        n += batch.num_rows
-        size = max(size, batch.num_rows)
-        if n >= window_rows:
-            yield from _sorted(buf, key, size)
-            buf, n = [], 0
-    if buf:
-        yield from _sorted(buf, key, size)
-
-
-def _sorted(buf: list[pa.RecordBatch], key: tuple[str, ...], size: int):
-    t = pa.Table.from_batches(buf)
-    buf.clear()  # the window's only copy is now t
-    order = pc.sort_indices(t, [(k, "ascending") for k in key])
-    for i in range(0, len(order), max(size, 1)):
-        yield from t.take(order[i:i + size]).combine_chunks().to_batches()
-
-
-class Prefetched:
-    """Iterate ``items`` in a background thread, ``depth`` items ahead; an exception there is
-    raised here, at the item where it happened. Use as a context manager: leaving it (also on an
-    error of the consumer) stops the thread and waits for it."""
-
-    _END = object()
-
-    def __init__(self, items, depth: int = 2):
-        self._items, self._q = items, queue.Queue(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="load-prefetch", daemon=True)
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for item in self._items:
-                if not self._put((item, None)):
-                    return
-            self._put((self._END, None))
-        except BaseException as exc:  # re-raised in the consumer
-            self._put((None, exc))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __iter__(self):
-        while True:
-            item, exc = self._q.get()
-            if exc is not None:
-                raise exc
-            if item is self._END:
-                return
-            yield item
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def sqlite_path(url: str) -> Path:
@@ -188,10 +102,8 @@ class SqliteTarget:
         self.ddl(CreateTable(table))
 
     def write(self, table: Table, batches, label: str) -> None:
-        key = table.info["key"][1]
-        with Prefetched(in_key_windows(batches, key, SORT_WINDOW_ROWS)) as prefetched:
-            for batch in prefetched:
-                self.cur.adbc_ingest(table.name, batch, mode="append")
+        for batch in batches:
+            self.cur.adbc_ingest(table.name, batch, mode="append")
 
     def finish_table(self, table: Table) -> None:
         for idx in sorted(table.indexes, key=lambda i: i.name):
