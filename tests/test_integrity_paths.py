@@ -81,3 +81,29 @@ def test_no_duplicate_no_examples():
     t = pa.table({"targetid": pa.array([5, 3, 5, 7, 3, 3], pa.int64())})
     assert tables._duplicates(t, ("targetid",)) == (2, [{"targetid": 5, "count_all": 2},
                                                         {"targetid": 3, "count_all": 3}])
+
+
+def test_null_and_nonfinite_counts_in_one_pass(tmp_path):
+    """Nulls, NaN and inf counted over every part, each column apart; an absent column fails."""
+    parts = tmp_path / "galaxies"
+    parts.mkdir()
+    inf, nan = float("inf"), float("nan")
+    pq.write_table(pa.table({"z": pa.array([0.1, nan, None, inf], pa.float64()),
+                             "survey": pa.array(["main", None, "sv1", "main"]),
+                             "sfr": pa.array([None, None, None, None], pa.float32())}),
+                   parts / "part-000-00000.parquet")
+    pq.write_table(pa.table({"z": pa.array([-inf, 0.2], pa.float64()),
+                             "survey": pa.array(["main", "main"]),
+                             "sfr": pa.array([1.0, nan], pa.float32())}),
+                   parts / "part-001-00000.parquet")
+    got = {c.id: (c.status, c.evidence) for c in tables.nulls(
+        tmp_path, {"z": 0.7, "survey": 0.0, "sfr": 0.8, "dn4000": 0.0})}
+    assert got["nulls.galaxies.z"] == ("pass", {"rows": 6, "null": 1, "nonfinite": 3,
+                                                "fraction": round(4 / 6, 8), "limit": 0.7})
+    assert got["nulls.galaxies.survey"] == ("fail", {"rows": 6, "null": 1, "nonfinite": 0,
+                                                     "fraction": round(1 / 6, 8), "limit": 0.0})
+    assert got["nulls.galaxies.sfr"] == ("fail", {"rows": 6, "null": 4, "nonfinite": 1,
+                                                  "fraction": round(5 / 6, 8), "limit": 0.8})
+    assert got["nulls.galaxies.dn4000"][0] == "fail"
+    assert list(got) == ["nulls.galaxies.z", "nulls.galaxies.survey", "nulls.galaxies.sfr",
+                         "nulls.galaxies.dn4000"]

@@ -186,22 +186,27 @@ def types(convert_dir: Path, db) -> list[Check]:
 
 # -------------------------------------------------------------------------- nulls
 def nulls(convert_dir: Path, max_null_fraction: dict[str, float]) -> list[Check]:
-    """Null and non-finite (NaN, inf) rates of the critical galaxy columns against thresholds."""
+    """Null and non-finite (NaN, inf) rates of the critical galaxy columns against thresholds.
+    The columns are counted batch by batch in one pass over the parts (a pass per column
+    opened and parsed every part's footer once per column)."""
     dataset = ds.dataset(parquet_path(convert_dir, "galaxies"), format="parquet")
-    present = set(dataset.schema.names)
+    present = [c for c in max_null_fraction if c in set(dataset.schema.names)]
+    counts = {c: [0, 0, 0] for c in present}  # rows, nulls, non-finite (nulls excepted)
+    for batch in dataset.to_batches(columns=present):
+        for c in present:
+            col = batch.column(c)
+            counts[c][0] += len(col)
+            counts[c][1] += col.null_count
+            if pa.types.is_floating(col.type):
+                counts[c][2] += len(col) - col.null_count - pc.sum(pc.is_finite(col)).as_py() \
+                    if len(col) > col.null_count else 0
     out = []
     for column, limit in max_null_fraction.items():
-        if column not in present:
+        if column not in counts:
             out.append(Check(f"nulls.galaxies.{column}", f"galaxies.{column}: null rate",
                              FAIL, {"problem": "column absent from the galaxies table"}))
             continue
-        col = dataset.to_table(columns=[column]).column(column)
-        n = len(col)
-        n_null = col.null_count
-        n_nonfinite = 0
-        if pa.types.is_floating(col.type):
-            v = col.fill_null(0.0).to_numpy()
-            n_nonfinite = int((~np.isfinite(v)).sum())
+        n, n_null, n_nonfinite = counts[column]
         frac = (n_null + n_nonfinite) / n if n else 0.0
         out.append(Check(f"nulls.galaxies.{column}",
                          f"galaxies.{column}: null or non-finite in at most {limit:.2%} of rows",
