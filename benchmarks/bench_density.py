@@ -196,9 +196,10 @@ Command: `{res['command'].strip()}`. Input: `{res['data_dir']}` ({res['galaxies'
 Process {c['process_s']} s, peak RSS {c['peak_rss_gib']} GiB.
 
 Reference: one cKDTree over each cap's tracers and a single query of every galaxy inside the
-survey (those that get a density) for its {res['k'] + 1} nearest tracers: {r['query_s']} s (process {r['process_s']} s, peak RSS
-{r['peak_rss_gib']} GiB). The core takes {res['ratio_core_to_query']}x the single query, the
-whole stage {res.get('ratio_stage_to_query', '–')}x; targets: the stage under {TARGET_SECONDS:g} s and
+survey (those that get a density) for its {res['k'] + 1} nearest tracers: {r['query_s']} s
+(process {r['process_s']} s, peak RSS {r['peak_rss_gib']} GiB). The core takes
+{res['ratio_core_to_query']}x the single query, the whole stage
+{res.get('ratio_stage_to_query', '–')}x; targets: the stage under {TARGET_SECONDS:g} s and
 {TARGET_RSS_GIB:g} GiB peak RSS.
 
 {stage_md.strip()}

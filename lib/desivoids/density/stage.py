@@ -26,6 +26,7 @@ edge_fraction, edge_flag, web_class, and per algorithm ``void_centric_<algorithm
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,37 +238,47 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     env = _table(targetid, cap_of, cols)
     from .answer import answer
 
-    profiles, comparison, web_fractions, agreement = answer(
-        layout, env, assigned, targetid, definition=definition, delta_bins=delta_bins,
-        r_edges=list(r_edges), mass_edges=list(mass_edges), n_patches=dict(n_patches),
-        alpha=alpha)
-    counts = pd.DataFrame([{"cap": r["cap"], "web_class": name, "cells": r["web_cells"][name],
-                            "volume": r["web_cells"][name] * cell ** 3,
-                            "tracers": r["web_tracers"][name]}
-                           for r in cap_rows for name in WEB_CLASSES])
-    report = {"schema": "desivoids.density", "schema_version": SCHEMA_VERSION,
-              "galaxies": int(n), "tracers": int(tracer.sum()),
-              "parameters": {"k": k, "edge_points": edge_points, "cell": cell,
-                             "smooth": smooth, "lambda_th": lambda_th, "seed": seed,
-                             "definition": definition, "delta_bins": delta_bins,
-                             "r_edges": list(r_edges), "mass_edges": list(mass_edges),
-                             "n_patches": dict(n_patches), "alpha": alpha, "caps": list(caps)},
-              "caps": cap_rows, "web_agreement": agreement,
-              "ullah_2026": {k_: {"red_percent": v[0], "error": v[1]}
-                             for k_, v in ULLAH_2026.items()}}
     url = layout.db_url(db_url)
     out = layout.stage("density")
     # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
     with table_transaction(url, "the density stage's table") as db, \
             staged(out, commit=db.committing("density")) as tmp:
         path = tmp / file_name("density", "environment")
-        pq.write_table(env, path, compression="zstd")
+
+        def write_environment() -> None:
+            pq.write_table(env, path, compression="zstd")
+            db.publish(TABLE, env, key=("targetid",))
+
+        # galaxy_environment's Parquet file and database table (Arrow's and SQLite's C code,
+        # which release the GIL: 10 s of CPU at DR1) are written while the answer is computed
+        with ThreadPoolExecutor(1) as pool:  # leaving waits for the writer, even on an error
+            written = pool.submit(write_environment)
+            profiles, comparison, web_fractions, agreement = answer(
+                layout, env, assigned, targetid, definition=definition, delta_bins=delta_bins,
+                r_edges=list(r_edges), mass_edges=list(mass_edges), n_patches=dict(n_patches),
+                alpha=alpha)
+        written.result()  # the writer's error, if any
+        counts = pd.DataFrame([{"cap": r["cap"], "web_class": name,
+                                "cells": r["web_cells"][name],
+                                "volume": r["web_cells"][name] * cell ** 3,
+                                "tracers": r["web_tracers"][name]}
+                               for r in cap_rows for name in WEB_CLASSES])
+        report = {"schema": "desivoids.density", "schema_version": SCHEMA_VERSION,
+                  "galaxies": int(n), "tracers": int(tracer.sum()),
+                  "parameters": {"k": k, "edge_points": edge_points, "cell": cell,
+                                 "smooth": smooth, "lambda_th": lambda_th, "seed": seed,
+                                 "definition": definition, "delta_bins": delta_bins,
+                                 "r_edges": list(r_edges), "mass_edges": list(mass_edges),
+                                 "n_patches": dict(n_patches), "alpha": alpha,
+                                 "caps": list(caps)},
+                  "caps": cap_rows, "web_agreement": agreement,
+                  "ullah_2026": {k_: {"red_percent": v[0], "error": v[1]}
+                                 for k_, v in ULLAH_2026.items()}}
         counts.to_parquet(tmp / file_name("density", "web_counts"), index=False)
         profiles.to_parquet(tmp / file_name("density", "profiles"), index=False)
         comparison.to_parquet(tmp / file_name("density", "web_comparison"), index=False)
         web_fractions.to_parquet(tmp / file_name("density", "web_fractions"), index=False)
         np.savez_compressed(tmp / file_name("density", "web_slices"), **_slices(webs))
-        db.publish(TABLE, path, key=("targetid",))
         write_json(tmp / file_name("density", "report"), report)
         db.prepare()  # what can fail happens before the commit
     return DensityResult(out, jsonable(report), profiles, comparison, web_fractions)
