@@ -7,8 +7,8 @@ density contrast delta_k of the volume-limited tracers with its edge fraction an
 and radial limits keep, counted only for spheres that cross the survey's edge), the T-Web
 class of its cell (:mod:`.tweb`) and, per algorithm, its void-centric distance in effective
 radii (:mod:`.voidcentric`). The k-NN queries run as Dask tasks over chunks of galaxies (the
-local scheduler or the cluster of ``scheduler_address``), each cap's trees sent to the workers
-once.
+local scheduler or the cluster of ``scheduler_address``), each cap's tracer tree, footprint and
+unit-ball points sent to the workers once.
 
 Then, on plausibility's sample, the quenched fraction at fixed stellar mass against delta_k
 (quantile bins) and against r / R_eff per algorithm, with jackknife intervals
@@ -39,6 +39,7 @@ from scipy.spatial import cKDTree
 
 from .. import compute, formats, paths
 from ..environment.flags import NO_VOID
+from ..environment.mask import Footprint, HealpixFootprint
 from ..environment.membership import (_galaxy_xyz, _void_table)
 from ..environment.stage import _tracer_mask, void_inputs
 from ..errors import InputError
@@ -46,7 +47,6 @@ from ..load.tables import table_transaction
 from ..outputs import jsonable, staged, write_json
 from ..params import checked
 from ..stages import file_name
-from ..environment.mask import Footprint, HealpixFootprint
 from .knn import CapDensity, ball_points, footprint_volume, local_density, spatial_order
 from .tweb import OUTSIDE_WEB, WEB_CLASSES, web_grid
 from .voidcentric import void_centric
@@ -110,7 +110,9 @@ def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.
     out, problems = {}, []
     for alg, chunks in parts.items():
         a = (pa.concat_tables(chunks).unify_dictionaries().combine_chunks() if chunks else
-             pa.table({"targetid": pa.array([], pa.int64())}))
+             pa.table({"targetid": pa.array([], pa.int64()),
+                       "cap": pa.array([], pa.dictionary(pa.int32(), pa.string())),
+                       "flag": pa.array([], pa.int8()), "void": pa.array([], pa.int64())}))
         tid = a.column("targetid").to_numpy()
         if len(tid) > 1 and not np.all(tid[1:] >= tid[:-1]):  # documented sorted; do not rely
             order = np.argsort(tid, kind="stable")
@@ -121,7 +123,7 @@ def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.
                                        f"converted catalogue {len(targetid):,d} (or other ids): "
                                        "rerun environment"))
             continue
-        cap = a.column("cap").chunk(0) if a.column("cap").num_chunks else None
+        cap = a.column("cap").combine_chunks()
         out[alg] = pd.DataFrame({
             "cap": pd.Categorical.from_codes(cap.indices.to_numpy(zero_copy_only=False),
                                              cap.dictionary.to_pylist()),
