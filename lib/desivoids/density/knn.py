@@ -96,7 +96,7 @@ def ball_points(n: int, seed: int = 0) -> np.ndarray:
 
 
 def edge_fraction(footprint: Footprint, points: np.ndarray, xyz: np.ndarray,
-                  radius: np.ndarray, chunk_points: int = 1 << 20) -> np.ndarray:
+                  radius: np.ndarray, chunk_points: int = 1 << 18) -> np.ndarray:
     """Fraction of the sphere of ``radius`` around each point inside the survey (mask and
     radial limits): the share of the unit-ball ``points`` (:func:`ball_points`), scaled to the
     sphere and centred on it, that ``footprint.outside`` keeps. The same quadrature for every

@@ -25,6 +25,8 @@ edge_fraction, edge_flag, web_class, and per algorithm ``void_centric_<algorithm
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -134,6 +136,19 @@ def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.
     return out
 
 
+def release_freed_memory() -> None:
+    """Give memory freed by Arrow's pool and by glibc's malloc arenas back to the system.
+    Both keep what they free for reuse: at DR1 the k-NN tasks' temporaries (in the Dask
+    threads' arenas) and the tables read stayed resident under the T-Web grid, whose ~2 GiB
+    then took the stage past 4 GiB in one run of two alike."""
+    pa.default_memory_pool().release_unused()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)  # glibc only: every arena's free pages back to the system
+    except (OSError, AttributeError):  # another libc: nothing to trim
+        pass
+
+
 def survey_box(fp: Footprint) -> tuple[np.ndarray, np.ndarray]:
     """Comoving bounding box (lo, hi) of the survey volume: the corners of every mask cell held,
     at DLIML and DLIMU, widened by DLIMU (1 - cos(cell diagonal)), the most a coordinate can
@@ -187,6 +202,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     galaxies, targetid = galaxies.take(pa.array(order)), targetid[order]
     tracer = _tracer_mask(targetid, selection)
     assigned = _assignments(layout, targetid)
+    release_freed_memory()  # the assignments' Arrow buffers
     cap_of = assigned[formats.ALGORITHMS[0]].cap.array  # categorical: compared by code
     n = len(targetid)
     cols = {"r_k": np.full(n, np.nan), "edge_fraction": np.full(n, np.nan),
@@ -212,8 +228,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             for name in ("r_k", "edge_fraction", "delta_k", "edge_flag"):
                 if parts:
                     cols[name][own] = np.concatenate([p[name] for p in parts])
-            # the tree is not held beside the grid
+            # the tree is not held beside the grid, nor what the tasks freed
             del cd, shared, tasks, parts
+            release_freed_memory()
             web = web_grid(cap, xyz[is_tracer], fp.outside, info["lo"], info["hi"], cell,
                            smooth, lambda_th, shell=(fp.dliml, fp.dlimu))
             webs[cap] = web
@@ -238,6 +255,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         cols.setdefault(column_of(alg), np.full(n, np.nan))
         cols.setdefault(column_of(alg, "nearest_void"), np.full(n, NO_VOID))
     env = _table(targetid, cap_of, cols)
+    del cols  # copied into env (0.6 GB at DR1), not held beside the answer and the writer
+    release_freed_memory()
     from .answer import answer
 
     url = layout.db_url(db_url)
