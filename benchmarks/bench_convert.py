@@ -12,8 +12,8 @@ with psutil; before every timed run the input files are evicted from the page ca
 read the same files' bytes once, the fastest of this run's reads: 16 MB readinto through the page
 cache (like ``cat > /dev/null``, one and two files at a time) and 16 MB O_DIRECT reads (like
 ``dd iflag=direct``), which convert's direct_io reads are compared with; the figure of merit is
-convert time / read time (target: <= 2). Convert runs with direct_io (its default) for every
-scheduler, and once more through the page cache (direct_io false), cold and warm.
+convert time / read time (target: <= 1.3, issue 25; 2 before). Convert runs with direct_io (its
+default) for every scheduler, and once more through the page cache (direct_io false), cold and warm.
 
 Writes benchmarks/results/convert.json (raw numbers) and benchmarks/results/convert.md (the
 report section, with this command).
@@ -33,7 +33,7 @@ from desivoids.convert.build import DEFAULT_CHUNK_ROWS, discover
 from desivoids.convert.fastspecfit import DEFAULT_COMPRESSION
 
 HERE = measure.HERE
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.3  # issue 25 (issue 9's was 2)
 RSS_LIMIT = 2 * 2**30
 evict, read_bytes, run_polled = measure.evict, measure.read_bytes, measure.run_polled
 
@@ -230,7 +230,12 @@ def render(result: dict) -> str:
         "direct one, is skipped, and the reference is the faster of the two reads. Through the page "
         "cache a warm convert "
         "reads memory and is bound by its CPU work (decoding, derived columns, Parquet "
-        "encoding); the target is defined against the cold-ish read.",
+        "encoding); the target is defined against the cold-ish read. The best cold run's CPU "
+        f"work alone, {best['cpu_seconds']:.0f} CPU s on {result['machine']['cores']} cores, "
+        f"takes at least {best['cpu_seconds'] / result['machine']['cores']:.1f} s even "
+        "perfectly spread and overlapped with the reads: "
+        f"{best['cpu_seconds'] / result['machine']['cores'] / rd['cold_seconds']:.2f}x the read, "
+        "the floor of the ratio until that work shrinks.",
         "",
     ]
     return "\n".join(lines)

@@ -4,7 +4,8 @@ the galaxy columns it checks.
     .venv/bin/python benchmarks/bench_integrity.py [--data-dir data/bench/dr1]
 
 Input: the DR1-scale mock run (generated, converted and loaded first when missing). Writes
-benchmarks/results/integrity.{md,json}. Target (issue 9): under 60 s and 2 GB.
+benchmarks/results/integrity.{md,json}. Targets: under 60 s and 2 GB (issue 9); the whole
+process at most 3x the read (issue 25).
 """
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     d = measure.dr1_run(paths.resolve(args.data_dir), "integrity")
     cols = sorted(set(DEFAULT_MAX_NULL_FRACTION) | {"ra", "dec", "z", "source_file"})
-    result = measure.bench_stage("integrity", d, cols, {"seconds": 60, "rss_gib": 2.0})
+    result = measure.bench_stage("integrity", d, cols, {"seconds": 60, "rss_gib": 2.0,
+                                                         "ratio": 3.0})
     measure.write("integrity", result, measure.stage_markdown(
-        result, "every check on the DR1-scale mock's Parquet and its SQLite database",
+        result, "every check on the DR1-scale mock's Parquet and its SQLite database; the "
+        "reconciliation reads every row of the database's galaxies table (4 GB of pages), "
+        "which the reference does not",
         "python benchmarks/bench_integrity.py"))
     print(result["best"], result["ratio_to_read"])
     return 0

@@ -23,13 +23,13 @@ data_dir: str = "data/mock"  # run folder (reads convert/, plausibility/, enviro
 db_url: str = ""  # database URL; empty: the run's SQLite file
 scheduler_address: str = ""  # dask.distributed scheduler address (empty: the local scheduler)
 k: int = 5  # [1, 1000] the k of the k-th nearest tracer
-random_ratio: int = 20  # [1, 10000] random points per tracer for the edge fraction
+edge_points: int = 64  # [8, 65536] points filling a k-NN sphere that crosses the survey's edge, for its edge fraction
 cell: float = 2.0  # (0, 100] Mpc/h: the T-Web grid's cell
 smooth: float = 4.0  # [0, 100] Mpc/h: the Gaussian smoothing of the tracer field
 lambda_th: float = 0.2  # [-10, 10] tidal eigenvalue threshold of the T-Web classes
 chunk_rows: int = 1000000  # [1, 100000000] galaxies per Dask task
 num_workers: int = 0  # [0, 256] local Dask workers (0: all cores)
-seed: int = 20251202  # [0, 4294967295] seed of the random points
+seed: int = 20251202  # [0, 4294967295] seed of the scrambled Sobol points of the edge fraction
 definition: str = "ssfr"  # {ssfr, dn4000, ur} the quenched definition of the profiles
 delta_bins: int = 5  # [1, 100] quantile bins of delta_k
 r_edges: list = [0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0]  # bin edges of r / R_eff
@@ -46,7 +46,7 @@ from desivoids.runinfo import banner
 banner(data_dir)  # mock or DESI DR1, the chapter's first line; a MOCK mark on a mock run's figures
 
 result = density.run(data_dir=data_dir, db_url=db_url, scheduler_address=scheduler_address, k=k,
-                     random_ratio=random_ratio, cell=cell, smooth=smooth, lambda_th=lambda_th,
+                     edge_points=edge_points, cell=cell, smooth=smooth, lambda_th=lambda_th,
                      chunk_rows=chunk_rows, num_workers=num_workers, seed=seed,
                      definition=definition, delta_bins=delta_bins, r_edges=r_edges,
                      mass_edges=mass_edges, n_patches=n_patches, alpha=alpha, caps=caps)
@@ -76,9 +76,10 @@ display.figure("density-profile",
 # - **local density**: $r_k$, the comoving distance to the $k$-th nearest volume-limited tracer
 #   (a tracer does not count itself), as the contrast
 #   $\delta_k = k / (f\,\tfrac43\pi r_k^3\,\bar n) - 1$ with $\bar n$ the cap's tracers over its
-#   volume and $f$ the fraction of the sphere inside the survey (mask and radial limits), counted
-#   with random points uniform in the survey volume; $f < 1/2$ is flagged and left out of the
-#   profiles; a galaxy outside the survey (mask or radial limits) has none of them;
+#   volume and $f$ the fraction of the sphere inside the survey (mask and radial limits): 1 for a
+#   sphere wholly inside, else the share of `edge_points` points filling the sphere evenly (a
+#   scrambled Sobol set) that the mask and radial limits keep; $f < 1/2$ is flagged and left out
+#   of the profiles; a galaxy outside the survey (mask or radial limits) has none of them;
 # - **void-centric distance**, per algorithm: the distance to the centre of the galaxy's void
 #   (or of the nearest void centre, for wall and edge galaxies) in units of that void's
 #   effective radius;

@@ -137,6 +137,39 @@ def test_a_distributed_cluster_gives_the_same_table(density_run, tmp_path):
     pd.testing.assert_frame_equal(_env(d), _env(other))
 
 
+@pytest.mark.parametrize("fails", ["answer", "table"])
+def test_a_failure_while_the_table_is_written_publishes_nothing(density_run, tmp_path,
+                                                                 monkeypatch, fails):
+    """galaxy_environment is written to Parquet and the database while the answer is computed
+    (a thread): an error in either leaves the previous folder and table as they were."""
+    from desivoids.density import answer as answer_module
+    from desivoids.load.tables import TableTransaction
+
+    d, _ = density_run
+    other = tmp_path / "run"
+    for sub in ("convert", "database", "plausibility", "environment", "density"):
+        shutil.copytree(d / sub, other / sub)
+    before = {p.name: p.read_bytes() for p in (other / "density").iterdir() if p.is_file()}
+    with sqlite3.connect(other / "database" / "desivoids.sqlite") as con:
+        rows = con.execute("SELECT count(*), sum(delta_k) FROM galaxy_environment").fetchone()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"the {fails} failed")
+
+    if fails == "answer":
+        monkeypatch.setattr(answer_module, "answer", boom)
+    else:
+        monkeypatch.setattr(TableTransaction, "publish", boom)
+    with pytest.raises(RuntimeError, match=f"the {fails} failed"):
+        density.run(data_dir=str(other), n_patches={"NGC": 8, "SGC": 4})
+    dispose_engines()
+    after = {p.name: p.read_bytes() for p in (other / "density").iterdir() if p.is_file()}
+    assert after == before
+    with sqlite3.connect(other / "database" / "desivoids.sqlite") as con:
+        assert con.execute("SELECT count(*), sum(delta_k) FROM galaxy_environment"
+                           ).fetchone() == rows
+
+
 @pytest.mark.slow
 def test_the_notebook_runs_through_the_runner_without_stderr(density_run, tmp_path):
     from desivoids import runner

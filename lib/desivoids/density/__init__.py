@@ -11,14 +11,14 @@
 - :mod:`.figures`, :mod:`.tables`: the book's figures, and its opening and tables;
 - :mod:`.stage`: the stage (``run``).
 """
-from .knn import MIN_EDGE_FRACTION, CapDensity, edge_fraction, footprint_volume, knn_radius, \
-    local_density
+from .knn import MIN_EDGE_FRACTION, CapDensity, ball_points, edge_fraction, footprint_volume, \
+    knn_radius, local_density
 from .tweb import OUTSIDE_WEB, WEB_CLASSES, Box, WebGrid, cic_density, tidal_classes, web_grid
 from .voidcentric import void_centric
 from .expected import planted_profile
 from .stage import TABLE, ULLAH_2026, DensityResult, column_of, run
 
-__all__ = ["MIN_EDGE_FRACTION", "CapDensity", "edge_fraction", "footprint_volume", "knn_radius",
-           "local_density", "OUTSIDE_WEB", "WEB_CLASSES", "Box", "WebGrid", "cic_density",
-           "tidal_classes", "web_grid", "void_centric", "planted_profile", "TABLE", "ULLAH_2026",
+__all__ = ["MIN_EDGE_FRACTION", "CapDensity", "ball_points", "edge_fraction", "footprint_volume",
+           "knn_radius", "local_density", "OUTSIDE_WEB", "WEB_CLASSES", "Box", "WebGrid",
+           "cic_density", "tidal_classes", "web_grid", "void_centric", "planted_profile", "TABLE", "ULLAH_2026",
            "DensityResult", "column_of", "run"]

@@ -3,11 +3,12 @@ function of it.
 
 For every galaxy of the converted catalogue, in the cap environment placed it in: the k-NN
 density contrast delta_k of the volume-limited tracers with its edge fraction and flag
-(:mod:`.knn`; random points uniform in the survey volume, as environment draws them), the T-Web
+(:mod:`.knn`; the share of a fixed set of points filling the k-NN sphere that the survey's mask
+and radial limits keep, counted only for spheres that cross the survey's edge), the T-Web
 class of its cell (:mod:`.tweb`) and, per algorithm, its void-centric distance in effective
 radii (:mod:`.voidcentric`). The k-NN queries run as Dask tasks over chunks of galaxies (the
-local scheduler or the cluster of ``scheduler_address``), each cap's trees sent to the workers
-once.
+local scheduler or the cluster of ``scheduler_address``), each cap's tracer tree, footprint and
+unit-ball points sent to the workers once.
 
 Then, on plausibility's sample, the quenched fraction at fixed stellar mass against delta_k
 (quantile bins) and against r / R_eff per algorithm, with jackknife intervals
@@ -24,27 +25,31 @@ edge_fraction, edge_flag, web_class, and per algorithm ``void_centric_<algorithm
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from scipy.spatial import cKDTree
 
 from .. import compute, formats, paths
 from ..environment.flags import NO_VOID
+from ..environment.mask import Footprint, HealpixFootprint
 from ..environment.membership import (_galaxy_xyz, _void_table)
 from ..environment.stage import _tracer_mask, void_inputs
-from ..environment.summary import footprint_randoms
 from ..errors import InputError
 from ..load.tables import table_transaction
 from ..outputs import jsonable, staged, write_json
 from ..params import checked
 from ..stages import file_name
-from .knn import CapDensity, footprint_volume, local_density
+from .knn import CapDensity, ball_points, footprint_volume, local_density, spatial_order
 from .tweb import OUTSIDE_WEB, WEB_CLASSES, web_grid
 from .voidcentric import void_centric
 
@@ -85,49 +90,101 @@ class DensityResult:
 
 
 def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.DataFrame]:
-    """environment's flag, void and cap of every galaxy per algorithm, in ``targetid``'s order
-    (sorted); an InputError when a galaxy or an algorithm is missing."""
+    """environment's flag, void and cap (categorical) of every galaxy per algorithm, in
+    ``targetid``'s order (sorted); an InputError when a galaxy or an algorithm is missing.
+
+    The file (25.8 M rows at DR1) is read once, a row group at a time, algorithm and cap as
+    dictionary codes: a read per algorithm (``filters=``) decoded every row group four times,
+    and cap as Python strings, 15 s of CPU (half of it system time) and a 48 s wait at DR1."""
     path = paths.require(layout.file("environment", "assignments"),
                          "environment")
+    cols = ["targetid", "algorithm", "cap", "flag", "void"]
+    pf = pq.ParquetFile(path, read_dictionary=["algorithm", "cap"])
+    parts: dict[str, list] = {alg: [] for alg in formats.ALGORITHMS}
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=cols)
+        alg = t.column("algorithm").combine_chunks()
+        code = alg.indices.to_numpy(zero_copy_only=False)
+        for c, name in enumerate(alg.dictionary.to_pylist()):
+            if name in parts:
+                parts[name].append(t.drop_columns(["algorithm"]).take(
+                    pa.array(np.flatnonzero(code == c))))
     out, problems = {}, []
-    for alg in formats.ALGORITHMS:
-        # one algorithm's rows at a time (25.8 M rows in all at DR1: reading them at once,
-        # strings as Python objects, held 3 GB)
-        a = pq.read_table(path, columns=["targetid", "cap", "flag", "void"],
-                          filters=[("algorithm", "=", alg)], read_dictionary=["cap"]
-                          ).to_pandas().sort_values("targetid", kind="stable")
-        if not np.array_equal(a.targetid.to_numpy(), targetid):
+    for alg, chunks in parts.items():
+        a = (pa.concat_tables(chunks).unify_dictionaries().combine_chunks() if chunks else
+             pa.table({"targetid": pa.array([], pa.int64()),
+                       "cap": pa.array([], pa.dictionary(pa.int32(), pa.string())),
+                       "flag": pa.array([], pa.int8()), "void": pa.array([], pa.int64())}))
+        tid = a.column("targetid").to_numpy()
+        if len(tid) > 1 and not np.all(tid[1:] >= tid[:-1]):  # documented sorted; do not rely
+            order = np.argsort(tid, kind="stable")
+            a, tid = a.take(pa.array(order)), tid[order]
+        if not np.array_equal(tid, targetid):
             problems.append(InputError(path, "galaxy_void_assignments", "targetid",
-                                       f"{alg}: the assignments list {len(a):,d} galaxies, the "
+                                       f"{alg}: the assignments list {len(tid):,d} galaxies, the "
                                        f"converted catalogue {len(targetid):,d} (or other ids): "
                                        "rerun environment"))
             continue
-        out[alg] = pd.DataFrame({"cap": a.cap.to_numpy(), "flag": a.flag.to_numpy(np.int8),
-                                 "void": a.void.fillna(NO_VOID).to_numpy(np.int64)})
+        cap = a.column("cap").combine_chunks()
+        out[alg] = pd.DataFrame({
+            "cap": pd.Categorical.from_codes(cap.indices.to_numpy(zero_copy_only=False),
+                                             cap.dictionary.to_pylist()),
+            "flag": a.column("flag").to_numpy().astype(np.int8),
+            "void": pc.fill_null(a.column("void"), NO_VOID).to_numpy().astype(np.int64)})
     if problems:
         raise InputError.all(problems)
     return out
 
 
-def _cap_density(cap: str, fp, tracer_xyz: np.ndarray, omega_m: float, ratio: int,
-                 rng: np.random.Generator) -> tuple[CapDensity, dict]:
-    """The cap's tracer and random trees, mean density and volume."""
+def release_freed_memory() -> None:
+    """Give memory freed by Arrow's pool and by glibc's malloc arenas back to the system.
+    Both keep what they free for reuse: at DR1 the k-NN tasks' temporaries (in the Dask
+    threads' arenas) and the tables read stayed resident under the T-Web grid, whose ~2 GiB
+    then took the stage past 4 GiB in one run of two alike."""
+    pa.default_memory_pool().release_unused()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)  # glibc only: every arena's free pages back to the system
+    except (OSError, AttributeError):  # another libc: nothing to trim
+        pass
+
+
+def survey_box(fp: Footprint) -> tuple[np.ndarray, np.ndarray]:
+    """Comoving bounding box (lo, hi) of the survey volume: the corners of every mask cell held,
+    at DLIML and DLIMU, widened by DLIMU (1 - cos(cell diagonal)), the most a coordinate can
+    exceed its corners' inside one cell. A HEALPix mask: the sphere of DLIMU."""
+    if isinstance(fp, HealpixFootprint) or not fp.grid.any():
+        return np.full(3, -fp.dlimu), np.full(3, fp.dlimu)
+    n = fp.n
+    i, j = np.nonzero(fp.grid)
+    m = j - 90 * n  # a cell's Dec span as footprint_volume lays it out (row 90 N: +-1/N)
+    dec_lo = np.clip(np.where(m > 0, m, m - 1) / n, -90, 90)
+    dec_hi = np.clip(np.where(m >= 0, m + 1, m) / n, -90, 90)
+    ra = np.radians(np.concatenate([i, i, i + 1, i + 1]) / n)
+    dec = np.radians(np.concatenate([dec_lo, dec_hi, dec_lo, dec_hi]))
+    d = np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+    pts = np.concatenate([d * fp.dliml, d * fp.dlimu])
+    pad = fp.dlimu * (1 - np.cos(np.radians(2.0 / n) * np.sqrt(2))) + 1e-6
+    return pts.min(0) - pad, pts.max(0) + pad
+
+
+def _cap_density(cap: str, fp, tracer_xyz: np.ndarray, edge_points: int, seed: int
+                 ) -> tuple[CapDensity, dict]:
+    """The cap's tracer tree, mean density, volume, the unit-ball points of the edge fraction
+    and the survey's bounding box."""
     inside = ~fp.outside(tracer_xyz)
     volume = footprint_volume(fp)
-    n_random = max(1000, ratio * len(tracer_xyz))
-    pts = footprint_randoms(fp, n_random, omega_m, rng)
-    rxyz = np.column_stack([pts[f"comoving_{a}"] for a in "xyz"])
-    cd = CapDensity(cap, cKDTree(tracer_xyz), cKDTree(rxyz),
-                    mean_density=int(inside.sum()) / volume, random_density=len(rxyz) / volume,
-                    footprint=fp)
+    tree = cKDTree(tracer_xyz[spatial_order(tracer_xyz)])  # neighbours near in memory too
+    cd = CapDensity(cap, tree, mean_density=int(inside.sum()) / volume,
+                    footprint=fp, points=ball_points(edge_points, seed))
+    lo, hi = survey_box(fp)
     return cd, {"volume": volume, "tracers": int(len(tracer_xyz)),
-                "tracers_inside": int(inside.sum()), "randoms": int(len(rxyz)),
-                "lo": np.min(rxyz, 0), "hi": np.max(rxyz, 0)}
+                "tracers_inside": int(inside.sum()), "lo": lo, "hi": hi}
 
 
 @checked("density")
 def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = "",
-        k: int = 5, random_ratio: int = 20, cell: float = 2.0, smooth: float = 4.0,
+        k: int = 5, edge_points: int = 64, cell: float = 2.0, smooth: float = 4.0,
         lambda_th: float = 0.2, chunk_rows: int = 1_000_000, num_workers: int = 0,
         seed: int = 20251202, definition: str = "ssfr", delta_bins: int = 5,
         r_edges: list = (0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0),
@@ -145,12 +202,12 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     galaxies, targetid = galaxies.take(pa.array(order)), targetid[order]
     tracer = _tracer_mask(targetid, selection)
     assigned = _assignments(layout, targetid)
-    cap_of = assigned[formats.ALGORITHMS[0]].cap.to_numpy()
+    release_freed_memory()  # the assignments' Arrow buffers
+    cap_of = assigned[formats.ALGORITHMS[0]].cap.array  # categorical: compared by code
     n = len(targetid)
     cols = {"r_k": np.full(n, np.nan), "edge_fraction": np.full(n, np.nan),
             "delta_k": np.full(n, np.nan), "edge_flag": np.ones(n, bool),
             "web_class": np.full(n, OUTSIDE_WEB, np.int8)}
-    rng = np.random.default_rng(seed)
     cap_rows, webs = [], {}
     import dask
 
@@ -162,7 +219,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             own = np.flatnonzero(cap_of == cap)
             xyz = _galaxy_xyz(galaxies, own, lim.omega_m, om)
             is_tracer = tracer[own]
-            cd, info = _cap_density(cap, fp, xyz[is_tracer], lim.omega_m, random_ratio, rng)
+            cd, info = _cap_density(cap, fp, xyz[is_tracer], edge_points, seed)
             shared = compute.scatter(c, cd)
             tasks = [dask.delayed(local_density, pure=False)(shared, xyz[s:s + step],
                                                              is_tracer[s:s + step], k)
@@ -171,8 +228,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             for name in ("r_k", "edge_fraction", "delta_k", "edge_flag"):
                 if parts:
                     cols[name][own] = np.concatenate([p[name] for p in parts])
-            # the trees (randoms: 20 per tracer, 1.5 GB at DR1) are not held beside the grid
+            # the tree is not held beside the grid, nor what the tasks freed
             del cd, shared, tasks, parts
+            release_freed_memory()
             web = web_grid(cap, xyz[is_tracer], fp.outside, info["lo"], info["hi"], cell,
                            smooth, lambda_th, shell=(fp.dliml, fp.dlimu))
             webs[cap] = web
@@ -197,39 +255,51 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         cols.setdefault(column_of(alg), np.full(n, np.nan))
         cols.setdefault(column_of(alg, "nearest_void"), np.full(n, NO_VOID))
     env = _table(targetid, cap_of, cols)
+    del cols  # copied into env (0.6 GB at DR1), not held beside the answer and the writer
+    release_freed_memory()
     from .answer import answer
 
-    profiles, comparison, web_fractions, agreement = answer(
-        layout, env, assigned, targetid, definition=definition, delta_bins=delta_bins,
-        r_edges=list(r_edges), mass_edges=list(mass_edges), n_patches=dict(n_patches),
-        alpha=alpha)
-    counts = pd.DataFrame([{"cap": r["cap"], "web_class": name, "cells": r["web_cells"][name],
-                            "volume": r["web_cells"][name] * cell ** 3,
-                            "tracers": r["web_tracers"][name]}
-                           for r in cap_rows for name in WEB_CLASSES])
-    report = {"schema": "desivoids.density", "schema_version": SCHEMA_VERSION,
-              "galaxies": int(n), "tracers": int(tracer.sum()),
-              "parameters": {"k": k, "random_ratio": random_ratio, "cell": cell,
-                             "smooth": smooth, "lambda_th": lambda_th, "seed": seed,
-                             "definition": definition, "delta_bins": delta_bins,
-                             "r_edges": list(r_edges), "mass_edges": list(mass_edges),
-                             "n_patches": dict(n_patches), "alpha": alpha, "caps": list(caps)},
-              "caps": cap_rows, "web_agreement": agreement,
-              "ullah_2026": {k_: {"red_percent": v[0], "error": v[1]}
-                             for k_, v in ULLAH_2026.items()}}
     url = layout.db_url(db_url)
     out = layout.stage("density")
     # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
     with table_transaction(url, "the density stage's table") as db, \
             staged(out, commit=db.committing("density")) as tmp:
         path = tmp / file_name("density", "environment")
-        pq.write_table(env, path, compression="zstd")
+
+        def write_environment() -> None:
+            pq.write_table(env, path, compression="zstd")
+            db.publish(TABLE, env, key=("targetid",))
+
+        # galaxy_environment's Parquet file and database table (Arrow's and SQLite's C code,
+        # which release the GIL: 10 s of CPU at DR1) are written while the answer is computed
+        with ThreadPoolExecutor(1) as pool:  # leaving waits for the writer, even on an error
+            written = pool.submit(write_environment)
+            profiles, comparison, web_fractions, agreement = answer(
+                layout, env, assigned, targetid, definition=definition, delta_bins=delta_bins,
+                r_edges=list(r_edges), mass_edges=list(mass_edges), n_patches=dict(n_patches),
+                alpha=alpha)
+        written.result()  # the writer's error, if any
+        counts = pd.DataFrame([{"cap": r["cap"], "web_class": name,
+                                "cells": r["web_cells"][name],
+                                "volume": r["web_cells"][name] * cell ** 3,
+                                "tracers": r["web_tracers"][name]}
+                               for r in cap_rows for name in WEB_CLASSES])
+        report = {"schema": "desivoids.density", "schema_version": SCHEMA_VERSION,
+                  "galaxies": int(n), "tracers": int(tracer.sum()),
+                  "parameters": {"k": k, "edge_points": edge_points, "cell": cell,
+                                 "smooth": smooth, "lambda_th": lambda_th, "seed": seed,
+                                 "definition": definition, "delta_bins": delta_bins,
+                                 "r_edges": list(r_edges), "mass_edges": list(mass_edges),
+                                 "n_patches": dict(n_patches), "alpha": alpha,
+                                 "caps": list(caps)},
+                  "caps": cap_rows, "web_agreement": agreement,
+                  "ullah_2026": {k_: {"red_percent": v[0], "error": v[1]}
+                                 for k_, v in ULLAH_2026.items()}}
         counts.to_parquet(tmp / file_name("density", "web_counts"), index=False)
         profiles.to_parquet(tmp / file_name("density", "profiles"), index=False)
         comparison.to_parquet(tmp / file_name("density", "web_comparison"), index=False)
         web_fractions.to_parquet(tmp / file_name("density", "web_fractions"), index=False)
         np.savez_compressed(tmp / file_name("density", "web_slices"), **_slices(webs))
-        db.publish(TABLE, path, key=("targetid",))
         write_json(tmp / file_name("density", "report"), report)
         db.prepare()  # what can fail happens before the commit
     return DensityResult(out, jsonable(report), profiles, comparison, web_fractions)
@@ -260,7 +330,10 @@ def _table(targetid: np.ndarray, cap: np.ndarray, cols: dict) -> pa.Table:
         a = np.asarray(a, np.float64)
         return pa.array(a, mask=~np.isfinite(a))
 
-    fields = {"targetid": pa.array(targetid), "cap": pa.array(cap.astype(str)),
+    cap = pa.array(cap)  # a categorical's codes, or strings
+    if pa.types.is_dictionary(cap.type):
+        cap = cap.cast(pa.string())
+    fields = {"targetid": pa.array(targetid), "cap": cap,
               "r_k": num(cols["r_k"]), "delta_k": num(cols["delta_k"]),
               "edge_fraction": num(cols["edge_fraction"]),
               "edge_flag": pa.array(np.asarray(cols["edge_flag"], bool)),

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import idsets
 from ..formats import CAPS, V2_ALGORITHMS
 from .checks import Check, verdict
 from .tables import _LIMIT, read
@@ -37,8 +38,22 @@ def _rows(t: pa.Table, **eq) -> pa.Table:
     return t.filter(mask) if mask is not None else t
 
 
+class _Rows:
+    """A table's rows by column values, ``rows(algorithm=..., cap=...)``, each selection
+    filtered once (the V2 checks ask for one file's GALZONE rows up to four times)."""
+
+    def __init__(self, table: pa.Table):
+        self.table, self._memo = table, {}
+
+    def __call__(self, **eq) -> pa.Table:
+        key = tuple(eq.items())
+        if key not in self._memo:
+            self._memo[key] = _rows(self.table, **eq)
+        return self._memo[key]
+
+
 def _missing(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    return np.unique(values[~np.isin(values, allowed)])
+    return idsets.missing(values, allowed)
 
 
 def references(convert_dir: Path, caps=CAPS) -> list[Check]:
@@ -46,25 +61,26 @@ def references(convert_dir: Path, caps=CAPS) -> list[Check]:
     gal = read(convert_dir, "galaxies", ["targetid"])
     voids = read(convert_dir, "voids", ["algorithm", "cap", "void"])
     holes = read(convert_dir, "holes", ["cap", "void"])
-    zv = read(convert_dir, "zonevoid", ["algorithm", "cap", "zone", "void0", "void1"])
-    gz = read(convert_dir, "galzone", ["algorithm", "cap", "gal", "targetid", "x", "y", "z",
-                                       "zone", "depth", "edge", "out"])
+    zv = _Rows(read(convert_dir, "zonevoid", ["algorithm", "cap", "zone", "void0", "void1"]))
+    gz = _Rows(read(convert_dir, "galzone", ["algorithm", "cap", "gal", "targetid", "x", "y",
+                                             "z", "zone", "depth", "edge", "out"]))
+    voids = _Rows(voids)
     out = []
-    targets = np.unique(_np(gz, "targetid"))
+    targets = idsets.unique(_np(gz.table, "targetid"))
     missing = _missing(targets, _np(gal, "targetid"))
     out.append(Check("refs.galzone_targets", "every GALZONE TARGET is a galaxy of the catalogue",
                      verdict(len(missing) > 0),
                      {"targets": int(len(targets)), "not_in_galaxies": int(len(missing)),
                       "examples": missing[:_LIMIT].tolist()}))
     for cap in caps:
-        vf = _np(_rows(voids, algorithm="VoidFinder", cap=cap), "void")
+        vf = _np(voids(algorithm="VoidFinder", cap=cap), "void")
         bad = _missing(_np(_rows(holes, cap=cap), "void"), vf)
         out.append(Check(f"refs.holes_voids.{cap}", f"{cap}: every hole's VOID is a VoidFinder "
                          "void", verdict(len(bad) > 0),
                          {"missing_voids": int(len(bad)), "examples": bad[:_LIMIT].tolist()}))
         for alg in V2_ALGORITHMS:
-            z = _rows(zv, algorithm=alg, cap=cap)
-            own = np.concatenate([[-1], _np(_rows(voids, algorithm=alg, cap=cap), "void")])
+            z = zv(algorithm=alg, cap=cap)
+            own = np.concatenate([[-1], _np(voids(algorithm=alg, cap=cap), "void")])
             v0, v1 = _np(z, "void0"), _np(z, "void1")
             bad = _missing(np.concatenate([v0, v1]), own)
             hit = np.isin(v0, bad) | np.isin(v1, bad)
@@ -77,7 +93,7 @@ def references(convert_dir: Path, caps=CAPS) -> list[Check]:
                                            for a, b, c in zip(_np(z, "zone")[hit][:_LIMIT],
                                                               v0[hit][:_LIMIT],
                                                               v1[hit][:_LIMIT])]}))
-            g = _rows(gz, algorithm=alg, cap=cap)
+            g = gz(algorithm=alg, cap=cap)
             bad = _missing(_np(g, "zone"), np.concatenate([[-1], _np(z, "zone")]))
             out.append(Check(f"refs.galzone_zones.{alg}.{cap}", f"{alg} {cap}: every GALZONE "
                              "ZONE is -1 or a zone of ZONEVOID", verdict(len(bad) > 0),
@@ -108,25 +124,25 @@ def _labelling(g: pa.Table, z: pa.Table) -> dict:
             "tracer_share": float(in_void.mean()) if len(zoned) else None}
 
 
-def _same_tessellation(gz: pa.Table, zv: pa.Table, voids: pa.Table, cap: str) -> Check:
+def _same_tessellation(gz: _Rows, zv: _Rows, voids: _Rows, cap: str) -> Check:
     gcols = ["gal", "targetid", "x", "y", "z", "zone", "depth", "edge", "out"]
-    present = [a for a in V2_ALGORITHMS if _rows(gz, algorithm=a, cap=cap).num_rows
-               or _rows(zv, algorithm=a, cap=cap).num_rows]
+    present = [a for a in V2_ALGORITHMS if gz(algorithm=a, cap=cap).num_rows
+               or zv(algorithm=a, cap=cap).num_rows]
     ref = present[0] if present else None
     differ = {}
     labellings = {}
     for alg in present:
-        g, z = _rows(gz, algorithm=alg, cap=cap), _rows(zv, algorithm=alg, cap=cap)
-        labellings[alg] = {"voids": _rows(voids, algorithm=alg, cap=cap).num_rows,
+        g, z = gz(algorithm=alg, cap=cap), zv(algorithm=alg, cap=cap)
+        labellings[alg] = {"voids": voids(algorithm=alg, cap=cap).num_rows,
                            **_labelling(g, z)}
         if alg == ref:
             continue
         what = []
         if not _canonical(g, gcols, "gal").equals(
-                _canonical(_rows(gz, algorithm=ref, cap=cap), gcols, "gal")):
+                _canonical(gz(algorithm=ref, cap=cap), gcols, "gal")):
             what.append("GALZONE")
         if not np.array_equal(np.unique(_np(z, "zone")),
-                              np.unique(_np(_rows(zv, algorithm=ref, cap=cap), "zone"))):
+                              np.unique(_np(zv(algorithm=ref, cap=cap), "zone"))):
             what.append("ZONEVOID ZONE set")
         if what:
             differ[alg] = what

@@ -1,10 +1,13 @@
 """The integrity stage: its entry point :func:`run`, its result type and the report's checks."""
 from __future__ import annotations
 
+import importlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import formats, paths
@@ -14,7 +17,8 @@ from ..outputs import jsonable, staged, write_json
 from ..vastheaders import caps_present, primary_headers
 from .checks import FAIL, PASS, WARN, Check, demote as _demote
 from .references import references
-from .tables import keys, nulls, ranges, reconciliation, types
+from .tables import (_database_keys, _interleaved, _parquet_keys, nulls, ranges, reconciliation,
+                     types)
 from ..params import checked
 from ..stages import file_name
 
@@ -69,9 +73,29 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
     headers = primary_headers(convert_dir / file_name("convert", "voids"))
     dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items()
              if formats.family(alg).zones}  # the limit GALZONE's tracers are checked against
-    return (reconciliation(convert_dir, db) + keys(convert_dir, db) + types(convert_dir, db)
-            + nulls(convert_dir, max_null_fraction) + ranges(convert_dir, z_range, dlimu)
-            + references(convert_dir, caps_present(headers)))
+    def in_database():
+        return reconciliation(convert_dir, db), _database_keys(db)
+
+    def in_parquet():
+        return parquet_checks(convert_dir, max_null_fraction, z_range, dlimu, headers)
+
+    if isinstance(engine(db), Connection):  # one connection: its queries one after the other
+        (recon, db_keys), parquet = in_database(), in_parquet()
+    else:  # the database's scans (SQLite: one core) beside the Parquet checks (Arrow and
+        # numpy release the GIL): the stage's wall time is the longer of the two, not the sum
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(in_database)
+            parquet = in_parquet()
+            recon, db_keys = pending.result()
+    n = len(db_keys)  # the Parquet key checks come first in ``parquet``, one per table
+    return recon + _interleaved(parquet[:n], db_keys) + types(convert_dir, db) + parquet[n:]
+
+
+def parquet_checks(convert_dir: Path, max_null_fraction: dict, z_range: list, dlimu: dict,
+                   headers: dict) -> list[Check]:
+    """The checks of convert's Parquet alone: keys, nulls, ranges, references (report order)."""
+    return (_parquet_keys(convert_dir) + nulls(convert_dir, max_null_fraction)
+            + ranges(convert_dir, z_range, dlimu) + references(convert_dir, caps_present(headers)))
 
 
 def checked_inputs(layout: paths.RunLayout) -> dict:
@@ -120,7 +144,11 @@ def run(data_dir: str = "data/mock", db_url: str = "",
     inputs = checked_inputs(layout)  # before the checks: a later convert or load makes it stale
     db = engine(url)
     try:
-        checks = check_all(layout.convert, db, dict(max_null_fraction), list(z_range))
+        with ThreadPoolExecutor(1) as pool:
+            # the report's validator imports format grammars (about 1 s, more than any check
+            # but the database's scans): imported meanwhile, mostly while the checks wait in C
+            pool.submit(importlib.import_module, "jsonschema")
+            checks = check_all(layout.convert, db, dict(max_null_fraction), list(z_range))
         dialect = db.dialect.name
     except SQLAlchemyError as exc:  # e.g. a database the load stage has not filled
         raise StageError(f"integrity: cannot read the database {db.url!r}: "

@@ -41,6 +41,35 @@ def _quote(name: str) -> str:
 
 
 # -------------------------------------------------------------------------- reconciliation
+def _sqlite_file(conn) -> Path | None:
+    """The database file of a SQLite connection, None for any other database."""
+    url = conn.engine.url
+    if conn.dialect.name != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database)
+    return path if path.is_file() else None
+
+
+def _rows_by_source_file(conn, table: str) -> dict[str, int]:
+    """Rows of a database table per source_file. SQLite answers a GROUP BY by sorting every
+    row (no hash aggregate): there the column is streamed as Arrow through ADBC and counted by
+    hash instead (galaxies at DR1 scale, 6.4 million rows: 3.4 CPU s against 6.7, measured)."""
+    path = _sqlite_file(conn)
+    if path is None:
+        return {f: int(n) for f, n in conn.execute(text(
+            f"SELECT source_file, count(*) FROM {_quote(table)} GROUP BY source_file"))}
+    import adbc_driver_sqlite.dbapi as adbc
+
+    counts: dict[str, int] = {}
+    with adbc.connect(str(path)) as c, c.cursor() as cur:
+        cur.execute(f"SELECT source_file FROM {_quote(table)}")
+        for batch in cur.fetch_record_batch():
+            vc = pc.value_counts(batch.column(0))
+            for f, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                counts[f] = counts.get(f, 0) + n
+    return counts
+
+
 def reconciliation(convert_dir: Path, db) -> list[Check]:
     """Per table and source file: rows the ledger read = rows in the database table + rows in the
     database's rejects for that table."""
@@ -56,8 +85,7 @@ def reconciliation(convert_dir: Path, db) -> list[Check]:
             for e in ledger["entries"]:
                 if e["table"] == table:
                     read_in[e["source_file"]] = read_in.get(e["source_file"], 0) + e["rows_in"]
-            stored = {f: int(n) for f, n in conn.execute(text(
-                f"SELECT source_file, count(*) FROM {_quote(table)} GROUP BY source_file"))}
+            stored = _rows_by_source_file(conn, table)
             rows = []
             for f in sorted(set(read_in) | set(stored)):
                 n_in, n_db, n_rej = read_in.get(f, 0), stored.get(f, 0), rejected.get((table, f), 0)
@@ -76,21 +104,34 @@ def reconciliation(convert_dir: Path, db) -> list[Check]:
 def _duplicates(t: pa.Table, key: tuple[str, ...]) -> tuple[int, list]:
     if t.num_rows == 0:
         return 0, []
+    if len(key) == 1 and pa.types.is_integer(t.schema.field(key[0]).type) \
+            and t.column(key[0]).null_count == 0:
+        # the common case, no duplicate, settled by one sort (Arrow's hash group_by of 6.4
+        # million TARGETIDs costs several times more); the evidence comes from the group_by
+        v = np.sort(t.column(key[0]).to_numpy())
+        if not (v[1:] == v[:-1]).any():
+            return 0, []
     counts = t.group_by(list(key)).aggregate([([], "count_all")])
     dup = counts.filter(pc.greater(counts["count_all"], 1))
     return dup.num_rows, dup.slice(0, _LIMIT).to_pylist()
 
 
-def keys(convert_dir: Path, db) -> list[Check]:
-    """Primary-key uniqueness of every convert table, in Parquet and in the database."""
+def _parquet_keys(convert_dir: Path) -> list[Check]:
+    out = []
+    for table in CONVERT_TABLES:
+        key = S.KEYS[table]
+        n, examples = _duplicates(read(convert_dir, table, list(key)), key)
+        out.append(Check(f"keys.parquet.{table}", f"({', '.join(key)}) unique in Parquet",
+                         verdict(n > 0), {"key": list(key), "duplicates": n,
+                                          "examples": examples}))
+    return out
+
+
+def _database_keys(db) -> list[Check]:
     out = []
     with _Conn(db) as conn:
         for table in CONVERT_TABLES:
             key = S.KEYS[table]
-            n, examples = _duplicates(read(convert_dir, table, list(key)), key)
-            out.append(Check(f"keys.parquet.{table}", f"({', '.join(key)}) unique in Parquet",
-                             verdict(n > 0), {"key": list(key), "duplicates": n,
-                                              "examples": examples}))
             cols = ", ".join(_quote(k) for k in key)
             rows = conn.execute(text(
                 f"SELECT {cols}, count(*) FROM {_quote(table)} GROUP BY {cols} "
@@ -99,6 +140,16 @@ def keys(convert_dir: Path, db) -> list[Check]:
                              verdict(bool(rows)), {"key": list(key), "duplicates": len(rows),
                                                    "examples": [list(r) for r in rows[:_LIMIT]]}))
     return out
+
+
+def _interleaved(parquet: list[Check], database: list[Check]) -> list[Check]:
+    """Each table's Parquet check, then its database check (the report's order)."""
+    return [c for pair in zip(parquet, database) for c in pair]
+
+
+def keys(convert_dir: Path, db) -> list[Check]:
+    """Primary-key uniqueness of every convert table, in Parquet and in the database."""
+    return _interleaved(_parquet_keys(convert_dir), _database_keys(db))
 
 
 # -------------------------------------------------------------------------- types
@@ -135,22 +186,27 @@ def types(convert_dir: Path, db) -> list[Check]:
 
 # -------------------------------------------------------------------------- nulls
 def nulls(convert_dir: Path, max_null_fraction: dict[str, float]) -> list[Check]:
-    """Null and non-finite (NaN, inf) rates of the critical galaxy columns against thresholds."""
+    """Null and non-finite (NaN, inf) rates of the critical galaxy columns against thresholds.
+    The columns are counted batch by batch in one pass over the parts (a pass per column
+    opened and parsed every part's footer once per column)."""
     dataset = ds.dataset(parquet_path(convert_dir, "galaxies"), format="parquet")
-    present = set(dataset.schema.names)
+    present = [c for c in max_null_fraction if c in set(dataset.schema.names)]
+    counts = {c: [0, 0, 0] for c in present}  # rows, nulls, non-finite (nulls excepted)
+    for batch in dataset.to_batches(columns=present):
+        for c in present:
+            col = batch.column(c)
+            counts[c][0] += len(col)
+            counts[c][1] += col.null_count
+            if pa.types.is_floating(col.type):
+                counts[c][2] += len(col) - col.null_count - pc.sum(pc.is_finite(col)).as_py() \
+                    if len(col) > col.null_count else 0
     out = []
     for column, limit in max_null_fraction.items():
-        if column not in present:
+        if column not in counts:
             out.append(Check(f"nulls.galaxies.{column}", f"galaxies.{column}: null rate",
                              FAIL, {"problem": "column absent from the galaxies table"}))
             continue
-        col = dataset.to_table(columns=[column]).column(column)
-        n = len(col)
-        n_null = col.null_count
-        n_nonfinite = 0
-        if pa.types.is_floating(col.type):
-            v = col.fill_null(0.0).to_numpy()
-            n_nonfinite = int((~np.isfinite(v)).sum())
+        n, n_null, n_nonfinite = counts[column]
         frac = (n_null + n_nonfinite) / n if n else 0.0
         out.append(Check(f"nulls.galaxies.{column}",
                          f"galaxies.{column}: null or non-finite in at most {limit:.2%} of rows",

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .. import formats, paths
+from .. import formats, idsets, paths
 from ..errors import StageError
 from ..load.tables import table_transaction
 from ..outputs import staged, write_json
@@ -97,16 +97,17 @@ def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table,
     targets = galzone.column("targetid").to_numpy()
     flagged = np.asarray(pc.fill_null(pc.equal(galzone.column("out"), formats.GALZONE_OUT),
                                       False))
-    for cap in caps_present:
-        sel = np.unique(tracer_ids.get(cap, np.zeros(0, np.int64)))
-        gz = np.unique(targets[caps == cap])
-        left_out = np.setdiff1d(np.unique(targets[(caps == cap) & flagged]), sel,
-                                assume_unique=True)
-        gz = np.setdiff1d(gz, left_out, assume_unique=True)
+    for cap in caps_present:  # sorted id sets (desivoids.idsets: np.unique and np.isin's
+        # results, without their slow paths for 64-bit TARGETIDs)
+        sel = idsets.unique(tracer_ids.get(cap, np.zeros(0, np.int64)))
+        gz = idsets.unique(targets[caps == cap])
+        flagged_ids = idsets.unique(targets[(caps == cap) & flagged])
+        left_out = flagged_ids[~idsets.isin(flagged_ids, sel, allowed_sorted=True)]
+        gz = gz[~idsets.isin(gz, left_out, allowed_sorted=True)]
         n_out = int(len(left_out))
-        both = np.intersect1d(sel, gz, assume_unique=True)
-        only_sel = np.setdiff1d(sel, gz, assume_unique=True)
-        only_gz = np.setdiff1d(gz, sel, assume_unique=True)
+        in_gz = idsets.isin(sel, gz, allowed_sorted=True)
+        both, only_sel = sel[in_gz], sel[~in_gz]
+        only_gz = gz[~idsets.isin(gz, sel, allowed_sorted=True)]
         out.append({"cap": cap, "selected": int(len(sel)), "galzone": int(len(gz)),
                     "both": int(len(both)), "selected_only": int(len(only_sel)),
                     "galzone_only": int(len(only_gz)), "galzone_out": n_out,
@@ -149,8 +150,10 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     sel_parts, sample_parts, firsts, caps_all = [], [], [], []
     catalogue = {c: [] for c in _FINDING_COLUMNS}
     tracer_ids: dict[str, list[np.ndarray]] = {c: [] for c in formats.CAPS}
-    for fragment in dataset.get_fragments():  # one part at a time: bounded memory
-        t = fragment.to_table(columns=list(dict.fromkeys(SELECTION_COLUMNS + _FINDING_COLUMNS)))
+    # every column the stage reads, read once per part (one part at a time: bounded memory)
+    columns = list(dict.fromkeys(SELECTION_COLUMNS + _FINDING_COLUMNS + SAMPLE_COLUMNS))
+    for fragment in dataset.get_fragments():
+        t = fragment.to_table(columns=columns)
         first = first_failed(t, cuts)
         caps = formats.cap_of_ra(t.column("ra").to_numpy())
         tracer = first >= n_tracer_cuts
@@ -164,7 +167,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
         for cap in formats.CAPS:
             tracer_ids[cap].append(tid[tracer & (caps == cap)])
         if sample.any():
-            s = fragment.to_table(columns=list(SAMPLE_COLUMNS)).filter(pa.array(sample))
+            s = t.select(list(SAMPLE_COLUMNS)).filter(pa.array(sample))
             sample_parts.append(s.add_column(1, "cap", pa.array(caps[sample].astype(str))))
         for c in _FINDING_COLUMNS:
             catalogue[c].append(t.column(c).to_numpy(zero_copy_only=False).astype(np.float32))

@@ -46,8 +46,8 @@ _D = "density:galaxy_environment"
 CONTINUOUS = (
     C.Col("delta_k", C.F8, "", "k-NN density contrast of the volume-limited tracers, corrected "
           "for the survey edge; null outside the survey", f"{_D}.delta_k"),
-    C.Col("edge_fraction", C.F8, "", "fraction of the k-NN sphere inside the survey (random "
-          "points); null outside the survey", f"{_D}.edge_fraction"),
+    C.Col("edge_fraction", C.F8, "", "fraction of the k-NN sphere inside the survey (points "
+          "filling it); null outside the survey", f"{_D}.edge_fraction"),
     C.Col("edge_flag", C.BOOL, "", "edge_fraction < 0.5 or outside the survey: no reliable delta_k",
           f"{_D}.edge_flag"),
     C.Col("web_class", C.I1, "", "T-Web class: 0 void, 1 sheet, 2 filament, 3 knot; null "

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .intervals import cohens_h, two_proportions_weighted, wilson
 from .jackknife import from_replicates, satterthwaite_dof
-from .matching import mass_bin_index, mass_weights
+from .matching import mass_weights
 from .regression import logit_void_effect
 
 REQUIRED = ("quenched", "void", "logmstar", "z", "patch")
@@ -58,7 +58,15 @@ def patch_bin_counts(patch, bin_index, void, quenched, n_bins: int
     Rows in no bin (``bin_index`` -1) are left out, and so are patches with no row in a bin.
     """
     inbin = bin_index >= 0
-    patches, codes = np.unique(np.asarray(patch)[inbin], return_inverse=True)
+    labels = np.asarray(patch)[inbin]
+    if labels.dtype.kind in "iu" and (labels.size == 0 or labels.min() >= 0):
+        # the patch numbers of healpix_patches: np.unique's sorted labels and codes by a count
+        # (its sort was a tenth of the stage's comparisons at DR1 scale)
+        present = np.bincount(labels) > 0
+        patches = np.flatnonzero(present).astype(labels.dtype)
+        codes = (np.cumsum(present) - 1)[labels]
+    else:
+        patches, codes = np.unique(labels, return_inverse=True)
     v = np.asarray(void)[inbin]
     q = np.asarray(quenched)[inbin]
     cell = codes.astype(np.int64) * n_bins + bin_index[inbin]
@@ -151,7 +159,7 @@ def compare_void_wall(sample: pd.DataFrame, mass_edges, *, alpha: float = 0.05,
     # jackknife over patches, the matching redone in every replicate: the statistic is a
     # function of per-(bin, group) counts, so deleting patch i leaves the totals minus its own
     # counts, and every replicate comes from one array operation
-    idx = mass_bin_index(logm, mass_edges)
+    idx = mw.bin_index  # the matching's mass bins
     patches, counts = patch_bin_counts(sample["patch"].to_numpy(), idx, v, q, len(mass_edges) - 1)
     full = matched_stats(counts.sum(axis=0))
     reps = matched_stats(counts.sum(axis=0) - counts)

@@ -74,10 +74,15 @@ def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
     import pyarrow.compute as pc
     import pyarrow as pa
 
-    t = pq.read_table(path, columns=["targetid", "algorithm", "flag", "flag_interior"])
+    # the algorithm names as a dictionary (as Parquet stores them): 25.8 M strings at DR1 scale
+    # were two thirds of the read; decoded after the filter, to the sample's rows only
+    t = pq.read_table(path, columns=["targetid", "algorithm", "flag", "flag_interior"],
+                      read_dictionary=["algorithm"])
     t = t.filter(pc.is_in(t["targetid"], value_set=pa.array(targetids)))
+    t = t.set_column(t.schema.get_field_index("algorithm"), "algorithm",
+                     t["algorithm"].cast(pa.string()))
     flags = t.to_pandas()
-    missing = sorted(set(flags.algorithm) ^ set(formats.ALGORITHMS))
+    missing = sorted(set(flags.algorithm.unique()) ^ set(formats.ALGORITHMS))
     if missing:
         raise InputError(path, "galaxy_void_assignments", "algorithm",
                          f"the assignments lack or add algorithms {missing}")
@@ -104,12 +109,12 @@ def _left_out(flag: np.ndarray, defined: np.ndarray) -> dict:
             "undefined": int((compared & ~defined).sum())}
 
 
-def _comparison(sample: pd.DataFrame, q, flag: np.ndarray, labels: dict, mass_edges,
-                regression: bool, spline_df: int, alpha: float):
-    """One comparison (an algorithm, void sample, definition and cap): (what was left out,
-    the summary row, the binned fractions of both caps together or None)."""
+def _comparison(sample: pd.DataFrame, q, flag: np.ndarray, incap: np.ndarray, labels: dict,
+                mass_edges, regression: bool, spline_df: int, alpha: float):
+    """One comparison (an algorithm, void sample, definition and cap; ``incap`` the rows in
+    the cap): (what was left out, the summary row, the binned fractions of both caps together
+    or None)."""
     cap = labels["cap"]
-    incap = np.ones(len(sample), bool) if cap == "both" else (sample.cap.to_numpy() == cap)
     counts = {**labels, **_left_out(flag[incap], q.defined[incap])}
     use = incap & q.defined & ((flag == 0) | (flag == 1))
     d = pd.DataFrame({"quenched": q.quenched[use], "void": flag[use] == 1,
@@ -141,23 +146,32 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
     patches = healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
                               cap=sample.cap.to_numpy())
     sample = sample.assign(patch=patches.patch)
+    # computed once, not per comparison: the caps' rows (the cap column is Arrow strings, slow
+    # to compare) and the flags in the sample's order
+    cap_of = sample.cap.to_numpy()
+    aligned = wide.reindex(sample.targetid)
     with compute.client(scheduler_address) as c:
         shared = compute.scatter(c, sample) if c is not None else dask.delayed(sample)
         tasks = []
+        incaps = {cap: dask.delayed(np.ones(len(sample), bool) if cap == "both" else
+                                    cap_of == cap) for cap in caps}
+        flags = {}
         for definition in DEFINITIONS:
             q = dask.delayed(quenched(sample, definition))
             for algorithm in formats.ALGORITHMS:
                 for variant, column in VARIANTS.items():
                     if (column, algorithm) not in wide.columns:
                         continue
-                    flag = dask.delayed(wide[(column, algorithm)].reindex(sample.targetid)
-                                        .to_numpy())
+                    if (column, algorithm) not in flags:
+                        flags[column, algorithm] = dask.delayed(
+                            aligned[(column, algorithm)].to_numpy())
+                    flag = flags[column, algorithm]
                     for cap in caps:  # the caps whose void catalogues are present, and both
                         labels = {"algorithm": algorithm, "sample": variant,
                                   "definition": definition, "cap": cap}
                         tasks.append(dask.delayed(_comparison, pure=True)(
-                            shared, q, flag, labels, list(mass_edges), regression, spline_df,
-                            alpha))
+                            shared, q, flag, incaps[cap], labels, list(mass_edges), regression,
+                            spline_df, alpha))
         # one BLAS thread per task: the local scheduler already runs a task per core, and
         # OpenBLAS's own threads on these small (n x 9) regressions doubled the CPU time
         # (measured: NOTE-25 / benchmarks/REPORT.md); a cluster's workers default to one

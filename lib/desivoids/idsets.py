@@ -1,0 +1,48 @@
+"""Sets of integer ids (TARGETIDs, void and zone numbers) as sorted numpy arrays.
+
+numpy 2.3+ computes ``np.unique`` of integers with a hash table and ``np.isin`` of 64-bit ids
+by sorting both arrays together; for TARGETIDs, spread over 2^60, both are far slower than
+sorting each array once and searching the sorted values (DR1 scale, measured: unique of 2
+million ids 2.3 s against 0.16 s; membership of 2 million ids in 6.4 million 10.7 s against
+0.6 s). The results are the same arrays as ``np.unique`` / ``np.isin`` give.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["unique", "isin", "missing"]
+
+
+def unique(values) -> np.ndarray:
+    """The distinct values, sorted (``np.unique(values)``)."""
+    v = np.sort(np.asarray(values).ravel())
+    if len(v) < 2:
+        return v
+    keep = np.empty(len(v), dtype=bool)
+    keep[0] = True
+    np.not_equal(v[1:], v[:-1], out=keep[1:])
+    return v[keep]
+
+
+def isin(values, allowed, allowed_sorted: bool = False) -> np.ndarray:
+    """Whether each of ``values`` is in ``allowed`` (``np.isin(values, allowed)``).
+    ``allowed_sorted``: ``allowed`` is already sorted (duplicates allowed), as :func:`unique`
+    returns it."""
+    values = np.asarray(values)
+    ref = np.asarray(allowed).ravel()
+    if not len(values) or not len(ref):
+        return np.zeros(values.shape, dtype=bool)
+    dtype = np.result_type(values, ref)
+    values, ref = values.astype(dtype, copy=False), ref.astype(dtype, copy=False)
+    if not allowed_sorted:
+        ref = np.sort(ref)
+    pos = np.searchsorted(ref, values)
+    np.minimum(pos, len(ref) - 1, out=pos)
+    return ref[pos] == values
+
+
+def missing(values, allowed) -> np.ndarray:
+    """The distinct ``values`` not in ``allowed``, sorted
+    (``np.unique(values[~np.isin(values, allowed)])``)."""
+    u = unique(values)
+    return u[~isin(u, allowed)]

@@ -1,0 +1,38 @@
+"""desivoids.idsets: sorted-array set operations give exactly numpy's np.unique / np.isin."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from desivoids import idsets
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_same_as_numpy_on_targetid_like_values(seed):
+    rng = np.random.default_rng(seed)
+    pool = rng.integers(0, 2**60, 5000)  # TARGETIDs: 64-bit, spread far apart
+    values = rng.choice(pool, 8000)  # with repeats
+    allowed = rng.choice(pool, 3000)
+    np.testing.assert_array_equal(idsets.unique(values), np.unique(values))
+    np.testing.assert_array_equal(idsets.isin(values, allowed), np.isin(values, allowed))
+    np.testing.assert_array_equal(idsets.isin(values, np.sort(allowed), allowed_sorted=True),
+                                  np.isin(values, allowed))
+    want = np.unique(values[~np.isin(values, allowed)])
+    assert len(want)
+    np.testing.assert_array_equal(idsets.missing(values, allowed), want)
+
+
+def test_edges_empty_and_mixed_types():
+    empty = np.zeros(0, np.int64)
+    assert idsets.unique(empty).shape == (0,)
+    np.testing.assert_array_equal(idsets.unique(np.array([7])), [7])
+    assert not idsets.isin(np.array([1, 2]), empty).any()
+    assert idsets.isin(empty, np.array([1])).shape == (0,)
+    np.testing.assert_array_equal(idsets.missing(np.array([3, 3, 1]), empty), [1, 3])
+    # int32 void ids against int64 ones with a -1 sentinel, and a value above every allowed one
+    v = np.array([5, -1, 9, 2**31 - 1, 5], np.int32)
+    allowed = np.array([-1, 5, 9], np.int64)
+    np.testing.assert_array_equal(idsets.isin(v, allowed), np.isin(v, allowed))
+    np.testing.assert_array_equal(idsets.missing(v, allowed), [2**31 - 1])
+    # a large value is not found by a clipped search position
+    np.testing.assert_array_equal(idsets.isin(np.array([2**62]), np.array([1, 2])), [False])
