@@ -1,6 +1,6 @@
 """The built book in a real browser: Debian's headless Chromium (installed by `make test` through
 tests/browser.sh), driven by Playwright (PyPI; its own browser download is never used), loads
-every page of the session's tiny book (book_fixtures.tiny_book) served by `python -m http.server`
+every page of the session's tiny book (conftest.tiny_book) served by `python -m http.server`
 on 127.0.0.1.
 
 Every page is visited once (the module's ``crawl``); the tests then check what it saw:

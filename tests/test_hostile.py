@@ -458,19 +458,10 @@ def test_checksum_list_and_index_page_caps_are_module_constants(http, tmp_path, 
 
 # ------------------------------------------------------------------------------ failing machine
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    """A tiny mock run through recon, convert, load and plausibility (library calls), copied by
-    the cases below."""
-    from desivoids import acquire, convert, load, mock, plausibility, recon
-
-    d = tmp_path_factory.mktemp("hostile-run") / "data"
-    mock.generate(d / "mirror", scale="tiny", seed=7)
-    acquire.run(data_dir=str(d), sets=["desivast", "fastspecfit"], workers=2)
-    recon.run(data_dir=str(d))
-    convert.run(data_dir=str(d))
-    load.run(data_dir=str(d))
-    plausibility.run(data_dir=str(d))
-    return d
+def loaded(tiny_pipeline):
+    """The session's tiny mock run, every stage done (conftest.tiny_pipeline; read-only: the
+    cases below copy it)."""
+    return tiny_pipeline.data
 
 
 def _copy(src: Path, dst: Path) -> Path:

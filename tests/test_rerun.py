@@ -1,5 +1,5 @@
 """The ways a user reruns the pipeline's notebooks, as the README documents them ("Rerunning it:
-papermill, JupyterLab, nbval"), each on the session's tiny run (book_fixtures.tiny_book):
+papermill, JupyterLab, nbval"), each on the session's tiny run (conftest.tiny_pipeline):
 
 1. papermill from a shell on one stage's paired .ipynb with a changed parameter;
 2. JupyterLab (`make lab`): jupytext's contents manager opens notebooks/NN_stage.py as a notebook
@@ -48,10 +48,10 @@ def shell(cmd: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProc
 # 1. papermill on one stage's paired notebook
 
 @pytest.fixture(scope="module")
-def recon_run(tiny_book, tmp_path_factory):
+def recon_run(tiny_pipeline, tmp_path_factory):
     """A run folder holding the tiny run's acquired files (a copy: the session's run stays as it was)."""
     run = tmp_path_factory.mktemp("papermill") / "run"
-    shutil.copytree(tiny_book.data / "acquire", run / "acquire")
+    shutil.copytree(tiny_pipeline.data / "acquire", run / "acquire")
     return run
 
 
@@ -235,17 +235,17 @@ def test_lab_shuts_down(lab):
 # 3. nbval over the executed stage notebooks
 
 @pytest.fixture(scope="module")
-def nbval_run(tiny_book, tmp_path_factory):
+def nbval_run(tiny_pipeline, tmp_path_factory):
     """A copy of the tiny run's clone (sources, data, executed notebooks), re-executed in place
     (each stage's test first restores the run's data)."""
     root = tmp_path_factory.mktemp("nbval") / "repo"
-    shutil.copytree(tiny_book.root, root, ignore=shutil.ignore_patterns("_build", "__pycache__"),
+    shutil.copytree(tiny_pipeline.root, root, ignore=shutil.ignore_patterns("_build", "__pycache__"),
                     symlinks=True)
     return root
 
 
 @pytest.mark.parametrize("name", ORDER)
-def test_nbval_reproduces_every_stage(tiny_book, nbval_run, name, monkeypatch):
+def test_nbval_reproduces_every_stage(tiny_pipeline, nbval_run, name, monkeypatch):
     """Re-executed under nbval from the state the pipeline ran it in (its own outputs absent,
     every earlier stage's present, the runner's record listing the earlier stages), a stage's
     notebook gives the same outputs. Without that, acquire resumes ("verified", nothing fetched)
@@ -255,12 +255,12 @@ def test_nbval_reproduces_every_stage(tiny_book, nbval_run, name, monkeypatch):
     # from the run's own data, not the state the reruns before this one left: a load rerun is
     # load run 2, which integrity's report then records and release lists with its checksum
     shutil.rmtree(data, ignore_errors=True)
-    shutil.copytree(tiny_book.data, data, symlinks=True)
+    shutil.copytree(tiny_pipeline.data, data, symlinks=True)
     for out in stage.outputs:
         shutil.rmtree(data / out, ignore_errors=True)
     # the runner's record as it stood when the stage ran: the stages before it (release copies it
     # into provenance.json)
-    original = paths.RunLayout(tiny_book.data).run / "report.json"
+    original = paths.RunLayout(tiny_pipeline.data).run / "report.json"
     if original.exists():
         record = json.loads(original.read_text())
         before = set(ORDER[:ORDER.index(name)])

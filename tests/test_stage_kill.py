@@ -1,8 +1,9 @@
 """Every stage killed with SIGKILL at random moments, then rerun; two runs of every stage at
 once (issue 20).
 
-On a copy of a finished tiny mock run, each stage's verb runs as a subprocess (its own process
-group) and is killed at a seeded random moment. After each kill the stage's published output is
+On a copy of the session's finished tiny mock run (conftest.tiny_pipeline), each stage's verb
+runs as a subprocess (its own process group), with the run's params file and the run's own
+library, and is killed at a seeded random moment. After each kill the stage's published output is
 exactly the previous one or the new one, never a mix: the files of its folder (sha256 of each)
 equal one of the two, its MANIFEST.sha256 matches its files, its database tables hold the row
 counts of the finished run and the database passes SQLite's integrity check, and the staging
@@ -15,7 +16,10 @@ What is not byte-deterministic, and so compared otherwise: acquire's ``manifest.
 records transfer times; the raw files themselves are compared byte for byte, and a file a kill
 interrupted exists only as ``NAME.part``) and the ``run_id`` in load's ``report.json`` (a new
 load run each time; the test compares the report without it, and checks that it is the last run
-the database committed). load runs with ``force`` so that each run rebuilds its tables. A stage
+the database committed). load runs with ``force`` so that each run rebuilds its tables (its new
+output, ``force`` among its recorded parameters, is that of one forced load on a copy of the
+run). The copy's run record lists the stages before the killed one, as when the pipeline ran it
+(release copies it into provenance.json). A stage
 with tables is checked as a reader sees it: a kill between its commit and its folder's rename
 leaves the committed folder under its staging name, which a reader renames into place first
 (desivoids.publication.settle; tests/test_publish_unit.py kills exactly there).
@@ -38,7 +42,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -46,6 +52,9 @@ from desivoids.outputs import MANIFEST, STAGING, manifest_problems
 from desivoids.publication import settle
 from desivoids.stages import ORDER, STAGES
 from sealing import reseal
+
+if TYPE_CHECKING:
+    from conftest import TinyRun
 
 KILLS = 2  # per stage: one at any moment, one while it writes
 MARK = "PREVIOUS-OUTPUT.txt"
@@ -77,11 +86,10 @@ def tally(request):
         print(f"\n{kills}\n{two}")
 
 
-def _verb(stage: str, data: Path, mirror: Path) -> list[str]:
-    args = [sys.executable, "-m", "desivoids.cli", stage, "-p", "data_dir", str(data)]
-    if stage == "acquire":
-        args += ["-p", "source", str(mirror), "-p", "min_free_gb", "0"]
-    return args + EXTRA.get(stage, [])
+def _verb(stage: str, data: Path, params: Path) -> list[str]:
+    """The stage's verb with the parameters of the finished run (its params file) on ``data``."""
+    return [sys.executable, "-m", "desivoids.cli", stage, "--params", str(params),
+            "-p", "data_dir", str(data), *EXTRA.get(stage, [])]
 
 
 def _sha(p: Path) -> str:
@@ -156,21 +164,59 @@ def _load_consistent(data: Path) -> None:
     assert json.loads((data / "load" / "report.json").read_text())["run_id"] == last
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A tiny mock run through every stage (the verbs), and how long each stage took."""
-    from desivoids import mock
+def _own_seconds(notebook: Path) -> float:
+    """How long a stage's own work took in the run: papermill's durations of its executed
+    notebook's cells up to the one that calls ``run`` (the imports and the run, what its verb
+    does; not the kernel's start nor the figures after it)."""
+    total = 0.0
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            total += cell["metadata"]["papermill"]["duration"]
+            if ".run(" in "".join(cell["source"]):
+                return total
+    raise AssertionError(f"{notebook}: no cell calls run")
 
-    root = tmp_path_factory.mktemp("kill")
-    mirror, data = root / "mirror", root / "finished"
-    mock.generate(mirror, scale="tiny", seed=7)
-    seconds = {}
-    for stage in ORDER:
-        t0 = time.monotonic()
-        r = subprocess.run(_verb(stage, data, mirror), capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, (stage, r.stderr)
-        seconds[stage] = time.monotonic() - t0
-    return root, mirror, data, seconds
+
+@dataclass(frozen=True)
+class Finished:
+    run: "TinyRun"            # the session's tiny run (read-only: each case copies run.data)
+    seconds: dict[str, float]  # per stage: its own work in the run (_own_seconds)
+    new: dict[str, dict]       # per stage: its published state after a run (_state)
+    counts: dict[str, dict]    # per stage: the row counts of its tables (_counts)
+
+    def call(self, stage: str, data: Path, **kw):
+        """Start the stage's verb on ``data`` with the run's library (subprocess.Popen's keywords)."""
+        return subprocess.Popen(_verb(stage, data, self.run.params), cwd=self.run.root,
+                                env=self.run.env, **kw)
+
+    def rerun(self, stage: str, data: Path, timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run(_verb(stage, data, self.run.params), cwd=self.run.root,
+                              env=self.run.env, capture_output=True, text=True, timeout=timeout)
+
+    def copy(self, stage: str, data: Path) -> None:
+        """The run's data at ``data``, its run record as it stood when ``stage`` ran."""
+        shutil.copytree(self.run.data, data, symlinks=True)
+        report = data / "run" / "report.json"
+        record = json.loads(report.read_text())
+        record["stages"] = [r for r in record["stages"] if ORDER.index(r["stage"]) < ORDER.index(stage)]
+        report.write_text(json.dumps(record, indent=2))
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_pipeline, tmp_path_factory) -> Finished:
+    """The session's tiny mock run through every stage, how long each stage's work took and
+    what each stage publishes (load's: after one forced load, as every load of this module)."""
+    seconds = {s: _own_seconds(tiny_pipeline.executed / f"{STAGES[s].stem}.ipynb") for s in ORDER}
+    new = {s: _state(tiny_pipeline.data, s)[0] for s in ORDER}
+    counts = {s: _counts(tiny_pipeline.data, s) for s in ORDER}
+    done = Finished(tiny_pipeline, seconds, new, counts)
+    forced = tmp_path_factory.mktemp("forced-load") / "data"
+    done.copy("load", forced)
+    r = done.rerun("load", forced, timeout=600)
+    assert r.returncode == 0, r.stderr
+    new["load"], staging = _state(forced, "load")
+    assert not staging and _counts(forced, "load") == counts["load"], staging
+    return done
 
 
 def _previous(data: Path, stage: str, first: bool) -> dict[str, str]:
@@ -191,18 +237,16 @@ def _previous(data: Path, stage: str, first: bool) -> dict[str, str]:
 @pytest.mark.parametrize("stage", ORDER)
 def test_a_stage_killed_at_random_moments_publishes_old_or_new_then_reruns_identically(
         finished, tmp_path, stage):
-    root, mirror, done, seconds = finished
-    new, _ = _state(done, stage)
-    counts = _counts(done, stage)
+    seconds, new, counts = finished.seconds, finished.new[stage], finished.counts[stage]
     pick = random.Random(f"kill-{stage}")
     outcomes = []
     data = tmp_path / "data"
-    shutil.copytree(done, data, symlinks=True)
+    finished.copy(stage, data)
     for i in range(KILLS):
         previous = _previous(data, stage, i == 0)
         before = _writing(data, stage)
-        p = subprocess.Popen(_verb(stage, data, mirror), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+        p = finished.call(stage, data, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
         t0 = time.monotonic()
         if i % 2 == 0:  # any moment: start-up, reading, computing, writing
             at = pick.uniform(0.2, max(0.5, 0.95 * seconds[stage]))
@@ -242,7 +286,7 @@ def test_a_stage_killed_at_random_moments_publishes_old_or_new_then_reruns_ident
         assert _counts(data, stage) == counts, outcomes
         assert all(Path(s).name.startswith(".") for s in staging), staging  # hidden from readers
     time.sleep(0.05)  # the rerun's lock starts after whatever the killed runs left
-    r = subprocess.run(_verb(stage, data, mirror), capture_output=True, text=True, timeout=600)
+    r = finished.rerun(stage, data, timeout=600)
     assert r.returncode == 0, (outcomes, r.stderr)
     got, staging = _state(data, stage)
     RERUNS.append(got == new)
@@ -277,24 +321,22 @@ def test_two_runs_of_a_stage_at_once_one_is_refused_with_the_holders_pid(finishe
     `desivoids <stage>` and a `desivoids run --stages <stage>`, certainly runs beside it; both
     are refused with exit 1 naming the holder's pid, and the first then completes, publishing
     the finished run's outputs."""
-    root, mirror, done, _ = finished
-    new, _ = _state(done, stage)
+    new = finished.new[stage]
     data = tmp_path / "data"
-    shutil.copytree(done, data, symlinks=True)
+    finished.copy(stage, data)
     params = tmp_path / "p.yml"
     params.write_text(f"data_dir: {data}\nstages: {{}}\n")
     outside = sorted(p for p in tmp_path.rglob("*") if data not in p.parents and p != data)
-    first = subprocess.Popen(_verb(stage, data, mirror), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = finished.call(stage, data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
     try:
         _holding(data, stage, first)
         os.killpg(first.pid, signal.SIGSTOP)
-        second = subprocess.run(_verb(stage, data, mirror), capture_output=True, text=True,
-                                timeout=300)
+        second = finished.rerun(stage, data, timeout=300)
         by_run = subprocess.run([sys.executable, "-m", "desivoids.cli", "run", "--params",
                                  str(params), "--stages", stage, "--quiet", "--executed-dir",
                                  str(data / "run" / "executed")], capture_output=True, text=True,
-                                timeout=300)
+                                timeout=300, cwd=finished.run.root, env=finished.run.env)
     finally:
         os.killpg(first.pid, signal.SIGCONT)
     _, err = first.communicate(timeout=600)
