@@ -36,3 +36,18 @@ def test_edges_empty_and_mixed_types():
     np.testing.assert_array_equal(idsets.missing(v, allowed), [2**31 - 1])
     # a large value is not found by a clipped search position
     np.testing.assert_array_equal(idsets.isin(np.array([2**62]), np.array([1, 2])), [False])
+
+
+def test_small_codes_are_numpys_unique_and_inverse_or_none():
+    rng = np.random.default_rng(5)
+    for labels in (rng.integers(0, 40, 7000), np.array([3, 3, 0, 17], np.int16), np.zeros(0, int)):
+        uniques, codes = idsets.small_codes(labels)
+        want_u, want_c = np.unique(labels, return_inverse=True)
+        np.testing.assert_array_equal(uniques, want_u)
+        np.testing.assert_array_equal(codes, want_c)
+        assert uniques.dtype == labels.dtype
+    # TARGETID-like labels would need a count as long as their largest value: left to the caller
+    assert idsets.small_codes(rng.integers(0, 2**60, 100)) is None
+    assert idsets.small_codes(np.array([-1, 2, 3])) is None
+    assert idsets.small_codes(np.array([1.0, 2.0])) is None
+    assert idsets.small_codes(np.array(["a", "b"])) is None

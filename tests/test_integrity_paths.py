@@ -43,6 +43,24 @@ def test_rows_per_source_file_as_sqlite_groups_them(run_copy):
     assert "elsewhere.fits" in got["voids"] and len(got["voids"]) >= 2
 
 
+def test_a_table_the_arrow_path_cannot_read_is_the_databases_error(run_copy):
+    """No such table: the SQL the stage reports as a database it cannot read (StageError), not
+    the Arrow driver's own exception."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    con = sqlite3.connect(_db(run_copy))
+    with con:
+        con.execute("DROP TABLE voids")
+    con.close()
+    eng = create_engine(f"sqlite:///{_db(run_copy)}")
+    try:
+        with _Conn(eng) as conn, pytest.raises(SQLAlchemyError, match="no such table"):
+            tables._rows_by_source_file(conn, "voids")
+    finally:
+        eng.dispose()
+        dispose_engines()
+
+
 def test_the_same_checks_in_the_same_order_with_an_engine_or_a_connection(run_copy):
     """With an Engine the database's checks run on a thread; with a Connection in sequence."""
     eng = create_engine(f"sqlite:///{_db(run_copy)}")

@@ -397,6 +397,28 @@ def test_the_fast_logit_is_used_and_leaves_ill_posed_fits_to_statsmodels(monkeyp
     assert logit_void_effect(d, groups="patch").ok
 
 
+def test_a_fast_fit_without_a_positive_variance_is_left_to_statsmodels(monkeypatch):
+    """Rounding can leave the fast path's sandwich variance of the void coefficient at or below
+    zero: the fit is then statsmodels' (the same estimate and a finite se), not a crash."""
+    from desivoids.systematics import regression
+
+    d = _logit_sample(np.random.default_rng(25), n=5000)
+    want = logit_void_effect(d, groups="patch")
+    fast = regression.newton_logit
+
+    def broken(*args, **kwargs):
+        params, cov = fast(*args, **kwargs)
+        cov = cov.copy()
+        cov[regression.VOID_COLUMN, regression.VOID_COLUMN] = -1e-18
+        return params, cov
+
+    monkeypatch.setattr(regression, "newton_logit", broken)
+    got = logit_void_effect(d, groups="patch")
+    assert got.ok and np.isfinite(got.se) and got.se > 0
+    assert got.beta == pytest.approx(want.beta, rel=1e-6)
+    assert got.se == pytest.approx(want.se, rel=1e-6)
+
+
 def test_regression_errors_are_clustered():
     """void constant within clusters plus a cluster effect: the cluster-robust SE must be much
     larger than the independent-galaxy SE (which the model would give without clustering)."""

@@ -1,7 +1,7 @@
 """A continuous environment for every galaxy, and the quenched fraction as a function of it.
 
 - :mod:`.knn`: the k-NN density contrast delta_k of the volume-limited tracers, corrected for
-  the survey edge by random points;
+  the survey edge by points filling each k-NN sphere (a scrambled Sobol set);
 - :mod:`.voidcentric`: the distance to the centre of the galaxy's (or the nearest) void in
   effective radii, per algorithm;
 - :mod:`.tweb`: the T-Web class from the tidal tensor of the CIC-deposited, smoothed tracer

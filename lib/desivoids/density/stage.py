@@ -55,7 +55,7 @@ from .voidcentric import void_centric
 
 __all__ = ["run", "DensityResult", "TABLE", "column_of", "ULLAH_2026"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: parameters.edge_points for random_ratio, no caps[].randoms
 TABLE = "galaxy_environment"
 #: Ullah et al. 2026 (arXiv:2604.02463), DESI DR1 BGS at z ~ 0.2: red fraction (percent) and
 #: its error per T-Web class, for orientation only (their tracers, smoothing and red cut differ)

@@ -29,6 +29,7 @@ import pandas as pd
 from .intervals import cohens_h, two_proportions_weighted, wilson
 from .jackknife import from_replicates, satterthwaite_dof
 from .matching import mass_weights
+from ..idsets import small_codes
 from .regression import logit_void_effect
 
 REQUIRED = ("quenched", "void", "logmstar", "z", "patch")
@@ -59,14 +60,7 @@ def patch_bin_counts(patch, bin_index, void, quenched, n_bins: int
     """
     inbin = bin_index >= 0
     labels = np.asarray(patch)[inbin]
-    if labels.dtype.kind in "iu" and (labels.size == 0 or labels.min() >= 0):
-        # the patch numbers of healpix_patches: np.unique's sorted labels and codes by a count
-        # (its sort was a tenth of the stage's comparisons at DR1 scale)
-        present = np.bincount(labels) > 0
-        patches = np.flatnonzero(present).astype(labels.dtype)
-        codes = (np.cumsum(present) - 1)[labels]
-    else:
-        patches, codes = np.unique(labels, return_inverse=True)
+    patches, codes = small_codes(labels) or np.unique(labels, return_inverse=True)
     v = np.asarray(void)[inbin]
     q = np.asarray(quenched)[inbin]
     cell = codes.astype(np.int64) * n_bins + bin_index[inbin]

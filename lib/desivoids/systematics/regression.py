@@ -29,6 +29,8 @@ from scipy.linalg import blas
 from statsmodels.tools.sm_exceptions import (ConvergenceWarning, HessianInversionWarning,
                                              PerfectSeparationError, PerfectSeparationWarning)
 
+from ..idsets import small_codes
+
 #: the design's columns: intercept, void, patsy's bs(log M*, df, degree=3) (no intercept
 #: column), z; bs puts its interior knots at quantiles of log M*
 RHS = "void + bs(logm, df={df}, degree=3) + z"
@@ -231,15 +233,9 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
     z = pd.to_numeric(data[redshift]).to_numpy(dtype=np.float64, na_value=np.nan)
     keep = np.isfinite(logm) & np.isfinite(z) & ~pd.isna(g)
     y, v, logm, z, g = y[keep], v[keep], logm[keep], z[keep], g[keep]
-    if g.dtype.kind in "iu" and (g.size == 0 or g.min() >= 0):
-        # integer labels (the stage's patches): pandas.factorize's codes by a count, its
-        # hashing of 700,000 labels skipped; the order of the codes changes no number
-        present = np.bincount(g) > 0
-        codes = (np.cumsum(present) - 1)[g]
-        n_clusters = int(np.count_nonzero(present))
-    else:
-        codes, uniques = pd.factorize(g)
-        n_clusters = len(uniques)
+    # the stage's patch numbers are coded by a count (the order of the codes changes no number)
+    uniques, codes = small_codes(g) or pd.factorize(g)[::-1]
+    n_clusters = len(uniques)
     counts = dict(n_obs=int(y.size), n_clusters=n_clusters, n_void=int(v.sum()),
                   n_wall=int((~v).sum()), n_dropped_missing=int((~keep).sum()),
                   spline_df=int(spline_df), alpha=alpha)
@@ -262,7 +258,9 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
     except ValueError as exc:
         return _failed(f"fit failed: {type(exc).__name__}: {exc}", **counts)
     fast = newton_logit(y, exog, codes)
-    if fast is not None:  # statsmodels' Logit fit and clustered errors, without its overheads
+    if fast is not None and np.isfinite(fast[1][VOID_COLUMN, VOID_COLUMN]) \
+            and fast[1][VOID_COLUMN, VOID_COLUMN] > 0:  # statsmodels' Logit fit and clustered
+        # errors, without its overheads; an se the fast path cannot give is the GLM's to explain
         params, cov = fast
         beta, se = float(params[VOID_COLUMN]), float(math.sqrt(cov[VOID_COLUMN, VOID_COLUMN]))
         dof = counts["n_clusters"] - 1
