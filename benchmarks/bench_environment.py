@@ -303,9 +303,10 @@ def main(argv=None) -> int:
         disagree, on_surface = {}, {}
         for a in formats.ALGORITHMS:
             for name, keep in (("disagree", ~surface[a]), ("surface", surface[a])):
-                d = {f"{int(x)}->{int(y)}": int((keep & (mflags[a] == x) & (lflags[a] == y)).sum())
-                     for x in (0, 1, 2, 9) for y in (0, 1, 2, 9) if x != y}
-                (disagree if name == "disagree" else on_surface)[a] = {k: v for k, v in d.items() if v}
+                pairs = {f"{int(x)}->{int(y)}": int((keep & (mflags[a] == x) & (lflags[a] == y)).sum())
+                         for x in (0, 1, 2, 9) for y in (0, 1, 2, 9) if x != y}
+                (disagree if name == "disagree" else on_surface)[a] = {k: v for k, v in pairs.items()
+                                                                      if v}
     print("loop", ref, agree, flush=True)
     best = min(runs, key=lambda r: r["membership_s"])
     scale = n / len(subset)
