@@ -38,8 +38,9 @@ browser:
 # tests on one worker and in order: several share a module fixture (a finished run) that some
 # of them change in turn. (--dist loadgroup would group files further, but xdist 3.8 marks the
 # groups in item._nodeid, which pytest 9 no longer reads: every test became its own group.)
+# Files go out longest first (tests/conftest.py LONGEST_FIRST), not by xdist's test count.
 WORKERS ?= auto
-XDIST   := -n $(WORKERS) --dist loadfile
+XDIST   := -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(STAMP) postgres browser
 	DESIVOIDS_REQUIRE_PG=1 $(BIN)/python -m pytest $(XDIST)
 

@@ -205,3 +205,33 @@ def pytest_unconfigure(config):
     folder = getattr(config, "_desivoids_mpl", None)
     if folder:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------- order of files for xdist
+#: The files that take longest in `make test` (per-file totals of --durations, measured), longest
+#: first. `--dist loadfile` hands a worker the next file whenever it is nearly done, in collection
+#: order (`--no-loadscope-reorder`; xdist's default order is by test count, which put the
+#: single-test files of several minutes last, one worker finishing them alone). Longest first is
+#: the classic balancing order; the first two also keep one worker busy without the tiny run
+#: while the other builds it. Files not listed follow by test count, as xdist would order them.
+LONGEST_FIRST = ("test_planted_bugs", "test_stage_kill", "test_rerun", "test_browser",
+                 "test_systematics_stage", "test_credentials", "test_hostile", "test_book",
+                 "test_release_hats", "test_stage_contract", "test_e2e_vast", "test_runner",
+                 "test_vast_files", "test_density_truth", "test_mock")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, order the files by :data:`LONGEST_FIRST` (each file's tests keep their
+    order: several share a module fixture that they change in turn)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def key(path: str) -> tuple:
+        stem = Path(path).stem
+        return (rank.get(stem, len(rank)), -len(files[path]) if stem not in rank else 0)
+
+    items[:] = [item for path in sorted(files, key=key) for item in files[path]]
