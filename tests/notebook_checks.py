@@ -23,5 +23,6 @@ def run_nbval(executed: Path) -> subprocess.CompletedProcess:
     """Re-execute an executed notebook under ``pytest --nbval`` with the project's sanitizers."""
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", str(executed), "--nbval-sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir", str(executed.parent)],
+         "-p", "no:cacheprovider", "-p", "no:hypothesispytest",  # unused here: ~1 s of start-up
+         "-q", "-o", "addopts=", "--rootdir", str(executed.parent)],
         capture_output=True, text=True, cwd=executed.parent)
