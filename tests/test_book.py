@@ -8,6 +8,7 @@ import json
 import re
 from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -80,15 +81,25 @@ def stub_chapters(root, *, release=True, mock=True):
     (v1 / "completeness.json").write_text("[]")
 
 
-def test_hidden_folders_are_not_pages(tmp_path):
-    root = book.copy_sources(tmp_path / "site")
+@pytest.fixture(scope="module")
+def stub_book(tmp_path_factory) -> tuple[Path, Path]:
+    """(root, index.html) of the stub run's book (:func:`stub_chapters`, a mock run with a
+    release), built once for the tests that only read it; its tree holds the hidden folders
+    that tools leave (a pytest cache, a notebook checkpoint)."""
+    root = book.copy_sources(tmp_path_factory.mktemp("stub") / "site")
     stub_chapters(root)
     (root / ".pytest_cache").mkdir()
     (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory\n")
     (root / "book" / ".ipynb_checkpoints").mkdir()
     (root / "book" / ".ipynb_checkpoints" / "intro-checkpoint.md").write_text("# stale copy\n")
-    index = book.build(root)
+    return root, book.build(root)
+
+
+def test_hidden_folders_are_not_pages(stub_book):
+    root, index = stub_book
     assert index.exists()
+    html = index.parent
+    assert not list(html.rglob(".pytest_cache")) and not list(html.rglob("intro-checkpoint*"))
     assert (root / "_build" / "html" / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
 
 
@@ -169,13 +180,11 @@ HAND_WRITTEN = ("intro", "run_dr1", "methods", "glossary", "data_dictionary", "r
                 "references")
 
 
-def test_a_mock_run_says_mock_first_and_shows_the_planted_truth(tmp_path):
+def test_a_mock_run_says_mock_first_and_shows_the_planted_truth(stub_book):
     """Issue 22 points 1 and 2: every page's title and first line say mock, the intro does not
     claim DR1's 6.4 million galaxies, Fig. 1's caption says mock, and the results table puts the
     mock's expected value beside each estimate with whether its interval covers it."""
-    root = book.copy_sources(tmp_path / "site")
-    stub_chapters(root, mock=True)
-    html = book.build(root).parent / "book"
+    html = stub_book[1].parent / "book"  # stub_chapters(root, mock=True)
     for page in HAND_WRITTEN:
         text = " ".join(_text(html / f"{page}.html").split())
         assert "mock" in _title(html / f"{page}.html").lower(), page
@@ -209,7 +218,7 @@ def test_a_real_run_says_desi_dr1_and_shows_no_planted_truth(tmp_path):
     assert re.search(r"DESI DR1\s*, percentage points, both caps", intro)
 
 
-def test_the_run_dr1_page_lists_every_stage_parameter_from_the_registry(tmp_path):
+def test_the_run_dr1_page_lists_every_stage_parameter_from_the_registry(stub_book):
     """Issue 22 point 6: the page exists, links DESI's documentation and the README's DR1-scale
     measurements, and its parameter tables are generated from every notebook's parameters cell
     (name, default, domain, meaning)."""
@@ -223,9 +232,8 @@ def test_the_run_dr1_page_lists_every_stage_parameter_from_the_registry(tmp_path
                 (name, p.name)
     assert "| `chunk_kb` | `1024` | [4, " in tables           # a domain from its help comment
     assert "| `fastspec_version` | `'v3.0'` | one of {v3.0, v2.1} | v3.0 (12 nside-1" in tables
-    root = book.copy_sources(tmp_path / "site")
-    stub_chapters(root)
-    page = book.build(root).parent / "book" / "run_dr1.html"
+    root, index = stub_book
+    page = index.parent / "book" / "run_dr1.html"
     text = " ".join(_text(page).split())
     raw = page.read_text()
     load_row = re.search(r"^\| load \(SQLite\) \| ([\d.]+ s) \| ([\d.]+ GiB) \|",
@@ -371,15 +379,13 @@ def test_the_raw_tex_check_sees_tex_outside_math(tmp_path):
     assert len(found) == 6 and "then" in found[0], found  # four $, \operatorname, \_; no $HOME
 
 
-def test_no_page_shows_raw_tex_and_the_glossary_and_index_resolve(tmp_path):
+def test_no_page_shows_raw_tex_and_the_glossary_and_index_resolve(stub_book):
     """Issue 22 point 4 on the built book's hand-written pages (the methods page showed Cohen's
     h and the logistic model as raw TeX, displayed math inside list items, and a literal \\_
     in eq. 2), the glossary's terms are linked from the pages that use them (first use, by
     book/_ext/desivoids_sphinx.py) and the general index is not empty. No page cites
     science.md, a file that is in neither the book nor the repository."""
-    root = book.copy_sources(tmp_path / "site")
-    stub_chapters(root)
-    html = book.build(root).parent
+    html = stub_book[1].parent
     pages = sorted(p for p in html.rglob("*.html") if not p.relative_to(html).parts[0].startswith("_"))
     problems = [f"{p.relative_to(html)}: {t!r}" for p in pages for t in raw_tex(p)]
     assert not problems, "\n".join(problems)
