@@ -22,12 +22,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import special, stats
 from scipy.interpolate import BSpline
 from scipy.linalg import blas
-from statsmodels.tools.sm_exceptions import (ConvergenceWarning, HessianInversionWarning,
-                                             PerfectSeparationError, PerfectSeparationWarning)
 
 from ..idsets import small_codes
 
@@ -134,8 +131,7 @@ def _pass(y: np.ndarray, x: np.ndarray, params: np.ndarray, codes: np.ndarray | 
     for i in range(0, n, BLOCK):
         xb = x[i:i + BLOCK]
         b = buf[:len(xb)]
-        with np.errstate(all="ignore"):
-            mu = special.expit(xb @ params)
+        mu = special.expit(xb @ params)  # a ufunc: no overflow warning
         r = y[i:i + BLOCK] - mu
         h = blas.dsyrk(1.0, np.multiply(xb, np.sqrt(mu * (1 - mu))[:, None], out=b).T,
                        beta=1.0, c=h, trans=0, lower=1, overwrite_c=1)
@@ -221,6 +217,11 @@ def _failed(reason: str, **counts) -> VoidEffect:
 def _fit(model, codes: np.ndarray):
     """(results, "") of ``model`` (Logit or binomial GLM) with errors clustered on ``codes``,
     or (None, why the fit cannot be trusted)."""
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import (ConvergenceWarning, HessianInversionWarning,
+                                                 PerfectSeparationError,
+                                                 PerfectSeparationWarning)
+
     if model.df_model + 1 < model.exog.shape[1]:  # the model computed the design's rank
         return None, "rank-deficient design (constant redshift or mass?)"
     try:
@@ -300,6 +301,8 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
                           or_lo=math.exp(beta - q * se), or_hi=math.exp(beta + q * se),
                           pvalue=float(stats.t.sf(abs(beta / se), dof) * 2), reason="",
                           **counts)
+    import statsmodels.api as sm  # here: the fast path above needs none of its import time
+
     # Newton's method first; a fit it cannot finish cleanly (separation drives its Hessian
     # singular) is redone by the GLM's IRLS, whose checks name the reason
     res, reason = _fit(sm.Logit(y.astype(np.float64), exog), codes)

@@ -63,35 +63,101 @@ class SystematicsResult:
 
 def _read_sample(layout: paths.RunLayout) -> pd.DataFrame:
     path = paths.require(layout.file("plausibility", "sample"), "plausibility")
-    cols = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "sfr_zero", "log_ssfr",
-            "dn4000", "absmag01_sdss_u", "absmag01_sdss_r"]
-    return pq.read_table(path, columns=cols).to_pandas()
+    cols = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "dn4000", "absmag01_sdss_u",
+            "absmag01_sdss_r"]
+    # the cap as categories, not 700,000 Python strings; a block per column, not one copy
+    return pq.read_table(path, columns=cols, read_dictionary=["cap"]).to_pandas(split_blocks=True)
+
+
+def _rows_of(targetid: np.ndarray, ids: np.ndarray, order: np.ndarray):
+    """(rows, positions): the rows of ``targetid`` (one batch of the assignments) whose
+    TARGETID is among the sample's, and the position of each in the sample; ``ids`` the
+    sample's TARGETIDs sorted, ``order`` their positions (its argsort).
+
+    Why not Arrow's is_in and a filter: hashing 25.8 M TARGETIDs was half of the stage's reads
+    at DR1 scale. A batch in TARGETID order (as environment writes them) is searched for the
+    sample's TARGETIDs in its range (700,000 binary searches in all instead of 25.8 M); any
+    other batch has each of its TARGETIDs searched among the sample's."""
+    a = targetid
+    if not a.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if np.all(a[1:] >= a[:-1]):
+        lo, hi = np.searchsorted(ids, a[0]), np.searchsorted(ids, a[-1], side="right")
+        left = np.searchsorted(a, ids[lo:hi])
+        n = np.searchsorted(a, ids[lo:hi], side="right") - left
+        first = np.repeat(left - (np.cumsum(n) - n), n)  # + k: row k of each id's run
+        return first + np.arange(first.size), np.repeat(order[lo:hi], n)
+    pos = np.minimum(np.searchsorted(ids, a), ids.size - 1)
+    hit = np.flatnonzero(ids[pos] == a)
+    return hit, order[pos[hit]]
+
+
+#: rows per batch of the assignments' read: the decoded batch is reused, not 25.8 M rows
+#: decoded at once (whose fresh pages cost seconds of system time at DR1 scale)
+BATCH_ROWS = 1 << 20
 
 
 def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
+    """The flags of the sample's galaxies, one column per (flag column, algorithm), in the order
+    of ``targetids`` (the index)."""
     path = paths.require(layout.file("environment", "assignments"),
                          "environment")
-    import pyarrow.compute as pc
-    import pyarrow as pa
-
+    targetids = np.asarray(targetids)
+    order = np.argsort(targetids, kind="stable")
+    ids = targetids[order]
+    if np.any(ids[1:] == ids[:-1]):
+        raise InputError(layout.file("plausibility", "sample"), None, "targetid",
+                         "the sample's TARGETIDs repeat: rerun plausibility")
+    columns = ["flag", "flag_interior"]
+    names = list(formats.ALGORITHMS)  # then any other name the file holds, to be refused
+    where, codes, values = [], [], {c: [] for c in columns}
+    nulls = set()
     # the algorithm names as a dictionary (as Parquet stores them): 25.8 M strings at DR1 scale
-    # were two thirds of the read; decoded after the filter, to the sample's rows only
-    t = pq.read_table(path, columns=["targetid", "algorithm", "flag", "flag_interior"],
-                      read_dictionary=["algorithm"])
-    t = t.filter(pc.is_in(t["targetid"], value_set=pa.array(targetids)))
-    t = t.set_column(t.schema.get_field_index("algorithm"), "algorithm",
-                     t["algorithm"].cast(pa.string()))
-    flags = t.to_pandas()
-    missing = sorted(set(flags.algorithm.unique()) ^ set(formats.ALGORITHMS))
+    # were two thirds of the read
+    f = pq.ParquetFile(path, read_dictionary=["algorithm"])
+    for batch in f.iter_batches(batch_size=BATCH_ROWS, columns=["targetid", "algorithm", *columns]):
+        nulls |= {c for c in batch.schema.names if batch.column(c).null_count}
+        if nulls:
+            continue
+        rows, w = _rows_of(batch.column("targetid").to_numpy(), ids, order)
+        algorithm = batch.column("algorithm")
+        local = algorithm.dictionary.to_pylist()
+        names += [a for a in local if a not in names]
+        codes.append(np.array([names.index(a) for a in local], np.int64)[
+            algorithm.indices.to_numpy()[rows]])
+        where.append(w)
+        for c in columns:
+            values[c].append(batch.column(c).to_numpy()[rows])
+    if nulls:
+        raise InputError(path, "galaxy_void_assignments", ", ".join(sorted(nulls)), "null values")
+    where = np.concatenate(where) if where else np.zeros(0, np.int64)
+    codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    present = [a for a, k in zip(names, np.bincount(codes, minlength=len(names))) if k]
+    missing = sorted(set(present) ^ set(formats.ALGORITHMS))
     if missing:
         raise InputError(path, "galaxy_void_assignments", "algorithm",
                          f"the assignments lack or add algorithms {missing}")
-    wide = flags.pivot(index="targetid", columns="algorithm", values=["flag", "flag_interior"])
-    absent = np.setdiff1d(targetids, wide.index.to_numpy())
+    n = targetids.size
+    absent = targetids[np.bincount(where, minlength=n) == 0]
     if len(absent):
         raise InputError(path, "galaxy_void_assignments", "targetid",
                          f"{len(absent)} sample galaxies have no membership (e.g. "
                          f"{absent[:5].tolist()}): rerun environment after plausibility")
+    algorithms = list(formats.ALGORITHMS)
+    slot = codes * n + where
+    per_pair = np.bincount(slot, minlength=len(algorithms) * n).reshape(len(algorithms), n)
+    if np.any(per_pair != 1):
+        bad = [f"{a}: {int((c == 0).sum())} galaxies without a row, {int((c > 1).sum())} with "
+               f"more than one" for a, c in zip(algorithms, per_pair) if np.any(c != 1)]
+        raise InputError(path, "galaxy_void_assignments", "targetid",
+                         "each sample galaxy needs one row per algorithm: " + "; ".join(bad))
+    wide = {}
+    for column in columns:
+        v = np.concatenate(values[column])
+        out = np.empty((len(algorithms), n), dtype=v.dtype)
+        out.reshape(-1)[slot] = v
+        wide.update({(column, a): out[k] for k, a in enumerate(algorithms)})
+    wide = pd.DataFrame(wide, index=pd.Index(targetids, name="targetid"))
     surface = paths.require(layout.file("environment", "surface"),
                             "environment")
     ids = pq.read_table(surface, columns=["targetid"]).column("targetid").to_numpy()
