@@ -14,6 +14,7 @@ whole sample, NGC and SGC separately.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,18 +202,26 @@ def _comparison(sample: pd.DataFrame, q, flag: np.ndarray, incap: np.ndarray, la
     return counts, row, binned
 
 
+def _patches(sample: pd.DataFrame, n_patches):
+    """The jackknife patches of the whole sample, NGC and SGC cut separately."""
+    return healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
+                           cap=sample.cap.to_numpy())
+
+
 def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patches,
                     regression: bool, spline_df: int, alpha: float, *,
-                    scheduler_address: str = "", num_workers: int = 0, caps=CAPS):
+                    scheduler_address: str = "", num_workers: int = 0, caps=CAPS,
+                    patches=None):
     """Every comparison: (summary rows, binned fractions, counts of what was left out).
 
     The comparisons are independent tasks (a regression and a jackknife each), computed by Dask
     on the local threads or on the cluster of ``scheduler_address``, the sample sent to it once;
-    the results come back in the order of the loops below, whatever ran them."""
+    the results come back in the order of the loops below, whatever ran them. ``patches``: the
+    sample's :func:`_patches`, when the caller has cut them."""
     import dask
 
-    patches = healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
-                              cap=sample.cap.to_numpy())
+    if patches is None:
+        patches = _patches(sample, n_patches)
     # the sample's mass bins once, not twice per comparison (700,000 binary searches each)
     sample = sample.assign(patch=patches.patch, mass_bin=mass_bin_index(
         pd.to_numeric(sample.logmstar).to_numpy(np.float64, na_value=np.nan), mass_edges))
@@ -352,13 +361,16 @@ def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5,
     """The systematics stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
     sample = _read_sample(layout)
-    wide = _read_flags(layout, sample.targetid.to_numpy())
+    with ThreadPoolExecutor(1) as pool:  # the patches cut while environment's flags are read
+        cut = pool.submit(_patches, sample, dict(n_patches))
+        wide = _read_flags(layout, sample.targetid.to_numpy())
+        patches = cut.result()
     env_report = layout.file("environment", "report")
     env = json.loads(env_report.read_text()) if env_report.exists() else {}
     summary, binned, counts, patches = run_comparisons(
         sample, wide, list(mass_edges), dict(n_patches), regression, spline_df, alpha,
         scheduler_address=scheduler_address, num_workers=num_workers,
-        caps=(*env.get("caps", formats.CAPS), "both"))
+        caps=(*env.get("caps", formats.CAPS), "both"), patches=patches)
     agreement = env.get("agreement")
     report = {"schema": "desivoids.systematics", "schema_version": SCHEMA_VERSION,
               "parameters": {"mass_edges": list(mass_edges), "n_patches": dict(n_patches),
