@@ -71,14 +71,14 @@ def _read_sample(layout: paths.RunLayout) -> pd.DataFrame:
 
 
 def _rows_of(targetid: np.ndarray, ids: np.ndarray, order: np.ndarray):
-    """(rows, positions): the rows of ``targetid`` (one batch of the assignments) whose
+    """(rows, positions): the rows of ``targetid`` (one row group of the assignments) whose
     TARGETID is among the sample's, and the position of each in the sample; ``ids`` the
     sample's TARGETIDs sorted, ``order`` their positions (its argsort).
 
     Why not Arrow's is_in and a filter: hashing 25.8 M TARGETIDs was half of the stage's reads
-    at DR1 scale. A batch in TARGETID order (as environment writes them) is searched for the
-    sample's TARGETIDs in its range (700,000 binary searches in all instead of 25.8 M); any
-    other batch has each of its TARGETIDs searched among the sample's."""
+    at DR1 scale. A row group in TARGETID order (as environment writes them) is searched for
+    the sample's TARGETIDs in its range (700,000 binary searches in all instead of 25.8 M); any
+    other row group has each of its TARGETIDs searched among the sample's."""
     a = targetid
     if not a.size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -91,11 +91,6 @@ def _rows_of(targetid: np.ndarray, ids: np.ndarray, order: np.ndarray):
     pos = np.minimum(np.searchsorted(ids, a), ids.size - 1)
     hit = np.flatnonzero(ids[pos] == a)
     return hit, order[pos[hit]]
-
-
-#: rows per batch of the assignments' read: the decoded batch is reused, not 25.8 M rows
-#: decoded at once (whose fresh pages cost seconds of system time at DR1 scale)
-BATCH_ROWS = 1 << 20
 
 
 def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
@@ -116,12 +111,14 @@ def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
     # the algorithm names as a dictionary (as Parquet stores them): 25.8 M strings at DR1 scale
     # were two thirds of the read
     f = pq.ParquetFile(path, read_dictionary=["algorithm"])
-    for batch in f.iter_batches(batch_size=BATCH_ROWS, columns=["targetid", "algorithm", *columns]):
+    for group in range(f.num_row_groups):  # one at a time: its memory reused for the next
+        batch = f.read_row_group(group, columns=["targetid", "algorithm", *columns])
         nulls |= {c for c in batch.schema.names if batch.column(c).null_count}
-        if nulls:
+        if nulls or not batch.num_rows:
             continue
+        batch = batch.unify_dictionaries().combine_chunks()
         rows, w = _rows_of(batch.column("targetid").to_numpy(), ids, order)
-        algorithm = batch.column("algorithm")
+        algorithm = batch.column("algorithm").chunk(0)
         local = algorithm.dictionary.to_pylist()
         names += [a for a in local if a not in names]
         codes.append(np.array([names.index(a) for a in local], np.int64)[
