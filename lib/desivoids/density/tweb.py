@@ -153,10 +153,19 @@ def potential(delta: np.ndarray, cell: float, smooth: float, workers: int = -1) 
     if smooth > 0:  # in place: the C filter writes each element where it reads it
         ndimage.fourier_gaussian(dk, sigma=smooth / cell, n=shape[-1], axis=-1, output=dk)
     kx, ky, kz = _wavenumbers(shape, cell)
-    k2 = kx ** 2 + ky ** 2 + kz ** 2
-    k2[0, 0, 0] = 1.0  # the mean: no potential
-    dk /= k2  # -phi_k, so that T_ij,k = k_i k_j (-phi_k)
+
+    def over_k2(sl: slice) -> None:  # -phi_k, so that T_ij,k = k_i k_j (-phi_k)
+        k2 = kx[sl] ** 2 + ky ** 2 + kz ** 2
+        if sl.start == 0:
+            k2[0, 0, 0] = 1.0  # the mean: no potential
+        dk[sl] /= k2
+
+    _each(over_k2, _slabs(shape[0], 8), workers)  # numpy's loops, a thread per slab
     return dk.astype(np.complex64, copy=False)
+
+
+def _slabs(n: int, step: int) -> list[slice]:
+    return [slice(s, min(s + step, n)) for s in range(0, n, step)]
 
 
 def _wavenumbers(shape, cell: float):
@@ -182,9 +191,15 @@ def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: i
     shape = (*phi.shape[:2], n_last if n_last is not None else 2 * (phi.shape[2] - 1))
     where = np.ones(shape, bool) if where is None else np.asarray(where, bool)
     kx, ky, kz = _wavenumbers(shape, cell)
-    # x transforms of k_x^a phi_k; the last one in place of phi_k
-    along_x = {a: scipy.fft.ifft(phi * (kx * kx if a == 2 else kx), axis=0, workers=workers,
-                                 overwrite_x=True) for a in (2, 1)}
+    # x transforms of k_x^a phi_k (the products formed a slab per thread); the last one in
+    # place of phi_k
+    along_x = {}
+    for a in (2, 1):
+        f, prod = kx * kx if a == 2 else kx, np.empty_like(phi)
+        _each(lambda sl: np.multiply(phi[sl], f[sl], out=prod[sl]), _slabs(shape[0], 8),
+              workers)
+        along_x[a] = scipy.fft.ifft(prod, axis=0, workers=workers, overwrite_x=True)
+        del prod
     along_x[0] = scipy.fft.ifft(phi, axis=0, workers=workers, overwrite_x=True)
     del phi
     pairs = [(i, j) for i in range(3) for j in range(i, 3)]
