@@ -336,7 +336,9 @@ def test_the_radial_shell_only_spares_asking_for_cells_beyond_it():
 def test_the_masks_sky_window_only_spares_asking_for_cells_off_its_cells():
     """survey_cells given the mask's RA/Dec cells: the same cells as asking the footprint for
     every cell of the shell (a patch crossing RA 0 and one near the pole included), having
-    asked it for under half of them; the same with one thread as with several."""
+    asked it only for cells near the mask's edge (the window drops the cells off the mask, the
+    cells whose mask cell and its neighbours are held are inside without asking); the same
+    with one thread as with several."""
     rng = np.random.default_rng(6)
     ra = np.concatenate([rng.uniform(-20, 25, 15_000) % 360, rng.uniform(100, 160, 5_000)])
     dec = np.concatenate([rng.uniform(-10, 30, 15_000), rng.uniform(70, 89, 5_000)])
@@ -356,7 +358,7 @@ def test_the_masks_sky_window_only_spares_asking_for_cells_off_its_cells():
     n_shell, asked[:] = sum(asked), []
     sky = survey_cells(box, outside, shell=(fp.dliml, fp.dlimu), sky=(fp.grid, fp.n))
     assert np.array_equal(sky, shell) and shell.sum() > 1000
-    assert sum(asked) < 0.5 * n_shell
+    assert 0 < sum(asked) < 0.1 * n_shell
     assert np.array_equal(survey_cells(box, fp.outside, (fp.dliml, fp.dlimu), workers=1,
                                        sky=(fp.grid, fp.n)), shell)
 

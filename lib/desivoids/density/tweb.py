@@ -286,11 +286,42 @@ def survey_cells(box: Box, outside, shell: tuple[float, float] | None = None,
         jy, jz = np.nonzero(cand)
         if len(jy) == 0:
             return
+        if window is not None and shell is not None:
+            # surely inside: strictly between the limits, and the mask cell of its direction
+            # and the eight around it all held (``outside``'s own rounding can move a
+            # direction by a cell at most); ``outside`` decides the others
+            dec = np.degrees(np.arcsin(np.clip(s[jy, jz], -1.0, 1.0)))
+            row = np.clip(np.trunc(n * dec).astype(np.int64) + 90 * n, 0, 180 * n - 1)
+            rr = r2[jy, jz]
+            sure = (core[b[jy], row] & (rr > 0) & (rr > (shell[0] * (1 + 1e-9)) ** 2)
+                    & (rr < (shell[1] * (1 - 1e-9)) ** 2))
+            inside[i, jy[sure], jz[sure]] = True
+            jy, jz = jy[~sure], jz[~sure]
         px = np.column_stack([np.full(len(jy), x), gy[jy], gz[jz]])
         inside[i, jy, jz] = ~np.asarray(outside(px), bool)
 
+    core = None if sky is None else _held_around(sky[0])
     _each(plane, range(len(gx)), workers)
     return inside
+
+
+def _held_around(grid: np.ndarray) -> np.ndarray:
+    """Cells of the mask ``grid`` (RA, Dec) held with their eight neighbours (RA wraps, the
+    Dec rows end at the poles: a pole row's missing neighbours count as held there, where
+    ``cell_index`` clips)."""
+    g = np.asarray(grid, bool)
+    out = g.copy()
+    for da in (-1, 0, 1):
+        shifted = np.roll(g, da, axis=0)
+        for dd in (-1, 1):
+            nb = np.empty_like(shifted)
+            if dd == 1:
+                nb[:, :-1], nb[:, -1] = shifted[:, 1:], shifted[:, -1]
+            else:
+                nb[:, 1:], nb[:, 0] = shifted[:, :-1], shifted[:, 0]
+            out &= nb
+        out &= shifted
+    return out
 
 
 def _sin_dec_window(grid: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
