@@ -25,10 +25,11 @@ edge_fraction, edge_flag, web_class, and per algorithm ``void_centric_<algorithm
 """
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import ctypes.util
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,26 +90,12 @@ class DensityResult:
         return "\n".join(lines)
 
 
-def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.DataFrame]:
+def _assignments(layout: paths.RunLayout, targetid: np.ndarray,
+                 read: tuple[Path, dict] | None = None) -> dict[str, pd.DataFrame]:
     """environment's flag, void and cap (categorical) of every galaxy per algorithm, in
     ``targetid``'s order (sorted); an InputError when a galaxy or an algorithm is missing.
-
-    The file (25.8 M rows at DR1) is read once, a row group at a time, algorithm and cap as
-    dictionary codes: a read per algorithm (``filters=``) decoded every row group four times,
-    and cap as Python strings, 15 s of CPU (half of it system time) and a 48 s wait at DR1."""
-    path = paths.require(layout.file("environment", "assignments"),
-                         "environment")
-    cols = ["targetid", "algorithm", "cap", "flag", "void"]
-    pf = pq.ParquetFile(path, read_dictionary=["algorithm", "cap"])
-    parts: dict[str, list] = {alg: [] for alg in formats.ALGORITHMS}
-    for i in range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=cols)
-        alg = t.column("algorithm").combine_chunks()
-        code = alg.indices.to_numpy(zero_copy_only=False)
-        for c, name in enumerate(alg.dictionary.to_pylist()):
-            if name in parts:
-                parts[name].append(t.drop_columns(["algorithm"]).take(
-                    pa.array(np.flatnonzero(code == c))))
+    ``read``: :func:`_read_assignments`' result when the file was read beforehand."""
+    path, parts = _read_assignments(layout) if read is None else read
     out, problems = {}, []
     for alg, chunks in parts.items():
         a = (pa.concat_tables(chunks).unify_dictionaries().combine_chunks() if chunks else
@@ -136,6 +123,27 @@ def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.
     if problems:
         raise InputError.all(problems)
     return out
+
+
+def _read_assignments(layout: paths.RunLayout) -> tuple[Path, dict[str, list]]:
+    """galaxy_void_assignments' path and its rows per algorithm (Arrow tables).
+
+    The file (25.8 M rows at DR1) is read once, a row group at a time, algorithm and cap as
+    dictionary codes: a read per algorithm (``filters=``) decoded every row group four times,
+    and cap as Python strings, 15 s of CPU (half of it system time) and a 48 s wait at DR1."""
+    path = paths.require(layout.file("environment", "assignments"), "environment")
+    cols = ["targetid", "algorithm", "cap", "flag", "void"]
+    pf = pq.ParquetFile(path, read_dictionary=["algorithm", "cap"])
+    parts: dict[str, list] = {alg: [] for alg in formats.ALGORITHMS}
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=cols)
+        alg = t.column("algorithm").combine_chunks()
+        code = alg.indices.to_numpy(zero_copy_only=False)
+        for c, name in enumerate(alg.dictionary.to_pylist()):
+            if name in parts:
+                parts[name].append(t.drop_columns(["algorithm"]).take(
+                    pa.array(np.flatnonzero(code == c))))
+    return path, parts
 
 
 def release_freed_memory() -> None:
@@ -195,7 +203,17 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         alpha: float = 0.05, caps: list = ()) -> DensityResult:
     """The density stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
-    inputs = void_inputs(layout, caps)  # the void centres: no surface rule is involved
+    # environment's assignments read (Arrow's C++) while the catalogues are built (numpy), in
+    # this run's context (its reads are checked); its errors after void_inputs', as before
+    reader = ThreadPoolExecutor(1)
+    reading = reader.submit(contextvars.copy_context().run, _read_assignments, layout)
+    reader.shutdown(wait=False)
+    try:
+        inputs = void_inputs(layout, caps)  # the void centres: no surface rule is involved
+    except BaseException:
+        reading.cancel()
+        wait([reading])
+        raise
     selection, tables, limits = inputs.selection, inputs.tables, inputs.limits
     catalogues, galaxies, om = inputs.catalogues, inputs.galaxies, inputs.om
     del inputs  # its galaxies, in file order, are not held beside the sorted copy below
@@ -208,7 +226,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     galaxies = {c: _column(galaxies, c, np.float64)[order] for c in GALAXY_COLUMNS
                 if c != "targetid"}
     targetid = targetid[order]
-    assigned = _assignments(layout, targetid)
+    assigned = _assignments(layout, targetid, reading.result())
+    del reading
     release_freed_memory()  # the assignments' Arrow buffers
     cap_of = assigned[formats.ALGORITHMS[0]].cap.array  # categorical: compared by code
     n = len(targetid)
