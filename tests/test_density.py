@@ -333,6 +333,36 @@ def test_the_radial_shell_only_spares_asking_for_cells_beyond_it():
     assert n_every == int(np.prod(box.shape)) and sum(asked) < 0.9 * n_every
 
 
+def test_the_masks_sky_window_only_spares_asking_for_cells_off_its_cells():
+    """survey_cells given the mask's RA/Dec cells: the same cells as asking the footprint for
+    every cell of the shell (a patch crossing RA 0 and one near the pole included), having
+    asked it only for cells near the mask's edge (the window drops the cells off the mask, the
+    cells whose mask cell and its neighbours are held are inside without asking); the same
+    with one thread as with several."""
+    rng = np.random.default_rng(6)
+    ra = np.concatenate([rng.uniform(-20, 25, 15_000) % 360, rng.uniform(100, 160, 5_000)])
+    dec = np.concatenate([rng.uniform(-10, 30, 15_000), rng.uniform(70, 89, 5_000)])
+    r = rng.uniform(50, 300, len(ra))
+    xyz = np.column_stack([r * np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
+                           r * np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
+                           r * np.sin(np.radians(dec))])
+    fp = Footprint.from_tracers(xyz, 50.0, 300.0)
+    box = Box.around(xyz.min(0), xyz.max(0), 4.0, pad=12.0)
+    asked = []
+
+    def outside(p):
+        asked.append(len(p))
+        return fp.outside(p)
+
+    shell = survey_cells(box, outside, shell=(fp.dliml, fp.dlimu))
+    n_shell, asked[:] = sum(asked), []
+    sky = survey_cells(box, outside, shell=(fp.dliml, fp.dlimu), sky=(fp.grid, fp.n))
+    assert np.array_equal(sky, shell) and shell.sum() > 1000
+    assert 0 < sum(asked) < 0.1 * n_shell
+    assert np.array_equal(survey_cells(box, fp.outside, (fp.dliml, fp.dlimu), workers=1,
+                                       sky=(fp.grid, fp.n)), shell)
+
+
 def test_the_class_count_equals_counting_numpys_eigenvalues():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(50_000, 3, 3))

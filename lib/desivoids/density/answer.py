@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import formats, paths
+from ..environment.flags import OUTSIDE
+from ..errors import InputError
 from ..systematics.compare import compare_void_wall
 from ..systematics.jackknife import healpix_patches
 from ..systematics.profiles import (fraction_by_class, label_agreement, profile,
@@ -26,19 +28,36 @@ SAMPLE_COLUMNS = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "sfr_z
                   "log_ssfr", "dn4000", "absmag01_sdss_u", "absmag01_sdss_r"]
 
 
-def _sample(layout: paths.RunLayout, env: pa.Table) -> pd.DataFrame:
-    """plausibility's sample joined with galaxy_environment on targetid."""
+def _sample(layout: paths.RunLayout, env: pa.Table) -> tuple[pd.DataFrame, np.ndarray]:
+    """plausibility's sample joined with galaxy_environment on targetid (a left join: null
+    where a sample galaxy has no row), and each sample galaxy's row of ``env`` (-1: none).
+
+    ``env`` is ordered by targetid (the stage's table): its rows are found by a binary search
+    and only the sample's are taken before pandas sees them. Converting all of it and merging
+    took 10 s of the answer's 25 at DR1 (6.4 M rows for a 0.7 M sample)."""
     path = paths.require(layout.file("plausibility", "sample"), "plausibility")
     s = pq.read_table(path, columns=SAMPLE_COLUMNS).to_pandas()
-    e = env.drop_columns(["cap"]).to_pandas()
-    return s.merge(e, on="targetid", how="left", validate="one_to_one")
+    if not s.targetid.is_unique:
+        dup = s.targetid[s.targetid.duplicated()].unique()[:5].tolist()
+        raise InputError(path, "sample", "targetid", f"targetid repeated: {dup}")
+    tid = env.column("targetid").to_numpy()
+    if len(tid) > 1 and not np.all(tid[1:] > tid[:-1]):
+        raise ValueError("galaxy_environment is not ordered by unique targetid")
+    want = s.targetid.to_numpy()
+    row = np.full(len(want), -1, np.int64)
+    if len(tid):
+        pos = np.minimum(np.searchsorted(tid, want), len(tid) - 1)
+        hit = tid[pos] == want
+        row[hit] = pos[hit]
+    e = env.drop_columns(["targetid", "cap"]).take(pa.array(row, mask=row < 0)).to_pandas()
+    return pd.concat([s, e.set_axis(s.index)], axis=1), row
 
 
 def answer(layout: paths.RunLayout, env: pa.Table, assigned: dict, targetid: np.ndarray, *,
            definition: str, delta_bins: int, r_edges: list, mass_edges: list,
            n_patches: dict, alpha: float):
     """(profiles, comparison, web fractions, agreement) for the report and the book."""
-    s = _sample(layout, env)
+    s, row = _sample(layout, env)
     q = quenched(s, definition)
     patch = healpix_patches(s.ra.to_numpy(), s.dec.to_numpy(), n_patches,
                             cap=s.cap.to_numpy()).patch
@@ -67,8 +86,11 @@ def answer(layout: paths.RunLayout, env: pa.Table, assigned: dict, targetid: np.
     profiles = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
     # the T-Web void class beside the four labellings: the same comparison for each
-    pos = np.searchsorted(targetid, s.targetid.to_numpy())
-    flags = {alg: assigned[alg].flag.to_numpy()[pos] for alg in formats.ALGORITHMS}
+    # env's rows are targetid's (the stage's order); a galaxy without one is outside
+    flags = {}
+    for alg in formats.ALGORITHMS:
+        f = assigned[alg].flag.to_numpy()
+        flags[alg] = np.where(row >= 0, f[np.maximum(row, 0)], OUTSIDE).astype(f.dtype)
     web = s.web_class.to_numpy(np.float64, na_value=-1).astype(np.int8)
     flags[WEB_LABEL] = web_as_flag(web)
     comparison = []

@@ -25,10 +25,11 @@ edge_fraction, edge_flag, web_class, and per algorithm ``void_centric_<algorithm
 """
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import ctypes.util
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from scipy.spatial import cKDTree
 from .. import compute, formats, paths
 from ..environment.flags import NO_VOID
 from ..environment.mask import Footprint, HealpixFootprint
-from ..environment.membership import (_galaxy_xyz, _void_table)
+from ..environment.membership import GALAXY_COLUMNS, _column, _galaxy_xyz, _void_table
 from ..environment.stage import _tracer_mask, void_inputs
 from ..errors import InputError
 from ..load.tables import table_transaction
@@ -89,26 +90,12 @@ class DensityResult:
         return "\n".join(lines)
 
 
-def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.DataFrame]:
+def _assignments(layout: paths.RunLayout, targetid: np.ndarray,
+                 read: tuple[Path, dict] | None = None) -> dict[str, pd.DataFrame]:
     """environment's flag, void and cap (categorical) of every galaxy per algorithm, in
     ``targetid``'s order (sorted); an InputError when a galaxy or an algorithm is missing.
-
-    The file (25.8 M rows at DR1) is read once, a row group at a time, algorithm and cap as
-    dictionary codes: a read per algorithm (``filters=``) decoded every row group four times,
-    and cap as Python strings, 15 s of CPU (half of it system time) and a 48 s wait at DR1."""
-    path = paths.require(layout.file("environment", "assignments"),
-                         "environment")
-    cols = ["targetid", "algorithm", "cap", "flag", "void"]
-    pf = pq.ParquetFile(path, read_dictionary=["algorithm", "cap"])
-    parts: dict[str, list] = {alg: [] for alg in formats.ALGORITHMS}
-    for i in range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=cols)
-        alg = t.column("algorithm").combine_chunks()
-        code = alg.indices.to_numpy(zero_copy_only=False)
-        for c, name in enumerate(alg.dictionary.to_pylist()):
-            if name in parts:
-                parts[name].append(t.drop_columns(["algorithm"]).take(
-                    pa.array(np.flatnonzero(code == c))))
+    ``read``: :func:`_read_assignments`' result when the file was read beforehand."""
+    path, parts = _read_assignments(layout) if read is None else read
     out, problems = {}, []
     for alg, chunks in parts.items():
         a = (pa.concat_tables(chunks).unify_dictionaries().combine_chunks() if chunks else
@@ -126,14 +113,37 @@ def _assignments(layout: paths.RunLayout, targetid: np.ndarray) -> dict[str, pd.
                                        "rerun environment"))
             continue
         cap = a.column("cap").combine_chunks()
-        out[alg] = pd.DataFrame({
+        out[alg] = pd.DataFrame({  # the arrays as they are: a copy of each cost 3 s at DR1
             "cap": pd.Categorical.from_codes(cap.indices.to_numpy(zero_copy_only=False),
                                              cap.dictionary.to_pylist()),
-            "flag": a.column("flag").to_numpy().astype(np.int8),
-            "void": pc.fill_null(a.column("void"), NO_VOID).to_numpy().astype(np.int64)})
+            "flag": a.column("flag").to_numpy().astype(np.int8, copy=False),
+            "void": pc.fill_null(a.column("void"), NO_VOID).to_numpy().astype(np.int64,
+                                                                               copy=False)},
+            copy=False)
     if problems:
         raise InputError.all(problems)
     return out
+
+
+def _read_assignments(layout: paths.RunLayout) -> tuple[Path, dict[str, list]]:
+    """galaxy_void_assignments' path and its rows per algorithm (Arrow tables).
+
+    The file (25.8 M rows at DR1) is read once, a row group at a time, algorithm and cap as
+    dictionary codes: a read per algorithm (``filters=``) decoded every row group four times,
+    and cap as Python strings, 15 s of CPU (half of it system time) and a 48 s wait at DR1."""
+    path = paths.require(layout.file("environment", "assignments"), "environment")
+    cols = ["targetid", "algorithm", "cap", "flag", "void"]
+    pf = pq.ParquetFile(path, read_dictionary=["algorithm", "cap"])
+    parts: dict[str, list] = {alg: [] for alg in formats.ALGORITHMS}
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=cols)
+        alg = t.column("algorithm").combine_chunks()
+        code = alg.indices.to_numpy(zero_copy_only=False)
+        for c, name in enumerate(alg.dictionary.to_pylist()):
+            if name in parts:
+                parts[name].append(t.drop_columns(["algorithm"]).take(
+                    pa.array(np.flatnonzero(code == c))))
+    return path, parts
 
 
 def release_freed_memory() -> None:
@@ -193,15 +203,31 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         alpha: float = 0.05, caps: list = ()) -> DensityResult:
     """The density stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
-    inputs = void_inputs(layout, caps)  # the void centres: no surface rule is involved
+    # environment's assignments read (Arrow's C++) while the catalogues are built (numpy), in
+    # this run's context (its reads are checked); its errors after void_inputs', as before
+    reader = ThreadPoolExecutor(1)
+    reading = reader.submit(contextvars.copy_context().run, _read_assignments, layout)
+    reader.shutdown(wait=False)
+    try:
+        inputs = void_inputs(layout, caps)  # the void centres: no surface rule is involved
+    except BaseException:
+        reading.cancel()
+        wait([reading])
+        raise
     selection, tables, limits = inputs.selection, inputs.tables, inputs.limits
     catalogues, galaxies, om = inputs.catalogues, inputs.galaxies, inputs.om
     del inputs  # its galaxies, in file order, are not held beside the sorted copy below
     targetid = galaxies.column("targetid").to_numpy()
     order = np.argsort(targetid, kind="stable")
-    galaxies, targetid = galaxies.take(pa.array(order)), targetid[order]
-    tracer = _tracer_mask(targetid, selection)
-    assigned = _assignments(layout, targetid)
+    # selection lists the galaxies in the file's order: joined before sorting, not by search
+    tracer = _tracer_mask(targetid, selection)[order]
+    # the positions' columns as float64 arrays (null: NaN) in targetid's order: a numpy gather
+    # per column, where taking the Arrow table's rows cost 4 s at DR1
+    galaxies = {c: _column(galaxies, c, np.float64)[order] for c in GALAXY_COLUMNS
+                if c != "targetid"}
+    targetid = targetid[order]
+    assigned = _assignments(layout, targetid, reading.result())
+    del reading
     release_freed_memory()  # the assignments' Arrow buffers
     cap_of = assigned[formats.ALGORITHMS[0]].cap.array  # categorical: compared by code
     n = len(targetid)
@@ -232,7 +258,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
             del cd, shared, tasks, parts
             release_freed_memory()
             web = web_grid(cap, xyz[is_tracer], fp.outside, info["lo"], info["hi"], cell,
-                           smooth, lambda_th, shell=(fp.dliml, fp.dlimu))
+                           smooth, lambda_th, shell=(fp.dliml, fp.dlimu),
+                           sky=None if isinstance(fp, HealpixFootprint) else (fp.grid, fp.n))
             webs[cap] = web
             cols["web_class"][own] = web.classify(xyz)
             d = cols["delta_k"][own]
@@ -243,12 +270,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                              "edge_flagged": int(cols["edge_flag"][own].sum()),
                              "web_cells": web.counts(),
                              "web_tracers": _class_counts(web.classify(xyz[is_tracer]))})
-            for alg in formats.ALGORITHMS:
-                a = assigned[alg]
-                table = _void_table(tables["voids"], alg, cap)
-                axyz = _galaxy_xyz(galaxies, own, limits[(alg, cap)].omega_m, om)
-                dist, void = void_centric(table, axyz, a.flag.to_numpy()[own],
-                                          a.void.to_numpy()[own], workers=-1)
+            for alg, (dist, void) in _void_centric(tables["voids"], limits, assigned, cap,
+                                                   galaxies, own, om, xyz, lim.omega_m):
                 cols.setdefault(column_of(alg), np.full(n, np.nan))[own] = dist
                 cols.setdefault(column_of(alg, "nearest_void"), np.full(n, NO_VOID))[own] = void
     for alg in formats.ALGORITHMS:
@@ -265,20 +288,18 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     with table_transaction(url, "the density stage's table") as db, \
             staged(out, commit=db.committing("density")) as tmp:
         path = tmp / file_name("density", "environment")
-
-        def write_environment() -> None:
-            pq.write_table(env, path, compression="zstd")
-            db.publish(TABLE, env, key=("targetid",))
-
         # galaxy_environment's Parquet file and database table (Arrow's and SQLite's C code,
-        # which release the GIL: 10 s of CPU at DR1) are written while the answer is computed
-        with ThreadPoolExecutor(1) as pool:  # leaving waits for the writer, even on an error
-            written = pool.submit(write_environment)
+        # which release the GIL: 10 s of CPU at DR1) are written while the answer is computed,
+        # each in its own thread: one after the other they outlasted the answer
+        with ThreadPoolExecutor(2) as pool:  # leaving waits for the writers, even on an error
+            written = [pool.submit(db.publish, TABLE, env, key=("targetid",)),
+                       pool.submit(pq.write_table, env, path, compression="zstd")]
             profiles, comparison, web_fractions, agreement = answer(
                 layout, env, assigned, targetid, definition=definition, delta_bins=delta_bins,
                 r_edges=list(r_edges), mass_edges=list(mass_edges), n_patches=dict(n_patches),
                 alpha=alpha)
-        written.result()  # the writer's error, if any
+        for w in written:
+            w.result()  # a writer's error, if any
         counts = pd.DataFrame([{"cap": r["cap"], "web_class": name,
                                 "cells": r["web_cells"][name],
                                 "volume": r["web_cells"][name] * cell ** 3,
@@ -303,6 +324,22 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         write_json(tmp / file_name("density", "report"), report)
         db.prepare()  # what can fail happens before the commit
     return DensityResult(out, jsonable(report), profiles, comparison, web_fractions)
+
+
+def _void_centric(voids, limits, assigned, cap, galaxies, own, om, xyz, xyz_omega_m):
+    """(algorithm, void_centric's (r / R_eff, void)) of the cap's galaxies ``own`` for each
+    algorithm, in two threads (numpy and cKDTree release the GIL; one algorithm after the other
+    left a core idle half the time); ``xyz``: their positions at ``xyz_omega_m``, reused by the
+    algorithms of that Omega_m."""
+    def one(alg):
+        a = assigned[alg]
+        omega_m = limits[(alg, cap)].omega_m
+        axyz = xyz if omega_m == xyz_omega_m else _galaxy_xyz(galaxies, own, omega_m, om)
+        return alg, void_centric(_void_table(voids, alg, cap), axyz, a.flag.to_numpy()[own],
+                                 a.void.to_numpy()[own], workers=1)
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, formats.ALGORITHMS))
 
 
 def _class_counts(classes: np.ndarray) -> dict[str, int]:

@@ -11,6 +11,8 @@ gives the class: 0 void, 1 sheet, 2 filament, 3 knot.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,18 +82,42 @@ def positive_count(t: dict[tuple[int, int], np.ndarray], shift: float) -> np.nda
     exceed ``shift``: the positive roots of det(T - shift - x) = 0, by Descartes' rule of signs
     on the characteristic polynomial x^3 - c2 x^2 + c1 x - c0, exact since a symmetric matrix's
     roots are all real. Equal to counting numpy.linalg.eigvalsh's eigenvalues (tested), without
-    a LAPACK call per cell (the 3x3 calls took 5 s of the tiny mock's 8 s)."""
-    a = {p: v.astype(np.float64) - (shift if p[0] == p[1] else 0.0) for p, v in t.items()}
-    xx, yy, zz, xy, xz, yz = (a[(0, 0)], a[(1, 1)], a[(2, 2)], a[(0, 1)], a[(0, 2)], a[(1, 2)])
-    c2 = xx + yy + zz
-    c1 = xx * yy + xx * zz + yy * zz - xy ** 2 - xz ** 2 - yz ** 2
-    c0 = xx * (yy * zz - yz ** 2) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
-    signs = [np.ones_like(c2), -np.sign(c2), np.sign(c1), -np.sign(c0)]
+    a LAPACK call per cell (the 3x3 calls took 5 s of the tiny mock's 8 s).
+
+    The coefficients are formed in float64 in a few reused arrays (every product as before, in
+    the same order: the same bits); a new array per product cost more than the arithmetic."""
+    f = {p: np.asarray(v, np.float64) for p, v in t.items()}
+    xx, yy, zz = (f[(i, i)] - shift for i in range(3))
+    xy, xz, yz = f[(0, 1)], f[(0, 2)], f[(1, 2)]
+    c2 = xx + yy
+    c2 += zz
+    c1, c0, a, b = (np.empty_like(c2) for _ in range(4))
+    np.multiply(xx, yy, out=c1)               # c1 = xx yy + xx zz + yy zz - xy^2 - xz^2 - yz^2
+    for u, v, sub in ((xx, zz, False), (yy, zz, False), (xy, xy, True), (xz, xz, True),
+                      (yz, yz, True)):
+        np.multiply(u, v, out=a)
+        (np.subtract if sub else np.add)(c1, a, out=c1)
+    np.multiply(yy, zz, out=a)                # c0 = xx (yy zz - yz^2) - xy (xy zz - yz xz)
+    np.subtract(a, np.multiply(yz, yz, out=b), out=a)  # + xz (xy yz - yy xz)
+    np.multiply(xx, a, out=c0)
+    np.multiply(xy, zz, out=a)
+    np.subtract(a, np.multiply(yz, xz, out=b), out=a)
+    np.multiply(xy, a, out=a)
+    np.subtract(c0, a, out=c0)
+    np.multiply(xy, yz, out=a)
+    np.subtract(a, np.multiply(yy, xz, out=b), out=a)
+    np.multiply(xz, a, out=a)
+    np.add(c0, a, out=c0)
+    # signs of 1, -c2, c1, -c0; a zero coefficient is skipped
     changes = np.zeros(c2.shape, np.int8)
-    last = signs[0]
-    for s in signs[1:]:  # zero coefficients are skipped
-        changes += ((s != 0) & (s != last)).astype(np.int8)
-        last = np.where(s != 0, s, last)
+    last = np.ones(c2.shape, np.int8)
+    for c, flip in ((c2, True), (c1, False), (c0, True)):
+        sg = np.sign(c).astype(np.int8)
+        if flip:
+            np.negative(sg, out=sg)
+        nz = sg != 0
+        changes += nz & (sg != last)
+        np.copyto(last, sg, where=nz)
     return changes
 
 
@@ -127,10 +153,19 @@ def potential(delta: np.ndarray, cell: float, smooth: float, workers: int = -1) 
     if smooth > 0:  # in place: the C filter writes each element where it reads it
         ndimage.fourier_gaussian(dk, sigma=smooth / cell, n=shape[-1], axis=-1, output=dk)
     kx, ky, kz = _wavenumbers(shape, cell)
-    k2 = kx ** 2 + ky ** 2 + kz ** 2
-    k2[0, 0, 0] = 1.0  # the mean: no potential
-    dk /= k2  # -phi_k, so that T_ij,k = k_i k_j (-phi_k)
+
+    def over_k2(sl: slice) -> None:  # -phi_k, so that T_ij,k = k_i k_j (-phi_k)
+        k2 = kx[sl] ** 2 + ky ** 2 + kz ** 2
+        if sl.start == 0:
+            k2[0, 0, 0] = 1.0  # the mean: no potential
+        dk[sl] /= k2
+
+    _each(over_k2, _slabs(shape[0], 8), workers)  # numpy's loops, a thread per slab
     return dk.astype(np.complex64, copy=False)
+
+
+def _slabs(n: int, step: int) -> list[slice]:
+    return [slice(s, min(s + step, n)) for s in range(0, n, step)]
 
 
 def _wavenumbers(shape, cell: float):
@@ -156,9 +191,15 @@ def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: i
     shape = (*phi.shape[:2], n_last if n_last is not None else 2 * (phi.shape[2] - 1))
     where = np.ones(shape, bool) if where is None else np.asarray(where, bool)
     kx, ky, kz = _wavenumbers(shape, cell)
-    # x transforms of k_x^a phi_k; the last one in place of phi_k
-    along_x = {a: scipy.fft.ifft(phi * (kx * kx if a == 2 else kx), axis=0, workers=workers,
-                                 overwrite_x=True) for a in (2, 1)}
+    # x transforms of k_x^a phi_k (the products formed a slab per thread); the last one in
+    # place of phi_k
+    along_x = {}
+    for a in (2, 1):
+        f, prod = kx * kx if a == 2 else kx, np.empty_like(phi)
+        _each(lambda sl: np.multiply(phi[sl], f[sl], out=prod[sl]), _slabs(shape[0], 8),
+              workers)
+        along_x[a] = scipy.fft.ifft(prod, axis=0, workers=workers, overwrite_x=True)
+        del prod
     along_x[0] = scipy.fft.ifft(phi, axis=0, workers=workers, overwrite_x=True)
     del phi
     pairs = [(i, j) for i in range(3) for j in range(i, 3)]
@@ -168,15 +209,23 @@ def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: i
         factors[p] = ((ky * ky if b == 2 else ky if b else np.float32(1))
                       * (kz * kz if c == 2 else kz if c else np.float32(1)))
     classes = np.full(shape, OUTSIDE_WEB, np.int8)
-    step = max(1, int(slab_cells) // max(1, shape[1] * shape[2]))
-    for s in range(0, shape[0], step):
+    # slabs in ``workers`` threads, a one-thread FFT each: the products, the selection and
+    # the count are numpy's single-threaded loops (half the time), and they release the GIL;
+    # ``slab_cells`` shared among the threads, so that as many cells are held as in one
+    threads = _threads(workers)
+    inner = 1 if threads > 1 else workers
+    step = max(1, int(slab_cells) // threads // max(1, shape[1] * shape[2]))
+
+    def slab(s: int) -> None:
         w = where[s:s + step]
         if not w.any():
-            continue
+            return
         comp = {p: scipy.fft.irfftn(along_x[_exponents(*p)[0]][s:s + step] * factors[p],
-                                    s=shape[1:], axes=(1, 2), workers=workers)[w]
+                                    s=shape[1:], axes=(1, 2), workers=inner)[w]
                 for p in pairs}
         classes[s:s + step][w] = positive_count(comp, lambda_th)
+
+    _each(slab, range(0, shape[0], step), workers)
     return classes
 
 
@@ -202,37 +251,122 @@ class WebGrid:
         return {name: int(n[i]) for i, name in enumerate(WEB_CLASSES)}
 
 
-def survey_cells(box: Box, outside, shell: tuple[float, float] | None = None) -> np.ndarray:
+def survey_cells(box: Box, outside, shell: tuple[float, float] | None = None,
+                 workers: int = -1, sky: tuple[np.ndarray, int] | None = None) -> np.ndarray:
     """Which cells of ``box`` have their centre in the survey (``outside(xyz) -> bool`` False).
     ``shell``: the survey's radial limits (r_min, r_max) when known: a centre outside them is
     outside without asking ``outside``, which then sees only the shell's cells (at DR1 most of
     the box is beyond the far limit or in the other hemisphere: asking for every cell took
-    20 s of the NGC grid). One x plane at a time: the grid's points are never all in memory."""
+    20 s of the NGC grid). ``sky``: the mask's (grid, cells per degree) in
+    :func:`desivoids.environment.mask.cell_index`'s layout, when it has one: a centre more than
+    a mask cell in RA and in Dec from every held cell is outside without asking either (half
+    the shell's cells at DR1; ``outside`` decides every other). One x plane at a time: the
+    grid's points are never all in memory; the planes shared among ``workers`` threads
+    (scipy.fft's convention; numpy's ufuncs release the GIL), each plane's answer the same
+    whichever thread computes it."""
     gx, gy, gz = (box.centres(a) for a in range(3))
     inside = np.zeros(box.shape, bool)
     r2_yz = gy[:, None] ** 2 + gz[None, :] ** 2
-    for i, x in enumerate(gx):
+    window = None if sky is None else _sin_dec_window(*sky)
+
+    def plane(i: int) -> None:
+        x = gx[i]
+        r2 = r2_yz + x * x
         if shell is None:
             cand = np.ones(r2_yz.shape, bool)
-        else:
-            r2 = r2_yz + x * x  # widened by 1e-9: ``outside`` alone decides at the limits
+        else:  # widened by 1e-9: ``outside`` alone decides at the limits
             cand = (r2 >= (shell[0] * (1 - 1e-9)) ** 2) & (r2 <= (shell[1] * (1 + 1e-9)) ** 2)
+        if window is not None:  # the RA cell of each (x, y) column and its Dec window
+            n = sky[1]
+            ra = np.mod(np.degrees(np.arctan2(gy, x)), 360.0)
+            b = np.minimum((ra * n).astype(np.int64), 360 * n - 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s = gz[None, :] / np.sqrt(r2)  # sin(Dec); NaN at the origin: outside
+            cand &= (s >= window[0][b, None]) & (s <= window[1][b, None])
         jy, jz = np.nonzero(cand)
         if len(jy) == 0:
-            continue
+            return
+        if window is not None and shell is not None:
+            # surely inside: strictly between the limits, and the mask cell of its direction
+            # and the eight around it all held (``outside``'s own rounding can move a
+            # direction by a cell at most); ``outside`` decides the others
+            dec = np.degrees(np.arcsin(np.clip(s[jy, jz], -1.0, 1.0)))
+            row = np.clip(np.trunc(n * dec).astype(np.int64) + 90 * n, 0, 180 * n - 1)
+            rr = r2[jy, jz]
+            sure = (core[b[jy], row] & (rr > 0) & (rr > (shell[0] * (1 + 1e-9)) ** 2)
+                    & (rr < (shell[1] * (1 - 1e-9)) ** 2))
+            inside[i, jy[sure], jz[sure]] = True
+            jy, jz = jy[~sure], jz[~sure]
         px = np.column_stack([np.full(len(jy), x), gy[jy], gz[jz]])
         inside[i, jy, jz] = ~np.asarray(outside(px), bool)
+
+    core = None if sky is None else _held_around(sky[0])
+    _each(plane, range(len(gx)), workers)
     return inside
+
+
+def _held_around(grid: np.ndarray) -> np.ndarray:
+    """Cells of the mask ``grid`` (RA, Dec) held with their eight neighbours (RA wraps, the
+    Dec rows end at the poles: a pole row's missing neighbours count as held there, where
+    ``cell_index`` clips)."""
+    g = np.asarray(grid, bool)
+    out = g.copy()
+    for da in (-1, 0, 1):
+        shifted = np.roll(g, da, axis=0)
+        for dd in (-1, 1):
+            nb = np.empty_like(shifted)
+            if dd == 1:
+                nb[:, :-1], nb[:, -1] = shifted[:, 1:], shifted[:, -1]
+            else:
+                nb[:, 1:], nb[:, 0] = shifted[:, :-1], shifted[:, 0]
+            out &= nb
+        out &= shifted
+    return out
+
+
+def _sin_dec_window(grid: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per RA cell of the mask ``grid`` (360 n, 180 n): the sines of the lowest and highest
+    Dec held in it or its two neighbours, widened by a cell (lo > hi where none is held)."""
+    rows = np.arange(grid.shape[1])
+    first = np.where(grid, rows, grid.shape[1]).min(axis=1)
+    last = np.where(grid, rows, -1).max(axis=1)
+    first = np.minimum(np.minimum(first, np.roll(first, 1)), np.roll(first, -1))
+    last = np.maximum(np.maximum(last, np.roll(last, 1)), np.roll(last, -1))
+    m_lo, m_hi = first - 90 * n, last - 90 * n  # a row's Dec span as cell_index truncates
+    dec_lo = np.where(m_lo > 0, m_lo, m_lo - 1) / n - 1.0 / n
+    dec_hi = np.where(m_hi >= 0, m_hi + 1, m_hi) / n + 1.0 / n
+    held = last >= 0
+    lo = np.where(held, np.sin(np.radians(np.clip(dec_lo, -90, 90))), 2.0)
+    hi = np.where(held, np.sin(np.radians(np.clip(dec_hi, -90, 90))), -2.0)
+    return lo, hi
+
+
+def _threads(workers: int) -> int:
+    """Threads for ``workers`` as scipy.fft counts them (-1: every CPU, -2: all but one)."""
+    return max(1, int(workers) if workers > 0 else (os.cpu_count() or 1) + 1 + int(workers))
+
+
+def _each(task, items, workers: int) -> None:
+    """``task(item)`` for every item, in ``workers`` threads (the first error raised)."""
+    n = _threads(workers)
+    if n == 1:
+        for it in items:
+            task(it)
+        return
+    with ThreadPoolExecutor(n) as pool:
+        for _ in pool.map(task, items):
+            pass
 
 
 def web_grid(cap: str, tracer_xyz: np.ndarray, outside, lo, hi, cell: float, smooth: float,
              lambda_th: float, workers: int = -1,
-             shell: tuple[float, float] | None = None, slab_cells: int = SLAB_CELLS) -> WebGrid:
+             shell: tuple[float, float] | None = None, slab_cells: int = SLAB_CELLS,
+             sky: tuple[np.ndarray, int] | None = None) -> WebGrid:
     """The web of one cap: tracers at ``tracer_xyz``; ``outside(xyz) -> bool`` is the survey
     test (a Footprint's ``outside``); the survey lies within the corners ``lo``, ``hi`` and,
     when ``shell`` is given, between those comoving distances (:func:`survey_cells`)."""
     box = Box.around(lo, hi, cell, pad=3 * smooth + 2 * cell)
-    inside = survey_cells(box, outside, shell)
+    inside = survey_cells(box, outside, shell, workers, sky)
     # the contrast is a temporary of potential's call: freed once transformed
     phi = potential(_contrast(cic_density(tracer_xyz, box), inside), cell, smooth, workers)
     classes = potential_classes(phi, cell, lambda_th, workers, where=inside,
