@@ -33,6 +33,12 @@ PG_SERVER = ROOT / "tests" / "pg_server.sh"
 if str(ROOT / "lib") not in sys.path:  # run from a checkout without the package installed
     sys.path.insert(0, str(ROOT / "lib"))
 
+from desivoids import hugepages  # noqa: E402
+
+# every process measured (the stage's and its reference's, in this process or a child) with
+# numpy's huge pages as the ``desivoids`` command sets them: imported before numpy
+hugepages.set_default()
+
 
 # -- the machine ---------------------------------------------------------------------------
 def load_average() -> list[float]:

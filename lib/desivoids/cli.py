@@ -15,10 +15,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import paths
-from .errors import UsageError
-from .stagecli import guarded
-from .stages import ORDER, STAGES
+from . import hugepages
+
+hugepages.set_default()  # before anything imports numpy (see desivoids.hugepages)
+
+from . import paths  # noqa: E402
+from .errors import UsageError  # noqa: E402
+from .stagecli import guarded  # noqa: E402
+from .stages import ORDER, STAGES  # noqa: E402
 
 
 def _run(args, argv) -> int:

@@ -20,7 +20,7 @@ import nbformat
 import papermill as pm
 import psutil
 
-from . import freshness, paths
+from . import freshness, hugepages, paths
 from .errors import StageError
 from .outputs import stage_lock, staged, write_json, write_text_atomic
 from .progress import bar
@@ -111,9 +111,11 @@ def _kernel_environment(parameters: dict):
     (MPLCONFIGDIR), not from the user's home: a matplotlibrc there would change every figure
     of the book, and a font cache another matplotlib wrote there (one without its bundled
     STIX fonts: any log axis then logs "findfont: Font family ['STIXGeneral'] not found" to
-    stderr, which fails the stage) broke a whole run."""
+    stderr, which fails the stage) broke a whole run.
+
+    numpy's huge pages are off unless the user set them (:mod:`desivoids.hugepages`)."""
     url, password = split_password(parameters.get("db_url", ""))
-    env = {"MPLCONFIGDIR": str(_matplotlib_dir(parameters))}
+    env = {"MPLCONFIGDIR": str(_matplotlib_dir(parameters)), **hugepages.environment()}
     if password is not None:
         env["PGPASSWORD"] = password
         parameters = {**parameters, "db_url": url}
