@@ -435,22 +435,27 @@ def _membership(inputs: VoidInputs, scheduler_address: str, chunk_rows: int,
                 num_workers: int, on_chunk=None) -> dict[str, Assignment]:
     """Every galaxy, every algorithm, as Dask tasks over chunks of ``chunk_rows`` galaxies.
     ``on_chunk(rows, part)``, if given, receives each chunk's result as soon as it is ready
-    (``rows``: the chunk's slice of the galaxies; chunks in the order they finish)."""
+    (``rows``: the chunk's slice of the galaxies; chunks in the order they finish). Each chunk
+    goes into the whole result as it arrives, so chunks and result are never held twice."""
     import dask
 
     galaxies, step = inputs.galaxies, max(1, int(chunk_rows))
     starts = list(range(0, max(galaxies.num_rows, 1), step))
-    parts: list = [None] * len(starts)
+    n = galaxies.num_rows
+    result = {a: Assignment.outside(a, np.zeros(n, np.int8), n) for a in formats.ALGORITHMS}
     with compute.client(scheduler_address) as c:
         cats = compute.scatter(c, inputs.catalogues)
         tasks = [dask.delayed(assign_chunk, pure=False)(galaxies.slice(s, step), cats, inputs.om)
                  for s in starts]
         with closing(compute.as_completed(tasks, c, num_workers=num_workers or None)) as done:
             for i, part in done:
-                parts[i] = part
+                rows = slice(starts[i], starts[i] + step)
                 if on_chunk is not None:
-                    on_chunk(slice(starts[i], starts[i] + step), part)
-    return {a: Assignment.concat([p[a] for p in parts]) for a in formats.ALGORITHMS}
+                    on_chunk(rows, part)
+                for a in formats.ALGORITHMS:
+                    result[a].put(rows, part[a])
+                del part
+    return result
 
 
 @checked("environment")
