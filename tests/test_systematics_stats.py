@@ -769,3 +769,43 @@ def test_a_failed_score_interval_is_undefined_not_its_real_part():
         r = two_proportions(0, 2, 15, 15)
     assert r.rr == 0.0 and np.isnan(r.rr_lo) and np.isnan(r.rr_hi)
     assert np.isfinite(r.rd_lo) and r.rd_lo <= r.rd <= r.rd_hi  # the difference is defined
+
+
+def test_the_fast_logit_by_blocks_equals_one_pass(monkeypatch):
+    """newton_logit reads the design by blocks of BLOCK rows (the last one partial): blocks of
+    3,001 rows give the single-block fit's coefficients and clustered covariance to rounding,
+    and its refusals (a separated fit) alike."""
+    from desivoids.systematics import regression
+
+    rng = np.random.default_rng(26)
+    d = _logit_sample(rng, n=20_000, beta=-0.4, n_clusters=45, cluster_sd=0.4)
+    y = d.quenched.to_numpy().astype(float)
+    x = np.column_stack([np.ones(len(d)), d.void.astype(float),
+                         regression.bs_basis(d.logmstar.to_numpy(), 4), d.z])
+    codes = pd.factorize(d.patch)[0]
+    monkeypatch.setattr(regression, "BLOCK", len(d))
+    one, one_cov = regression.newton_logit(y, x, codes)
+    monkeypatch.setattr(regression, "BLOCK", 3_001)
+    blocks, blocks_cov = regression.newton_logit(y, x, codes)
+    assert blocks == pytest.approx(one, rel=1e-12, abs=0)
+    assert np.abs(blocks_cov - one_cov).max() < 1e-10 * np.abs(one_cov).max()
+    mass = (d.logmstar.to_numpy() > 10.4).astype(float)
+    assert regression.newton_logit(mass, x, codes) is None
+
+
+def test_mass_bins_given_by_the_caller_give_the_same_comparison():
+    """compare_void_wall and binned_fractions with the rows' mass bins computed once by the caller
+    (the stage bins its sample once) give the very numbers they compute from log M* themselves,
+    rows outside the edges and non-finite masses included."""
+    rng = np.random.default_rng(27)
+    edges = [9.5, 10.0, 10.5, 11.0, 11.5, 12.0]
+    df = _confounded_sample(rng, n=4000, effect=-0.2, n_patches=9)
+    df.loc[df.index[:30], "logmstar"] = np.nan
+    df.loc[df.index[30:60], "logmstar"] = 12.0        # the last edge: in the last bin
+    df.loc[df.index[60:90], "logmstar"] = 8.0         # below every bin
+    bins = mass_bin_index(df.logmstar.to_numpy(), edges)
+    want = compare_void_wall(df, edges, spline_df=4, regression=False)
+    got = compare_void_wall(df, edges, spline_df=4, regression=False, mass_bin=bins)
+    pd.testing.assert_series_equal(got, want)
+    args = (df.quenched.to_numpy(), df.void.to_numpy(), df.logmstar.to_numpy(), edges)
+    pd.testing.assert_frame_equal(binned_fractions(*args, bin_index=bins), binned_fractions(*args))

@@ -102,7 +102,8 @@ def healpix_patches(ra, dec, n_patches: int | Mapping[str, int], *, cap=None,
     hp = HEALPix(nside=nside, order="nested")
     pix = np.asarray(hp.lonlat_to_healpix((ra % 360.0) * u.deg, dec * u.deg), dtype=np.int64)
     area = float(hp.pixel_area.to_value(u.deg ** 2))
-    present = [c for c in CAPS if c in set(caps)] + sorted(set(caps) - set(CAPS))
+    labels = set(np.unique(caps))  # once: a set of 700,000 strings per cap was 0.2 s
+    present = [c for c in CAPS if c in labels] + sorted(labels - set(CAPS))
     patch = np.full(ra.size, -1, dtype=np.int64)
     rows = []
     offset = 0

@@ -57,20 +57,22 @@ class MassWeights:
                 "n_dropped_void": self.n_dropped_void, "n_dropped_wall": self.n_dropped_wall}
 
 
-def mass_weights(logmstar, void, edges) -> MassWeights:
+def mass_weights(logmstar, void, edges, bin_index=None) -> MassWeights:
     """Weights that give the wall galaxies the void galaxies' stellar-mass histogram.
 
     ``logmstar``: log10(M*/Msun) per row; ``void``: bool per row (True void, False wall);
     ``edges``: bin edges in log10(Msun). In a bin with n_v void and n_w wall galaxies every wall
     galaxy weighs n_v / n_w, so the weighted wall histogram is the void histogram and the
     weighted wall fraction is sum_b n_v,b f_w,b / sum_b n_v,b. Bins with n_v == 0 or n_w == 0 are
-    dropped for both groups: there the two cannot be compared at fixed mass.
+    dropped for both groups: there the two cannot be compared at fixed mass. ``bin_index``:
+    :func:`mass_bin_index` of ``logmstar``, when the caller has it (the stage bins its sample
+    once for all its comparisons).
     """
     void = np.asarray(void)
     if void.dtype != bool:
         raise TypeError("void must be a boolean array")
     e = _edges(edges)
-    idx = mass_bin_index(logmstar, e)
+    idx = mass_bin_index(logmstar, e) if bin_index is None else np.asarray(bin_index)
     if idx.shape != void.shape:
         raise ValueError("logmstar and void differ in shape")
     nb = e.size - 1
@@ -94,18 +96,20 @@ def mass_weights(logmstar, void, edges) -> MassWeights:
                        n_bins_dropped=int(np.count_nonzero(~kept)))
 
 
-def binned_fractions(quenched, void, logmstar, edges, alpha: float = 0.05) -> pd.DataFrame:
+def binned_fractions(quenched, void, logmstar, edges, alpha: float = 0.05,
+                     bin_index=None) -> pd.DataFrame:
     """Quenched fraction per stellar-mass bin and group, with Wilson (1927) intervals.
 
     Tidy: one row per (bin, group) with bin_lo, bin_hi, group ("void"/"wall"), n, k, fraction,
     lo, hi; empty cells are kept with n = 0 and NaN fraction, so every bin appears for both groups.
+    ``bin_index``: :func:`mass_bin_index` of ``logmstar``, when the caller has it.
     """
     q = np.asarray(quenched)
     v = np.asarray(void)
     if q.dtype != bool or v.dtype != bool:
         raise TypeError("quenched and void must be boolean arrays (drop undefined rows first)")
     e = _edges(edges)
-    idx = mass_bin_index(logmstar, e)
+    idx = mass_bin_index(logmstar, e) if bin_index is None else np.asarray(bin_index)
     nb = e.size - 1
     rows = []
     for group, sel in (("void", v), ("wall", ~v)):

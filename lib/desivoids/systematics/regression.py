@@ -17,17 +17,15 @@ number.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import special, stats
 from scipy.interpolate import BSpline
 from scipy.linalg import blas
-from statsmodels.tools.sm_exceptions import (ConvergenceWarning, HessianInversionWarning,
-                                             PerfectSeparationError, PerfectSeparationWarning)
 
 from ..idsets import small_codes
 
@@ -74,6 +72,11 @@ def bs_basis(x: np.ndarray, df: int, degree: int = 3) -> np.ndarray:
     scipy's BSpline (patsy evaluates it by one splev call per column, 5x slower; equal to
     patsy's to rounding, tested)."""
     x = np.asarray(x, np.float64)
+    return _bs_spline(x, df, degree)(x)
+
+
+def _bs_spline(x: np.ndarray, df: int, degree: int = 3) -> BSpline:
+    """The spline of :func:`bs_basis` on ``x``'s knots: evaluated anywhere, its basis."""
     order = degree + 1
     n_inner = df - order + 1
     if n_inner < 0:
@@ -85,7 +88,7 @@ def bs_basis(x: np.ndarray, df: int, degree: int = 3) -> np.ndarray:
     # (Python's min and max over x): every x lies between the boundary knots, its min and max.
     # 3x faster than design_matrix(x, knots, degree).toarray() on 700,000 rows
     n_basis = knots.size - order
-    return BSpline(knots, np.eye(n_basis)[:, 1:], degree, extrapolate=True)(x)
+    return BSpline(knots, np.eye(n_basis)[:, 1:], degree, extrapolate=True)
 
 
 #: statsmodels' Newton: its step tolerance, iteration limit and Hessian ridge
@@ -100,15 +103,52 @@ WELL_CONDITIONED = 1e-12
 WARM_STEP, WARM_MIN = 16, 100_000
 
 
-def _gram(x: np.ndarray, root_w: np.ndarray | None = None, buf: np.ndarray | None = None
-          ) -> np.ndarray:
-    """x' diag(root_w^2) x by BLAS's symmetric rank-k update (x in Fortran order: 3x faster
-    than numpy's product of a C-ordered n x k matrix); ``buf``: room for x * root_w (a fresh
-    36 MB array per Newton step was paid again in page faults)."""
-    if root_w is not None:
-        x = np.multiply(x, root_w[:, None], out=buf)
-    h = blas.dsyrk(1.0, x, trans=1, lower=1)
-    return np.tril(h) + np.tril(h, -1).T
+#: rows per block of a pass over the design: a block and its temporaries stay in the cache,
+#: so a Newton step reads the design once (the whole-array step read and wrote it four times
+#: and allocated 40 MB temporaries per step, paid again in page faults)
+BLOCK = 8192
+
+
+def _symmetric(lower: np.ndarray) -> np.ndarray:
+    return np.tril(lower) + np.tril(lower, -1).T
+
+
+def _gram(x: np.ndarray) -> np.ndarray:
+    """x' x by BLAS's symmetric rank-k update, block by block (x C-ordered)."""
+    k = x.shape[1]
+    h = np.zeros((k, k), order="F")
+    for i in range(0, x.shape[0], BLOCK):
+        h = blas.dsyrk(1.0, x[i:i + BLOCK].T, beta=1.0, c=h, trans=0, lower=1, overwrite_c=1)
+    return _symmetric(h)
+
+
+def _pass(y: np.ndarray, x: np.ndarray, params: np.ndarray, codes: np.ndarray | None = None,
+          size: int = 0):
+    """One pass over the rows at ``params``, block by block: (x' W x, the score x'(y - mu), the
+    scores summed per cluster ``codes`` (0 .. size - 1; None without codes), whether every
+    fitted probability is finite and within SEPARATION_EPS of neither 0 nor 1). W = mu (1 - mu);
+    x C-ordered."""
+    n, k = x.shape
+    h = np.zeros((k, k), order="F")
+    score = np.zeros(k)
+    sums = None if codes is None else np.zeros((size, k))
+    clear = True
+    buf = np.empty((min(BLOCK, n), k))
+    for i in range(0, n, BLOCK):
+        xb = x[i:i + BLOCK]
+        b = buf[:len(xb)]
+        mu = special.expit(xb @ params)  # a ufunc: no overflow warning
+        r = y[i:i + BLOCK] - mu
+        h = blas.dsyrk(1.0, np.multiply(xb, np.sqrt(mu * (1 - mu))[:, None], out=b).T,
+                       beta=1.0, c=h, trans=0, lower=1, overwrite_c=1)
+        score += r @ xb
+        if codes is not None:
+            clear = clear and bool(np.all(np.isfinite(mu)) and not np.any(
+                (mu < SEPARATION_EPS) | (mu > 1 - SEPARATION_EPS)))
+            cells = (codes[i:i + BLOCK, None] * k + np.arange(k)).ravel()  # (cluster, column)
+            sums += np.bincount(cells, weights=np.multiply(xb, r[:, None], out=b).ravel(),
+                                minlength=size * k).reshape(size, k)
+    return _symmetric(h), score, sums, clear
 
 
 def _newton(y: np.ndarray, x: np.ndarray, start: np.ndarray):
@@ -116,14 +156,12 @@ def _newton(y: np.ndarray, x: np.ndarray, start: np.ndarray):
     at most NEWTON_MAXITER steps, stopped when no parameter moved by more than NEWTON_TOL,
     ridge NEWTON_RIDGE on the Hessian: (params, converged)."""
     params, old = start, np.full_like(start, np.inf)
-    buf = np.empty_like(x, order="F")
     for _ in range(NEWTON_MAXITER):
         if not np.any(np.abs(params - old) > NEWTON_TOL):
             return params, True
-        mu = special.expit(x @ params)
-        h = _gram(x, np.sqrt(mu * (1 - mu)), buf)     # -Hessian
+        h, score, _, _ = _pass(y, x, params)     # -Hessian and the score
         h[np.diag_indices_from(h)] -= NEWTON_RIDGE
-        old, params = params, params + np.linalg.solve(h, (y - mu) @ x)
+        old, params = params, params + np.linalg.solve(h, score)
         if not np.all(np.isfinite(params)):
             return params, False
     return params, False  # statsmodels: maxiter steps taken is a ConvergenceWarning
@@ -140,7 +178,7 @@ def newton_logit(y: np.ndarray, exog: np.ndarray, codes: np.ndarray):
     per iteration); the stage fits 81 of them. Same estimate (the likelihood's unique maximum,
     reached to the same tolerance) and the same sandwich, tested against statsmodels."""
     try:
-        return _newton_logit(np.asarray(y, np.float64), np.asfortranarray(exog, np.float64),
+        return _newton_logit(np.asarray(y, np.float64), np.ascontiguousarray(exog, np.float64),
                              np.asarray(codes))
     except np.linalg.LinAlgError:  # a singular step: statsmodels' checks say why
         return None
@@ -153,32 +191,52 @@ def _newton_logit(y: np.ndarray, x: np.ndarray, codes: np.ndarray):
         return None
     start = np.zeros(k)
     if n >= WARM_MIN:  # the maximum is unique: a start nearer to it changes only the path
-        warm, ok = _newton(y[::WARM_STEP], np.asfortranarray(x[::WARM_STEP]), start)
+        warm, ok = _newton(y[::WARM_STEP], np.ascontiguousarray(x[::WARM_STEP]), start)
         if ok:
             start = warm
     params, converged = _newton(y, x, start)
     if not converged:
         return None
-    with np.errstate(all="ignore"):
-        mu = special.expit(x @ params)
-    if not np.all(np.isfinite(mu)) or np.any((mu < SEPARATION_EPS) | (mu > 1 - SEPARATION_EPS)):
+    # the meat: the scores summed per cluster (codes 0 .. G - 1, as pandas.factorize gives)
+    size = int(codes.max()) + 1
+    neg_hess, _, sums, clear = _pass(y, x, params, codes, size)
+    if not clear:
         return None
-    buf = np.empty_like(x, order="F")
-    neg_hess = _gram(x, np.sqrt(mu * (1 - mu)), buf)
     ev = np.linalg.eigvalsh(neg_hess)
     if not (np.all(np.isfinite(ev)) and ev[0] > WELL_CONDITIONED * ev[-1]):
         return None
     bread = np.linalg.inv(-neg_hess)
-    # the meat: the scores summed per cluster (codes 0 .. G - 1, as pandas.factorize gives)
-    size = int(codes.max()) + 1
-    scores = np.multiply(x, (y - mu)[:, None], out=buf)
-    sums = np.stack([np.bincount(codes, weights=scores[:, j], minlength=size)
-                     for j in range(k)], axis=1)
     g = int(np.count_nonzero(np.bincount(codes, minlength=size)))
     if g < 2:
         return None
     cov = bread @ (sums.T @ sums) @ bread.T * (g / (g - 1.0) * ((n - 1.0) / (n - k)))
     return params, cov
+
+
+_scratch = threading.local()
+
+
+def _scratch_array(n: int, k: int) -> np.ndarray:
+    """An empty n x k array in this thread's reused buffer, valid until the thread's next call:
+    a fresh 50 MB design per fit was mapped anew each time, 12,000 pages the kernel zeroed and
+    faulted in (seconds of system time over the stage's 81 fits)."""
+    buf = getattr(_scratch, "design", None)
+    if buf is None or buf.size < n * k:
+        buf = _scratch.design = np.empty(n * k)
+    return buf[:n * k].reshape(n, k)
+
+
+def _design(v: np.ndarray, logm: np.ndarray, z: np.ndarray, spline_df: int) -> np.ndarray:
+    """The design of RHS (C order: intercept, void, bs(log M*), z), block by block: a block's
+    spline basis goes straight into its rows (no 40 MB basis copied into a 50 MB design); in
+    the thread's scratch buffer (:func:`_scratch_array`), used only within one fit."""
+    spline = _bs_spline(logm, spline_df)
+    exog = _scratch_array(logm.size, spline.c.shape[1] + 3)
+    for i in range(0, logm.size, BLOCK):
+        rows = exog[i:i + BLOCK]
+        rows[:, 0], rows[:, 1], rows[:, -1] = 1.0, v[i:i + BLOCK], z[i:i + BLOCK]
+        rows[:, 2:-1] = spline(logm[i:i + BLOCK])
+    return exog
 
 
 def _failed(reason: str, **counts) -> VoidEffect:
@@ -190,6 +248,11 @@ def _failed(reason: str, **counts) -> VoidEffect:
 def _fit(model, codes: np.ndarray):
     """(results, "") of ``model`` (Logit or binomial GLM) with errors clustered on ``codes``,
     or (None, why the fit cannot be trusted)."""
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import (ConvergenceWarning, HessianInversionWarning,
+                                                 PerfectSeparationError,
+                                                 PerfectSeparationWarning)
+
     if model.df_model + 1 < model.exog.shape[1]:  # the model computed the design's rank
         return None, "rank-deficient design (constant redshift or mass?)"
     try:
@@ -232,7 +295,8 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
     logm = pd.to_numeric(data[mass]).to_numpy(dtype=np.float64, na_value=np.nan)
     z = pd.to_numeric(data[redshift]).to_numpy(dtype=np.float64, na_value=np.nan)
     keep = np.isfinite(logm) & np.isfinite(z) & ~pd.isna(g)
-    y, v, logm, z, g = y[keep], v[keep], logm[keep], z[keep], g[keep]
+    if not keep.all():
+        y, v, logm, z, g = y[keep], v[keep], logm[keep], z[keep], g[keep]
     # the stage's patch numbers are coded by a count (the order of the codes changes no number)
     uniques, codes = small_codes(g) or pd.factorize(g)[::-1]
     n_clusters = len(uniques)
@@ -252,9 +316,7 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
         return _failed(f"too few clusters: {counts['n_clusters']} < {min_clusters}", **counts)
 
     try:
-        spline = bs_basis(logm, int(spline_df))
-        exog = np.empty((y.size, spline.shape[1] + 3), order="F")  # columns: see RHS
-        exog[:, 0], exog[:, 1], exog[:, 2:-1], exog[:, -1] = 1.0, v, spline, z
+        exog = _design(v, logm, z, int(spline_df))
     except ValueError as exc:
         return _failed(f"fit failed: {type(exc).__name__}: {exc}", **counts)
     fast = newton_logit(y, exog, codes)
@@ -269,6 +331,8 @@ def logit_void_effect(data: pd.DataFrame, *, groups="patch", outcome: str = "que
                           or_lo=math.exp(beta - q * se), or_hi=math.exp(beta + q * se),
                           pvalue=float(stats.t.sf(abs(beta / se), dof) * 2), reason="",
                           **counts)
+    import statsmodels.api as sm  # here: the fast path above needs none of its import time
+
     # Newton's method first; a fit it cannot finish cleanly (separation drives its Hessian
     # singular) is redone by the GLM's IRLS, whose checks name the reason
     res, reason = _fit(sm.Logit(y.astype(np.float64), exog), codes)

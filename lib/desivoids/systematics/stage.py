@@ -14,6 +14,7 @@ whole sample, NGC and SGC separately.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ..errors import InputError
 from ..outputs import jsonable, staged, write_json
 from .compare import compare_void_wall
 from .jackknife import healpix_patches
-from .matching import binned_fractions
+from .matching import binned_fractions, mass_bin_index
 from .quenched import DEFINITIONS, DN4000_LIMIT, SSFR_LIMIT, UR_LIMIT, quenched
 from ..params import checked
 from ..stages import file_name
@@ -63,35 +64,98 @@ class SystematicsResult:
 
 def _read_sample(layout: paths.RunLayout) -> pd.DataFrame:
     path = paths.require(layout.file("plausibility", "sample"), "plausibility")
-    cols = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "sfr_zero", "log_ssfr",
-            "dn4000", "absmag01_sdss_u", "absmag01_sdss_r"]
-    return pq.read_table(path, columns=cols).to_pandas()
+    cols = ["targetid", "cap", "ra", "dec", "z", "logmstar", "sfr", "dn4000", "absmag01_sdss_u",
+            "absmag01_sdss_r"]
+    # the cap as categories, not 700,000 Python strings; a block per column, not one copy
+    return pq.read_table(path, columns=cols, read_dictionary=["cap"]).to_pandas(split_blocks=True)
+
+
+def _rows_of(targetid: np.ndarray, ids: np.ndarray, order: np.ndarray):
+    """(rows, positions): the rows of ``targetid`` (one row group of the assignments) whose
+    TARGETID is among the sample's, and the position of each in the sample; ``ids`` the
+    sample's TARGETIDs sorted, ``order`` their positions (its argsort).
+
+    Why not Arrow's is_in and a filter: hashing 25.8 M TARGETIDs was half of the stage's reads
+    at DR1 scale. A row group in TARGETID order (as environment writes them) is searched for
+    the sample's TARGETIDs in its range (700,000 binary searches in all instead of 25.8 M); any
+    other row group has each of its TARGETIDs searched among the sample's."""
+    a = targetid
+    if not a.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if np.all(a[1:] >= a[:-1]):
+        lo, hi = np.searchsorted(ids, a[0]), np.searchsorted(ids, a[-1], side="right")
+        left = np.searchsorted(a, ids[lo:hi])
+        n = np.searchsorted(a, ids[lo:hi], side="right") - left
+        first = np.repeat(left - (np.cumsum(n) - n), n)  # + k: row k of each id's run
+        return first + np.arange(first.size), np.repeat(order[lo:hi], n)
+    pos = np.minimum(np.searchsorted(ids, a), ids.size - 1)
+    hit = np.flatnonzero(ids[pos] == a)
+    return hit, order[pos[hit]]
 
 
 def _read_flags(layout: paths.RunLayout, targetids: np.ndarray) -> pd.DataFrame:
+    """The flags of the sample's galaxies, one column per (flag column, algorithm), in the order
+    of ``targetids`` (the index)."""
     path = paths.require(layout.file("environment", "assignments"),
                          "environment")
-    import pyarrow.compute as pc
-    import pyarrow as pa
-
+    targetids = np.asarray(targetids)
+    order = np.argsort(targetids, kind="stable")
+    ids = targetids[order]
+    if np.any(ids[1:] == ids[:-1]):
+        raise InputError(layout.file("plausibility", "sample"), None, "targetid",
+                         "the sample's TARGETIDs repeat: rerun plausibility")
+    columns = ["flag", "flag_interior"]
+    names = list(formats.ALGORITHMS)  # then any other name the file holds, to be refused
+    where, codes, values = [], [], {c: [] for c in columns}
+    nulls = set()
     # the algorithm names as a dictionary (as Parquet stores them): 25.8 M strings at DR1 scale
-    # were two thirds of the read; decoded after the filter, to the sample's rows only
-    t = pq.read_table(path, columns=["targetid", "algorithm", "flag", "flag_interior"],
-                      read_dictionary=["algorithm"])
-    t = t.filter(pc.is_in(t["targetid"], value_set=pa.array(targetids)))
-    t = t.set_column(t.schema.get_field_index("algorithm"), "algorithm",
-                     t["algorithm"].cast(pa.string()))
-    flags = t.to_pandas()
-    missing = sorted(set(flags.algorithm.unique()) ^ set(formats.ALGORITHMS))
+    # were two thirds of the read
+    f = pq.ParquetFile(path, read_dictionary=["algorithm"])
+    for group in range(f.num_row_groups):  # one at a time: its memory reused for the next
+        batch = f.read_row_group(group, columns=["targetid", "algorithm", *columns])
+        nulls |= {c for c in batch.schema.names if batch.column(c).null_count}
+        if nulls or not batch.num_rows:
+            continue
+        batch = batch.unify_dictionaries().combine_chunks()
+        rows, w = _rows_of(batch.column("targetid").to_numpy(), ids, order)
+        algorithm = batch.column("algorithm").chunk(0)
+        local = algorithm.dictionary.to_pylist()
+        names += [a for a in local if a not in names]
+        codes.append(np.array([names.index(a) for a in local], np.int64)[
+            algorithm.indices.to_numpy()[rows]])
+        where.append(w)
+        for c in columns:
+            values[c].append(batch.column(c).to_numpy()[rows])
+    if nulls:
+        raise InputError(path, "galaxy_void_assignments", ", ".join(sorted(nulls)), "null values")
+    where = np.concatenate(where) if where else np.zeros(0, np.int64)
+    codes = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    present = [a for a, k in zip(names, np.bincount(codes, minlength=len(names))) if k]
+    missing = sorted(set(present) ^ set(formats.ALGORITHMS))
     if missing:
         raise InputError(path, "galaxy_void_assignments", "algorithm",
                          f"the assignments lack or add algorithms {missing}")
-    wide = flags.pivot(index="targetid", columns="algorithm", values=["flag", "flag_interior"])
-    absent = np.setdiff1d(targetids, wide.index.to_numpy())
+    n = targetids.size
+    absent = targetids[np.bincount(where, minlength=n) == 0]
     if len(absent):
         raise InputError(path, "galaxy_void_assignments", "targetid",
                          f"{len(absent)} sample galaxies have no membership (e.g. "
                          f"{absent[:5].tolist()}): rerun environment after plausibility")
+    algorithms = list(formats.ALGORITHMS)
+    slot = codes * n + where
+    per_pair = np.bincount(slot, minlength=len(algorithms) * n).reshape(len(algorithms), n)
+    if np.any(per_pair != 1):
+        bad = [f"{a}: {int((c == 0).sum())} galaxies without a row, {int((c > 1).sum())} with "
+               f"more than one" for a, c in zip(algorithms, per_pair) if np.any(c != 1)]
+        raise InputError(path, "galaxy_void_assignments", "targetid",
+                         "each sample galaxy needs one row per algorithm: " + "; ".join(bad))
+    wide = {}
+    for column in columns:
+        v = np.concatenate(values[column])
+        out = np.empty((len(algorithms), n), dtype=v.dtype)
+        out.reshape(-1)[slot] = v
+        wide.update({(column, a): out[k] for k, a in enumerate(algorithms)})
+    wide = pd.DataFrame(wide, index=pd.Index(targetids, name="targetid"))
     surface = paths.require(layout.file("environment", "surface"),
                             "environment")
     ids = pq.read_table(surface, columns=["targetid"]).column("targetid").to_numpy()
@@ -124,28 +188,40 @@ def _comparison(sample: pd.DataFrame, q, flag: np.ndarray, incap: np.ndarray, la
         return counts, pd.Series({**labels, "n_void": int(d.void.sum()),
                                   "n_wall": int((~d.void).sum()),
                                   "jk_reason": "no void or no wall galaxies"}), None
+    mass_bin = sample.mass_bin.to_numpy()[use]
     row = compare_void_wall(d, mass_edges, alpha=alpha, spline_df=spline_df,
-                            regression=regression, labels=labels)
+                            regression=regression, labels=labels, mass_bin=mass_bin)
     binned = None
     if cap == "both":
         binned = binned_fractions(d.quenched.to_numpy(), d.void.to_numpy(),
-                                  d.logmstar.to_numpy(), mass_edges, alpha).assign(**labels)
+                                  d.logmstar.to_numpy(), mass_edges, alpha,
+                                  bin_index=mass_bin).assign(**labels)
     return counts, row, binned
+
+
+def _patches(sample: pd.DataFrame, n_patches):
+    """The jackknife patches of the whole sample, NGC and SGC cut separately."""
+    return healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
+                           cap=sample.cap.to_numpy())
 
 
 def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patches,
                     regression: bool, spline_df: int, alpha: float, *,
-                    scheduler_address: str = "", num_workers: int = 0, caps=CAPS):
+                    scheduler_address: str = "", num_workers: int = 0, caps=CAPS,
+                    patches=None):
     """Every comparison: (summary rows, binned fractions, counts of what was left out).
 
     The comparisons are independent tasks (a regression and a jackknife each), computed by Dask
     on the local threads or on the cluster of ``scheduler_address``, the sample sent to it once;
-    the results come back in the order of the loops below, whatever ran them."""
+    the results come back in the order of the loops below, whatever ran them. ``patches``: the
+    sample's :func:`_patches`, when the caller has cut them."""
     import dask
 
-    patches = healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
-                              cap=sample.cap.to_numpy())
-    sample = sample.assign(patch=patches.patch)
+    if patches is None:
+        patches = _patches(sample, n_patches)
+    # the sample's mass bins once, not twice per comparison (700,000 binary searches each)
+    sample = sample.assign(patch=patches.patch, mass_bin=mass_bin_index(
+        pd.to_numeric(sample.logmstar).to_numpy(np.float64, na_value=np.nan), mass_edges))
     # computed once, not per comparison: the caps' rows (the cap column is Arrow strings, slow
     # to compare) and the flags in the sample's order
     cap_of = sample.cap.to_numpy()
@@ -282,13 +358,16 @@ def run(data_dir: str = "data/mock", mass_edges: list = (9.5, 10.0, 10.25, 10.5,
     """The systematics stage (parameters as the notebook declares them)."""
     layout = paths.RunLayout.of(data_dir)
     sample = _read_sample(layout)
-    wide = _read_flags(layout, sample.targetid.to_numpy())
+    with ThreadPoolExecutor(1) as pool:  # the patches cut while environment's flags are read
+        cut = pool.submit(_patches, sample, dict(n_patches))
+        wide = _read_flags(layout, sample.targetid.to_numpy())
+        patches = cut.result()
     env_report = layout.file("environment", "report")
     env = json.loads(env_report.read_text()) if env_report.exists() else {}
     summary, binned, counts, patches = run_comparisons(
         sample, wide, list(mass_edges), dict(n_patches), regression, spline_df, alpha,
         scheduler_address=scheduler_address, num_workers=num_workers,
-        caps=(*env.get("caps", formats.CAPS), "both"))
+        caps=(*env.get("caps", formats.CAPS), "both"), patches=patches)
     agreement = env.get("agreement")
     report = {"schema": "desivoids.systematics", "schema_version": SCHEMA_VERSION,
               "parameters": {"mass_edges": list(mass_edges), "n_patches": dict(n_patches),
