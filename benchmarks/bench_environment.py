@@ -24,8 +24,9 @@ tracers; generated, converted and selected first when missing).
    ``STAGE_TO_CORE`` (3) times the best membership run of (1), measured in the same run.
 4. **The database insert alone**: the stage's galaxy_void_assignments rows (25.8M at DR1
    scale), already in memory, inserted by the same code (``desivoids.load.sqlite``: ADBC, one
-   transaction, the table WITHOUT ROWID in key order) into a new SQLite file: a floor of the
-   stage that no change of the stage's own code removes, beside the core.
+   transaction, the table WITHOUT ROWID in key order) into a new SQLite file, beside the core:
+   the stage's longest step, which it runs in a thread of its own from the first assigned
+   chunk on, beside membership (so on one core, not after the core).
 
 Writes benchmarks/results/environment.{md,json}.
 """
@@ -443,8 +444,10 @@ The database insert alone (the same {ins['rows']:,} rows, in memory, inserted by
 into a new SQLite file in one transaction, the table WITHOUT ROWID in key order; load average
 {ins['load_average_before']} before): {ins['insert_s']} s, then ANALYZE and commit
 {ins['analyze_commit_s']} s ({ins['cpu_s']} CPU s) = {ins['ratio_to_core']}x the core on one core.
-The stage runs this insert in a thread of its own beside the Parquet writer and the summary, so
-the stage takes at least the membership core plus this insert."""
+The stage runs this insert in a thread of its own that takes each chunk's rows as soon as the
+chunk is assigned, beside membership and then beside the Parquet writer and the summary: on two
+cores the stage takes at least its CPU seconds over two, and the core plus the insert of the
+last chunk's rows."""
 
 
 if __name__ == "__main__":

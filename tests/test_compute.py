@@ -40,3 +40,58 @@ def test_in_this_process_knows_every_local_scheduler_name():
     assert not compute.in_this_process("processes")
     assert not compute.in_this_process("multiprocessing")
     assert not compute.in_this_process("threads", "tcp://127.0.0.1:8786")
+
+
+def test_as_completed_gives_every_result_with_its_index():
+    tasks = [dask.delayed(pow)(i, 2) for i in range(7)]
+    got = dict(compute.as_completed(tasks, num_workers=2))
+    assert got == {i: i * i for i in range(7)}
+    assert list(compute.as_completed([])) == []
+
+
+def test_as_completed_returns_a_failure_only_after_the_running_tasks_ended():
+    """As compute(): the caller's cleanup must not race tasks still running; queued tasks are
+    cancelled rather than run."""
+    import threading
+    import time
+
+    started, ended = [], []
+    lock = threading.Lock()
+
+    def work(i):
+        with lock:
+            started.append(i)
+        if i == 0:
+            raise OSError("task 0 failed (injected)")
+        time.sleep(0.3)
+        with lock:
+            ended.append(i)
+        return i
+
+    tasks = [dask.delayed(work, pure=False)(i) for i in range(20)]
+    with pytest.raises(OSError, match="injected"):
+        for _ in compute.as_completed(tasks, num_workers=2):
+            pass
+    assert sorted(ended) == sorted(i for i in started if i != 0)  # none left running
+    assert len(started) < 20  # the queued ones never ran
+
+
+def test_as_completed_closed_by_its_caller_waits_for_the_running_tasks():
+    import threading
+    import time
+
+    ended = []
+    lock = threading.Lock()
+
+    def work(i):
+        time.sleep(0.2)
+        with lock:
+            ended.append(i)
+        return i
+
+    tasks = [dask.delayed(work, pure=False)(i) for i in range(20)]
+    gen = compute.as_completed(tasks, num_workers=2)
+    next(gen)
+    running = threading.active_count()
+    gen.close()
+    assert len(ended) < 20 and threading.active_count() <= running - 1

@@ -451,3 +451,25 @@ def test_a_limit_key_without_a_value_is_an_input_error_naming_file_hdu_and_key(k
         env.header_limits(t)
     assert formats.voidfinder_filename("NGC") in str(err.value)
     assert "PRIMARY" in str(err.value) and key in str(err.value)
+
+
+def test_flag_counts_are_the_counts_of_each_flag_present():
+    """The report's flag_counts (one bincount per algorithm) against a plain count of every
+    value np.unique finds, negative codes and absent flags included."""
+    from desivoids.environment.flags import Assignment
+    from desivoids.environment.summary import flag_counts
+
+    rng = np.random.default_rng(4)
+    n = 5_000
+    tracer = rng.random(n) < 0.3
+    result = {}
+    for alg, codes in (("VoidFinder", [0, 1, 2, 9]), ("REVOLVER", [-3, 1, 9]),
+                       ("VIDE", [2])):
+        flag = rng.choice(np.array(codes, np.int8), n)
+        result[alg] = Assignment(alg, np.zeros(n, np.int8), flag, np.full(n, -1),
+                                 np.full(n, np.nan), np.full(n, -1, np.int8))
+    result["ZOBOV"] = Assignment.outside("ZOBOV", "NGC", 0)
+    want = [{"algorithm": a, "flag": int(f), "galaxies": int((r.flag == f).sum()),
+             "tracers": int(((r.flag == f) & tracer[:len(r)]).sum())}
+            for a, r in result.items() for f in np.unique(r.flag)]
+    assert flag_counts(result, tracer) == want

@@ -1,9 +1,11 @@
-"""The environment stage writes galaxy_void_assignments to Parquet and into the database at the
-same time (desivoids.environment.stage.AssignmentsPublication, issue 25): the database's insert
-in a thread of its own, fed batch by batch by the thread that writes the Parquet file, while
-the summary is computed. File and table must hold exactly the rows that a direct construction
-gives (Assignment.to_arrow, sorted by the key), whatever the batching; a failure on either side,
-or of the summary, must stop both threads and leave the previous table and folder."""
+"""The environment stage rebuilds galaxy_void_assignments in the database while membership still
+runs and writes it to Parquet once membership has finished
+(desivoids.environment.stage.AssignmentsPublication, issue 25): the database's insert in a
+thread of its own, fed each chunk's rows as soon as that chunk is assigned, the Parquet file
+written by another thread while the summary is computed. File and table must hold exactly the
+rows that a direct construction gives (Assignment.to_arrow, sorted by the key), whatever the
+batching and the order in which chunks arrive; a failure on either side, or of membership or of
+the summary, must stop both threads and leave the previous table and folder."""
 from __future__ import annotations
 
 import sqlite3
@@ -71,6 +73,17 @@ def _url(d: Path) -> str:
     return f"sqlite:///{d / 'database' / 'desivoids.sqlite'}"
 
 
+def _chunks(targetid, result, size: int, seed: int = 1):
+    """The rows of chunks of ``size`` galaxies, chunks in shuffled order (as membership's
+    chunks finish), each chunk's rows in key order: what the stage gives the insert."""
+    starts = np.random.default_rng(seed).permutation(np.arange(0, len(targetid), size))
+    for s in starts:
+        rows = slice(s, s + size)
+        yield from stage.assignment_batches(targetid[rows],
+                                            {a: r.take(np.arange(len(targetid))[rows])
+                                             for a, r in result.items()}, rows_per_batch=41)
+
+
 def test_many_batches_give_the_file_and_the_table_the_rows_built_directly(selected_copy,
                                                                          tmp_path):
     d = selected_copy
@@ -78,16 +91,18 @@ def test_many_batches_give_the_file_and_the_table_the_rows_built_directly(select
     want = _expected(targetid, result)
     path = tmp_path / "a.parquet"
     with table_transaction(_url(d)) as db:
-        pub = stage.AssignmentsPublication(
-            db, path, stage.assignment_batches(targetid, result, rows_per_batch=41),
-            stage.ASSIGNMENT_SCHEMA, name="unit_assignments")
+        pub = stage.AssignmentsPublication(db, stage.ASSIGNMENT_SCHEMA, name="unit_assignments")
+        for batch in _chunks(targetid, result, 97):
+            pub.put(batch)
+        pub.end()
+        pub.write(path, stage.assignment_batches(targetid, result, rows_per_batch=41))
         pub.result()
     dispose_engines()
     f = pq.ParquetFile(path)
     assert f.schema_arrow == stage.ASSIGNMENT_SCHEMA
     got = f.read().to_pandas()
     _same(got, want)  # in key order, not merely the same rows
-    _same(_db_table(d, "unit_assignments"), want)
+    _same(_db_table(d, "unit_assignments"), want)  # chunks inserted out of key order
     # the stage's file writer gives the same file content
     stage.write_assignments(tmp_path / "b.parquet", targetid, result, rows_per_group=97)
     assert pq.read_table(tmp_path / "b.parquet").equals(f.read())
@@ -100,7 +115,7 @@ def _previous(d: Path) -> pd.DataFrame:
     return _db_table(d, "unit_assignments")
 
 
-def test_a_failure_of_the_batches_stops_the_insert_and_the_table_stays(selected_copy, tmp_path):
+def test_a_failure_of_the_file_stops_the_insert_and_the_table_stays(selected_copy, tmp_path):
     d = selected_copy
     before = _previous(d)
     targetid, result = _result(500)
@@ -113,14 +128,19 @@ def test_a_failure_of_the_batches_stops_the_insert_and_the_table_stays(selected_
 
     with pytest.raises(OSError, match="injected"):
         with table_transaction(_url(d)) as db:
-            stage.AssignmentsPublication(db, tmp_path / "a.parquet", failing(),
-                                         stage.ASSIGNMENT_SCHEMA,
-                                         name="unit_assignments").result()
+            pub = stage.AssignmentsPublication(db, stage.ASSIGNMENT_SCHEMA,
+                                               name="unit_assignments")
+            for batch in _chunks(targetid, result, 50):
+                pub.put(batch)
+            pub.write(tmp_path / "a.parquet", failing())
+            pub.result()
     dispose_engines()
     pd.testing.assert_frame_equal(_db_table(d, "unit_assignments"), before)
 
 
-def test_a_failure_of_the_insert_stops_the_writer_and_is_raised(selected_copy, tmp_path):
+def test_a_failure_of_the_insert_is_raised_by_the_next_put(selected_copy, tmp_path):
+    """A refused insert stops membership's feeding at once (put raises the database's error),
+    not after every chunk has been assigned; the previous table stays."""
     d = selected_copy
     before = _previous(d)
     targetid, result = _result(500)
@@ -128,12 +148,41 @@ def test_a_failure_of_the_insert_stops_the_writer_and_is_raised(selected_copy, t
     for r in result.values():
         r.cap_code[1] = r.cap_code[0]
 
+    put = 0
     with pytest.raises(Exception, match="(?i)unique|constraint"):
         with table_transaction(_url(d)) as db:
-            stage.AssignmentsPublication(
-                db, tmp_path / "a.parquet",
-                stage.assignment_batches(targetid, result, rows_per_batch=40),
-                stage.ASSIGNMENT_SCHEMA, name="unit_assignments").result()
+            pub = stage.AssignmentsPublication(db, stage.ASSIGNMENT_SCHEMA,
+                                               name="unit_assignments")
+            try:
+                for _ in range(10_000):  # the same rows again and again: only an error ends it
+                    for batch in stage.assignment_batches(targetid, result, rows_per_batch=40):
+                        pub.put(batch)
+                        put += 1
+            except BaseException:
+                pub.cancel()
+                raise
+    assert put < 10_000 * 50
+    dispose_engines()
+    pd.testing.assert_frame_equal(_db_table(d, "unit_assignments"), before)
+
+
+def test_a_failure_of_the_insert_at_its_end_is_raised_by_result(selected_copy, tmp_path):
+    d = selected_copy
+    before = _previous(d)
+    targetid, result = _result(500)
+    targetid[-1] = targetid[0]
+    for r in result.values():
+        r.cap_code[-1] = r.cap_code[0]
+
+    with pytest.raises(Exception, match="(?i)unique|constraint"):
+        with table_transaction(_url(d)) as db:
+            pub = stage.AssignmentsPublication(db, stage.ASSIGNMENT_SCHEMA,
+                                               name="unit_assignments")
+            for batch in stage.assignment_batches(targetid, result, rows_per_batch=40):
+                pub.put(batch)
+            pub.write(tmp_path / "a.parquet",
+                      stage.assignment_batches(targetid, result, rows_per_batch=40))
+            pub.result()
     dispose_engines()
     pd.testing.assert_frame_equal(_db_table(d, "unit_assignments"), before)
 
@@ -158,3 +207,77 @@ def test_a_failure_of_the_summary_cancels_the_insert_and_leaves_tables_and_folde
     got = pq.read_table(d / "environment" / "galaxy_void_assignments.parquet").to_pandas()
     _same(table, got)
 
+
+
+def test_the_insert_starts_while_membership_still_runs(selected_copy, monkeypatch):
+    """Issue 25: the database's insert, the stage's longest step, overlaps membership: the
+    table receives its first rows before the last chunk of galaxies is assigned (not once
+    every chunk is done). Every chunk but the first waits (up to 20 s) for the insert to have
+    taken rows, so the order is decided, not left to thread timing; the published table and
+    file still hold the same rows."""
+    import threading
+    import time
+
+    from desivoids.load.sqlite import SqliteTarget
+
+    d = selected_copy
+    events: list[tuple[str, float]] = []
+    lock = threading.Lock()
+    inserted = threading.Event()
+    calls = [0]
+    assign_chunk, write = stage.assign_chunk, SqliteTarget.write
+
+    def chunk(*args, **kwargs):
+        with lock:
+            k, calls[0] = calls[0], calls[0] + 1
+        if k:
+            inserted.wait(20)
+        out = assign_chunk(*args, **kwargs)
+        with lock:
+            events.append(("chunk", time.monotonic()))
+        return out
+
+    def counted(self, table, batches, label):
+        def each():
+            for b in batches:
+                if table.name == stage.ASSIGNMENTS:
+                    with lock:
+                        events.append(("insert", time.monotonic()))
+                    inserted.set()
+                yield b
+        return write(self, table, each(), label)
+
+    monkeypatch.setattr(stage, "assign_chunk", chunk)
+    monkeypatch.setattr(SqliteTarget, "write", counted)
+    environment.run(data_dir=str(d), randoms=2_000, chunk_rows=1_000, num_workers=2)
+    dispose_engines()
+    chunks = [t for e, t in events if e == "chunk"]
+    inserts = [t for e, t in events if e == "insert"]
+    assert len(chunks) >= 3 and inserts
+    assert min(inserts) < max(chunks)
+    table = _db_table(d, "galaxy_void_assignments")
+    _same(table, pq.read_table(d / "environment" / "galaxy_void_assignments.parquet").to_pandas())
+
+
+def test_a_failure_of_membership_cancels_the_insert_and_leaves_tables_and_folder(
+        selected_copy, monkeypatch):
+    d = selected_copy
+    environment.run(data_dir=str(d), randoms=2_000)
+    dispose_engines()
+    folder = {p.name: p.read_bytes() for p in (d / "environment").iterdir()}
+    table = _db_table(d, "galaxy_void_assignments")
+    calls = [0]
+    assign_chunk = stage.assign_chunk
+
+    def chunk(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:  # after the first chunks' rows went to the insert
+            raise MemoryError("membership failed (injected)")
+        return assign_chunk(*args, **kwargs)
+    monkeypatch.setattr(stage, "assign_chunk", chunk)
+    with pytest.raises(MemoryError, match="injected"):
+        environment.run(data_dir=str(d), randoms=2_000, seed=5, chunk_rows=1_000,
+                        num_workers=1)
+    dispose_engines()
+    assert {p.name: p.read_bytes() for p in (d / "environment").iterdir()} == folder
+    pd.testing.assert_frame_equal(_db_table(d, "galaxy_void_assignments"), table)

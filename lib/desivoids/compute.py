@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
-__all__ = ["client", "compute", "scatter", "completed"]
+__all__ = ["client", "compute", "scatter", "completed", "as_completed"]
 
 
 @contextmanager
@@ -117,3 +117,49 @@ def completed(fn: Callable, items: Iterable, c=None, *, workers: int = 2) -> Ite
     index = {f.key: item for f, item in zip(futures, items)}
     for f in distributed_completed(futures):
         yield index[f.key], f.result()
+
+
+def as_completed(tasks: list, c=None, *, num_workers: int | None = None
+                 ) -> Iterator[tuple[int, object]]:
+    """``(index, result)`` of each of ``tasks`` (dask.delayed) as it finishes, so that the
+    caller can use the first results while the others still run: on the cluster of client
+    ``c``, else on a pool of ``num_workers`` threads (default: one per core), each task run by
+    dask's synchronous scheduler (tasks start in order).
+
+    As for :func:`compute`, a failure, of a task or of the caller (which closes the
+    generator), returns only after every running task has ended: queued tasks are cancelled,
+    on a cluster the remaining futures are cancelled and waited for."""
+    if not tasks:
+        return
+    import dask
+
+    if c is None:
+        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import as_completed as finished
+
+        from dask.system import CPU_COUNT
+
+        get = _local_get("synchronous")
+        pool = ThreadPoolExecutor(num_workers or CPU_COUNT)
+        try:
+            futures = {pool.submit(dask.compute, t, scheduler=get): i
+                       for i, t in enumerate(tasks)}
+            for f in finished(futures):
+                yield futures[f], f.result()[0]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return
+    from distributed import as_completed as finished
+    from distributed import wait
+
+    futures = c.compute(list(tasks))
+    index = {f.key: i for i, f in enumerate(futures)}
+    done = False
+    try:
+        for f in finished(futures):
+            yield index[f.key], f.result()
+        done = True
+    finally:
+        if not done:
+            c.cancel(futures)
+            wait(futures)

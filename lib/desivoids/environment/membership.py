@@ -439,7 +439,15 @@ def beyond_far_limit_in_holes(galaxies, catalogue: CapCatalogue,
     xyz = _galaxy_xyz(gal, rows, member.omega_m, galaxy_omega_m)
     reach = member.footprint.dlimu + (member.holes.radius.max() if len(member.holes.radius)
                                       else 0.0)
-    near = np.sqrt((xyz ** 2).sum(axis=1)) <= reach  # no hole reaches beyond
+    dist = np.sqrt((xyz ** 2).sum(axis=1))
+    near = dist <= reach  # no hole reaches beyond
     hit = np.zeros(len(rows), dtype=bool)
-    hit[near] = member.holes.first_containing(xyz[near], member.surface_tol) >= 0
+    if near.any():
+        # only the holes that reach out to the nearest of these galaxies can hold any of them
+        # (|x - c| >= |x| - |c|; 1 Mpc/h to spare against rounding): a few of the cap's holes
+        h = member.holes
+        far = np.sqrt((h.centre ** 2).sum(axis=1)) + h.radius + member.surface_tol + 1.0
+        k = far >= dist[near].min()
+        few = HoleSpheres(h.centre[k], h.radius[k], h.void[k])
+        hit[near] = few.first_containing(xyz[near], member.surface_tol) >= 0
     return rows[hit]

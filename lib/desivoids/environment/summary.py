@@ -18,7 +18,8 @@ from .. import cosmology, formats
 from .flags import EDGE, NOT_SURFACE, OUTSIDE, SURFACE_STRICT_VOID, VOID, WALL, Assignment
 from .mask import Footprint, cell_index
 
-__all__ = ["DR7_REFERENCE", "footprint_randoms", "fractions", "agreement", "void_counts",
+__all__ = ["DR7_REFERENCE", "footprint_randoms", "fractions", "agreement", "flag_counts",
+           "void_counts",
            "surface_as_void", "surface_summary", "surface_table"]
 
 #: VAST's example analysis on SDSS DR7 (science.md): percent of galaxies / volume in voids
@@ -115,6 +116,23 @@ def agreement(flags: dict[str, np.ndarray]) -> list[dict]:
                     "same_label": float(np.mean(va == vb)) if both.any() else float("nan"),
                     "both_void": int(np.sum(va & vb)), "kappa": _kappa(va, vb)})
     return out
+
+
+def flag_counts(result: dict, tracer: np.ndarray) -> list[dict]:
+    """Per algorithm (in ``result``'s order) and flag present (ascending): the galaxies and the
+    tracers with that flag. One bincount per algorithm (flags are small integers), not a sort
+    of every galaxy's flag and a pass per flag."""
+    rows = []
+    for alg, r in result.items():
+        flag = np.asarray(r.flag, np.int64)
+        if not len(flag):
+            continue
+        lo = int(flag.min())
+        n = np.bincount(flag - lo)
+        t = np.bincount(flag[np.asarray(tracer, bool)] - lo, minlength=len(n))
+        rows += [{"algorithm": alg, "flag": int(f + lo), "galaxies": int(n[f]),
+                  "tracers": int(t[f])} for f in np.flatnonzero(n)]
+    return rows
 
 
 def void_counts(voids: pd.DataFrame, result: dict, tracer: np.ndarray) -> pd.DataFrame:
