@@ -109,8 +109,8 @@ BUGS = [
         "tests/test_publish_unit.py::test_a_kill_between_load_commit_and_rename_leaves_a_pair_"
         "that_the_next_run_or_reader_completes"),
     Bug("a failed Dask task returns while the others still write into the staging folder",
-        "compute.py", "pool.shutdown(wait=True, cancel_futures=True)",
-        "pool.shutdown(wait=False, cancel_futures=True)",
+        "compute.py", "pool=pool)\n        finally:\n            pool.shutdown(wait=True, cancel_futures=True)",
+        "pool=pool)\n        finally:\n            pool.shutdown(wait=False, cancel_futures=True)",
         "tests/test_convert_failure.py::"
         "test_a_failed_chunk_waits_for_the_running_ones_and_leaves_nothing"),
     Bug("an S3 listing is held whole, however many keys a prefix has",
