@@ -309,12 +309,9 @@ def test_web_grid_holds_under_four_float32_grids():
     assert peak < 4.2 * grid, peak / grid
 
 
-def test_the_radial_shell_only_spares_asking_for_cells_beyond_it():
-    """survey_cells with the survey's radial limits: the same cells as asking the footprint
-    for every cell, having asked it only for the cells between the limits."""
-    rng = np.random.default_rng(5)
-    ra, dec = rng.uniform(150, 200, 20_000), rng.uniform(0, 40, 20_000)
-    r = rng.uniform(50, 300, 20_000)
+def _counting_survey(ra, dec, r):
+    """A footprint of tracers at (ra, dec, r) between 50 and 300 Mpc/h, a 4 Mpc/h box around
+    them, and its ``outside`` that records in ``asked`` how many points each call asked for."""
     xyz = np.column_stack([r * np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
                            r * np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
                            r * np.sin(np.radians(dec))])
@@ -325,6 +322,17 @@ def test_the_radial_shell_only_spares_asking_for_cells_beyond_it():
     def outside(p):
         asked.append(len(p))
         return fp.outside(p)
+
+    return fp, box, outside, asked
+
+
+def test_the_radial_shell_only_spares_asking_for_cells_beyond_it():
+    """survey_cells with the survey's radial limits: the same cells as asking the footprint
+    for every cell, having asked it only for the cells between the limits."""
+    rng = np.random.default_rng(5)
+    ra, dec = rng.uniform(150, 200, 20_000), rng.uniform(0, 40, 20_000)
+    r = rng.uniform(50, 300, 20_000)
+    fp, box, outside, asked = _counting_survey(ra, dec, r)
 
     every = survey_cells(box, outside)
     n_every, asked[:] = sum(asked), []
@@ -343,16 +351,7 @@ def test_the_masks_sky_window_only_spares_asking_for_cells_off_its_cells():
     ra = np.concatenate([rng.uniform(-20, 25, 15_000) % 360, rng.uniform(100, 160, 5_000)])
     dec = np.concatenate([rng.uniform(-10, 30, 15_000), rng.uniform(70, 89, 5_000)])
     r = rng.uniform(50, 300, len(ra))
-    xyz = np.column_stack([r * np.cos(np.radians(dec)) * np.cos(np.radians(ra)),
-                           r * np.cos(np.radians(dec)) * np.sin(np.radians(ra)),
-                           r * np.sin(np.radians(dec))])
-    fp = Footprint.from_tracers(xyz, 50.0, 300.0)
-    box = Box.around(xyz.min(0), xyz.max(0), 4.0, pad=12.0)
-    asked = []
-
-    def outside(p):
-        asked.append(len(p))
-        return fp.outside(p)
+    fp, box, outside, asked = _counting_survey(ra, dec, r)
 
     shell = survey_cells(box, outside, shell=(fp.dliml, fp.dlimu))
     n_shell, asked[:] = sum(asked), []

@@ -60,6 +60,21 @@ def _db_table(d: Path, name: str) -> pd.DataFrame:
         con.close()
 
 
+def _published(d: Path) -> tuple[dict, pd.DataFrame]:
+    """Run environment once; its folder's files and its database table as published."""
+    environment.run(data_dir=str(d), randoms=2_000)
+    dispose_engines()
+    return ({p.name: p.read_bytes() for p in (d / "environment").iterdir()},
+            _db_table(d, "galaxy_void_assignments"))
+
+
+def _unchanged(d: Path, folder: dict, table: pd.DataFrame) -> None:
+    """A failed run left environment's folder and table as :func:`_published` found them."""
+    dispose_engines()
+    assert {p.name: p.read_bytes() for p in (d / "environment").iterdir()} == folder
+    pd.testing.assert_frame_equal(_db_table(d, "galaxy_void_assignments"), table)
+
+
 def _same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     got = got.astype({"flag": "int64", "flag_interior": "int64"})
     want = want.astype({"flag": "int64", "flag_interior": "int64"})
@@ -190,19 +205,14 @@ def test_a_failure_of_the_insert_at_its_end_is_raised_by_result(selected_copy, t
 def test_a_failure_of_the_summary_cancels_the_insert_and_leaves_tables_and_folder(
         selected_copy, monkeypatch):
     d = selected_copy
-    environment.run(data_dir=str(d), randoms=2_000)
-    dispose_engines()
-    folder = {p.name: p.read_bytes() for p in (d / "environment").iterdir()}
-    table = _db_table(d, "galaxy_void_assignments")
+    folder, table = _published(d)
 
     def summarise(*args, **kwargs):
         raise RuntimeError("the summary failed (injected)")
     monkeypatch.setattr(stage, "summarise", summarise)
     with pytest.raises(RuntimeError, match="injected"):
         environment.run(data_dir=str(d), randoms=2_000, seed=5)
-    dispose_engines()
-    assert {p.name: p.read_bytes() for p in (d / "environment").iterdir()} == folder
-    pd.testing.assert_frame_equal(_db_table(d, "galaxy_void_assignments"), table)
+    _unchanged(d, folder, table)
     # and the published pair agrees: the table holds the file's rows, in key order
     got = pq.read_table(d / "environment" / "galaxy_void_assignments.parquet").to_pandas()
     _same(table, got)
@@ -262,10 +272,7 @@ def test_the_insert_starts_while_membership_still_runs(selected_copy, monkeypatc
 def test_a_failure_of_membership_cancels_the_insert_and_leaves_tables_and_folder(
         selected_copy, monkeypatch):
     d = selected_copy
-    environment.run(data_dir=str(d), randoms=2_000)
-    dispose_engines()
-    folder = {p.name: p.read_bytes() for p in (d / "environment").iterdir()}
-    table = _db_table(d, "galaxy_void_assignments")
+    folder, table = _published(d)
     calls = [0]
     assign_chunk = stage.assign_chunk
 
@@ -278,6 +285,4 @@ def test_a_failure_of_membership_cancels_the_insert_and_leaves_tables_and_folder
     with pytest.raises(MemoryError, match="injected"):
         environment.run(data_dir=str(d), randoms=2_000, seed=5, chunk_rows=1_000,
                         num_workers=1)
-    dispose_engines()
-    assert {p.name: p.read_bytes() for p in (d / "environment").iterdir()} == folder
-    pd.testing.assert_frame_equal(_db_table(d, "galaxy_void_assignments"), table)
+    _unchanged(d, folder, table)
