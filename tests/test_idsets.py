@@ -51,3 +51,13 @@ def test_small_codes_are_numpys_unique_and_inverse_or_none():
     assert idsets.small_codes(np.array([-1, 2, 3])) is None
     assert idsets.small_codes(np.array([1.0, 2.0])) is None
     assert idsets.small_codes(np.array(["a", "b"])) is None
+
+
+def test_positions_find_each_value_in_the_sorted_reference_and_minus_one_where_absent():
+    rng = np.random.default_rng(3)
+    ref = np.unique(rng.integers(39627000000000000, 39627000000100000, 5_000))
+    values = np.concatenate([rng.choice(ref, 300), rng.integers(0, 10, 50), [ref[-1] + 1]])
+    where = {v: i for i, v in enumerate(ref.tolist())}
+    want = np.array([where.get(v, -1) for v in values.tolist()])
+    np.testing.assert_array_equal(idsets.positions(values, ref), want)
+    assert idsets.positions(values, ref[:0]).tolist() == [-1] * len(values)

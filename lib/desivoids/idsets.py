@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unique", "isin", "missing", "small_codes"]
+__all__ = ["positions", "unique", "isin", "missing", "small_codes"]
 
 
 def unique(values) -> np.ndarray:
@@ -36,9 +36,20 @@ def isin(values, allowed, allowed_sorted: bool = False) -> np.ndarray:
     values, ref = values.astype(dtype, copy=False), ref.astype(dtype, copy=False)
     if not allowed_sorted:
         ref = np.sort(ref)
-    pos = np.searchsorted(ref, values)
-    np.minimum(pos, len(ref) - 1, out=pos)
-    return ref[pos] == values
+    return positions(values, ref) >= 0
+
+
+def positions(values, ref_sorted) -> np.ndarray:
+    """The index of each of ``values`` in ``ref_sorted`` (ascending), -1 where it is absent: a
+    join on TARGETID by binary search, without hashing."""
+    values, ref = np.asarray(values), np.asarray(ref_sorted)
+    out = np.full(values.shape, -1, np.int64)
+    if not values.size or not ref.size:
+        return out
+    pos = np.minimum(np.searchsorted(ref, values), ref.size - 1)
+    hit = ref[pos] == values
+    out[hit] = pos[hit]
+    return out
 
 
 def missing(values, allowed) -> np.ndarray:

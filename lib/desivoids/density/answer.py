@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import formats, paths
+from .. import formats, idsets, paths
 from ..environment.flags import OUTSIDE
 from ..errors import InputError
 from ..systematics.compare import compare_void_wall
@@ -44,11 +44,7 @@ def _sample(layout: paths.RunLayout, env: pa.Table) -> tuple[pd.DataFrame, np.nd
     if len(tid) > 1 and not np.all(tid[1:] > tid[:-1]):
         raise ValueError("galaxy_environment is not ordered by unique targetid")
     want = s.targetid.to_numpy()
-    row = np.full(len(want), -1, np.int64)
-    if len(tid):
-        pos = np.minimum(np.searchsorted(tid, want), len(tid) - 1)
-        hit = tid[pos] == want
-        row[hit] = pos[hit]
+    row = idsets.positions(want, tid)
     e = env.drop_columns(["targetid", "cap"]).take(pa.array(row, mask=row < 0)).to_pandas()
     return pd.concat([s, e.set_axis(s.index)], axis=1), row
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
-from .. import compute, formats, paths
+from .. import compute, formats, idsets, paths
 from ..errors import InputError
 from ..outputs import jsonable, staged, write_json
 from .compare import compare_void_wall
@@ -88,8 +88,8 @@ def _rows_of(targetid: np.ndarray, ids: np.ndarray, order: np.ndarray):
         n = np.searchsorted(a, ids[lo:hi], side="right") - left
         first = np.repeat(left - (np.cumsum(n) - n), n)  # + k: row k of each id's run
         return first + np.arange(first.size), np.repeat(order[lo:hi], n)
-    pos = np.minimum(np.searchsorted(ids, a), ids.size - 1)
-    hit = np.flatnonzero(ids[pos] == a)
+    pos = idsets.positions(a, ids)
+    hit = np.flatnonzero(pos >= 0)
     return hit, order[pos[hit]]
 
 
