@@ -57,3 +57,14 @@ def test_the_figures_have_units_and_a_bar_per_table(loaded):
     assert len(figures.index_table(url)) > 0 and len(figures.provenance_table(url)) > 0
     assert len(figures.sphere_table(ex)) == min(len(ex["sphere"]), figures.SPHERE_SHOWN)
     plt.close("all")
+
+
+def test_the_reconciliation_is_the_published_one_not_a_second_count(loaded, monkeypatch):
+    """The chapter shows the row counts the stage took in its transaction and published in its
+    report (the same as counting the committed tables), without counting the tables again."""
+    d, result, url, rec, ex = loaded
+    from desivoids.load import report
+
+    assert rec.equals(report.reconcile(d / "convert", url))
+    monkeypatch.setattr(report, "row_counts", lambda db: pytest.fail("counted the tables again"))
+    assert figures.reconcile_table(str(d)).equals(rec)

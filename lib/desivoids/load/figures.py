@@ -7,6 +7,8 @@ module, so the chapter's tables live here too.)
 """
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -30,6 +32,8 @@ SHA_SHOWN = 16
 SPHERE_SHOWN = 10
 #: points of the drawn cone's circle
 CIRCLE_POINTS = 200
+#: the reconciliation's columns (:func:`desivoids.load.report.reconciled`)
+RECONCILE_COLUMNS = ["table", "parquet_rows", "db_rows", "match"]
 
 
 def database(data_dir: str, db_url: str = "") -> str:
@@ -39,9 +43,13 @@ def database(data_dir: str, db_url: str = "") -> str:
 
 def reconcile_table(data_dir: str, db_url: str = "") -> pd.DataFrame:
     """Per table: rows in the Parquet footers, rows in the database, and whether they agree
-    (``galaxy_positions`` must hold one row per galaxy)."""
-    layout = paths.RunLayout.of(data_dir)
-    return report.reconcile(layout.convert, layout.db_url(db_url))
+    (``galaxy_positions`` must hold one row per galaxy): the reconciliation the stage published
+    in its report. The stage counted the rows inside the transaction that loaded them, and its
+    report and tables are committed as one unit (:mod:`desivoids.publication`), so these are
+    the committed tables' counts; counting the multi-GB tables again costs the chapter seconds.
+    (``db_url``: the database the stage loaded, kept for the notebook's call.)"""
+    doc = json.loads(paths.RunLayout.of(data_dir).file("load", "report").read_text())
+    return pd.DataFrame(doc["reconciliation"], columns=RECONCILE_COLUMNS)
 
 
 def findings(result, rec: pd.DataFrame, ex: dict) -> list[str]:
