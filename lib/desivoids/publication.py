@@ -23,6 +23,9 @@ from pathlib import Path
 
 __all__ = ["TABLE", "manifest_digest", "record", "recorded", "settle"]
 
+#: how long a read of the record waits for another connection's write lock on a SQLite file
+BUSY_SECONDS = 60.0
+
 #: the bookkeeping table: stage -> the staging name and manifest sha256 of its committed folder
 TABLE = "stage_publications"
 _DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (stage TEXT PRIMARY KEY, staging TEXT NOT NULL, "
@@ -61,11 +64,15 @@ def recorded(db_url: str, stage: str) -> tuple[str, str] | None:
     from .load.queries import normalise_url
 
     url = normalise_url(db_url)
+    options = {}
     if url.get_backend_name() == "sqlite":
         if not url.database or not Path(url.database).is_file():
             return None  # connecting would create an empty database
         url = url.set(database=f"file:{url.database}?mode=ro", query={"uri": "true"})
-    engine = create_engine(url)
+        # a stage of another branch (`desivoids run --jobs`) may be committing its tables: wait
+        # for the file's write lock as the load does (its busy_timeout), not pysqlite's 5 s
+        options["connect_args"] = {"timeout": BUSY_SECONDS}
+    engine = create_engine(url, **options)
     try:
         with engine.connect() as con:
             if not inspect(con).has_table(TABLE):
