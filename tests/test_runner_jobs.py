@@ -46,15 +46,15 @@ def _check_order(clock: Clock, stages) -> None:
             continue
         for dep in runner.waits_for(s, stages):
             assert clock.spans[dep][1] <= clock.spans[s.name][0], f"{s.name} started before {dep} ended"
-    users = [s.name for s in stages if runner.database_user(s) and s.name in clock.spans]
-    for i, a in enumerate(users):
-        for b in users[i + 1:]:
-            assert not clock.overlap(a, b), f"{a} and {b} both used the database at once"
+    writers = [s.name for s in stages if runner.writes_database(s) and s.name in clock.spans]
+    for i, a in enumerate(writers):
+        for b in writers[i + 1:]:
+            assert not clock.overlap(a, b), f"{a} and {b} both wrote the database at once"
 
 
-def test_database_users_and_waits_follow_the_registry():
-    assert {s.name for s in select(None) if runner.database_user(s)} == {
-        "load", "integrity", "plausibility", "environment", "density", "release"}
+def test_database_writers_and_waits_follow_the_registry():
+    assert {s.name for s in select(None) if runner.writes_database(s)} == {
+        "load", "plausibility", "environment", "density"}
     every = select(None)
     assert runner.waits_for(STAGES["plausibility"], every) == {"convert", "load"}
     assert runner.waits_for(STAGES["plausibility"], select(["convert", "plausibility"])) == {"convert"}
@@ -63,11 +63,13 @@ def test_database_users_and_waits_follow_the_registry():
 
 def test_two_jobs_overlap_independent_stages_and_keep_every_constraint():
     stages = select(None)
-    clock = Clock({"recon": 0.3, "convert": 0.3, "density": 0.3, "systematics": 0.3})
+    clock = Clock({"recon": 0.3, "convert": 0.3, "integrity": 0.3, "plausibility": 0.3,
+                   "density": 0.3, "systematics": 0.3})
     results = runner._schedule(stages, clock, jobs=2, progress=False)
     assert [r.stage for r in results] == list(ORDER)
     _check_order(clock, stages)
     assert clock.overlap("recon", "convert") and clock.overlap("density", "systematics")
+    assert clock.overlap("integrity", "plausibility")  # a reader beside a writer
 
 
 def test_one_job_never_overlaps():

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
                        help="stages run at once where their inputs allow (default: the number of "
                        "cores); each stage starts once the stages it reads have ended, and two "
-                       "stages that use the database never run at once")
+                       "stages that write database tables never run at once")
     run_p.set_defaults(func=_run)
     book_p = sub.add_parser("book", help="build the Jupyter Book into _build/html")
     book_p.add_argument("--no-strict", action="store_true", help="do not treat warnings as errors")

@@ -23,9 +23,6 @@ from pathlib import Path
 
 __all__ = ["TABLE", "manifest_digest", "record", "recorded", "settle"]
 
-#: how long a read of the record waits for another connection's write lock on a SQLite file
-BUSY_SECONDS = 60.0
-
 #: the bookkeeping table: stage -> the staging name and manifest sha256 of its committed folder
 TABLE = "stage_publications"
 _DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (stage TEXT PRIMARY KEY, staging TEXT NOT NULL, "
@@ -61,7 +58,7 @@ def recorded(db_url: str, stage: str) -> tuple[str, str] | None:
     database (or its bookkeeping table, or the stage's row) does not exist."""
     from sqlalchemy import create_engine, inspect, text
 
-    from .load.queries import normalise_url
+    from .load.queries import SQLITE_BUSY_SECONDS, normalise_url
 
     url = normalise_url(db_url)
     options = {}
@@ -69,9 +66,8 @@ def recorded(db_url: str, stage: str) -> tuple[str, str] | None:
         if not url.database or not Path(url.database).is_file():
             return None  # connecting would create an empty database
         url = url.set(database=f"file:{url.database}?mode=ro", query={"uri": "true"})
-        # a stage of another branch (`desivoids run --jobs`) may be committing its tables: wait
-        # for the file's write lock as the load does (its busy_timeout), not pysqlite's 5 s
-        options["connect_args"] = {"timeout": BUSY_SECONDS}
+        # a stage beside this one (`desivoids run --jobs`) may be committing its tables
+        options["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
     engine = create_engine(url, **options)
     try:
         with engine.connect() as con:

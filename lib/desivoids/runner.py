@@ -241,11 +241,10 @@ def _say(progress: bool, text: str) -> None:
     tqdm.write(text)
 
 
-def database_user(stage: Stage) -> bool:
-    """Whether ``stage`` opens the run's database: it writes tables there, or reads the load's.
-    Two such stages never run at once (a SQLite file has one writer, and a reader beside it waits
-    on the writer's locks)."""
-    return bool(stage.tables) or "load" in stage.reads
+def writes_database(stage: Stage) -> bool:
+    """Whether ``stage`` writes tables into the run's database: two such stages never run at
+    once (a SQLite file has one writer)."""
+    return bool(stage.tables)
 
 
 def waits_for(stage: Stage, selected: Iterable[Stage]) -> set[str]:
@@ -261,9 +260,11 @@ def waits_for(stage: Stage, selected: Iterable[Stage]) -> set[str]:
 def _schedule(stages: list[Stage], one: Callable[[Stage], StageResult], jobs: int,
               progress: bool) -> list[StageResult]:
     """Run ``one(stage)`` for every stage, up to ``jobs`` at once: a stage starts when every
-    stage it :func:`waits_for` has ended and, if it is a :func:`database_user`, no other one
-    runs; among the stages that may start, pipeline order decides. After a failure no stage
-    starts; those running end, then the first failure is raised."""
+    stage it :func:`waits_for` has ended and, if it :func:`writes_database`, no other such one
+    runs (a stage reading the database beside a writer waits for the writer's commit: see
+    :data:`desivoids.load.queries.SQLITE_BUSY_SECONDS`); among the stages that may start,
+    pipeline order decides. After a failure no stage starts; those running end, then the first
+    failure is raised."""
     done: dict[str, StageResult] = {}
     failures: list[BaseException] = []
     pending, running = list(stages), {}
@@ -275,7 +276,7 @@ def _schedule(stages: list[Stage], one: Callable[[Stage], StageResult], jobs: in
                     break
                 if waits_for(stage, stages) - done.keys():
                     continue
-                if database_user(stage) and any(map(database_user, running.values())):
+                if writes_database(stage) and any(map(writes_database, running.values())):
                     continue
                 pending.remove(stage)
                 running[threads.submit(one, stage)] = stage
