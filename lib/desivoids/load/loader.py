@@ -98,18 +98,14 @@ class _Stream:
                 raise LoadError(part.path, self.inp.name, name,
                                 f"NULL in a key or NOT NULL column (row {row} of the file)")
 
-    def batches(self):
-        """The checked batches, in part order (``current``: the part of the last one)."""
-        for part, batch in self._batches():
-            self.current = part
-            yield batch
-
     def prefetched(self, depth: int = PREFETCH):
-        """:meth:`batches`, read, checked and derived ``depth`` batches ahead in a thread of
-        its own: Parquet decoding, the NaN counts and the unit vectors (about 7 CPU s for the
-        DR1-scale galaxies) run beside the database's insert of the previous batch, which
-        releases the GIL (ADBC, psycopg's COPY). An error of the reader is raised here, in
-        order; closing this generator early stops the reader."""
+        """The checked batches in part order (``current``: the part of the last one given),
+        read, checked and derived ``depth`` batches ahead in a thread of its own: Parquet
+        decoding, the NaN counts and the unit vectors (about 7 CPU s for the DR1-scale
+        galaxies) run beside the database's insert of the previous batch, which releases the
+        GIL (ADBC, psycopg's COPY). An error of the reader is raised here, in order; closing
+        this generator early stops the reader. The counts and positions it keeps are complete
+        once the last batch is given."""
         q: queue.Queue = queue.Queue(depth)
         stop = threading.Event()
 
