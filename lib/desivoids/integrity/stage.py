@@ -17,8 +17,9 @@ from ..outputs import jsonable, staged, write_json
 from ..vastheaders import caps_present, primary_headers
 from .checks import FAIL, PASS, WARN, Check, demote as _demote
 from .references import references
-from .tables import (_database_keys, _interleaved, _parquet_keys, nulls, ranges, reconciliation,
-                     types)
+from .tables import (_database_keys, _interleaved, _parquet_keys, nulls, ranges, read,
+                     reconciliation, sorted_key, types)
+from ..load import schema as S
 from ..params import checked
 from ..stages import file_name
 
@@ -94,8 +95,13 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
 def parquet_checks(convert_dir: Path, max_null_fraction: dict, z_range: list, dlimu: dict,
                    headers: dict) -> list[Check]:
     """The checks of convert's Parquet alone: keys, nulls, ranges, references (report order)."""
-    return (_parquet_keys(convert_dir) + nulls(convert_dir, max_null_fraction)
-            + ranges(convert_dir, z_range, dlimu) + references(convert_dir, caps_present(headers)))
+    key = S.KEYS["galaxies"]
+    gal = read(convert_dir, "galaxies", list(key))
+    galaxies = (gal, sorted_key(gal, key))  # read and sorted once, for its keys and references
+    return (_parquet_keys(convert_dir, galaxies) + nulls(convert_dir, max_null_fraction)
+            + ranges(convert_dir, z_range, dlimu)
+            + references(convert_dir, caps_present(headers),
+                         galaxies if key == ("targetid",) else None))
 
 
 def checked_inputs(layout: paths.RunLayout) -> dict:
