@@ -74,20 +74,18 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
     headers = primary_headers(convert_dir / file_name("convert", "voids"))
     dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items()
              if formats.family(alg).zones}  # the limit GALZONE's tracers are checked against
-    def in_database():
-        return reconciliation(convert_dir, db), _database_keys(db)
-
     def in_parquet():
         return parquet_checks(convert_dir, max_null_fraction, z_range, dlimu, headers)
 
     if isinstance(engine(db), Connection):  # one connection: its queries one after the other
-        (recon, db_keys), parquet = in_database(), in_parquet()
-    else:  # the database's scans (SQLite: one core) beside the Parquet checks (Arrow and
-        # numpy release the GIL): the stage's wall time is the longer of the two, not the sum
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(in_database)
+        recon, db_keys, parquet = reconciliation(convert_dir, db), _database_keys(db), in_parquet()
+    else:  # the database's two scans, each on its own connection (SQLite: a core each; they
+        # were the stage's longest thread one after the other), beside the Parquet checks
+        # (Arrow and numpy release the GIL): the stage's wall time is the longest of the three
+        with ThreadPoolExecutor(2) as pool:
+            pending = pool.submit(reconciliation, convert_dir, db), pool.submit(_database_keys, db)
             parquet = in_parquet()
-            recon, db_keys = pending.result()
+            recon, db_keys = (p.result() for p in pending)
     n = len(db_keys)  # the Parquet key checks come first in ``parquet``, one per table
     return recon + _interleaved(parquet[:n], db_keys) + types(convert_dir, db) + parquet[n:]
 
