@@ -155,7 +155,6 @@ def figure(name: str, fig, caption: str) -> None:
     by saying so. The figure is closed afterwards, so Jupyter does not show it a second time."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown
-    from myst_nb import glue
 
     from .runinfo import MOCK_GID
 
@@ -164,3 +163,21 @@ def figure(name: str, fig, caption: str) -> None:
     glue(name, fig, display=True)
     glue(f"{name}-caption", Markdown(text), display=False)
     plt.close(fig)
+
+
+#: myst-nb's mime-type prefix of a value glued without display (myst_nb.ext.glue.GLUE_PREFIX)
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, variable, display: bool = True) -> None:
+    """``myst_nb.glue``, the same output (myst-nb 1.x: the value's display data under the
+    ``scrapbook`` metadata the book's ``{glue}`` directives read), without importing myst_nb:
+    its glue module imports nbformat and with it jsonschema's format grammars, about a second
+    of every chapter's kernel, more than most figures."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    mimebundle, metadata = format_display_data(variable)
+    mime_prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = dict(name=name, mime_prefix=mime_prefix)
+    ipy_display({mime_prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
