@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PatchCollection
 
 from desivoids import formats
 from desivoids.environment import figures
@@ -55,7 +56,8 @@ def test_sky_slab_and_sizes_have_a_panel_per_algorithm_with_units(drawn):
     assert len(bars) == len(panels) and all(b.get_ylabel() == "tracers per cell" for b in bars)
     slab = figures.slab_figure(data["sample"], data["assign"], data["holes"], data["voids"])
     assert len(slab.axes) == 4 and all("Mpc/h" in ax.get_xlabel() for ax in slab.axes)
-    assert sum(len(ax.patches) for ax in slab.axes) > 0  # the voids cut the slab
+    circles = [c for ax in slab.axes for c in ax.collections if isinstance(c, PatchCollection)]
+    assert sum(len(c.get_paths()) for c in circles) > 0  # the voids cut the slab
     legend = [t.get_text() for t in slab.legends[0].get_texts()]
     assert set(legend) <= set(figures.FLAG_NAMES.values()) and "void" in legend  # words, not flags
     sizes = figures.sizes_figure(data["voids"])

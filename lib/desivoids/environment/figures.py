@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from matplotlib.collections import EllipseCollection
+from matplotlib.collections import EllipseCollection, PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
@@ -166,6 +166,9 @@ def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
     aspect = float(np.clip(span[1] / max(span[0], 1e-9), 0.3, 1.5))  # of the slab's own extent
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, WIDTH * aspect + 1.6), sharex=True,
                              sharey=True, layout="constrained")
+    # the slab's rows only, before the merges: selecting and merging every galaxy's rows per
+    # algorithm took ~10 CPU s at DR1 scale (25.8M rows)
+    assign = assign[assign.targetid.isin(slab.targetid.to_numpy())]
     for ax, alg in zip(axes.flat, formats.ALGORITHMS):
         f = slab.merge(assign[assign.algorithm == alg], on="targetid", how="left")
         for flag, colour in FLAG_COLOURS.items():
@@ -177,8 +180,8 @@ def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
         else:
             s = voids[(voids.algorithm == alg) & (voids.cap == cap)]
             circles = slab_circles(s.x, s.y, s.z, s.r_eff, z0)
-        for cx, cy, r in circles:
-            ax.add_patch(Circle((cx, cy), r, fill=False, lw=0.5, color="C0"))
+        ax.add_collection(PatchCollection([Circle((cx, cy), r) for cx, cy, r in circles],
+                                          facecolors="none", edgecolors="C0", linewidths=0.5))
         ax.set(title=alg, xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
         ax.set_aspect("equal")
     fig.suptitle(f"{cap}: the slab |z − {z0:.0f}| < {SLAB_HALF_THICKNESS:g} Mpc/h")
