@@ -181,3 +181,17 @@ def glue(name: str, variable, display: bool = True) -> None:
     mime_prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = dict(name=name, mime_prefix=mime_prefix)
     ipy_display({mime_prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
+
+
+def circles(ax, x, y, radius, **style) -> None:
+    """Unfilled circles drawn as ``ax.add_patch`` draws them, with the data limits they add
+    updated once: add_patch's per-patch update was 4 of the 4.5 s of density's NGC slice of
+    5,000 circles at DR1 scale (and most of environment's slab figure)."""
+    import matplotlib.pyplot as plt
+
+    x, y, radius = (np.asarray(a, float) for a in (x, y, radius))
+    for cx, cy, r in zip(x.tolist(), y.tolist(), radius.tolist()):
+        ax.add_artist(plt.Circle((cx, cy), r, fill=False, **style))
+    if len(x):
+        ax.update_datalim(np.column_stack([np.r_[x - radius, x + radius],
+                                           np.r_[y - radius, y + radius]]))

@@ -11,9 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle
 
-from .. import formats, paths
+from .. import display, formats, paths
 from .flags import EDGE, OUTSIDE, VOID, WALL
 from .summary import DR7_REFERENCE
 
@@ -182,14 +181,8 @@ def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
         else:
             s = voids[(voids.algorithm == alg) & (voids.cap == cap)]
             circles = slab_circles(s.x, s.y, s.z, s.r_eff, z0)
-        # as add_patch draws them, with the data limits they add updated once (add_patch's
-        # per-patch update was most of the 6,595 circles' 5 CPU s at DR1 scale; density's
-        # web slice does the same)
-        for cx, cy, r in circles:
-            ax.add_artist(Circle((cx, cy), r, fill=False, lw=0.5, color="C0"))
-        if circles:
-            cx, cy, r = (np.asarray(c) for c in zip(*circles))
-            ax.update_datalim(np.column_stack([np.r_[cx - r, cx + r], np.r_[cy - r, cy + r]]))
+        cx, cy, r = (list(c) for c in zip(*circles)) if circles else ([], [], [])
+        display.circles(ax, cx, cy, r, lw=0.5, color="C0")
         ax.set(title=alg, xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
         ax.set_aspect("equal")
     fig.suptitle(f"{cap}: the slab |z − {z0:.0f}| < {SLAB_HALF_THICKNESS:g} Mpc/h")
