@@ -30,13 +30,15 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["DASH", "Table", "table", "Summary", "summary", "figure", "cell"]
+__all__ = ["DASH", "Table", "table", "Summary", "summary", "figure", "glue", "cell"]
 
 #: what a table shows for "not applicable" (a missing or non-finite value)
 DASH = "\u2013"
 #: the CSS class of a table's frame (book/_static/desivoids.css: it scrolls, never widens the page)
 FRAME_CLASS = "dv-table"
 NUM = ' class="num"'  # numbers are right-aligned (desivoids.css)
+#: the MIME-type prefix of a value glued but not shown (myst_nb.ext.glue.GLUE_PREFIX)
+GLUE_PREFIX = "application/papermill.record/"
 
 
 def _missing(value) -> bool:
@@ -155,7 +157,6 @@ def figure(name: str, fig, caption: str) -> None:
     by saying so. The figure is closed afterwards, so Jupyter does not show it a second time."""
     import matplotlib.pyplot as plt
     from IPython.display import Markdown
-    from myst_nb import glue
 
     from .runinfo import MOCK_GID
 
@@ -164,3 +165,18 @@ def figure(name: str, fig, caption: str) -> None:
     glue(name, fig, display=True)
     glue(f"{name}-caption", Markdown(text), display=False)
     plt.close(fig)
+
+
+def glue(name: str, value, display: bool = True) -> None:
+    """myst-nb's ``glue`` (myst_nb.ext.glue.glue), output for output: ``value``'s display data
+    (MIME types prefixed with :data:`GLUE_PREFIX` when it is stored but not shown) with the
+    ``scrapbook`` metadata the book reads. Written here because importing myst_nb.ext.glue
+    imports nbformat and jsonschema, whose URI grammar alone costs a kernel 1.3 CPU s, in every
+    chapter with a figure (tests/test_display.py checks both write the same display data)."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = dict(name=name, mime_prefix=prefix)
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
