@@ -10,10 +10,12 @@ notebook kernel costs.
    mock of the stage benchmarks, data/bench/dr1/mirror, is hard-linked when it is the same sky):
    the run's total below excludes it, as a rerun of the pipeline on the same mock would.
 2. **The run**: every stage's output folder and the run's database are removed, then
-   ``desivoids run --params <profile> --quiet`` runs every notebook with papermill (executed
-   notebooks to ``<data-dir>/executed``, not the book's); wall time and peak RSS of the whole
-   process tree, and per stage the runner's own record (``<data-dir>/run/report.json``: the
-   notebook kernel's wall time and peak RSS).
+   ``desivoids run --params <profile> --quiet --jobs <jobs>`` runs every notebook with
+   papermill (executed notebooks to ``<data-dir>/executed``, not the book's), stages side by
+   side where the data flow allows (``--jobs``, default the command's own: the core count);
+   wall time and peak RSS of the whole process tree, and per stage the runner's own record
+   (``<data-dir>/run/report.json``: the notebook kernel's wall time and peak RSS, and the
+   stages it overlapped).
 3. **Floors**, measured right after the run: for each stage, one cold read (page cache evicted)
    of every file of the folders it reads (``FLOORS``; whole files, so an upper bound of the
    floor of a stage that reads a few columns); the total's floor is their sum.
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -132,7 +135,15 @@ def fresh(layout) -> None:
         shutil.rmtree(extra, ignore_errors=True)
 
 
-def bench(params: Path, data_dir: Path, scale: str | None, repeats: int) -> dict:
+def beside(records: list[dict]) -> dict[str, list[str]]:
+    """stage -> the stages whose run overlapped its own (``desivoids run --jobs``), from the
+    runner's start and end times (whole seconds: stages that merely follow do not overlap)."""
+    spans = {r["stage"]: (r["started"], r["finished"]) for r in records if r.get("started")}
+    return {a: [b for b, (b0, b1) in spans.items() if b != a and a0 < b1 and b0 < a1]
+            for a, (a0, a1) in spans.items()}
+
+
+def bench(params: Path, data_dir: Path, scale: str | None, repeats: int, jobs: int) -> dict:
     from desivoids.params import load as load_params
     from desivoids.paths import RunLayout, display
     from desivoids.stages import ORDER
@@ -153,7 +164,7 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int) -> dict
         fresh(layout)
         load = measure.load_average()
         cmd = [sys.executable, "-m", "desivoids.cli", "run", "--params", str(profile), "--quiet",
-               "--executed-dir", str(layout.data_dir / "executed")]
+               "--executed-dir", str(layout.data_dir / "executed"), "--jobs", str(jobs)]
         seconds, peak, rc, cpu, out = measure.run_polled(cmd)
         if rc:
             raise SystemExit(f"desivoids run failed ({rc}):\n{out[-3000:]}")
@@ -162,6 +173,7 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int) -> dict
         kernel = kernel_startup(repeats, tmp)
         heavy = kernel_startup(repeats, tmp, HEAVY_IMPORTS)
     stages = {r["stage"]: r for r in record["stages"]}
+    overlaps = beside(record["stages"])
     rows = []
     for name in ORDER:
         r = stages.get(name)
@@ -169,14 +181,16 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int) -> dict
             continue
         f = floor.get(name, {"seconds": 0.0, "bytes": 0})  # a stage FLOORS does not know: none
         rows.append({"stage": name, "seconds": r["seconds"], "peak_rss_gib": r["peak_rss_gib"],
-                     "status": r["status"], "floor_seconds": f["seconds"],
+                     "status": r["status"], "beside": overlaps.get(name, []),
+                     "floor_seconds": f["seconds"],
                      "floor_bytes": f["bytes"], "floor_reads": f.get("reads", []),
                      "ratio_to_floor": (round(r["seconds"] / f["seconds"], 1)
                                         if f["seconds"] > 0 else None)})
     k = statistics.median(kernel)
     return {"command": "python benchmarks/bench_pipeline.py" + (
                 f" --params {display(params)}" if params != paths.PARAMS / "dr1-mock.yml" else "")
-            + (f" --scale {scale}" if scale else "") + f" --data-dir {display(data_dir)}",
+            + (f" --scale {scale}" if scale else "") + f" --data-dir {display(data_dir)}"
+            + f" --jobs {jobs}", "jobs": jobs,
             "machine": start, "profile": rp.profile, "mock": rp.mock,
             "data_dir": display(layout.data_dir), "mock_seconds": mock_seconds,
             "mock_reused": (display(measure.DR1_DIR / "mirror") if reused else None),
@@ -204,17 +218,20 @@ def markdown(res: dict) -> str:
              "Each stage: the notebook kernel's wall time and peak RSS as `desivoids run` "
              "recorded them, beside its floor: one cold read (page cache evicted) of every file "
              "of the folders it reads, measured right after the run (whole files: an upper bound "
-             "of the floor of a stage that reads a few columns).", "",
-             "| stage | seconds | peak RSS (GiB) | floor: reads | floor s | MB read | "
-             "seconds / floor |", "|---|---:|---:|---|---:|---:|---:|"]
+             "of the floor of a stage that reads a few columns). "
+             f"`desivoids run --jobs {res.get('jobs', 1)}`: a stage starts once the stages it "
+             "reads have ended and no other stage uses the database; 'ran beside' names the "
+             "stages it shared the cores with, whose time its seconds include.", "",
+             "| stage | seconds | peak RSS (GiB) | ran beside | floor: reads | floor s | MB read | "
+             "seconds / floor |", "|---|---:|---:|---|---|---:|---:|---:|"]
     for r in res["stages"]:
         ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']}x"
         lines.append(f"| {r['stage']} | {r['seconds']} | {r['peak_rss_gib']} | "
-                     f"{', '.join(r['floor_reads'])} | {r['floor_seconds']} | "
+                     f"{', '.join(r.get('beside', []))} | {', '.join(r['floor_reads'])} | {r['floor_seconds']} | "
                      f"{r['floor_bytes'] / 1e6:,.0f} | {ratio} |")
     verdict = "met" if res["meets"] else "NOT met"
     lines += ["", f"Total: **{res['run_seconds']} s** (the `desivoids run` process; "
-              f"{res['stages_seconds']} s in the stages' kernels), {res['run_cpu_seconds']} CPU s, "
+              f"{res['stages_seconds']} s summed over the stages' kernels), {res['run_cpu_seconds']} CPU s, "
               f"peak RSS {res['run_peak_rss_gib']} GiB; the floors sum to "
               f"{res['floor_seconds']} s. Target: under {res['target_seconds']:.0f} s: "
               f"{verdict}.", "",
@@ -236,11 +253,13 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", choices=["tiny", "small", "dr1"], default=None,
                     help="override the profile's mock scale")
     ap.add_argument("--kernel-repeats", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="`desivoids run --jobs` (default: its own, the number of cores)")
     args = ap.parse_args(argv)
     data_dir = paths.resolve(args.data_dir)
     if args.scale in (None, "dr1"):
         measure.check_disk(data_dir, 30, "the DR1-scale run")
-    res = bench(paths.resolve(args.params), data_dir, args.scale, args.kernel_repeats)
+    res = bench(paths.resolve(args.params), data_dir, args.scale, args.kernel_repeats, args.jobs)
     measure.write("pipeline", res, markdown(res))
     print(markdown(res))
     return 0

@@ -293,3 +293,52 @@ def test_a_kill_between_the_two_renames_is_undone_by_the_lock_and_by_a_reader(lo
     with stage_lock(d, "convert"):  # the next run of convert does too
         assert _folder(d / "convert") == before
     assert not list(d.glob(".convert.*"))
+
+
+def _record_read(db):
+    from desivoids import publication
+
+    return publication.recorded(f"sqlite:///{db}", "density")
+
+
+def _query_read(db):
+    from sqlalchemy import text
+
+    from desivoids.load.queries import engine
+
+    with engine(f"sqlite:///{db}").connect() as con:
+        row = con.execute(text("SELECT staging, manifest FROM stage_publications")).first()
+    dispose_engines()
+    return tuple(row)
+
+
+@pytest.mark.parametrize("read", [_record_read, _query_read], ids=["record", "query"])
+def test_a_reader_waits_for_another_connection_committing(tmp_path, read):
+    """`desivoids run --jobs` runs a stage that reads the database (systematics reading its
+    producers' records, integrity querying the load's tables) beside one committing its tables:
+    the read waits for the write lock instead of failing with "database is locked" after
+    pysqlite's 5 s."""
+    import threading
+    import time
+
+    from desivoids import publication
+
+    db = tmp_path / "desivoids.sqlite"
+    con = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    con.execute(publication._DDL)
+    con.execute(f"INSERT INTO {publication.TABLE} VALUES ('density', '.density.tmp-x', 'ab')")
+    con.execute("BEGIN EXCLUSIVE")  # a commit in progress: readers are locked out
+
+    def commit_later():
+        time.sleep(6.0)
+        con.execute("COMMIT")
+
+    writer = threading.Thread(target=commit_later)
+    writer.start()
+    try:
+        t0 = time.monotonic()
+        assert read(db) == (".density.tmp-x", "ab")
+        assert time.monotonic() - t0 >= 5.5  # it did wait for the commit
+    finally:
+        writer.join()
+        con.close()

@@ -12,6 +12,7 @@ in the verb's log file, see desivoids.stagecli.guarded); 2 a usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,13 +38,24 @@ def _run(args, argv) -> int:
         except UsageError as exc:
             raise UsageError(f"invalid parameters: {exc}") from None
         results = run(params, args.stages, progress=not args.quiet,
-                      executed_dir=Path(args.executed_dir).resolve(), force=args.force)
+                      executed_dir=Path(args.executed_dir).resolve(), force=args.force,
+                      jobs=args.jobs)
         for r in results:
             print(f"  {r.stage:<14} {r.seconds:8.1f} s  -> {paths.display(r.notebook)}" if r.ran
                   else f"  {r.stage:<14}    fresh    {paths.display(r.notebook)} (kept)")
         return 0
 
     return guarded("run", body, argv, lambda: got["params"].data_dir if "params" in got else None)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _book(args, argv) -> int:
@@ -81,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                        "when its parameters, its inputs or its outputs changed since its last run)")
     run_p.add_argument("--executed-dir", default=str(paths.EXECUTED),
                        help="where executed notebooks go (default book/executed, which the book renders)")
+    run_p.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1,
+                       help="stages run at once where their inputs allow (default: the number of "
+                       "cores); each stage starts once the stages it reads have ended, and two "
+                       "stages that write database tables never run at once")
     run_p.set_defaults(func=_run)
     book_p = sub.add_parser("book", help="build the Jupyter Book into _build/html")
     book_p.add_argument("--no-strict", action="store_true", help="do not treat warnings as errors")

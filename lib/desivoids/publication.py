@@ -58,14 +58,17 @@ def recorded(db_url: str, stage: str) -> tuple[str, str] | None:
     database (or its bookkeeping table, or the stage's row) does not exist."""
     from sqlalchemy import create_engine, inspect, text
 
-    from .load.queries import normalise_url
+    from .load.queries import SQLITE_BUSY_SECONDS, normalise_url
 
     url = normalise_url(db_url)
+    options = {}
     if url.get_backend_name() == "sqlite":
         if not url.database or not Path(url.database).is_file():
             return None  # connecting would create an empty database
         url = url.set(database=f"file:{url.database}?mode=ro", query={"uri": "true"})
-    engine = create_engine(url)
+        # a stage beside this one (`desivoids run --jobs`) may be committing its tables
+        options["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
+    engine = create_engine(url, **options)
     try:
         with engine.connect() as con:
             if not inspect(con).has_table(TABLE):

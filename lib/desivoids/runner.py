@@ -7,13 +7,16 @@ py:percent) and the executed copy is written to the book's tree (``book/executed
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import threading
 import time
+from concurrent.futures import (FIRST_COMPLETED, Executor, ProcessPoolExecutor,
+                                ThreadPoolExecutor, wait)
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import jupytext
 import nbformat
@@ -194,6 +197,11 @@ def _report_md(record: dict) -> str:
     done = [r for r in record["stages"] if r["status"] == "done"]
     lines += ["", f"Total: {sum(r['seconds'] for r in done):.1f} s over {len(done)} stages; "
               f"largest peak {max((r['peak_rss_gib'] for r in done), default=0):.2f} GiB."]
+    last = record.get("last_run")
+    if last and last.get("jobs", 1) > 1:
+        lines += ["", f"The last `desivoids run` ({len(last['stages'])} stages, up to "
+                  f"{last['jobs']} at once: a stage's seconds include the cores it shared) took "
+                  f"{last['seconds']:.1f} s."]
     return "\n".join(lines) + "\n"
 
 
@@ -233,9 +241,93 @@ def _say(progress: bool, text: str) -> None:
     tqdm.write(text)
 
 
+def writes_database(stage: Stage) -> bool:
+    """Whether ``stage`` writes tables into the run's database: two such stages never run at
+    once (a SQLite file has one writer)."""
+    return bool(stage.tables)
+
+
+def waits_for(stage: Stage, selected: Iterable[Stage]) -> set[str]:
+    """The selected stages that must end before ``stage`` starts: those whose outputs it reads,
+    and the load when it publishes tables beside the load's (:mod:`desivoids.load.tables`)."""
+    names = {s.name for s in selected}
+    deps = set(stage.reads) & names
+    if stage.tables and stage.name != "load" and "load" in names:
+        deps.add("load")
+    return deps
+
+
+def _schedule(stages: list[Stage], one: Callable[[Stage], StageResult], jobs: int,
+              progress: bool) -> list[StageResult]:
+    """Run ``one(stage)`` for every stage, up to ``jobs`` at once: a stage starts when every
+    stage it :func:`waits_for` has ended and, if it :func:`writes_database`, no other such one
+    runs (a stage reading the database beside a writer waits for the writer's commit: see
+    :data:`desivoids.load.queries.SQLITE_BUSY_SECONDS`); among the stages that may start,
+    pipeline order decides. After a failure no stage starts; those running end, then the first
+    failure is raised."""
+    done: dict[str, StageResult] = {}
+    failures: list[BaseException] = []
+    pending, running = list(stages), {}
+    with bar(total=len(stages), desc="desivoids run", unit="stage", progress=progress) as shown, \
+            ThreadPoolExecutor(jobs, thread_name_prefix="stage") as threads:
+        while running or (pending and not failures):
+            for stage in [] if failures else list(pending):
+                if len(running) >= jobs:
+                    break
+                if waits_for(stage, stages) - done.keys():
+                    continue
+                if writes_database(stage) and any(map(writes_database, running.values())):
+                    continue
+                pending.remove(stage)
+                running[threads.submit(one, stage)] = stage
+            shown.set_postfix_str(", ".join(s.name for s in running.values()))
+            if not running:  # cannot happen with a consistent registry; never spin
+                raise StageError(f"stages {[s.name for s in pending]} wait for stages not run")
+            ended, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in ended:
+                stage = running.pop(future)
+                try:
+                    done[stage.name] = future.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, once all ended
+                    failures.append(exc)
+                shown.update(1)
+    if failures:
+        raise failures[0]
+    return [done[s.name] for s in stages if s.name in done]
+
+
+def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool) -> int:
+    """Execute the stage's notebook from this process; its kernel's peak RSS in bytes."""
+    with PeakRSS() as mem:
+        try:
+            execute_stage(stage, parameters, output=output, progress=progress)
+        except StageFailed as exc:
+            exc.peak_rss = mem.peak
+            raise
+    return mem.peak
+
+
+def _in_worker(name: str, parameters: dict, output: str, progress: bool):
+    """:func:`_in_process` in a worker process (``desivoids run --jobs``): papermill changes
+    the process's working folder and the kernel inherits its environment, so two notebooks run
+    at once from two processes. Returns (peak RSS, None) or (peak RSS, the failure's cell, ename
+    and evalue)."""
+    from .stages import STAGES
+
+    try:
+        return _in_process(STAGES[name], parameters, Path(output), progress), None
+    except StageFailed as exc:
+        return exc.peak_rss, (exc.cell, exc.ename, exc.evalue)
+
+
+def _worker_pool(jobs: int) -> Executor:
+    # spawn: the runner has threads (progress, memory polls); a forked child would copy their locks
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
 def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress: bool = True,
         make_mock: bool = True, executed_dir: Path = paths.EXECUTED,
-        force: bool = False) -> list[StageResult]:
+        force: bool = False, jobs: int = 1) -> list[StageResult]:
     """Run the selected stages (default: all) in pipeline order, stopping at the first failure.
 
     A stage runs only when it is stale (:func:`desivoids.freshness.stale`: no record of an
@@ -243,6 +335,11 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     changed, or no executed notebook in ``executed_dir``), decided under its lock once the
     stages before it have run; each stage's line says whether it runs and why. ``force``: run
     every selected stage. A fresh stage keeps its executed notebook and its row of the report.
+
+    ``jobs`` > 1: up to that many stages at once, each notebook from a worker process, as the
+    stages' reads and the database allow (:func:`_schedule`): a stage starts only once the stages
+    it reads have ended, as in pipeline order; after a failure no stage starts, and the running
+    ones end before the failure is raised.
 
     Executed notebooks go to ``executed_dir`` (the book's tree by default). The parameters as
     run (database URLs masked) and each stage's wall time and peak memory are recorded, after
@@ -253,6 +350,10 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         from .errors import InputError
 
         raise InputError(params.data_dir, None, None, "data_dir is not a folder (a file is in its place)")
+    if jobs < 1:
+        from .errors import UsageError
+
+        raise UsageError(f"jobs must be at least 1, not {jobs}")
     if make_mock:
         ensure_mock(params)
     layout = paths.RunLayout(params.data_dir)
@@ -260,15 +361,26 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     record = {"params_file": paths.display(params.file), "profile": params.profile,
               "data_dir": paths.display(params.data_dir),
               "stages": _earlier_stages(layout, set())}
-    results = []
-    stage_bar = bar(stages, desc="desivoids run", unit="stage", progress=progress)
-    for stage in stage_bar:
-        stage_bar.set_postfix_str(stage.name)
+    recording = threading.Lock()  # stages ending at once write the run's record one at a time
+    concurrent = jobs > 1 and len(stages) > 1
+    pool = _worker_pool(min(jobs, len(stages))) if concurrent else None
+
+    def execute(stage: Stage, out: Path) -> int:
+        if pool is None:
+            return _in_process(stage, params.for_stage(stage), out, progress)
+        peak, failure = pool.submit(_in_worker, stage.name, params.for_stage(stage), str(out),
+                                    False).result()
+        if failure is not None:
+            exc = StageFailed(stage, *failure, out)
+            exc.peak_rss = peak
+            raise exc
+        return peak
+
+    def one(stage: Stage) -> StageResult:
         t0 = time.perf_counter()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         out = executed_dir / f"{stage.stem}.ipynb"
-        status = "failed"
-        mem = None
-        locked = False
+        status, peak, locked = "failed", 0, False
         reasons = ["--force"] if force else []
         try:
             # the run's records change only under the stage's lock: a run refused because
@@ -278,26 +390,49 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                 if not reasons:
                     _say(progress, f"{stage.name}: fresh, skipped (its parameters and inputs are "
                          "those of its last run)")
-                    results.append(StageResult(stage.name, str(out), 0.0, [], ran=False))
-                    continue
+                    return StageResult(stage.name, str(out), 0.0, [], ran=False)
                 _say(progress, f"{stage.name}: runs: {'; '.join(reasons)}")
                 locked = True
-                _record_params(layout, params, stage)
-                with PeakRSS() as mem:
-                    execute_stage(stage, params.for_stage(stage), output=out, progress=progress)
+                with recording:
+                    _record_params(layout, params, stage)
+                try:
+                    peak = execute(stage, out)
+                except StageFailed as exc:
+                    peak = getattr(exc, "peak_rss", 0)
+                    raise
             status = "done"
         finally:
             seconds = round(time.perf_counter() - t0, 2)
             if locked:  # refused by the lock or fresh: nothing ran, nothing to record
-                record["stages"] = [r for r in record["stages"] if r["stage"] != stage.name]
-                record["stages"].append({
-                    "stage": stage.name, "status": status, "seconds": seconds,
-                    "peak_rss_gib": round(mem.peak / 2**30, 3) if mem else 0.0,
-                    "notebook": paths.display(out), "params_file": paths.display(params.file),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-                record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
-                write_json(layout.run_file("report"), record)
-                write_text_atomic(layout.run_file("report_md"), _report_md(record))
-        results.append(StageResult(stage.name, str(out), seconds, reasons))
+                with recording:
+                    record["stages"] = [r for r in record["stages"] if r["stage"] != stage.name]
+                    record["stages"].append({
+                        "stage": stage.name, "status": status, "seconds": seconds,
+                        "peak_rss_gib": round(peak / 2**30, 3),
+                        "notebook": paths.display(out), "params_file": paths.display(params.file),
+                        "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                    record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
+                    write_json(layout.run_file("report"), record)
+                    write_text_atomic(layout.run_file("report_md"), _report_md(record))
+        return StageResult(stage.name, str(out), seconds, reasons)
+
+    t_run = time.perf_counter()
+    try:
+        if concurrent:
+            results = _schedule(stages, one, jobs, progress)
+        else:
+            results = []
+            stage_bar = bar(stages, desc="desivoids run", unit="stage", progress=progress)
+            for stage in stage_bar:
+                stage_bar.set_postfix_str(stage.name)
+                results.append(one(stage))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        with recording:  # what the whole command took: with jobs > 1, less than its stages' sum
+            record["last_run"] = {"stages": [s.name for s in stages], "jobs": jobs,
+                                  "seconds": round(time.perf_counter() - t_run, 2)}
+            write_json(layout.run_file("report"), record)
+            write_text_atomic(layout.run_file("report_md"), _report_md(record))
     (executed_dir / "run.json").write_text(json.dumps(record, indent=2))
     return results

@@ -51,11 +51,18 @@ def normalise_url(url) -> URL:
 
 _ENGINES: dict[str, Engine] = {}
 
+#: How long a connection to a SQLite file waits for another's lock (``desivoids run --jobs``
+#: runs a stage that reads the database beside one that writes its tables: the reader waits
+#: for the writer's commit, the writer for the reader's query), instead of pysqlite's 5 s.
+SQLITE_BUSY_SECONDS = 600
+
 
 def _engine_for(url: URL) -> Engine:
     key = url.render_as_string(hide_password=False)
     if key not in _ENGINES:
-        _ENGINES[key] = create_engine(url)
+        options = ({"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
+                   if url.get_backend_name() == "sqlite" else {})
+        _ENGINES[key] = create_engine(url, **options)
     return _ENGINES[key]
 
 

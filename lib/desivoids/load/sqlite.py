@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from . import schema as S
+from .queries import SQLITE_BUSY_SECONDS
 from .spatial import Blocks
 
 __all__ = ["SqliteTarget", "sqlite_path"]
@@ -56,7 +57,7 @@ class SqliteTarget:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = adbc.connect(str(self.path))  # autocommit off: one transaction
         self.cur = self.conn.cursor()
-        self.cur.execute("PRAGMA busy_timeout = 60000")
+        self.cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
         self.cur.execute("PRAGMA cache_size = -1000000")  # up to 1 GB of page cache
         self.sky_index = "rtree"
 
