@@ -220,7 +220,8 @@ def markdown(res: dict) -> str:
              "of the folders it reads, measured right after the run (whole files: an upper bound "
              "of the floor of a stage that reads a few columns). "
              f"`desivoids run --jobs {res.get('jobs', 1)}`: a stage starts once the stages it "
-             "reads have ended and no other stage uses the database; 'ran beside' names the "
+             "reads have ended and, if it writes database tables, no other such stage runs; "
+             "'ran beside' names the "
              "stages it shared the cores with, whose time its seconds include.", "",
              "| stage | seconds | peak RSS (GiB) | ran beside | floor: reads | floor s | MB read | "
              "seconds / floor |", "|---|---:|---:|---|---|---:|---:|---:|"]

@@ -18,7 +18,7 @@ from desivoids import formats
 from desivoids.density import (Box, CapDensity, ball_points, cic_density, edge_fraction,
                                footprint_volume, knn_radius, local_density, tidal_classes,
                                void_centric, web_grid)
-from desivoids.density.tweb import positive_count, survey_cells
+from desivoids.density.tweb import WEB_CLASSES, WebGrid, positive_count, survey_cells
 from desivoids.environment.flags import NO_VOID, OUTSIDE, VOID, WALL
 from desivoids.environment.mask import Footprint
 from desivoids.environment.summary import footprint_randoms
@@ -241,6 +241,31 @@ def test_a_point_mass_of_tracers_is_a_knot_at_its_centre_and_void_far_away():
     got = web.classify(np.array([[0.0, 0, 0], [0, 50, 0], [500, 0, 0]]))
     assert got[0] == 3 and got[2] == -1
     assert sum(web.counts().values()) == int(web.inside.sum())
+
+
+def test_cell_of_is_numpys_ravelled_cell_index_and_off_the_grid_or_not_finite_is_outside():
+    box = Box(np.array([-10.0, -20.0, 5.0]), 2.0, (10, 12, 7))
+    rng = np.random.default_rng(11)
+    xyz = rng.uniform(-30, 40, (5_000, 3))
+    xyz[:6] = [[np.nan, 0, 10], [0, np.inf, 10], [0, 0, -np.inf], [-10, -20, 5],
+               [9.999, 3.999, 18.999], [10, 0, 10]]  # the box's first corner, last cell, beyond
+    ijk = np.floor((xyz - box.origin) / box.cell)
+    want_ok = np.all(np.isfinite(ijk), 1) & np.all((ijk >= 0) & (ijk < box.shape), 1)
+    want = np.ravel_multi_index(np.where(want_ok[:, None], ijk, 0).astype(np.int64).T, box.shape)
+    flat, ok = box.cell_of(xyz)
+    np.testing.assert_array_equal(ok, want_ok)
+    np.testing.assert_array_equal(flat, want)
+    assert ok[:6].tolist() == [False, False, False, True, True, False]
+    assert flat[4] == 10 * 12 * 7 - 1
+
+
+def test_web_counts_are_the_survey_cells_per_class():
+    classes = np.random.default_rng(5).integers(-1, 4, (9, 8, 7)).astype(np.int8)
+    inside = classes >= 0
+    inside[0] = False  # a plane of classified cells outside the survey: not counted
+    web = WebGrid("NGC", Box(np.zeros(3), 1.0, (9, 8, 7)), classes, inside)
+    n = np.bincount(classes[inside], minlength=4)
+    assert web.counts() == dict(zip(WEB_CLASSES, n.tolist()))
 
 
 def _whole_grid_classes(delta, cell, smooth, lambda_th, where):

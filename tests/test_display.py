@@ -3,11 +3,7 @@ column, a dash for "not applicable" (never NaN), thousands separators, a frame t
 collapsed long tables, and captions that say mock on a mock run."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import matplotlib.pyplot as plt
-import pytest
 import numpy as np
 import pandas as pd
 
@@ -64,30 +60,37 @@ def test_figure_captions_say_mock_only_on_a_figure_with_the_mock_mark(monkeypatc
     assert not plt.get_fignums()  # closed: Jupyter does not show them twice
 
 
-@pytest.mark.parametrize("shown", [True, False])
-def test_glue_writes_the_display_data_myst_nb_glue_writes(monkeypatch, shown):
-    glue_module = pytest.importorskip("myst_nb.ext.glue")
+def _displayed(glue, monkeypatch) -> list:
+    """What ``glue`` hands IPython's display: (args, kwargs) per call, a figure and a caption."""
+    import IPython.display
     from IPython.display import Markdown
 
     calls = []
-    capture = lambda data, **kw: calls.append((data, kw))  # noqa: E731
-    monkeypatch.setattr(glue_module, "ipy_display", capture)
-    monkeypatch.setattr("IPython.display.display", capture)
-    fig, ax = plt.subplots()
-    ax.plot([1, 2], [3, 1])
-    for value in (Markdown("**Mock sky.** Rows."), pd.DataFrame({"n": [1, 2]}), fig):
-        glue_module.glue("x", value, display=shown)
-        display.glue("x", value, display=shown)
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append((a, k)))
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [1, 0])
+    glue("f", fig, display=True)
+    glue("f-caption", Markdown("A **caption**."), display=False)
     plt.close(fig)
-    assert len(calls) == 6
-    for theirs, ours in zip(calls[::2], calls[1::2]):
-        assert ours == theirs
+    return calls
 
 
-def test_a_figure_is_glued_without_importing_nbformat():
-    """myst_nb.ext.glue imports nbformat and jsonschema (1.3 CPU s of every chapter's kernel)."""
+def test_glue_displays_what_myst_nb_glue_displays(monkeypatch):
+    import myst_nb.ext.glue
+
+    monkeypatch.setattr(myst_nb.ext.glue, "ipy_display",
+                        lambda *a, **k: __import__("IPython.display").display.display(*a, **k))
+    assert _displayed(display.glue, monkeypatch) == _displayed(myst_nb.ext.glue.glue, monkeypatch)
+
+
+def test_a_figure_imports_neither_myst_nb_nor_jsonschema():
+    """myst_nb's glue imports nbformat, and it jsonschema's format grammars: a second of every
+    chapter's kernel."""
+    import subprocess
+    import sys
+
     code = ("import sys, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
-            "from desivoids import display; display.figure('f', plt.subplots()[0], 'A caption.'); "
-            "print(sorted(m for m in ('nbformat', 'jsonschema', 'myst_nb.ext.glue') if m in sys.modules))")
+            "from desivoids import display; display.figure('f', plt.figure(), 'c'); "
+            "print(sorted(m for m in ('myst_nb', 'nbformat', 'jsonschema') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"

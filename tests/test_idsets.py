@@ -60,4 +60,8 @@ def test_positions_find_each_value_in_the_sorted_reference_and_minus_one_where_a
     where = {v: i for i, v in enumerate(ref.tolist())}
     want = np.array([where.get(v, -1) for v in values.tolist()])
     np.testing.assert_array_equal(idsets.positions(values, ref), want)
+    order = np.argsort(values, kind="stable")  # ascending values: searched as they are
+    np.testing.assert_array_equal(idsets.positions(values[order], ref), want[order])
+    np.testing.assert_array_equal(idsets.positions(values.reshape(-1, 3), ref),
+                                  want.reshape(-1, 3))
     assert idsets.positions(values, ref[:0]).tolist() == [-1] * len(values)

@@ -809,3 +809,32 @@ def test_mass_bins_given_by_the_caller_give_the_same_comparison():
     pd.testing.assert_series_equal(got, want)
     args = (df.quenched.to_numpy(), df.void.to_numpy(), df.logmstar.to_numpy(), edges)
     pd.testing.assert_frame_equal(binned_fractions(*args, bin_index=bins), binned_fractions(*args))
+
+
+def test_profile_jackknife_is_the_recount_of_every_replicate():
+    """profile's replicates come from per-patch counts subtracted from the whole sample's: the
+    same floats, bit for bit, as standardising the galaxies left after deleting each patch."""
+    from desivoids.systematics.matching import mass_bin_index as mbi
+    from desivoids.systematics.profiles import profile, standardised_fractions
+
+    rng = np.random.default_rng(7)
+    n = 4000
+    x = rng.uniform(0, 3.2, n)  # some beyond the last edge: left out
+    logm = rng.uniform(9.4, 12.1, n)
+    q = rng.random(n) < 0.2 + 0.1 * (logm - 9.5)
+    patch = rng.choice([3, 5, 8, 13, 21], n)
+    patch[(x > 2.0) & (x < 3.0)] = 21  # the last bin in one patch: its replicate is empty there
+    x_edges, mass_edges = [0, 0.5, 1.0, 2.0, 3.0], [9.5, 10.0, 10.5, 11.0, 12.0]
+    got = profile(q, x, logm, patch, x_edges, mass_edges, alpha=0.05)
+
+    xb, mb = mbi(x, x_edges), mbi(logm, mass_edges)
+    use = (xb >= 0) & (mb >= 0)
+    reference = np.bincount(mb[use], minlength=4).astype(float)
+    d = pd.DataFrame({"q": q[use], "xb": xb[use], "mb": mb[use], "patch": patch[use]})
+    jk = jackknife(d, lambda f: pd.Series(standardised_fractions(
+        f.q.to_numpy(), f.xb.to_numpy(), f.mb.to_numpy(), 4, reference)), alpha=0.05)
+    np.testing.assert_array_equal(got.fraction.to_numpy(), np.asarray(jk.estimate, float))
+    np.testing.assert_array_equal(got.se.to_numpy(), np.asarray(jk.se, float))
+    np.testing.assert_array_equal(got.jk_lo.to_numpy(), np.asarray(jk.lo, float))
+    np.testing.assert_array_equal(got.jk_hi.to_numpy(), np.asarray(jk.hi, float))
+    assert np.isnan(got.se.iloc[3])  # deleting patch 21 empties the last bin: no interval

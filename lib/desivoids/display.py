@@ -30,15 +30,13 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["DASH", "Table", "table", "Summary", "summary", "figure", "glue", "cell"]
+__all__ = ["DASH", "Table", "table", "Summary", "summary", "figure", "cell"]
 
 #: what a table shows for "not applicable" (a missing or non-finite value)
 DASH = "\u2013"
 #: the CSS class of a table's frame (book/_static/desivoids.css: it scrolls, never widens the page)
 FRAME_CLASS = "dv-table"
 NUM = ' class="num"'  # numbers are right-aligned (desivoids.css)
-#: the MIME-type prefix of a value glued but not shown (myst_nb.ext.glue.GLUE_PREFIX)
-GLUE_PREFIX = "application/papermill.record/"
 
 
 def _missing(value) -> bool:
@@ -167,16 +165,19 @@ def figure(name: str, fig, caption: str) -> None:
     plt.close(fig)
 
 
-def glue(name: str, value, display: bool = True) -> None:
-    """myst-nb's ``glue`` (myst_nb.ext.glue.glue), output for output: ``value``'s display data
-    (MIME types prefixed with :data:`GLUE_PREFIX` when it is stored but not shown) with the
-    ``scrapbook`` metadata the book reads. Written here because importing myst_nb.ext.glue
-    imports nbformat and jsonschema, whose URI grammar alone costs a kernel 1.3 CPU s, in every
-    chapter with a figure (tests/test_display.py checks both write the same display data)."""
+#: myst-nb's mime-type prefix of a value glued without display (myst_nb.ext.glue.GLUE_PREFIX)
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, variable, display: bool = True) -> None:
+    """``myst_nb.glue``, the same output (myst-nb 1.x: the value's display data under the
+    ``scrapbook`` metadata the book's ``{glue}`` directives read), without importing myst_nb:
+    its glue module imports nbformat and with it jsonschema's format grammars, about a second
+    of every chapter's kernel, more than most figures."""
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
 
-    bundle, metadata = format_display_data(value)
-    prefix = "" if display else GLUE_PREFIX
-    metadata["scrapbook"] = dict(name=name, mime_prefix=prefix)
-    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+    mimebundle, metadata = format_display_data(variable)
+    mime_prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = dict(name=name, mime_prefix=mime_prefix)
+    ipy_display({mime_prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)

@@ -261,7 +261,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                            smooth, lambda_th, shell=(fp.dliml, fp.dlimu),
                            sky=None if isinstance(fp, HealpixFootprint) else (fp.grid, fp.n))
             webs[cap] = web
-            cols["web_class"][own] = web.classify(xyz)
+            web_class = web.classify(xyz)  # the tracers' classes are their rows of it
+            cols["web_class"][own] = web_class
             d = cols["delta_k"][own]
             cap_rows.append({"cap": cap, **{k_: v for k_, v in info.items()
                                             if k_ not in ("lo", "hi")},
@@ -269,14 +270,14 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
                              else float("nan"),
                              "edge_flagged": int(cols["edge_flag"][own].sum()),
                              "web_cells": web.counts(),
-                             "web_tracers": _class_counts(web.classify(xyz[is_tracer]))})
+                             "web_tracers": _class_counts(web_class[is_tracer])})
             for alg, (dist, void) in _void_centric(tables["voids"], limits, assigned, cap,
                                                    galaxies, own, om, xyz, lim.omega_m):
-                cols.setdefault(column_of(alg), np.full(n, np.nan))[own] = dist
-                cols.setdefault(column_of(alg, "nearest_void"), np.full(n, NO_VOID))[own] = void
+                _column_of(cols, column_of(alg), n, np.nan)[own] = dist
+                _column_of(cols, column_of(alg, "nearest_void"), n, NO_VOID)[own] = void
     for alg in formats.ALGORITHMS:
-        cols.setdefault(column_of(alg), np.full(n, np.nan))
-        cols.setdefault(column_of(alg, "nearest_void"), np.full(n, NO_VOID))
+        _column_of(cols, column_of(alg), n, np.nan)
+        _column_of(cols, column_of(alg, "nearest_void"), n, NO_VOID)
     env = _table(targetid, cap_of, cols)
     del cols  # copied into env (0.6 GB at DR1), not held beside the answer and the writer
     release_freed_memory()
@@ -340,6 +341,14 @@ def _void_centric(voids, limits, assigned, cap, galaxies, own, om, xyz, xyz_omeg
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, formats.ALGORITHMS))
+
+
+def _column_of(cols: dict, name: str, n: int, fill) -> np.ndarray:
+    """``cols[name]``, made ``n`` long filled with ``fill`` on its first use (a setdefault
+    filled a 51 MB array on every call, 16 of them thrown away at DR1)."""
+    if name not in cols:
+        cols[name] = np.full(n, fill)
+    return cols[name]
 
 
 def _class_counts(classes: np.ndarray) -> dict[str, int]:

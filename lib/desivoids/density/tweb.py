@@ -49,11 +49,20 @@ class Box:
         return self.origin[axis] + (np.arange(self.shape[axis]) + 0.5) * self.cell
 
     def cell_of(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(flat index, inside the grid) of the cell holding each point."""
+        """(flat index, inside the grid) of the cell holding each point (index 0 where not).
+
+        An axis at a time: numpy's reductions over a row's three values (``all(axis=1)``) and
+        ``ravel_multi_index`` of a transposed array took 3.5 s for DR1's 6.4 M galaxies. A NaN
+        or infinite coordinate fails the bounds test, as it failed ``isfinite``."""
         ijk = np.floor((np.asarray(xyz, np.float64).reshape(-1, 3) - self.origin) / self.cell)
-        ok = np.all(np.isfinite(ijk), axis=1) & np.all((ijk >= 0) & (ijk < self.shape), axis=1)
-        ijk = np.where(ok[:, None], ijk, 0).astype(np.int64)
-        return np.ravel_multi_index(ijk.T, self.shape), ok
+        ok = np.ones(len(ijk), bool)
+        for a in range(3):
+            ok &= ijk[:, a] >= 0
+            ok &= ijk[:, a] < self.shape[a]
+        flat = np.zeros(len(ijk), np.int64)
+        i = ijk[ok].astype(np.int64)  # C order, as ravel_multi_index
+        flat[ok] = (i[:, 0] * self.shape[1] + i[:, 1]) * self.shape[2] + i[:, 2]
+        return flat, ok
 
 
 def cic_density(xyz: np.ndarray, box: Box, chunk: int = 1 << 20) -> np.ndarray:
@@ -246,9 +255,10 @@ class WebGrid:
         return out
 
     def counts(self) -> dict[str, int]:
-        """Cells per class inside the survey."""
-        n = np.bincount(self.classes[self.inside], minlength=4)
-        return {name: int(n[i]) for i, name in enumerate(WEB_CLASSES)}
+        """Cells per class inside the survey. A count of each class where inside, without
+        gathering the survey's cells (150 M at DR1) and widening them for a bincount (2 s)."""
+        return {name: int(np.count_nonzero((self.classes == i) & self.inside))
+                for i, name in enumerate(WEB_CLASSES)}
 
 
 def survey_cells(box: Box, outside, shell: tuple[float, float] | None = None,

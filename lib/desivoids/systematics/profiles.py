@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .intervals import wilson
-from .jackknife import jackknife
+from .jackknife import from_replicates
 from .matching import mass_bin_index
 
 __all__ = ["standardised_fractions", "profile", "quantile_edges", "web_as_flag",
@@ -35,9 +35,15 @@ def standardised_fractions(quenched, x_bin, mass_bin, n_x: int, reference: np.nd
     cell = x_bin[ok] * nm + mass_bin[ok]
     n = np.bincount(cell, minlength=n_x * nm).reshape(n_x, nm).astype(float)
     k = np.bincount(cell, weights=q[ok], minlength=n_x * nm).reshape(n_x, nm)
-    w = np.where(n > 0, reference[None, :], 0.0)
+    return _standardised(n, k, reference)
+
+
+def _standardised(n: np.ndarray, k: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """:func:`standardised_fractions` from the galaxies ``n`` and quenched ``k`` per (x bin,
+    mass bin), the last two axes (any leading axes: one fraction per x bin for each)."""
+    w = np.where(n > 0, reference, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(w * np.where(n > 0, k / np.where(n > 0, n, 1), 0), 1) / w.sum(1)
+        return np.sum(w * np.where(n > 0, k / np.where(n > 0, n, 1), 0), -1) / w.sum(-1)
 
 
 def quantile_edges(x: np.ndarray, n_bins: int) -> np.ndarray:
@@ -63,26 +69,36 @@ def profile(quenched, x, logmstar, patch, x_edges, mass_edges, alpha: float = 0.
     nx, nm = len(x_edges) - 1, len(mass_edges) - 1
     use = (xb >= 0) & (mb >= 0)
     reference = np.bincount(mb[use], minlength=nm).astype(float)
-    d = pd.DataFrame({"q": q[use], "xb": xb[use], "mb": mb[use],
-                      "patch": np.asarray(patch)[use]})
-
-    def stat(frame: pd.DataFrame) -> pd.Series:
-        return pd.Series(standardised_fractions(frame.q.to_numpy(), frame.xb.to_numpy(),
-                                                frame.mb.to_numpy(), nx, reference))
-
-    n = np.bincount(d.xb, minlength=nx)
-    k = np.bincount(d.xb, weights=d.q, minlength=nx).astype(int)
+    q, xb, mb, patch = q[use], xb[use], mb[use], np.asarray(patch)[use]
+    n = np.bincount(xb, minlength=nx)
+    k = np.bincount(xb, weights=q, minlength=nx).astype(int)
     raw, lo, hi = wilson(k, n, alpha)
     out = pd.DataFrame({"x_lo": np.asarray(x_edges, float)[:-1],
                         "x_hi": np.asarray(x_edges, float)[1:], "n": n, "k": k})
-    if len(d) and d.patch.nunique() >= 2:
-        jk = jackknife(d, stat, alpha=alpha)
+    codes, patches = pd.factorize(pd.Series(patch), sort=True)  # as jackknife numbers them
+    if (codes < 0).any():
+        raise ValueError("column 'patch' has missing patch labels")
+    if len(q) and len(patches) >= 2:
+        # the delete-one-patch jackknife of the standardised fractions (the reference
+        # weights fixed), its replicates from the counts per (patch, x bin, mass bin): the
+        # whole sample's minus the deleted patch's, the same integers as counting the rest
+        # (jackknife's recount of every replicate was most of the density stage's answer)
+        size = nx * nm
+        cell = codes * size + xb * nm + mb
+        n_p = np.bincount(cell, minlength=len(patches) * size).reshape(-1, nx, nm)
+        k_p = np.bincount(cell, weights=q, minlength=len(patches) * size).reshape(-1, nx, nm)
+        n_all, k_all = n_p.sum(0), k_p.sum(0)
+        estimate = pd.Series(_standardised(n_all.astype(float), k_all, reference))
+        replicates = pd.DataFrame(_standardised((n_all - n_p).astype(float), k_all - k_p,
+                                                reference),
+                                  index=pd.Index(patches, name="patch"), columns=estimate.index)
+        jk = from_replicates(estimate, replicates, alpha=alpha)
         out["fraction"] = np.asarray(jk.estimate, float)
         out["se"] = np.asarray(jk.se, float)
         out["jk_lo"] = np.asarray(jk.lo, float)
         out["jk_hi"] = np.asarray(jk.hi, float)
     else:
-        out["fraction"] = stat(d).to_numpy() if len(d) else np.nan
+        out["fraction"] = standardised_fractions(q, xb, mb, nx, reference) if len(q) else np.nan
         out["se"] = out["jk_lo"] = out["jk_hi"] = np.nan
     out["raw"], out["raw_lo"], out["raw_hi"] = raw, lo, hi
     for key, value in reversed(list((labels or {}).items())):
