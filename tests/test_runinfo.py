@@ -56,24 +56,6 @@ def test_a_stage_run_alone_is_a_mock_where_the_mock_sky_is(tmp_path):
     assert runinfo.run_info(d).mock and runinfo.run_info(d).galaxies == 4800
 
 
-def test_a_mock_runs_galaxy_count_does_not_import_the_mock_writer(tmp_path):
-    """acquire's and recon's banner read the mock's scale only: desivoids.mock.generate imports
-    astropy.cosmology and scipy, a second of every such kernel."""
-    import subprocess
-    import sys
-
-    d = tmp_path / "run"
-    (d / "mirror").mkdir(parents=True)
-    (d / "mirror" / ".desivoids-mock.json").write_text(json.dumps({"scale": "dr1", "seed": 1}))
-    code = ("import sys; from desivoids import runinfo; "
-            f"print(runinfo.run_info({str(d)!r}).galaxies, "
-            "'desivoids.mock.generate' in sys.modules, 'astropy.cosmology' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["6445927", "False", "False"]
-    from desivoids import mock  # the package still exports its names
-
-    assert callable(mock.generate) and mock.PLANTED_OFFSET < 0 and "dr1" in mock.SCALES
-
 def _marks(fig):
     return [t for t in fig.texts if (t.get_gid() or "").startswith(runinfo.MOCK_GID)]
 

@@ -19,18 +19,7 @@ each galaxy's x (R_OVER_REFF_VOIDFINDER) and latent probability (P_QUENCHED).
 """
 from __future__ import annotations
 
-import importlib
+from .generate import PLANTED_OFFSET, generate
+from .scales import SCALES
 
 __all__ = ["generate", "SCALES", "PLANTED_OFFSET"]
-#: names this package exports -> the module that defines them, imported on first use: the
-#: stage chapters' banner reads only .scales, and .generate imports astropy.cosmology and
-#: scipy (1 CPU s of the acquire and recon kernels)
-_LAZY = {"generate": "generate", "PLANTED_OFFSET": "generate", "SCALES": "scales"}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
