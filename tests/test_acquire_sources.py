@@ -2,7 +2,9 @@
 URLs, and the mapping from a source parameter to a source."""
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -206,3 +208,50 @@ def test_connection_refused_and_unresolved_names_are_unreachable_not_transient()
     except requests.ConnectionError as exc:
         assert is_unreachable(exc) is None  # a fault of one transfer: per-file back-off
     assert issubclass(Unreachable, Exception) and not issubclass(Unreachable, Transient)
+
+
+def _read_all(source, path, start):
+    with source.open(path, start) as body:
+        return b"".join(bytes(chunk) for chunk in body)  # a chunk is valid until the next one
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this system")
+def test_a_local_folder_is_read_around_the_page_cache_from_any_byte(tmp_path, monkeypatch):
+    """The mirror's bytes are read once: O_DIRECT saves the page cache's kernel CPU. Reads are
+    aligned, so starts and chunk sizes that are not multiples of a block must still give the
+    exact bytes."""
+    import desivoids.acquire.sources as sources
+
+    data = np.random.default_rng(3).integers(0, 256, 5 * 4096 + 777, dtype="u1").tobytes()
+    (tmp_path / "f.fits").write_bytes(data)
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(sources.os, "open", lambda p, flags, *a: opened.append(flags) or real_open(p, flags, *a))
+    source = make_source(str(tmp_path))
+    for chunk in (4096, 5120, 1 << 20):
+        source.chunk = chunk
+        for start in (0, 1, 4095, 4096, 9000, len(data) - 1, len(data)):
+            assert _read_all(source, "f.fits", start) == data[start:], (chunk, start)
+    assert opened and all(flags & os.O_DIRECT for flags in opened)
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this system")
+def test_a_file_system_refusing_direct_reads_is_read_through_the_page_cache(tmp_path, monkeypatch):
+    import fcntl
+
+    import desivoids.acquire.sources as sources
+
+    data = np.random.default_rng(4).integers(0, 256, 3 * 4096 + 5, dtype="u1").tobytes()
+    (tmp_path / "f.fits").write_bytes(data)
+    real_preadv = os.preadv
+
+    def preadv(fd, buffers, offset):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")  # as some FUSE file systems do
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(sources.os, "preadv", preadv)
+    source = make_source(str(tmp_path))
+    assert _read_all(source, "f.fits", 10) == data[10:]
+    with pytest.raises(Missing):
+        source.open("nope.fits")

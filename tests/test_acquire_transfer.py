@@ -505,3 +505,24 @@ def test_one_refused_request_of_a_source_that_answers_the_probe_is_retried_per_f
     assert s.status == "done" and not s.unreachable and Flaky.refused == 1
     assert Manifest(tmp_path / "m.sqlite", readonly=True).get(victim).attempts == 2
     assert_identical(tmp_path, src, files)
+
+
+def test_the_largest_files_are_fetched_first(tmp_path):
+    """With a few workers, the transfer ends when its last file does: a large file taken last
+    would be fetched by one worker while the others idle."""
+    from desivoids.acquire.sources import make_source
+
+    rng = np.random.default_rng(8)
+    sizes = [3000, 90000, 500, 40000, 7000]
+    files = {f"dr1/vac/dr1/test/v1.0/f{i}.fits": rng.integers(0, 256, n, dtype="u1").tobytes()
+             for i, n in enumerate(sizes)}
+    write_tree(tmp_path / "src", files)
+    source = make_source(str(tmp_path / "src"))
+    opened = []
+    real = source.open
+    source.open = lambda path, start=0: opened.append(path) or real(path, start)
+    s = acquire(source, tmp_path / "raw", tmp_path / "m.sqlite", ["dir"], dirs=["dr1/vac/dr1/test/v1.0"],
+                options=Options(workers=1, progress=False, min_free=0))
+    assert s.status == "done"
+    data = [p for p in opened if p.endswith(".fits")]
+    assert data == sorted(files, key=lambda p: -len(files[p]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import matplotlib.pyplot as plt
+import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
@@ -62,4 +63,8 @@ def test_the_first_look_has_three_panels_with_units_and_the_libraries_threshold(
     assert line.get_ydata()[0] == SSFR_LIMIT  # the definition's constant, not a literal
     assert reff.get_xlabel() == "effective radius r_eff [Mpc/h]"
     assert [t.get_text() for t in reff.get_legend().get_texts()] == list(formats.ALGORITHMS)
+    gal = pq.read_table(converted.out_dir / "galaxies").to_pandas()  # the counts, from pandas
+    assert ssfr.get_title() == f"SFR = 0: {int(gal.sfr_zero.sum()):,d} of {len(gal):,d} galaxies"
+    drawn = gal.logmstar.between(*figures.MASS_RANGE) & gal.log_ssfr.between(*figures.SSFR_RANGE)
+    assert ssfr.collections[0].get_array().sum() == drawn.sum() > 0  # every one in the frame, once
     plt.close(fig)

@@ -4,7 +4,6 @@ row of the environment table, and a clear error for a repeated targetid."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

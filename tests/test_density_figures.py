@@ -167,7 +167,7 @@ def test_the_tables_show_a_dash_where_a_value_does_not_apply(tmp_path):
 
 
 def test_the_slice_circles_widen_the_data_limits_as_add_patch_does():
-    """figures._circles adds the circles without add_patch's per-patch limit update, and the
+    """display.circles adds the circles without add_patch's per-patch limit update, and the
     limits they add once: the same data limits as add_patch gives, the same circles."""
     x, y, r = np.array([3.0, -40.0, 12.5]), np.array([7.0, 2.0, 90.0]), np.array([5.0, 1.5, 30.0])
     fig, (a, b) = plt.subplots(1, 2)
@@ -175,7 +175,7 @@ def test_the_slice_circles_widen_the_data_limits_as_add_patch_does():
         ax.imshow(np.zeros((4, 4)), extent=(0, 10, 0, 10))
     for cx, cy, cr in zip(x, y, r):
         a.add_patch(plt.Circle((cx, cy), cr, fill=False, color="k", lw=0.5))
-    figures._circles(b, x, y, r, color="k", lw=0.5)
+    display.circles(b, x, y, r, color="k", lw=0.5)
     np.testing.assert_allclose(b.dataLim.get_points(), a.dataLim.get_points(), rtol=1e-12)
     assert b.get_xlim() == pytest.approx(a.get_xlim()) and b.get_ylim() == pytest.approx(a.get_ylim())
     assert [(c.center, c.get_radius(), c.get_fill(), c.get_linewidth()) for c in b.patches] == \

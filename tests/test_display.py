@@ -46,7 +46,7 @@ def test_summary_is_one_paragraph_of_the_given_sentences():
 
 def test_figure_captions_say_mock_only_on_a_figure_with_the_mock_mark(monkeypatch):
     glued = {}
-    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: glued.__setitem__(name, value))
+    monkeypatch.setattr(display, "glue", lambda name, value, display=True: glued.__setitem__(name, value))
     runinfo.mark_figures(True)
     try:
         fig, _ = plt.subplots()
@@ -58,3 +58,39 @@ def test_figure_captions_say_mock_only_on_a_figure_with_the_mock_mark(monkeypatc
     display.figure("g", fig, "Rows per table.")
     assert glued["g-caption"].data == "Rows per table."
     assert not plt.get_fignums()  # closed: Jupyter does not show them twice
+
+
+def _displayed(glue, monkeypatch) -> list:
+    """What ``glue`` hands IPython's display: (args, kwargs) per call, a figure and a caption."""
+    import IPython.display
+    from IPython.display import Markdown
+
+    calls = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append((a, k)))
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [1, 0])
+    glue("f", fig, display=True)
+    glue("f-caption", Markdown("A **caption**."), display=False)
+    plt.close(fig)
+    return calls
+
+
+def test_glue_displays_what_myst_nb_glue_displays(monkeypatch):
+    import myst_nb.ext.glue
+
+    monkeypatch.setattr(myst_nb.ext.glue, "ipy_display",
+                        lambda *a, **k: __import__("IPython.display").display.display(*a, **k))
+    assert _displayed(display.glue, monkeypatch) == _displayed(myst_nb.ext.glue.glue, monkeypatch)
+
+
+def test_a_figure_imports_neither_myst_nb_nor_jsonschema():
+    """myst_nb's glue imports nbformat, and it jsonschema's format grammars: a second of every
+    chapter's kernel."""
+    import subprocess
+    import sys
+
+    code = ("import sys, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
+            "from desivoids import display; display.figure('f', plt.figure(), 'c'); "
+            "print(sorted(m for m in ('myst_nb', 'nbformat', 'jsonschema') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -87,6 +87,18 @@ def test_a_duplicate_key_in_the_database_fails(run_copy):
     assert st["reconciliation.holes"] == "fail"  # one row more than convert read
 
 
+def test_a_galzone_target_that_is_no_galaxy_fails(run_copy):
+    """Checked against the galaxies' TARGETIDs sorted once for their own key check."""
+    rewrite_parquet(run_copy / "convert" / "galzone.parquet",
+                    lambda t: set_value(t, "targetid", 0, 12_345))
+    failing(run_copy)
+    report = json.loads((run_copy / "integrity" / "report.json").read_text())
+    check = next(c for c in report["checks"] if c["id"] == "refs.galzone_targets")
+    assert check["status"] == "fail"
+    assert check["evidence"]["not_in_galaxies"] == 1 and check["evidence"]["examples"] == [12_345]
+    assert {c["id"]: c["status"] for c in report["checks"]}["keys.parquet.galaxies"] == "pass"
+
+
 def test_an_orphan_zone_fails(run_copy):
     rewrite_parquet(run_copy / "convert" / "galzone.parquet",
                     lambda t: set_value(t, "zone", 0, 99_999))

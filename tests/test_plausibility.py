@@ -166,3 +166,28 @@ def test_an_empty_selection_is_this_stages_error_naming_the_cut(run_copy, kwargs
     with pytest.raises(StageError, match=rf"keeps no tracers .* the cut '{cut}\w*'"):
         plausibility.run(data_dir=str(run_copy), **kwargs)
     assert not (run_copy / "plausibility").exists(), "nothing published"
+
+
+def test_the_selection_table_in_key_order_is_the_selection_sorted_by_targetid():
+    """The database's selection table is built sorted from the columns' codes: the same rows
+    as sorting the Parquet selection, nulls (kept rows' removed_by) included."""
+    import numpy as np
+    import pyarrow as pa
+
+    from desivoids import formats
+    from desivoids.plausibility.selection import FAILED_FIT
+    from desivoids.plausibility.stage import _by_targetid
+
+    rng = np.random.default_rng(5)
+    cuts = [FAILED_FIT, FAILED_FIT, FAILED_FIT]
+    n = 1000
+    targetid = rng.permutation(np.arange(n, dtype=np.int64) * 7919 + 2**58)
+    first = rng.integers(0, len(cuts) + 1, n).astype(np.int16)
+    caps = np.array(formats.CAPS)[rng.integers(0, 2, n)]
+    names = np.array([c.name for c in cuts] + [None], dtype=object)
+    selection = pa.table({"targetid": targetid, "cap": pa.array(caps.astype(str)),
+                          "removed_by": pa.array(names[first], pa.string()),
+                          "tracer": pa.array(first >= 2), "sample": pa.array(first == 3)})
+    got = _by_targetid(targetid, first, caps, cuts, 2, selection.schema)
+    assert got.equals(selection.sort_by("targetid"))
+    assert got.column("removed_by").null_count == int((first == 3).sum()) > 0

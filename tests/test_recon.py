@@ -239,3 +239,16 @@ def test_notes_are_published_and_strict_mode_ignores_them(tmp_path):
     assert [len(f["notes"]) for f in doc["files"]] == [2] and doc["files"][0]["ok"]
     files = res.tables()["files"]
     assert files.fault.isna().all() and "TRIANGLE" in files.notes[0]
+
+
+def test_the_largest_files_are_inspected_first_and_listed_in_path_order(tmp_path, tiny_sky, monkeypatch):
+    """Two hashing threads end together when the largest files go first; the inventory stays
+    in path order."""
+    from desivoids.recon import stage as recon_stage
+
+    started = []
+    real = recon_stage.inspect_file
+    monkeypatch.setattr(recon_stage, "inspect_file", lambda p, *a, **kw: started.append(p) or real(p, *a, **kw))
+    files = recon_stage.inventory(tiny_sky[0], workers=1, progress=False)
+    assert started == sorted(started, key=lambda p: -p.stat().st_size) and len(started) == len(files)
+    assert [f.path for f in files] == sorted(f.path for f in files)

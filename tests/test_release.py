@@ -209,3 +209,25 @@ def test_a_release_is_refused_while_the_integrity_report_is_older_than_convert_o
     assert not (d / "release").exists()
     integrity.run(data_dir=str(d))  # checks what is published now
     assert release.stage._integrity_stale(paths.RunLayout.of(d)) == []
+
+
+def test_the_release_hashes_each_files_bytes_once(tmp_path, monkeypatch):
+    """SHA256SUMS and the completeness check share one sha256 per file; a file changed in
+    between is hashed again."""
+    import os
+
+    from desivoids.release import stage
+
+    hashed = []
+    real = stage.sha256_file
+    monkeypatch.setattr(stage, "sha256_file", lambda p: hashed.append(p) or real(p))
+    (tmp_path / "a.txt").write_text("one")
+    (tmp_path / "b.txt").write_text("two")
+    digest = stage._HashedOnce()
+    sums = stage._sumfile(tmp_path, digest)
+    assert [digest(tmp_path / n) for n in ("a.txt", "b.txt")] == [
+        line.split()[0] for line in sums.splitlines()]
+    assert len(hashed) == 2
+    (tmp_path / "a.txt").write_text("three")
+    os.utime(tmp_path / "a.txt", ns=(1, 1))
+    assert digest(tmp_path / "a.txt") == real(tmp_path / "a.txt") and len(hashed) == 3

@@ -838,3 +838,24 @@ def test_profile_jackknife_is_the_recount_of_every_replicate():
     np.testing.assert_array_equal(got.jk_lo.to_numpy(), np.asarray(jk.lo, float))
     np.testing.assert_array_equal(got.jk_hi.to_numpy(), np.asarray(jk.hi, float))
     assert np.isnan(got.se.iloc[3])  # deleting patch 21 empties the last bin: no interval
+
+
+def test_the_quenched_thresholds_import_no_statistics_library():
+    """The convert and plausibility chapters import the quenched thresholds only: that must not
+    load statsmodels, scipy.stats or the jackknife's HEALPix into their kernels (about 1 CPU s
+    each), while the package's names stay what they were."""
+    import subprocess
+    import sys
+
+    code = ("import sys, desivoids.systematics.quenched as q; "
+            "print(sorted(m for m in ('statsmodels', 'scipy.stats', 'astropy_healpix') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    from desivoids import systematics
+    from desivoids.systematics import intervals, stage
+
+    assert systematics.run is stage.run and systematics.wilson is intervals.wilson
+    assert callable(systematics.quenched) and callable(systematics.jackknife)
+    with pytest.raises(AttributeError):
+        systematics.no_such_name  # noqa: B018

@@ -288,7 +288,7 @@ def _schedule(stages: list[Stage], one: Callable[[Stage], StageResult], jobs: in
                 stage = running.pop(future)
                 try:
                     done[stage.name] = future.result()
-                except BaseException as exc:  # noqa: BLE001 - re-raised below, once all ended
+                except BaseException as exc:  # re-raised below, once every running stage ended
                     failures.append(exc)
                 shown.update(1)
     if failures:

@@ -20,7 +20,10 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import fcntl
 import html
+import mmap
+import os
 import re
 import socket
 import threading
@@ -584,6 +587,7 @@ class FsspecSource(Source):
         proto = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         self.label = f"{proto}://{self.root}/"
         self.chunk = chunk
+        self.local = proto in ("file", "local")  # a folder on this machine: read by _open_local
 
     def _p(self, path: str) -> str:
         return f"{self.root}/{path.lstrip('/')}" if path else self.root
@@ -608,6 +612,8 @@ class FsspecSource(Source):
             raise Unreachable(f"{self.label}: {exc}") from None
 
     def open(self, path: str, start: int = 0) -> Body:
+        if self.local:
+            return self._open_local(path, start)
         try:
             f = self.fs.open(self._p(path), "rb")
             if start:
@@ -626,6 +632,23 @@ class FsspecSource(Source):
 
         return Body(start, chunks(), f.close)
 
+    def _open_local(self, path: str, start: int) -> Body:
+        """A local file's bytes from ``start``, read with O_DIRECT where the file system allows
+        it: the source's bytes are read once, by acquire, so going through the page cache only
+        costs kernel CPU (on this machine's virtual disk a cold buffered read is about 1.8 CPU
+        s per GB, a direct one almost none) and evicts what later stages will read. Reads are
+        aligned blocks of ``chunk`` (rounded up to :data:`DIRECT_ALIGN`) into one buffer:
+        each chunk is a view, valid until the next one is asked for."""
+        name = self._p(path)
+        try:
+            fd = _open_direct(name)
+        except FileNotFoundError:
+            raise Missing(f"{self.label}{path}: not found") from None
+        except OSError as exc:
+            raise Transient(f"{self.label}{path}: {exc}") from None
+        where = f"{self.label}{path}"
+        return Body(start, _direct_chunks(fd, start, self.chunk, where), lambda: os.close(fd))
+
     def list(self, directory: str) -> list[Listed] | None:
         try:
             items = self.fs.ls(self._p(directory.strip("/")), detail=True)
@@ -640,6 +663,46 @@ class FsspecSource(Source):
                 is_dir = it.get("type") == "directory"
                 out.append(Listed(name, None if is_dir else int(it.get("size") or 0), is_dir))
         return sorted(out, key=lambda e: e.name)
+
+
+#: offsets, lengths and buffer addresses of O_DIRECT reads are multiples of this (the logical
+#: block size of any disk; a page)
+DIRECT_ALIGN = 4096
+
+
+def _open_direct(name: str) -> int:
+    """A read-only descriptor of ``name``, O_DIRECT unless the system or file system refuses."""
+    if hasattr(os, "O_DIRECT"):
+        try:
+            return os.open(name, os.O_RDONLY | os.O_DIRECT)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: no O_DIRECT here (tmpfs, some FUSE)
+                raise
+    return os.open(name, os.O_RDONLY)
+
+
+def _direct_chunks(fd: int, start: int, chunk: int, where: str) -> Iterator[memoryview]:
+    """Blocks of the file ``fd`` from byte ``start`` (aligned reads, the head of the first one
+    skipped) as views of one buffer; a file system that accepts O_DIRECT at open but refuses
+    the read gets buffered reads on the same descriptor."""
+    size = max(DIRECT_ALIGN, -(-chunk // DIRECT_ALIGN) * DIRECT_ALIGN)
+    view = memoryview(mmap.mmap(-1, size))  # anonymous memory is page-aligned, as O_DIRECT needs
+    pos = start - start % DIRECT_ALIGN
+    skip = start - pos
+    while True:
+        try:
+            n = os.preadv(fd, [view], pos)
+        except OSError as exc:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            if exc.errno == errno.EINVAL and flags & getattr(os, "O_DIRECT", 0):
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+                continue
+            raise Transient(f"{where}: read failed: {exc}") from None
+        if n > skip:
+            yield view[skip:n]
+        if n < size:  # a regular file's short read is its end
+            return
+        pos, skip = pos + n, 0
 
 
 def make_source(spec: str, *, s3_endpoint: str | None = None, timeout: tuple[float, float] = (10.0, 60.0),

@@ -492,7 +492,9 @@ class Transfer:
                 final.unlink(missing_ok=True)
         replanned = self.check_verified()
         todo = [r for r in self.manifest.files(["partial", "planned", "failed"]) if r.size is not None]
-        todo.sort(key=lambda r: (r.state != "partial", r.path))  # finish resumable files first
+        # finish resumable files first, then the largest first: the workers then end together
+        # instead of one of them fetching a 2 GB file alone at the end
+        todo.sort(key=lambda r: (r.state != "partial", -r.size, r.path))
         remaining = sum(r.size - self._part_size(r) for r in todo)
         self._log(None, "batch", f"{len(todo)} files to fetch, {remaining} bytes; {replanned} re-planned")
         states: dict[str, int] = {}

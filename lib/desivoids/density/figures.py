@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .. import formats, paths
+from .. import display, formats, paths
 from .tweb import WEB_CLASSES
 
 __all__ = ["WIDTH", "WEB_COLOURS", "profile_figure", "delta_figure", "web_slice_figure"]
@@ -63,20 +63,6 @@ def delta_figure(profiles: pd.DataFrame):
     return fig
 
 
-def _circles(ax, x, y, radius, **style) -> None:
-    """Unfilled circles drawn as ``ax.add_patch`` draws them, with the data limits they add
-    updated once: add_patch's per-patch update was 4 of the 4.5 s of the NGC slice's 5,000
-    circles at DR1."""
-    import matplotlib.pyplot as plt
-
-    x, y, radius = (np.asarray(a, float) for a in (x, y, radius))
-    for cx, cy, r in zip(x.tolist(), y.tolist(), radius.tolist()):
-        ax.add_artist(plt.Circle((cx, cy), r, fill=False, **style))
-    if len(x):
-        ax.update_datalim(np.column_stack([np.r_[x - radius, x + radius],
-                                           np.r_[y - radius, y + radius]]))
-
-
 def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
     """The web classes in the grid's mid-height z slice, with the DESIVAST voids that cut it
     (VoidFinder's holes as their circles in the slice's plane, V2 voids as effective spheres)."""
@@ -98,11 +84,11 @@ def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
     holes = pq.read_table(layout.file("convert", "holes"),
                           columns=["cap", "x", "y", "z", "radius"]).to_pandas()
     h = holes[(holes.cap == cap) & (np.abs(holes.z - zc) < holes.radius)]
-    _circles(ax, h.x, h.y, np.sqrt(h.radius ** 2 - (h.z - zc) ** 2), color="k", lw=0.5)
+    display.circles(ax, h.x, h.y, np.sqrt(h.radius ** 2 - (h.z - zc) ** 2), color="k", lw=0.5)
     styles = {"REVOLVER": "tab:blue", "VIDE": "tab:green", "ZOBOV": "tab:purple"}
     for alg, colour in styles.items():
         v = voids[(voids.algorithm == alg) & (voids.cap == cap) & (np.abs(voids.z - zc) < voids.r_eff)]
-        _circles(ax, v.x, v.y, np.sqrt(v.r_eff ** 2 - (v.z - zc) ** 2), color=colour, lw=0.6,
+        display.circles(ax, v.x, v.y, np.sqrt(v.r_eff ** 2 - (v.z - zc) ** 2), color=colour, lw=0.6,
                  ls="--")
     i, j = np.nonzero(~classes.mask) if classes.mask.any() else np.nonzero(classes >= 0)
     if len(i):  # the survey's part of the slice, not the padded box

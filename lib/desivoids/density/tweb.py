@@ -205,8 +205,7 @@ def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: i
     along_x = {}
     for a in (2, 1):
         f, prod = kx * kx if a == 2 else kx, np.empty_like(phi)
-        _each(lambda sl: np.multiply(phi[sl], f[sl], out=prod[sl]), _slabs(shape[0], 8),
-              workers)
+        _each(_product_into(phi, f, prod), _slabs(shape[0], 8), workers)
         along_x[a] = scipy.fft.ifft(prod, axis=0, workers=workers, overwrite_x=True)
         del prod
     along_x[0] = scipy.fft.ifft(phi, axis=0, workers=workers, overwrite_x=True)
@@ -354,6 +353,11 @@ def _sin_dec_window(grid: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 def _threads(workers: int) -> int:
     """Threads for ``workers`` as scipy.fft counts them (-1: every CPU, -2: all but one)."""
     return max(1, int(workers) if workers > 0 else (os.cpu_count() or 1) + 1 + int(workers))
+
+
+def _product_into(a: np.ndarray, b: np.ndarray, out: np.ndarray):
+    """A slab's ``out[sl] = a[sl] * b[sl]`` (b broadcast), for :func:`_each`."""
+    return lambda sl: np.multiply(a[sl], b[sl], out=out[sl])
 
 
 def _each(task, items, workers: int) -> None:

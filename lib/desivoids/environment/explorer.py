@@ -69,11 +69,17 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     if idx.size > max_galaxies:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_galaxies, replace=False))
     chosen = sample.iloc[idx]
+    # the chosen galaxies' rows first, then the cap's: the strings stay dictionary-encoded
+    # until then (decoding 25.8M of them and filtering on them cost 3.7 CPU s at DR1 scale)
     assign = pq.read_table(layout.file("environment", "assignments"),
-                           columns=["targetid", "algorithm", "flag"],
-                           filters=[("cap", "=", cap)])
+                           columns=["targetid", "algorithm", "cap", "flag"],
+                           read_dictionary=["algorithm", "cap"])
     wanted = pa.array(np.unique(np.asarray(chosen.targetid, dtype=np.int64)))
-    assign = assign.filter(pc.is_in(assign["targetid"], value_set=wanted)).to_pandas()
+    assign = assign.filter(pc.is_in(assign["targetid"], value_set=wanted))
+    assign = assign.filter(pc.equal(assign["cap"].cast(pa.string()), cap))
+    assign = pa.table({"targetid": assign["targetid"],
+                       "algorithm": assign["algorithm"].cast(pa.string()),
+                       "flag": assign["flag"]}).to_pandas()
     flags = assign.pivot(index="targetid", columns="algorithm", values="flag").reindex(
         chosen.targetid)
     galaxies = {"n": int(len(chosen)),

@@ -17,8 +17,9 @@ from ..outputs import jsonable, staged, write_json
 from ..vastheaders import caps_present, primary_headers
 from .checks import FAIL, PASS, WARN, Check, demote as _demote
 from .references import references
-from .tables import (_database_keys, _interleaved, _parquet_keys, nulls, ranges, reconciliation,
-                     types)
+from .tables import (_database_keys, _interleaved, _parquet_keys, nulls, ranges, read,
+                     reconciliation, sorted_key, types)
+from ..load import schema as S
 from ..params import checked
 from ..stages import file_name
 
@@ -73,20 +74,18 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
     headers = primary_headers(convert_dir / file_name("convert", "voids"))
     dlimu = {cap: float(h["DLIMU"]) for (alg, cap), h in headers.items()
              if formats.family(alg).zones}  # the limit GALZONE's tracers are checked against
-    def in_database():
-        return reconciliation(convert_dir, db), _database_keys(db)
-
     def in_parquet():
         return parquet_checks(convert_dir, max_null_fraction, z_range, dlimu, headers)
 
     if isinstance(engine(db), Connection):  # one connection: its queries one after the other
-        (recon, db_keys), parquet = in_database(), in_parquet()
-    else:  # the database's scans (SQLite: one core) beside the Parquet checks (Arrow and
-        # numpy release the GIL): the stage's wall time is the longer of the two, not the sum
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(in_database)
+        recon, db_keys, parquet = reconciliation(convert_dir, db), _database_keys(db), in_parquet()
+    else:  # the database's two scans, each on its own connection (SQLite: a core each; they
+        # were the stage's longest thread one after the other), beside the Parquet checks
+        # (Arrow and numpy release the GIL): the stage's wall time is the longest of the three
+        with ThreadPoolExecutor(2) as pool:
+            pending = pool.submit(reconciliation, convert_dir, db), pool.submit(_database_keys, db)
             parquet = in_parquet()
-            recon, db_keys = pending.result()
+            recon, db_keys = (p.result() for p in pending)
     n = len(db_keys)  # the Parquet key checks come first in ``parquet``, one per table
     return recon + _interleaved(parquet[:n], db_keys) + types(convert_dir, db) + parquet[n:]
 
@@ -94,8 +93,13 @@ def check_all(convert_dir: Path, db, max_null_fraction: dict, z_range: list) -> 
 def parquet_checks(convert_dir: Path, max_null_fraction: dict, z_range: list, dlimu: dict,
                    headers: dict) -> list[Check]:
     """The checks of convert's Parquet alone: keys, nulls, ranges, references (report order)."""
-    return (_parquet_keys(convert_dir) + nulls(convert_dir, max_null_fraction)
-            + ranges(convert_dir, z_range, dlimu) + references(convert_dir, caps_present(headers)))
+    key = S.KEYS["galaxies"]
+    gal = read(convert_dir, "galaxies", list(key))
+    galaxies = (gal, sorted_key(gal, key))  # read and sorted once, for its keys and references
+    return (_parquet_keys(convert_dir, galaxies) + nulls(convert_dir, max_null_fraction)
+            + ranges(convert_dir, z_range, dlimu)
+            + references(convert_dir, caps_present(headers),
+                         galaxies if key == ("targetid",) else None))
 
 
 def checked_inputs(layout: paths.RunLayout) -> dict:

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from .. import paths
 from ..systematics.quenched import DN4000_LIMIT, SSFR_LIMIT, UR_LIMIT
 
-__all__ = ["WIDTH", "SFR_FLOOR", "RA_WRAP", "sample", "waterfall_figure", "sample_figure",
-           "sky_figure"]
+__all__ = ["WIDTH", "SFR_FLOOR", "RA_WRAP", "FIGURE_COLUMNS", "sample", "waterfall_figure",
+           "sample_figure", "sky_figure"]
 
 #: widest figure [inches]: the book's column at 100 dpi
 WIDTH = 7.0
@@ -26,9 +26,16 @@ DN4000_RANGE = (0.5, 2.8)
 UR_RANGE = (-0.5, 4.0)
 
 
+#: the sample's columns the figures draw
+FIGURE_COLUMNS = ("ra", "dec", "cap", "z", "logmstar", "sfr", "log_ssfr", "dn4000",
+                  "absmag01_sdss_u", "absmag01_sdss_r")
+
+
 def sample(data_dir: str) -> pd.DataFrame:
-    """The selected sample (plausibility's sample.parquet), through the run layout."""
-    return pq.read_table(paths.RunLayout.of(data_dir).file("plausibility", "sample")).to_pandas()
+    """The selected sample's :data:`FIGURE_COLUMNS` (plausibility's sample.parquet), through
+    the run layout."""
+    return pq.read_table(paths.RunLayout.of(data_dir).file("plausibility", "sample"),
+                         columns=list(FIGURE_COLUMNS)).to_pandas()
 
 
 def waterfall_figure(waterfall: pd.DataFrame) -> Figure:

@@ -116,6 +116,27 @@ def _reproduction(tracer_ids: dict[str, np.ndarray], galzone: pa.Table,
     return out
 
 
+def _codes(values: np.ndarray, names) -> np.ndarray:
+    """The index in ``names`` of each of ``values`` (every value one of ``names``)."""
+    code = np.zeros(len(values), np.int8)
+    for i, name in enumerate(names[1:], start=1):
+        code[values == name] = i
+    return code
+
+
+def _by_targetid(targetid: np.ndarray, first: np.ndarray, caps: np.ndarray, cuts: list,
+                 n_tracer_cuts: int, schema: pa.Schema) -> pa.Table:
+    """The selection table sorted by TARGETID (what ``selection.sort_by("targetid")`` gives:
+    the same stable order), its columns taken in that order before they are made strings."""
+    order = np.argsort(targetid, kind="stable")
+    first = first[order]
+    return pa.table({
+        "targetid": targetid[order],
+        "cap": pa.array(formats.CAPS, pa.string()).take(_codes(caps[order], formats.CAPS)),
+        "removed_by": pa.array([c.name for c in cuts] + [None], pa.string()).take(first),
+        "tracer": first >= n_tracer_cuts, "sample": first == len(cuts)}, schema=schema)
+
+
 def _require_rows(first: np.ndarray, cuts: list, n_tracer_cuts: int) -> None:
     """An empty tracer selection or sample is this stage's error (a misspelt ``survey`` or a
     ``zmin`` above ZLIMU once passed with exit 0 and failed two stages later): name the cut that
@@ -147,32 +168,38 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     n_tracer_cuts = len(cuts)
     cuts = cuts + [FAILED_FIT]
     dataset = ds.dataset(layout.file("convert", "galaxies"), format="parquet")
-    sel_parts, sample_parts, firsts, caps_all = [], [], [], []
+    sel_parts, sample_parts, firsts, caps_all, ids_all = [], [], [], [], []
     catalogue = {c: [] for c in _FINDING_COLUMNS}
     tracer_ids: dict[str, list[np.ndarray]] = {c: [] for c in formats.CAPS}
+    # the string columns taken from their few values by code (building them from numpy's
+    # strings row by row cost more than the cuts)
+    cap_names = pa.array(formats.CAPS, pa.string())
+    cut_names = pa.array([c.name for c in cuts] + [None], pa.string())
     # every column the stage reads, read once per part (one part at a time: bounded memory)
     columns = list(dict.fromkeys(SELECTION_COLUMNS + _FINDING_COLUMNS + SAMPLE_COLUMNS))
     for fragment in dataset.get_fragments():
         t = fragment.to_table(columns=columns)
         first = first_failed(t, cuts)
         caps = formats.cap_of_ra(t.column("ra").to_numpy())
+        cap_code = _codes(caps, formats.CAPS)
         tracer = first >= n_tracer_cuts
         sample = first == len(cuts)
-        names = np.array([c.name for c in cuts] + [None], dtype=object)
+        cap_column = cap_names.take(cap_code)
         sel_parts.append(pa.table({
-            "targetid": t.column("targetid"), "cap": pa.array(caps.astype(str)),
-            "removed_by": pa.array(names[first], pa.string()),
+            "targetid": t.column("targetid"), "cap": cap_column,
+            "removed_by": cut_names.take(first),
             "tracer": pa.array(tracer), "sample": pa.array(sample)}))
         tid = t.column("targetid").to_numpy()
         for cap in formats.CAPS:
             tracer_ids[cap].append(tid[tracer & (caps == cap)])
         if sample.any():
             s = t.select(list(SAMPLE_COLUMNS)).filter(pa.array(sample))
-            sample_parts.append(s.add_column(1, "cap", pa.array(caps[sample].astype(str))))
+            sample_parts.append(s.add_column(1, "cap", cap_column.filter(pa.array(sample))))
         for c in _FINDING_COLUMNS:
             catalogue[c].append(t.column(c).to_numpy(zero_copy_only=False).astype(np.float32))
         firsts.append(first)
         caps_all.append(caps)
+        ids_all.append(tid)
     selection = pa.concat_tables(sel_parts) if sel_parts else None
     sample_table = pa.concat_tables(sample_parts) if sample_parts else None
     first = np.concatenate(firsts) if firsts else np.zeros(0, np.int16)
@@ -211,7 +238,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
             sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
         pq.write_table(sample_table, tmp / file_name("plausibility", "sample"), compression="zstd")
         write_json(tmp / file_name("plausibility", "report"), report)
-        db.publish("selection", selection.sort_by("targetid"),
+        db.publish("selection", _by_targetid(np.concatenate(ids_all) if ids_all else
+                                             np.zeros(0, np.int64), first, caps, cuts,
+                                             n_tracer_cuts, selection.schema),
                    key=("targetid",))  # in key order: the database appends
         db.prepare()  # what can fail happens before the commit
     return PlausibilityResult(report, out)

@@ -210,8 +210,11 @@ def inventory(root: str | Path, *, checksum: bool = True, workers: int = 2,
             # base name, so a list one level up that says catalogs/NAME still matches)
             sums_by_dir[p.parent] = {**published_sums(p.parent.parent), **published_sums(p.parent)}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        jobs = pool.map(lambda p: inspect_file(p, root, checksum=checksum, sums=sums_by_dir[p.parent]), files)
-        return list(bar(jobs, total=len(files), desc="recon", unit="file", progress=progress))
+        # the largest first, so the threads finish hashing together; the inventory keeps path order
+        jobs = {p: pool.submit(inspect_file, p, root, checksum=checksum, sums=sums_by_dir[p.parent])
+                for p in sorted(files, key=lambda p: -p.stat().st_size)}
+        done = (jobs[p].result() for p in files)
+        return list(bar(done, total=len(files), desc="recon", unit="file", progress=progress))
 
 
 def tables(files: list[FileInfo]) -> dict[str, pd.DataFrame]:

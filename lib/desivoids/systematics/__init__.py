@@ -15,16 +15,36 @@ SGC, both).
 - :mod:`.compare`    one tidy row per comparison, analytic and jackknife intervals side by side.
 - :mod:`.expected`   on a mock run, each estimate beside the answer the mock planted.
 """
-from .compare import compare_void_wall
-from .expected import beside_expected, expected_of, read_expected
-from .intervals import (TwoProportions, WeightedProportion, cohens_h, kish_neff,
-                        two_proportions, two_proportions_weighted, weighted_proportion, wilson)
+import importlib
+
+# quenched and jackknife name both a module and its function: imported here, so that the name is
+# the function whichever is imported first. The rest load on first use (PEP 562): the chapters
+# that need only the quenched thresholds (convert, plausibility) do not import statsmodels and
+# the jackknife's HEALPix for them (about 1 CPU s per notebook kernel).
 from .jackknife import JackknifeResult, Patches, healpix_patches, jackknife
-from .matching import MassWeights, binned_fractions, mass_bin_index, mass_weights
 from .quenched import (DEFINITIONS, Quenched, failed_fit, quenched, quenched_flags,
                        quenched_summary)
-from .regression import VoidEffect, logit_void_effect
-from .stage import SystematicsResult, result_paragraph, run, surface_table
+
+_LAZY = {
+    "compare_void_wall": "compare",
+    **dict.fromkeys(["beside_expected", "expected_of", "read_expected"], "expected"),
+    **dict.fromkeys(["TwoProportions", "WeightedProportion", "cohens_h", "kish_neff",
+                     "two_proportions", "two_proportions_weighted", "weighted_proportion",
+                     "wilson"], "intervals"),
+    **dict.fromkeys(["MassWeights", "binned_fractions", "mass_bin_index", "mass_weights"],
+                    "matching"),
+    **dict.fromkeys(["VoidEffect", "logit_void_effect"], "regression"),
+    **dict.fromkeys(["SystematicsResult", "result_paragraph", "run", "surface_table"], "stage"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFINITIONS", "Quenched", "failed_fit", "quenched", "quenched_flags", "quenched_summary",

@@ -27,11 +27,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
-from astropy_healpix import HEALPix
-from scipy import stats
 
 from ..formats import CAPS, cap_of_ra
 
@@ -46,10 +43,13 @@ class Patches:
 
     @property
     def pixel_area_deg2(self) -> float:
+        import astropy.units as u
+        from astropy_healpix import HEALPix
+
         return float(HEALPix(nside=self.nside, order="nested").pixel_area.to_value(u.deg ** 2))
 
 
-def _stripe_order(hp: HEALPix, pixels: np.ndarray, k: int) -> list[tuple[np.ndarray, int]]:
+def _stripe_order(hp, pixels: np.ndarray, k: int) -> list[tuple[np.ndarray, int]]:
     """Cut a cap's pixels into declination stripes, each sorted by RA, with a patch quota each.
 
     The number of stripes follows the cap's aspect ratio so that patches come out roughly
@@ -57,6 +57,8 @@ def _stripe_order(hp: HEALPix, pixels: np.ndarray, k: int) -> list[tuple[np.ndar
     every patch holds about len(pixels) / k pixels. RA is unwrapped about the cap's circular
     mean, so the SGC (which straddles RA = 0) is one continuous range.
     """
+    import astropy.units as u
+
     lon, lat = hp.healpix_to_lonlat(pixels)
     lon = lon.to_value(u.rad)
     lat = lat.to_value(u.rad)
@@ -99,6 +101,9 @@ def healpix_patches(ra, dec, n_patches: int | Mapping[str, int], *, cap=None,
     caps = cap_of_ra(ra) if cap is None else np.asarray(cap).astype(str)
     if caps.shape != ra.shape:
         raise ValueError("cap must have one label per row")
+    import astropy.units as u  # here, not at the top: the quenched thresholds' importers skip it
+    from astropy_healpix import HEALPix
+
     hp = HEALPix(nside=nside, order="nested")
     pix = np.asarray(hp.lonlat_to_healpix((ra % 360.0) * u.deg, dec * u.deg), dtype=np.int64)
     area = float(hp.pixel_area.to_value(u.deg ** 2))
@@ -195,6 +200,8 @@ def from_replicates(estimate, replicates, *, alpha: float = 0.05,
     # normal quantile, 15 patches covered a null effect in 80% of 20 mock skies, not 95%)
     df = float(k - 1) if dof is None or not np.isfinite(dof) else float(min(dof, k - 1))
     df = max(df, 1.0)
+    from scipy import stats
+
     z = float(stats.t.isf(alpha / 2, df=df))
     values = replicates.to_numpy()
     if not isinstance(estimate, pd.Series):
