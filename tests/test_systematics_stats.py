@@ -856,6 +856,11 @@ def test_the_quenched_thresholds_import_no_statistics_library():
     from desivoids.systematics import intervals, stage
 
     assert systematics.run is stage.run and systematics.wilson is intervals.wilson
+    # a submodule is an attribute without its own import, as when the package imported them all
+    # (the systematics chapter reads systematics.expected)
+    code = "import desivoids.systematics as s; print(s.expected.__name__, s.profiles.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["desivoids.systematics.expected", "desivoids.systematics.profiles"]
     assert callable(systematics.quenched) and callable(systematics.jackknife)
     with pytest.raises(AttributeError):
         systematics.no_such_name  # noqa: B018

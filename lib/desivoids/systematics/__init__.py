@@ -16,6 +16,7 @@ SGC, both).
 - :mod:`.expected`   on a mock run, each estimate beside the answer the mock planted.
 """
 import importlib
+import importlib.util
 
 # quenched and jackknife name both a module and its function: imported here, so that the name is
 # the function whichever is imported first. The rest load on first use (PEP 562): the chapters
@@ -39,10 +40,14 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    """A lazy name, or a submodule (``systematics.expected``), imported on first use: the
+    package once imported every module, so a submodule was always an attribute."""
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
