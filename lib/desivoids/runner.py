@@ -36,6 +36,7 @@ class StageFailed(StageError):
 
     def __init__(self, stage: Stage, cell: int | None, ename: str, evalue: str, executed: Path):
         self.stage, self.cell, self.ename, self.evalue, self.executed = stage, cell, ename, evalue, executed
+        self.peak_rss = 0  # bytes: the kernel's peak before it failed (set by the runner)
         where = f"cell [{cell}]" if cell is not None else "a cell"
         super().__init__(f"stage '{stage.name}' failed in {where} of {stage.source.name}: {ename}: {evalue}"
                          f" (executed notebook kept at {paths.display(executed)})")
@@ -398,7 +399,7 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                 try:
                     peak = execute(stage, out)
                 except StageFailed as exc:
-                    peak = getattr(exc, "peak_rss", 0)
+                    peak = exc.peak_rss
                     raise
             status = "done"
         finally:
