@@ -56,19 +56,17 @@ def record(target, stage: str, staging: Path) -> None:
 def recorded(db_url: str, stage: str) -> tuple[str, str] | None:
     """(staging name, manifest sha256) of ``stage``'s last committed publication, None when the
     database (or its bookkeeping table, or the stage's row) does not exist."""
-    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy import inspect, text
 
-    from .load.queries import SQLITE_BUSY_SECONDS, normalise_url
+    from .load.queries import new_engine, normalise_url
 
     url = normalise_url(db_url)
-    options = {}
     if url.get_backend_name() == "sqlite":
         if not url.database or not Path(url.database).is_file():
             return None  # connecting would create an empty database
         url = url.set(database=f"file:{url.database}?mode=ro", query={"uri": "true"})
-        # a stage beside this one (`desivoids run --jobs`) may be committing its tables
-        options["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
-    engine = create_engine(url, **options)
+    # waits for a stage beside this one (`desivoids run --jobs`) committing its tables
+    engine = new_engine(url)
     try:
         with engine.connect() as con:
             if not inspect(con).has_table(TABLE):

@@ -17,7 +17,7 @@ from .. import formats
 from ..errors import LoadError
 from ..load import schema as S
 from ..load.inputs import check_schema
-from ..load.queries import SQLITE_BUSY_SECONDS, _Conn
+from ..load.queries import SQLITE_BUSY_PRAGMA, _Conn
 from .checks import FAIL, Check, verdict
 from ..stages import file_name
 
@@ -62,7 +62,7 @@ def _rows_by_source_file(conn, table: str) -> dict[str, int]:
         try:
             with adbc.connect(str(path)) as c, c.cursor() as cur:
                 # a writer's commit is waited for (`desivoids run --jobs`)
-                cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
+                cur.execute(SQLITE_BUSY_PRAGMA)
                 cur.execute(f"SELECT source_file FROM {_quote(table)}")
                 for batch in cur.fetch_record_batch():
                     vc = pc.value_counts(batch.column(0))

@@ -55,14 +55,22 @@ _ENGINES: dict[str, Engine] = {}
 #: runs a stage that reads the database beside one that writes its tables: the reader waits
 #: for the writer's commit, the writer for the reader's query), instead of pysqlite's 5 s.
 SQLITE_BUSY_SECONDS = 600
+#: the same wait, for a SQLite connection opened outside SQLAlchemy (ADBC)
+SQLITE_BUSY_PRAGMA = f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}"
+
+
+def new_engine(url: URL) -> Engine:
+    """A new SQLAlchemy engine for ``url``; on SQLite its connections wait
+    :data:`SQLITE_BUSY_SECONDS` for another connection's lock."""
+    if url.get_backend_name() == "sqlite":
+        return create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+    return create_engine(url)
 
 
 def _engine_for(url: URL) -> Engine:
     key = url.render_as_string(hide_password=False)
     if key not in _ENGINES:
-        options = ({"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
-                   if url.get_backend_name() == "sqlite" else {})
-        _ENGINES[key] = create_engine(url, **options)
+        _ENGINES[key] = new_engine(url)
     return _ENGINES[key]
 
 

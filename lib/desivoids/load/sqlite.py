@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from . import schema as S
-from .queries import SQLITE_BUSY_SECONDS
+from .queries import SQLITE_BUSY_PRAGMA
 from .spatial import Blocks
 
 __all__ = ["SqliteTarget", "sqlite_path"]
@@ -62,7 +62,7 @@ class SqliteTarget:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = adbc.connect(str(self.path))  # autocommit off: one transaction
         self.cur = self.conn.cursor()
-        self.cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
+        self.cur.execute(SQLITE_BUSY_PRAGMA)
         # a new file only (an existing database keeps its page size): see PAGE_SIZE
         self.cur.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         self.cur.execute("PRAGMA cache_size = -1000000")  # up to 1 GB of page cache
