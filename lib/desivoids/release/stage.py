@@ -77,8 +77,11 @@ def galaxies_core(layout: paths.RunLayout) -> pa.Table:
     """The tracer sample (every tracer, failed fits flagged) with the analysis columns."""
     from ..systematics.quenched import DEFINITIONS, quenched
 
+    # cap as Parquet stores it, dictionary-encoded (as assignments below): decoding DR1's 6.4
+    # million to strings cost 0.25 of the read's 0.4 CPU s; _table casts the kept ones back
     sel = pq.read_table(paths.require(layout.file("plausibility", "selection"),
-                                      "plausibility"), columns=["targetid", "cap", "tracer"])
+                                      "plausibility"), columns=["targetid", "cap", "tracer"],
+                        read_dictionary=["cap"])
     sel = sel.filter(sel["tracer"])
     import pyarrow.dataset as ds
 
