@@ -121,7 +121,7 @@ def test_the_web_slice_shows_the_classes_and_the_voids_that_cut_it(tmp_path):
     # one collection of circles per style (a patch each cost 1.9 CPU s at DR1 scale)
     drawn = [c for c in ax.collections if len(c.get_offsets())]
     assert not ax.patches and len(drawn) == 2  # the hole and the REVOLVER void in the slice
-    assert sorted(float(c._widths[0]) for c in drawn) == [4.0, 10.0]  # radii: sqrt(5^2-3^2)
+    assert sorted(float(c.get_widths()[0]) / 2 for c in drawn) == [4.0, 10.0]  # sqrt(5^2-3^2)
     assert sorted(tuple(c.get_offsets()[0]) for c in drawn) == [(30.0, 120.0), (40.0, 130.0)]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[:4] == list(WEB_CLASSES) and "VoidFinder holes" in legend
