@@ -28,6 +28,7 @@ from matplotlib.patches import Circle
 
 from .. import formats, paths
 from ..runinfo import mark_mock, run_info
+from .stage import read_assignments
 
 __all__ = ["VIEW", "slab_data", "slab_preview", "slab_html"]
 
@@ -71,11 +72,9 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     chosen = sample.iloc[idx]
     # the chosen galaxies' rows first, then the cap's: the strings stay dictionary-encoded
     # until then (decoding 25.8M of them and filtering on them cost 3.7 CPU s at DR1 scale)
-    assign = pq.read_table(layout.file("environment", "assignments"),
-                           columns=["targetid", "algorithm", "cap", "flag"],
-                           read_dictionary=["algorithm", "cap"])
-    wanted = pa.array(np.unique(np.asarray(chosen.targetid, dtype=np.int64)))
-    assign = assign.filter(pc.is_in(assign["targetid"], value_set=wanted))
+    assign = read_assignments(layout.file("environment", "assignments"), chosen.targetid,
+                              ["targetid", "algorithm", "cap", "flag"],
+                              dictionary=["algorithm", "cap"])
     assign = assign.filter(pc.equal(assign["cap"].cast(pa.string()), cap))
     assign = pa.table({"targetid": assign["targetid"],
                        "algorithm": assign["algorithm"].cast(pa.string()),
