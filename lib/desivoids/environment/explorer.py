@@ -158,8 +158,10 @@ def slab_preview(data: dict) -> Figure:
         centre, r = np.asarray(c[:3]), c[3]
         h = centre @ n - d
         if abs(h) < r:
-            ax.add_patch(Circle((centre @ u, centre @ v), np.sqrt(r * r - h * h), fill=False,
-                                lw=0.7, alpha=0.75, color=LAYER_COLOURS.get(alg, "k")))
+            # add_artist: the limits are set below, so add_patch's update of the data limits
+            # per circle (most of the preview's 1.3 CPU s at DR1 scale) is not needed
+            ax.add_artist(Circle((centre @ u, centre @ v), np.sqrt(r * r - h * h), fill=False,
+                                 lw=0.7, alpha=0.75, color=LAYER_COLOURS.get(alg, "k")))
             circles += 1
     ax.plot([], [], ls="none", marker="o", mfc="none", color=LAYER_COLOURS.get(alg, "k"),
             label=f"{alg} voids, cut by the slab ({circles:,d})")
