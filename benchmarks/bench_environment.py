@@ -494,6 +494,12 @@ def _chain_md(res: dict) -> str:
         return ""
     ins, core = res["insert"], res["stage_to_core"]["core_s"]
     start = round(b["process_s"] - b["in_process_s"], 2)
+    target = res["stage_to_core"]["target_ratio"]
+    others = "its other work (membership, the Parquet file, the randoms and the summary)"
+    verdict = (f", so {target:g}x cannot be met while the stage rebuilds this table row by row\n"
+               f"in SQLite; {others} runs beside the insert" if cp["ratio_to_core"] > target else
+               f": within {target:g}x, so the rest of the stage's time is\n{others}, which runs "
+               "beside the insert, competing with it for the cores (under the load average above)")
     return f"""
 What precedes the insert, in a fresh process as the stage does it (load average
 {b['load_average_before']} before): interpreter start-up and imports {start} s, the manifest
@@ -503,9 +509,7 @@ galaxies) {b['inputs_s']} s and the first chunk's membership {b['first_chunk_s']
 writer; its rows bound to SQLite one by one, {1e6 * ins['insert_s'] / ins['rows']:.2f} us each),
 and ANALYZE and the commit follow its last row: the stage's critical path is at least {b['process_s']} +
 {ins['insert_s']} + {ins['analyze_commit_s']} = **{cp['seconds']} s = {cp['ratio_to_core']}x the
-core** ({core} s), so {res['stage_to_core']['target_ratio']:g}x cannot be met while the stage
-rebuilds this table row by row in SQLite; the stage's other work (membership, the Parquet
-file, the randoms and the summary) runs beside the insert."""
+core** ({core} s){verdict}."""
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ galaxies are field galaxies (``voidfinder_field``).
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -500,12 +499,13 @@ def _membership(inputs: VoidInputs, scheduler_address: str, chunk_rows: int,
     membership needs (on two cores, two membership threads took it from the insert, the
     stage's longest step)."""
     import dask
+    from dask.system import CPU_COUNT  # the cores this process may use, as dask counts them
 
     galaxies, step = inputs.galaxies, max(1, int(chunk_rows))
     starts = list(range(0, max(galaxies.num_rows, 1), step))
     n = galaxies.num_rows
     result = {a: Assignment.outside(a, np.zeros(n, np.int8), n) for a in formats.ALGORITHMS}
-    workers = num_workers or max(1, (os.cpu_count() or 1) - 1)
+    workers = num_workers or max(1, CPU_COUNT - 1)
     with compute.client(scheduler_address) as c:
         cats = compute.scatter(c, inputs.catalogues)
         tasks = [dask.delayed(assign_chunk, pure=False)(galaxies.slice(s, step), cats, inputs.om)
