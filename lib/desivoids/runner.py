@@ -171,6 +171,24 @@ def _for_the_book(path: Path, source: Path) -> None:
     nbformat.write(nb, path)
 
 
+#: the longest Unix socket path Linux accepts (sun_path, with its terminating NUL)
+_SOCKET_PATH_MAX = 107
+
+
+def _kernel_config():
+    """The stage kernel talks to papermill over Unix sockets in Jupyter's runtime folder (IPC),
+    not loopback TCP ports that any local user can reach (ipykernel warns about those on
+    stderr, once per notebook); over TCP where that folder's path is too long for a socket's
+    (``<runtime>/kernel-<uuid>-ipc-<n>``)."""
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets.config import Config
+
+    config = Config()
+    if len(os.path.join(jupyter_runtime_dir(), f"kernel-{'0' * 36}-ipc-9")) <= _SOCKET_PATH_MAX:
+        config.KernelManager.transport = "ipc"
+    return config
+
+
 def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
                   progress: bool = True) -> Path:
     """Run one stage notebook with papermill; raise StageFailed naming the failing cell."""
@@ -182,6 +200,7 @@ def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
             pm.execute_notebook(
                 nb, str(output), parameters=injected, kernel_name="python3", language="python",
                 cwd=str(stage.directory), progress_bar=progress, log_output=False,
+                config=_kernel_config(),
             )
         except pm.PapermillExecutionError as exc:
             raise StageFailed(stage, exc.exec_count, exc.ename, exc.evalue, output) from None
