@@ -178,14 +178,24 @@ _SOCKET_PATH_MAX = 107
 def _kernel_config():
     """The stage kernel talks to papermill over Unix sockets in Jupyter's runtime folder (IPC),
     not loopback TCP ports that any local user can reach (ipykernel warns about those on
-    stderr, once per notebook); over TCP where that folder's path is too long for a socket's
-    (``<runtime>/kernel-<uuid>-ipc-<n>``)."""
+    stderr, once per notebook); over TCP where that folder's path is too long for a socket's.
+
+    The sockets' names are this kernel's own (``<runtime>/desivoids-<uuid>-ipc-<n>``):
+    jupyter_client's default, ``kernel-ipc-<n>`` in the working folder, is the same for two
+    kernels started at once from one folder (``desivoids run --jobs``), which then connect to
+    each other's sockets."""
+    import uuid
+
     from jupyter_core.paths import jupyter_runtime_dir
     from traitlets.config import Config
 
     config = Config()
-    if len(os.path.join(jupyter_runtime_dir(), f"kernel-{'0' * 36}-ipc-9")) <= _SOCKET_PATH_MAX:
+    runtime = jupyter_runtime_dir()
+    prefix = os.path.join(runtime, f"desivoids-{uuid.uuid4().hex}-ipc")
+    if len(prefix) + len("-99") <= _SOCKET_PATH_MAX:
+        os.makedirs(runtime, mode=0o700, exist_ok=True)
         config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = prefix
     return config
 
 

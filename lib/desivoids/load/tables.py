@@ -25,6 +25,7 @@ place before anything reads it (:func:`desivoids.publication.settle`).
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -37,7 +38,8 @@ from ..outputs import wait_while_running
 from .loader import connect_target
 from .queries import normalise_url
 
-__all__ = ["publish_table", "table_transaction", "TableTransaction"]
+__all__ = ["publish_table", "table_transaction", "deferred_transaction", "open_transaction",
+           "TableTransaction"]
 
 BATCH_ROWS = 200_000
 #: load's table that every loaded database holds: a later stage publishes only beside it
@@ -187,15 +189,50 @@ def table_transaction(db_url: str, what: str = "tables",
     ``data_dir``: the run's folder; a load running on it (another process holding its stage
     lock, e.g. beside this stage in ``desivoids run --jobs``) is waited out first, so a stage
     computes beside the load and publishes into the database the load has finished."""
-    if data_dir is not None:
-        wait_while_running(data_dir, "load")
-    db = TableTransaction(db_url, what)
+    db = open_transaction(db_url, what, data_dir)
     try:
         yield db
     except BaseException:
-        db.close(commit=False)
+        _roll_back(db)
         raise
     db.close(commit=True)
+
+
+def open_transaction(db_url: str, what: str = "tables",
+                     data_dir: str | Path | None = None) -> TableTransaction:
+    """The opening of :func:`table_transaction` (a running load waited out, the database
+    checked); the caller closes it with :meth:`TableTransaction.close`."""
+    if data_dir is not None:
+        wait_while_running(data_dir, "load")
+    return TableTransaction(db_url, what)
+
+
+def _roll_back(db: TableTransaction) -> None:
+    """Roll back after a failure, whose error is the one to report: SQLite may have rolled the
+    transaction back itself (a full disk), and "cannot rollback - no transaction is active"
+    would hide "database or disk is full"."""
+    try:
+        db.close(commit=False)
+    except Exception:
+        pass
+
+
+@contextmanager
+def deferred_transaction(db_url: str, what: str = "tables",
+                         data_dir: str | Path | None = None) -> Iterator[Future]:
+    """:func:`table_transaction` opened by a thread, so that the caller computes while a running
+    load is waited out: ``.result()`` of the future it yields is the transaction, once open
+    (or its opening's error). Committed when the block ends without error (after
+    :meth:`TableTransaction.committing`, if the block used it), rolled back otherwise."""
+    with ThreadPoolExecutor(1, thread_name_prefix="open-transaction") as opener:
+        opening = opener.submit(open_transaction, db_url, what, data_dir)
+        try:
+            yield opening
+        except BaseException:
+            if not opening.cancel() and opening.exception() is None:
+                _roll_back(opening.result())
+            raise
+        opening.result().close(commit=True)
 
 
 def publish_table(db_url: str, name: str, table: pa.Table | str | Path, key: tuple[str, ...],
