@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import quote, unquote, urlsplit
@@ -647,7 +648,13 @@ class FsspecSource(Source):
         except OSError as exc:
             raise Transient(f"{self.label}{path}: {exc}") from None
         where = f"{self.label}{path}"
-        return Body(start, _direct_chunks(fd, start, self.chunk, where), lambda: os.close(fd))
+        chunks = _direct_chunks(fd, start, self.chunk, where)
+
+        def close() -> None:
+            chunks.close()  # its read in flight ends before the descriptor closes
+            os.close(fd)
+
+        return Body(start, chunks, close)
 
     def list(self, directory: str) -> list[Listed] | None:
         try:
@@ -683,26 +690,47 @@ def _open_direct(name: str) -> int:
 
 def _direct_chunks(fd: int, start: int, chunk: int, where: str) -> Iterator[memoryview]:
     """Blocks of the file ``fd`` from byte ``start`` (aligned reads, the head of the first one
-    skipped) as views of one buffer; a file system that accepts O_DIRECT at open but refuses
-    the read gets buffered reads on the same descriptor."""
+    skipped) as views of two buffers, the next block read (by a thread) while the caller uses
+    this one, so the disk has a read in flight while the caller hashes and writes; a view is
+    valid until the next one is asked for. A file system that accepts O_DIRECT at open but
+    refuses the read gets buffered reads on the same descriptor."""
     size = max(DIRECT_ALIGN, -(-chunk // DIRECT_ALIGN) * DIRECT_ALIGN)
-    view = memoryview(mmap.mmap(-1, size))  # anonymous memory is page-aligned, as O_DIRECT needs
+    # anonymous memory is page-aligned, as O_DIRECT needs
+    views = [memoryview(mmap.mmap(-1, size)) for _ in range(2)]
     pos = start - start % DIRECT_ALIGN
     skip = start - pos
+    with ThreadPoolExecutor(1, thread_name_prefix="acquire-read") as reader:
+        pending = reader.submit(_read_block, fd, views[0], pos, where)
+        i = 0
+        try:
+            while True:
+                n = pending.result()
+                pending = None
+                if n == size:  # not the end: the next block is read meanwhile
+                    pending = reader.submit(_read_block, fd, views[(i + 1) % 2], pos + n, where)
+                if n > skip:
+                    yield views[i % 2][skip:n]
+                if n < size:  # a regular file's short read is its end
+                    return
+                pos, skip, i = pos + n, 0, i + 1
+        finally:
+            if pending is not None:  # never leave a read writing into a buffer being dropped
+                try:
+                    pending.result()
+                except SourceError:
+                    pass
+
+
+def _read_block(fd: int, view: memoryview, pos: int, where: str) -> int:
     while True:
         try:
-            n = os.preadv(fd, [view], pos)
+            return os.preadv(fd, [view], pos)
         except OSError as exc:
             flags = fcntl.fcntl(fd, fcntl.F_GETFL)
             if exc.errno == errno.EINVAL and flags & getattr(os, "O_DIRECT", 0):
                 fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
                 continue
             raise Transient(f"{where}: read failed: {exc}") from None
-        if n > skip:
-            yield view[skip:n]
-        if n < size:  # a regular file's short read is its end
-            return
-        pos, skip = pos + n, 0
 
 
 def make_source(spec: str, *, s3_endpoint: str | None = None, timeout: tuple[float, float] = (10.0, 60.0),

@@ -36,6 +36,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from ..checksums import sha256_hash
+from ..directio import Appender
 from ..errors import DesivoidsError, UnsafePathError
 from ..paths import contained
 from ..progress import bar
@@ -394,9 +395,10 @@ class Transfer:
                       (f"; source digest {expected.algorithm} ({expected.origin})" if expected else ""))
             n = offset
             since_check = 0
-            with open(part, "r+b" if offset else "wb") as f:
-                f.seek(offset)
-                f.truncate()
+            # written around the page cache (directio): buffered, a local-folder acquire of the
+            # DR1-scale mock's 9.3 GB waited ~40 s on this machine's write-back; at most one
+            # chunk waits in memory
+            with Appender(part, offset, self.source.chunk) as f:
                 for chunk in body:
                     if self.stop.is_set():
                         raise _Stop(self.stop_reason or "stopping")
@@ -421,8 +423,7 @@ class Transfer:
                         if self._free() < self.opt.min_free:
                             self._halt(f"disk guard: less than {_human(self.opt.min_free)} free during {row.path}")
                             raise _Stop(self.stop_reason)
-                f.flush()
-                os.fsync(f.fileno())
+                f.sync()
         return n, h, m, expected
 
     def _stream(self, row: FileRow, final: Path, part: Path, offset: int, written: list[int]) -> str:
