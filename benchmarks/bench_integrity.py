@@ -1,11 +1,12 @@
-"""Benchmark of the integrity stage at DR1 scale: wall time and peak RSS beside a cold read of
-the galaxy columns it checks.
+"""Benchmark of the integrity stage at DR1 scale: wall time and peak RSS beside the read of
+what it reads: the galaxy columns it checks and the database's galaxies table it reconciles.
 
     .venv/bin/python benchmarks/bench_integrity.py [--data-dir data/bench/dr1]
 
 Input: the DR1-scale mock run (generated, converted and loaded first when missing). Writes
 benchmarks/results/integrity.{md,json}. Targets: under 60 s and 2 GB (issue 9); the whole
-process at most 3x the read (issue 25).
+process at most 3x the read (issue 25), on a warm page cache as in the whole run, where the
+stage reads the Parquet and the database the convert and load stages have just written.
 """
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     d = measure.dr1_run(paths.resolve(args.data_dir), "integrity")
     cols = sorted(set(DEFAULT_MAX_NULL_FRACTION) | {"ra", "dec", "z", "source_file"})
+    # the reconciliation's scan of the database: every page of the galaxies table
+    db = [(paths.RunLayout.of(d).database, "SELECT source_file FROM galaxies")]
     result = measure.bench_stage("integrity", d, cols, {"seconds": 60, "rss_gib": 2.0,
-                                                         "ratio": 3.0})
+                                                         "ratio": 3.0}, db_reads=db, warm=True)
     measure.write("integrity", result, measure.stage_markdown(
         result, "every check on the DR1-scale mock's Parquet and its SQLite database; the "
-        "reconciliation reads every row of the database's galaxies table (4 GB of pages), "
-        "which the reference does not",
+        "reference reads the galaxy columns and scans the database's galaxies table, as the "
+        "reconciliation does",
         "python benchmarks/bench_integrity.py"))
     print(result["best"], result["ratio_to_read"])
     return 0

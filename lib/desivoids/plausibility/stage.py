@@ -31,6 +31,8 @@ SAMPLE_COLUMNS = ("targetid", "ra", "dec", "z", "healpix", "comoving_distance", 
                   "log_ssfr", "dn4000", "dn4000_err", "absmag01_sdss_u", "absmag01_sdss_g",
                   "absmag01_sdss_r", "m_r")
 _FINDING_COLUMNS = ("logmstar", "sfr", "dn4000", "z", "absmag01_sdss_u", "absmag01_sdss_r")
+#: every galaxies column the stage reads (once per part)
+READ_COLUMNS = tuple(dict.fromkeys(SELECTION_COLUMNS + _FINDING_COLUMNS + SAMPLE_COLUMNS))
 SCHEMA_VERSION = 1
 
 
@@ -176,7 +178,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     cap_names = pa.array(formats.CAPS, pa.string())
     cut_names = pa.array([c.name for c in cuts] + [None], pa.string())
     # every column the stage reads, read once per part (one part at a time: bounded memory)
-    columns = list(dict.fromkeys(SELECTION_COLUMNS + _FINDING_COLUMNS + SAMPLE_COLUMNS))
+    columns = list(READ_COLUMNS)
     for fragment in dataset.get_fragments():
         t = fragment.to_table(columns=columns)
         first = first_failed(t, cuts)
