@@ -120,9 +120,9 @@ def test_a_failing_stage_in_a_worker_is_named_with_its_cell(tmp_path, monkeypatc
     """The worker returns a notebook's failure as data; the runner raises it as StageFailed."""
     def in_worker(name, parameters, output, progress):
         if name == "density":
-            return 123, (4, "ValueError", "bad value")
+            return (123, 4.5), (4, "ValueError", "bad value")
         time.sleep(0.2)
-        return 0, None
+        return (0, 0.25), None
 
     monkeypatch.setattr(runner, "_in_worker", in_worker)
     monkeypatch.setattr(runner, "_worker_pool", lambda jobs: ThreadPoolExecutor(jobs))
@@ -136,6 +136,7 @@ def test_a_failing_stage_in_a_worker_is_named_with_its_cell(tmp_path, monkeypatc
     assert {r["stage"]: r["status"] for r in record["stages"]} == {"density": "failed",
                                                                    "systematics": "done"}
     assert record["stages"][0]["peak_rss_gib"] == round(123 / 2**30, 3)
+    assert [r["cpu_seconds"] for r in record["stages"]] == [4.5, 0.2]  # round(0.25, 1)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two"])

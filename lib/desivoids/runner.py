@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import threading
 import time
 from concurrent.futures import (FIRST_COMPLETED, Executor, ProcessPoolExecutor,
@@ -37,6 +38,7 @@ class StageFailed(StageError):
     def __init__(self, stage: Stage, cell: int | None, ename: str, evalue: str, executed: Path):
         self.stage, self.cell, self.ename, self.evalue, self.executed = stage, cell, ename, evalue, executed
         self.peak_rss = 0  # bytes: the kernel's peak before it failed (set by the runner)
+        self.cpu_seconds = 0.0  # the kernel's CPU seconds until it failed (set by the runner)
         where = f"cell [{cell}]" if cell is not None else "a cell"
         super().__init__(f"stage '{stage.name}' failed in {where} of {stage.source.name}: {ename}: {evalue}"
                          f" (executed notebook kept at {paths.display(executed)})")
@@ -76,10 +78,13 @@ def ensure_mock(params: RunParams, *, force: bool = False) -> Path | None:
 
 class PeakRSS:
     """The largest resident memory of this process's children (the stage's kernel and anything
-    it starts, summed), polled in a thread while a stage runs."""
+    it starts, summed), polled in a thread while a stage runs; and the CPU seconds (user +
+    system) of the children that ended meanwhile (the kernel, with every process it waited for):
+    one stage per process at a time, as the runner and its workers run them."""
 
     def __init__(self, interval: float = 0.1):
-        self.interval, self.peak = interval, 0
+        self.interval, self.peak, self.cpu_seconds = interval, 0, 0.0
+        self._cpu0 = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -94,13 +99,20 @@ class PeakRSS:
                     pass
             self.peak = max(self.peak, rss)
 
+    @staticmethod
+    def _children_cpu() -> float:
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return used.ru_utime + used.ru_stime
+
     def __enter__(self) -> "PeakRSS":
+        self._cpu0 = self._children_cpu()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu_seconds = self._children_cpu() - self._cpu0
 
 
 @contextmanager
@@ -188,13 +200,17 @@ def _report_md(record: dict) -> str:
     several = len({r.get("params_file") for r in record["stages"]}) > 1
     lines = ["# Run report", "",
              f"Profile `{record['profile']}` (`{record['params_file']}`), data folder "
-             f"`{record['data_dir']}`. Wall time and peak resident memory of each stage's "
-             "notebook kernel (with every process it started), as `desivoids run` measured them.",
-             "", "| stage | status | seconds | peak RSS (GiB) |" + (" params file |" if several else ""),
-             "|---|---|---:|---:|" + ("---|" if several else "")]
+             f"`{record['data_dir']}`. Wall time, peak resident memory and CPU seconds (user + "
+             "system) of each stage's notebook kernel (with every process it started), as "
+             "`desivoids run` measured them.",
+             "", "| stage | status | seconds | peak RSS (GiB) | CPU s |"
+             + (" params file |" if several else ""),
+             "|---|---|---:|---:|---:|" + ("---|" if several else "")]
     for r in record["stages"]:
+        cpu = r.get("cpu_seconds")  # absent from the records of runs before it was measured
         lines.append(f"| {r['stage']} | {r['status']} | {r['seconds']:.1f} | "
-                     f"{r['peak_rss_gib']:.2f} |" + (f" `{r.get('params_file')}` |" if several else ""))
+                     f"{r['peak_rss_gib']:.2f} | {'' if cpu is None else f'{cpu:.1f}'} |"
+                     + (f" `{r.get('params_file')}` |" if several else ""))
     done = [r for r in record["stages"] if r["status"] == "done"]
     lines += ["", f"Total: {sum(r['seconds'] for r in done):.1f} s over {len(done)} stages; "
               f"largest peak {max((r['peak_rss_gib'] for r in done), default=0):.2f} GiB."]
@@ -297,28 +313,30 @@ def _schedule(stages: list[Stage], one: Callable[[Stage], StageResult], jobs: in
     return [done[s.name] for s in stages if s.name in done]
 
 
-def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool) -> int:
-    """Execute the stage's notebook from this process; its kernel's peak RSS in bytes."""
-    with PeakRSS() as mem:
-        try:
+def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool) -> tuple[int, float]:
+    """Execute the stage's notebook from this process; its kernel's peak RSS in bytes and CPU
+    seconds."""
+    mem = PeakRSS()
+    try:
+        with mem:
             execute_stage(stage, parameters, output=output, progress=progress)
-        except StageFailed as exc:
-            exc.peak_rss = mem.peak
-            raise
-    return mem.peak
+    except StageFailed as exc:
+        exc.peak_rss, exc.cpu_seconds = mem.peak, mem.cpu_seconds
+        raise
+    return mem.peak, mem.cpu_seconds
 
 
 def _in_worker(name: str, parameters: dict, output: str, progress: bool):
     """:func:`_in_process` in a worker process (``desivoids run --jobs``): papermill changes
     the process's working folder and the kernel inherits its environment, so two notebooks run
-    at once from two processes. Returns (peak RSS, None) or (peak RSS, the failure's cell, ename
-    and evalue)."""
+    at once from two processes. Returns ((peak RSS, CPU seconds), None) or ((peak RSS, CPU
+    seconds), (the failure's cell, ename and evalue))."""
     from .stages import STAGES
 
     try:
         return _in_process(STAGES[name], parameters, Path(output), progress), None
     except StageFailed as exc:
-        return exc.peak_rss, (exc.cell, exc.ename, exc.evalue)
+        return (exc.peak_rss, exc.cpu_seconds), (exc.cell, exc.ename, exc.evalue)
 
 
 def _worker_pool(jobs: int) -> Executor:
@@ -366,22 +384,22 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     concurrent = jobs > 1 and len(stages) > 1
     pool = _worker_pool(min(jobs, len(stages))) if concurrent else None
 
-    def execute(stage: Stage, out: Path) -> int:
+    def execute(stage: Stage, out: Path) -> tuple[int, float]:
         if pool is None:
             return _in_process(stage, params.for_stage(stage), out, progress)
-        peak, failure = pool.submit(_in_worker, stage.name, params.for_stage(stage), str(out),
+        used, failure = pool.submit(_in_worker, stage.name, params.for_stage(stage), str(out),
                                     False).result()
         if failure is not None:
             exc = StageFailed(stage, *failure, out)
-            exc.peak_rss = peak
+            exc.peak_rss, exc.cpu_seconds = used
             raise exc
-        return peak
+        return used
 
     def one(stage: Stage) -> StageResult:
         t0 = time.perf_counter()
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         out = executed_dir / f"{stage.stem}.ipynb"
-        status, peak, locked = "failed", 0, False
+        status, peak, cpu, locked = "failed", 0, 0.0, False
         reasons = ["--force"] if force else []
         try:
             # the run's records change only under the stage's lock: a run refused because
@@ -397,9 +415,9 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                 with recording:
                     _record_params(layout, params, stage)
                 try:
-                    peak = execute(stage, out)
+                    peak, cpu = execute(stage, out)
                 except StageFailed as exc:
-                    peak = exc.peak_rss
+                    peak, cpu = exc.peak_rss, exc.cpu_seconds
                     raise
             status = "done"
         finally:
@@ -409,7 +427,7 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                     record["stages"] = [r for r in record["stages"] if r["stage"] != stage.name]
                     record["stages"].append({
                         "stage": stage.name, "status": status, "seconds": seconds,
-                        "peak_rss_gib": round(peak / 2**30, 3),
+                        "peak_rss_gib": round(peak / 2**30, 3), "cpu_seconds": round(cpu, 1),
                         "notebook": paths.display(out), "params_file": paths.display(params.file),
                         "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
                     record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
