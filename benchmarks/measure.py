@@ -433,7 +433,9 @@ def reference_reads(reads: list[tuple], warm_repeats: int = 5) -> dict:
     """The read of what a stage reads, cold and warm. ``reads``: [(Parquet file or folder,
     columns, by_fragment)] and [(SQLite file, SQL)], each read the way the stage reads it.
     Cold: every file evicted, the eviction verified by mincore (the share left is reported),
-    then every read once. Warm: every read once to bring the files in, then the best of
+    then every read once; None, with the reason, when the files could not be evicted (another
+    process mapping or reading the same files: hard-linked copies share their pages). Warm:
+    after the cold read (or one untimed read) brought the files in, the best of
     ``warm_repeats`` of the reads one after the other."""
     jobs = []  # (files, callable)
     for r in reads:
@@ -445,18 +447,27 @@ def reference_reads(reads: list[tuple], warm_repeats: int = 5) -> dict:
             cols, by_fragment = r[1], bool(r[2]) if len(r) > 2 else False
             jobs.append((files, lambda f=files, c=cols, b=by_fragment: _read_parquet(f, c, b)))
     files = [f for fs, _ in jobs for f in fs]
-    left = evict_verified(files)
-    t = time.perf_counter()
-    for _, read in jobs:
-        read()
-    cold = time.perf_counter() - t
+    cold, left, why = None, None, None
+    try:
+        left = evict_verified(files)
+    except EvictionFailed as exc:
+        why = str(exc)
+    else:
+        t = time.perf_counter()
+        for _, read in jobs:
+            read()
+        cold = time.perf_counter() - t
+    if cold is None:
+        for _, read in jobs:
+            read()
     warm = float("inf")
     for _ in range(max(1, warm_repeats)):
         t = time.perf_counter()
         for _, read in jobs:
             read()
         warm = min(warm, time.perf_counter() - t)
-    return {"cold_seconds": round(cold, 3), "cold_resident_before": round(left, 4),
+    return {"cold_seconds": None if cold is None else round(cold, 3),
+            "cold_resident_before": None if left is None else round(left, 4), "cold_error": why,
             "warm_seconds": round(warm, 3), "warm_repeats": warm_repeats,
             "resident_after": round(resident_fraction(files), 4)}
 
@@ -501,7 +512,7 @@ def bench_stage(stage: str, data_dir: Path, columns: list[str], targets: dict | 
                      "inputs_cached_before": round(cached, 3),
                      "summary": out.strip().splitlines()[:1]})
     best = min(runs, key=lambda r: r["seconds"])
-    honest = ref["warm_seconds"] if warm else ref["cold_seconds"]
+    honest = ref["warm_seconds"] if warm or ref["cold_seconds"] is None else ref["cold_seconds"]
     meets = None if targets is None else {"seconds": best["seconds"] <= targets["seconds"],
                                           "rss": max(r["peak_rss_gib"] for r in runs)
                                           <= targets["rss_gib"]}
@@ -509,10 +520,12 @@ def bench_stage(stage: str, data_dir: Path, columns: list[str], targets: dict | 
         meets["ratio"] = best["seconds"] / honest <= targets["ratio"]
     return {"stage": stage, "machine": start, "data_dir": display(layout.data_dir),
             "reference_read_seconds": round(honest, 2), "reference": ref,
-            "page_cache": "warm" if warm else "cold", "columns_read": columns,
+            "page_cache": "warm" if warm or ref["cold_seconds"] is None else "cold",
+            "columns_read": columns,
             "reference_reads": what, "runs": runs,
             "best": best, "ratio_to_read": round(best["seconds"] / honest, 2),
-            "ratio_to_cold_read": round(best["seconds"] / ref["cold_seconds"], 2),
+            "ratio_to_cold_read": (None if ref["cold_seconds"] is None
+                                   else round(best["seconds"] / ref["cold_seconds"], 2)),
             "ratio_to_warm_read": round(best["seconds"] / ref["warm_seconds"], 2),
             "targets": targets, "meets": meets}
 
@@ -542,6 +555,12 @@ def stage_markdown(result: dict, what: str, command: str, heading: str | None = 
            "floor there, and the ratio is to it." if honest == "warm" else
            "Every Parquet file was evicted before each run of the stage: the ratio is to the "
            "cold read.")
+    cold = (f"cold (page cache evicted, {ref['cold_resident_before']:.2%} of the files' bytes "
+            f"left in it by mincore's count just before the read) {ref['cold_seconds']} s"
+            if ref["cold_seconds"] is not None else
+            f"cold: not measured, the eviction failed ({ref.get('cold_error')})")
+    cold_ratio = ("" if result["ratio_to_cold_read"] is None
+                  else f"{result['ratio_to_cold_read']}x the cold read, ")
     return f"""{heading or '## ' + result['stage']}
 
 Command: `{command}` ({what}). Machine: {m['cores']} cores, {m['memory_gib']} GiB, load average
@@ -549,16 +568,14 @@ at the start {m['load_average'][0]}.
 
 Reference: reading what the stage reads ({result.get('reference_reads') or
 str(len(result['columns_read'])) + ' galaxy columns'}), the way it reads them:
-cold (page cache evicted, {ref['cold_resident_before']:.2%} of the files' bytes left in it by
-mincore's count just before the read) {ref['cold_seconds']} s; warm (the best of
-{ref['warm_repeats']}) {ref['warm_seconds']} s. {why}
+{cold}; warm (the best of {ref['warm_repeats']}) {ref['warm_seconds']} s. {why}
 
 | run | seconds | peak RSS (GiB) | CPU s | load avg before | inputs cached before | exit |
 |---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
 Best run: {b['seconds']} s = {result['ratio_to_read']}x the {honest} read
-({result['ratio_to_cold_read']}x the cold read, {result['ratio_to_warm_read']}x the warm read),
+({cold_ratio}{result['ratio_to_warm_read']}x the warm read),
 peak RSS {b['peak_rss_gib']} GiB.
 {verdict}
 """

@@ -104,3 +104,14 @@ def test_reference_reads_cold_and_warm(measure, tmp_path):
     assert ref["cold_resident_before"] <= measure.COLD_RESIDENT_MAX
     assert ref["resident_after"] > 0.5  # the warm reads brought the files in
     assert ref["cold_seconds"] > 0 and ref["warm_seconds"] > 0 and ref["warm_repeats"] == 2
+
+
+def test_a_reference_whose_files_stay_cached_has_no_cold_read(measure, tmp_path):
+    f = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"a": np.arange(100_000)}), f)
+    with open(f, "rb") as fh, mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ) as m:
+        for i in range(0, len(m), mmap.PAGESIZE):
+            m[i]
+        ref = measure.reference_reads([(f, ["a"])], warm_repeats=1)
+    assert ref["cold_seconds"] is None and "still in the page cache" in ref["cold_error"]
+    assert ref["warm_seconds"] > 0
