@@ -579,3 +579,54 @@ Best run: {b['seconds']} s = {result['ratio_to_read']}x the {honest} read
 peak RSS {b['peak_rss_gib']} GiB.
 {verdict}
 """
+
+
+# -- what a stage cannot avoid -------------------------------------------------------------
+def time_parts(parts: list[tuple[str, object]], repeats: int = 2) -> list[dict]:
+    """Each named part (a callable; a list is a command run as a child process) timed
+    ``repeats`` times: its best wall time and that run's CPU seconds (this process's and its
+    children's), with the load average before it."""
+    import resource
+
+    def cpu() -> float:
+        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+    rows = []
+    for name, part in parts:
+        best = None
+        for _ in range(max(1, repeats)):
+            load = os.getloadavg()[0]
+            c, t = cpu(), time.perf_counter()
+            if isinstance(part, list):
+                subprocess.run(part, check=True, capture_output=True)
+            else:
+                part()
+            wall, used = time.perf_counter() - t, cpu() - c
+            if best is None or wall < best["seconds"]:
+                best = {"part": name, "seconds": round(wall, 2), "cpu_seconds": round(used, 2),
+                        "load_average_before": round(load, 2)}
+        rows.append(best)
+    return rows
+
+
+def parts_markdown(rows: list[dict], result: dict) -> str:
+    """The parts beside the stage's best run and the read its target is judged against."""
+    ref, ratio = result["reference_read_seconds"], (result["targets"] or {}).get("ratio")
+    body = "\n".join(f"| {r['part']} | {r['seconds']} | {r['cpu_seconds']} | "
+                     f"{r['load_average_before']} |" for r in rows)
+    cpu = sum(r["cpu_seconds"] for r in rows)
+    cores = os.cpu_count() or 1
+    budget = f"; {ratio:g}x the read: {ratio * ref:.2f} s" if ratio else ""
+    return f"""
+What the stage cannot avoid, each part measured alone right after the runs above (best of
+{'two' if rows else 'none'}; wall seconds and the CPU seconds of that run, this machine):
+
+| part | seconds | CPU s | load avg before |
+|---|---:|---:|---:|
+{body}
+
+Together: {sum(r['seconds'] for r in rows):.2f} s one after the other, {cpu:.2f} CPU s (at
+least {cpu / cores:.2f} s on {cores} cores even if every part overlapped every other), against
+the {result['page_cache']} read of {ref} s{budget}.
+"""
