@@ -23,6 +23,9 @@ from desivoids import paths
 from desivoids.plausibility.stage import READ_COLUMNS
 
 
+READ_PART = f"read of its {len(READ_COLUMNS)} columns, part by part (warm)"
+
+
 def parts(d) -> list[dict]:
     """The parts of the stage that no implementation avoids, each timed alone: start-up and
     imports, the check of its inputs' manifest, the read of its columns, the sort into key
@@ -65,7 +68,7 @@ def parts(d) -> list[dict]:
              [sys.executable, "-c", "import desivoids.cli, desivoids.plausibility"]),
             ("convert's manifest checked (every file hashed)",
              lambda: verify_reads("plausibility", layout.data_dir)),
-            (f"read of its {len(READ_COLUMNS)} columns, part by part (warm)",
+            (READ_PART,
              lambda: [f.to_table(columns=list(READ_COLUMNS)) for f in fragments]),
             ("TARGETIDs sorted into the table's key order",
              lambda: np.argsort(selection.column("targetid").to_numpy(), kind="stable")),
@@ -75,6 +78,31 @@ def parts(d) -> list[dict]:
         ])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def why_not(result: dict) -> str:
+    """Why the 3x target is out of reach, from the parts measured (empty when it is met)."""
+    if result["meets"]["ratio"]:
+        return ""
+    parts = {p["part"]: p for p in result["parts"]}
+    read = parts[READ_PART]["cpu_seconds"]
+    insert = next(p for name, p in parts.items() if name.startswith("selection table inserted"))
+    rest = sum(p["cpu_seconds"] for name, p in parts.items()
+               if name not in (READ_PART, insert["part"]))
+    total = read + insert["cpu_seconds"] + rest
+    return f"""
+Why 3x the warm read is out of reach: the parts above that no implementation avoids take
+{total:.2f} CPU s, {total / (3 * read):.1f}x the {3 * read:.2f} CPU s that 3x the read's
+{read} allows. The largest is the selection table's insert into the run's database,
+{insert['cpu_seconds']} CPU s ({insert['cpu_seconds'] / read:.1f}x the read), in SQLite's one
+writer thread, so that its wall time is at least that: 6.4 million rows appended in key order
+to a WITHOUT ROWID table (a new database file with 16 KiB pages, as the load creates it).
+The others: the check of convert's manifest (it hashes every file the stage reads), the sort
+into key order, the two Parquet files, start-up and imports, {rest:.2f} CPU s.
+The stage runs the insert in a thread beside the report and the Parquet files, and reads the
+next part while it cuts this one; reaching 3x would need the selection stored otherwise (no
+database copy of it, or fewer rows in it), a change of what the pipeline publishes.
+"""
 
 
 def main(argv=None) -> int:
@@ -90,7 +118,7 @@ def main(argv=None) -> int:
     measure.write("plausibility", result, measure.stage_markdown(
         result, "the tracer selection, waterfall, findings and the selection table on the "
         "DR1-scale mock", "python benchmarks/bench_plausibility.py")
-        + measure.parts_markdown(result["parts"], result))
+        + measure.parts_markdown(result["parts"], result, (READ_PART,)) + why_not(result))
     print(result["best"], result["ratio_to_read"])
     return 0
 

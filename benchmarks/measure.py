@@ -552,7 +552,9 @@ def stage_markdown(result: dict, what: str, command: str, heading: str | None = 
                         f"(**{'met' if met['ratio'] else 'NOT met'}**).")
     why = ("The stage ran on a warm page cache, as in the whole run (`desivoids run`), where it "
            "reads files the stages before it have just written and read: the warm read is its "
-           "floor there, and the ratio is to it." if honest == "warm" else
+           "floor there, and the ratio is to it. 'inputs cached before': the share of the bytes "
+           "of the files it reads in the page cache (mincore) as each run starts (a read of some "
+           "columns of a Parquet file brings in only their byte ranges)." if honest == "warm" else
            "Every Parquet file was evicted before each run of the stage: the ratio is to the "
            "cold read.")
     cold = (f"cold (page cache evicted, {ref['cold_resident_before']:.2%} of the files' bytes "
@@ -610,14 +612,22 @@ def time_parts(parts: list[tuple[str, object]], repeats: int = 2) -> list[dict]:
     return rows
 
 
-def parts_markdown(rows: list[dict], result: dict) -> str:
-    """The parts beside the stage's best run and the read its target is judged against."""
+def parts_markdown(rows: list[dict], result: dict, read_parts: tuple[str, ...] = ()) -> str:
+    """The parts beside the stage's best run and the read its target is judged against;
+    ``read_parts``: the parts that are that read, whose CPU seconds give the target in CPU too
+    (wall times on a loaded machine say little, CPU seconds more)."""
     ref, ratio = result["reference_read_seconds"], (result["targets"] or {}).get("ratio")
     body = "\n".join(f"| {r['part']} | {r['seconds']} | {r['cpu_seconds']} | "
                      f"{r['load_average_before']} |" for r in rows)
     cpu = sum(r["cpu_seconds"] for r in rows)
     cores = os.cpu_count() or 1
     budget = f"; {ratio:g}x the read: {ratio * ref:.2f} s" if ratio else ""
+    read = [r["cpu_seconds"] for r in rows if r["part"] in read_parts]
+    in_cpu = ""
+    if read and ratio:
+        in_cpu = (f" In CPU seconds, which the load inflates less: the parts {cpu:.2f}, the "
+                  f"stage's best run {result['best']['cpu_seconds']}, {ratio:g}x the read's "
+                  f"{sum(read):.2f} is {ratio * sum(read):.2f}.")
     return f"""
 What the stage cannot avoid, each part measured alone right after the runs above (best of
 {'two' if rows else 'none'}; wall seconds and the CPU seconds of that run, this machine):
@@ -628,5 +638,5 @@ What the stage cannot avoid, each part measured alone right after the runs above
 
 Together: {sum(r['seconds'] for r in rows):.2f} s one after the other, {cpu:.2f} CPU s (at
 least {cpu / cores:.2f} s on {cores} cores even if every part overlapped every other), against
-the {result['page_cache']} read of {ref} s{budget}.
+the {result['page_cache']} read of {ref} s{budget}.{in_cpu}
 """
