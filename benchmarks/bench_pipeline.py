@@ -145,15 +145,16 @@ def beside(records: list[dict]) -> dict[str, list[str]]:
 
 def critical_path(records: list[dict]) -> list[str]:
     """The chain of stages that set the run's length: from the stage that ended last, back
-    through the stage it waited for that ended last (its reads, or the load for a stage with
-    tables: :func:`desivoids.runner.waits_for`), to a stage that waited for none."""
-    from desivoids.runner import waits_for
+    through the stage it waited for that ended last (its reads, or the load whose end a stage
+    with tables waits for to publish them: :func:`desivoids.runner.ends_after`), to a stage
+    that waited for none."""
+    from desivoids.runner import ends_after
     from desivoids.stages import STAGES
 
     ran = {r["stage"]: r for r in records if r.get("finished")}
     selected = [STAGES[n] for n in ran]
     chain = [max(ran, key=lambda n: ran[n]["finished"])] if ran else []
-    while chain and (deps := waits_for(STAGES[chain[-1]], selected)):
+    while chain and (deps := ends_after(STAGES[chain[-1]], selected)):
         chain.append(max(deps, key=lambda n: ran[n]["finished"]))
     return chain[::-1]
 
@@ -196,7 +197,8 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int, jobs: i
             continue
         f = floor.get(name, {"seconds": 0.0, "bytes": 0})  # a stage FLOORS does not know: none
         rows.append({"stage": name, "seconds": r["seconds"], "peak_rss_gib": r["peak_rss_gib"],
-                     "cpu_seconds": r.get("cpu_seconds"), "status": r["status"], "beside": overlaps.get(name, []),
+                     "cpu_seconds": r.get("cpu_seconds"), "nice": r.get("nice", 0),
+                     "status": r["status"], "beside": overlaps.get(name, []),
                      "floor_seconds": f["seconds"],
                      "floor_bytes": f["bytes"], "floor_reads": f.get("reads", []),
                      "ratio_to_floor": (round(r["seconds"] / f["seconds"], 1)
@@ -237,18 +239,21 @@ def markdown(res: dict) -> str:
              "of the folders it reads, measured right after the run (whole files: an upper bound "
              "of the floor of a stage that reads a few columns). "
              f"`desivoids run --jobs {res.get('jobs', 1)}`: a stage starts once the stages it "
-             "reads have ended and, if it writes database tables, no other such stage runs; "
+             "reads have ended and, if it publishes database tables beside the load's, no other "
+             "such stage runs (it may run beside the load, and publishes once the load ended); "
              "'ran beside' names the "
              "stages it shared the cores with, whose time its seconds include.", "",
              "CPU s: user + system seconds of the kernel and every process it started; "
-             "cores: CPU s / seconds.", "",
+             "cores: CPU s / seconds; 'nice +N': the stage ran at a lower CPU priority, beside "
+             "one with a longer chain of stages after it.", "",
              "| stage | seconds | peak RSS (GiB) | CPU s | cores | ran beside | floor: reads | "
              "floor s | MB read | seconds / floor |", "|---|---:|---:|---:|---:|---|---|---:|---:|---:|"]
     for r in res["stages"]:
         ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']}x"
         cpu = r.get("cpu_seconds")
         cores = "" if not cpu or not r["seconds"] else f"{cpu / r['seconds']:.2f}"
-        lines.append(f"| {r['stage']} | {r['seconds']} | {r['peak_rss_gib']} | "
+        name = r["stage"] + (f" (nice +{r['nice']})" if r.get("nice") else "")
+        lines.append(f"| {name} | {r['seconds']} | {r['peak_rss_gib']} | "
                      f"{'' if cpu is None else cpu} | {cores} | "
                      f"{', '.join(r.get('beside', []))} | {', '.join(r['floor_reads'])} | {r['floor_seconds']} | "
                      f"{r['floor_bytes'] / 1e6:,.0f} | {ratio} |")

@@ -22,7 +22,7 @@ def test_select_keeps_pipeline_order():
 
 
 @pytest.mark.slow
-def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky):
+def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky, capfd):
     root, _ = tiny_sky
     paired = STAGES["recon"].paired
     before = hashlib.sha256(paired.read_bytes()).hexdigest()
@@ -33,6 +33,9 @@ def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky):
     assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
     assert (tmp_path / "run" / "recon" / "inventory.json").exists()
     assert hashlib.sha256(paired.read_bytes()).hexdigest() == before, "runner wrote over notebooks/*.ipynb"
+    # the kernel listens on Unix sockets, not TCP ports: ipykernel's warning about those is gone
+    assert "without encryption" not in capfd.readouterr().err
+    assert not list(STAGES["recon"].directory.glob("*ipc*"))  # no socket left beside the notebook
 
 
 def test_failing_stage_names_stage_cell_and_error(tmp_path):
@@ -192,3 +195,11 @@ def test_the_kernel_gets_the_database_password_in_pgpassword_and_the_notebook_ne
         assert os.environ["PGPASSWORD"] == secret
     assert os.environ["PGPASSWORD"] == "the-users-own"
     assert given["db_url"].endswith("@127.0.0.1:5/db")  # the caller's parameters are not changed
+
+
+def test_the_kernel_falls_back_to_tcp_where_the_runtime_folder_is_too_deep_for_a_socket(
+        monkeypatch):
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/r")
+    assert runner._kernel_config().KernelManager.transport == "ipc"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/" + "d" * 60)
+    assert "transport" not in runner._kernel_config().KernelManager

@@ -470,7 +470,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its rename
-    with table_transaction(url, "the environment stage's tables") as db, \
+    with table_transaction(url, "the environment stage's tables", layout.data_dir) as db, \
             staged(out, commit=db.committing("environment")) as tmp:
         # the table is rebuilt while membership runs, each chunk's rows as soon as it is
         # assigned; the file is written from the whole result while the summary is computed

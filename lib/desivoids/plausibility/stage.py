@@ -222,34 +222,37 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     caps = np.concatenate(caps_all) if caps_all else np.zeros(0, np.int8)
     _require_rows(first, cuts, n_tracer_cuts)
     out = layout.stage("plausibility")
-    # table and folder as one unit: the commit, recording the sealed folder, precedes its rename.
-    # The selection table's insert (6.4 million rows at DR1 scale, the stage's longest step, in
-    # C without the GIL) runs in a thread beside the report and the files; the pool's exit
-    # waits for it before the transaction ends, whatever happens
-    with table_transaction(layout.db_url(db_url), "the plausibility stage's table") as db, \
-            staged(out, commit=db.committing("plausibility")) as tmp:
-        with ThreadPoolExecutor(1) as pool:
-            ids = np.concatenate(ids_all) if ids_all else np.zeros(0, np.int64)
-            inserted = pool.submit(lambda: db.publish(
-                "selection", _by_targetid(ids, first, caps, cuts, n_tracer_cuts,
-                                          selection.schema),
-                key=("targetid",)))  # in key order: the database appends
-            report = _report(layout, headers, cuts, n_tracer_cuts, first, caps, catalogue,
-                             sample_table, tracer_ids, dict(
-                                 survey=survey, program=program, bgs_bit=bgs_bit,
-                                 spectype=spectype, zwarn=zwarn, min_deltachi2=min_deltachi2,
-                                 zmin=zmin, zlimu=zl, zlimu_from=zl_from, maglim=ml,
-                                 maglim_from=ml_from))
-            pq.write_table(selection, tmp / file_name("plausibility", "selection"),
-                           compression="zstd")
-            if sample_table is None:
-                sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
-                sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
-            pq.write_table(sample_table, tmp / file_name("plausibility", "sample"),
-                           compression="zstd")
-            write_json(tmp / file_name("plausibility", "report"), report)
-            inserted.result()
-        db.prepare()  # what can fail happens before the commit
+    ids = np.concatenate(ids_all) if ids_all else np.zeros(0, np.int64)
+    thresholds = dict(survey=survey, program=program, bgs_bit=bgs_bit, spectype=spectype,
+                      zwarn=zwarn, min_deltachi2=min_deltachi2, zmin=zmin, zlimu=zl,
+                      zlimu_from=zl_from, maglim=ml, maglim_from=ml_from)
+    # The report is computed in a thread from here on: beside the table's sort, the wait for a
+    # load running beside this stage (`desivoids run --jobs`) and the table's insert
+    with ThreadPoolExecutor(1) as reporter:
+        reporting = reporter.submit(_report, layout, headers, cuts, n_tracer_cuts, first, caps,
+                                    catalogue, sample_table, tracer_ids, thresholds)
+        in_key_order = _by_targetid(ids, first, caps, cuts, n_tracer_cuts, selection.schema)
+        # table and folder as one unit: the commit, recording the sealed folder, precedes its
+        # rename. The selection table's insert (6.4 million rows at DR1 scale, the stage's
+        # longest step, in C without the GIL) runs in a thread beside the Parquet files; its
+        # pool's exit waits for it before the transaction ends, whatever happens
+        with table_transaction(layout.db_url(db_url), "the plausibility stage's table",
+                               layout.data_dir) as db, \
+                staged(out, commit=db.committing("plausibility")) as tmp:
+            with ThreadPoolExecutor(1) as pool:
+                inserted = pool.submit(db.publish, "selection", in_key_order,
+                                       key=("targetid",))  # in key order: the database appends
+                pq.write_table(selection, tmp / file_name("plausibility", "selection"),
+                               compression="zstd")
+                if sample_table is None:
+                    sample_table = dataset.schema.empty_table().select(list(SAMPLE_COLUMNS))
+                    sample_table = sample_table.add_column(1, "cap", pa.array([], pa.string()))
+                pq.write_table(sample_table, tmp / file_name("plausibility", "sample"),
+                               compression="zstd")
+                report = reporting.result()
+                write_json(tmp / file_name("plausibility", "report"), report)
+                inserted.result()
+            db.prepare()  # what can fail happens before the commit
     return PlausibilityResult(report, out)
 
 
