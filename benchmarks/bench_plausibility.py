@@ -99,9 +99,12 @@ writer thread, so that its wall time is at least that: 6.4 million rows appended
 to a WITHOUT ROWID table (a new database file with 16 KiB pages, as the load creates it).
 The others: the check of convert's manifest (it hashes every file the stage reads), the sort
 into key order, the two Parquet files, start-up and imports, {rest:.2f} CPU s.
-The stage runs the insert in a thread beside the report and the Parquet files, and reads the
-next part while it cuts this one; reaching 3x would need the selection stored otherwise (no
-database copy of it, or fewer rows in it), a change of what the pipeline publishes.
+(The manifest check also reads every byte of the galaxies files, not only the columns' ranges,
+which is why they are all in the page cache after a run.) The stage computes its report in a
+thread beside the table's sort and insert, inserts in a thread beside the Parquet files, and
+reads the next part while it cuts this one; reaching 3x would need the selection stored
+otherwise (no database copy of it, or fewer rows in it), a change of what the pipeline
+publishes.
 """
 
 
