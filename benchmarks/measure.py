@@ -1,7 +1,8 @@
 """What every benchmark measures the same way: a command's wall time, CPU time and peak resident
 memory (the process tree summed, polled with psutil), the machine's facts and load average, the
-page cache evicted for "cold-ish" reads, the DR1-scale run folder the stage benchmarks share, a
-throwaway PostgreSQL server, and the results each benchmark writes (results/<name>.md, .json).
+page cache evicted (the eviction verified with mincore) for cold reads, the DR1-scale run folder
+the stage benchmarks share, a throwaway PostgreSQL server, and the results each benchmark
+writes (results/<name>.md, .json).
 """
 from __future__ import annotations
 
@@ -73,16 +74,102 @@ def now() -> str:
 
 # -- measuring -----------------------------------------------------------------------------
 def evict(files) -> None:
-    """Drop the files' pages from the page cache (best effort; clean pages only, no root)."""
+    """Drop the files' pages from the page cache (clean pages only, no root): their dirty pages
+    are written back first (fdatasync), since POSIX_FADV_DONTNEED skips dirty pages and pages
+    under writeback, as those of a file a stage has just written are. Pages another process
+    maps stay; :func:`evict_verified` checks what was left."""
     for f in files:
         try:
             fd = os.open(f, os.O_RDONLY)
         except OSError:
             continue
         try:
+            try:
+                os.fdatasync(fd)
+            except OSError:  # a file system without it: the advice alone
+                pass
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _libc():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    return libc
+
+
+def resident_bytes(path) -> tuple[int, int]:
+    """(bytes of the file in the page cache, its size): mincore(2) over a read-only shared
+    mapping of it, which faults no page in (what util-linux's ``fincore`` does)."""
+    import ctypes
+    import mmap
+
+    size = Path(path).stat().st_size
+    if size == 0:
+        return 0, 0
+    libc = _libc()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), f"mmap of {path} failed")
+        try:
+            pages = (size + _PAGE - 1) // _PAGE
+            vec = (ctypes.c_ubyte * pages)()
+            if libc.mincore(addr, size, vec):
+                raise OSError(ctypes.get_errno(), f"mincore of {path} failed")
+            import numpy as np
+
+            resident = int(np.count_nonzero(np.frombuffer(vec, np.uint8) & 1))
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+    return min(resident * _PAGE, size), size
+
+
+def resident_fraction(files) -> float:
+    """Share of the files' bytes in the page cache (0 for no bytes)."""
+    got = [resident_bytes(f) for f in files]
+    total = sum(s for _, s in got)
+    return sum(r for r, _ in got) / total if total else 0.0
+
+
+class EvictionFailed(RuntimeError):
+    """The page cache kept more of the files than a cold read allows."""
+
+
+#: share of the files' bytes allowed in the page cache after eviction for a read to count as
+#: cold (a few pages of a file another process holds mapped)
+COLD_RESIDENT_MAX = 0.01
+
+
+def evict_verified(files, attempts: int = 3, allowed: float = COLD_RESIDENT_MAX) -> float:
+    """:func:`evict` the files, then check with mincore that at most ``allowed`` of their bytes
+    are still cached (another reader of the same inodes, e.g. a hard-linked copy, can bring
+    them back at any time): retried ``attempts`` times, then :class:`EvictionFailed`. Returns
+    the share left, to be reported beside the cold read it precedes."""
+    files = list(files)
+    left = 1.0
+    for _ in range(max(1, attempts)):
+        evict(files)
+        left = resident_fraction(files)
+        if left <= allowed:
+            return left
+        time.sleep(0.2)
+    raise EvictionFailed(f"{left:.1%} of {len(files)} file(s) still in the page cache after "
+                         f"{attempts} evictions (allowed {allowed:.0%}); is another process "
+                         "mapping or reading them?")
 
 
 def read_bytes(files, streams: int = 1, direct: bool = False) -> float:
@@ -290,65 +377,167 @@ def write(name: str, result: dict, markdown: str) -> None:
           "REPORT.md; benchmarks/run.py does after each benchmark)", flush=True)
 
 
-def read_columns(parquet_dir: Path, columns: list[str]) -> float:
-    """Seconds to read ``columns`` of a Parquet dataset once, from a cold-ish page cache: the
-    least any stage reading them can cost."""
+def _parquet_files(parquet_dir: Path) -> list[Path]:
+    p = Path(parquet_dir)
+    return sorted(p.rglob("*.parquet")) if p.is_dir() else [p]
+
+
+def _read_parquet(files: list[Path], columns, by_fragment: bool = False) -> None:
+    """Read ``columns`` of the files: as one dataset (Arrow reads the parts in parallel), or
+    ``by_fragment``, one part after the other as a stage that bounds its memory does."""
     import pyarrow.dataset as ds
 
-    p = Path(parquet_dir)
-    files = sorted(p.rglob("*.parquet")) if p.is_dir() else [p]
-    evict(files)
+    dataset = ds.dataset(files, format="parquet")
+    if by_fragment:
+        for fragment in dataset.get_fragments():
+            fragment.to_table(columns=columns)
+    else:
+        dataset.to_table(columns=columns)
+
+
+def _read_sqlite(path: Path, sql: str) -> None:
+    """Fetch every row of ``sql`` from a SQLite file as Arrow batches through ADBC (how the
+    integrity stage scans the database's galaxies table)."""
+    import adbc_driver_sqlite.dbapi as adbc
+
+    with adbc.connect(str(path)) as c, c.cursor() as cur:
+        cur.execute(sql)
+        for _ in cur.fetch_record_batch():
+            pass
+
+
+def read_columns(parquet_dir: Path, columns: list[str]) -> float:
+    """Seconds to read ``columns`` of a Parquet dataset once from a cold page cache (eviction
+    verified, :func:`evict_verified`): the least any stage reading them from disk can cost."""
+    files = _parquet_files(parquet_dir)
+    evict_verified(files)
     t = time.perf_counter()
-    ds.dataset(files, format="parquet").to_table(columns=columns)
+    _read_parquet(files, columns)
     return time.perf_counter() - t
 
 
+def read_columns_warm(parquet_dir: Path, columns: list[str], repeats: int = 5) -> float:
+    """Seconds to read ``columns`` of a Parquet dataset from the page cache: the best of
+    ``repeats`` reads after one that brings the files in."""
+    files = _parquet_files(parquet_dir)
+    _read_parquet(files, columns)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        _read_parquet(files, columns)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def reference_reads(reads: list[tuple], warm_repeats: int = 5) -> dict:
+    """The read of what a stage reads, cold and warm. ``reads``: [(Parquet file or folder,
+    columns, by_fragment)] and [(SQLite file, SQL)], each read the way the stage reads it.
+    Cold: every file evicted, the eviction verified by mincore (the share left is reported),
+    then every read once; None, with the reason, when the files could not be evicted (another
+    process mapping or reading the same files: hard-linked copies share their pages). Warm:
+    after the cold read (or one untimed read) brought the files in, the best of
+    ``warm_repeats`` of the reads one after the other."""
+    jobs = []  # (files, callable)
+    for r in reads:
+        if len(r) == 2 and isinstance(r[1], str):
+            path = Path(r[0])
+            jobs.append(([path], lambda path=path, sql=r[1]: _read_sqlite(path, sql)))
+        else:
+            files = _parquet_files(r[0])
+            cols, by_fragment = r[1], bool(r[2]) if len(r) > 2 else False
+            jobs.append((files, lambda f=files, c=cols, b=by_fragment: _read_parquet(f, c, b)))
+    files = [f for fs, _ in jobs for f in fs]
+    cold, left, why = None, None, None
+    try:
+        left = evict_verified(files)
+    except EvictionFailed as exc:
+        why = str(exc)
+    else:
+        t = time.perf_counter()
+        for _, read in jobs:
+            read()
+        cold = time.perf_counter() - t
+    if cold is None:
+        for _, read in jobs:
+            read()
+    warm = float("inf")
+    for _ in range(max(1, warm_repeats)):
+        t = time.perf_counter()
+        for _, read in jobs:
+            read()
+        warm = min(warm, time.perf_counter() - t)
+    return {"cold_seconds": None if cold is None else round(cold, 3),
+            "cold_resident_before": None if left is None else round(left, 4), "cold_error": why,
+            "warm_seconds": round(warm, 3), "warm_repeats": warm_repeats,
+            "resident_after": round(resident_fraction(files), 4)}
+
+
 def bench_stage(stage: str, data_dir: Path, columns: list[str], targets: dict | None,
-                repeats: int = 2, reads: list[tuple[Path, list[str]]] | None = None) -> dict:
+                repeats: int = 2, reads: list[tuple[Path, list[str]]] | None = None,
+                db_reads: list[tuple[Path, str]] | None = None, by_fragment: bool = False,
+                warm: bool = False) -> dict:
     """Wall time and peak RSS of ``desivoids <stage>`` on a DR1-scale run, the best of
-    ``repeats`` runs, beside the cold read of what it reads: ``columns`` of the galaxies, or
-    ``reads`` [(Parquet file or folder, columns)]. ``targets``: {"seconds": s, "rss_gib": g},
-    or None when the stage has none."""
+    ``repeats`` runs, beside the read of what it reads: ``columns`` of the galaxies, or
+    ``reads`` [(Parquet file or folder, columns)] (``by_fragment``: one part after the other),
+    and ``db_reads`` [(SQLite file, SQL)], cold (eviction verified) and warm.
+    ``warm``: the stage runs on a warm page cache, as in the whole run, where it reads what
+    the stages before it have just written, and its ratio is to the warm read; otherwise
+    every Parquet file is evicted before each run and the ratio is to the cold read.
+    ``targets``: {"seconds": s, "rss_gib": g[, "ratio": r]}, or None when the stage has none."""
     from desivoids.paths import RunLayout, display
 
     layout = RunLayout.of(data_dir)
     start = machine()
     if reads is None:
         reads = [(layout.convert / "galaxies", columns)]
-    ref = 0.0
-    for path, cols in reads:
-        ref += read_columns(path, cols)
-    what = "; ".join(f"{'every column' if c is None else f'{len(c)} columns'} of {display(p)}"
-                     for p, c in reads)
+    ref = reference_reads([(p, c, by_fragment) for p, c in reads] + list(db_reads or []))
+    what = "; ".join([f"{'every column' if c is None else f'{len(c)} columns'} of {display(p)}"
+                      + (" (one part after the other)" if by_fragment else "")
+                      for p, c in reads]
+                     + [f"`{sql}` from {display(Path(p))} (ADBC, Arrow batches)"
+                        for p, sql in db_reads or []])
+    inputs = ([f for p, _ in reads for f in _parquet_files(p)]
+              + [Path(p) for p, _ in db_reads or []])
     runs = []
     for _ in range(repeats):
-        evict(sorted(layout.data_dir.rglob("*.parquet")))
+        if not warm:
+            evict(sorted(layout.data_dir.rglob("*.parquet")))
+        cached = resident_fraction(inputs)
         load = os.getloadavg()[0]
         seconds, peak, rc, cpu, out = run_polled(stage_command(stage, layout.data_dir))
         if rc not in (0, 1):  # integrity may fail on purpose; anything else is a crash
             raise SystemExit(f"{stage} crashed ({rc}):\n{out[-3000:]}")
         runs.append({"seconds": round(seconds, 2), "peak_rss_gib": round(peak / 2**30, 3),
                      "cpu_seconds": round(cpu, 1), "exit": rc, "load_average_before": round(load, 2),
+                     "inputs_cached_before": round(cached, 3),
                      "summary": out.strip().splitlines()[:1]})
     best = min(runs, key=lambda r: r["seconds"])
+    honest = ref["warm_seconds"] if warm or ref["cold_seconds"] is None else ref["cold_seconds"]
     meets = None if targets is None else {"seconds": best["seconds"] <= targets["seconds"],
                                           "rss": max(r["peak_rss_gib"] for r in runs)
                                           <= targets["rss_gib"]}
     if targets and "ratio" in targets:  # whole process / the read, best run
-        meets["ratio"] = best["seconds"] / ref <= targets["ratio"]
+        meets["ratio"] = best["seconds"] / honest <= targets["ratio"]
     return {"stage": stage, "machine": start, "data_dir": display(layout.data_dir),
-            "reference_read_seconds": round(ref, 2), "columns_read": columns,
+            "reference_read_seconds": round(honest, 2), "reference": ref,
+            "page_cache": "warm" if warm or ref["cold_seconds"] is None else "cold",
+            "columns_read": columns,
             "reference_reads": what, "runs": runs,
-            "best": best, "ratio_to_read": round(best["seconds"] / ref, 2), "targets": targets,
-            "meets": meets}
+            "best": best, "ratio_to_read": round(best["seconds"] / honest, 2),
+            "ratio_to_cold_read": (None if ref["cold_seconds"] is None
+                                   else round(best["seconds"] / ref["cold_seconds"], 2)),
+            "ratio_to_warm_read": round(best["seconds"] / ref["warm_seconds"], 2),
+            "targets": targets, "meets": meets}
 
 
 def stage_markdown(result: dict, what: str, command: str, heading: str | None = None) -> str:
     b, t = result["best"], result["targets"]
     rows = "\n".join(f"| {i + 1} | {r['seconds']} | {r['peak_rss_gib']} | {r['cpu_seconds']} | "
-                     f"{r['load_average_before']} | {r['exit']} |"
-                     for i, r in enumerate(result["runs"]))
+                     f"{r['load_average_before']} | {r.get('inputs_cached_before', '')} | "
+                     f"{r['exit']} |" for i, r in enumerate(result["runs"]))
     m = result["machine"]
+    ref = result["reference"]
+    honest = result["page_cache"]
     if t is None:
         verdict = "No target is set for this figure."
     else:
@@ -358,22 +547,96 @@ def stage_markdown(result: dict, what: str, command: str, heading: str | None = 
                    f"({'met' if met['rss'] else 'NOT met'}).")
         if "ratio" in t:
             verdict += (f" At most {t['ratio']:g}x the read, the whole process (start-up, "
-                        f"imports, input manifests checked, outputs published) against the read "
-                        f"alone: {result['ratio_to_read']}x "
+                        f"imports, input manifests checked, outputs published) against the "
+                        f"{honest} read alone: {result['ratio_to_read']}x "
                         f"(**{'met' if met['ratio'] else 'NOT met'}**).")
+    why = ("The stage ran on a warm page cache, as in the whole run (`desivoids run`), where it "
+           "reads files the stages before it have just written and read: the warm read is its "
+           "floor there, and the ratio is to it. 'inputs cached before': the share of the bytes "
+           "of the files it reads in the page cache (mincore) as each run starts (a read of some "
+           "columns of a Parquet file brings in only their byte ranges)." if honest == "warm" else
+           "Every Parquet file was evicted before each run of the stage: the ratio is to the "
+           "cold read.")
+    cold = (f"cold (page cache evicted, {ref['cold_resident_before']:.2%} of the files' bytes "
+            f"left in it by mincore's count just before the read) {ref['cold_seconds']} s"
+            if ref["cold_seconds"] is not None else
+            f"cold: not measured, the eviction failed ({ref.get('cold_error')})")
+    cold_ratio = ("" if result["ratio_to_cold_read"] is None
+                  else f"{result['ratio_to_cold_read']}x the cold read, ")
     return f"""{heading or '## ' + result['stage']}
 
 Command: `{command}` ({what}). Machine: {m['cores']} cores, {m['memory_gib']} GiB, load average
 at the start {m['load_average'][0]}.
 
 Reference: reading what the stage reads ({result.get('reference_reads') or
-str(len(result['columns_read'])) + ' galaxy columns'}) once from a cold-ish page cache:
-{result['reference_read_seconds']} s.
+str(len(result['columns_read'])) + ' galaxy columns'}), the way it reads them:
+{cold}; warm (the best of {ref['warm_repeats']}) {ref['warm_seconds']} s. {why}
 
-| run | seconds | peak RSS (GiB) | CPU s | load avg before | exit |
-|---:|---:|---:|---:|---:|---:|
+| run | seconds | peak RSS (GiB) | CPU s | load avg before | inputs cached before | exit |
+|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
-Best run: {b['seconds']} s = {result['ratio_to_read']}x the read, peak RSS {b['peak_rss_gib']} GiB.
+Best run: {b['seconds']} s = {result['ratio_to_read']}x the {honest} read
+({cold_ratio}{result['ratio_to_warm_read']}x the warm read),
+peak RSS {b['peak_rss_gib']} GiB.
 {verdict}
+"""
+
+
+# -- what a stage cannot avoid -------------------------------------------------------------
+def time_parts(parts: list[tuple[str, object]], repeats: int = 2) -> list[dict]:
+    """Each named part (a callable; a list is a command run as a child process) timed
+    ``repeats`` times: its best wall time and that run's CPU seconds (this process's and its
+    children's), with the load average before it."""
+    import resource
+
+    def cpu() -> float:
+        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+    rows = []
+    for name, part in parts:
+        best = None
+        for _ in range(max(1, repeats)):
+            load = os.getloadavg()[0]
+            c, t = cpu(), time.perf_counter()
+            if isinstance(part, list):
+                subprocess.run(part, check=True, capture_output=True)
+            else:
+                part()
+            wall, used = time.perf_counter() - t, cpu() - c
+            if best is None or wall < best["seconds"]:
+                best = {"part": name, "seconds": round(wall, 2), "cpu_seconds": round(used, 2),
+                        "load_average_before": round(load, 2)}
+        rows.append(best)
+    return rows
+
+
+def parts_markdown(rows: list[dict], result: dict, read_parts: tuple[str, ...] = ()) -> str:
+    """The parts beside the stage's best run and the read its target is judged against;
+    ``read_parts``: the parts that are that read, whose CPU seconds give the target in CPU too
+    (wall times on a loaded machine say little, CPU seconds more)."""
+    ref, ratio = result["reference_read_seconds"], (result["targets"] or {}).get("ratio")
+    body = "\n".join(f"| {r['part']} | {r['seconds']} | {r['cpu_seconds']} | "
+                     f"{r['load_average_before']} |" for r in rows)
+    cpu = sum(r["cpu_seconds"] for r in rows)
+    cores = os.cpu_count() or 1
+    budget = f"; {ratio:g}x the read: {ratio * ref:.2f} s" if ratio else ""
+    read = [r["cpu_seconds"] for r in rows if r["part"] in read_parts]
+    in_cpu = ""
+    if read and ratio:
+        in_cpu = (f" In CPU seconds, which the load inflates less: the parts {cpu:.2f}, the "
+                  f"stage's best run {result['best']['cpu_seconds']}, {ratio:g}x the read's "
+                  f"{sum(read):.2f} is {ratio * sum(read):.2f}.")
+    return f"""
+What the stage cannot avoid, each part measured alone right after the runs above (best of
+{'two' if rows else 'none'}; wall seconds and the CPU seconds of that run, this machine):
+
+| part | seconds | CPU s | load avg before |
+|---|---:|---:|---:|
+{body}
+
+Together: {sum(r['seconds'] for r in rows):.2f} s one after the other, {cpu:.2f} CPU s (at
+least {cpu / cores:.2f} s on {cores} cores even if every part overlapped every other), against
+the {result['page_cache']} read of {ref} s{budget}.{in_cpu}
 """

@@ -109,6 +109,9 @@ def test_bits_and_caps():
     assert f.BGS_TARGET_BITS["BGS_WISE"] == 2 and f.BGS_TARGET_BITS["BGS_FAINT_HIP"] == 3
     assert f.BGS_BRIGHT == 2
     assert list(f.cap_of_ra([83.0, 83.1, 303.9, 304.0, -10.0])) == ["SGC", "NGC", "NGC", "SGC", "SGC"]
+    ra = [83.0, 83.1, 303.9, 304.0, -10.0, 443.5, 0.0, 359.99]
+    idx = f.cap_index_of_ra(ra)
+    assert idx.dtype == np.int8 and [f.CAPS[i] for i in idx] == list(f.cap_of_ra(ra))
 
 
 def test_tform_dtypes():

@@ -211,3 +211,36 @@ def test_thresholds_are_parameters(run_copy):
     assert [c["id"] for c in result.checks if c["id"].startswith("nulls.")] == \
         ["nulls.galaxies.logmstar"]
     failing(run_copy, z_range=[0.0, 1.0])  # the mock holds quasars beyond z = 1
+
+
+def test_a_composite_key_is_checked_as_packed_integers_with_the_group_bys_answer():
+    """Composite keys (GALZONE's algorithm, cap, gal) are checked by sorting one packed int64
+    per row (tables.packed_key), not by Arrow's hash group_by: the same duplicates, found
+    whatever the strings and the integers' range."""
+    import numpy as np
+
+    from desivoids.integrity.tables import _duplicates, packed_key
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    t = pa.table({"algorithm": pa.array(np.array(["REVOLVER", "VIDE", "ZOBOV"])[
+                      rng.integers(0, 3, n)]),
+                  "cap": pa.array(np.array(["NGC", "SGC"])[rng.integers(0, 2, n)]),
+                  "gal": pa.array(rng.permutation(n) - 2**40, pa.int64())})
+    key = ("algorithm", "cap", "gal")
+    p = packed_key(t, key)
+    assert p is not None and len(np.unique(p)) == n and (np.diff(p) > 0).all()
+    assert _duplicates(t, key) == (0, [])
+    # a row repeated, and rows equal but for one digit: only the repeated row is a duplicate
+    twin = t.slice(7, 1)
+    near = t.slice(8, 1).set_column(2, "gal", pa.array([pc.max(t["gal"]).as_py() + 1]))
+    t2 = pa.concat_tables([t, twin, near])
+    n_dup, examples = _duplicates(t2, key)
+    want = t2.group_by(list(key)).aggregate([([], "count_all")]).filter(
+        pc.greater(pc.field("count_all"), 1))
+    assert n_dup == want.num_rows == 1
+    assert twin.to_pylist()[0] | {"count_all": 2} in examples
+    # a null in the key, or a float column: the group_by decides
+    with_null = t.set_column(1, "cap", pa.array([None] + t["cap"].to_pylist()[1:]))
+    assert packed_key(with_null, key) is None and _duplicates(with_null, key) == (0, [])
+    assert packed_key(t.append_column("x", pa.array(np.ones(n))), ("cap", "x")) is None

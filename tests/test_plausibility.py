@@ -190,4 +190,21 @@ def test_the_selection_table_in_key_order_is_the_selection_sorted_by_targetid():
                           "tracer": pa.array(first >= 2), "sample": pa.array(first == 3)})
     got = _by_targetid(targetid, first, caps, cuts, 2, selection.schema)
     assert got.equals(selection.sort_by("targetid"))
+    # the stage hands the caps over as their index in formats.CAPS: the same table
+    index = np.array([formats.CAPS.index(c) for c in caps], np.int8)
+    assert _by_targetid(targetid, first, index, cuts, 2, selection.schema).equals(got)
     assert got.column("removed_by").null_count == int((first == 3).sum()) > 0
+
+
+def test_the_waterfall_of_cap_indexes_is_that_of_cap_names():
+    from desivoids import formats
+    from desivoids.plausibility.selection import FAILED_FIT, waterfall
+
+    rng = np.random.default_rng(7)
+    cuts = [FAILED_FIT, FAILED_FIT]
+    first = rng.integers(0, len(cuts) + 1, 500).astype(np.int16)
+    index = rng.integers(0, 2, 500).astype(np.int8)
+    names = np.array(formats.CAPS)[index]
+    by_name = waterfall(first, names, cuts)
+    assert waterfall(first, index, cuts).equals(by_name)
+    assert by_name[by_name.cap == "SGC"].remaining.iloc[0] == int((index == 1).sum())

@@ -64,6 +64,32 @@ def test_a_failure_between_plausibility_table_and_folder_leaves_both_as_they_wer
                                   check_dtype=False)
 
 
+@pytest.mark.parametrize("where", ["insert", "files"])
+def test_a_failure_beside_plausibility_table_insert_leaves_both_as_they_were(
+        selected_copy, monkeypatch, where):
+    """The selection table's insert runs in a thread beside the report and the files: a
+    failure of either side (the insert, or a file written meanwhile) rolls both back."""
+    import pyarrow.parquet as pq_module
+
+    from desivoids.load.tables import TableTransaction
+
+    d = selected_copy
+    folder, table = _folder(d / "plausibility"), _table(d, "selection")
+
+    def fail(*args, **kwargs):
+        raise OSError(28, f"No space left on device (injected in the {where})")
+    if where == "insert":
+        monkeypatch.setattr(TableTransaction, "publish", fail)
+    else:
+        monkeypatch.setattr(pq_module, "write_table", fail)
+    with pytest.raises(OSError, match=f"injected in the {where}"):
+        plausibility.run(data_dir=str(d), zmin=0.08)
+    dispose_engines()
+    assert _folder(d / "plausibility") == folder
+    pd.testing.assert_frame_equal(_table(d, "selection"), table)
+    assert not list(d.glob(".plausibility.*"))
+
+
 def test_a_failure_between_environment_tables_and_folder_leaves_both_as_they_were(
         selected_copy, monkeypatch):
     d = selected_copy

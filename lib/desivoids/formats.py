@@ -778,6 +778,15 @@ def cap_of_ra(ra_deg):
     return np.where((ra > NGC_RA_MIN) & (ra < NGC_RA_MAX), "NGC", "SGC")
 
 
+def cap_index_of_ra(ra_deg):
+    """:func:`cap_of_ra` as the index of the cap in :data:`CAPS` (int8): no string per row."""
+    import numpy as np
+
+    ra = np.asarray(ra_deg, dtype=float) % 360.0
+    return np.where((ra > NGC_RA_MIN) & (ra < NGC_RA_MAX), CAPS.index("NGC"),
+                    CAPS.index("SGC")).astype(np.int8)
+
+
 #: the columns of FASTSPEC that readers of this project rely on (present in real and mock)
 FASTSPEC_KEY_COLUMNS = {
     "fastspec_v3": ("TARGETID", "SURVEY", "PROGRAM", "HEALPIX")

@@ -90,10 +90,13 @@ def first_failed(t: pa.Table, cuts: list[Cut]) -> np.ndarray:
 
 def waterfall(first: np.ndarray, caps: np.ndarray, cuts: list[Cut]) -> pd.DataFrame:
     """Per cap and both caps: rows in, rows removed by each cut in order, rows out; the steps
-    sum exactly (every row is removed once or kept)."""
+    sum exactly (every row is removed once or kept). ``caps``: each row's cap, a name of
+    formats.CAPS or its index there (:func:`desivoids.formats.cap_index_of_ra`)."""
+    caps = np.asarray(caps)
+    by_index = np.issubdtype(caps.dtype, np.integer)
     rows = []
-    for cap in (*formats.CAPS, "both"):
-        f = first if cap == "both" else first[caps == cap]
+    for i, cap in enumerate((*formats.CAPS, "both")):
+        f = first if cap == "both" else first[caps == (i if by_index else cap)]
         remaining = len(f)
         rows.append({"cap": cap, "step": 0, "cut": "rows in", "description": "the converted "
                      "FastSpecFit catalogue", "removed": 0, "remaining": remaining})
