@@ -143,6 +143,22 @@ def beside(records: list[dict]) -> dict[str, list[str]]:
             for a, (a0, a1) in spans.items()}
 
 
+def critical_path(records: list[dict]) -> list[str]:
+    """The chain of stages that set the run's length: from the stage that ended last, back
+    through the stage it waited for that ended last (its reads, or the load whose end a stage
+    with tables waits for to publish them: :func:`desivoids.runner.ends_after`), to a stage
+    that waited for none."""
+    from desivoids.runner import ends_after
+    from desivoids.stages import STAGES
+
+    ran = {r["stage"]: r for r in records if r.get("finished")}
+    selected = [STAGES[n] for n in ran]
+    chain = [max(ran, key=lambda n: ran[n]["finished"])] if ran else []
+    while chain and (deps := ends_after(STAGES[chain[-1]], selected)):
+        chain.append(max(deps, key=lambda n: ran[n]["finished"]))
+    return chain[::-1]
+
+
 def bench(params: Path, data_dir: Path, scale: str | None, repeats: int, jobs: int) -> dict:
     from desivoids.params import load as load_params
     from desivoids.paths import RunLayout, display
@@ -181,6 +197,7 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int, jobs: i
             continue
         f = floor.get(name, {"seconds": 0.0, "bytes": 0})  # a stage FLOORS does not know: none
         rows.append({"stage": name, "seconds": r["seconds"], "peak_rss_gib": r["peak_rss_gib"],
+                     "cpu_seconds": r.get("cpu_seconds"), "nice": r.get("nice", 0),
                      "status": r["status"], "beside": overlaps.get(name, []),
                      "floor_seconds": f["seconds"],
                      "floor_bytes": f["bytes"], "floor_reads": f.get("reads", []),
@@ -197,6 +214,8 @@ def bench(params: Path, data_dir: Path, scale: str | None, repeats: int, jobs: i
             "load_average_before_run": load, "run_seconds": round(seconds, 1),
             "run_cpu_seconds": round(cpu, 1), "run_peak_rss_gib": round(peak / 2**30, 3),
             "stages_seconds": round(sum(r["seconds"] for r in rows), 1),
+            "stages_cpu_seconds": round(sum(r["cpu_seconds"] or 0 for r in rows), 1),
+            "critical_path": critical_path(record["stages"]),
             "floor_seconds": round(sum(r["floor_seconds"] for r in rows), 2),
             "kernel_startup_runs": kernel, "kernel_startup_seconds": k,
             "kernel_with_imports_runs": heavy,
@@ -220,14 +239,22 @@ def markdown(res: dict) -> str:
              "of the folders it reads, measured right after the run (whole files: an upper bound "
              "of the floor of a stage that reads a few columns). "
              f"`desivoids run --jobs {res.get('jobs', 1)}`: a stage starts once the stages it "
-             "reads have ended and, if it writes database tables, no other such stage runs; "
+             "reads have ended and, if it publishes database tables beside the load's, no other "
+             "such stage runs (it may run beside the load, and publishes once the load ended); "
              "'ran beside' names the "
              "stages it shared the cores with, whose time its seconds include.", "",
-             "| stage | seconds | peak RSS (GiB) | ran beside | floor: reads | floor s | MB read | "
-             "seconds / floor |", "|---|---:|---:|---|---|---:|---:|---:|"]
+             "CPU s: user + system seconds of the kernel and every process it started; "
+             "cores: CPU s / seconds; 'nice +N': the stage ran at a lower CPU priority, beside "
+             "one with a longer chain of stages after it.", "",
+             "| stage | seconds | peak RSS (GiB) | CPU s | cores | ran beside | floor: reads | "
+             "floor s | MB read | seconds / floor |", "|---|---:|---:|---:|---:|---|---|---:|---:|---:|"]
     for r in res["stages"]:
         ratio = "" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']}x"
-        lines.append(f"| {r['stage']} | {r['seconds']} | {r['peak_rss_gib']} | "
+        cpu = r.get("cpu_seconds")
+        cores = "" if not cpu or not r["seconds"] else f"{cpu / r['seconds']:.2f}"
+        name = r["stage"] + (f" (nice +{r['nice']})" if r.get("nice") else "")
+        lines.append(f"| {name} | {r['seconds']} | {r['peak_rss_gib']} | "
+                     f"{'' if cpu is None else cpu} | {cores} | "
                      f"{', '.join(r.get('beside', []))} | {', '.join(r['floor_reads'])} | {r['floor_seconds']} | "
                      f"{r['floor_bytes'] / 1e6:,.0f} | {ratio} |")
     verdict = "met" if res["meets"] else "NOT met"
@@ -235,8 +262,17 @@ def markdown(res: dict) -> str:
               f"{res['stages_seconds']} s summed over the stages' kernels), {res['run_cpu_seconds']} CPU s, "
               f"peak RSS {res['run_peak_rss_gib']} GiB; the floors sum to "
               f"{res['floor_seconds']} s. Target: under {res['target_seconds']:.0f} s: "
-              f"{verdict}.", "",
-              f"Kernel start-up: papermill executing a one-cell notebook (`import desivoids`) "
+              f"{verdict}.", ""]
+    path = res.get("critical_path") or []
+    if path:
+        by = {r["stage"]: r for r in res["stages"]}
+        cores = res["machine"]["cores"]
+        lines += [f"Critical path (each stage after the one it waited for that ended last): "
+                  f"{' -> '.join(path)}, {sum(by[n]['seconds'] for n in path):.1f} s of stage "
+                  f"time. The stages' kernels used {res['stages_cpu_seconds']} CPU s: on "
+                  f"{cores} cores no schedule of the same work ends in less than "
+                  f"{res['stages_cpu_seconds'] / cores:.1f} s.", ""]
+    lines += [f"Kernel start-up: papermill executing a one-cell notebook (`import desivoids`) "
               f"took {', '.join(f'{s} s' for s in res['kernel_startup_runs'])} (median "
               f"{res['kernel_startup_seconds']} s); over the run's {res['notebooks']} notebooks, "
               f"about {res['notebook_overhead_seconds']} s of the total. With the stage "

@@ -177,3 +177,21 @@ def test_bench_load_keeps_the_backend_a_run_skips(bench, tmp_path, monkeypatch):
                             str(tmp_path / "work")]) == 0
     assert "- SQLite: not measured on this input" in md.read_text()
     assert "| SQLite | **the load**" not in md.read_text()
+
+
+def test_the_whole_runs_critical_path_follows_the_stage_each_waited_for(monkeypatch):
+    """From the stage that ended last back through the one it waited for (its reads, or the load
+    for a stage with tables) that ended last: here plausibility, not integrity, held the
+    environment back, and recon, beside convert, is on no path."""
+    monkeypatch.syspath_prepend(str(paths.BENCHMARKS))
+    monkeypatch.delitem(sys.modules, "bench_pipeline", raising=False)
+    import bench_pipeline
+
+    ends = {"acquire": 10, "recon": 18, "convert": 20, "load": 40, "integrity": 45,
+            "plausibility": 50, "environment": 70}
+    records = [{"stage": n, "started": "", "finished": f"2026-12-07T10:00:{s:02d}+0000"}
+               for n, s in ends.items()]
+    assert bench_pipeline.critical_path(records) == ["acquire", "convert", "load",
+                                                     "plausibility", "environment"]
+    records[-1]["finished"] = "2026-12-07T10:00:00+0000"  # as if environment had ended first
+    assert bench_pipeline.critical_path(records)[-1] == "plausibility"

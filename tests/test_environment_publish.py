@@ -286,3 +286,75 @@ def test_a_failure_of_membership_cancels_the_insert_and_leaves_tables_and_folder
         environment.run(data_dir=str(d), randoms=2_000, seed=5, chunk_rows=1_000,
                         num_workers=1)
     _unchanged(d, folder, table)
+
+
+def test_rows_put_later_give_the_table_the_rows_built_directly(selected_copy):
+    """put_later takes lazy iterators of rows without waiting; the feeder thread builds them
+    as the insert takes them: the same table as the rows built directly."""
+    d = selected_copy
+    targetid, result = _result(1_003)
+    with table_transaction(_url(d)) as db:
+        pub = stage.AssignmentsPublication(db, stage.ASSIGNMENT_SCHEMA, name="unit_assignments")
+        for s in np.random.default_rng(2).permutation(np.arange(0, len(targetid), 97)):
+            rows = slice(s, s + 97)
+            pub.put_later(stage.assignment_batches(
+                targetid[rows], {a: r.take(rows) for a, r in result.items()}, rows_per_batch=41))
+        pub.end()
+        pub.result()
+    dispose_engines()
+    _same(_db_table(d, "unit_assignments"), _expected(targetid, result))
+
+
+def test_a_failure_building_rows_put_later_is_raised_and_the_table_stays(selected_copy):
+    d = selected_copy
+    before = _previous(d)
+    targetid, result = _result(500)
+
+    def failing():
+        yield from stage.assignment_batches(targetid, result, rows_per_batch=40)
+        raise MemoryError("building the rows failed (injected)")
+
+    with pytest.raises(MemoryError, match="injected"):
+        with table_transaction(_url(d)) as db:
+            pub = stage.AssignmentsPublication(db, stage.ASSIGNMENT_SCHEMA,
+                                               name="unit_assignments")
+            pub.put_later(failing())
+            pub.result()
+    dispose_engines()
+    pd.testing.assert_frame_equal(_db_table(d, "unit_assignments"), before)
+
+
+def test_membership_never_waits_for_the_insert(selected_copy, monkeypatch):
+    """Issue 25: the insert, the stage's longest step, must not hold membership back (it did
+    through a queue of two batches: every chunk after the third waited for the insert, and with
+    it the Parquet file and the summary, which need every chunk). Here the insert takes no row
+    until membership has returned (up to 30 s): membership must return first, and the table
+    and file still hold the same rows."""
+    import threading
+
+    from desivoids.load.sqlite import SqliteTarget
+
+    d = selected_copy
+    done = threading.Event()
+    waited: list[bool] = []
+    membership, write = stage._membership, SqliteTarget.write
+
+    def assigned(*args, **kwargs):
+        try:
+            return membership(*args, **kwargs)
+        finally:
+            done.set()
+
+    def slow(self, table, batches, label):
+        if table.name == stage.ASSIGNMENTS:
+            waited.append(done.wait(30))
+        return write(self, table, batches, label)
+
+    monkeypatch.setattr(stage, "_membership", assigned)
+    monkeypatch.setattr(SqliteTarget, "write", slow)
+    environment.run(data_dir=str(d), randoms=2_000, chunk_rows=300, num_workers=1)
+    dispose_engines()
+    assert waited == [True]
+    table = _db_table(d, "galaxy_void_assignments")
+    assert len(table) > 4 * 300 * 4  # more chunks than the old queue (two batches) held
+    _same(table, pq.read_table(d / "environment" / "galaxy_void_assignments.parquet").to_pandas())

@@ -412,3 +412,40 @@ def test_a_replaced_sqlite_table_is_stored_as_a_new_one_with_its_indexes_and_vie
                        "ORDER BY idx").fetchall() == [("t", "ix_t_name_value", "10 1 1"),
                                                       ("t", "ix_t_value", "10 1"), ("t", "t", "10 1")]
     con.close()
+
+
+def test_tables_wait_for_a_load_running_in_another_process(tmp_path):
+    """`desivoids run --jobs` starts plausibility beside the load: its tables are published only
+    once the load (another process holding the load's stage lock) has ended, into the database
+    the load finished. Without a running load nothing waits."""
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "run"
+    db = data / "database" / "desivoids.sqlite"
+    db.parent.mkdir(parents=True)
+    url = f"sqlite:///{db}"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys, time; from desivoids.outputs import stage_lock\n"
+         "with stage_lock(sys.argv[1], 'load'):\n"
+         "    print('locked', flush=True); time.sleep(3.0)\n"
+         "    sqlite3.connect(sys.argv[2]).execute('CREATE TABLE galaxies (targetid INTEGER)')\n"
+         "    print('loaded', flush=True)\n", str(data), str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        t0 = time.monotonic()
+        # before the load's end there is no galaxies table: without the wait this is refused
+        with table_transaction(url, "the test's table", data) as tx:
+            tx.publish("t", pa.table({"k": [1, 2]}), key=("k",))
+        assert time.monotonic() - t0 > 2.0
+        assert holder.stdout.readline().strip() == "loaded"
+    finally:
+        holder.wait(10)
+    dispose_engines()
+    assert outputs.wait_while_running(data, "load") == 0.0  # the lock file is gone: no wait
+    with table_transaction(url, "the test's table", data) as tx:
+        assert tx.publish("t", pa.table({"k": [3]}), key=("k",)) == 1
+    dispose_engines()

@@ -3,6 +3,7 @@ over notebooks/*.ipynb) and stops at a failing stage naming it and the failing c
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ def test_select_keeps_pipeline_order():
 
 
 @pytest.mark.slow
-def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky):
+def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky, capfd):
     root, _ = tiny_sky
     paired = STAGES["recon"].paired
     before = hashlib.sha256(paired.read_bytes()).hexdigest()
@@ -32,6 +33,9 @@ def test_recon_stage_executes_into_the_given_tree(tmp_path, tiny_sky):
     assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")
     assert (tmp_path / "run" / "recon" / "inventory.json").exists()
     assert hashlib.sha256(paired.read_bytes()).hexdigest() == before, "runner wrote over notebooks/*.ipynb"
+    # the kernel listens on Unix sockets, not TCP ports: ipykernel's warning about those is gone
+    assert "without encryption" not in capfd.readouterr().err
+    assert not list(STAGES["recon"].directory.glob("*ipc*"))  # no socket left beside the notebook
 
 
 def test_failing_stage_names_stage_cell_and_error(tmp_path):
@@ -112,6 +116,8 @@ def test_the_run_report_records_time_memory_and_failures_and_keeps_other_stages(
     assert row["stage"] == "recon" and row["status"] == "done" and row["seconds"] > 0
     # a python kernel with numpy, astropy and pandas loaded holds well over 50 MB
     assert 0.05 < row["peak_rss_gib"] < 4
+    # a kernel starting and importing numpy, astropy and pandas costs CPU seconds
+    assert 0.2 < row["cpu_seconds"] < row["seconds"] * (os.cpu_count() or 1)
     # an earlier stage's row (as if acquire had run) survives a run of recon alone
     rec["stages"].insert(0, {**row, "stage": "acquire", "seconds": 1.5})
     (data / "run" / "report.json").write_text(json.dumps(rec))
@@ -121,8 +127,19 @@ def test_the_run_report_records_time_memory_and_failures_and_keeps_other_stages(
         runner.run(bad, ["recon"], progress=False, executed_dir=tmp_path / "exec")
     rec = json.loads((data / "run" / "report.json").read_text())
     assert [(r["stage"], r["status"]) for r in rec["stages"]] == [("acquire", "done"), ("recon", "failed")]
+    assert rec["stages"][1]["cpu_seconds"] > 0  # the failed kernel's too
     md = (data / "run" / "report.md").read_text()
     assert "| recon | failed |" in md and "| acquire | done | 1.5 |" in md and "b.yml" in md
+
+
+def test_the_cpu_seconds_of_child_processes_are_measured():
+    """A child that spins for about a second of CPU (and sleeps a second, which costs none)."""
+    code = ("import time; t = time.process_time()\n"
+            "while time.process_time() - t < 1.0: pass\n"
+            "time.sleep(1.0)")
+    with runner.PeakRSS(interval=0.05) as mem:
+        subprocess.run([sys.executable, "-c", code], check=True)
+    assert 1.0 <= mem.cpu_seconds < 1.9
 
 
 def test_peak_rss_sees_the_memory_of_child_processes():
@@ -178,3 +195,11 @@ def test_the_kernel_gets_the_database_password_in_pgpassword_and_the_notebook_ne
         assert os.environ["PGPASSWORD"] == secret
     assert os.environ["PGPASSWORD"] == "the-users-own"
     assert given["db_url"].endswith("@127.0.0.1:5/db")  # the caller's parameters are not changed
+
+
+def test_the_kernel_falls_back_to_tcp_where_the_runtime_folder_is_too_deep_for_a_socket(
+        monkeypatch):
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/r")
+    assert runner._kernel_config().KernelManager.transport == "ipc"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/" + "d" * 60)
+    assert "transport" not in runner._kernel_config().KernelManager

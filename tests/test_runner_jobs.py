@@ -6,6 +6,7 @@ kernels); the whole run through worker processes and real notebooks is the sessi
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +25,12 @@ class Clock:
     def __init__(self, seconds: dict[str, float] | None = None, fail: str | None = None):
         self.seconds, self.fail = seconds or {}, fail
         self.spans: dict[str, tuple[float, float]] = {}
+        self.background: set[str] = set()
         self._lock = threading.Lock()
 
-    def __call__(self, stage):
+    def __call__(self, stage, background=False):
+        if background:
+            self.background.add(stage.name)
         t0 = time.monotonic()
         time.sleep(self.seconds.get(stage.name, 0.05))
         with self._lock:
@@ -53,12 +57,16 @@ def _check_order(clock: Clock, stages) -> None:
 
 
 def test_database_writers_and_waits_follow_the_registry():
+    """A stage publishing tables starts beside the load (it waits for the load's end to
+    publish them: ends_after), never beside another such stage."""
     assert {s.name for s in select(None) if runner.writes_database(s)} == {
-        "load", "plausibility", "environment", "density"}
+        "plausibility", "environment", "density"}
     every = select(None)
-    assert runner.waits_for(STAGES["plausibility"], every) == {"convert", "load"}
-    assert runner.waits_for(STAGES["plausibility"], select(["convert", "plausibility"])) == {"convert"}
+    assert runner.waits_for(STAGES["plausibility"], every) == {"convert"}
+    assert runner.ends_after(STAGES["plausibility"], every) == {"convert", "load"}
+    assert runner.ends_after(STAGES["plausibility"], select(["convert", "plausibility"])) == {"convert"}
     assert runner.waits_for(STAGES["systematics"], every) == {"plausibility", "environment"}
+    assert runner.ends_after(STAGES["systematics"], every) == {"plausibility", "environment"}
 
 
 def test_two_jobs_overlap_independent_stages_and_keep_every_constraint():
@@ -70,6 +78,42 @@ def test_two_jobs_overlap_independent_stages_and_keep_every_constraint():
     _check_order(clock, stages)
     assert clock.overlap("recon", "convert") and clock.overlap("density", "systematics")
     assert clock.overlap("integrity", "plausibility")  # a reader beside a writer
+    assert clock.overlap("load", "plausibility")  # it publishes once the load has ended
+
+
+def test_a_stage_beside_one_with_a_longer_chain_after_it_runs_in_the_background():
+    """recon (release after it) beside convert (seven stages after it), plausibility beside the
+    load (whose end its own waits for), integrity beside plausibility: the cores go first to the
+    chain that sets the run's length; density and systematics (release after each) are
+    equals."""
+    stages = select(None)
+    assert runner.after(STAGES["convert"], stages) == {
+        "load", "integrity", "plausibility", "environment", "density", "systematics", "release"}
+    assert runner.after(STAGES["recon"], stages) == {"release"}
+    assert runner.after(STAGES["release"], stages) == set()
+    clock = Clock({"recon": 0.3, "convert": 0.3, "integrity": 0.3, "plausibility": 0.3,
+                   "density": 0.3, "systematics": 0.3})
+    runner._schedule(stages, clock, jobs=2, progress=False)
+    assert clock.background == {"recon", "plausibility", "integrity"}
+    clock = Clock()
+    runner._schedule(stages, clock, jobs=1, progress=False)
+    assert clock.background == set()  # alone, a stage has nobody to yield to
+
+
+def test_a_worker_runs_one_stage_so_a_lowered_priority_ends_with_it():
+    with runner._worker_pool(1) as pool:
+        base = pool.submit(os.nice, 0).result()
+        assert pool.submit(os.nice, 5).result() == min(base + 5, 19)
+        assert pool.submit(os.nice, 0).result() == base  # a new worker, at the runner's own
+
+
+def test_the_worker_lowers_its_priority_for_a_background_stage(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner.os, "nice", calls.append)
+    monkeypatch.setattr(runner, "_in_process", lambda *a: (1, 2.0))
+    assert runner._in_worker("recon", {}, "x.ipynb", False, runner.BACKGROUND_NICE) == ((1, 2.0), None)
+    assert runner._in_worker("convert", {}, "x.ipynb", False) == ((1, 2.0), None)
+    assert calls == [runner.BACKGROUND_NICE]
 
 
 def test_one_job_never_overlaps():
@@ -94,7 +138,7 @@ def test_run_with_jobs_records_each_stage_and_the_whole_run(tmp_path, monkeypatc
     notebook: the record holds every stage with its start and end, and the command's own
     time, which is less than the stages' sum when two ran at once."""
     def execute(stage, parameters, *, output=None, progress=True):
-        time.sleep(0.3 if stage.name in ("density", "systematics") else 0.01)
+        time.sleep(1.0 if stage.name in ("density", "systematics") else 0.01)
         output.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nbformat.v4.new_notebook(), output)
         return output
@@ -116,13 +160,31 @@ def test_run_with_jobs_records_each_stage_and_the_whole_run(tmp_path, monkeypatc
     assert "up to 2 at once" in (tmp_path / "run" / "run" / "report.md").read_text()
 
 
+def test_the_record_says_which_stage_ran_in_the_background(tmp_path, monkeypatch):
+    niced = []
+
+    def in_worker(name, parameters, output, progress, nice=0):
+        niced.append((name, nice))
+        return (0, 0.0), None
+
+    monkeypatch.setattr(runner, "_in_worker", in_worker)
+    monkeypatch.setattr(runner, "_worker_pool", lambda jobs: ThreadPoolExecutor(jobs))
+    params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
+    runner.run(params, ["recon", "convert", "load"], progress=False,
+               executed_dir=tmp_path / "exec", force=True, jobs=2)
+    assert sorted(niced) == [("convert", 0), ("load", 0), ("recon", runner.BACKGROUND_NICE)]
+    record = json.loads((tmp_path / "run" / "run" / "report.json").read_text())
+    assert {r["stage"]: r["nice"] for r in record["stages"]} == {
+        "recon": runner.BACKGROUND_NICE, "convert": 0, "load": 0}
+
+
 def test_a_failing_stage_in_a_worker_is_named_with_its_cell(tmp_path, monkeypatch):
     """The worker returns a notebook's failure as data; the runner raises it as StageFailed."""
-    def in_worker(name, parameters, output, progress):
+    def in_worker(name, parameters, output, progress, nice=0):
         if name == "density":
-            return 123, (4, "ValueError", "bad value")
+            return (123, 4.5), (4, "ValueError", "bad value")
         time.sleep(0.2)
-        return 0, None
+        return (0, 0.25), None
 
     monkeypatch.setattr(runner, "_in_worker", in_worker)
     monkeypatch.setattr(runner, "_worker_pool", lambda jobs: ThreadPoolExecutor(jobs))
@@ -136,6 +198,7 @@ def test_a_failing_stage_in_a_worker_is_named_with_its_cell(tmp_path, monkeypatc
     assert {r["stage"]: r["status"] for r in record["stages"]} == {"density": "failed",
                                                                    "systematics": "done"}
     assert record["stages"][0]["peak_rss_gib"] == round(123 / 2**30, 3)
+    assert [r["cpu_seconds"] for r in record["stages"]] == [4.5, 0.2]  # round(0.25, 1)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two"])

@@ -92,3 +92,20 @@ def test_an_empty_cap_has_no_preview_image_but_says_so():
     d["total_in_cube"] = 0
     page = explorer.slab_html(d)
     assert "<img" not in page and "draws all 0 tracers in the cube" in page
+
+
+def test_the_preview_is_the_png_that_one_add_patch_per_circle_gives(monkeypatch):
+    """Speed only (issue 25): the preview's circles are added without add_patch's per-circle
+    update of the data limits (the limits are set afterwards); the page, PNG included, is
+    byte for byte the one add_patch gives."""
+    from matplotlib.axes import Axes
+
+    many = data()
+    rng = np.random.default_rng(4)
+    many["spheres"]["VoidFinder"] = np.column_stack(
+        [rng.uniform(-100, 100, (300, 3)), rng.uniform(5, 30, 300)]).tolist()
+    fast = explorer.slab_html(many)
+    add_artist = Axes.add_artist
+    monkeypatch.setattr(Axes, "add_artist", lambda self, a: self.add_patch(a)
+                        if isinstance(a, Circle) else add_artist(self, a))
+    assert explorer.slab_html(many) == fast

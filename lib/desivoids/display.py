@@ -183,6 +183,23 @@ def glue(name: str, variable, display: bool = True) -> None:
     ipy_display({mime_prefix + k: v for k, v in mimebundle.items()}, raw=True, metadata=metadata)
 
 
+def circle_outlines(ax, x, y, radius, *, color, lw: float, ls: str = "-") -> None:
+    """Unfilled circles in data units as one collection: what :func:`circles` draws (each
+    pixel within one level of it), with the same data limits, built and drawn in one call.
+    Density's NGC slice of 5,000 circles at DR1 scale cost 1.9 CPU s as patches (building them
+    and drawing each)."""
+    from matplotlib.collections import EllipseCollection
+
+    x, y, radius = (np.asarray(a, float) for a in (x, y, radius))
+    ax.add_collection(EllipseCollection(
+        2 * radius, 2 * radius, np.zeros(len(x)), units="xy", offsets=np.column_stack([x, y]),
+        offset_transform=ax.transData, facecolors="none", edgecolors=color, linewidths=lw,
+        linestyles=ls), autolim=False)
+    if len(x):
+        ax.update_datalim(np.column_stack([np.r_[x - radius, x + radius],
+                                           np.r_[y - radius, y + radius]]))
+
+
 def circles(ax, x, y, radius, **style) -> None:
     """Unfilled circles drawn as ``ax.add_patch`` draws them, with the data limits they add
     updated once: add_patch's per-patch update was 4 of the 4.5 s of density's NGC slice of

@@ -303,6 +303,26 @@ def holding(data_dir: str | Path, stage: str, locked: bool = False,
         yield
 
 
+def wait_while_running(data_dir: str | Path, stage: str) -> float:
+    """Block while another process runs ``stage`` on ``data_dir`` (holds its :func:`stage_lock`);
+    returns the seconds waited. A lock file left by a process that died holds nothing. Not for
+    a lock this process holds (it would wait for itself): returns at once."""
+    import fcntl
+
+    if (os.path.realpath(data_dir), stage) in _HELD:
+        return 0.0
+    t = time.perf_counter()
+    try:
+        fd = os.open(Path(data_dir) / f".{stage}.lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return 0.0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # granted once the holder's exclusive lock is released
+    finally:
+        os.close(fd)  # releases the shared lock at once: a new run of the stage is not refused
+    return time.perf_counter() - t
+
+
 @contextmanager
 def stage_lock(data_dir: str | Path, stage: str, db_url: str = "") -> Iterator[Path]:
     """Hold ``<data_dir>/.<stage>.lock`` for a run of ``stage`` (an exclusive ``flock``, which

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import threading
 import time
 from concurrent.futures import (FIRST_COMPLETED, Executor, ProcessPoolExecutor,
@@ -37,6 +38,7 @@ class StageFailed(StageError):
     def __init__(self, stage: Stage, cell: int | None, ename: str, evalue: str, executed: Path):
         self.stage, self.cell, self.ename, self.evalue, self.executed = stage, cell, ename, evalue, executed
         self.peak_rss = 0  # bytes: the kernel's peak before it failed (set by the runner)
+        self.cpu_seconds = 0.0  # the kernel's CPU seconds until it failed (set by the runner)
         where = f"cell [{cell}]" if cell is not None else "a cell"
         super().__init__(f"stage '{stage.name}' failed in {where} of {stage.source.name}: {ename}: {evalue}"
                          f" (executed notebook kept at {paths.display(executed)})")
@@ -76,10 +78,13 @@ def ensure_mock(params: RunParams, *, force: bool = False) -> Path | None:
 
 class PeakRSS:
     """The largest resident memory of this process's children (the stage's kernel and anything
-    it starts, summed), polled in a thread while a stage runs."""
+    it starts, summed), polled in a thread while a stage runs; and the CPU seconds (user +
+    system) of the children that ended meanwhile (the kernel, with every process it waited for):
+    one stage per process at a time, as the runner and its workers run them."""
 
     def __init__(self, interval: float = 0.1):
-        self.interval, self.peak = interval, 0
+        self.interval, self.peak, self.cpu_seconds = interval, 0, 0.0
+        self._cpu0 = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -94,13 +99,20 @@ class PeakRSS:
                     pass
             self.peak = max(self.peak, rss)
 
+    @staticmethod
+    def _children_cpu() -> float:
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return used.ru_utime + used.ru_stime
+
     def __enter__(self) -> "PeakRSS":
+        self._cpu0 = self._children_cpu()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self.cpu_seconds = self._children_cpu() - self._cpu0
 
 
 @contextmanager
@@ -159,6 +171,24 @@ def _for_the_book(path: Path, source: Path) -> None:
     nbformat.write(nb, path)
 
 
+#: the longest Unix socket path Linux accepts (sun_path, with its terminating NUL)
+_SOCKET_PATH_MAX = 107
+
+
+def _kernel_config():
+    """The stage kernel talks to papermill over Unix sockets in Jupyter's runtime folder (IPC),
+    not loopback TCP ports that any local user can reach (ipykernel warns about those on
+    stderr, once per notebook); over TCP where that folder's path is too long for a socket's
+    (``<runtime>/kernel-<uuid>-ipc-<n>``)."""
+    from jupyter_core.paths import jupyter_runtime_dir
+    from traitlets.config import Config
+
+    config = Config()
+    if len(os.path.join(jupyter_runtime_dir(), f"kernel-{'0' * 36}-ipc-9")) <= _SOCKET_PATH_MAX:
+        config.KernelManager.transport = "ipc"
+    return config
+
+
 def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
                   progress: bool = True) -> Path:
     """Run one stage notebook with papermill; raise StageFailed naming the failing cell."""
@@ -170,6 +200,7 @@ def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
             pm.execute_notebook(
                 nb, str(output), parameters=injected, kernel_name="python3", language="python",
                 cwd=str(stage.directory), progress_bar=progress, log_output=False,
+                config=_kernel_config(),
             )
         except pm.PapermillExecutionError as exc:
             raise StageFailed(stage, exc.exec_count, exc.ename, exc.evalue, output) from None
@@ -188,13 +219,17 @@ def _report_md(record: dict) -> str:
     several = len({r.get("params_file") for r in record["stages"]}) > 1
     lines = ["# Run report", "",
              f"Profile `{record['profile']}` (`{record['params_file']}`), data folder "
-             f"`{record['data_dir']}`. Wall time and peak resident memory of each stage's "
-             "notebook kernel (with every process it started), as `desivoids run` measured them.",
-             "", "| stage | status | seconds | peak RSS (GiB) |" + (" params file |" if several else ""),
-             "|---|---|---:|---:|" + ("---|" if several else "")]
+             f"`{record['data_dir']}`. Wall time, peak resident memory and CPU seconds (user + "
+             "system) of each stage's notebook kernel (with every process it started), as "
+             "`desivoids run` measured them.",
+             "", "| stage | status | seconds | peak RSS (GiB) | CPU s |"
+             + (" params file |" if several else ""),
+             "|---|---|---:|---:|---:|" + ("---|" if several else "")]
     for r in record["stages"]:
+        cpu = r.get("cpu_seconds")  # absent from the records of runs before it was measured
         lines.append(f"| {r['stage']} | {r['status']} | {r['seconds']:.1f} | "
-                     f"{r['peak_rss_gib']:.2f} |" + (f" `{r.get('params_file')}` |" if several else ""))
+                     f"{r['peak_rss_gib']:.2f} | {'' if cpu is None else f'{cpu:.1f}'} |"
+                     + (f" `{r.get('params_file')}` |" if several else ""))
     done = [r for r in record["stages"] if r["status"] == "done"]
     lines += ["", f"Total: {sum(r['seconds'] for r in done):.1f} s over {len(done)} stages; "
               f"largest peak {max((r['peak_rss_gib'] for r in done), default=0):.2f} GiB."]
@@ -243,44 +278,71 @@ def _say(progress: bool, text: str) -> None:
 
 
 def writes_database(stage: Stage) -> bool:
-    """Whether ``stage`` writes tables into the run's database: two such stages never run at
-    once (a SQLite file has one writer)."""
-    return bool(stage.tables)
+    """Whether ``stage`` publishes tables beside the load's: two such stages never run at once
+    (a SQLite file has one writer). The load is not one of them: such a stage runs beside it and
+    publishes once it has ended (:func:`desivoids.load.tables.table_transaction` waits out a
+    running load)."""
+    return bool(stage.tables) and stage.name != "load"
 
 
 def waits_for(stage: Stage, selected: Iterable[Stage]) -> set[str]:
-    """The selected stages that must end before ``stage`` starts: those whose outputs it reads,
-    and the load when it publishes tables beside the load's (:mod:`desivoids.load.tables`)."""
+    """The selected stages that must end before ``stage`` starts: those whose outputs it reads."""
+    return set(stage.reads) & {s.name for s in selected}
+
+
+def ends_after(stage: Stage, selected: Iterable[Stage]) -> set[str]:
+    """The selected stages that must end before ``stage`` ends: those it :func:`waits_for`, and
+    the load when it publishes tables (it waits for the load's end to publish them)."""
     names = {s.name for s in selected}
-    deps = set(stage.reads) & names
+    deps = waits_for(stage, selected)
     if stage.tables and stage.name != "load" and "load" in names:
         deps.add("load")
     return deps
 
 
-def _schedule(stages: list[Stage], one: Callable[[Stage], StageResult], jobs: int,
+def after(stage: Stage, selected: Iterable[Stage]) -> set[str]:
+    """The selected stages that cannot end before ``stage`` has, directly or through others."""
+    selected = list(selected)
+    found, frontier = set(), {stage.name}
+    while frontier:
+        frontier = {s.name for s in selected if ends_after(s, selected) & frontier} - found
+        found |= frontier
+    return found
+
+
+def _schedule(stages: list[Stage], one: Callable[[Stage, bool], StageResult], jobs: int,
               progress: bool) -> list[StageResult]:
-    """Run ``one(stage)`` for every stage, up to ``jobs`` at once: a stage starts when every
-    stage it :func:`waits_for` has ended and, if it :func:`writes_database`, no other such one
-    runs (a stage reading the database beside a writer waits for the writer's commit: see
-    :data:`desivoids.load.queries.SQLITE_BUSY_SECONDS`); among the stages that may start,
-    pipeline order decides. After a failure no stage starts; those running end, then the first
-    failure is raised."""
+    """Run ``one(stage, background)`` for every stage, up to ``jobs`` at once: a stage starts
+    when every stage it :func:`waits_for` has ended and, if it :func:`writes_database`, no other
+    such one runs (a stage reading the database beside a writer waits for the writer's commit:
+    see :data:`desivoids.load.queries.SQLITE_BUSY_SECONDS`; one publishing tables beside the
+    load waits for the load's end to publish them); among the stages that may start, pipeline
+    order decides. ``background``: a stage beside which one with more stages
+    :func:`after` it runs or starts (recon beside convert, integrity beside plausibility), so
+    that the cores go first to the chain that sets the run's length. After a failure no stage
+    starts; those running end, then the first failure is raised."""
     done: dict[str, StageResult] = {}
     failures: list[BaseException] = []
     pending, running = list(stages), {}
+    chain = {s.name: len(after(s, stages)) for s in stages}
     with bar(total=len(stages), desc="desivoids run", unit="stage", progress=progress) as shown, \
             ThreadPoolExecutor(jobs, thread_name_prefix="stage") as threads:
         while running or (pending and not failures):
+            starting: list[Stage] = []
             for stage in [] if failures else list(pending):
-                if len(running) >= jobs:
+                if len(running) + len(starting) >= jobs:
                     break
                 if waits_for(stage, stages) - done.keys():
                     continue
-                if writes_database(stage) and any(map(writes_database, running.values())):
+                if writes_database(stage) and any(map(writes_database,
+                                                      [*running.values(), *starting])):
                     continue
                 pending.remove(stage)
-                running[threads.submit(one, stage)] = stage
+                starting.append(stage)
+            beside = [*running.values(), *starting]
+            for stage in starting:
+                background = any(chain[o.name] > chain[stage.name] for o in beside)
+                running[threads.submit(one, stage, background)] = stage
             shown.set_postfix_str(", ".join(s.name for s in running.values()))
             if not running:  # cannot happen with a consistent registry; never spin
                 raise StageError(f"stages {[s.name for s in pending]} wait for stages not run")
@@ -297,33 +359,44 @@ def _schedule(stages: list[Stage], one: Callable[[Stage], StageResult], jobs: in
     return [done[s.name] for s in stages if s.name in done]
 
 
-def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool) -> int:
-    """Execute the stage's notebook from this process; its kernel's peak RSS in bytes."""
-    with PeakRSS() as mem:
-        try:
+def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool) -> tuple[int, float]:
+    """Execute the stage's notebook from this process; its kernel's peak RSS in bytes and CPU
+    seconds."""
+    mem = PeakRSS()
+    try:
+        with mem:
             execute_stage(stage, parameters, output=output, progress=progress)
-        except StageFailed as exc:
-            exc.peak_rss = mem.peak
-            raise
-    return mem.peak
+    except StageFailed as exc:
+        exc.peak_rss, exc.cpu_seconds = mem.peak, mem.cpu_seconds
+        raise
+    return mem.peak, mem.cpu_seconds
 
 
-def _in_worker(name: str, parameters: dict, output: str, progress: bool):
+def _in_worker(name: str, parameters: dict, output: str, progress: bool, nice: int = 0):
     """:func:`_in_process` in a worker process (``desivoids run --jobs``): papermill changes
     the process's working folder and the kernel inherits its environment, so two notebooks run
-    at once from two processes. Returns (peak RSS, None) or (peak RSS, the failure's cell, ename
-    and evalue)."""
+    at once from two processes. Returns ((peak RSS, CPU seconds), None) or ((peak RSS, CPU
+    seconds), (the failure's cell, ename and evalue)). ``nice``: added to the worker's
+    niceness, which the kernel inherits."""
     from .stages import STAGES
 
+    if nice:
+        os.nice(nice)
     try:
         return _in_process(STAGES[name], parameters, Path(output), progress), None
     except StageFailed as exc:
-        return exc.peak_rss, (exc.cell, exc.ename, exc.evalue)
+        return (exc.peak_rss, exc.cpu_seconds), (exc.cell, exc.ename, exc.evalue)
+
+
+#: how much lower (``nice``) a background stage's CPU priority is (see :func:`_schedule`)
+BACKGROUND_NICE = 10
 
 
 def _worker_pool(jobs: int) -> Executor:
-    # spawn: the runner has threads (progress, memory polls); a forked child would copy their locks
-    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    # spawn: the runner has threads (progress, memory polls); a forked child would copy their
+    # locks. One stage per worker: a background stage's lowered priority ends with its worker.
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               max_tasks_per_child=1)
 
 
 def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress: bool = True,
@@ -363,30 +436,40 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
               "data_dir": paths.display(params.data_dir),
               "stages": _earlier_stages(layout, set())}
     recording = threading.Lock()  # stages ending at once write the run's record one at a time
+    # a stage publishing tables runs beside the load and waits out the load's lock before it
+    # publishes (load.tables.table_transaction): it starts only once the load holds that lock
+    load_locked = threading.Event()
+    if "load" not in {s.name for s in stages}:
+        load_locked.set()
     concurrent = jobs > 1 and len(stages) > 1
     pool = _worker_pool(min(jobs, len(stages))) if concurrent else None
 
-    def execute(stage: Stage, out: Path) -> int:
+    def execute(stage: Stage, out: Path, nice: int) -> tuple[int, float]:
         if pool is None:
             return _in_process(stage, params.for_stage(stage), out, progress)
-        peak, failure = pool.submit(_in_worker, stage.name, params.for_stage(stage), str(out),
-                                    False).result()
+        used, failure = pool.submit(_in_worker, stage.name, params.for_stage(stage), str(out),
+                                    False, nice).result()
         if failure is not None:
             exc = StageFailed(stage, *failure, out)
-            exc.peak_rss = peak
+            exc.peak_rss, exc.cpu_seconds = used
             raise exc
-        return peak
+        return used
 
-    def one(stage: Stage) -> StageResult:
+    def one(stage: Stage, background: bool = False) -> StageResult:
         t0 = time.perf_counter()
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         out = executed_dir / f"{stage.stem}.ipynb"
-        status, peak, locked = "failed", 0, False
+        status, peak, cpu, locked = "failed", 0, 0.0, False
+        nice = BACKGROUND_NICE if background and pool is not None else 0
         reasons = ["--force"] if force else []
         try:
             # the run's records change only under the stage's lock: a run refused because
             # another holds it leaves them (which the holder's release may be packaging) alone
+            if writes_database(stage):
+                load_locked.wait()
             with stage_lock(params.data_dir, stage.name, params.db_url):
+                if stage.name == "load":
+                    load_locked.set()
                 reasons = reasons or stale_reasons(params, stage, out)
                 if not reasons:
                     _say(progress, f"{stage.name}: fresh, skipped (its parameters and inputs are "
@@ -397,19 +480,22 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                 with recording:
                     _record_params(layout, params, stage)
                 try:
-                    peak = execute(stage, out)
+                    peak, cpu = execute(stage, out, nice)
                 except StageFailed as exc:
-                    peak = exc.peak_rss
+                    peak, cpu = exc.peak_rss, exc.cpu_seconds
                     raise
             status = "done"
         finally:
+            if stage.name == "load":  # refused by its lock, or failed: nothing to wait for
+                load_locked.set()
             seconds = round(time.perf_counter() - t0, 2)
             if locked:  # refused by the lock or fresh: nothing ran, nothing to record
                 with recording:
                     record["stages"] = [r for r in record["stages"] if r["stage"] != stage.name]
                     record["stages"].append({
                         "stage": stage.name, "status": status, "seconds": seconds,
-                        "peak_rss_gib": round(peak / 2**30, 3),
+                        "peak_rss_gib": round(peak / 2**30, 3), "cpu_seconds": round(cpu, 1),
+                        "nice": nice,
                         "notebook": paths.display(out), "params_file": paths.display(params.file),
                         "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
                     record["stages"].sort(key=lambda r: ORDER.index(r["stage"]))
@@ -435,5 +521,6 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                                   "seconds": round(time.perf_counter() - t_run, 2)}
             write_json(layout.run_file("report"), record)
             write_text_atomic(layout.run_file("report_md"), _report_md(record))
-    (executed_dir / "run.json").write_text(json.dumps(record, indent=2))
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(executed_dir / "run.json", json.dumps(record, indent=2))
     return results

@@ -84,12 +84,13 @@ def web_slice_figure(data_dir: str, cap: str = "NGC", thickness: float = 20.0):
     holes = pq.read_table(layout.file("convert", "holes"),
                           columns=["cap", "x", "y", "z", "radius"]).to_pandas()
     h = holes[(holes.cap == cap) & (np.abs(holes.z - zc) < holes.radius)]
-    display.circles(ax, h.x, h.y, np.sqrt(h.radius ** 2 - (h.z - zc) ** 2), color="k", lw=0.5)
+    display.circle_outlines(ax, h.x, h.y, np.sqrt(h.radius ** 2 - (h.z - zc) ** 2), color="k",
+                            lw=0.5)
     styles = {"REVOLVER": "tab:blue", "VIDE": "tab:green", "ZOBOV": "tab:purple"}
     for alg, colour in styles.items():
         v = voids[(voids.algorithm == alg) & (voids.cap == cap) & (np.abs(voids.z - zc) < voids.r_eff)]
-        display.circles(ax, v.x, v.y, np.sqrt(v.r_eff ** 2 - (v.z - zc) ** 2), color=colour, lw=0.6,
-                 ls="--")
+        display.circle_outlines(ax, v.x, v.y, np.sqrt(v.r_eff ** 2 - (v.z - zc) ** 2),
+                                color=colour, lw=0.6, ls="--")
     i, j = np.nonzero(~classes.mask) if classes.mask.any() else np.nonzero(classes >= 0)
     if len(i):  # the survey's part of the slice, not the padded box
         cell = s[f"{cap}_extent"][5]

@@ -286,7 +286,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     url = layout.db_url(db_url)
     out = layout.stage("density")
     # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
-    with table_transaction(url, "the density stage's table") as db, \
+    with table_transaction(url, "the density stage's table", layout.data_dir) as db, \
             staged(out, commit=db.committing("density")) as tmp:
         path = tmp / file_name("density", "environment")
         # galaxy_environment's Parquet file and database table (Arrow's and SQLite's C code,

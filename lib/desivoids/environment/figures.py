@@ -9,14 +9,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from matplotlib.collections import EllipseCollection
+from matplotlib.collections import EllipseCollection, PatchCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
-from .. import display, formats, paths
+from .. import formats, paths
 from .flags import EDGE, OUTSIDE, VOID, WALL
+from .stage import read_assignments
 from .summary import DR7_REFERENCE
 
-__all__ = ["FLAG_NAMES", "WIDTH", "inputs", "opening", "flag_table", "fractions_table",
+__all__ = ["FLAG_NAMES", "WIDTH", "inputs", "slab_of", "opening", "flag_table", "fractions_table",
            "fractions_figure", "sky_figure", "slab_figure", "sizes_figure", "counts_table",
            "agreement_table", "surface_table", "field_table"]
 
@@ -33,20 +35,31 @@ WIDTH = 7.0
 
 def inputs(data_dir: str) -> dict[str, pd.DataFrame]:
     """What the chapter draws: convert's voids and holes, plausibility's sample positions and the
-    environment stage's assignments and void counts, through the run layout."""
+    environment stage's void counts, and its assignments of the galaxies that the slab figure
+    draws (the slab of every cap), through the run layout."""
     layout = paths.RunLayout.of(data_dir)
+    sample = pq.read_table(layout.file("plausibility", "sample"),
+                           columns=["targetid", "cap", "ra", "dec", "comoving_x", "comoving_y",
+                                    "comoving_z"]).to_pandas()
+    slabs = np.concatenate([slab_of(sample, cap)[1].targetid.to_numpy() for cap in formats.CAPS])
     return {
         "voids": pq.read_table(layout.file("convert", "voids")).to_pandas(),
         "holes": pq.read_table(layout.file("convert", "holes")).to_pandas(),
-        "sample": pq.read_table(layout.file("plausibility", "sample"),
-                                columns=["targetid", "cap", "ra", "dec", "comoving_x",
-                                         "comoving_y", "comoving_z"]).to_pandas(),
+        "sample": sample,
         # algorithm as a categorical: 25.8M strings at DR1 scale cost 1.1 CPU s more
-        "assign": pq.read_table(layout.file("environment", "assignments"),
-                                columns=["targetid", "algorithm", "flag"],
-                                read_dictionary=["algorithm"]).to_pandas(),
+        "assign": read_assignments(layout.file("environment", "assignments"), slabs,
+                                   ["targetid", "algorithm", "flag"],
+                                   dictionary=["algorithm"]).to_pandas(),
         "counts": pq.read_table(layout.file("environment", "void_counts")).to_pandas(),
     }
+
+
+def slab_of(sample: pd.DataFrame, cap: str) -> tuple[float, pd.DataFrame]:
+    """The slab figure's mid plane z0 (the median comoving z of ``cap``'s tracers) and its
+    tracers, |z - z0| < SLAB_HALF_THICKNESS."""
+    own = sample[sample.cap == cap]
+    z0 = float(np.median(own.comoving_z)) if len(own) else 0.0
+    return z0, own[np.abs(own.comoving_z - z0) < SLAB_HALF_THICKNESS]
 
 
 def flag_table(report: dict) -> pd.DataFrame:
@@ -160,9 +173,7 @@ def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
     """A comoving slab through the middle of ``cap``: its tracers coloured by flag, and where each
     algorithm's voids cut the mid plane (a hole family: its holes; the others: each void's
     effective sphere)."""
-    own = sample[sample.cap == cap]
-    z0 = float(np.median(own.comoving_z)) if len(own) else 0.0
-    slab = own[np.abs(own.comoving_z - z0) < SLAB_HALF_THICKNESS]
+    z0, slab = slab_of(sample, cap)
     span = np.ptp(slab[["comoving_x", "comoving_y"]].to_numpy(), axis=0) if len(slab) else (1, 1)
     aspect = float(np.clip(span[1] / max(span[0], 1e-9), 0.3, 1.5))  # of the slab's own extent
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, WIDTH * aspect + 1.6), sharex=True,
@@ -181,14 +192,26 @@ def slab_figure(sample: pd.DataFrame, assign: pd.DataFrame, holes: pd.DataFrame,
         else:
             s = voids[(voids.algorithm == alg) & (voids.cap == cap)]
             circles = slab_circles(s.x, s.y, s.z, s.r_eff, z0)
-        cx, cy, r = (list(c) for c in zip(*circles)) if circles else ([], [], [])
-        display.circles(ax, cx, cy, r, lw=0.5, color="C0")
+        _circles(ax, circles, lw=0.5, color="C0")
         ax.set(title=alg, xlabel="x [Mpc/h]", ylabel="y [Mpc/h]")
         ax.set_aspect("equal")
     fig.suptitle(f"{cap}: the slab |z − {z0:.0f}| < {SLAB_HALF_THICKNESS:g} Mpc/h")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncol=4,
                markerscale=4)
     return fig
+
+
+def _circles(ax, circles: list[tuple[float, float, float]], **style) -> None:
+    """Unfilled circles (x, y, r) as one collection, and the data limits they add: what
+    ``add_patch`` of each circle draws, without one artist per circle (6,600 circles in the DR1
+    slab figure cost 2 CPU s to lay out and draw as patches)."""
+    if not circles:
+        return
+    x, y, r = (np.asarray(c, float) for c in zip(*circles))
+    ax.add_collection(PatchCollection([Circle((a, b), c) for a, b, c in zip(x, y, r)],
+                                      facecolors="none", edgecolors=style.pop("color"),
+                                      linewidths=style.pop("lw"), **style), autolim=False)
+    ax.update_datalim(np.column_stack([np.r_[x - r, x + r], np.r_[y - r, y + r]]))
 
 
 def sizes_figure(voids: pd.DataFrame) -> Figure:

@@ -8,8 +8,8 @@ is not stored). The heavy part runs as Dask tasks over chunks of galaxies, on th
 scheduler or on the cluster of ``scheduler_address``; the per-cap structures (trees over holes
 and tracers, masks) are built once and sent to every worker once. The database's insert of the
 assignments, the stage's longest step, runs in a thread of its own that takes each chunk's rows
-as soon as the chunk is assigned, beside the membership still running, then beside the Parquet
-writer and the summary (:class:`AssignmentsPublication`).
+as soon as the chunk is assigned, beside the membership still running (which leaves it a core),
+then beside the Parquet writer and the summary (:class:`AssignmentsPublication`).
 
 Outputs in ``<data_dir>/environment``: ``galaxy_void_assignments.parquet`` (targetid, algorithm,
 cap, flag, void, r_over_reff, interior, flag_interior), ``void_counts.parquet`` (galaxies and
@@ -37,6 +37,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -56,7 +57,7 @@ from .summary import (DR7_REFERENCE, agreement, flag_counts, footprint_randoms, 
 from ..params import checked
 from ..stages import file_name
 
-__all__ = ["run", "EnvironmentResult", "read_tables"]
+__all__ = ["run", "EnvironmentResult", "read_tables", "read_assignments"]
 
 SCHEMA_VERSION = 1
 ASSIGNMENTS = "galaxy_void_assignments"
@@ -193,6 +194,21 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
     return path
 
 
+def read_assignments(path, targetid, columns: list[str], dictionary=()) -> pa.Table:
+    """The rows of the environment's assignments file whose targetid is one of ``targetid``
+    (columns ``columns``; those in ``dictionary`` dictionary-encoded), in the file's order. The
+    targetid column is read first and the rows are picked before anything is decoded to
+    pandas: a figure draws thousands of the 25.8M rows at DR1 scale (reading them all to
+    pandas and selecting there cost 2.4 CPU s)."""
+    f = pq.ParquetFile(path, read_dictionary=list(dictionary))
+    wanted = pa.array(np.unique(np.asarray(targetid, dtype=np.int64)), pa.int64())
+    ids = f.read(columns=["targetid"]).column("targetid")
+    keep = pc.is_in(ids, value_set=wanted)
+    rest = [c for c in columns if c != "targetid"]
+    t = f.read(columns=rest).filter(keep) if rest else pa.table({})
+    return pa.table({c: ids.filter(keep) if c == "targetid" else t.column(c) for c in columns})
+
+
 class ParquetBatches:
     """``with ParquetBatches(path) as sink: sink.write(batch)``: record batches of one schema
     into a Parquet file (snappy, pyarrow's row groups), the writer opened by the first batch."""
@@ -220,16 +236,18 @@ class AssignmentsPublication:
     The database's insert is the stage's longest step (25.8M keyed rows at DR1 scale, on one
     core, in SQLite's C code, which releases the GIL), so it gets a thread of its own from the
     start, fed through a short queue with each chunk's rows as soon as that chunk is assigned
-    (:meth:`put`; :meth:`end` when there are no more). The table is stored in key order
-    (WITHOUT ROWID) whatever the order of the inserts: chunk after chunk, each sorted, measured
-    35.1 CPU s at DR1 scale against 33.8 for one sorted stream. The Parquet file, in key
-    order, is written by a second thread from the whole result (:meth:`write`). Both get their
-    rows from :func:`assignment_batches` of the same Assignments, and the insert's row count is
-    checked against what it was given.
+    (:meth:`put`, which waits while the queue is full; or :meth:`put_later`, which never waits:
+    a third thread builds the rows of what it was given as the insert takes them, so membership
+    never waits for the insert; :meth:`end` when there are no more). The table is stored in key
+    order (WITHOUT ROWID) whatever the order of the inserts: chunk after chunk, each sorted,
+    measured 35.1 CPU s at DR1 scale against 33.8 for one sorted stream. The Parquet file, in
+    key order, is written by a thread from the whole result (:meth:`write`), or by the caller.
+    Both get their rows from :func:`assignment_batches` of the same Assignments, and the
+    insert's row count is checked against what it was given.
 
-    :meth:`result` waits for both and raises the first error (the file's before the table's);
-    :meth:`cancel` stops both and waits for them, so that the caller can roll the transaction
-    back."""
+    :meth:`result` waits for the threads and raises the first error (the feeder's, then the
+    file's, then the table's); :meth:`cancel` stops them and waits for them, so that the caller
+    can roll the transaction back."""
 
     _END = object()
 
@@ -238,9 +256,10 @@ class AssignmentsPublication:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queued))
         self._stop = threading.Event()
         self._ended = False
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="environment-publish")
+        self._pool = ThreadPoolExecutor(3, thread_name_prefix="environment-publish")
         self._insert = self._pool.submit(self._publish, db, name, schema, key)
-        self._write = None
+        self._write = self._feeder = None
+        self._later: queue.SimpleQueue = queue.SimpleQueue()
 
     def put(self, batch: pa.RecordBatch) -> None:
         """Queue ``batch`` for the table (waits while the queue is full); raises the insert's
@@ -251,11 +270,47 @@ class AssignmentsPublication:
             self._insert.result()  # its error, if it failed
             raise StageError(f"{ASSIGNMENTS}: the insert stopped before its rows ended")
 
+    def put_later(self, batches: Iterator[pa.RecordBatch]) -> None:
+        """Queue ``batches`` (a lazy iterator, e.g. :func:`assignment_batches`) for the table
+        without waiting: the feeder thread iterates it when the insert's queue has room, so
+        its rows are built as the insert takes them. Raises the insert's error if it has
+        stopped."""
+        if self._ended:
+            raise RuntimeError(f"{ASSIGNMENTS}: rows put after end()")
+        if self._stop.is_set():
+            self._insert.result()
+            if self._feeder is not None:
+                self._feeder.result()
+            raise StageError(f"{ASSIGNMENTS}: the insert stopped before its rows ended")
+        if self._feeder is None:
+            self._feeder = self._pool.submit(self._feed)
+        self._later.put(batches)
+
+    def _feed(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = self._later.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is self._END:
+                    self._put(self._END)
+                    return
+                for batch in item:
+                    if not self._put(batch):
+                        return
+        except BaseException:
+            self._stop.set()  # the insert stops at its next batch; result() raises this
+            raise
+
     def end(self) -> None:
         """No more rows for the table."""
         if not self._ended:
             self._ended = True
-            self._put(self._END)
+            if self._feeder is not None:  # after the rows it still holds
+                self._later.put(self._END)
+            else:
+                self._put(self._END)
 
     def write(self, path: Path, batches: Iterator[pa.RecordBatch]) -> None:
         """Write ``batches`` to the Parquet file ``path``, in a thread."""
@@ -298,9 +353,11 @@ class AssignmentsPublication:
             raise
 
     def result(self) -> None:
-        """Wait for both threads (ending the table's rows); raise the first error."""
+        """Wait for the threads (ending the table's rows); raise the first error."""
         try:
             self.end()
+            if self._feeder is not None:
+                self._feeder.result()
             if self._write is not None:
                 self._write.result()
             self._insert.result()
@@ -308,7 +365,7 @@ class AssignmentsPublication:
             self.cancel()
 
     def cancel(self) -> None:
-        """Stop both threads and wait for them (their errors are left unraised)."""
+        """Stop the threads and wait for them (their errors are left unraised)."""
         self._stop.set()
         self._pool.shutdown(wait=True)
 
@@ -434,27 +491,33 @@ def summarise(layout: paths.RunLayout, inputs: VoidInputs, result: dict[str, Ass
 def _membership(inputs: VoidInputs, scheduler_address: str, chunk_rows: int,
                 num_workers: int, on_chunk=None) -> dict[str, Assignment]:
     """Every galaxy, every algorithm, as Dask tasks over chunks of ``chunk_rows`` galaxies.
-    ``on_chunk(rows, part)``, if given, receives each chunk's result as soon as it is ready
-    (``rows``: the chunk's slice of the galaxies; chunks in the order they finish). Each chunk
-    goes into the whole result as it arrives, so chunks and result are never held twice."""
+    ``on_chunk(rows, result)``, if given, is called as soon as each chunk is ready, once its
+    rows (``rows``: the chunk's slice of the galaxies; chunks in the order they finish) are in
+    ``result``, the whole result being filled. Each chunk goes into the whole result as it
+    arrives, so chunks and result are never held twice. On the local scheduler,
+    ``num_workers`` 0 takes every core but one, which the database's insert running beside
+    membership needs (on two cores, two membership threads took it from the insert, the
+    stage's longest step)."""
     import dask
+    from dask.system import CPU_COUNT  # the cores this process may use, as dask counts them
 
     galaxies, step = inputs.galaxies, max(1, int(chunk_rows))
     starts = list(range(0, max(galaxies.num_rows, 1), step))
     n = galaxies.num_rows
     result = {a: Assignment.outside(a, np.zeros(n, np.int8), n) for a in formats.ALGORITHMS}
+    workers = num_workers or max(1, CPU_COUNT - 1)
     with compute.client(scheduler_address) as c:
         cats = compute.scatter(c, inputs.catalogues)
         tasks = [dask.delayed(assign_chunk, pure=False)(galaxies.slice(s, step), cats, inputs.om)
                  for s in starts]
-        with closing(compute.as_completed(tasks, c, num_workers=num_workers or None)) as done:
+        with closing(compute.as_completed(tasks, c, num_workers=workers)) as done:
             for i, part in done:
                 rows = slice(starts[i], starts[i] + step)
-                if on_chunk is not None:
-                    on_chunk(rows, part)
                 for a in formats.ALGORITHMS:
                     result[a].put(rows, part[a])
                 del part
+                if on_chunk is not None:
+                    on_chunk(rows, result)
     return result
 
 
@@ -470,18 +533,20 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its rename
-    with table_transaction(url, "the environment stage's tables") as db, \
+    with table_transaction(url, "the environment stage's tables", layout.data_dir) as db, \
             staged(out, commit=db.committing("environment")) as tmp:
         # the table is rebuilt while membership runs, each chunk's rows as soon as it is
-        # assigned; the file is written from the whole result while the summary is computed
+        # assigned (built by the publication's feeder as the insert takes them, so membership
+        # never waits for the insert); then, on this thread while the insert goes on, the file
+        # and the summary, one after the other: on two cores the insert keeps one to itself
         assignments = AssignmentsPublication(db, ASSIGNMENT_SCHEMA)
         try:
-            def insert(rows: slice, part: dict[str, Assignment]) -> None:
-                for batch in assignment_batches(targetid[rows], part):
-                    assignments.put(batch)
+            def insert(rows: slice, result: dict[str, Assignment]) -> None:
+                assignments.put_later(assignment_batches(
+                    targetid[rows], {a: r.take(rows) for a, r in result.items()}))
             result = _membership(inputs, scheduler_address, chunk_rows, num_workers, insert)
             assignments.end()
-            assignments.write(tmp / f"{ASSIGNMENTS}.parquet", assignment_batches(targetid, result))
+            write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
             tracer = _tracer_mask(targetid, inputs.selection)
             report, counts = summarise(layout, inputs, result, tracer, chunk_rows=chunk_rows,
                                        randoms=randoms, seed=seed, surface_tol=surface_tol,

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import LoadError, StageError
+from ..outputs import wait_while_running
 from .loader import connect_target
 from .queries import normalise_url
 
@@ -177,10 +178,17 @@ class TableTransaction:
 
 
 @contextmanager
-def table_transaction(db_url: str, what: str = "tables") -> Iterator[TableTransaction]:
+def table_transaction(db_url: str, what: str = "tables",
+                      data_dir: str | Path | None = None) -> Iterator[TableTransaction]:
     """``with table_transaction(url) as db:`` rebuild tables with ``db.publish(...)``; all of
     them are committed together when the block ends without error, none otherwise. Refused
-    (StageError, naming ``what`` is published) unless the load stage has filled the database."""
+    (StageError, naming ``what`` is published) unless the load stage has filled the database.
+
+    ``data_dir``: the run's folder; a load running on it (another process holding its stage
+    lock, e.g. beside this stage in ``desivoids run --jobs``) is waited out first, so a stage
+    computes beside the load and publishes into the database the load has finished."""
+    if data_dir is not None:
+        wait_while_running(data_dir, "load")
     db = TableTransaction(db_url, what)
     try:
         yield db

@@ -230,7 +230,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     }
     out = layout.stage("plausibility")
     # table and folder as one unit: the commit, recording the sealed folder, precedes its rename
-    with table_transaction(layout.db_url(db_url), "the plausibility stage's table") as db, \
+    with table_transaction(layout.db_url(db_url), "the plausibility stage's table",
+                           layout.data_dir) as db, \
             staged(out, commit=db.committing("plausibility")) as tmp:
         pq.write_table(selection, tmp / file_name("plausibility", "selection"), compression="zstd")
         if sample_table is None:

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from ..checksums import sha256_file
 from ..formats import ALGORITHMS
 from . import columns as C
+from . import lookup
 
 __all__ = ["CATALOGUES", "GALAXIES", "CONTINUOUS", "VOIDS", "galaxies_table", "voids_table",
            "write", "ArrowFileReader", "validate", "citation_line", "partition_figure", "documented"]
@@ -88,7 +89,7 @@ def galaxies_table(core: pa.Table, assign: pa.Table, environment: pa.Table | Non
     data = {f.name: core.column(f.name) for f in core.schema}
     for a in ALGORITHMS:
         t = assign.filter(pc.equal(assign["algorithm"], a))
-        row = pc.index_in(ids, value_set=t["targetid"])
+        row = lookup.index_in(ids, t["targetid"])  # the assignments are in targetid order
         if pc.any(pc.is_null(row)).as_py():
             from ..errors import StageError
 
@@ -98,7 +99,7 @@ def galaxies_table(core: pa.Table, assign: pa.Table, environment: pa.Table | Non
             data[f"{src}_{a.lower()}"] = t[src].take(row)
     if environment is None:
         return _table(GALAXIES, data)
-    row = pc.index_in(ids, value_set=environment["targetid"])
+    row = lookup.index_in(ids, environment["targetid"])  # density's is in targetid order
     if pc.any(pc.is_null(row)).as_py():
         from ..errors import StageError
 

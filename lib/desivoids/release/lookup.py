@@ -1,0 +1,63 @@
+"""Row lookups by targetid, exploiting the documented order of the run's tables.
+
+The release joins its tables on targetid: the tracer sample (sorted by targetid) against
+environment's galaxy_void_assignments (ordered by (targetid, algorithm)) and density's
+galaxy_environment (ordered by targetid). Arrow's ``is_in`` / ``index_in`` hash the value set
+and probe it once per row: at DR1 scale 25.8 million probes of a 0.7-million-key table, and
+0.7 million probes of a 6.4-million-key table, most of them cache misses. On keys already in
+order a binary search of the smaller side gives the same answer for a fraction of that.
+
+Each function returns the values its Arrow kernel returns (as one array: how a result is
+chunked changes no Parquet byte written from it), and falls back to that kernel when its input
+is not in the order it relies on: a table written in another order is joined correctly, only
+more slowly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["is_in", "index_in"]
+
+
+def _ascending(a: np.ndarray) -> bool:
+    return bool(np.all(a[1:] >= a[:-1]))
+
+
+def _numpy(values) -> np.ndarray | None:
+    """An integer Arrow array or chunked array without nulls as numpy (None otherwise: the
+    kernels' own null semantics then apply)."""
+    if values.null_count or not pa.types.is_integer(values.type):
+        return None
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values.to_numpy()
+
+
+def is_in(keys: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """``pc.is_in(keys, value_set=value_set)``: for keys in ascending order (several rows may
+    share one), each of the value set's keys' run of rows is found by binary search."""
+    k, v = _numpy(keys), _numpy(value_set)
+    if k is None or v is None or not _ascending(k):
+        return pc.is_in(keys, value_set=value_set)
+    v = np.unique(v)  # sorted, and a repeated value marks its rows once
+    lo, hi = np.searchsorted(k, v, "left"), np.searchsorted(k, v, "right")
+    hit = hi > lo  # the value set's keys present; their runs are disjoint
+    edges = np.zeros(len(k) + 1, np.int8)
+    edges[lo[hit]] = 1
+    edges[hi[hit]] -= 1
+    return pa.array(np.cumsum(edges[:-1], dtype=np.int8).view(np.bool_))
+
+
+def index_in(values: pa.ChunkedArray | pa.Array, keys: pa.ChunkedArray | pa.Array
+             ) -> pa.Array | pa.ChunkedArray:
+    """``pc.index_in(values, value_set=keys)``: each value's first row in ``keys`` (null where
+    absent), by binary search when ``keys`` are in ascending order."""
+    v, k = _numpy(values), _numpy(keys)
+    if v is None or k is None or len(k) > np.iinfo(np.int32).max or not _ascending(k):
+        return pc.index_in(values, value_set=keys)
+    pos = np.searchsorted(k, v, "left")
+    found = pos < len(k)
+    found[found] = k[pos[found]] == v[found]
+    return pa.array(pos.astype(np.int32), mask=~found)

@@ -1,0 +1,55 @@
+"""The release's targetid lookups (desivoids.release.lookup) give Arrow's is_in / index_in
+answers, by binary search on keys in order (without hashing them) and through Arrow's kernels
+otherwise."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from desivoids.release import lookup
+
+
+def _plain(a):
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+
+
+def _chunked(values: np.ndarray, rng) -> pa.ChunkedArray:
+    cuts = sorted(rng.integers(0, len(values) + 1, rng.integers(0, 4)).tolist())
+    bounds = [0, *cuts, len(values)]
+    return pa.chunked_array([values[a:b] for a, b in zip(bounds[:-1], bounds[1:])], pa.int64())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_lookups_answer_as_arrows_kernels(seed):
+    """Keys in order with repeats (the assignments: four rows per targetid), keys out of order,
+    values absent from the keys, repeated, empty; chunked or not."""
+    rng = np.random.default_rng(seed)
+    for trial in range(200):
+        keys = np.sort(rng.integers(0, 40, rng.integers(0, 60)))
+        if trial % 4 == 0:
+            keys = rng.permutation(keys)
+        values = pa.array(rng.integers(-2, 45, rng.integers(0, 25)), pa.int64())
+        for k in (_chunked(keys, rng), pa.array(keys, pa.int64())):
+            assert _plain(lookup.is_in(k, values)).equals(_plain(pc.is_in(k, value_set=values)))
+            assert _plain(lookup.index_in(k, values)).equals(
+                _plain(pc.index_in(k, value_set=values)))
+            assert _plain(lookup.index_in(values, k)).equals(
+                _plain(pc.index_in(values, value_set=k)))
+
+
+def test_keys_in_order_are_searched_not_hashed(monkeypatch):
+    """On keys in order Arrow's hashing kernels are not called; a null falls back to them."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("hashed")
+
+    keys = pa.chunked_array([[1, 1, 2, 2, 5, 5], [7, 7, 9, 9]], pa.int64())
+    values = pa.array([2, 7, 8], pa.int64())
+    want = pc.is_in(keys, value_set=values), pc.index_in(values, value_set=keys)
+    monkeypatch.setattr(lookup.pc, "is_in", refuse)
+    monkeypatch.setattr(lookup.pc, "index_in", refuse)
+    assert _plain(lookup.is_in(keys, values)).to_pylist() == _plain(want[0]).to_pylist()
+    assert lookup.index_in(values, keys).to_pylist() == want[1].to_pylist() == [2, 6, None]
+    with pytest.raises(AssertionError, match="hashed"):
+        lookup.is_in(pa.array([1, None, 3], pa.int64()), values)
