@@ -710,7 +710,12 @@ def _targets(res: dict) -> list[str]:
                    f"server's own binary COPY into the same tables: {100 * sc['share']:.0f}% "
                    f"({pg['load']['seconds']} s against {sc['seconds']} s), "
                    f"{_met(sc['share'] >= PG_TARGET_SHARE)}. Against psql's `\\copy`: "
-                   f"{100 * pg['psql_copy']['share']:.0f}%.")
+                   f"{100 * pg['psql_copy']['share']:.0f}%. The load's client (Parquet read, "
+                   f"binary encoding) used {pg['load']['client_cpu_s']} CPU s beside the "
+                   "server's work, which the reference, without a client, does not need: the "
+                   "ratio depends on a second core being free for the client (load average before the load "
+                   f"{pg['load']['load_average_before']}, before the reference "
+                   f"{sc['load_average_before']}).")
     else:
         out.append(f"- PostgreSQL load at >= {100 * PG_TARGET_SHARE:.0f}% of the server's binary "
                    "COPY: not measured.")
