@@ -30,7 +30,7 @@ the same selection from in-memory KD-trees (scipy cKDTree over the comoving posi
 unit vectors, the same exact test, the same DataFrame ordered by targetid): what the query costs
 without a database. Row counts are compared. Target: sphere p95 < 10 ms on both backends
 (issue 25). ``--skip-postgres`` measures the SQLite part alone (about 11 GB of disk instead of
-30). Writes benchmarks/results/load.{md,json}.
+24). Writes benchmarks/results/load.{md,json}.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import measure
@@ -64,6 +64,10 @@ PG_TARGET_SHARE = 0.85
 SQLITE_TARGET_SHARE = 0.70
 SPHERE_P95_MS = 10.0
 MAINTENANCE_WORK_MEM = "512MB"  # what the loader sets for its transaction
+#: disk the PostgreSQL part needs at its peak (the loaded database and its WAL, 10 GB; the
+#: exported CSV, 8.5 GB, of which the galaxies' 6.9 GB is deleted once read; the reference's
+#: copy of the tables); the SQLite part's database is deleted before it starts
+DISK_GB_POSTGRES = 24
 
 
 # -- the load, in its own process ----------------------------------------------------------
@@ -173,6 +177,9 @@ def pg_reference(url: str, folder: Path, how: str, rows: int) -> dict:
             script.append(f"COPY {schema}.{t} FROM '{files[t]}' (FORMAT binary, FREEZE);")
         else:
             script.append(f"\\copy {schema}.{t} FROM '{files[t]}' WITH (FORMAT csv, FREEZE)")
+        # the file is read: its disk back (the galaxies' 5.5-6.9 GB) while the rest is built,
+        # unlinked in the background so that the timing does not include it
+        script.append(f"\\! rm -f '{files[t]}' &")
         script.append(mark(f"{t}:index"))
         script += [s + ";" for s in ddl[t]["index"]]
     script.append(mark("analyze+commit"))
@@ -340,6 +347,12 @@ def _mismatches(q: dict, ref: str = "memory") -> dict:
 
 
 # -- the benchmark ---------------------------------------------------------------------------
+#: the two backend parts of the results, each measured by a run that does not skip it
+PARTS = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+#: where the report section keeps each part's figures (read back by a run that skips one)
+_EMBED = "<!-- bench_load parts: "
+
+
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) == 5 and sys.argv[1] == "--worker":
         load_worker(*sys.argv[2:])
@@ -349,8 +362,10 @@ def main(argv=None) -> int:
                     help="convert-stage Parquet to load (default: the DR1-scale mock run's)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--work", default=str(paths.DATA / "bench" / "load"))
-    ap.add_argument("--skip-sqlite", action="store_true")
-    ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--skip-sqlite", action="store_true",
+                    help="measure PostgreSQL alone (the report keeps the last SQLite figures)")
+    ap.add_argument("--skip-postgres", action="store_true",
+                    help="measure SQLite alone (the report keeps the last PostgreSQL figures)")
     ap.add_argument("--skip-references", action="store_true")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite results/load.md from results/load.json, measuring nothing")
@@ -368,14 +383,15 @@ def main(argv=None) -> int:
                    capture_output=True)  # a cluster an interrupted run left running
     shutil.rmtree(work, ignore_errors=True)  # and its files
     work.mkdir(parents=True)
-    measure.check_disk(work, 12 if args.skip_postgres else 30,
+    measure.check_disk(work, 12 if args.skip_postgres else DISK_GB_POSTGRES,
                        "the load benchmark (databases and exported tables)")
-    res: dict = {"command": "python benchmarks/bench_load.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]), "machine": measure.machine(),
-        "parquet_dir": paths.display(pdir), "inputs": {
-            p.stem: sum(pq.ParquetFile(f).metadata.num_rows for f in
-                        (sorted(p.glob("*.parquet")) if p.is_dir() else [p]))
-            for p in sorted(pdir.iterdir()) if p.suffix == ".parquet" or p.is_dir()}}
+    command = "python benchmarks/bench_load.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    res: dict = {"command": command, "machine": measure.machine(),
+                 "parquet_dir": paths.display(pdir), "inputs": {
+                     p.stem: sum(pq.ParquetFile(f).metadata.num_rows for f in
+                                 (sorted(p.glob("*.parquet")) if p.is_dir() else [p]))
+                     for p in sorted(pdir.iterdir()) if p.suffix == ".parquet" or p.is_dir()}}
     spheres, cones = query_cases(pdir, args.queries)
     t0 = time.perf_counter()
     memory = Memory(pdir)
@@ -384,35 +400,119 @@ def main(argv=None) -> int:
     print(f"in-memory reference ready ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     if not args.skip_sqlite:
-        db = work / "bench.sqlite"
-        s = res["sqlite"] = {"load": timed_load(pdir, f"sqlite:///{db}", work)}
-        s["file_gb"] = round(db.stat().st_size / 1e9, 2)
-        rows = s["load"]["galaxies"]
-        print("sqlite", s["load"], flush=True)
-        if not args.skip_references:
-            s["reference"] = sqlite_reference(db, work / "copy.sqlite", rows)
-            s["share_of_reference"] = round(s["reference"]["seconds"] / s["load"]["seconds"], 3)
-            s["meets_target"] = s["share_of_reference"] >= SQLITE_TARGET_SHARE
-            print("sqlite reference", s["reference"], flush=True)
-        subprocess.run(["sync"], check=False)
-        url = f"sqlite:///{db}"
-        s["queries"] = time_queries({"sqlite": _db_variant(url, "auto"), "memory": mem},
-                                    spheres, cones)
-        s["query_mismatches"] = _mismatches(s["queries"])
-        from desivoids.load import queries
-
-        queries.dispose_engines()
-        db.unlink()  # disk: the PostgreSQL part needs the room
-
+        with _part(res, "sqlite", command):
+            _sqlite_part(res, args, pdir, work, spheres, cones, mem)
     with (nullcontext() if args.skip_postgres
           else measure.postgres(work / "pg", PG_OPTS)) as server:
         if server is not None:
-            _postgres_part(res, args, pdir, work, server, spheres, cones, mem)
+            with _part(res, "postgres", command):
+                _postgres_part(res, args, pdir, work, server, spheres, cones, mem)
     shutil.rmtree(work, ignore_errors=True)
     res["load_average_end"] = measure.load_average()
+    kept = keep_unmeasured(res, embedded_parts(measure.RESULTS / "load.md"))
+    for key in kept:
+        print(f"{PARTS[key]}: not measured by this run; the report keeps the figures of "
+              f"`{res[key]['run']['command']}` ({res[key]['run']['finished_at']})", flush=True)
     measure.write("load", res, render(res))
     print(render(res))
     return 0
+
+
+@contextmanager
+def _part(res: dict, key: str, command: str):
+    """Record who measured the part ``res[key]`` that the block fills: the command, when, the
+    load average at its start and end, and the input and in-memory reference it was measured
+    with, so that a later run that skips this backend can keep it, labelled (see
+    :func:`keep_unmeasured`)."""
+    started, load = measure.now(), measure.load_average()
+    yield
+    res[key]["run"] = {"command": command, "started_at": started, "finished_at": measure.now(),
+                       "load_average_start": load, "load_average_end": measure.load_average(),
+                       "memory_build_s": res["memory_reference"]["build_s"]}
+    res[key]["inputs"] = {"parquet_dir": res["parquet_dir"], "rows": res["inputs"]}
+
+
+def part_run(res: dict, key: str) -> dict:
+    """Who measured ``res[key]`` (results written before the parts were labelled carry it at the
+    top level only: the run that wrote them measured every part they hold)."""
+    part = res[key]
+    if "run" in part:
+        return part["run"]
+    return {"command": res.get("command"), "started_at": None,
+            "finished_at": res.get("finished_at"),
+            "load_average_start": res.get("machine", {}).get("load_average"),
+            "load_average_end": res.get("load_average_end"),
+            "memory_build_s": res.get("memory_reference", {}).get("build_s")}
+
+
+def _compact(part: dict) -> dict:
+    """A part without the per-query row counts (only their comparison is reported)."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k != "rows"}
+        return v
+    return strip(part)
+
+
+def _embed(res: dict) -> str:
+    """Each part of ``res`` with its run, as JSON in an HTML comment (invisible in the
+    rendered report; "--" escaped, which a comment may not hold)."""
+    parts = {k: dict(_compact(res[k]), run=part_run(res, k),
+                     inputs=res[k].get("inputs") or {"parquet_dir": res.get("parquet_dir"),
+                                                     "rows": res.get("inputs")})
+             for k in PARTS if k in res}
+    return _EMBED + json.dumps(parts, sort_keys=True).replace("--", "-\\u002d") + " -->"
+
+
+def embedded_parts(md: Path) -> dict:
+    """The parts a report section written by :func:`render` holds ({} when none)."""
+    try:
+        text = md.read_text()
+    except FileNotFoundError:
+        return {}
+    for line in text.splitlines():
+        if line.startswith(_EMBED) and line.endswith(" -->"):
+            return json.loads(line[len(_EMBED):-len(" -->")])
+    return {}
+
+
+def keep_unmeasured(res: dict, previous: dict) -> list[str]:
+    """Copy into ``res`` each backend part it lacks from ``previous`` (the parts of the last
+    report) when that part was measured on the same input; the keys kept."""
+    kept = []
+    for key in PARTS:
+        old = previous.get(key)
+        if key in res or not old:
+            continue
+        if old.get("inputs") != {"parquet_dir": res["parquet_dir"], "rows": res["inputs"]}:
+            print(f"{PARTS[key]}: the last figures were measured on another input "
+                  f"({old.get('inputs')}); the report leaves {PARTS[key]} out", flush=True)
+            continue
+        res[key] = old
+        kept.append(key)
+    return kept
+
+
+def _sqlite_part(res, args, pdir, work, spheres, cones, mem) -> None:
+    db = work / "bench.sqlite"
+    s = res["sqlite"] = {"load": timed_load(pdir, f"sqlite:///{db}", work)}
+    s["file_gb"] = round(db.stat().st_size / 1e9, 2)
+    rows = s["load"]["galaxies"]
+    print("sqlite", s["load"], flush=True)
+    if not args.skip_references:
+        s["reference"] = sqlite_reference(db, work / "copy.sqlite", rows)
+        s["share_of_reference"] = round(s["reference"]["seconds"] / s["load"]["seconds"], 3)
+        s["meets_target"] = s["share_of_reference"] >= SQLITE_TARGET_SHARE
+        print("sqlite reference", s["reference"], flush=True)
+    subprocess.run(["sync"], check=False)
+    url = f"sqlite:///{db}"
+    s["queries"] = time_queries({"sqlite": _db_variant(url, "auto"), "memory": mem},
+                                spheres, cones)
+    s["query_mismatches"] = _mismatches(s["queries"])
+    from desivoids.load import queries
+
+    queries.dispose_engines()
+    db.unlink()  # disk: the PostgreSQL part needs the room
 
 
 def _postgres_part(res, args, pdir, work, server, spheres, cones, mem) -> None:
@@ -456,19 +556,45 @@ def _phases(p: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in p.items())
 
 
+def _when(run: dict) -> str:
+    start, end = run.get("started_at"), run.get("finished_at")
+    return f"{start} to {end}" if start else f"finished {end}"
+
+
+def _measured_by(res: dict) -> list[str]:
+    """Which run measured each backend's figures: its command, date and the machine's load."""
+    out = []
+    for key, name in PARTS.items():
+        if key not in res:
+            out.append(f"- {name}: not measured on this input (a run without "
+                       f"`--skip-{key}` measures it).")
+            continue
+        run = part_run(res, key)
+        kept = run.get("command") != res.get("command")
+        extra = (f", server settings `{res[key]['server_settings']}`"
+                 if "server_settings" in res[key] else "")
+        out.append(f"- {name}{' 15 on 127.0.0.1' if key == 'postgres' else ' through ADBC'}"
+                   f"{extra}: measured by `{(run.get('command') or '').strip()}`, "
+                   f"{_when(run)}, load average (1, 5, 15 min) at its start "
+                   f"{run.get('load_average_start')}, at its end {run.get('load_average_end')}"
+                   + (" (kept from that run: the latest run of this script, "
+                      f"`{res['command'].strip()}`, did not measure {name})" if kept else "")
+                   + ".")
+    return out
+
+
 def render(res: dict) -> str:
     pg, sq = res.get("postgres", {}), res.get("sqlite", {})
     m = res["machine"]
-    lines = ["## load", "", f"Command: `{res['command'].strip()}`", "",
+    lines = ["## load", "",
              f"Input: the convert stage's Parquet in {res['parquet_dir']} ("
              + ", ".join(f"{v:,} {k}" for k, v in res.get("inputs", {}).items())
              + "). Each load runs `desivoids.load.load` in a fresh process "
              "into a new database; peak RSS is that process's (PostgreSQL's own processes are "
-             "not in it). "
-             + (f"PostgreSQL 15 on 127.0.0.1, settings `{pg['server_settings']}`; "
-                if pg else "PostgreSQL not measured (--skip-postgres); ")
-             + f"SQLite through ADBC. Machine: {m['cores']} cores, load average at the start "
-             f"{m['load_average']}, at the end {res.get('load_average_end')}.", "",
+             f"not in it). Machine: {m['cores']} cores. Each backend's figures come from the "
+             "run of this script named with them (a run with `--skip-sqlite` or "
+             "`--skip-postgres` keeps the other backend's figures from the last run that "
+             "measured them on the same input):", "", *_measured_by(res), "",
              "### Load throughput, beside each database's own bulk path into the same tables",
              "",
              "Every reference builds the same final state as the load: every data table, "
@@ -527,8 +653,11 @@ def render(res: dict) -> str:
               "random voids. Cones: random galaxy positions, radius 0.05-1 deg, redshift slice "
               "+-0.01. Wall-clock in Python, from the call to the finished DataFrame "
               "[targetid, ra, dec, z] ordered by targetid. Reference: the same selection from "
-              "in-memory KD-trees (built once in "
-              f"{res.get('memory_reference', {}).get('build_s')} s), no database.", "",
+              "in-memory KD-trees (built once per run, in "
+              + " and ".join(f"{part_run(res, k).get('memory_build_s')} s for {n}"
+                             for k, n in PARTS.items() if k in res)
+              + "), no database, timed in the same run as the database it is compared with.",
+              "",
               "| database | query | p50 | p95 | max | mean rows | p50 / in-memory p50 | row counts "
               "differing from the reference |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -554,6 +683,7 @@ def render(res: dict) -> str:
                 x = ref[kind]
                 lines.append(f"| {label} | {kind} | {x['p50_ms']} | {x['p95_ms']} | "
                              f"{x['max_ms']} | {x['mean_rows']} | 1x | |")
+    lines += ["", _embed(res)]
     return "\n".join(lines) + "\n"
 
 
@@ -573,17 +703,22 @@ def _targets(res: dict) -> list[str]:
                    f"{_met(sq['share_of_reference'] >= SQLITE_TARGET_SHARE)}.")
     else:
         out.append(f"- SQLite load at >= {100 * SQLITE_TARGET_SHARE:.0f}% of `INSERT ... SELECT`: "
-                   "not measured in this run.")
+                   "not measured.")
     if "server_copy" in pg:
         sc = pg["server_copy"]
         out.append(f"- PostgreSQL load at >= {100 * PG_TARGET_SHARE:.0f}% of the rows/s of the "
                    f"server's own binary COPY into the same tables: {100 * sc['share']:.0f}% "
                    f"({pg['load']['seconds']} s against {sc['seconds']} s), "
                    f"{_met(sc['share'] >= PG_TARGET_SHARE)}. Against psql's `\\copy`: "
-                   f"{100 * pg['psql_copy']['share']:.0f}%.")
+                   f"{100 * pg['psql_copy']['share']:.0f}%. The load's client (Parquet read, "
+                   f"binary encoding) used {pg['load']['client_cpu_s']} CPU s beside the "
+                   "server's work, which the reference, without a client, does not need: the "
+                   "ratio depends on a second core being free for the client (load average before the load "
+                   f"{pg['load']['load_average_before']}, before the reference "
+                   f"{sc['load_average_before']}).")
     else:
         out.append(f"- PostgreSQL load at >= {100 * PG_TARGET_SHARE:.0f}% of the server's binary "
-                   "COPY: not measured in this run.")
+                   "COPY: not measured.")
     p95 = {label: (q["sphere"]["p95_ms"], m["sphere"]["p95_ms"]) for label, q, m in (
         ("SQLite (R*Tree)", sq.get("queries", {}).get("sqlite"),
          sq.get("queries", {}).get("memory")),

@@ -1,10 +1,12 @@
-"""benchmarks/: one direction between its modules, the benchmark list from the registry, and the
-DR1-scale run folder prepared by `desivoids run` (not by a second pipeline runner)."""
+"""benchmarks/: one direction between its modules, the benchmark list from the registry, the
+DR1-scale run folder prepared by `desivoids run` (not by a second pipeline runner), and the load
+benchmark's report keeping each backend's figures with the run that measured them."""
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +67,116 @@ def test_the_dr1_run_goes_through_desivoids_run(bench, tmp_path, monkeypatch):
     assert profile.data_dir == data and profile.mock["scale"] == "dr1"
     assert measure.prerequisites("integrity") == ["acquire", "convert", "load"]
     assert measure.dr1_run(data, "acquire") == data and len(calls) == 1  # nothing to prepare
+
+
+# -- bench_load: a run that skips one backend keeps the other's figures ----------------------
+def _fake_load_measurements(monkeypatch, bench_load, measure, tmp_path):
+    """bench_load's measurements replaced by fixed figures (no database, no DR1 data), its
+    report written to tmp_path; the bookkeeping around them is the script's own."""
+    from contextlib import contextmanager
+
+    monkeypatch.setattr(measure, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(measure, "check_disk", lambda *a, **k: None)
+    monkeypatch.setattr(bench_load.subprocess, "run",
+                        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, "", ""))
+
+    @contextmanager
+    def server(folder, options=""):
+        yield "postgresql://127.0.0.1:1/postgres"
+
+    monkeypatch.setattr(measure, "postgres", server)
+
+    class Memory:
+        build_s = 1.5
+
+        def __init__(self, pdir):
+            self.sphere = self.cone = lambda *a: []
+
+    def timed_load(pdir, url, work):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).write_bytes(b"db")
+        seconds = 90.0 if url.startswith("sqlite") else 60.0
+        return {"seconds": seconds, "peak_rss_gib": 1.0, "client_cpu_s": 50.0,
+                "load_average_before": 1.0, "galaxies": 3, "rows_loaded": 3,
+                "galaxy_rows_per_s": round(3 / seconds), "sky_index": "q3c",
+                "phases_s": {"galaxies:copy": 10.0}}
+
+    def reference(how, seconds):
+        return lambda *a: {"how": how, "seconds": seconds, "galaxy_rows_per_s": 1,
+                           "file_gb": 1.0, "load_average_before": 1.0,
+                           "phases_s": {"galaxies:copy": 5.0}}
+
+    def time_queries(variants, spheres, cones):
+        q = {"p50_ms": 1.0, "p95_ms": 4.0, "max_ms": 9.0, "mean_rows": 2.0, "queries": 3,
+             "rows": [2, 2, 2]}
+        return {label: {"sphere": dict(q), "cone": dict(q)} for label in variants}
+
+    monkeypatch.setattr(bench_load, "Memory", Memory)
+    monkeypatch.setattr(bench_load, "query_cases", lambda pdir, n: ([], []))
+    monkeypatch.setattr(bench_load, "timed_load", timed_load)
+    monkeypatch.setattr(bench_load, "sqlite_reference", reference("SQLite INSERT ... SELECT", 45.0))
+    monkeypatch.setattr(bench_load, "pg_reference", lambda url, folder, how, rows: reference(
+        how, 54.0 if how.startswith("server") else 70.0)())
+    monkeypatch.setattr(bench_load, "time_queries", time_queries)
+    monkeypatch.setattr(bench_load, "new_db", lambda server, name: f"{server[:-9]}/{name}")
+    monkeypatch.setattr(bench_load, "psql", lambda *a: "")
+    monkeypatch.setattr(bench_load, "settle", lambda url: None)
+
+
+def _parquet_dir(path: Path, galaxies: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (path / "galaxies").mkdir(parents=True)
+    pq.write_table(pa.table({"targetid": list(range(galaxies))}), path / "galaxies" / "p0.parquet")
+    pq.write_table(pa.table({"void": [1]}), path / "voids.parquet")
+    return path
+
+
+def test_bench_load_keeps_the_backend_a_run_skips(bench, tmp_path, monkeypatch):
+    measure = bench[0]
+    monkeypatch.delitem(sys.modules, "bench_load", raising=False)
+    import bench_load
+
+    _fake_load_measurements(monkeypatch, bench_load, measure, tmp_path)
+    pdir = str(_parquet_dir(tmp_path / "convert", 3))
+    common = ["--parquet-dir", pdir, "--work", str(tmp_path / "work")]
+    md = tmp_path / "results" / "load.md"
+
+    assert bench_load.main(["--skip-postgres", *common]) == 0
+    first = md.read_text()
+    assert "| SQLite | **the load**" in first and "| PostgreSQL | **the load**" not in first
+    assert bench_load.main(["--skip-sqlite", *common]) == 0
+    both = md.read_text()
+    # both backends' figures, each labelled with the run that measured it
+    assert "| SQLite | **the load** (`desivoids load`, from Parquet) | 90.0 |" in both
+    assert "| PostgreSQL | **the load** (`desivoids load`, from Parquet) | 60.0 |" in both
+    assert "- PostgreSQL: not measured" in first
+    [sq] = [ln for ln in both.splitlines() if ln.startswith("- SQLite through ADBC: measured")]
+    [pg] = [ln for ln in both.splitlines() if ln.startswith("- PostgreSQL 15 on 127.0.0.1")]
+    assert "`python benchmarks/bench_load.py --skip-postgres " in sq and "kept from that run" in sq
+    assert "`python benchmarks/bench_load.py --skip-sqlite " in pg and "kept" not in pg
+    for line in (sq, pg):
+        assert "load average (1, 5, 15 min) at its start [" in line and " to 20" in line
+    assert "SQLite load at >= 70% of the rows/s of SQLite's `INSERT ... SELECT` into the same " \
+           "final state: 50% (90.0 s against 45.0 s), **NOT met**." in both
+    assert "PostgreSQL load at >= 85% of the rows/s of the server's own binary COPY into the " \
+           "same tables: 90% (60.0 s against 54.0 s), **met**." in both
+    assert "sphere query p95 < 10 ms on both backends: SQLite (R*Tree) 4.0 ms" in both
+    assert "on the backend measured" not in both
+    # and back: a SQLite-only run keeps the PostgreSQL figures
+    assert bench_load.main(["--skip-postgres", *common]) == 0
+    again = md.read_text()
+    assert "| PostgreSQL | **the load** (`desivoids load`, from Parquet) | 60.0 |" in again
+    [pg_again] = [ln for ln in again.splitlines() if ln.startswith("- PostgreSQL 15")]
+    assert pg_again.startswith(pg.removesuffix(".")) and "kept from that run" in pg_again
+    assert "did not measure PostgreSQL" in again
+    # figures measured on another input are not shown beside this input's
+    other = str(_parquet_dir(tmp_path / "convert2", 4))
+    assert bench_load.main(["--skip-sqlite", "--parquet-dir", other, "--work",
+                            str(tmp_path / "work")]) == 0
+    assert "- SQLite: not measured on this input" in md.read_text()
+    assert "| SQLite | **the load**" not in md.read_text()
 
 
 def test_the_whole_runs_critical_path_follows_the_stage_each_waited_for(monkeypatch):

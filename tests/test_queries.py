@@ -160,9 +160,9 @@ def test_backends_return_identical_frames(sqlite_db, pg_dbs, sky_inputs):
     frames = {}
     for name, db in all_dbs.items():
         frames[name] = (sphere(db, row.comoving_x, row.comoving_y, row.comoving_z, 60.0),
-                        cone(db, 0.2, 10.0, 2.5, 0.0, 0.3))
+                        cone(db, 0.2, 10.0, 2.5, 0.0, 0.3), sphere(db, 1e4, 0.0, 0.0, 10.0))
     ref = frames.pop("sqlite")
-    assert len(ref[0]) > 0 and len(ref[1]) > 0
+    assert len(ref[0]) > 0 and len(ref[1]) > 0 and len(ref[2]) == 0  # and an empty sphere
     for name, fr in frames.items():
         for a, b in zip(ref, fr):
             pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)

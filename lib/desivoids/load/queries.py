@@ -193,6 +193,29 @@ def _sphere_stmt(dialect: str):
     return _blocks_select(dialect, box, exact)
 
 
+#: a row of :func:`_pg_sphere_sql`'s result: int8send(targetid) || float8send(ra, dec, z)
+_PG_ROW = np.dtype([("targetid", ">i8"), ("ra", ">f8"), ("dec", ">f8"), ("z", ">f8")])
+
+
+@functools.lru_cache(maxsize=None)
+def _pg_sphere_sql():
+    """(SQL, compiled) of the sphere query on PostgreSQL with its rows packed by the server
+    into one bytea, each row the columns' binary send format (big-endian int8 and float8: the
+    stored bits), unordered. Fetched in binary, it is the result's arrays in one numpy view,
+    sorted by targetid there: no Python object per row, and no sort in the server (a sixth of
+    its CPU for a large sphere). Receiving the rows as tuples and framing them was half the CPU
+    of a large sphere query, server and client together (DR1 scale, 200 void spheres: p95
+    10.3 -> 6.5 CPU ms)."""
+    from sqlalchemy.dialects.postgresql.psycopg import dialect
+
+    s = _sphere_stmt("postgresql").order_by(None).subquery("s")
+    row = func.int8send(s.c.targetid)
+    for c in RESULT_COLUMNS[1:]:
+        row = row.op("||")(func.float8send(s.c[c]))
+    compiled = select(func.string_agg(row, text("''::bytea"))).compile(dialect=dialect())
+    return str(compiled), compiled
+
+
 def sphere(db, x: float, y: float, z: float, radius: float) -> pd.DataFrame:
     """Galaxies strictly inside the comoving sphere of ``radius`` (Mpc/h) around (x, y, z):
     DataFrame [targetid, ra, dec, z] ordered by targetid."""
@@ -204,7 +227,16 @@ def sphere(db, x: float, y: float, z: float, radius: float) -> pd.DataFrame:
     for d in _SPHERE_DIMS:
         params[f"{d}_lo"], params[f"{d}_hi"] = float(box[d][0]), float(box[d][1])
     with _Conn(db) as conn:
-        return _frame(_rows(conn.execute(_sphere_stmt(conn.dialect.name), params)))
+        if conn.dialect.name != "postgresql":
+            return _frame(_rows(conn.execute(_sphere_stmt(conn.dialect.name), params)))
+        sql, compiled = _pg_sphere_sql()
+        raw = conn.connection.driver_connection  # psycopg, in the connection's transaction
+        (packed,) = raw.execute(sql, compiled.construct_params(params), binary=True).fetchone()
+    rows = np.frombuffer(packed or b"", dtype=_PG_ROW)  # NULL: no galaxy in the sphere
+    targetid = rows["targetid"].astype(np.int64)
+    order = np.argsort(targetid, kind="stable")
+    return pd.DataFrame({c: targetid[order] if c == "targetid" else
+                         rows[c][order].astype(np.float64) for c in RESULT_COLUMNS})
 
 
 def _rows(result) -> list[tuple]:
