@@ -145,16 +145,15 @@ def beside(records: list[dict]) -> dict[str, list[str]]:
 
 def critical_path(records: list[dict]) -> list[str]:
     """The chain of stages that set the run's length: from the stage that ended last, back
-    through the stage it waited for that ended last (its reads, or the load whose end a stage
-    with tables waits for to publish them: :func:`desivoids.runner.ends_after`), to a stage
-    that waited for none."""
-    from desivoids.runner import ends_after
+    through the stage it waited for that ended last (its reads, or the load for a stage with
+    tables: :func:`desivoids.runner.waits_for`), to a stage that waited for none."""
+    from desivoids.runner import waits_for
     from desivoids.stages import STAGES
 
     ran = {r["stage"]: r for r in records if r.get("finished")}
     selected = [STAGES[n] for n in ran]
     chain = [max(ran, key=lambda n: ran[n]["finished"])] if ran else []
-    while chain and (deps := ends_after(STAGES[chain[-1]], selected)):
+    while chain and (deps := waits_for(STAGES[chain[-1]], selected)):
         chain.append(max(deps, key=lambda n: ran[n]["finished"]))
     return chain[::-1]
 
@@ -239,8 +238,7 @@ def markdown(res: dict) -> str:
              "of the folders it reads, measured right after the run (whole files: an upper bound "
              "of the floor of a stage that reads a few columns). "
              f"`desivoids run --jobs {res.get('jobs', 1)}`: a stage starts once the stages it "
-             "reads have ended and, if it publishes database tables beside the load's, no other "
-             "such stage runs (it may run beside the load, and publishes once the load ended); "
+             "reads have ended and, if it writes database tables, no other such stage runs; "
              "'ran beside' names the "
              "stages it shared the cores with, whose time its seconds include.", "",
              "CPU s: user + system seconds of the kernel and every process it started; "

@@ -57,16 +57,12 @@ def _check_order(clock: Clock, stages) -> None:
 
 
 def test_database_writers_and_waits_follow_the_registry():
-    """A stage publishing tables starts beside the load (it waits for the load's end to
-    publish them: ends_after), never beside another such stage."""
     assert {s.name for s in select(None) if runner.writes_database(s)} == {
-        "plausibility", "environment", "density"}
+        "load", "plausibility", "environment", "density"}
     every = select(None)
-    assert runner.waits_for(STAGES["plausibility"], every) == {"convert"}
-    assert runner.ends_after(STAGES["plausibility"], every) == {"convert", "load"}
-    assert runner.ends_after(STAGES["plausibility"], select(["convert", "plausibility"])) == {"convert"}
+    assert runner.waits_for(STAGES["plausibility"], every) == {"convert", "load"}
+    assert runner.waits_for(STAGES["plausibility"], select(["convert", "plausibility"])) == {"convert"}
     assert runner.waits_for(STAGES["systematics"], every) == {"plausibility", "environment"}
-    assert runner.ends_after(STAGES["systematics"], every) == {"plausibility", "environment"}
 
 
 def test_two_jobs_overlap_independent_stages_and_keep_every_constraint():
@@ -78,14 +74,12 @@ def test_two_jobs_overlap_independent_stages_and_keep_every_constraint():
     _check_order(clock, stages)
     assert clock.overlap("recon", "convert") and clock.overlap("density", "systematics")
     assert clock.overlap("integrity", "plausibility")  # a reader beside a writer
-    assert clock.overlap("load", "plausibility")  # it publishes once the load has ended
 
 
 def test_a_stage_beside_one_with_a_longer_chain_after_it_runs_in_the_background():
-    """recon (release after it) beside convert (seven stages after it), plausibility beside the
-    load (whose end its own waits for), integrity beside plausibility: the cores go first to the
-    chain that sets the run's length; density and systematics (release after each) are
-    equals."""
+    """recon (release after it) beside convert (seven stages after it), integrity beside
+    plausibility: the cores go first to the chain that sets the run's length; density and
+    systematics (release after each) are equals."""
     stages = select(None)
     assert runner.after(STAGES["convert"], stages) == {
         "load", "integrity", "plausibility", "environment", "density", "systematics", "release"}
@@ -94,7 +88,7 @@ def test_a_stage_beside_one_with_a_longer_chain_after_it_runs_in_the_background(
     clock = Clock({"recon": 0.3, "convert": 0.3, "integrity": 0.3, "plausibility": 0.3,
                    "density": 0.3, "systematics": 0.3})
     runner._schedule(stages, clock, jobs=2, progress=False)
-    assert clock.background == {"recon", "plausibility", "integrity"}
+    assert clock.background == {"recon", "integrity"}
     clock = Clock()
     runner._schedule(stages, clock, jobs=1, progress=False)
     assert clock.background == set()  # alone, a stage has nobody to yield to

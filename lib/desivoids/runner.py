@@ -288,34 +288,31 @@ def _say(progress: bool, text: str) -> None:
 
 
 def writes_database(stage: Stage) -> bool:
-    """Whether ``stage`` publishes tables beside the load's: two such stages never run at once
-    (a SQLite file has one writer). The load is not one of them: such a stage runs beside it and
-    publishes once it has ended (:func:`desivoids.load.tables.table_transaction` waits out a
-    running load)."""
-    return bool(stage.tables) and stage.name != "load"
+    """Whether ``stage`` writes tables into the run's database: two such stages never run at
+    once (a SQLite file has one writer)."""
+    return bool(stage.tables)
 
 
 def waits_for(stage: Stage, selected: Iterable[Stage]) -> set[str]:
-    """The selected stages that must end before ``stage`` starts: those whose outputs it reads."""
-    return set(stage.reads) & {s.name for s in selected}
+    """The selected stages that must end before ``stage`` starts: those whose outputs it reads,
+    and the load when it publishes tables beside the load's (:mod:`desivoids.load.tables`).
 
-
-def ends_after(stage: Stage, selected: Iterable[Stage]) -> set[str]:
-    """The selected stages that must end before ``stage`` ends: those it :func:`waits_for`, and
-    the load when it publishes tables (it waits for the load's end to publish them)."""
+    Measured at DR1 scale, plausibility's work beside the load (publishing once the load had
+    ended, :func:`desivoids.load.tables.table_transaction` waits for a running load) slowed the
+    load by more than it saved: 114 s for the two against 110 s one after the other."""
     names = {s.name for s in selected}
-    deps = waits_for(stage, selected)
+    deps = set(stage.reads) & names
     if stage.tables and stage.name != "load" and "load" in names:
         deps.add("load")
     return deps
 
 
 def after(stage: Stage, selected: Iterable[Stage]) -> set[str]:
-    """The selected stages that cannot end before ``stage`` has, directly or through others."""
+    """The selected stages that wait for ``stage``, directly or through others."""
     selected = list(selected)
     found, frontier = set(), {stage.name}
     while frontier:
-        frontier = {s.name for s in selected if ends_after(s, selected) & frontier} - found
+        frontier = {s.name for s in selected if waits_for(s, selected) & frontier} - found
         found |= frontier
     return found
 
@@ -325,9 +322,8 @@ def _schedule(stages: list[Stage], one: Callable[[Stage, bool], StageResult], jo
     """Run ``one(stage, background)`` for every stage, up to ``jobs`` at once: a stage starts
     when every stage it :func:`waits_for` has ended and, if it :func:`writes_database`, no other
     such one runs (a stage reading the database beside a writer waits for the writer's commit:
-    see :data:`desivoids.load.queries.SQLITE_BUSY_SECONDS`; one publishing tables beside the
-    load waits for the load's end to publish them); among the stages that may start, pipeline
-    order decides. ``background``: a stage beside which one with more stages
+    see :data:`desivoids.load.queries.SQLITE_BUSY_SECONDS`); among the stages that may start,
+    pipeline order decides. ``background``: a stage beside which one with more stages
     :func:`after` it runs or starts (recon beside convert, integrity beside plausibility), so
     that the cores go first to the chain that sets the run's length. After a failure no stage
     starts; those running end, then the first failure is raised."""
@@ -446,11 +442,6 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
               "data_dir": paths.display(params.data_dir),
               "stages": _earlier_stages(layout, set())}
     recording = threading.Lock()  # stages ending at once write the run's record one at a time
-    # a stage publishing tables runs beside the load and waits out the load's lock before it
-    # publishes (load.tables.table_transaction): it starts only once the load holds that lock
-    load_locked = threading.Event()
-    if "load" not in {s.name for s in stages}:
-        load_locked.set()
     concurrent = jobs > 1 and len(stages) > 1
     pool = _worker_pool(min(jobs, len(stages))) if concurrent else None
 
@@ -475,11 +466,7 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         try:
             # the run's records change only under the stage's lock: a run refused because
             # another holds it leaves them (which the holder's release may be packaging) alone
-            if writes_database(stage):
-                load_locked.wait()
             with stage_lock(params.data_dir, stage.name, params.db_url):
-                if stage.name == "load":
-                    load_locked.set()
                 reasons = reasons or stale_reasons(params, stage, out)
                 if not reasons:
                     _say(progress, f"{stage.name}: fresh, skipped (its parameters and inputs are "
@@ -496,8 +483,6 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                     raise
             status = "done"
         finally:
-            if stage.name == "load":  # refused by its lock, or failed: nothing to wait for
-                load_locked.set()
             seconds = round(time.perf_counter() - t0, 2)
             if locked:  # refused by the lock or fresh: nothing ran, nothing to record
                 with recording:
