@@ -441,9 +441,9 @@ def test_a_replaced_sqlite_table_is_stored_as_a_new_one_with_its_indexes_and_vie
 
 
 def test_tables_wait_for_a_load_running_in_another_process(tmp_path):
-    """`desivoids run --jobs` starts plausibility beside the load: its tables are published only
-    once the load (another process holding the load's stage lock) has ended, into the database
-    the load finished. Without a running load nothing waits."""
+    """A stage run while `desivoids load` runs in another terminal: its tables are published
+    only once the load (another process holding the load's stage lock) has ended, into the
+    database the load finished. Without a running load nothing waits."""
     import subprocess
     import sys
     import time

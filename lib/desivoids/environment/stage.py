@@ -539,8 +539,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its
-    # rename. The transaction opens in a thread once no load runs (`desivoids run --jobs` starts
-    # this stage beside the load): membership, the file and the summary need no database.
+    # rename. The transaction opens in a thread once no load runs (one started in another
+    # process is waited out): membership, the file and the summary need no database.
     with deferred_transaction(url, "the environment stage's tables", layout.data_dir) as db, \
             staged(out, commit=lambda tmp: db.result().committing("environment")(tmp)) as tmp:
         # the table is rebuilt while membership runs, each chunk's rows as soon as it is

@@ -187,8 +187,9 @@ def table_transaction(db_url: str, what: str = "tables",
     (StageError, naming ``what`` is published) unless the load stage has filled the database.
 
     ``data_dir``: the run's folder; a load running on it (another process holding its stage
-    lock, e.g. beside this stage in ``desivoids run --jobs``) is waited out first, so a stage
-    computes beside the load and publishes into the database the load has finished."""
+    lock, e.g. ``desivoids load`` started in another terminal) is waited out first, so the
+    tables go into the database the load has finished. (``desivoids run`` itself starts a stage
+    with tables only after the load: :func:`desivoids.runner.waits_for`.)"""
     db = open_transaction(db_url, what, data_dir)
     try:
         yield db
