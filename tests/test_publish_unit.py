@@ -20,7 +20,7 @@ import pytest
 from desivoids import environment, outputs, plausibility
 from desivoids.errors import StageError
 from desivoids.load.queries import dispose_engines
-from desivoids.load.tables import deferred_transaction, publish_table, table_transaction
+from desivoids.load.tables import publish_table, table_transaction
 
 
 def _table(d: Path, name: str) -> pd.DataFrame:
@@ -477,64 +477,20 @@ def test_tables_wait_for_a_load_running_in_another_process(tmp_path):
     dispose_engines()
 
 
-def _hold_the_load_lock(data: Path, db: Path, seconds: float):
-    """Another process runs "the load": it holds the load's stage lock for ``seconds``, then
-    creates the galaxies table, then lets go."""
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys, time; from desivoids.outputs import stage_lock\n"
-         "with stage_lock(sys.argv[1], 'load'):\n"
-         "    print('locked', flush=True); time.sleep(float(sys.argv[3]))\n"
-         "    sqlite3.connect(sys.argv[2]).execute('CREATE TABLE galaxies (targetid INTEGER)')\n",
-         str(data), str(db), str(seconds)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
-
-
-def test_a_deferred_transaction_lets_the_stage_compute_while_the_load_runs(tmp_path):
-    """environment's tables: the body runs at once, beside a running load; the transaction is
-    there once the load has ended, and commits with the block."""
-    import time
-
-    data = tmp_path / "run"
-    db = data / "database" / "desivoids.sqlite"
-    db.parent.mkdir(parents=True)
-    holder = _hold_the_load_lock(data, db, 3.0)
-    try:
-        t0 = time.monotonic()
-        with deferred_transaction(f"sqlite:///{db}", "the test's table", data) as opening:
-            assert time.monotonic() - t0 < 1.0 and not opening.done()  # computing meanwhile
-            opening.result().publish("t", pa.table({"k": [1, 2]}), key=("k",))
-            assert time.monotonic() - t0 > 2.0
-    finally:
-        holder.wait(10)
-    dispose_engines()
-    con = sqlite3.connect(db)
-    assert con.execute("SELECT count(*) FROM t").fetchone() == (2,)
-    con.close()
-
-
-def test_a_failure_beside_a_deferred_transaction_rolls_it_back_and_is_the_error_raised(
+def test_a_failure_whose_rollback_fails_too_rolls_back_and_is_the_error_raised(
         tmp_path, monkeypatch):
-    data = tmp_path / "run"
-    db = data / "database" / "desivoids.sqlite"
-    db.parent.mkdir(parents=True)
+    """A full disk: SQLite has rolled back by itself, so the rollback fails as well; the
+    error raised is the failure's, and nothing of the transaction stays."""
+    db = tmp_path / "desivoids.sqlite"
     sqlite3.connect(db).execute("CREATE TABLE galaxies (targetid INTEGER)").connection.close()
     url = f"sqlite:///{db}"
     with pytest.raises(OSError, match="disk is full"):
-        with deferred_transaction(url, "the test's table", data) as opening:
-            opening.result().publish("t", pa.table({"k": [1]}), key=("k",))
-            # as when SQLite has rolled back by itself: the rollback fails too
-            monkeypatch.setattr(opening.result().target, "rollback",
+        with table_transaction(url, "the test's table") as tx:
+            tx.publish("t", pa.table({"k": [1]}), key=("k",))
+            monkeypatch.setattr(tx.target, "rollback",
                                 lambda: (_ for _ in ()).throw(RuntimeError("no transaction")))
             raise OSError(28, "database or disk is full")
     dispose_engines()
     con = sqlite3.connect(db)
     assert not con.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchall()
     con.close()
-    with pytest.raises(StageError, match="no 'galaxies' table"):  # opening's error, at exit
-        with deferred_transaction(f"sqlite:///{tmp_path / 'other.sqlite'}", "x", data):
-            (tmp_path / "other.sqlite").touch()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from functools import lru_cache
 from dataclasses import dataclass
@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from .. import compute, formats, paths
 from ..errors import StageError
-from ..load.tables import deferred_transaction
+from ..load.tables import table_transaction
 from ..outputs import jsonable, staged, write_json
 from .flags import (INTERIOR, NO_VOID, NOT_SURFACE, SURFACE_STRICT_VOID, UNKNOWN,
                     Assignment, interior_only)
@@ -245,9 +245,7 @@ class AssignmentsPublication:
     Both get their rows from :func:`assignment_batches` of the same Assignments, and the
     insert's row count is checked against what it was given.
 
-    ``db``: the TableTransaction, or a Future of one still opening
-    (:func:`desivoids.load.tables.deferred_transaction`): the insert starts once it is open,
-    and the rows wait in the feeder meanwhile.
+    ``db``: the open TableTransaction.
 
     :meth:`result` waits for the threads and raises the first error (the feeder's, then the
     file's, then the table's); :meth:`cancel` stops them and waits for them, so that the caller
@@ -350,8 +348,6 @@ class AssignmentsPublication:
 
     def _publish(self, db, name: str, schema: pa.Schema, key: tuple[str, ...]) -> int:
         try:
-            if isinstance(db, Future):  # a transaction still opening (deferred_transaction)
-                db = db.result()
             return db.publish(name, pa.RecordBatchReader.from_batches(schema, self._batches()),
                               key=key)
         except BaseException:
@@ -539,10 +535,9 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its
-    # rename. The transaction opens in a thread once no load runs (one started in another
-    # process is waited out): membership, the file and the summary need no database.
-    with deferred_transaction(url, "the environment stage's tables", layout.data_dir) as db, \
-            staged(out, commit=lambda tmp: db.result().committing("environment")(tmp)) as tmp:
+    # rename (a load running in another process is waited out first)
+    with table_transaction(url, "the environment stage's tables", layout.data_dir) as db, \
+            staged(out, commit=db.committing("environment")) as tmp:
         # the table is rebuilt while membership runs, each chunk's rows as soon as it is
         # assigned (built by the publication's feeder as the insert takes them, so membership
         # never waits for the insert); then, on this thread while the insert goes on, the file
@@ -565,8 +560,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         except BaseException:
             assignments.cancel()
             raise
-        db.result().publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
-                            key=("algorithm", "cap", "void"))
+        db.publish("void_counts", pa.Table.from_pandas(counts, preserve_index=False),
+                     key=("algorithm", "cap", "void"))
         write_json(tmp / file_name("environment", "report"), report)
-        db.result().prepare()  # what can fail happens before the commit
+        db.prepare()  # what can fail happens before the commit
     return EnvironmentResult(out, jsonable(report))

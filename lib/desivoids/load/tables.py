@@ -25,7 +25,6 @@ place before anything reads it (:func:`desivoids.publication.settle`).
 """
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -38,8 +37,7 @@ from ..outputs import wait_while_running
 from .loader import connect_target
 from .queries import normalise_url
 
-__all__ = ["publish_table", "table_transaction", "deferred_transaction", "open_transaction",
-           "TableTransaction"]
+__all__ = ["publish_table", "table_transaction", "TableTransaction"]
 
 BATCH_ROWS = 200_000
 #: load's table that every loaded database holds: a later stage publishes only beside it
@@ -190,22 +188,15 @@ def table_transaction(db_url: str, what: str = "tables",
     lock, e.g. ``desivoids load`` started in another terminal) is waited out first, so the
     tables go into the database the load has finished. (``desivoids run`` itself starts a stage
     with tables only after the load: :func:`desivoids.runner.waits_for`.)"""
-    db = open_transaction(db_url, what, data_dir)
+    if data_dir is not None:
+        wait_while_running(data_dir, "load")
+    db = TableTransaction(db_url, what)
     try:
         yield db
     except BaseException:
         _roll_back(db)
         raise
     db.close(commit=True)
-
-
-def open_transaction(db_url: str, what: str = "tables",
-                     data_dir: str | Path | None = None) -> TableTransaction:
-    """The opening of :func:`table_transaction` (a running load waited out, the database
-    checked); the caller closes it with :meth:`TableTransaction.close`."""
-    if data_dir is not None:
-        wait_while_running(data_dir, "load")
-    return TableTransaction(db_url, what)
 
 
 def _roll_back(db: TableTransaction) -> None:
@@ -216,24 +207,6 @@ def _roll_back(db: TableTransaction) -> None:
         db.close(commit=False)
     except Exception:
         pass
-
-
-@contextmanager
-def deferred_transaction(db_url: str, what: str = "tables",
-                         data_dir: str | Path | None = None) -> Iterator[Future]:
-    """:func:`table_transaction` opened by a thread, so that the caller computes while a running
-    load is waited out: ``.result()`` of the future it yields is the transaction, once open
-    (or its opening's error). Committed when the block ends without error (after
-    :meth:`TableTransaction.committing`, if the block used it), rolled back otherwise."""
-    with ThreadPoolExecutor(1, thread_name_prefix="open-transaction") as opener:
-        opening = opener.submit(open_transaction, db_url, what, data_dir)
-        try:
-            yield opening
-        except BaseException:
-            if not opening.cancel() and opening.exception() is None:
-                _roll_back(opening.result())
-            raise
-        opening.result().close(commit=True)
 
 
 def publish_table(db_url: str, name: str, table: pa.Table | str | Path, key: tuple[str, ...],
