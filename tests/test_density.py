@@ -303,6 +303,73 @@ def test_slab_wise_tidal_classes_equal_the_whole_grid_transform(shape, slab):
     assert seen == {-1, 0, 1, 2, 3}  # every class, and the outside
 
 
+def test_tidal_classes_of_a_survey_that_leaves_whole_rows_out_equal_the_whole_grid_transform():
+    """A ball-shaped survey in its box: most y rows of a slab hold no survey cell and are not
+    transformed along z (:func:`desivoids.density.tweb._irfft_yz`); the classes are still
+    those of the whole-grid transform, both sides of the grid's odd and even last axis."""
+    for shape in ((48, 44, 40), (41, 39, 37)):
+        rng = np.random.default_rng(sum(shape))
+        delta = rng.poisson(1.0, shape).astype(np.float32) - 1
+        idx = np.indices(shape) - (np.array(shape) // 2)[:, None, None, None]
+        where = (idx ** 2).sum(0) < (min(shape) // 3) ** 2
+        assert (~where.any(axis=2)).mean() > 0.5  # rows left out
+        for slab in (1, 5_000, 1 << 20):
+            expected = _whole_grid_classes(delta, 2.0, 4.0, 0.2, where)
+            got = tidal_classes(delta, 2.0, 4.0, 0.2, where=where, slab_cells=slab)
+            assert np.array_equal(got, expected), (shape, slab)
+
+
+@pytest.mark.parametrize("n_last", [40, 37])
+def test_the_rows_inverse_transform_is_irfftn_bit_for_bit(n_last):
+    from desivoids.density.tweb import _irfft_yz
+
+    rng = np.random.default_rng(n_last)
+    x = (rng.normal(size=(3, 30, n_last // 2 + 1))
+         + 1j * rng.normal(size=(3, 30, n_last // 2 + 1))).astype(np.complex64)
+    rows = np.array([0, 3, 4, 17, 29])
+    want = scipy.fft.irfftn(x, s=(30, n_last), axes=(1, 2))[:, rows]
+    got = _irfft_yz(x.copy(), rows, n_last, 1)
+    assert got.dtype == want.dtype == np.float32
+    assert np.array_equal(got.view(np.int32), want.view(np.int32))
+
+
+def _whole_array_count(t, shift):
+    """positive_count as first written: the coefficients over the whole arrays at once."""
+    f = {p: np.asarray(v, np.float64) for p, v in t.items()}
+    xx, yy, zz = (f[(i, i)] - shift for i in range(3))
+    xy, xz, yz = f[(0, 1)], f[(0, 2)], f[(1, 2)]
+    c2 = xx + yy + zz
+    c1 = xx * yy + xx * zz + yy * zz - xy * xy - xz * xz - yz * yz
+    c0 = xx * (yy * zz - yz * yz) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
+    changes = np.zeros(c2.shape, np.int8)
+    last = np.ones(c2.shape, np.int8)
+    for c, flip in ((c2, True), (c1, False), (c0, True)):
+        sg = np.sign(c).astype(np.int8)
+        if flip:
+            sg = -sg
+        nz = sg != 0
+        changes += nz & (sg != last)
+        last = np.where(nz, sg, last)
+    return changes
+
+
+def test_the_class_count_by_blocks_equals_the_whole_array_count():
+    """Block by block (a last block shorter, several shapes) as over the whole arrays, in the
+    tensors' float32 (the T-Web's) with ties: components equal to the shift, zero minors."""
+    rng = np.random.default_rng(7)
+    n = 70_001
+    t = {(i, j): rng.normal(size=n).astype(np.float32) for i in range(3) for j in range(i, 3)}
+    for p in ((0, 1), (0, 2), (1, 2)):
+        t[p][: n // 10] = 0  # diagonal tensors: eigenvalues on the threshold among them
+    t[(0, 0)][::7] = np.float32(0.2)
+    for block in (1, 1000, 1 << 14, n + 5):
+        got = positive_count(t, 0.2, block=block)
+        assert got.dtype == np.int8 and np.array_equal(got, _whole_array_count(t, 0.2)), block
+    grid = {p: v[:70_000].reshape(70, 20, 50) for p, v in t.items()}
+    assert np.array_equal(positive_count(grid, -0.1, block=999),
+                          _whole_array_count(grid, -0.1))
+
+
 def test_the_tidal_tensor_is_never_held_over_the_whole_grid():
     delta = np.random.default_rng(2).normal(size=(96, 90, 80)).astype(np.float32)
     grid = delta.nbytes
