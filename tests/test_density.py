@@ -326,11 +326,16 @@ def test_the_rows_inverse_transform_is_irfftn_bit_for_bit(n_last):
     rng = np.random.default_rng(n_last)
     x = (rng.normal(size=(3, 30, n_last // 2 + 1))
          + 1j * rng.normal(size=(3, 30, n_last // 2 + 1))).astype(np.complex64)
-    rows = np.array([0, 3, 4, 17, 29])
-    want = scipy.fft.irfftn(x, s=(30, n_last), axes=(1, 2))[:, rows]
-    got = _irfft_yz(x.copy(), rows, n_last, 1)
-    assert got.dtype == want.dtype == np.float32
-    assert np.array_equal(got.view(np.int32), want.view(np.int32))
+    whole = scipy.fft.irfftn(x, s=(30, n_last), axes=(1, 2))
+    where = rng.random((3, 12, n_last)) < 0.4
+    for rows in (np.array([0, 3, 4, 17, 29]), slice(5, 17)):
+        want = whole[:, rows]
+        got = _irfft_yz(x.copy(), rows, n_last, 1)
+        assert got.dtype == want.dtype == np.float32
+        assert np.array_equal(got.view(np.int32), want.view(np.int32))
+        if isinstance(rows, slice):  # only the cells of a mask
+            got = _irfft_yz(x.copy(), rows, n_last, 1, where)
+            assert np.array_equal(got.view(np.int32), want[where].view(np.int32))
 
 
 def _whole_array_count(t, shift):

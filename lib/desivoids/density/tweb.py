@@ -255,9 +255,11 @@ def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: i
         rows = np.flatnonzero(w.any(axis=(0, 2)))  # the y rows holding a survey cell
         if not len(rows):
             return
+        if rows[-1] - rows[0] + 1 == len(rows):  # one run of rows (nearly always): a view
+            rows = slice(rows[0], rows[-1] + 1)
         w_rows = w[:, rows]
         comp = {p: _irfft_yz(along_x[_exponents(*p)[0]][s:s + step] * factors[p], rows,
-                             shape[2], inner)[w_rows]
+                             shape[2], inner, w_rows)
                 for p in pairs}
         classes[s:s + step][w] = positive_count(comp, lambda_th)
 
@@ -265,14 +267,18 @@ def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: i
     return classes
 
 
-def _irfft_yz(x: np.ndarray, rows: np.ndarray, n_last: int, workers: int) -> np.ndarray:
-    """``scipy.fft.irfftn(x, axes=(1, 2))[:, rows]`` (last axis ``n_last`` real points), bit
-    for bit, transforming along z only the y ``rows`` asked for: irfftn is pocketfft's complex
-    transform along y, unnormalised, then its real one along z scaled by 1 / (n_y n_z) (a
-    float32 product of each output, as here); the rows of a slab outside the survey (40 % of
-    them at DR1) are not transformed. ``x`` is overwritten."""
+def _irfft_yz(x: np.ndarray, rows, n_last: int, workers: int,
+              where: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.fft.irfftn(x, axes=(1, 2))[:, rows]`` (last axis ``n_last`` real points; ``rows``
+    an index array or a slice), bit for bit, transforming along z only the y ``rows`` asked
+    for; with ``where`` (a mask of that result's shape) only its cells, in C order. irfftn is
+    pocketfft's complex transform along y, unnormalised, then its real one along z scaled by
+    1 / (n_y n_z) (a float32 product of each output, as here); the rows of a slab outside the
+    survey (40 % of them at DR1) are not transformed. ``x`` is overwritten."""
     y = scipy.fft.ifft(x, axis=1, norm="forward", overwrite_x=True, workers=workers)
     out = scipy.fft.irfft(y[:, rows], n=n_last, axis=2, norm="forward", workers=workers)
+    if where is not None:
+        out = out[where]
     # pocketfft's factor: 1 / N in long double, rounded to the transform's precision
     out *= out.dtype.type(np.longdouble(1) / np.longdouble(x.shape[1] * n_last))
     return out
