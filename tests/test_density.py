@@ -266,6 +266,19 @@ def test_web_counts_are_the_survey_cells_per_class():
     web = WebGrid("NGC", Box(np.zeros(3), 1.0, (9, 8, 7)), classes, inside)
     n = np.bincount(classes[inside], minlength=4)
     assert web.counts() == dict(zip(WEB_CLASSES, n.tolist()))
+    assert web.counts(chunk=17) == web.counts()  # a chunk at a time: the same counts
+
+
+def test_classify_a_chunk_at_a_time_equals_the_whole():
+    classes = np.random.default_rng(6).integers(-1, 4, (9, 8, 7)).astype(np.int8)
+    web = WebGrid("NGC", Box(np.array([-1.0, 2.0, 0.5]), 1.5, (9, 8, 7)), classes,
+                  classes >= 0)
+    xyz = np.random.default_rng(8).uniform(-5, 18, (1_000, 3))
+    xyz[::50] = np.nan
+    flat, ok = web.box.cell_of(xyz)
+    want = np.where(ok, classes.ravel()[flat], -1).astype(np.int8)
+    for chunk in (1, 33, 1 << 20):
+        assert np.array_equal(web.classify(xyz, chunk=chunk), want)
 
 
 def _whole_grid_classes(delta, cell, smooth, lambda_th, where):
@@ -523,6 +536,49 @@ def test_void_centric_distance_equals_brute_force_for_the_vast_voids():
                                    err_msg=alg)
         assert np.array_equal(used[flag == VOID], void[flag == VOID])
         assert (used[flag == OUTSIDE] == NO_VOID).all()
+
+
+def test_the_stage_s_void_centric_distances_by_chunks_equal_one_call(monkeypatch):
+    """The stage calls void_centric a chunk of galaxies at a time (its temporaries reused):
+    every algorithm's distances and voids equal one call over all the cap's galaxies."""
+    import pyarrow as pa
+
+    from desivoids.density import stage
+    from desivoids.environment.membership import Limits, _void_table
+
+    rng = np.random.default_rng(17)
+    rows = []
+    for k, alg in enumerate(formats.ALGORITHMS):
+        m = 40 + 10 * k
+        rows.append(pd.DataFrame({
+            "algorithm": alg, "cap": "NGC", "void": rng.permutation(500)[:m],
+            "x": rng.uniform(-100, 100, m), "y": rng.uniform(-100, 100, m),
+            "z": rng.uniform(-100, 100, m),
+            "r_eff": np.where(rng.random(m) < 0.1, np.nan, rng.uniform(5, 20, m)),
+            "edge": rng.integers(0, 2, m).astype(float), "edge_area_ratio": rng.random(m)}))
+    voids = pa.Table.from_pandas(pd.concat(rows, ignore_index=True), preserve_index=False)
+    n = 1_000
+    xyz = rng.uniform(-120, 120, (n, 3))
+    xyz[::97] = np.nan
+    assigned = {}
+    for alg in formats.ALGORITHMS:
+        ids = _void_table(voids, alg, "NGC").void
+        flag = rng.choice([WALL, VOID, OUTSIDE, 2], n).astype(np.int8)
+        void = np.where(flag == VOID, rng.choice(np.append(ids, 9_999), n), NO_VOID)
+        assigned[alg] = pd.DataFrame({"flag": flag, "void": void.astype(np.int64)})
+    limits = {(alg, "NGC"): Limits(0.0, 300.0, 0.1, 0.315) for alg in formats.ALGORITHMS}
+    own = np.arange(n)
+    monkeypatch.setattr(stage, "VOID_CENTRIC_ROWS", 37)
+    got = dict(stage._void_centric(voids, limits, assigned, "NGC", None, own, 0.315, xyz,
+                                   0.315))
+    for alg in formats.ALGORITHMS:
+        a = assigned[alg]
+        dist, near = void_centric(_void_table(voids, alg, "NGC"), xyz, a.flag.to_numpy(),
+                                  a.void.to_numpy())
+        assert got[alg][0].dtype == dist.dtype and got[alg][1].dtype == near.dtype
+        assert np.array_equal(got[alg][0], dist, equal_nan=True), alg
+        assert np.array_equal(got[alg][1], near), alg
+        assert np.isfinite(dist).sum() > n // 3 and (near == NO_VOID).sum() > 10
 
 
 # ------------------------------------------------------------------------------- inputs
