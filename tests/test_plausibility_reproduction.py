@@ -50,3 +50,25 @@ def test_the_same_counts_and_examples_as_numpys_set_operations():
         assert r["both"] and r["selected_only"] and r["galzone_only"] and r["galzone_out"]
     # a cap with no selected tracers at all
     assert _reproduction({}, galzone, ("SGC",)) == _numpy_reproduction({}, galzone, ("SGC",))
+
+
+def test_caps_as_arrow_gives_the_same_check_for_any_string_layout():
+    """The caps are compared by Arrow (issue 25: GALZONE's 2 million caps as Python strings
+    were most of the check): a cap column in chunks, dictionary-encoded or with nulls (no cap:
+    in no cap's set) gives what the plain numpy check gives."""
+    rng = np.random.default_rng(2525)
+    ids = rng.choice(2**60, 3000, replace=False)
+    n = 2400
+    gz_ids = rng.choice(ids, n)
+    caps = rng.choice(["NGC", "SGC", None], n, p=[0.6, 0.35, 0.05]).tolist()
+    out = pa.array(rng.choice([0, formats.GALZONE_OUT], n, p=[0.85, 0.15]).tolist(), pa.int64())
+    tracer_ids = {"NGC": rng.choice(ids, 1200), "SGC": rng.choice(ids, 600)}
+    plain = pa.array(caps, pa.string())
+    for cap_column in (pa.chunked_array([plain[:1000], plain[1000:]]),
+                       pa.chunked_array([plain.dictionary_encode()]),
+                       pa.chunked_array([plain.cast(pa.large_string())])):
+        galzone = pa.table({"cap": cap_column, "targetid": pa.array(gz_ids, pa.int64()),
+                            "out": out})
+        want = _numpy_reproduction(tracer_ids, galzone, ("NGC", "SGC"))
+        assert _reproduction(tracer_ids, galzone, ("NGC", "SGC")) == want
+        assert all(r["both"] and r["galzone_only"] and r["galzone_out"] for r in want)
