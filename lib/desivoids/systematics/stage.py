@@ -199,6 +199,14 @@ def _comparison(sample: pd.DataFrame, q, flag: np.ndarray, incap: np.ndarray, la
     return counts, row, binned
 
 
+def _comparisons(sample: pd.DataFrame, qs, flag: np.ndarray, incap: np.ndarray, labels: list,
+                 mass_edges, regression: bool, spline_df: int, alpha: float) -> list:
+    """:func:`_comparison` under each quenched definition (``qs`` and ``labels`` one per
+    definition), in turn in one thread, so that the fits of the same rows share a design."""
+    return [_comparison(sample, q, flag, incap, lab, mass_edges, regression, spline_df, alpha)
+            for q, lab in zip(qs, labels)]
+
+
 def _patches(sample: pd.DataFrame, n_patches):
     """The jackknife patches of the whole sample, NGC and SGC cut separately."""
     return healpix_patches(sample.ra.to_numpy(), sample.dec.to_numpy(), n_patches,
@@ -228,31 +236,38 @@ def run_comparisons(sample: pd.DataFrame, wide: pd.DataFrame, mass_edges, n_patc
     aligned = wide.reindex(sample.targetid)
     with compute.client(scheduler_address) as c:
         shared = compute.scatter(c, sample) if c is not None else dask.delayed(sample)
-        tasks = []
         incaps = {cap: dask.delayed(np.ones(len(sample), bool) if cap == "both" else
                                     cap_of == cap) for cap in caps}
-        flags = {}
-        for definition in DEFINITIONS:
-            q = dask.delayed(quenched(sample, definition))
-            for algorithm in formats.ALGORITHMS:
-                for variant, column in VARIANTS.items():
-                    if (column, algorithm) not in wide.columns:
-                        continue
-                    if (column, algorithm) not in flags:
-                        flags[column, algorithm] = dask.delayed(
-                            aligned[(column, algorithm)].to_numpy())
-                    flag = flags[column, algorithm]
-                    for cap in caps:  # the caps whose void catalogues are present, and both
-                        labels = {"algorithm": algorithm, "sample": variant,
-                                  "definition": definition, "cap": cap}
-                        tasks.append(dask.delayed(_comparison, pure=True)(
-                            shared, q, flag, incaps[cap], labels, list(mass_edges), regression,
-                            spline_df, alpha))
+        qs = [dask.delayed(quenched(sample, definition)) for definition in DEFINITIONS]
+        # one task per (algorithm, sample, cap) computes its comparison under every quenched
+        # definition in turn: they fit the same rows (only the outcome differs), so the
+        # regression's design is built once per task (regression._design); the results are put
+        # back in the order of the loops over definition, algorithm, sample and cap
+        tasks, where = [], {}
+        for algorithm in formats.ALGORITHMS:
+            for variant, column in VARIANTS.items():
+                if (column, algorithm) not in wide.columns:
+                    continue
+                flag = dask.delayed(aligned[(column, algorithm)].to_numpy())
+                for cap in caps:  # the caps whose void catalogues are present, and both
+                    labels = [{"algorithm": algorithm, "sample": variant,
+                               "definition": definition, "cap": cap}
+                              for definition in DEFINITIONS]
+                    for i, definition in enumerate(DEFINITIONS):
+                        where[definition, algorithm, variant, cap] = (len(tasks), i)
+                    tasks.append(dask.delayed(_comparisons, pure=True)(
+                        shared, qs, flag, incaps[cap], labels, list(mass_edges), regression,
+                        spline_df, alpha))
         # one BLAS thread per task: the local scheduler already runs a task per core, and
         # OpenBLAS's own threads on these small (n x 9) regressions doubled the CPU time
         # (measured: NOTE-25 / benchmarks/REPORT.md); a cluster's workers default to one
         with threadpool_limits(limits=1, user_api="blas"):
-            done = compute.compute(tasks, c, num_workers=num_workers or None)
+            results = compute.compute(tasks, c, num_workers=num_workers or None)
+    done = [results[t][i] for (t, i) in (where[definition, algorithm, variant, cap]
+                                         for definition in DEFINITIONS
+                                         for algorithm in formats.ALGORITHMS
+                                         for variant in VARIANTS for cap in caps
+                                         if (definition, algorithm, variant, cap) in where)]
     counts = [r[0] for r in done]
     rows = [r[1] for r in done]
     binned = [r[2] for r in done if r[2] is not None]
