@@ -51,14 +51,16 @@ def findings(columns: dict[str, np.ndarray], expected, population: str) -> list[
     out = []
     for e in expected:
         v = np.asarray(_values(columns, e.quantity), dtype=float)
-        finite = np.isfinite(v)
-        outside = finite & ((v < e.lo) | (v > e.hi))
+        # the finite values taken once, and every count from them (the catalogue's 6.4 million
+        # rows at DR1 scale: each temporary is 51 MB)
+        values = v[np.isfinite(v)]
+        n_outside = int(np.count_nonzero((values < e.lo) | (values > e.hi)))
         out.append({"id": f"{population}.{e.id}", "population": population,
                     "quantity": e.quantity, "expected": [e.lo, e.hi], "why": e.why,
-                    "rows": int(len(v)), "not_finite": int((~finite).sum()),
-                    "outside": int(outside.sum()),
-                    "fraction_outside": round(float(outside.mean()) if len(v) else 0.0, 8),
-                    "min": float(v[finite].min()) if finite.any() else None,
-                    "max": float(v[finite].max()) if finite.any() else None,
-                    "status": "finding" if outside.any() else "ok"})
+                    "rows": int(len(v)), "not_finite": int(len(v) - len(values)),
+                    "outside": n_outside,
+                    "fraction_outside": round(n_outside / len(v) if len(v) else 0.0, 8),
+                    "min": float(values.min()) if len(values) else None,
+                    "max": float(values.max()) if len(values) else None,
+                    "status": "finding" if n_outside else "ok"})
     return out
