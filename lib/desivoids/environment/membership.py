@@ -434,7 +434,8 @@ def beyond_far_limit_in_holes(galaxies, catalogue: CapCatalogue,
     if member is None:
         return np.zeros(0, np.int64)
     gal = _arrays(galaxies)
-    own = formats.cap_of_ra(gal["ra"]) == catalogue.cap
+    # cap_of_ra's rule as cap indices: no string per galaxy (0.3 CPU s per cap at DR1 scale)
+    own = formats.cap_index_of_ra(gal["ra"]) == formats.CAPS.index(catalogue.cap)
     rows = np.flatnonzero(own & (gal["z"] > member.zlimu))
     xyz = _galaxy_xyz(gal, rows, member.omega_m, galaxy_omega_m)
     reach = member.footprint.dlimu + (member.holes.radius.max() if len(member.holes.radius)
