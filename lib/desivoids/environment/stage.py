@@ -564,7 +564,9 @@ def summarise(layout: paths.RunLayout, inputs: VoidInputs, result: dict[str, Ass
             own = result[alg].cap_code == formats.CAPS.index(cap)
             tracer_flags[(alg, cap)] = result[alg].flag[tracer & own]
     gal = _arrays(galaxies)  # the columns as numpy once, for every cap and the field report
-    beyond = {cap: beyond_far_limit_in_holes(gal, cat, om) for cap, cat in catalogues.items()}
+    # each galaxy's own cap, as membership gave it (assign_chunk: cap_index_of_ra's)
+    beyond = {cap: beyond_far_limit_in_holes(gal, cat, om, result["VoidFinder"].cap_code)
+              for cap, cat in catalogues.items()}
     voids = pq.read_table(convert_dir / file_name("convert", "voids"),
                           columns=["algorithm", "cap", "void", "r_eff", "is_edge"]).to_pandas()
     counts = void_counts(voids, result, tracer)
