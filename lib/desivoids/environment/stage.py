@@ -599,6 +599,19 @@ def summarise(layout: paths.RunLayout, inputs: VoidInputs, result: dict[str, Ass
     return report, counts
 
 
+def _in_key_order(inputs: VoidInputs) -> tuple[VoidInputs, np.ndarray, np.ndarray]:
+    """``inputs`` with the galaxies in targetid order, their targetids and which are tracers.
+    The order is galaxy_void_assignments' key's: each chunk's rows then follow the table's
+    and the file's order, so the stage builds them once, by slices, for both. One chunk per
+    column: the numpy arrays of its columns (membership's, the summary's) are views."""
+    targetid = inputs.galaxies.column("targetid").to_numpy()
+    tracer = _tracer_mask(targetid, inputs.selection)
+    if np.all(targetid[1:] >= targetid[:-1]):
+        return replace(inputs, galaxies=inputs.galaxies.combine_chunks()), targetid, tracer
+    order = np.argsort(targetid, kind="stable")
+    return replace(inputs, galaxies=inputs.galaxies.take(order)), targetid[order], tracer[order]
+
+
 def _membership(inputs: VoidInputs, scheduler_address: str, chunk_rows: int,
                 num_workers: int, on_chunk=None) -> dict[str, Assignment]:
     """Every galaxy, every algorithm, as Dask tasks over chunks of ``chunk_rows`` galaxies.
@@ -639,16 +652,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     """The environment stage (parameters as the notebook declares them). ``caps``: those to
     classify, among the caps whose DESIVAST files are present (empty: all of them)."""
     layout = paths.RunLayout.of(data_dir)
-    inputs = void_inputs(layout, caps, surface_tol=surface_tol)
-    # the galaxies in targetid order, the key's: each chunk's rows follow the table's and the
-    # file's order, so the rows are built once, by slices, in the batches that both take
-    targetid = inputs.galaxies.column("targetid").to_numpy()
-    tracer = _tracer_mask(targetid, inputs.selection)
-    if not np.all(targetid[1:] >= targetid[:-1]):
-        order = np.argsort(targetid, kind="stable")
-        inputs = replace(inputs, galaxies=inputs.galaxies.take(order))
-        targetid, tracer = targetid[order], tracer[order]
-        del order
+    inputs, targetid, tracer = _in_key_order(void_inputs(layout, caps, surface_tol=surface_tol))
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its
