@@ -413,3 +413,26 @@ def test_the_stage_file_is_the_whole_result_written_in_one_go(selected_copy, tmp
     got = d / "environment" / "galaxy_void_assignments.parquet"
     assert pq.ParquetFile(got).metadata.num_row_groups > 1
     assert got.read_bytes() == want.read_bytes()
+
+
+def test_a_failure_writing_the_file_beside_the_insert_stops_both_and_leaves_table_and_folder(
+        selected_copy, monkeypatch):
+    """The file is written by the feeder from the batches on their way to the insert: a full
+    disk there is raised by the stage, the insert stops, and the previous table and folder
+    stay."""
+    d = selected_copy
+    folder, table = _published(d)
+    calls = [0]
+    write = stage.ParquetBatches._write
+
+    def failing(self, batch):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(28, "No space left on device (injected)")
+        return write(self, batch)
+    monkeypatch.setattr(stage, "ROWS_PER_BATCH", 4 * 40)
+    monkeypatch.setattr(stage.ParquetBatches, "_write", failing)
+    with pytest.raises(OSError, match="injected"):
+        environment.run(data_dir=str(d), randoms=2_000, seed=5, chunk_rows=100)
+    assert calls[0] == 2
+    _unchanged(d, folder, table)

@@ -29,7 +29,7 @@ import queue
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from functools import lru_cache
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -379,10 +379,10 @@ class AssignmentsPublication:
         stopped."""
         if self._ended:
             raise RuntimeError(f"{ASSIGNMENTS}: rows put after end()")
-        if self._stop.is_set():
-            self._insert.result()
+        if self._stop.is_set():  # the feeder's error first: it stops the insert too
             if self._feeder is not None:
                 self._feeder.result()
+            self._insert.result()
             raise StageError(f"{ASSIGNMENTS}: the insert stopped before its rows ended")
         if self._feeder is None:
             self._feeder = self._pool.submit(self._feed)
@@ -408,9 +408,12 @@ class AssignmentsPublication:
             raise
         finally:
             if self._tee is not None:
-                if sys.exc_info()[0] is not None or self._stop.is_set():
-                    self._tee.discard()  # stopped: the file is left unfinished, and dropped
-                self._tee.close()
+                if sys.exc_info()[0] is None and not self._stop.is_set():
+                    self._tee.close()
+                else:  # stopped: the file is left unfinished (and dropped with the folder)
+                    self._tee.discard()
+                    with suppress(Exception):  # the error that stopped it is the one raised
+                        self._tee.close()
 
     def end(self) -> None:
         """No more rows for the table."""
