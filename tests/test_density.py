@@ -266,6 +266,19 @@ def test_web_counts_are_the_survey_cells_per_class():
     web = WebGrid("NGC", Box(np.zeros(3), 1.0, (9, 8, 7)), classes, inside)
     n = np.bincount(classes[inside], minlength=4)
     assert web.counts() == dict(zip(WEB_CLASSES, n.tolist()))
+    assert web.counts(chunk=17) == web.counts()  # a chunk at a time: the same counts
+
+
+def test_classify_a_chunk_at_a_time_equals_the_whole():
+    classes = np.random.default_rng(6).integers(-1, 4, (9, 8, 7)).astype(np.int8)
+    web = WebGrid("NGC", Box(np.array([-1.0, 2.0, 0.5]), 1.5, (9, 8, 7)), classes,
+                  classes >= 0)
+    xyz = np.random.default_rng(8).uniform(-5, 18, (1_000, 3))
+    xyz[::50] = np.nan
+    flat, ok = web.box.cell_of(xyz)
+    want = np.where(ok, classes.ravel()[flat], -1).astype(np.int8)
+    for chunk in (1, 33, 1 << 20):
+        assert np.array_equal(web.classify(xyz, chunk=chunk), want)
 
 
 def _whole_grid_classes(delta, cell, smooth, lambda_th, where):
@@ -301,6 +314,78 @@ def test_slab_wise_tidal_classes_equal_the_whole_grid_transform(shape, slab):
         assert np.array_equal(got, expected), (smooth, th)
         seen |= set(np.unique(expected).tolist())
     assert seen == {-1, 0, 1, 2, 3}  # every class, and the outside
+
+
+def test_tidal_classes_of_a_survey_that_leaves_whole_rows_out_equal_the_whole_grid_transform():
+    """A ball-shaped survey in its box: most y rows of a slab hold no survey cell and are not
+    transformed along z (:func:`desivoids.density.tweb._irfft_yz`); the classes are still
+    those of the whole-grid transform, both sides of the grid's odd and even last axis."""
+    for shape in ((48, 44, 40), (41, 39, 37)):
+        rng = np.random.default_rng(sum(shape))
+        delta = rng.poisson(1.0, shape).astype(np.float32) - 1
+        idx = np.indices(shape) - (np.array(shape) // 2)[:, None, None, None]
+        where = (idx ** 2).sum(0) < (min(shape) // 3) ** 2
+        assert (~where.any(axis=2)).mean() > 0.5  # rows left out
+        for slab in (1, 5_000, 1 << 20):
+            expected = _whole_grid_classes(delta, 2.0, 4.0, 0.2, where)
+            got = tidal_classes(delta, 2.0, 4.0, 0.2, where=where, slab_cells=slab)
+            assert np.array_equal(got, expected), (shape, slab)
+
+
+@pytest.mark.parametrize("n_last", [40, 37])
+def test_the_rows_inverse_transform_is_irfftn_bit_for_bit(n_last):
+    from desivoids.density.tweb import _irfft_yz
+
+    rng = np.random.default_rng(n_last)
+    x = (rng.normal(size=(3, 30, n_last // 2 + 1))
+         + 1j * rng.normal(size=(3, 30, n_last // 2 + 1))).astype(np.complex64)
+    whole = scipy.fft.irfftn(x, s=(30, n_last), axes=(1, 2))
+    where = rng.random((3, 12, n_last)) < 0.4
+    for rows in (np.array([0, 3, 4, 17, 29]), slice(5, 17)):
+        want = whole[:, rows]
+        got = _irfft_yz(x.copy(), rows, n_last, 1)
+        assert got.dtype == want.dtype == np.float32
+        assert np.array_equal(got.view(np.int32), want.view(np.int32))
+        if isinstance(rows, slice):  # only the cells of a mask
+            got = _irfft_yz(x.copy(), rows, n_last, 1, where)
+            assert np.array_equal(got.view(np.int32), want[where].view(np.int32))
+
+
+def _whole_array_count(t, shift):
+    """positive_count as first written: the coefficients over the whole arrays at once."""
+    f = {p: np.asarray(v, np.float64) for p, v in t.items()}
+    xx, yy, zz = (f[(i, i)] - shift for i in range(3))
+    xy, xz, yz = f[(0, 1)], f[(0, 2)], f[(1, 2)]
+    c2 = xx + yy + zz
+    c1 = xx * yy + xx * zz + yy * zz - xy * xy - xz * xz - yz * yz
+    c0 = xx * (yy * zz - yz * yz) - xy * (xy * zz - yz * xz) + xz * (xy * yz - yy * xz)
+    changes = np.zeros(c2.shape, np.int8)
+    last = np.ones(c2.shape, np.int8)
+    for c, flip in ((c2, True), (c1, False), (c0, True)):
+        sg = np.sign(c).astype(np.int8)
+        if flip:
+            sg = -sg
+        nz = sg != 0
+        changes += nz & (sg != last)
+        last = np.where(nz, sg, last)
+    return changes
+
+
+def test_the_class_count_by_blocks_equals_the_whole_array_count():
+    """Block by block (a last block shorter, several shapes) as over the whole arrays, in the
+    tensors' float32 (the T-Web's) with ties: components equal to the shift, zero minors."""
+    rng = np.random.default_rng(7)
+    n = 70_001
+    t = {(i, j): rng.normal(size=n).astype(np.float32) for i in range(3) for j in range(i, 3)}
+    for p in ((0, 1), (0, 2), (1, 2)):
+        t[p][: n // 10] = 0  # diagonal tensors: eigenvalues on the threshold among them
+    t[(0, 0)][::7] = np.float32(0.2)
+    for block in (1, 1000, 1 << 14, n + 5):
+        got = positive_count(t, 0.2, block=block)
+        assert got.dtype == np.int8 and np.array_equal(got, _whole_array_count(t, 0.2)), block
+    grid = {p: v[:70_000].reshape(70, 20, 50) for p, v in t.items()}
+    assert np.array_equal(positive_count(grid, -0.1, block=999),
+                          _whole_array_count(grid, -0.1))
 
 
 def test_the_tidal_tensor_is_never_held_over_the_whole_grid():
@@ -451,6 +536,49 @@ def test_void_centric_distance_equals_brute_force_for_the_vast_voids():
                                    err_msg=alg)
         assert np.array_equal(used[flag == VOID], void[flag == VOID])
         assert (used[flag == OUTSIDE] == NO_VOID).all()
+
+
+def test_the_stage_s_void_centric_distances_by_chunks_equal_one_call(monkeypatch):
+    """The stage calls void_centric a chunk of galaxies at a time (its temporaries reused):
+    every algorithm's distances and voids equal one call over all the cap's galaxies."""
+    import pyarrow as pa
+
+    from desivoids.density import stage
+    from desivoids.environment.membership import Limits, _void_table
+
+    rng = np.random.default_rng(17)
+    rows = []
+    for k, alg in enumerate(formats.ALGORITHMS):
+        m = 40 + 10 * k
+        rows.append(pd.DataFrame({
+            "algorithm": alg, "cap": "NGC", "void": rng.permutation(500)[:m],
+            "x": rng.uniform(-100, 100, m), "y": rng.uniform(-100, 100, m),
+            "z": rng.uniform(-100, 100, m),
+            "r_eff": np.where(rng.random(m) < 0.1, np.nan, rng.uniform(5, 20, m)),
+            "edge": rng.integers(0, 2, m).astype(float), "edge_area_ratio": rng.random(m)}))
+    voids = pa.Table.from_pandas(pd.concat(rows, ignore_index=True), preserve_index=False)
+    n = 1_000
+    xyz = rng.uniform(-120, 120, (n, 3))
+    xyz[::97] = np.nan
+    assigned = {}
+    for alg in formats.ALGORITHMS:
+        ids = _void_table(voids, alg, "NGC").void
+        flag = rng.choice([WALL, VOID, OUTSIDE, 2], n).astype(np.int8)
+        void = np.where(flag == VOID, rng.choice(np.append(ids, 9_999), n), NO_VOID)
+        assigned[alg] = pd.DataFrame({"flag": flag, "void": void.astype(np.int64)})
+    limits = {(alg, "NGC"): Limits(0.0, 300.0, 0.1, 0.315) for alg in formats.ALGORITHMS}
+    own = np.arange(n)
+    monkeypatch.setattr(stage, "VOID_CENTRIC_ROWS", 37)
+    got = dict(stage._void_centric(voids, limits, assigned, "NGC", None, own, 0.315, xyz,
+                                   0.315))
+    for alg in formats.ALGORITHMS:
+        a = assigned[alg]
+        dist, near = void_centric(_void_table(voids, alg, "NGC"), xyz, a.flag.to_numpy(),
+                                  a.void.to_numpy())
+        assert got[alg][0].dtype == dist.dtype and got[alg][1].dtype == near.dtype
+        assert np.array_equal(got[alg][0], dist, equal_nan=True), alg
+        assert np.array_equal(got[alg][1], near), alg
+        assert np.isfinite(dist).sum() > n // 3 and (near == NO_VOID).sum() > 10
 
 
 # ------------------------------------------------------------------------------- inputs

@@ -86,48 +86,74 @@ def cic_density(xyz: np.ndarray, box: Box, chunk: int = 1 << 20) -> np.ndarray:
     return out.reshape(box.shape)
 
 
-def positive_count(t: dict[tuple[int, int], np.ndarray], shift: float) -> np.ndarray:
+#: cells per block of :func:`positive_count`: its float64 temporaries (a dozen) stay in the
+#: CPU's cache, where over a slab's millions of cells every operation went to memory
+COUNT_BLOCK = 1 << 14
+
+
+def positive_count(t: dict[tuple[int, int], np.ndarray], shift: float,
+                   block: int = COUNT_BLOCK) -> np.ndarray:
     """How many eigenvalues of each symmetric 3x3 tensor (components ``t[(i, j)]``, i <= j)
     exceed ``shift``: the positive roots of det(T - shift - x) = 0, by Descartes' rule of signs
     on the characteristic polynomial x^3 - c2 x^2 + c1 x - c0, exact since a symmetric matrix's
     roots are all real. Equal to counting numpy.linalg.eigvalsh's eigenvalues (tested), without
     a LAPACK call per cell (the 3x3 calls took 5 s of the tiny mock's 8 s).
 
-    The coefficients are formed in float64 in a few reused arrays (every product as before, in
-    the same order: the same bits); a new array per product cost more than the arithmetic."""
-    f = {p: np.asarray(v, np.float64) for p, v in t.items()}
-    xx, yy, zz = (f[(i, i)] - shift for i in range(3))
-    xy, xz, yz = f[(0, 1)], f[(0, 2)], f[(1, 2)]
-    c2 = xx + yy
-    c2 += zz
-    c1, c0, a, b = (np.empty_like(c2) for _ in range(4))
-    np.multiply(xx, yy, out=c1)               # c1 = xx yy + xx zz + yy zz - xy^2 - xz^2 - yz^2
-    for u, v, sub in ((xx, zz, False), (yy, zz, False), (xy, xy, True), (xz, xz, True),
-                      (yz, yz, True)):
-        np.multiply(u, v, out=a)
-        (np.subtract if sub else np.add)(c1, a, out=c1)
-    np.multiply(yy, zz, out=a)                # c0 = xx (yy zz - yz^2) - xy (xy zz - yz xz)
-    np.subtract(a, np.multiply(yz, yz, out=b), out=a)  # + xz (xy yz - yy xz)
-    np.multiply(xx, a, out=c0)
-    np.multiply(xy, zz, out=a)
-    np.subtract(a, np.multiply(yz, xz, out=b), out=a)
-    np.multiply(xy, a, out=a)
-    np.subtract(c0, a, out=c0)
-    np.multiply(xy, yz, out=a)
-    np.subtract(a, np.multiply(yy, xz, out=b), out=a)
-    np.multiply(xz, a, out=a)
-    np.add(c0, a, out=c0)
-    # signs of 1, -c2, c1, -c0; a zero coefficient is skipped
-    changes = np.zeros(c2.shape, np.int8)
-    last = np.ones(c2.shape, np.int8)
-    for c, flip in ((c2, True), (c1, False), (c0, True)):
-        sg = np.sign(c).astype(np.int8)
-        if flip:
-            np.negative(sg, out=sg)
-        nz = sg != 0
-        changes += nz & (sg != last)
-        np.copyto(last, sg, where=nz)
-    return changes
+    The coefficients are formed in float64, every product as first written and in the same
+    order (the same bits), ``block`` cells at a time in a few reused arrays: a new array per
+    product cost more than the arithmetic, and arrays of a whole slab, the memory traffic."""
+    comps = np.broadcast_arrays(*(np.asarray(t[p]) for p in
+                                  ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))))
+    shape = comps[0].shape
+    flat = [c.reshape(-1) for c in comps]
+    n = flat[0].size
+    out = np.empty(n, np.int8)
+    m = max(1, min(int(block), n))
+    xx, yy, zz, xy, xz, yz, c2, c1, c0, a, b = (np.empty(m) for _ in range(11))
+    sg, last, nz = np.empty(m, np.int8), np.empty(m, np.int8), np.empty(m, bool)
+    for s in range(0, n, m):
+        e = min(s + m, n)
+        k = e - s
+        if k < m:  # the last block: views of its length
+            xx, yy, zz, xy, xz, yz, c2, c1, c0, a, b = (v[:k] for v in
+                                                        (xx, yy, zz, xy, xz, yz, c2, c1, c0,
+                                                         a, b))
+            sg, last, nz = sg[:k], last[:k], nz[:k]
+        for buf, src in zip((xx, yy, zz, xy, xz, yz), flat):
+            np.copyto(buf, src[s:e])  # float64, as np.asarray(v, np.float64)
+        for d in (xx, yy, zz):
+            np.subtract(d, shift, out=d)
+        np.add(xx, yy, out=c2)
+        c2 += zz
+        np.multiply(xx, yy, out=c1)           # c1 = xx yy + xx zz + yy zz - xy^2 - xz^2 - yz^2
+        for u, v, sub in ((xx, zz, False), (yy, zz, False), (xy, xy, True), (xz, xz, True),
+                          (yz, yz, True)):
+            np.multiply(u, v, out=a)
+            (np.subtract if sub else np.add)(c1, a, out=c1)
+        np.multiply(yy, zz, out=a)            # c0 = xx (yy zz - yz^2) - xy (xy zz - yz xz)
+        np.subtract(a, np.multiply(yz, yz, out=b), out=a)  # + xz (xy yz - yy xz)
+        np.multiply(xx, a, out=c0)
+        np.multiply(xy, zz, out=a)
+        np.subtract(a, np.multiply(yz, xz, out=b), out=a)
+        np.multiply(xy, a, out=a)
+        np.subtract(c0, a, out=c0)
+        np.multiply(xy, yz, out=a)
+        np.subtract(a, np.multiply(yy, xz, out=b), out=a)
+        np.multiply(xz, a, out=a)
+        np.add(c0, a, out=c0)
+        # signs of 1, -c2, c1, -c0; a zero coefficient is skipped
+        changes = out[s:e]
+        changes[...] = 0
+        last[...] = 1
+        for c, flip in ((c2, True), (c1, False), (c0, True)):
+            np.sign(c, out=a)
+            np.copyto(sg, a, casting="unsafe")  # as astype(np.int8)
+            if flip:
+                np.negative(sg, out=sg)
+            np.not_equal(sg, 0, out=nz)
+            changes += nz & (sg != last)
+            np.copyto(last, sg, where=nz)
+    return out.reshape(shape)
 
 
 #: cells per slab of x planes whose six tidal components are held at once (float64
@@ -226,15 +252,42 @@ def potential_classes(phi: np.ndarray, cell: float, lambda_th: float, workers: i
 
     def slab(s: int) -> None:
         w = where[s:s + step]
-        if not w.any():
+        rows = np.flatnonzero(w.any(axis=(0, 2)))  # the y rows holding a survey cell
+        if not len(rows):
             return
-        comp = {p: scipy.fft.irfftn(along_x[_exponents(*p)[0]][s:s + step] * factors[p],
-                                    s=shape[1:], axes=(1, 2), workers=inner)[w]
+        if rows[-1] - rows[0] + 1 == len(rows):  # one run of rows (nearly always): a view
+            rows = slice(rows[0], rows[-1] + 1)
+        w_rows = w[:, rows]
+        comp = {p: _irfft_yz(along_x[_exponents(*p)[0]][s:s + step] * factors[p], rows,
+                             shape[2], inner, w_rows)
                 for p in pairs}
         classes[s:s + step][w] = positive_count(comp, lambda_th)
 
     _each(slab, range(0, shape[0], step), workers)
     return classes
+
+
+def _irfft_yz(x: np.ndarray, rows, n_last: int, workers: int,
+              where: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.fft.irfftn(x, axes=(1, 2))[:, rows]`` (last axis ``n_last`` real points; ``rows``
+    an index array or a slice), bit for bit, transforming along z only the y ``rows`` asked
+    for; with ``where`` (a mask of that result's shape) only its cells, in C order. irfftn is
+    pocketfft's complex transform along y, unnormalised, then its real one along z scaled by
+    1 / (n_y n_z) (a float32 product of each output, as here); the rows of a slab outside the
+    survey (40 % of them at DR1) are not transformed. ``x`` is overwritten."""
+    y = scipy.fft.ifft(x, axis=1, norm="forward", overwrite_x=True, workers=workers)
+    out = scipy.fft.irfft(y[:, rows], n=n_last, axis=2, norm="forward", workers=workers)
+    if where is not None:
+        out = out[where]
+    # pocketfft's factor: 1 / N in long double, rounded to the transform's precision
+    out *= out.dtype.type(np.longdouble(1) / np.longdouble(x.shape[1] * n_last))
+    return out
+
+
+#: points or cells per step of :class:`WebGrid`'s loops: temporaries of a chunk are reused by
+#: malloc, where arrays of a whole grid or cap (above glibc's mmap threshold) were mapped
+#: afresh for each and faulted in page by page (0.35 M page faults at DR1)
+CHUNK = 1 << 20
 
 
 @dataclass
@@ -246,18 +299,28 @@ class WebGrid:
     classes: np.ndarray   # int8, box.shape
     inside: np.ndarray    # bool, box.shape: the cell's centre is in the survey
 
-    def classify(self, xyz: np.ndarray) -> np.ndarray:
-        """Class of the cell holding each point; OUTSIDE_WEB off the grid or outside."""
-        flat, ok = self.box.cell_of(xyz)
-        out = np.full(len(flat), OUTSIDE_WEB, np.int8)
-        out[ok] = self.classes.ravel()[flat[ok]]
+    def classify(self, xyz: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """Class of the cell holding each point; OUTSIDE_WEB off the grid or outside.
+        ``chunk`` points at a time (each point's class is its own)."""
+        xyz = np.asarray(xyz, np.float64).reshape(-1, 3)
+        out = np.full(len(xyz), OUTSIDE_WEB, np.int8)
+        classes = self.classes.ravel()
+        for s in range(0, len(xyz), chunk):
+            flat, ok = self.box.cell_of(xyz[s:s + chunk])
+            out[s:s + chunk][ok] = classes[flat[ok]]
         return out
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, chunk: int = CHUNK) -> dict[str, int]:
         """Cells per class inside the survey. A count of each class where inside, without
-        gathering the survey's cells (150 M at DR1) and widening them for a bincount (2 s)."""
-        return {name: int(np.count_nonzero((self.classes == i) & self.inside))
-                for i, name in enumerate(WEB_CLASSES)}
+        gathering the survey's cells (150 M at DR1) and widening them for a bincount (2 s),
+        ``chunk`` cells at a time."""
+        classes, inside = self.classes.ravel(), self.inside.ravel()
+        n = np.zeros(len(WEB_CLASSES), np.int64)
+        for s in range(0, len(classes), chunk):
+            c, w = classes[s:s + chunk], inside[s:s + chunk]
+            for i in range(len(WEB_CLASSES)):
+                n[i] += np.count_nonzero((c == i) & w)
+        return {name: int(n[i]) for i, name in enumerate(WEB_CLASSES)}
 
 
 def survey_cells(box: Box, outside, shell: tuple[float, float] | None = None,
