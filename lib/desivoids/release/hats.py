@@ -122,10 +122,15 @@ def _table(cols, data: dict) -> pa.Table:
         data[f.name], pa.Array) else data[f.name] for f in sch], names=sch.names).cast(sch)
 
 
+#: dask settings of the LocalCluster the release starts (not of a cluster it is given)
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False}
+
+
 @contextmanager
 def dask_client(scheduler_address: str) -> Iterator[object]:
     """The run's cluster (:func:`desivoids.compute.client`, as every stage connects to it), else
     a LocalCluster in this process (threads) closed afterwards."""
+    import dask
     from distributed import Client, LocalCluster
 
     from .. import compute
@@ -136,10 +141,13 @@ def dask_client(scheduler_address: str) -> Iterator[object]:
         return
     # no dashboard: starting one imports bokeh (0.6 s of a DR1-scale release, measured); the
     # scheduler's HTTP server on a free port: its default, 8787, may be taken by another
-    # cluster, and distributed then warns on stderr, which fails the notebook
-    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
-                      dashboard_address=":0", scheduler_kwargs={"dashboard": False}
-                      ) as cluster, Client(cluster) as c:
+    # cluster, and distributed then warns on stderr, which fails the notebook. No statistical
+    # profiler either: the worker samples its threads' Python stacks every 10 ms for a
+    # dashboard nobody opens, 2-4 of the release's CPU seconds at DR1 scale (measured)
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                         dashboard_address=":0", scheduler_kwargs={"dashboard": False}
+                         ) as cluster, Client(cluster) as c:
         yield c
 
 
