@@ -33,6 +33,9 @@ def test_the_lookups_answer_as_arrows_kernels(seed):
         values = pa.array(rng.integers(-2, 45, rng.integers(0, 25)), pa.int64())
         for k in (_chunked(keys, rng), pa.array(keys, pa.int64())):
             assert _plain(lookup.is_in(k, values)).equals(_plain(pc.is_in(k, value_set=values)))
+            ordered = pa.array(np.unique(values.to_numpy()), pa.int64())  # sorted, distinct
+            assert _plain(lookup.is_in(k, ordered)).equals(
+                _plain(pc.is_in(k, value_set=ordered)))
             assert _plain(lookup.index_in(k, values)).equals(
                 _plain(pc.index_in(k, value_set=values)))
             assert _plain(lookup.index_in(values, k)).equals(

@@ -41,7 +41,10 @@ def is_in(keys: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> pa.Array | p
     k, v = _numpy(keys), _numpy(value_set)
     if k is None or v is None or not _ascending(k):
         return pc.is_in(keys, value_set=value_set)
-    v = np.unique(v)  # sorted, and a repeated value marks its rows once
+    if not (v[1:] > v[:-1]).all():
+        v = np.unique(v)  # sorted, and a repeated value marks its rows once
+    if len(k):  # the values within the keys' range (a part of a file: few of a long set)
+        v = v[np.searchsorted(v, k[0], "left"):np.searchsorted(v, k[-1], "right")]
     lo, hi = np.searchsorted(k, v, "left"), np.searchsorted(k, v, "right")
     hit = hi > lo  # the value set's keys present; their runs are disjoint
     edges = np.zeros(len(k) + 1, np.int8)
