@@ -171,7 +171,7 @@ display.figure("environment-slab", figures.slab_figure(drawn["sample"], drawn["a
 # %%
 from IPython.display import HTML
 
-HTML(environment.explorer.slab_html(environment.explorer.slab_data(data_dir, cap="NGC")))
+HTML(environment.explorer.slab_html(drawn["explorer"]))
 
 # %% [markdown]
 # ## Void sizes and galaxies per void

@@ -173,3 +173,18 @@ def test_the_slab_figure_and_the_explorer_read_the_rows_a_whole_read_gives(env_r
         near = [int(np.argmin(np.abs(xyz - p).sum(axis=1))) for p in pos]
         flags = mine.reindex(ngc.targetid.to_numpy()[near]).fillna(9).astype(int)
         assert got["galaxies"]["flags"][alg] == "".join(str(f) for f in flags)
+
+
+def test_the_explorer_data_of_inputs_is_what_slab_data_reads_on_its_own(env_run, drawn):
+    """Speed only (issue 25): inputs() reads the sample and the assignments once for the slab
+    figure and the interactive slab; its explorer data must equal slab_data reading its own
+    (the chapter's former call)."""
+    import json
+
+    from desivoids.environment import explorer
+
+    d, _ = env_run
+    _, data = drawn
+    alone = explorer.slab_data(str(d), cap=figures.EXPLORER_CAP)
+    assert alone["galaxies"]["n"] > 0
+    assert json.dumps(data["explorer"]) == json.dumps(alone)

@@ -358,3 +358,81 @@ def test_membership_never_waits_for_the_insert(selected_copy, monkeypatch):
     table = _db_table(d, "galaxy_void_assignments")
     assert len(table) > 4 * 300 * 4  # more chunks than the old queue (two batches) held
     _same(table, pq.read_table(d / "environment" / "galaxy_void_assignments.parquet").to_pandas())
+
+
+def test_rows_streamed_by_chunk_in_key_order_give_the_file_of_the_whole_result(tmp_path):
+    """Issue 25 (speed only): the stage holds its galaxies in targetid order and hands the
+    rows of each run of assigned chunks (chunks finishing in any order) to one stream that
+    feeds both the insert and the file; the file, regrouped by ParquetBatches, must be byte
+    for byte the file that write_assignments writes from the whole result in the catalogue's
+    own (shuffled) order, the way the stage wrote it before."""
+    targetid, result = _result(1_003)
+    want = stage.write_assignments(tmp_path / "want.parquet", targetid, result,
+                                   rows_per_group=120)
+    order = np.argsort(targetid)
+    tid, res = targetid[order], {a: r.take(order) for a, r in result.items()}
+    pieces: list[pa.RecordBatch] = []
+    stream = stage.KeyOrderBatches(tid, res, lambda batches: pieces.extend(batches),
+                                   rows_per_batch=120)  # 30 galaxies per batch
+    starts = np.arange(0, len(tid), 97)  # chunks not aligned with the batches
+    shuffled = np.random.default_rng(4).permutation(starts[1:])
+    stream.done(slice(0, 97))
+    assert pieces and sum(p.num_rows for p in pieces) == 97 * 4  # streamed, not held back
+    for s in shuffled:
+        stream.done(slice(int(s), int(s) + 97))
+    stream.end()
+    assert sum(p.num_rows for p in pieces) == 4 * len(tid)
+    with stage.ParquetBatches(tmp_path / "got.parquet", rows_per_batch=120) as sink:
+        for p in pieces:
+            sink.write(p)
+    assert (tmp_path / "got.parquet").read_bytes() == want.read_bytes()
+    # and no galaxy is left out: a chunk never reported fails the stream's end
+    short = stage.KeyOrderBatches(tid, res, lambda batches: None, rows_per_batch=120)
+    short.done(slice(0, 97))
+    with pytest.raises(stage.StageError, match="never assigned"):
+        short.end()
+
+
+def test_the_stage_file_is_the_whole_result_written_in_one_go(selected_copy, tmp_path,
+                                                              monkeypatch):
+    """The published file equals, byte for byte, write_assignments of membership's whole result
+    in the catalogue's order (the stage's former way), with chunks finishing out of order and
+    batches cut across chunks (ROWS_PER_BATCH made small)."""
+    from desivoids import paths
+
+    d = selected_copy
+    monkeypatch.setattr(stage, "ROWS_PER_BATCH", 4 * 25)
+    environment.run(data_dir=str(d), randoms=2_000, chunk_rows=37, num_workers=2)
+    dispose_engines()
+    inputs = stage.void_inputs(paths.RunLayout.of(d), surface_tol=1e-3)
+    targetid = inputs.galaxies.column("targetid").to_numpy()
+    assert np.any(np.diff(targetid) < 0)  # the catalogue's order is not the key's
+    result = stage._membership(inputs, "", 10_000_000, 1)
+    want = stage.write_assignments(tmp_path / "want.parquet", targetid, result,
+                                   rows_per_group=4 * 25)
+    got = d / "environment" / "galaxy_void_assignments.parquet"
+    assert pq.ParquetFile(got).metadata.num_row_groups > 1
+    assert got.read_bytes() == want.read_bytes()
+
+
+def test_a_failure_writing_the_file_beside_the_insert_stops_both_and_leaves_table_and_folder(
+        selected_copy, monkeypatch):
+    """The file is written by the feeder from the batches on their way to the insert: a full
+    disk there is raised by the stage, the insert stops, and the previous table and folder
+    stay."""
+    d = selected_copy
+    folder, table = _published(d)
+    calls = [0]
+    write = stage.ParquetBatches._write
+
+    def failing(self, batch):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError(28, "No space left on device (injected)")
+        return write(self, batch)
+    monkeypatch.setattr(stage, "ROWS_PER_BATCH", 4 * 40)
+    monkeypatch.setattr(stage.ParquetBatches, "_write", failing)
+    with pytest.raises(OSError, match="injected"):
+        environment.run(data_dir=str(d), randoms=2_000, seed=5, chunk_rows=100)
+    assert calls[0] == 2
+    _unchanged(d, folder, table)

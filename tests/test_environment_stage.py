@@ -219,3 +219,28 @@ def test_field_galaxies_are_counted_where_the_voidfinder_file_has_a_field_hdu(en
     assert got["NGC"]["field_matched"] == 5 and got["NGC"]["void_field_galaxies"] == 3
     assert got["NGC"]["void_galaxies"] == int((ngc.flag == 1).sum())
     assert got["SGC"]["field_hdu"] is False
+
+
+def test_the_galaxies_beyond_the_far_limit_from_membership_s_caps_are_those_found_alone(env_run):
+    """Speed only (issue 25): the summary gives beyond_far_limit_in_holes each galaxy's cap as
+    membership assigned it, instead of recomputing it from RA; membership's cap_code is
+    cap_index_of_ra's for every galaxy (also with RA beyond 360, negative or NaN), and the
+    galaxies found are the same."""
+    from desivoids import paths
+    from desivoids.environment import stage
+    from desivoids.environment.membership import assign_chunk, beyond_far_limit_in_holes
+
+    d, _ = env_run
+    inputs = stage.void_inputs(paths.RunLayout.of(d), surface_tol=1e-3)
+    gal = {c: inputs.galaxies.column(c).to_numpy() for c in inputs.galaxies.column_names}
+    gal["ra"] = gal["ra"].copy()
+    gal["ra"][:4] = [np.nan, -100.0, 83.0, 465.0]  # edge cases of the rule, either cap
+    result = assign_chunk(gal, inputs.catalogues, inputs.om)
+    code = result["VoidFinder"].cap_code
+    assert np.array_equal(code, formats.cap_index_of_ra(gal["ra"]))
+    found = 0
+    for cap, cat in inputs.catalogues.items():
+        alone = beyond_far_limit_in_holes(gal, cat, inputs.om)
+        assert np.array_equal(beyond_far_limit_in_holes(gal, cat, inputs.om, code), alone)
+        found += len(alone)
+    assert found > 0

@@ -231,3 +231,43 @@ def test_the_release_hashes_each_files_bytes_once(tmp_path, monkeypatch):
     (tmp_path / "a.txt").write_text("three")
     os.utime(tmp_path / "a.txt", ns=(1, 1))
     assert digest(tmp_path / "a.txt") == real(tmp_path / "a.txt") and len(hashed) == 3
+
+
+def test_the_assignments_read_batch_by_batch_are_the_whole_files_rows(tmp_path):
+    """release's galaxy_void_assignments, read and filtered batch by batch (not the whole
+    environment file at once), is the table the whole read filtered gave: the same rows,
+    chunked alike (row groups larger than a read's batch), written as the same bytes."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from desivoids import paths
+    from desivoids.formats import ALGORITHMS
+    from desivoids.release.stage import _table, assignments
+
+    rng = np.random.default_rng(5)
+    n = 80_000  # galaxies, four rows each: 320,000 rows in row groups of 200,000
+    tid = np.repeat(np.sort(rng.choice(10**12, n, replace=False)), 4)
+    flag = rng.choice(np.array([0, 1, 2, 9], np.int8), 4 * n)
+    source = _table(C.ASSIGNMENTS, {
+        "targetid": tid, "algorithm": np.tile(ALGORITHMS, n),
+        "cap": np.where(rng.random(4 * n) < 0.7, "NGC", "SGC"), "flag": flag,
+        "void": pa.array(rng.integers(0, 900, 4 * n), mask=flag != 1),
+        "r_over_reff": pa.array(rng.random(4 * n), mask=flag != 1),
+        "interior": pa.array(rng.random(4 * n) < 0.8, mask=flag != 1), "flag_interior": flag})
+    layout = paths.RunLayout.of(str(tmp_path))
+    layout.file("environment", "assignments").parent.mkdir(parents=True)
+    pq.write_table(source, layout.file("environment", "assignments"), row_group_size=200_000)
+    ids = pa.array(rng.permutation(rng.choice(np.unique(tid), n // 9, replace=False)))
+    whole = pq.read_table(layout.file("environment", "assignments"), read_dictionary=[
+        c.name for c in C.ASSIGNMENTS if c.type == pa.string()])
+    whole = whole.filter(pc.is_in(whole["targetid"], value_set=ids))
+    want = _table(C.ASSIGNMENTS, {c.name: whole.column(c.name) for c in C.ASSIGNMENTS})
+    got = assignments(layout, ids)
+    assert got.num_rows == 4 * len(ids) and got.equals(want)
+    assert [len(c) for c in got.column(0).chunks] == [len(c) for c in want.column(0).chunks]
+    assert got.column(0).num_chunks > 2  # more batches than row groups
+    written = [pa.BufferOutputStream() for _ in range(2)]
+    for table, sink in zip((got, want), written):
+        pq.write_table(table, sink, compression="zstd")
+    assert written[0].getvalue().equals(written[1].getvalue())

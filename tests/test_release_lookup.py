@@ -33,6 +33,9 @@ def test_the_lookups_answer_as_arrows_kernels(seed):
         values = pa.array(rng.integers(-2, 45, rng.integers(0, 25)), pa.int64())
         for k in (_chunked(keys, rng), pa.array(keys, pa.int64())):
             assert _plain(lookup.is_in(k, values)).equals(_plain(pc.is_in(k, value_set=values)))
+            ordered = pa.array(np.unique(values.to_numpy()), pa.int64())  # sorted, distinct
+            assert _plain(lookup.is_in(k, ordered)).equals(
+                _plain(pc.is_in(k, value_set=ordered)))
             assert _plain(lookup.index_in(k, values)).equals(
                 _plain(pc.index_in(k, value_set=values)))
             assert _plain(lookup.index_in(values, k)).equals(
@@ -53,3 +56,15 @@ def test_keys_in_order_are_searched_not_hashed(monkeypatch):
     assert lookup.index_in(values, keys).to_pylist() == want[1].to_pylist() == [2, 6, None]
     with pytest.raises(AssertionError, match="hashed"):
         lookup.is_in(pa.array([1, None, 3], pa.int64()), values)
+
+
+def test_a_value_set_is_the_values_sorted_and_distinct():
+    """As numpy's unique gives them; values already so are taken as they are (not hashed)."""
+    rng = np.random.default_rng(9)
+    for values in (rng.integers(0, 50, 200), np.sort(rng.choice(10**9, 300, replace=False)),
+                   np.array([3, 3, 4]), np.array([7]), np.zeros(0, np.int64)):
+        for given in (values, pa.array(values, pa.int64()),
+                      pa.chunked_array([values[:5], values[5:]], pa.int64())):
+            assert np.array_equal(lookup.value_set(given), np.unique(values))
+    ordered = np.arange(10, 20)
+    assert lookup.value_set(ordered) is ordered

@@ -30,7 +30,7 @@ from .. import formats, paths
 from ..runinfo import mark_mock, run_info
 from .stage import read_assignments
 
-__all__ = ["VIEW", "slab_data", "slab_preview", "slab_html"]
+__all__ = ["VIEW", "cube", "slab_data", "slab_preview", "slab_html"]
 
 #: the figure's start view, shared by the script (data["view"]) and the static preview:
 #: the slab's normal (azimuth, elevation, degrees), its offset and thickness (Mpc/h) and the
@@ -48,20 +48,11 @@ def _cube_centre(tracers: pd.DataFrame) -> np.ndarray:
     return np.median(tracers[["comoving_x", "comoving_y", "comoving_z"]].to_numpy(), axis=0)
 
 
-def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
-              max_galaxies: int = 15000, seed: int = 1) -> dict:
-    """Everything the figure draws, as plain lists (coordinates relative to the cube's centre,
-    in Mpc/h, rounded to 0.1): tracers of ``cap`` inside a cube of half width ``half_width``
-    (a random ``max_galaxies`` of them when there are more), their flag per algorithm, and
-    the spheres of every algorithm that reach into the cube."""
-    layout = paths.RunLayout.of(data_dir)
-    common = {"cap": cap, "half_width": half_width, "algorithms": list(formats.ALGORITHMS),
-              "view": dict(VIEW), "mock": run_info(data_dir).mock}
-    sample = pq.read_table(layout.file("plausibility", "sample"),
-                           columns=["targetid", "cap", "comoving_x", "comoving_y", "comoving_z"],
-                           filters=[("cap", "=", cap)]).to_pandas()
-    if sample.empty:
-        return {**common, "galaxies": {"n": 0}, "spheres": {}, "total_in_cube": 0}
+def cube(sample: pd.DataFrame, half_width: float = 150.0, max_galaxies: int = 15000,
+         seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The figure's cube in one cap's tracers ``sample`` (not empty): its centre, the tracers'
+    positions relative to it, the rows of ``sample`` drawn (all those inside the cube, or a
+    random ``max_galaxies`` of them, ascending) and how many are inside."""
     centre = _cube_centre(sample)
     xyz = sample[["comoving_x", "comoving_y", "comoving_z"]].to_numpy() - centre
     inside = np.all(np.abs(xyz) <= half_width, axis=1)
@@ -69,12 +60,39 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     total = int(idx.size)
     if idx.size > max_galaxies:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_galaxies, replace=False))
+    return centre, xyz, idx, total
+
+
+def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
+              max_galaxies: int = 15000, seed: int = 1, *, sample: pd.DataFrame | None = None,
+              assign: pa.Table | None = None) -> dict:
+    """Everything the figure draws, as plain lists (coordinates relative to the cube's centre,
+    in Mpc/h, rounded to 0.1): tracers of ``cap`` inside a cube of half width ``half_width``
+    (a random ``max_galaxies`` of them when there are more), their flag per algorithm, and
+    the spheres of every algorithm that reach into the cube.
+
+    ``sample`` (the cap's tracers from plausibility's sample: targetid, cap, comoving_x/y/z)
+    and ``assign`` (rows of the environment's assignments file, read by
+    :func:`~desivoids.environment.stage.read_assignments`, holding those of the drawn
+    galaxies: targetid, algorithm, cap, flag) are read here when not given: the chapter reads
+    each file once for all its figures (:func:`desivoids.environment.figures.inputs`)."""
+    layout = paths.RunLayout.of(data_dir)
+    common = {"cap": cap, "half_width": half_width, "algorithms": list(formats.ALGORITHMS),
+              "view": dict(VIEW), "mock": run_info(data_dir).mock}
+    if sample is None:
+        sample = pq.read_table(layout.file("plausibility", "sample"),
+                               columns=["targetid", "cap", "comoving_x", "comoving_y",
+                                        "comoving_z"], filters=[("cap", "=", cap)]).to_pandas()
+    if sample.empty:
+        return {**common, "galaxies": {"n": 0}, "spheres": {}, "total_in_cube": 0}
+    centre, xyz, idx, total = cube(sample, half_width, max_galaxies, seed)
     chosen = sample.iloc[idx]
     # the chosen galaxies' rows first, then the cap's: the strings stay dictionary-encoded
     # until then (decoding 25.8M of them and filtering on them cost 3.7 CPU s at DR1 scale)
-    assign = read_assignments(layout.file("environment", "assignments"), chosen.targetid,
-                              ["targetid", "algorithm", "cap", "flag"],
-                              dictionary=["algorithm", "cap"])
+    if assign is None:
+        assign = read_assignments(layout.file("environment", "assignments"), chosen.targetid,
+                                  ["targetid", "algorithm", "cap", "flag"],
+                                  dictionary=["algorithm", "cap"])
     assign = assign.filter(pc.equal(assign["cap"].cast(pa.string()), cap))
     assign = pa.table({"targetid": assign["targetid"],
                        "algorithm": assign["algorithm"].cast(pa.string()),

@@ -8,6 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from matplotlib.collections import EllipseCollection, PatchCollection
 from matplotlib.figure import Figure
@@ -18,7 +20,7 @@ from .flags import EDGE, OUTSIDE, VOID, WALL
 from .stage import read_assignments
 from .summary import DR7_REFERENCE
 
-__all__ = ["FLAG_NAMES", "WIDTH", "inputs", "slab_of", "opening", "flag_table", "fractions_table",
+__all__ = ["FLAG_NAMES", "WIDTH", "EXPLORER_CAP", "inputs", "slab_of", "opening", "flag_table", "fractions_table",
            "fractions_figure", "sky_figure", "slab_figure", "sizes_figure", "counts_table",
            "agreement_table", "surface_table", "field_table"]
 
@@ -33,24 +35,38 @@ RA_WRAP = 300.0
 WIDTH = 7.0
 
 
-def inputs(data_dir: str) -> dict[str, pd.DataFrame]:
+#: the cap of the chapter's interactive slab (desivoids.environment.explorer)
+EXPLORER_CAP = "NGC"
+
+
+def inputs(data_dir: str) -> dict:
     """What the chapter draws: convert's voids and holes, plausibility's sample positions and the
     environment stage's void counts, and its assignments of the galaxies that the slab figure
-    draws (the slab of every cap), through the run layout."""
+    draws (the slab of every cap), through the run layout; and the interactive slab's data
+    (``explorer``, :func:`desivoids.environment.explorer.slab_data` of EXPLORER_CAP). The sample
+    and the assignments are read once for both figures: the assignments' rows of the
+    galaxies either draws (each read of the file decodes its 25.8M targetids at DR1 scale)."""
+    from . import explorer
+
     layout = paths.RunLayout.of(data_dir)
     sample = pq.read_table(layout.file("plausibility", "sample"),
                            columns=["targetid", "cap", "ra", "dec", "comoving_x", "comoving_y",
                                     "comoving_z"]).to_pandas()
     slabs = np.concatenate([slab_of(sample, cap)[1].targetid.to_numpy() for cap in formats.CAPS])
+    own = sample[sample.cap == EXPLORER_CAP]
+    cubed = own.targetid.to_numpy()[explorer.cube(own)[2]] if len(own) else np.zeros(0, np.int64)
+    rows = read_assignments(layout.file("environment", "assignments"),
+                            np.concatenate([slabs, cubed]), ["targetid", "algorithm", "cap", "flag"],
+                            dictionary=["algorithm", "cap"])
     return {
         "voids": pq.read_table(layout.file("convert", "voids")).to_pandas(),
         "holes": pq.read_table(layout.file("convert", "holes")).to_pandas(),
         "sample": sample,
         # algorithm as a categorical: 25.8M strings at DR1 scale cost 1.1 CPU s more
-        "assign": read_assignments(layout.file("environment", "assignments"), slabs,
-                                   ["targetid", "algorithm", "flag"],
-                                   dictionary=["algorithm"]).to_pandas(),
+        "assign": rows.filter(pc.is_in(rows["targetid"], value_set=pa.array(slabs, pa.int64())))
+        .select(["targetid", "algorithm", "flag"]).to_pandas(),
         "counts": pq.read_table(layout.file("environment", "void_counts")).to_pandas(),
+        "explorer": explorer.slab_data(data_dir, EXPLORER_CAP, sample=own, assign=rows),
     }
 
 

@@ -425,16 +425,21 @@ def assign_all(galaxies, voids, holes, zonevoid, galzone,
 
 
 def beyond_far_limit_in_holes(galaxies, catalogue: CapCatalogue,
-                              galaxy_omega_m: float | None = None) -> np.ndarray:
+                              galaxy_omega_m: float | None = None,
+                              cap_code: np.ndarray | None = None) -> np.ndarray:
     """Rows of galaxies of ``catalogue``'s cap with Z > ZLIMU that lie strictly inside a
     VoidFinder hole (holes near the far limit cross it). The rule here keeps them OUTSIDE (9),
     beyond the catalogue's range; VAST's own classification, which tests the holes before the
-    distance limits, calls them void (1): these are the galaxies the two differ on."""
+    distance limits, calls them void (1): these are the galaxies the two differ on.
+    ``cap_code``: each galaxy's own cap as :func:`formats.cap_index_of_ra` gives it, if known
+    (an Assignment's cap_code from :func:`assign_chunk`)."""
     member = catalogue.members.get("VoidFinder")
     if member is None:
         return np.zeros(0, np.int64)
     gal = _arrays(galaxies)
-    own = formats.cap_of_ra(gal["ra"]) == catalogue.cap
+    if cap_code is None:  # cap_of_ra's rule as indices: no string per galaxy
+        cap_code = formats.cap_index_of_ra(gal["ra"])
+    own = cap_code == formats.CAPS.index(catalogue.cap)
     rows = np.flatnonzero(own & (gal["z"] > member.zlimu))
     xyz = _galaxy_xyz(gal, rows, member.omega_m, galaxy_omega_m)
     reach = member.footprint.dlimu + (member.holes.radius.max() if len(member.holes.radius)

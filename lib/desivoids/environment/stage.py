@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from functools import lru_cache
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -68,6 +69,8 @@ ASSIGNMENT_SCHEMA = pa.schema([
     ("flag", pa.int8()), ("void", pa.int64()), ("r_over_reff", pa.float64()),
     ("interior", pa.bool_()), ("flag_interior", pa.int8())])
 SURFACE_FILE = "voidfinder_surface"
+#: rows per batch of galaxy_void_assignments (and so per write of its Parquet file)
+ROWS_PER_BATCH = 2_000_000
 
 
 @dataclass
@@ -155,38 +158,92 @@ def _algorithm_column(algs: tuple[str, ...], galaxies: int) -> pa.Array:
 
 
 def assignment_batches(targetid: np.ndarray, result: dict[str, Assignment],
-                       rows_per_batch: int = 2_000_000) -> Iterator[pa.RecordBatch]:
+                       rows_per_batch: int = ROWS_PER_BATCH) -> Iterator[pa.RecordBatch]:
     """The rows of galaxy_void_assignments, ordered by (targetid, algorithm): the order of its
     primary key, so a database builds the key by appending (25.8M rows at DR1 scale), in
     batches of about ``rows_per_batch`` rows, so memory stays bounded (at least one batch, empty
-    when there are no galaxies). Columns as :meth:`Assignment.to_arrow`."""
-    order = np.argsort(targetid, kind="stable")
-    algs = sorted(result)  # byte order, as SQL's BINARY collation sorts them
+    when there are no galaxies). Columns as :meth:`Assignment.to_arrow`. Galaxies already in
+    targetid order (as the stage holds them) are taken by slices, not gathered."""
+    in_order = bool(np.all(targetid[1:] >= targetid[:-1]))
+    order = None if in_order else np.argsort(targetid, kind="stable")
+    step = _galaxies_per_batch(result, rows_per_batch)
+    for s in range(0, max(len(targetid), 1), step):
+        rows = slice(s, s + step) if in_order else order[s:s + step]
+        yield _batch(targetid, result, rows)
+
+
+def _galaxies_per_batch(result: dict, rows_per_batch: int) -> int:
+    return max(1, rows_per_batch // len(result))
+
+
+def _batch(targetid: np.ndarray, result: dict[str, Assignment], rows) -> pa.RecordBatch:
+    """The rows of the galaxies ``rows`` (a slice or an index array), each galaxy's algorithms
+    in byte order (as SQL's BINARY collation sorts them)."""
+    algs = sorted(result)
     k = len(algs)
     caps = pa.array(list(formats.CAPS))
-    step = max(1, rows_per_batch // k)
-    for s in range(0, max(len(order), 1), step):
-        rows = order[s:s + step]
 
-        def stacked(attr, rows=rows):  # (galaxy, algorithm) interleaved: row i * k + m
-            return np.stack([getattr(result[a], attr)[rows] for a in algs], axis=1).ravel()
+    def stacked(attr):  # (galaxy, algorithm) interleaved: row i * k + m
+        return np.stack([getattr(result[a], attr)[rows] for a in algs], axis=1).ravel()
 
-        flag, void, dist = stacked("flag"), stacked("void"), stacked("void_distance")
-        interior = stacked("void_interior")
-        flag_interior = interior_only(flag, interior)  # of these rows only, not every galaxy's
-        yield pa.RecordBatch.from_arrays([
-            pa.array(np.repeat(targetid[rows], k), pa.int64()),
-            _algorithm_column(tuple(algs), len(rows)),
-            pa.DictionaryArray.from_arrays(pa.array(stacked("cap_code")), caps).cast(pa.string()),
-            pa.array(flag.astype(np.int8)),
-            pa.array(void, mask=void == NO_VOID),
-            pa.array(dist, mask=~np.isfinite(dist)),
-            pa.array(interior == INTERIOR, mask=interior == UNKNOWN),
-            pa.array(flag_interior.astype(np.int8))], schema=ASSIGNMENT_SCHEMA)
+    ids = targetid[rows]
+    flag, void, dist = stacked("flag"), stacked("void"), stacked("void_distance")
+    interior = stacked("void_interior")
+    flag_interior = interior_only(flag, interior)  # of these rows only, not every galaxy's
+    return pa.RecordBatch.from_arrays([
+        pa.array(np.repeat(ids, k), pa.int64()),
+        _algorithm_column(tuple(algs), len(ids)),
+        pa.DictionaryArray.from_arrays(pa.array(stacked("cap_code")), caps).cast(pa.string()),
+        pa.array(flag.astype(np.int8)),
+        pa.array(void, mask=void == NO_VOID),
+        pa.array(dist, mask=~np.isfinite(dist)),
+        pa.array(interior == INTERIOR, mask=interior == UNKNOWN),
+        pa.array(flag_interior.astype(np.int8))], schema=ASSIGNMENT_SCHEMA)
+
+
+def _lazy_batch(targetid, result, rows) -> Iterator[pa.RecordBatch]:
+    """The batch of ``rows``, built when first asked for (by the thread that takes it)."""
+    yield _batch(targetid, result, rows)
+
+
+class KeyOrderBatches:
+    """The rows of :func:`assignment_batches` (galaxies in targetid order, as the stage holds
+    them) handed to ``emit`` piece by piece, as soon as every chunk of galaxies a piece covers
+    is assigned (:meth:`done`, chunks in any order). Pieces are cut where chunks end and where
+    :func:`assignment_batches` cuts its batches, so that one stream of rows, built once, feeds
+    both the database's insert and the Parquet file (:class:`ParquetBatches` with
+    ``rows_per_batch`` puts the pieces back together into the same batches)."""
+
+    def __init__(self, targetid: np.ndarray, result: dict[str, Assignment], emit,
+                 rows_per_batch: int = ROWS_PER_BATCH):
+        self.targetid, self.result, self.emit = targetid, result, emit
+        self.step = _galaxies_per_batch(result, rows_per_batch)
+        self.n = len(targetid)
+        self._done: dict[int, int] = {}  # start -> stop of assigned chunks past the frontier
+        self.frontier = 0  # every galaxy before it is assigned
+        self.sent = 0  # galaxies whose rows were emitted
+
+    def done(self, rows: slice) -> None:
+        """Chunk ``rows`` (a slice of the galaxies) is assigned."""
+        self._done[rows.start] = min(rows.stop, self.n)
+        while self.frontier in self._done:
+            self.frontier = self._done.pop(self.frontier)
+        while self.sent < self.frontier:
+            stop = min(self.frontier, (self.sent // self.step + 1) * self.step)
+            self.emit(_lazy_batch(self.targetid, self.result, slice(self.sent, stop)))
+            self.sent = stop
+
+    def end(self) -> None:
+        """Every chunk is assigned: with no galaxies at all, the one (empty) batch."""
+        if self.n == 0 and self.sent == 0:
+            self.emit(_lazy_batch(self.targetid, self.result, slice(0, 0)))
+            self.sent = -1
+        elif self.sent != self.n:
+            raise StageError(f"{ASSIGNMENTS}: {self.n - self.sent} galaxies never assigned")
 
 
 def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assignment],
-                      rows_per_group: int = 2_000_000) -> Path:
+                      rows_per_group: int = ROWS_PER_BATCH) -> Path:
     """galaxy_void_assignments.parquet, the rows of :func:`assignment_batches`."""
     with ParquetBatches(path) as sink:
         for batch in assignment_batches(targetid, result, rows_per_group):
@@ -211,22 +268,54 @@ def read_assignments(path, targetid, columns: list[str], dictionary=()) -> pa.Ta
 
 class ParquetBatches:
     """``with ParquetBatches(path) as sink: sink.write(batch)``: record batches of one schema
-    into a Parquet file (snappy, pyarrow's row groups), the writer opened by the first batch."""
+    into a Parquet file (snappy, pyarrow's row groups), the writer opened by the first batch.
+    With ``rows_per_batch``, the batches given are regrouped into batches of that many rows (the
+    last one shorter) before they are written, so the file's row groups do not depend on how
+    its rows were cut on the way."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, rows_per_batch: int | None = None):
         self.path, self.writer = path, None
+        self.rows_per_batch = rows_per_batch
+        self._held: list[pa.RecordBatch] = []
+        self._rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self.rows_per_batch is None:
+            return self._write(batch)
+        self._held.append(batch)
+        self._rows += batch.num_rows
+        while self._rows >= self.rows_per_batch:
+            whole = self._held[0] if len(self._held) == 1 else pa.concat_batches(self._held)
+            self._write(whole.slice(0, self.rows_per_batch))
+            rest = whole.slice(self.rows_per_batch)
+            self._held, self._rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def _write(self, batch: pa.RecordBatch) -> None:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, batch.schema, compression="snappy")
         self.writer.write_batch(batch)
 
+    def close(self) -> None:
+        """Write what is held (an empty batch if nothing was ever written) and close."""
+        if self._held and (self._rows or self.writer is None):
+            self._write(self._held[0] if len(self._held) == 1
+                        else pa.concat_batches(self._held))
+        self._held, self._rows = [], 0
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
     def __enter__(self):
         return self
 
+    def discard(self) -> None:
+        """Forget the rows held for the next batch (the file is abandoned)."""
+        self._held, self._rows = [], 0
+
     def __exit__(self, *exc) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if exc[0] is not None:
+            self.discard()
+        self.close()
 
 
 class AssignmentsPublication:
@@ -241,9 +330,10 @@ class AssignmentsPublication:
     never waits for the insert; :meth:`end` when there are no more). The table is stored in key
     order (WITHOUT ROWID) whatever the order of the inserts: chunk after chunk, each sorted,
     measured 35.1 CPU s at DR1 scale against 33.8 for one sorted stream. The Parquet file, in
-    key order, is written by a thread from the whole result (:meth:`write`), or by the caller.
-    Both get their rows from :func:`assignment_batches` of the same Assignments, and the
-    insert's row count is checked against what it was given.
+    key order, is written by the feeder from the very batches it queues for the table
+    (:meth:`tee`, when they come in key order, as the stage gives them), by a thread from the
+    whole result (:meth:`write`), or by the caller. Both get their rows from :func:`_batch` of
+    the same Assignments, and the insert's row count is checked against what it was given.
 
     ``db``: the open TableTransaction.
 
@@ -262,6 +352,16 @@ class AssignmentsPublication:
         self._insert = self._pool.submit(self._publish, db, name, schema, key)
         self._write = self._feeder = None
         self._later: queue.SimpleQueue = queue.SimpleQueue()
+        self._tee: ParquetBatches | None = None
+
+    def tee(self, path: Path, rows_per_batch: int | None = None) -> None:
+        """Write every batch given by :meth:`put_later` also to the Parquet file ``path``, in
+        the order given (the feeder writes each before queueing it for the table), regrouped
+        into batches of ``rows_per_batch`` rows if given (:class:`ParquetBatches`): for
+        batches in the table's key order, the file and the table from one stream of rows."""
+        if self._feeder is not None:
+            raise RuntimeError(f"{ASSIGNMENTS}: tee() after put_later()")
+        self._tee = ParquetBatches(path, rows_per_batch)
 
     def put(self, batch: pa.RecordBatch) -> None:
         """Queue ``batch`` for the table (waits while the queue is full); raises the insert's
@@ -279,10 +379,10 @@ class AssignmentsPublication:
         stopped."""
         if self._ended:
             raise RuntimeError(f"{ASSIGNMENTS}: rows put after end()")
-        if self._stop.is_set():
-            self._insert.result()
+        if self._stop.is_set():  # the feeder's error first: it stops the insert too
             if self._feeder is not None:
                 self._feeder.result()
+            self._insert.result()
             raise StageError(f"{ASSIGNMENTS}: the insert stopped before its rows ended")
         if self._feeder is None:
             self._feeder = self._pool.submit(self._feed)
@@ -299,11 +399,21 @@ class AssignmentsPublication:
                     self._put(self._END)
                     return
                 for batch in item:
+                    if self._tee is not None:
+                        self._tee.write(batch)
                     if not self._put(batch):
                         return
         except BaseException:
             self._stop.set()  # the insert stops at its next batch; result() raises this
             raise
+        finally:
+            if self._tee is not None:
+                if sys.exc_info()[0] is None and not self._stop.is_set():
+                    self._tee.close()
+                else:  # stopped: the file is left unfinished (and dropped with the folder)
+                    self._tee.discard()
+                    with suppress(Exception):  # the error that stopped it is the one raised
+                        self._tee.close()
 
     def end(self) -> None:
         """No more rows for the table."""
@@ -457,7 +567,9 @@ def summarise(layout: paths.RunLayout, inputs: VoidInputs, result: dict[str, Ass
             own = result[alg].cap_code == formats.CAPS.index(cap)
             tracer_flags[(alg, cap)] = result[alg].flag[tracer & own]
     gal = _arrays(galaxies)  # the columns as numpy once, for every cap and the field report
-    beyond = {cap: beyond_far_limit_in_holes(gal, cat, om) for cap, cat in catalogues.items()}
+    # each galaxy's own cap, as membership gave it (assign_chunk: cap_index_of_ra's)
+    beyond = {cap: beyond_far_limit_in_holes(gal, cat, om, result["VoidFinder"].cap_code)
+              for cap, cat in catalogues.items()}
     voids = pq.read_table(convert_dir / file_name("convert", "voids"),
                           columns=["algorithm", "cap", "void", "r_eff", "is_edge"]).to_pandas()
     counts = void_counts(voids, result, tracer)
@@ -488,6 +600,19 @@ def summarise(layout: paths.RunLayout, inputs: VoidInputs, result: dict[str, Ass
                                   for cap, rows in beyond.items()},
     }
     return report, counts
+
+
+def _in_key_order(inputs: VoidInputs) -> tuple[VoidInputs, np.ndarray, np.ndarray]:
+    """``inputs`` with the galaxies in targetid order, their targetids and which are tracers.
+    The order is galaxy_void_assignments' key's: each chunk's rows then follow the table's
+    and the file's order, so the stage builds them once, by slices, for both. One chunk per
+    column: the numpy arrays of its columns (membership's, the summary's) are views."""
+    targetid = inputs.galaxies.column("targetid").to_numpy()
+    tracer = _tracer_mask(targetid, inputs.selection)
+    if np.all(targetid[1:] >= targetid[:-1]):
+        return replace(inputs, galaxies=inputs.galaxies.combine_chunks()), targetid, tracer
+    order = np.argsort(targetid, kind="stable")
+    return replace(inputs, galaxies=inputs.galaxies.take(order)), targetid[order], tracer[order]
 
 
 def _membership(inputs: VoidInputs, scheduler_address: str, chunk_rows: int,
@@ -530,27 +655,37 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     """The environment stage (parameters as the notebook declares them). ``caps``: those to
     classify, among the caps whose DESIVAST files are present (empty: all of them)."""
     layout = paths.RunLayout.of(data_dir)
-    inputs = void_inputs(layout, caps, surface_tol=surface_tol)
-    targetid = inputs.galaxies.column("targetid").to_numpy()
+    inputs, targetid, tracer = _in_key_order(void_inputs(layout, caps, surface_tol=surface_tol))
     url = layout.db_url(db_url)
     out = layout.stage("environment")
     # tables and folder as one unit: the commit, recording the sealed folder, precedes its
     # rename (a load running in another process is waited out first)
     with table_transaction(url, "the environment stage's tables", layout.data_dir) as db, \
             staged(out, commit=db.committing("environment")) as tmp:
-        # the table is rebuilt while membership runs, each chunk's rows as soon as it is
-        # assigned (built by the publication's feeder as the insert takes them, so membership
-        # never waits for the insert); then, on this thread while the insert goes on, the file
-        # and the summary, one after the other: on two cores the insert keeps one to itself
+        # the table is rebuilt while membership runs, and the file written, from batches of
+        # galaxies handed over as soon as every chunk they cover is assigned (built by the
+        # publication's feeder as the insert takes them, so membership never waits for the
+        # insert); then, on this thread while the insert goes on, the summary: on two cores
+        # the insert keeps one to itself
         assignments = AssignmentsPublication(db, ASSIGNMENT_SCHEMA)
         try:
+            # the file's batches as write_assignments cuts them, so its row groups are too
+            assignments.tee(tmp / f"{ASSIGNMENTS}.parquet", len(formats.ALGORITHMS)
+                            * _galaxies_per_batch(formats.ALGORITHMS, ROWS_PER_BATCH))
+            stream = None
+
             def insert(rows: slice, result: dict[str, Assignment]) -> None:
-                assignments.put_later(assignment_batches(
-                    targetid[rows], {a: r.take(rows) for a, r in result.items()}))
+                nonlocal stream
+                if stream is None:
+                    stream = KeyOrderBatches(targetid, result, assignments.put_later,
+                                             ROWS_PER_BATCH)
+                stream.done(rows)
             result = _membership(inputs, scheduler_address, chunk_rows, num_workers, insert)
+            if stream is None:  # no chunk at all
+                stream = KeyOrderBatches(targetid, result, assignments.put_later,
+                                         ROWS_PER_BATCH)
+            stream.end()
             assignments.end()
-            write_assignments(tmp / f"{ASSIGNMENTS}.parquet", targetid, result)
-            tracer = _tracer_mask(targetid, inputs.selection)
             report, counts = summarise(layout, inputs, result, tracer, chunk_rows=chunk_rows,
                                        randoms=randoms, seed=seed, surface_tol=surface_tol,
                                        caps=caps)

@@ -308,6 +308,10 @@ def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_ro
             settings = dict(settings_base)
             if name == "galaxies":
                 settings.update(block_size=block_size, sky_index=target.sky_index)
+            if target.dialect == "sqlite" and name in S.ROWID_KEYS:
+                # the key is the rowid (schema.ROWID_KEYS): a table loaded before, with the key
+                # in a second B-tree, has another digest and is rebuilt, never kept beside
+                settings["rowid_key"] = S.ROWID_KEYS[name]
             digest = inp.digest(settings)
             changed = force or loaded.get(name) != digest
             plan.append((name, inp, settings, digest, changed))

@@ -7,13 +7,23 @@ declared here explicitly so the database enforces them:
 ==========  ==========================================  =======================================
 table       primary key                                 notes
 ==========  ==========================================  =======================================
-galaxies    targetid                                    + unit_x, unit_y, unit_z (load-derived)
+galaxies    targetid                                    + unit_x, unit_y, unit_z (load-derived);
+                                                        SQLite: the rowid, see below
 voids       algorithm, cap, void
 holes       cap, hole_index                             VoidFinder only
 zonevoid    algorithm, cap, zone                        one ZONEVOID per V2 file
 galzone     algorithm, cap, gal
 rejects     table, source_file, hdu, source_row, column a row may fail several checks
 ==========  ==========================================  =======================================
+
+On SQLite, ``galaxies.targetid`` is declared ``INTEGER`` (``BIGINT`` on PostgreSQL, the same 64
+bits): a single-column ``INTEGER`` primary key is SQLite's rowid itself, so the table is one
+B-tree keyed by targetid, a lookup by targetid is one descent, and uniqueness is enforced by that
+B-tree instead of a second one (``BIGINT`` made a separate ``sqlite_autoindex_galaxies_1``, every
+row inserted into it in random targetid order). The loader writes the rows in targetid order, so
+every insert appends at the B-tree's right edge (:mod:`.sqlite`); a scan of the table (no
+index) therefore meets them in targetid order, not in the Parquet parts' order (no query of the
+project relies on either: a query wanting an order says ``ORDER BY``).
 
 Two derived tables index galaxy positions for the sphere and cone queries (both backends):
 
@@ -38,7 +48,8 @@ from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Double, Float, In
 
 __all__ = [
     "DATA_TABLES", "KEYS", "DERIVED_GALAXY_COLUMNS", "POSITION_COLUMNS", "BLOCK_DIMS",
-    "sql_type", "data_table", "positions_table", "blocks_table", "provenance_tables",
+    "sql_type", "column_type", "ROWID_KEYS", "data_table", "positions_table", "blocks_table",
+    "provenance_tables",
     "PROVENANCE_TABLES",
 ]
 
@@ -97,6 +108,20 @@ def sql_type(t: pa.DataType, column: str = "?"):
     raise TypeError(f"column {column}: Arrow type {t} has no SQL mapping in the load stage")
 
 
+#: Keys that are SQLite's rowid: (table, column). A single-column INTEGER primary key aliases
+#: the rowid (see the module docstring); PostgreSQL keeps BIGINT.
+ROWID_KEYS: dict[str, str] = {"galaxies": "targetid"}
+
+
+def column_type(table: str, field: pa.Field):
+    """The SQLAlchemy type of a Parquet column in ``table``: :func:`sql_type`, except a key in
+    :data:`ROWID_KEYS`, INTEGER on SQLite (the rowid) and BIGINT elsewhere."""
+    t = sql_type(field.type, f"{table}.{field.name}")
+    if ROWID_KEYS.get(table) == field.name and isinstance(t, BigInteger):
+        return BigInteger().with_variant(Integer(), "sqlite")
+    return t
+
+
 def _comment(field: pa.Field) -> str | None:
     meta = field.metadata or {}
     desc = meta.get(b"description", b"").decode()
@@ -132,7 +157,7 @@ def data_table(name: str, schema: pa.Schema, metadata: MetaData, *,
         raise KeyError(f"table {name}: key column(s) {missing} absent from the Parquet schema")
     cols = []
     for f in schema:
-        cols.append(Column(f.name, sql_type(f.type, f"{name}.{f.name}"),
+        cols.append(Column(f.name, column_type(name, f),
                            nullable=f.nullable and f.name not in key,
                            comment=_comment(f)))
     if name == "galaxies":

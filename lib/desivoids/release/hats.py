@@ -110,6 +110,21 @@ def galaxies_table(core: pa.Table, assign: pa.Table, environment: pa.Table | Non
     return _table(GALAXIES + CONTINUOUS, data)
 
 
+def _rows_of(path: Path, columns: list[str], targetids) -> pa.Table:
+    """The rows of Parquet file ``path`` whose targetid is one of ``targetids`` (columns
+    ``columns``), read and filtered batch by batch: density's galaxy_environment holds every
+    galaxy (6.4 million at DR1 scale, 0.5 GB of these columns) for the tenth the release keeps,
+    and reading it whole was a first touch of that memory (its page faults cost more CPU than
+    the read, measured on environment's assignments)."""
+    import pyarrow.dataset as ds
+
+    source = ds.dataset(path, format="parquet")
+    wanted = pa.array(lookup.value_set(targetids))
+    return pa.Table.from_batches([b.filter(lookup.is_in(b.column("targetid"), wanted))
+                                  for b in source.to_batches(columns=columns)],
+                                 schema=pa.schema([source.schema.field(c) for c in columns]))
+
+
 def voids_table(voids: pa.Table) -> pa.Table:
     data = {f.name: voids.column(f.name) for f in voids.schema}
     data["interior"] = pc.invert(voids["is_edge"])
@@ -122,10 +137,15 @@ def _table(cols, data: dict) -> pa.Table:
         data[f.name], pa.Array) else data[f.name] for f in sch], names=sch.names).cast(sch)
 
 
+#: dask settings of the LocalCluster the release starts (not of a cluster it is given)
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False}
+
+
 @contextmanager
 def dask_client(scheduler_address: str) -> Iterator[object]:
     """The run's cluster (:func:`desivoids.compute.client`, as every stage connects to it), else
     a LocalCluster in this process (threads) closed afterwards."""
+    import dask
     from distributed import Client, LocalCluster
 
     from .. import compute
@@ -136,10 +156,13 @@ def dask_client(scheduler_address: str) -> Iterator[object]:
         return
     # no dashboard: starting one imports bokeh (0.6 s of a DR1-scale release, measured); the
     # scheduler's HTTP server on a free port: its default, 8787, may be taken by another
-    # cluster, and distributed then warns on stderr, which fails the notebook
-    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
-                      dashboard_address=":0", scheduler_kwargs={"dashboard": False}
-                      ) as cluster, Client(cluster) as c:
+    # cluster, and distributed then warns on stderr, which fails the notebook. No statistical
+    # profiler either: the worker samples its threads' Python stacks every 10 ms for a
+    # dashboard nobody opens, 2-4 of the release's CPU seconds at DR1 scale (measured)
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                         dashboard_address=":0", scheduler_kwargs={"dashboard": False}
+                         ) as cluster, Client(cluster) as c:
         yield c
 
 
@@ -242,8 +265,9 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
 
     work = out / ".hats_work"  # below the release: a remote cluster's workers see it too
     work.mkdir()
-    env = None if environment is None else pq.read_table(
-        environment, columns=["targetid", *(c.name for c in CONTINUOUS)])
+    env = None if environment is None else _rows_of(
+        environment, ["targetid", *(c.name for c in CONTINUOUS)],
+        tables["galaxies_core.parquet"].column("targetid"))
     inputs_of = {"galaxies": galaxies_table(tables["galaxies_core.parquet"],
                                             tables[C.ASSIGNMENTS_FILE], env),
                  "voids": voids_table(tables["voids_unified.parquet"])}

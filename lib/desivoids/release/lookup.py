@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["is_in", "index_in"]
+__all__ = ["is_in", "index_in", "value_set"]
 
 
 def _ascending(a: np.ndarray) -> bool:
@@ -35,13 +35,27 @@ def _numpy(values) -> np.ndarray | None:
     return values.to_numpy()
 
 
+def value_set(values: pa.ChunkedArray | pa.Array | np.ndarray) -> np.ndarray:
+    """``values`` sorted and distinct, as :func:`is_in` searches them: as they are when they
+    already are (the release's targetids, sorted by galaxies_core), without numpy's unique,
+    which hashes every value (0.65 CPU s for DR1's 694,642 targetids, measured)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        values = values.to_numpy()
+    return values if (values[1:] > values[:-1]).all() else np.unique(values)
+
+
 def is_in(keys: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> pa.Array | pa.ChunkedArray:
     """``pc.is_in(keys, value_set=value_set)``: for keys in ascending order (several rows may
     share one), each of the value set's keys' run of rows is found by binary search."""
     k, v = _numpy(keys), _numpy(value_set)
     if k is None or v is None or not _ascending(k):
         return pc.is_in(keys, value_set=value_set)
-    v = np.unique(v)  # sorted, and a repeated value marks its rows once
+    if not (v[1:] > v[:-1]).all():
+        v = np.unique(v)  # sorted, and a repeated value marks its rows once
+    if len(k):  # the values within the keys' range (a part of a file: few of a long set)
+        v = v[np.searchsorted(v, k[0], "left"):np.searchsorted(v, k[-1], "right")]
     lo, hi = np.searchsorted(k, v, "left"), np.searchsorted(k, v, "right")
     hit = hi > lo  # the value set's keys present; their runs are disjoint
     edges = np.zeros(len(k) + 1, np.int8)
