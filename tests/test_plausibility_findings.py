@@ -1,11 +1,13 @@
-"""plausibility's findings (issue 25: the counts from the finite values taken once) give what the
-mask-per-count method gave, on values with NaN, infinities, values on the bounds and beyond,
-float32 columns and empty ones."""
+"""plausibility's findings (issue 25: the counts from the finite values taken once, and the
+catalogue's tallied part by part as the stage reads it) give what the mask-per-count method gave
+on the whole columns, on values with NaN, infinities, values on the bounds and beyond, float32
+columns, empty parts and parts without a finite value."""
 from __future__ import annotations
 
 import numpy as np
 
-from desivoids.plausibility.findings import CATALOGUE, SAMPLE, _values, findings
+from desivoids.plausibility.findings import (CATALOGUE, SAMPLE, _values, findings, from_tallies,
+                                             tally)
 
 
 def _old_findings(columns, expected, population):
@@ -57,3 +59,17 @@ def test_the_same_findings_as_before():
         assert findings(cols, SAMPLE, "sample") == _old_findings(cols, SAMPLE, "sample")
     got = findings(_columns(rng, 50_000, np.float32), CATALOGUE, "catalogue")
     assert all(f["outside"] and f["not_finite"] for f in got)  # every path taken
+
+
+def test_tallies_of_the_parts_give_the_findings_of_the_whole():
+    rng = np.random.default_rng(2502)
+    cols = _columns(rng, 30_000, np.float32)
+    for c in cols:  # a part without any finite value, and one without rows
+        cols[c][1000:1500] = np.nan
+    bounds = [0, 700, 1000, 1500, 1500, 9000, 29_999, 30_000]
+    parts = [{c: v[a:b] for c, v in cols.items()} for a, b in zip(bounds[:-1], bounds[1:])]
+    for expected, population in ((CATALOGUE, "catalogue"), (SAMPLE, "sample")):
+        got = from_tallies([tally(p, expected) for p in parts], expected, population)
+        assert got == _old_findings(cols, expected, population)
+    assert from_tallies([], CATALOGUE, "catalogue") == _old_findings(
+        {c: np.zeros(0) for c in cols}, CATALOGUE, "catalogue")

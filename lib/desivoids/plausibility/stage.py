@@ -18,7 +18,7 @@ from ..load.tables import table_transaction
 from ..outputs import staged, write_json
 from ..errors import InputError
 from ..vastheaders import agreed_value, caps_present, primary_headers
-from .findings import CATALOGUE, SAMPLE, findings
+from .findings import CATALOGUE, SAMPLE, findings, from_tallies, tally
 from .selection import FAILED_FIT, SELECTION_COLUMNS, first_failed, tracer_cuts, waterfall
 from ..params import checked
 from ..stages import file_name
@@ -189,7 +189,7 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
     cuts = cuts + [FAILED_FIT]
     dataset = ds.dataset(layout.file("convert", "galaxies"), format="parquet")
     sel_parts, sample_parts, firsts, caps_all, ids_all = [], [], [], [], []  # caps: indexes
-    catalogue = {c: [] for c in _FINDING_COLUMNS}
+    catalogue = []  # the catalogue's findings tallied part by part (findings.tally)
     tracer_ids: dict[str, list[np.ndarray]] = {c: [] for c in formats.CAPS}
     # the string columns taken from their few values by code (building them from numpy's
     # strings row by row cost more than the cuts)
@@ -213,8 +213,8 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
         if sample.any():
             s = t.select(list(SAMPLE_COLUMNS)).filter(pa.array(sample))
             sample_parts.append(s.add_column(1, "cap", cap_column.filter(pa.array(sample))))
-        for c in _FINDING_COLUMNS:
-            catalogue[c].append(t.column(c).to_numpy(zero_copy_only=False).astype(np.float32))
+        catalogue.append(tally({c: t.column(c).to_numpy(zero_copy_only=False).astype(np.float32)
+                                for c in _FINDING_COLUMNS}, CATALOGUE))
         firsts.append(first)
         caps_all.append(cap_code)
         ids_all.append(tid)
@@ -261,7 +261,6 @@ def run(data_dir: str = "data/mock", db_url: str = "", survey: str = _TS["SURVEY
 def _report(layout, headers, cuts, n_tracer_cuts, first, caps, catalogue, sample_table,
             tracer_ids, thresholds: dict) -> dict:
     """report.json: thresholds, cuts, waterfall, findings and the reproduction check."""
-    cat_cols = {c: np.concatenate(v) if v else np.zeros(0) for c, v in catalogue.items()}
     samp_cols = ({c: sample_table.column(c).to_numpy(zero_copy_only=False).astype(float)
                   for c in ("logmstar", "sfr", "log_ssfr", "dn4000", "z", "absmag01_sdss_u",
                             "absmag01_sdss_r")} if sample_table is not None else
@@ -276,8 +275,8 @@ def _report(layout, headers, cuts, n_tracer_cuts, first, caps, catalogue, sample
                   "defines": "tracers" if i < n_tracer_cuts else "sample"}
                  for i, c in enumerate(cuts)],
         "waterfall": waterfall(first, caps, cuts).to_dict(orient="records"),
-        "findings": findings(cat_cols, CATALOGUE, "catalogue") + findings(samp_cols, SAMPLE,
-                                                                          "sample"),
+        "findings": (from_tallies(catalogue, CATALOGUE, "catalogue")
+                     + findings(samp_cols, SAMPLE, "sample")),
         "reproduction": _reproduction({c: np.concatenate(v) for c, v in tracer_ids.items()},
                                       galzone, caps_present(headers)),
     }
