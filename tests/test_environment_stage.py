@@ -239,7 +239,7 @@ def test_the_galaxies_beyond_the_far_limit_from_membership_s_caps_are_those_foun
     code = result["VoidFinder"].cap_code
     assert np.array_equal(code, formats.cap_index_of_ra(gal["ra"]))
     found = 0
-    for cap, cat in inputs.catalogues.items():
+    for cat in inputs.catalogues.values():
         alone = beyond_far_limit_in_holes(gal, cat, inputs.om)
         assert np.array_equal(beyond_far_limit_in_holes(gal, cat, inputs.om, code), alone)
         found += len(alone)

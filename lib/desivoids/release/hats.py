@@ -20,7 +20,6 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ..checksums import sha256_file
 from ..formats import ALGORITHMS
