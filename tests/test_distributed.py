@@ -103,10 +103,10 @@ def test_systematics_on_a_cluster_gives_the_same_tables(loaded_run, cluster, tmp
     environment.run(data_dir=str(d), randoms=5_000)
     n_patches = {"NGC": 8, "SGC": 4}
     local = systematics.run(data_dir=str(d), n_patches=n_patches)
-    assert "comparison" not in _computed(cluster)
+    assert "comparisons" not in _computed(cluster)
     remote = systematics.run(data_dir=str(d), n_patches=n_patches,
                              scheduler_address=cluster.scheduler_address)
-    assert "comparison" in _computed(cluster)  # the workers did the work
+    assert "comparisons" in _computed(cluster)  # the workers did the work
     assert len(local.summary) == (4 * 2 + 1) * 3 * 3 and local.summary.rd.notna().any()
     for a, b in ((local.summary, remote.summary), (local.binned, remote.binned),
                  (local.counts, remote.counts)):
