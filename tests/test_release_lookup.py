@@ -65,6 +65,6 @@ def test_a_value_set_is_the_values_sorted_and_distinct():
                    np.array([3, 3, 4]), np.array([7]), np.zeros(0, np.int64)):
         for given in (values, pa.array(values, pa.int64()),
                       pa.chunked_array([values[:5], values[5:]], pa.int64())):
-            assert np.array_equal(lookup.value_set(given), np.unique(values))
+            assert np.array_equal(lookup.sorted_distinct(given), np.unique(values))
     ordered = np.arange(10, 20)
-    assert lookup.value_set(ordered) is ordered
+    assert lookup.sorted_distinct(ordered) is ordered

@@ -118,7 +118,7 @@ def _rows_of(path: Path, columns: list[str], targetids) -> pa.Table:
     import pyarrow.dataset as ds
 
     source = ds.dataset(path, format="parquet")
-    wanted = pa.array(lookup.value_set(targetids))
+    wanted = pa.array(lookup.sorted_distinct(targetids))
     return pa.Table.from_batches([b.filter(lookup.is_in(b.column("targetid"), wanted))
                                   for b in source.to_batches(columns=columns)],
                                  schema=pa.schema([source.schema.field(c) for c in columns]))

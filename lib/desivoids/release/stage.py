@@ -129,7 +129,7 @@ def assignments(layout: paths.RunLayout, targetids: pa.Array) -> pa.Table:
     source = ds.dataset(layout.file("environment", "assignments"), format=ds.ParquetFileFormat(
         read_options=ds.ParquetReadOptions(dictionary_columns=[
             c.name for c in C.ASSIGNMENTS if c.type == pa.string()])))
-    wanted = pa.array(lookup.value_set(targetids))  # sorted once for every batch
+    wanted = pa.array(lookup.sorted_distinct(targetids))  # sorted once for every batch
     t = pa.Table.from_batches([  # the file is in targetid order
         b.filter(lookup.is_in(b.column("targetid"), wanted)) for b in source.to_batches()],
         schema=source.schema)
