@@ -170,3 +170,14 @@ def write_inputs(out: Path, *, n_galaxies: int = 3000, parts: int = 3, seed: int
     _write(rejects, out / "rejects.parquet", _meta("rejects"))
     return {"galaxies": gal, "voids": voids, "holes": holes, "zonevoid": zonevoid,
             "galzone": galzone, "rejects": rejects}
+
+
+def parquet_dir(tmp_path):
+    """A pytest fixture body (``pdir = pytest.fixture(parquet_dir)``): 1,500 galaxies in three
+    Parquet parts under ``tmp_path/parquet``; the SQLite engines the test opened are disposed."""
+    from desivoids.load import queries
+
+    p = tmp_path / "parquet"
+    write_inputs(p, n_galaxies=1500, parts=3)
+    yield p
+    queries.dispose_engines()

@@ -20,15 +20,10 @@ from desivoids.load import schema as S
 from desivoids.load.inputs import discover
 from desivoids.load.loader import DEFAULT_BLOCK_SIZE, LAYOUT_VERSION
 from desivoids.load import sqlite as load_sqlite
-from load_fixtures import write_inputs
+from load_fixtures import parquet_dir
 
 
-@pytest.fixture
-def pdir(tmp_path):
-    p = tmp_path / "parquet"
-    write_inputs(p, n_galaxies=1500, parts=3)
-    yield p
-    queries.dispose_engines()
+pdir = pytest.fixture(parquet_dir)
 
 
 def _parquet_targetids(pdir) -> np.ndarray:

@@ -17,16 +17,11 @@ from desivoids.load import inputs as load_inputs
 from desivoids.load import loader
 from desivoids.load import sqlite as load_sqlite
 from desivoids.load.sqlite import SqliteTarget
-from load_fixtures import write_inputs
+from load_fixtures import parquet_dir
 from test_load import _snapshot
 
 
-@pytest.fixture
-def pdir(tmp_path):
-    p = tmp_path / "parquet"
-    write_inputs(p, n_galaxies=1500, parts=3)
-    yield p
-    queries.dispose_engines()
+pdir = pytest.fixture(parquet_dir)
 
 
 def _readers() -> list[threading.Thread]:
