@@ -109,21 +109,6 @@ def galaxies_table(core: pa.Table, assign: pa.Table, environment: pa.Table | Non
     return _table(GALAXIES + CONTINUOUS, data)
 
 
-def _rows_of(path: Path, columns: list[str], targetids) -> pa.Table:
-    """The rows of Parquet file ``path`` whose targetid is one of ``targetids`` (columns
-    ``columns``), read and filtered batch by batch: density's galaxy_environment holds every
-    galaxy (6.4 million at DR1 scale, 0.5 GB of these columns) for the tenth the release keeps,
-    and reading it whole was a first touch of that memory (its page faults cost more CPU than
-    the read, measured on environment's assignments)."""
-    import pyarrow.dataset as ds
-
-    source = ds.dataset(path, format="parquet")
-    wanted = pa.array(lookup.sorted_distinct(targetids))
-    return pa.Table.from_batches([b.filter(lookup.is_in(b.column("targetid"), wanted))
-                                  for b in source.to_batches(columns=columns)],
-                                 schema=pa.schema([source.schema.field(c) for c in columns]))
-
-
 def voids_table(voids: pa.Table) -> pa.Table:
     data = {f.name: voids.column(f.name) for f in voids.schema}
     data["interior"] = pc.invert(voids["is_edge"])
@@ -264,9 +249,11 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
 
     work = out / ".hats_work"  # below the release: a remote cluster's workers see it too
     work.mkdir()
-    env = None if environment is None else _rows_of(
-        environment, ["targetid", *(c.name for c in CONTINUOUS)],
-        tables["galaxies_core.parquet"].column("targetid"))
+    # density's galaxy_environment holds every galaxy (6.4 million at DR1 scale, 0.5 GB of these
+    # columns): read for the tenth the release keeps
+    env = None if environment is None else lookup.rows_of(
+        environment, tables["galaxies_core.parquet"].column("targetid"),
+        ["targetid", *(c.name for c in CONTINUOUS)])
     inputs_of = {"galaxies": galaxies_table(tables["galaxies_core.parquet"],
                                             tables[C.ASSIGNMENTS_FILE], env),
                  "voids": voids_table(tables["voids_unified.parquet"])}

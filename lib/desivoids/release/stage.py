@@ -117,22 +117,11 @@ def voids_unified(layout: paths.RunLayout) -> pa.Table:
 
 
 def assignments(layout: paths.RunLayout, targetids: pa.Array) -> pa.Table:
-    # the string columns read as Parquet stores them, dictionary-encoded: decoding DR1's 25.8
-    # million rows to strings cost most of the stage's read (measured: 6.5 CPU s against 1.2);
-    # the kept tenth is cast back to strings by _table, the same values
-    # batch by batch, each filtered as it is read (the batches pq.read_table reads, so the
-    # kept rows are chunked as before and written as the same bytes): the whole file at once
-    # (25.8 million rows, 0.9 GB) was a first touch of that much memory, whose page faults cost
-    # more than the read (1.5-4.8 s of system time against 0.2-0.9 s, measured)
-    import pyarrow.dataset as ds
-
-    source = ds.dataset(layout.file("environment", "assignments"), format=ds.ParquetFileFormat(
-        read_options=ds.ParquetReadOptions(dictionary_columns=[
-            c.name for c in C.ASSIGNMENTS if c.type == pa.string()])))
-    wanted = pa.array(lookup.sorted_distinct(targetids))  # sorted once for every batch
-    t = pa.Table.from_batches([  # the file is in targetid order
-        b.filter(lookup.is_in(b.column("targetid"), wanted)) for b in source.to_batches()],
-        schema=source.schema)
+    """environment's assignments of the galaxies ``targetids``, in its (targetid) order, its
+    string columns read dictionary-encoded (:func:`.lookup.rows_of`) and cast back to strings
+    by _table for the kept tenth: the same values."""
+    t = lookup.rows_of(layout.file("environment", "assignments"), targetids,
+                       dictionary=tuple(c.name for c in C.ASSIGNMENTS if c.type == pa.string()))
     return _table(C.ASSIGNMENTS, {c.name: t.column(c.name) for c in C.ASSIGNMENTS})
 
 
