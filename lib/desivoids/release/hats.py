@@ -232,13 +232,15 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
           inputs: list[dict], pixel_threshold: int, margin_arcsec: float,
           scheduler_address: str = "", created: str = "",
           title: str = "desivoids: galaxies in DESI DR1 voids and walls",
-          environment: Path | None = None) -> list[str]:
+          environment: Path | None = None, digest=sha256_file) -> list[str]:
     """Write the HATS catalogues below ``out`` (the release folder being staged) from the
     release's tables, already written there; returns the catalogue folders written.
     ``created``: the release date (YYYY-MM-DD) given as each catalogue's hats_creation_date in
     place of the clock's, so that a rerun of the same run writes the same bytes.
     ``environment``: the density stage's galaxy_environment.parquet, whose continuous
-    environment hats/galaxies then carries (its sha256 among the catalogue's sources)."""
+    environment hats/galaxies then carries (its sha256 among the catalogue's sources).
+    ``digest``: a file's hex sha256 (the stage passes the one that then writes SHA256SUMS, so
+    no file is hashed twice)."""
     import warnings
 
     with warnings.catch_warnings():  # tqdm.auto, imported by hats-import, warns in a notebook
@@ -284,9 +286,9 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
                     with pa.OSFile(str(files[-1]), "wb") as sink, \
                             pa.ipc.new_file(sink, table.schema) as ipc:
                         ipc.write_table(table.slice(lo, hi - lo))
-                sources = {s: sha256_file(out / s) for s in CATALOGUES[f"hats/{name}"][2]}
+                sources = {s: digest(out / s) for s in CATALOGUES[f"hats/{name}"][2]}
                 if name == "galaxies" and environment is not None:
-                    sources[f"density/{environment.name}"] = sha256_file(environment)
+                    sources[f"density/{environment.name}"] = digest(environment)
                 props = properties(version, citation, sources, inputs, title)
                 args = ImportArguments(
                     output_artifact_name=name, input_file_list=[str(f) for f in files],
