@@ -268,28 +268,6 @@ def test_hats_import_gets_the_rows_in_sky_order_as_arrow_files(hats_release, tmp
         tables["galaxies_core.parquet"]["targetid"].to_pylist())
 
 
-def test_the_continuous_environment_is_read_for_the_released_galaxies_only(tmp_path):
-    """density's file (every galaxy) is read batch by batch, keeping the released galaxies'
-    rows: those the whole file filtered gives, in its order, in and out of targetid order."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    rng = np.random.default_rng(3)
-    n = 300_000
-    tid = np.sort(rng.choice(10**12, n, replace=False))
-    for order in (np.arange(n), rng.permutation(n)):
-        path = tmp_path / f"env{order[0]}.parquet"
-        pq.write_table(pa.table({"targetid": tid[order], "delta_k": rng.random(n),
-                                 "web_class": rng.integers(0, 4, n).astype(np.int8)}), path,
-                       row_group_size=70_000)
-        ids = pa.chunked_array([rng.choice(tid, 5000, replace=False)[:2500],
-                                rng.choice(tid, 2500, replace=False)])
-        whole = pq.read_table(path, columns=["targetid", "web_class"])
-        want = whole.filter(pc.is_in(whole["targetid"], value_set=ids.combine_chunks()))
-        got = H._rows_of(path, ["targetid", "web_class"], ids)
-        assert got.schema == want.schema and got.combine_chunks().equals(want.combine_chunks())
-
-
 def test_the_import_cluster_starts_without_a_dashboard():
     """The dashboard imports bokeh and starts a web app: 0.6 s of every release, unused."""
     import subprocess

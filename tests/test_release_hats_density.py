@@ -50,3 +50,31 @@ def test_hats_galaxies_carries_the_continuous_environment(continuous_release):
     sha = sha256_file(d / "density" / "galaxy_environment.parquet")
     assert f"density/galaxy_environment.parquet:{sha}" in props.desivoids_source_sha256
     assert "web_class" in (out / "data_dictionary.md").read_text()
+
+
+def test_the_release_hashes_each_file_once_and_density_s_not_at_all(continuous_release,
+                                                                     monkeypatch):
+    """The HATS properties, SHA256SUMS and the completeness check share one sha256 per file;
+    density's galaxy_environment (checked against its manifest before the release read it)
+    is not hashed again: its sha256 is the manifest's."""
+    from collections import Counter
+
+    from desivoids.release import stage
+
+    d, _ = continuous_release
+    hashed = Counter()
+
+    def counting(path):
+        hashed[str(path)] += 1
+        return sha256_file(path)
+
+    monkeypatch.setattr(stage, "sha256_file", counting)
+    monkeypatch.setattr(H, "sha256_file", counting)
+    res = release.run(data_dir=str(d), version="once", sample_size=50,
+                      hats_pixel_threshold=300, hats_margin_arcsec=600.0)
+    assert all(r["ok"] for r in res.completeness)
+    assert hashed and max(hashed.values()) == 1, [p for p, n in hashed.items() if n > 1]
+    assert not [p for p in hashed if p.endswith("galaxy_environment.parquet")]
+    props = hats.read_hats(res.out_dir / "hats" / "galaxies").catalog_info
+    sha = sha256_file(d / "density" / "galaxy_environment.parquet")
+    assert f"density/galaxy_environment.parquet:{sha}" in props.desivoids_source_sha256

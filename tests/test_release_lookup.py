@@ -1,11 +1,12 @@
 """The release's targetid lookups (desivoids.release.lookup) give Arrow's is_in / index_in
 answers, by binary search on keys in order (without hashing them) and through Arrow's kernels
-otherwise."""
+otherwise; rows_of reads a Parquet file's rows of given targetids as the whole file filtered."""
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from desivoids.release import lookup
@@ -68,3 +69,39 @@ def test_a_value_set_is_the_values_sorted_and_distinct():
             assert np.array_equal(lookup.sorted_distinct(given), np.unique(values))
     ordered = np.arange(10, 20)
     assert lookup.sorted_distinct(ordered) is ordered
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_files_rows_of_some_targetids_are_the_whole_file_filtered(tmp_path, ordered):
+    """rows_of: the rows the whole file read and filtered gives (in and out of targetid order;
+    chosen columns or all; strings dictionary-encoded or decoded), chunked as that read's
+    batches, so written as the same bytes; ids repeated, unordered, chunked; none wanted."""
+    rng = np.random.default_rng(3)
+    n = 300_000
+    tid = np.repeat(np.sort(rng.choice(10**12, n // 4, replace=False)), 4)  # four rows each
+    if not ordered:
+        tid = rng.permutation(tid)
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"targetid": tid, "delta_k": rng.random(n),
+                             "web_class": rng.integers(0, 4, n).astype(np.int8),
+                             "algorithm": np.tile(["V2", "VF", "RV", "ZB"], n // 4)}),
+                   path, row_group_size=200_000)
+    ids = pa.chunked_array([rng.choice(tid, 5000)[:2500], rng.choice(tid, 2500)])
+    for columns, dictionary in ((["targetid", "web_class"], ()), (None, ("algorithm",)),
+                                (["targetid", "algorithm", "delta_k"], ())):
+        whole = pq.read_table(path, columns=columns, read_dictionary=list(dictionary))
+        for wanted in (ids, ids.combine_chunks().to_numpy()[:0]):
+            want = whole.filter(pc.is_in(whole["targetid"], value_set=pa.array(
+                np.unique(np.asarray(wanted)), pa.int64())))
+            got = lookup.rows_of(path, wanted, columns, dictionary)
+            assert got.schema == want.schema and got.equals(want)
+            if len(wanted):  # (Arrow's filter keeps no chunk of an empty result)
+                assert [len(c) for c in got.column(0).chunks] == \
+                    [len(c) for c in want.column(0).chunks]
+                assert got.column(0).num_chunks > pq.ParquetFile(path).num_row_groups
+            written = [pa.BufferOutputStream() for _ in range(2)]
+            for table, sink in zip((got, want), written):
+                pq.write_table(table, sink, compression="zstd")
+            assert written[0].getvalue().equals(written[1].getvalue())
+    assert lookup.rows_of(path, ids, dictionary=("algorithm",)).schema.field(
+        "algorithm").type == pa.dictionary(pa.int32(), pa.string())

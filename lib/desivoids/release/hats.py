@@ -109,21 +109,6 @@ def galaxies_table(core: pa.Table, assign: pa.Table, environment: pa.Table | Non
     return _table(GALAXIES + CONTINUOUS, data)
 
 
-def _rows_of(path: Path, columns: list[str], targetids) -> pa.Table:
-    """The rows of Parquet file ``path`` whose targetid is one of ``targetids`` (columns
-    ``columns``), read and filtered batch by batch: density's galaxy_environment holds every
-    galaxy (6.4 million at DR1 scale, 0.5 GB of these columns) for the tenth the release keeps,
-    and reading it whole was a first touch of that memory (its page faults cost more CPU than
-    the read, measured on environment's assignments)."""
-    import pyarrow.dataset as ds
-
-    source = ds.dataset(path, format="parquet")
-    wanted = pa.array(lookup.sorted_distinct(targetids))
-    return pa.Table.from_batches([b.filter(lookup.is_in(b.column("targetid"), wanted))
-                                  for b in source.to_batches(columns=columns)],
-                                 schema=pa.schema([source.schema.field(c) for c in columns]))
-
-
 def voids_table(voids: pa.Table) -> pa.Table:
     data = {f.name: voids.column(f.name) for f in voids.schema}
     data["interior"] = pc.invert(voids["is_edge"])
@@ -247,13 +232,15 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
           inputs: list[dict], pixel_threshold: int, margin_arcsec: float,
           scheduler_address: str = "", created: str = "",
           title: str = "desivoids: galaxies in DESI DR1 voids and walls",
-          environment: Path | None = None) -> list[str]:
+          environment: Path | None = None, digest=sha256_file) -> list[str]:
     """Write the HATS catalogues below ``out`` (the release folder being staged) from the
     release's tables, already written there; returns the catalogue folders written.
     ``created``: the release date (YYYY-MM-DD) given as each catalogue's hats_creation_date in
     place of the clock's, so that a rerun of the same run writes the same bytes.
     ``environment``: the density stage's galaxy_environment.parquet, whose continuous
-    environment hats/galaxies then carries (its sha256 among the catalogue's sources)."""
+    environment hats/galaxies then carries (its sha256 among the catalogue's sources).
+    ``digest``: a file's hex sha256 (the stage passes the one that then writes SHA256SUMS, so
+    no file is hashed twice)."""
     import warnings
 
     with warnings.catch_warnings():  # tqdm.auto, imported by hats-import, warns in a notebook
@@ -264,9 +251,11 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
 
     work = out / ".hats_work"  # below the release: a remote cluster's workers see it too
     work.mkdir()
-    env = None if environment is None else _rows_of(
-        environment, ["targetid", *(c.name for c in CONTINUOUS)],
-        tables["galaxies_core.parquet"].column("targetid"))
+    # density's galaxy_environment holds every galaxy (6.4 million at DR1 scale, 0.5 GB of these
+    # columns): read for the tenth the release keeps
+    env = None if environment is None else lookup.rows_of(
+        environment, tables["galaxies_core.parquet"].column("targetid"),
+        ["targetid", *(c.name for c in CONTINUOUS)])
     inputs_of = {"galaxies": galaxies_table(tables["galaxies_core.parquet"],
                                             tables[C.ASSIGNMENTS_FILE], env),
                  "voids": voids_table(tables["voids_unified.parquet"])}
@@ -297,9 +286,9 @@ def write(out: Path, tables: dict[str, pa.Table], *, version: str, citation: str
                     with pa.OSFile(str(files[-1]), "wb") as sink, \
                             pa.ipc.new_file(sink, table.schema) as ipc:
                         ipc.write_table(table.slice(lo, hi - lo))
-                sources = {s: sha256_file(out / s) for s in CATALOGUES[f"hats/{name}"][2]}
+                sources = {s: digest(out / s) for s in CATALOGUES[f"hats/{name}"][2]}
                 if name == "galaxies" and environment is not None:
-                    sources[f"density/{environment.name}"] = sha256_file(environment)
+                    sources[f"density/{environment.name}"] = digest(environment)
                 props = properties(version, citation, sources, inputs, title)
                 args = ImportArguments(
                     output_artifact_name=name, input_file_list=[str(f) for f in files],

@@ -117,22 +117,11 @@ def voids_unified(layout: paths.RunLayout) -> pa.Table:
 
 
 def assignments(layout: paths.RunLayout, targetids: pa.Array) -> pa.Table:
-    # the string columns read as Parquet stores them, dictionary-encoded: decoding DR1's 25.8
-    # million rows to strings cost most of the stage's read (measured: 6.5 CPU s against 1.2);
-    # the kept tenth is cast back to strings by _table, the same values
-    # batch by batch, each filtered as it is read (the batches pq.read_table reads, so the
-    # kept rows are chunked as before and written as the same bytes): the whole file at once
-    # (25.8 million rows, 0.9 GB) was a first touch of that much memory, whose page faults cost
-    # more than the read (1.5-4.8 s of system time against 0.2-0.9 s, measured)
-    import pyarrow.dataset as ds
-
-    source = ds.dataset(layout.file("environment", "assignments"), format=ds.ParquetFileFormat(
-        read_options=ds.ParquetReadOptions(dictionary_columns=[
-            c.name for c in C.ASSIGNMENTS if c.type == pa.string()])))
-    wanted = pa.array(lookup.sorted_distinct(targetids))  # sorted once for every batch
-    t = pa.Table.from_batches([  # the file is in targetid order
-        b.filter(lookup.is_in(b.column("targetid"), wanted)) for b in source.to_batches()],
-        schema=source.schema)
+    """environment's assignments of the galaxies ``targetids``, in its (targetid) order, its
+    string columns read dictionary-encoded (:func:`.lookup.rows_of`) and cast back to strings
+    by _table for the kept tenth: the same values."""
+    t = lookup.rows_of(layout.file("environment", "assignments"), targetids,
+                       dictionary=tuple(c.name for c in C.ASSIGNMENTS if c.type == pa.string()))
     return _table(C.ASSIGNMENTS, {c.name: t.column(c.name) for c in C.ASSIGNMENTS})
 
 
@@ -152,20 +141,40 @@ def sample(core: pa.Table, assign: pa.Table, size: int, seed: int) -> pa.Table:
 
 
 class _HashedOnce:
-    """sha256_file for the release being staged, each file's bytes hashed once: SHA256SUMS
-    and the completeness check both need every file's sha256. A file whose size, mtime or
-    inode has changed since is hashed again."""
+    """sha256_file for the release being staged, each file's bytes hashed once: the HATS
+    catalogues' properties, SHA256SUMS and the completeness check all need the tables' sha256.
+    A file whose size, mtime or inode has changed since is hashed again."""
 
     def __init__(self):
         self._seen: dict[Path, tuple[tuple, str]] = {}
 
-    def __call__(self, path: Path) -> str:
+    @staticmethod
+    def _key(path: Path) -> tuple:
         st = Path(path).stat()
-        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return st.st_size, st.st_mtime_ns, st.st_ino
+
+    def __call__(self, path: Path) -> str:
+        key = self._key(path)
         seen = self._seen.get(Path(path))
         if seen is None or seen[0] != key:
             seen = self._seen[Path(path)] = (key, sha256_file(path))
         return seen[1]
+
+    def published(self, layout: paths.RunLayout, stage: str, key: str) -> Path:
+        """A producer's declared file, its sha256 taken from the producer's manifest: the stage
+        checked the producer's folder against it before reading anything
+        (:func:`desivoids.params.verify_reads`), so hashing the file again (density's
+        galaxy_environment: 0.2 GB at DR1 scale) would only repeat that check."""
+        from ..checksums import parse_sumfile
+        from ..outputs import MANIFEST
+
+        path, folder = layout.file(stage, key), layout.stage(stage)
+        listing = folder / MANIFEST
+        listed = parse_sumfile(listing.read_text(), str(listing)).get(
+            path.relative_to(folder).as_posix()) if listing.is_file() else None
+        if listed is not None:
+            self._seen[path] = (self._key(path), listed)
+        return path
 
 
 def _sumfile(folder: Path, digest=sha256_file) -> str:
@@ -224,11 +233,12 @@ def check_completeness(folder: Path, digest=sha256_file) -> list[dict]:
     return out
 
 
-def _continuous_environment(layout: paths.RunLayout) -> Path | None:
+def _continuous_environment(layout: paths.RunLayout, digest: _HashedOnce) -> Path | None:
     """The density stage's galaxy_environment.parquet when that stage has run, else None
-    (hats/galaxies then goes without the continuous environment)."""
+    (hats/galaxies then goes without the continuous environment); ``digest`` takes its sha256
+    from density's manifest."""
     path = layout.file("density", "environment")
-    return path if path.is_file() else None
+    return digest.published(layout, "density", "environment") if path.is_file() else None
 
 
 def _check_catalogue(folder: Path, name: str, sums: dict, digest=sha256_file) -> dict:
@@ -306,11 +316,12 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         prov["integrity"] = integrity
         info = run_info(data_dir)  # a mock run's release says so in its title, README and figure
         cff = citation(version, prov, info)
+        digest = _HashedOnce()
         H.write(tmp, tables, version=version, citation=H.citation_line(cff),
                 inputs=prov["inputs"]["files"], pixel_threshold=hats_pixel_threshold,
                 margin_arcsec=hats_margin_arcsec, scheduler_address=scheduler_address,
                 created=release_date(prov), title=info.title,
-                environment=_continuous_environment(layout))
+                environment=_continuous_environment(layout, digest), digest=digest)
         schemas = {name: pq.read_schema(tmp / name) for name in tables}
         dictionary = C.dictionary_rows(schemas)
         write_json(tmp / "data_dictionary.json", dictionary)
@@ -322,7 +333,6 @@ def run(data_dir: str = "data/mock", version: str = "v1", sample_size: int = 100
         write_json(tmp / "provenance.json", prov)
         (tmp / "CITATION.cff").write_text(cff)
         (tmp / "README.md").write_text(_readme(version, dictionary, integrity, info))
-        digest = _HashedOnce()
         (tmp / "SHA256SUMS").write_text(_sumfile(tmp, digest))
         completeness = check_completeness(tmp, digest)
         write_json(tmp / "completeness.json", completeness)
