@@ -22,7 +22,12 @@ GiST indexes, then ANALYZE, in one transaction):
   loaded tables exported by the server (``COPY t TO``), evicted from the page cache first.
 - SQLite: **SQLite copying the same rows from a loaded database file** (``INSERT INTO t
   SELECT * FROM src.t``, its own format, no parsing) into a new file of the same page size;
-  target >= 70% of its rows/s (issue 25).
+  target >= 70% of its rows/s (issue 25). Beside it, the measured reason the load cannot reach
+  it: that statement runs by SQLite's transfer optimization, copying each row still encoded
+  (checked with EXPLAIN); the same statement with ``WHERE 1``, which SQLite does not transfer,
+  decodes and encodes every row as any load must; and the encoding alone, the galaxies rows the
+  load binds, held in memory as Arrow first, bound through ADBC into the load's table
+  (``encode_worker``).
 
 Queries: spheres at the centres of random voids with their effective radii, cones at random
 galaxies (0.05-1 deg, z +- 0.01), interleaved query by query across the variants. Reference:
@@ -202,10 +207,29 @@ def pg_reference(url: str, folder: Path, how: str, rows: int) -> dict:
 
 
 # -- SQLite reference ----------------------------------------------------------------------
-def sqlite_reference(src: Path, dst: Path, rows: int) -> dict:
+#: How the issue's reference copies each table (SQLite's *transfer optimization*), and the same
+#: statement with that optimization defeated. SQLite copies ``INSERT INTO t SELECT * FROM
+#: src.t`` record by record, still encoded, when the two tables have the same columns and
+#: indexes (``xferOptimization`` in SQLite's insert.c); a SELECT with a WHERE clause is not
+#: eligible (the same function returns early for any WHERE), so ``WHERE 1`` (true for every row)
+#: selects the same rows in the same order (a scan of src.t) but has each row decoded into
+#: values and encoded again, as any insert of values does: the load's binding included.
+XFER, NO_XFER = "", " WHERE 1"
+
+
+def uses_transfer(con: sqlite3.Connection, statement: str) -> bool:
+    """Whether SQLite runs ``statement`` (an INSERT ... SELECT) by its transfer optimization:
+    its program copies stored records (RowData) and reads no column (Column), per EXPLAIN."""
+    ops = [r[1] for r in con.execute(f"EXPLAIN {statement}")]
+    return "RowData" in ops and "Column" not in ops
+
+
+def sqlite_reference(src: Path, dst: Path, rows: int, where: str = XFER) -> dict:
     """SQLite copying the loaded tables from ``src`` into a new file ``dst``, in one
     transaction: the same CREATE statements (keys inline, as SQLite requires), INSERT ...
-    SELECT in stored order, then the same indexes, then ANALYZE."""
+    SELECT in stored order (``where``: :data:`XFER`, the issue's reference, or :data:`NO_XFER`,
+    the same rows without the transfer optimization; EXPLAIN confirms which ran), then the
+    same indexes, then ANALYZE. CPU seconds are this process's (SQLite runs in it)."""
     for suffix in ("", "-journal", "-wal"):
         Path(f"{dst}{suffix}").unlink(missing_ok=True)
     con = sqlite3.connect(src)
@@ -215,18 +239,25 @@ def sqlite_reference(src: Path, dst: Path, rows: int) -> dict:
     con.close()
     measure.evict([src])
     load = measure.load_average()[0]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     con = sqlite3.connect(dst, isolation_level=None)
     con.execute(f"PRAGMA page_size = {page_size}")  # the same file layout as the load's
     con.execute("PRAGMA cache_size = -1000000")  # as the loader
     con.execute(f"ATTACH DATABASE '{src}' AS src")
     con.execute("BEGIN")
-    phases = {}
+    phases, transfer = {}, None
     for t in TABLES:
         t1 = time.perf_counter()
         create = next(s for k, n, _, s in schema if k == "table" and n == t)
         con.execute(create)
-        con.execute(f"INSERT INTO main.{t} SELECT * FROM src.{t}")
+        insert = f"INSERT INTO main.{t} SELECT * FROM src.{t}{where}"
+        if t == "galaxies":  # which program copies the rows that matter (checked, not assumed)
+            transfer = uses_transfer(con, insert)
+            if transfer != (where == XFER):
+                raise SystemExit(f"SQLite {sqlite3.sqlite_version}: `{insert}` "
+                                 f"{'uses' if transfer else 'does not use'} the transfer "
+                                 "optimization; the reference would not measure what it says")
+        con.execute(insert)
         t2 = time.perf_counter()
         for k, _name, tbl, s in schema:
             if k == "index" and tbl == t:
@@ -237,15 +268,77 @@ def sqlite_reference(src: Path, dst: Path, rows: int) -> dict:
     con.execute("ANALYZE")
     con.execute("COMMIT")
     phases["analyze+commit"] = round(time.perf_counter() - t3, 1)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = con.execute("SELECT count(*) FROM main.galaxies").fetchone()[0]
     con.close()
     assert n == rows, (n, rows)
     size = dst.stat().st_size
     dst.unlink()
-    return {"how": "SQLite INSERT ... SELECT from a loaded file", "seconds": round(seconds, 1),
+    how = ("SQLite INSERT ... SELECT from a loaded file" if where == XFER else
+           f"SQLite INSERT ... SELECT{where} from a loaded file (no transfer optimization)")
+    return {"how": how, "seconds": round(seconds, 1), "cpu_s": round(cpu, 1),
             "galaxy_rows_per_s": round(rows / seconds), "file_gb": round(size / 1e9, 2),
+            "transfer_optimization": transfer, "sqlite_version": sqlite3.sqlite_version,
             "load_average_before": load, "phases_s": phases}
+
+
+def encode_worker(parquet_dir: str, db: str, out: str) -> None:
+    """The floor of encoding the galaxies rows (in a process of its own): the rows the load
+    binds (its reader's checks and derived columns, in targetid order, by the load's own
+    functions) first held in memory as Arrow, untimed; then, timed, only their binding through
+    ADBC into the load's galaxies table (the same CREATE, page size and page caches) of a new
+    file, as the load's insert does. The rows pass through an Arrow file on the way (read back
+    whole), so that the process never holds them twice (the load's peak, not double)."""
+    import pyarrow as pa
+
+    from desivoids.load import schema as S
+    from desivoids.load.inputs import discover
+    from desivoids.load.loader import DEFAULT_BATCH_ROWS, _Stream
+    from desivoids.load.sqlite import SqliteTarget, in_key_order
+
+    inp = discover(Path(parquet_dir))["galaxies"]
+    stream = _Stream(inp, DEFAULT_BATCH_ROWS, keep_positions=False)
+    ipc = Path(db).with_suffix(".arrow")
+    writer = None
+    for batch in in_key_order((b for _, b in stream._batches()), S.KEYS["galaxies"][0]):
+        if writer is None:
+            writer = pa.ipc.new_file(str(ipc), batch.schema)
+        writer.write(batch)
+    writer.close()
+    with pa.OSFile(str(ipc)) as f:  # read into memory (not mapped): no disk in the timing
+        batches = pa.ipc.open_file(f).read_all().to_batches()
+    ipc.unlink()
+    target = SqliteTarget(f"sqlite:///{db}")
+    table = target.new_table("galaxies", inp.schema)
+    target.create_table(table)
+    load = measure.load_average()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    target.write(table, iter(batches), "galaxies")  # already in order: bound as they come
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = target.count("galaxies")
+    target.commit()
+    target.close()
+    Path(out).write_text(json.dumps({"seconds": seconds, "cpu_s": cpu, "rows": n,
+                                     "load_average_before": load,
+                                     "file_gb": Path(db).stat().st_size / 1e9}))
+
+
+def sqlite_encoding(pdir: Path, work: Path, rows: int) -> dict:
+    """:func:`encode_worker` in a fresh process; its timed part's wall and CPU seconds."""
+    db, out = work / "encode.sqlite", work / "encode.json"
+    cmd = [sys.executable, __file__, "--encode-worker", str(pdir), str(db), str(out)]
+    _, peak, rc, _, text = measure.run_polled(cmd)
+    if rc:
+        raise SystemExit(f"the encoding floor failed ({rc}):\n{text[-3000:]}")
+    r = json.loads(out.read_text())
+    out.unlink()
+    db.unlink()
+    assert r["rows"] == rows, (r["rows"], rows)
+    return {"how": "the galaxies rows bound from Arrow in memory through ADBC",
+            "seconds": round(r["seconds"], 1), "cpu_s": round(r["cpu_s"], 1),
+            "galaxy_rows_per_s": round(rows / r["seconds"]), "file_gb": round(r["file_gb"], 2),
+            "peak_rss_gib": round(peak / 2**30, 3),
+            "load_average_before": r["load_average_before"]}
 
 
 # -- queries -------------------------------------------------------------------------------
@@ -356,6 +449,9 @@ _EMBED = "<!-- bench_load parts: "
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) == 5 and sys.argv[1] == "--worker":
         load_worker(*sys.argv[2:])
+        return 0
+    if argv is None and len(sys.argv) == 5 and sys.argv[1] == "--encode-worker":
+        encode_worker(*sys.argv[2:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parquet-dir", default=None,
@@ -504,6 +600,15 @@ def _sqlite_part(res, args, pdir, work, spheres, cones, mem) -> None:
         s["share_of_reference"] = round(s["reference"]["seconds"] / s["load"]["seconds"], 3)
         s["meets_target"] = s["share_of_reference"] >= SQLITE_TARGET_SHARE
         print("sqlite reference", s["reference"], flush=True)
+        # the measured reason: the reference without its transfer optimization, and the
+        # encoding of the galaxies rows alone (see XFER and encode_worker)
+        s["reference_no_xfer"] = sqlite_reference(db, work / "copy.sqlite", rows, NO_XFER)
+        s["reference_no_xfer"]["share"] = round(s["reference_no_xfer"]["seconds"]
+                                                / s["load"]["seconds"], 3)
+        print("sqlite reference without the transfer optimization", s["reference_no_xfer"],
+              flush=True)
+        s["encoding"] = sqlite_encoding(pdir, work, rows)
+        print("sqlite encoding of the galaxies rows", s["encoding"], flush=True)
     subprocess.run(["sync"], check=False)
     url = f"sqlite:///{db}"
     s["queries"] = time_queries({"sqlite": _db_variant(url, "auto"), "memory": mem},
@@ -623,7 +728,10 @@ def render(res: dict) -> str:
             lines.append(f"| {name} | the same load, first write of the new cluster (not "
                          f"compared) | {fl['seconds']} | {fl['galaxy_rows_per_s']:,} | {share} | "
                          f"{fl['peak_rss_gib']} | {fl['load_average_before']} |")
-        refs = [("reference", "SQLite `INSERT ... SELECT` from the loaded file", "share_of_reference")
+        refs = [("reference", "SQLite `INSERT ... SELECT` from the loaded file (the issue's "
+                 "reference: transfer optimization)", "share_of_reference"),
+                ("reference_no_xfer", "the same with `WHERE 1` (no transfer optimization: rows "
+                 "decoded and encoded again)", None)
                 ] if name == "SQLite" else [
             ("server_copy", "server's binary `COPY FROM` a local file (the ceiling)", None),
             ("psql_copy", "psql `\\copy` of CSV files", None)]
@@ -634,6 +742,12 @@ def render(res: dict) -> str:
                 lines.append(f"| {name} | {label} ({r['file_gb']} GB) | {r['seconds']} | "
                              f"{r['galaxy_rows_per_s']:,} | {100 * sh:.0f}% | | "
                              f"{r['load_average_before']} |")
+        if "encoding" in d:
+            e = d["encoding"]
+            lines.append(f"| {name} | the galaxies rows alone, bound from Arrow in memory through "
+                         f"ADBC into the load's table (no Parquet read, no check, no index; not "
+                         f"the same final state) | {e['seconds']} | {e['galaxy_rows_per_s']:,} | "
+                         f"| {e['peak_rss_gib']} | {e['load_average_before']} |")
     lines.append("")
     lines += _targets(res) + [""]
     lines.append("Phases (seconds):")
@@ -641,7 +755,7 @@ def render(res: dict) -> str:
     for name, d in (("SQLite", sq), ("PostgreSQL", pg)):
         if "load" in d:
             lines.append(f"- {name} load: {_phases(d['load']['phases_s'])}.")
-        for key in ("reference", "server_copy", "psql_copy"):
+        for key in ("reference", "reference_no_xfer", "server_copy", "psql_copy"):
             if key in d:
                 how = d[key]["how"].removeprefix("SQLite ")
                 lines.append(f"- {name} {how}: {_phases(d[key]['phases_s'])}.")
@@ -691,6 +805,47 @@ def _met(ok: bool) -> str:
     return "**met**" if ok else "**NOT met**"
 
 
+def _sqlite_reason(sq: dict) -> list[str]:
+    """Why the SQLite load misses its reference, measured in the same run (when it was): the
+    reference without the transfer optimization, and the encoding of the galaxies rows alone."""
+    nx, enc = sq.get("reference_no_xfer"), sq.get("encoding")
+    if not nx or not enc:
+        return []
+    ref, ld = sq["reference"], sq["load"]
+    ref_copy, nx_copy = ref["phases_s"]["galaxies:copy"], nx["phases_s"]["galaxies:copy"]
+    share = nx["share"]
+    # derived, not measured as one run: the reference with its galaxies copy done by binding
+    floor = ref["seconds"] - ref_copy + enc["seconds"]
+    return [
+        f"  - Why, measured in the same run: the reference's statement, `INSERT INTO t SELECT * "
+        f"FROM src.t`, runs by SQLite's transfer optimization "
+        f"(SQLite {ref.get('sqlite_version', '?')}, EXPLAIN: the stored records are copied, no "
+        "column is read; `xferOptimization` in SQLite's insert.c): each row is copied still "
+        "encoded, which no load from another format can do. The same statement with `WHERE 1` "
+        "(the same rows in the same order; SQLite does not transfer a SELECT with a WHERE "
+        "clause, so each row is decoded and encoded again) takes "
+        f"{nx['seconds']} s ({nx['cpu_s']} CPU s, against {ref['cpu_s']}); its galaxies copy "
+        f"{nx_copy} s against {ref_copy} s. The load is at {100 * share:.0f}% of it: "
+        f"{_met(share >= SQLITE_TARGET_SHARE)} without the transfer optimization either.",
+        f"  - The encoding alone: the galaxies rows bound from Arrow in memory through ADBC into "
+        f"the load's table, in targetid order (no Parquet read, no check, no index), take "
+        f"{enc['seconds']} s ({enc['cpu_s']} CPU s), {enc['seconds'] / max(ref_copy, 1e-9):.1f}x "
+        f"the reference's copy of the same rows ({ref_copy} s) and "
+        f"{100 * enc['seconds'] / max(ref['seconds'], 1e-9):.0f}% of the reference's whole "
+        f"{ref['seconds']} s; the load's galaxies:copy phase (Parquet read, checks, derived "
+        f"columns, sort, binding) takes {ld['phases_s'].get('galaxies:copy')} s. Derived, not "
+        f"measured as one run: the reference with its galaxies copy replaced by that binding "
+        f"would take {floor:.1f} s, and the load is at "
+        f"{100 * floor / max(ld['seconds'], 1e-9):.0f}% of it.",
+        f"  - In CPU seconds, which the machine's other work disturbs less than wall time: the "
+        f"load {ld['client_cpu_s']}, the reference {ref['cpu_s']} (the load at "
+        f"{100 * ref['cpu_s'] / max(ld['client_cpu_s'], 1e-9):.0f}% of its rate), without the "
+        f"transfer optimization {nx['cpu_s']} "
+        f"({100 * nx['cpu_s'] / max(ld['client_cpu_s'], 1e-9):.0f}%), the binding of the "
+        f"galaxies rows alone {enc['cpu_s']}.",
+    ]
+
+
 def _targets(res: dict) -> list[str]:
     """Issue 25's three targets, each with its measured ratio or figure (or why it is absent)."""
     pg, sq = res.get("postgres", {}), res.get("sqlite", {})
@@ -700,7 +855,9 @@ def _targets(res: dict) -> list[str]:
                    f"`INSERT ... SELECT` into the same final state: "
                    f"{100 * sq['share_of_reference']:.0f}% ({sq['load']['seconds']} s against "
                    f"{sq['reference']['seconds']} s), "
-                   f"{_met(sq['share_of_reference'] >= SQLITE_TARGET_SHARE)}.")
+                   f"{_met(sq['share_of_reference'] >= SQLITE_TARGET_SHARE)} against the "
+                   "issue's reference.")
+        out += _sqlite_reason(sq)
     else:
         out.append(f"- SQLite load at >= {100 * SQLITE_TARGET_SHARE:.0f}% of `INSERT ... SELECT`: "
                    "not measured.")

@@ -169,3 +169,38 @@ def test_the_stage_takes_the_parts_sha256_from_converts_verified_manifest(run_co
         after = c.execute(text("SELECT part, sha256 FROM load_parts ORDER BY part")).all()
     eng.dispose()
     assert hashed == [] and after == before and len(before) > 3
+
+
+def test_the_sqlite_load_allocates_from_the_system_pool_and_puts_the_default_back(
+        pdir, tmp_path, monkeypatch):
+    """The Parquet batches of the SQLite load come from the C library's allocator, not Arrow's
+    default (mimalloc, transparent huge pages zeroed on first touch: see
+    SqliteTarget.arrow_pool), and the caller's default pool is back after the load, failed or
+    not; the tables are those of a load with the default pool."""
+    seen = []
+    write = SqliteTarget.write
+
+    def spy(self, table, batches, label):
+        def each():
+            for b in batches:
+                seen.append(pa.default_memory_pool().backend_name)
+                yield b
+        return write(self, table, each(), label)
+
+    before = pa.default_memory_pool().backend_name
+    assert before != "system"  # else the test proves nothing
+    monkeypatch.setattr(SqliteTarget, "write", spy)
+    load(parquet_dir=pdir, db_url=f"sqlite:///{tmp_path / 'a.sqlite'}")
+    assert seen and set(seen) == {"system"}
+    assert pa.default_memory_pool().backend_name == before
+    with pytest.raises(RuntimeError, match="injected"):
+        load(parquet_dir=pdir, db_url=f"sqlite:///{tmp_path / 'b.sqlite'}", _fail_after="voids")
+    assert pa.default_memory_pool().backend_name == before
+    monkeypatch.setattr(SqliteTarget, "arrow_pool", None)
+    monkeypatch.setattr(SqliteTarget, "write", write)
+    load(parquet_dir=pdir, db_url=f"sqlite:///{tmp_path / 'c.sqlite'}")
+    a, c = _snapshot(f"sqlite:///{tmp_path / 'a.sqlite'}"), \
+        _snapshot(f"sqlite:///{tmp_path / 'c.sqlite'}")
+    for when in ("load_runs", "load_tables"):  # their loaded_at differ
+        a.pop(when), c.pop(when)
+    assert a == c and "galaxies" in a and "galaxy_positions" in a

@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -289,6 +289,23 @@ def load(data_dir: str | Path | None = None, db_url: str | None = None, *,
         raise exc.amended("the database was left as it was") from exc
 
 
+@contextmanager
+def arrow_pool(name: str | None):
+    """Arrow's default memory pool set to ``pyarrow.<name>_memory_pool()`` ("system",
+    "jemalloc", "mimalloc") for the block, the previous one back after it; ``None`` leaves it
+    as it is. Every buffer is freed to the pool that allocated it, whichever is the default by
+    then."""
+    if name is None:
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(getattr(pa, f"{name}_memory_pool")())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
 def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_rows, progress,
           _fail_after, before_commit=None) -> LoadResult:
     from .stage import LoadResult, TableResult  # the stage's result types (stage.py imports this module)
@@ -316,16 +333,18 @@ def _load(inputs, pdir, url, force, sky_index, copy_format, block_size, batch_ro
             changed = force or loaded.get(name) != digest
             plan.append((name, inp, settings, digest, changed))
         tables = bar(plan, desc="load", unit="table", progress=progress)
-        for name, inp, settings, digest, changed in tables:
-            tables.set_postfix_str(name)
-            if not changed:
-                result.tables.append(TableResult(name, inp.rows, len(inp.parts), "unchanged"))
-            else:
-                _load_table(target, inp, settings, digest, run_id, now, block_size, batch_rows,
-                            result.seconds)
-                result.tables.append(TableResult(name, inp.rows, len(inp.parts), "loaded"))
-            if _fail_after == name:  # tests: a failure late in the transaction
-                raise RuntimeError(f"injected failure after table {name}")
+        with arrow_pool(target.arrow_pool):
+            for name, inp, settings, digest, changed in tables:
+                tables.set_postfix_str(name)
+                if not changed:
+                    result.tables.append(TableResult(name, inp.rows, len(inp.parts),
+                                                     "unchanged"))
+                else:
+                    _load_table(target, inp, settings, digest, run_id, now, block_size,
+                                batch_rows, result.seconds)
+                    result.tables.append(TableResult(name, inp.rows, len(inp.parts), "loaded"))
+                if _fail_after == name:  # tests: a failure late in the transaction
+                    raise RuntimeError(f"injected failure after table {name}")
         t0 = time.perf_counter()
         target.analyze()
         target.publish([t.table for t in result.tables if t.action == "loaded"])

@@ -63,6 +63,8 @@ class PostgresTarget:
     dialect = "postgresql"
     #: whether a server process, not this one, builds the keys and indexes
     indexes_in_server = True
+    #: Arrow's memory pool while loading (:func:`.loader.arrow_pool`): Arrow's default
+    arrow_pool = None
 
     def __init__(self, url: str, *, sky_index: str = "auto", copy_format: str = "binary"):
         if copy_format not in ("binary", "csv"):
