@@ -436,3 +436,25 @@ def test_a_failure_writing_the_file_beside_the_insert_stops_both_and_leaves_tabl
         environment.run(data_dir=str(d), randoms=2_000, seed=5, chunk_rows=100)
     assert calls[0] == 2
     _unchanged(d, folder, table)
+
+
+@pytest.mark.parametrize("duplicated", [False, True])
+def test_galaxies_put_in_targetid_order_keep_the_file_order_of_equal_targetids(tmp_path,
+                                                                                duplicated):
+    """_in_key_order sorts the galaxies by targetid (numpy's fast sort for distinct ones);
+    galaxies sharing a targetid keep their order in the file, as a stable sort keeps them,
+    and each keeps its own tracer flag."""
+    rng = np.random.default_rng(11)
+    targetid = rng.permutation(np.arange(1000, 1000 + 5000, dtype=np.int64))
+    if duplicated:
+        targetid[rng.choice(5000, 300, replace=False)] = 1500
+    galaxies = pa.table({"targetid": targetid, "ra": np.arange(5000, dtype=np.float64)})
+    selection = tmp_path / "selection.parquet"
+    tracer = rng.random(5000) < 0.5
+    pq.write_table(pa.table({"targetid": targetid, "tracer": tracer}), selection)
+    inputs = stage.VoidInputs(tmp_path, selection, {}, {}, [], {}, {}, galaxies, None)
+    got, ids, flags = stage._in_key_order(inputs)
+    order = np.argsort(targetid, kind="stable")
+    np.testing.assert_array_equal(ids, targetid[order])
+    np.testing.assert_array_equal(got.galaxies.column("ra").to_numpy(), order.astype(float))
+    np.testing.assert_array_equal(flags, tracer[order])
