@@ -382,7 +382,8 @@ def test_rows_streamed_by_chunk_in_key_order_give_the_file_of_the_whole_result(t
         stream.done(slice(int(s), int(s) + 97))
     stream.end()
     assert sum(p.num_rows for p in pieces) == 4 * len(tid)
-    with stage.ParquetBatches(tmp_path / "got.parquet", rows_per_batch=120) as sink:
+    with stage.ParquetBatches(tmp_path / "got.parquet", rows_per_batch=120,
+                              plain=stage.PLAIN_COLUMNS) as sink:
         for p in pieces:
             sink.write(p)
     assert (tmp_path / "got.parquet").read_bytes() == want.read_bytes()
@@ -458,3 +459,20 @@ def test_galaxies_put_in_targetid_order_keep_the_file_order_of_equal_targetids(t
     np.testing.assert_array_equal(ids, targetid[order])
     np.testing.assert_array_equal(got.galaxies.column("ra").to_numpy(), order.astype(float))
     np.testing.assert_array_equal(flags, tracer[order])
+
+
+def test_assignments_file_keeps_targetid_and_distance_out_of_dictionaries(tmp_path):
+    """galaxy_void_assignments.parquet: targetid and r_over_reff (nearly unique per row) are
+    written as plain pages, not dictionary pages that overflow; the other columns keep
+    pyarrow's default; the rows are those given."""
+    targetid, result = _result(3_000)
+    path = stage.write_assignments(tmp_path / "a.parquet", targetid, result)
+    meta = pq.ParquetFile(path).metadata
+    dictionary = {name: "RLE_DICTIONARY" in meta.row_group(0).column(i).encodings
+                  for i, name in enumerate(meta.schema.names)}
+    assert dictionary == {"targetid": False, "algorithm": True, "cap": True, "flag": True,
+                          "void": True, "r_over_reff": False,
+                          "interior": False,  # booleans: never a dictionary in pyarrow
+                          "flag_interior": True}
+    want = pa.Table.from_batches(list(stage.assignment_batches(targetid, result)))
+    assert pq.read_table(path).equals(want)
