@@ -308,6 +308,37 @@ def test_identical_galzone_is_one_tessellation_and_differing_is_not():
     assert res["VIDE"].void[ROW["self_tracer"]] == 50
 
 
+def test_nearest_zone_asks_in_spatial_order_and_answers_in_the_points_order():
+    """The KD-tree is asked cell by cell (cache locality), each point still gets its own
+    nearest tracer's zone: the same as one query in the points' own order."""
+    from scipy.spatial import cKDTree
+
+    from desivoids.environment.v2 import spatial_order
+
+    rng = np.random.default_rng(5)
+    tess = env.Tessellation(rng.uniform(0, 200, (3000, 3)), rng.integers(0, 40, 3000))
+    pts = rng.uniform(-10, 210, (20_000, 3))
+    _, want = cKDTree(tess.xyz).query(pts, k=1)
+    asked = []
+
+    class Recording:  # the tree, recording the points it is asked about
+        def __init__(self, tree):
+            self.tree = tree
+
+        def query(self, x, *args, **kwargs):
+            asked.append(np.array(x))
+            return self.tree.query(x, *args, **kwargs)
+    tess.tree = Recording(tess.build().tree)
+    got = tess.nearest_zone(pts)
+    np.testing.assert_array_equal(got, tess.zone[want])
+    order = spatial_order(pts)
+    np.testing.assert_array_equal(np.sort(order), np.arange(len(pts)))
+    np.testing.assert_array_equal(asked[0], pts[order])
+    cell = np.floor((pts[order] - pts.min(axis=0)) / 10.0)
+    runs = 1 + np.count_nonzero(np.any(cell[1:] != cell[:-1], axis=1))
+    assert runs == len(np.unique(cell, axis=0))  # every cell's points are contiguous
+
+
 # --------------------------------------------------------------------------------------------
 # redshift range and cap
 # --------------------------------------------------------------------------------------------

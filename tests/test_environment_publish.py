@@ -382,7 +382,8 @@ def test_rows_streamed_by_chunk_in_key_order_give_the_file_of_the_whole_result(t
         stream.done(slice(int(s), int(s) + 97))
     stream.end()
     assert sum(p.num_rows for p in pieces) == 4 * len(tid)
-    with stage.ParquetBatches(tmp_path / "got.parquet", rows_per_batch=120) as sink:
+    with stage.ParquetBatches(tmp_path / "got.parquet", rows_per_batch=120,
+                              plain=stage.PLAIN_COLUMNS) as sink:
         for p in pieces:
             sink.write(p)
     assert (tmp_path / "got.parquet").read_bytes() == want.read_bytes()
@@ -436,3 +437,42 @@ def test_a_failure_writing_the_file_beside_the_insert_stops_both_and_leaves_tabl
         environment.run(data_dir=str(d), randoms=2_000, seed=5, chunk_rows=100)
     assert calls[0] == 2
     _unchanged(d, folder, table)
+
+
+@pytest.mark.parametrize("duplicated", [False, True])
+def test_galaxies_put_in_targetid_order_keep_the_file_order_of_equal_targetids(tmp_path,
+                                                                                duplicated):
+    """_in_key_order sorts the galaxies by targetid (numpy's fast sort for distinct ones);
+    galaxies sharing a targetid keep their order in the file, as a stable sort keeps them,
+    and each keeps its own tracer flag."""
+    rng = np.random.default_rng(11)
+    targetid = rng.permutation(np.arange(1000, 1000 + 5000, dtype=np.int64))
+    if duplicated:
+        targetid[rng.choice(5000, 300, replace=False)] = 1500
+    galaxies = pa.table({"targetid": targetid, "ra": np.arange(5000, dtype=np.float64)})
+    selection = tmp_path / "selection.parquet"
+    tracer = rng.random(5000) < 0.5
+    pq.write_table(pa.table({"targetid": targetid, "tracer": tracer}), selection)
+    inputs = stage.VoidInputs(tmp_path, selection, {}, {}, [], {}, {}, galaxies, None)
+    got, ids, flags = stage._in_key_order(inputs)
+    order = np.argsort(targetid, kind="stable")
+    np.testing.assert_array_equal(ids, targetid[order])
+    np.testing.assert_array_equal(got.galaxies.column("ra").to_numpy(), order.astype(float))
+    np.testing.assert_array_equal(flags, tracer[order])
+
+
+def test_assignments_file_keeps_targetid_and_distance_out_of_dictionaries(tmp_path):
+    """galaxy_void_assignments.parquet: targetid and r_over_reff (nearly unique per row) are
+    written as plain pages, not dictionary pages that overflow; the other columns keep
+    pyarrow's default; the rows are those given."""
+    targetid, result = _result(3_000)
+    path = stage.write_assignments(tmp_path / "a.parquet", targetid, result)
+    meta = pq.ParquetFile(path).metadata
+    dictionary = {name: "RLE_DICTIONARY" in meta.row_group(0).column(i).encodings
+                  for i, name in enumerate(meta.schema.names)}
+    assert dictionary == {"targetid": False, "algorithm": True, "cap": True, "flag": True,
+                          "void": True, "r_over_reff": False,
+                          "interior": False,  # booleans: never a dictionary in pyarrow
+                          "flag_interior": True}
+    want = pa.Table.from_batches(list(stage.assignment_batches(targetid, result)))
+    assert pq.read_table(path).equals(want)

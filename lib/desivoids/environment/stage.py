@@ -68,6 +68,11 @@ ASSIGNMENT_SCHEMA = pa.schema([
     ("targetid", pa.int64()), ("algorithm", pa.string()), ("cap", pa.string()),
     ("flag", pa.int8()), ("void", pa.int64()), ("r_over_reff", pa.float64()),
     ("interior", pa.bool_()), ("flag_interior", pa.int8())])
+#: galaxy_void_assignments.parquet's columns written without a dictionary: a targetid or a
+#: distance is nearly unique to its row, so pyarrow's dictionary overflows and falls back to
+#: plain pages after paying for it (DR1 scale, the stage's 13 batches: 145.4 MB written in
+#: 3.1-4.0 CPU s; without these two dictionaries 131.5 MB in 2.4-3.0, the same rows, measured)
+PLAIN_COLUMNS = ("targetid", "r_over_reff")
 SURFACE_FILE = "voidfinder_surface"
 #: rows per batch of galaxy_void_assignments (and so per write of its Parquet file)
 ROWS_PER_BATCH = 2_000_000
@@ -245,7 +250,7 @@ class KeyOrderBatches:
 def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assignment],
                       rows_per_group: int = ROWS_PER_BATCH) -> Path:
     """galaxy_void_assignments.parquet, the rows of :func:`assignment_batches`."""
-    with ParquetBatches(path) as sink:
+    with ParquetBatches(path, plain=PLAIN_COLUMNS) as sink:
         for batch in assignment_batches(targetid, result, rows_per_group):
             sink.write(batch)
     return path
@@ -271,10 +276,12 @@ class ParquetBatches:
     into a Parquet file (snappy, pyarrow's row groups), the writer opened by the first batch.
     With ``rows_per_batch``, the batches given are regrouped into batches of that many rows (the
     last one shorter) before they are written, so the file's row groups do not depend on how
-    its rows were cut on the way."""
+    its rows were cut on the way. Columns named in ``plain`` are written without a dictionary
+    (:data:`PLAIN_COLUMNS`), the others with one, as pyarrow does by default."""
 
-    def __init__(self, path: Path, rows_per_batch: int | None = None):
-        self.path, self.writer = path, None
+    def __init__(self, path: Path, rows_per_batch: int | None = None,
+                 plain: tuple[str, ...] = ()):
+        self.path, self.writer, self.plain = path, None, tuple(plain)
         self.rows_per_batch = rows_per_batch
         self._held: list[pa.RecordBatch] = []
         self._rows = 0
@@ -292,7 +299,9 @@ class ParquetBatches:
 
     def _write(self, batch: pa.RecordBatch) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, batch.schema, compression="snappy")
+            self.writer = pq.ParquetWriter(
+                self.path, batch.schema, compression="snappy",
+                use_dictionary=[n for n in batch.schema.names if n not in self.plain])
         self.writer.write_batch(batch)
 
     def close(self) -> None:
@@ -361,7 +370,7 @@ class AssignmentsPublication:
         batches in the table's key order, the file and the table from one stream of rows."""
         if self._feeder is not None:
             raise RuntimeError(f"{ASSIGNMENTS}: tee() after put_later()")
-        self._tee = ParquetBatches(path, rows_per_batch)
+        self._tee = ParquetBatches(path, rows_per_batch, PLAIN_COLUMNS)
 
     def put(self, batch: pa.RecordBatch) -> None:
         """Queue ``batch`` for the table (waits while the queue is full); raises the insert's
@@ -438,7 +447,7 @@ class AssignmentsPublication:
         return False
 
     def _produce(self, path: Path, batches) -> None:
-        with ParquetBatches(path) as sink:
+        with ParquetBatches(path, plain=PLAIN_COLUMNS) as sink:
             for batch in batches:
                 if self._stop.is_set():  # cancelled, or the insert failed: result() says why
                     return
@@ -611,7 +620,11 @@ def _in_key_order(inputs: VoidInputs) -> tuple[VoidInputs, np.ndarray, np.ndarra
     tracer = _tracer_mask(targetid, inputs.selection)
     if np.all(targetid[1:] >= targetid[:-1]):
         return replace(inputs, galaxies=inputs.galaxies.combine_chunks()), targetid, tracer
-    order = np.argsort(targetid, kind="stable")
+    # numpy's default sort (SIMD) orders 6.4M distinct targetids in 0.22 CPU s, a stable sort
+    # in 0.54 (measured); only equal targetids would tell them apart, so they take the latter
+    order = np.argsort(targetid)
+    if np.any(targetid[order[1:]] == targetid[order[:-1]]):
+        order = np.argsort(targetid, kind="stable")
     return replace(inputs, galaxies=inputs.galaxies.take(order)), targetid[order], tracer[order]
 
 
