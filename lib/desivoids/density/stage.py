@@ -218,14 +218,14 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
     catalogues, galaxies, om = inputs.catalogues, inputs.galaxies, inputs.om
     del inputs  # its galaxies, in file order, are not held beside the sorted copy below
     targetid = galaxies.column("targetid").to_numpy()
-    order = np.argsort(targetid, kind="stable")
+    order, sorted_id = _key_order(targetid)
     # selection lists the galaxies in the file's order: joined before sorting, not by search
     tracer = _tracer_mask(targetid, selection)[order]
     # the positions' columns as float64 arrays (null: NaN) in targetid's order: a numpy gather
     # per column, where taking the Arrow table's rows cost 4 s at DR1; only those the positions
     # are computed from (0.3 CPU s and 150 MB for RA, Dec and Z, unused at DR1)
     galaxies = {c: _column(galaxies, c, np.float64)[order] for c in _position_columns(limits, om)}
-    targetid = targetid[order]
+    targetid = sorted_id
     assigned = _assignments(layout, targetid, reading.result())
     del reading
     release_freed_memory()  # the assignments' Arrow buffers
@@ -326,6 +326,18 @@ def run(data_dir: str = "data/mock", db_url: str = "", scheduler_address: str = 
         write_json(tmp / file_name("density", "report"), report)
         db.prepare()  # what can fail happens before the commit
     return DensityResult(out, jsonable(report), profiles, comparison, web_fractions)
+
+
+def _key_order(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the stable argsort of ``key``, ``key`` in that order). Distinct keys have one sorted
+    order, found by numpy's default sort (SIMD at 64 bits: 0.3 against the stable sort's 0.65
+    CPU s for DR1's 6.4 M TARGETIDs); repeated keys are sorted again, stably."""
+    order = np.argsort(key)
+    ordered = key[order]
+    if len(ordered) > 1 and not np.all(ordered[1:] > ordered[:-1]):
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+    return order, ordered
 
 
 def _position_columns(limits: dict, galaxy_omega_m: float | None) -> list[str]:
