@@ -643,3 +643,80 @@ def test_assignments_missing_a_galaxy_name_the_file_and_every_algorithm(tmp_path
     text = str(e.value)
     assert "galaxy_void_assignments" in text and "VIDE" in text and "ZOBOV" in text
     assert "REVOLVER" not in text
+
+
+@pytest.mark.parametrize("catalogue_omega_m, galaxy_omega_m, recomputed",
+                         [(0.315, 0.315, False), (0.3, 0.315, True), (0.315, None, False)])
+def test_the_stage_gathers_only_the_columns_the_positions_come_from(
+        catalogue_omega_m, galaxy_omega_m, recomputed):
+    """The galaxies' columns the stage sorts (_position_columns): the comoving positions, and
+    RA, Dec and Z only where a catalogue's Omega_m differs from the galaxies' (the positions
+    are then recomputed); the positions of either are those from every column."""
+    from desivoids.density.stage import _position_columns
+    from desivoids.environment.membership import GALAXY_COLUMNS, Limits, _galaxy_xyz
+
+    rng = np.random.default_rng(21)
+    n = 50
+    every = {"targetid": np.arange(n), "ra": rng.uniform(0, 360, n),
+             "dec": rng.uniform(-30, 60, n), "z": rng.uniform(0.01, 0.2, n),
+             **{f"comoving_{a}": rng.uniform(-500, 500, n) for a in "xyz"}}
+    assert set(every) == set(GALAXY_COLUMNS)
+    limits = {("VoidFinder", "NGC"): Limits(0.0, 600.0, 0.2, 0.315),
+              ("VIDE", "NGC"): Limits(0.0, 600.0, 0.2, catalogue_omega_m)}
+    cols = _position_columns(limits, galaxy_omega_m)
+    assert ({"ra", "dec", "z"} <= set(cols)) == recomputed
+    assert {"comoving_x", "comoving_y", "comoving_z"} <= set(cols) and "targetid" not in cols
+    rows = np.arange(0, n, 2)
+    for lim in limits.values():
+        want = _galaxy_xyz(every, rows, lim.omega_m, galaxy_omega_m)
+        got = _galaxy_xyz({c: every[c] for c in cols}, rows, lim.omega_m, galaxy_omega_m)
+        assert np.array_equal(got, want)
+
+
+def test_galaxy_environment_parquet_keeps_its_rows_with_dictionaries_for_its_codes(tmp_path):
+    """galaxy_environment written with the stage's encodings (_dictionary_columns) reads back
+    as the table, nulls included; its floats are stored plain, the other columns with a
+    dictionary."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from desivoids.density.stage import _dictionary_columns, _table
+
+    rng = np.random.default_rng(22)
+    n = 5_000
+    cols = {"r_k": rng.uniform(1, 9, n), "edge_fraction": rng.random(n),
+            "delta_k": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+            "edge_flag": rng.random(n) < 0.3, "web_class": rng.integers(-1, 4, n)}
+    for alg in formats.ALGORITHMS:
+        cols[f"void_centric_{alg.lower()}"] = np.where(rng.random(n) < 0.1, np.nan,
+                                                       rng.random(n))
+        cols[f"nearest_void_{alg.lower()}"] = np.where(rng.random(n) < 0.1, NO_VOID,
+                                                       rng.integers(0, 300, n))
+    env = _table(np.arange(n) * 7, rng.choice(["NGC", "SGC"], n), cols)
+    path = tmp_path / "ge.parquet"
+    pq.write_table(env, path, compression="zstd", use_dictionary=_dictionary_columns(env.schema))
+    assert pq.read_table(path).equals(env, check_metadata=True)
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    for i in range(meta.num_columns):
+        c = meta.column(i)
+        kind = env.schema.field(c.path_in_schema).type
+        if pa.types.is_floating(kind):
+            assert not c.has_dictionary_page, c.path_in_schema
+        elif not pa.types.is_boolean(kind):  # Parquet keeps booleans as bits
+            assert c.has_dictionary_page, c.path_in_schema
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_the_stage_s_targetid_order_is_the_stable_sort(repeated):
+    """_key_order: the galaxies' order is the stable argsort of their TARGETIDs, distinct
+    (numpy's default sort, the one order there is) or repeated (ties in file order)."""
+    from desivoids.density.stage import _key_order
+
+    rng = np.random.default_rng(23)
+    key = rng.choice(10 ** 15, 200_000, replace=False)
+    if repeated:
+        key[rng.integers(0, len(key), 50_000)] = key[:50_000]
+    order, ordered = _key_order(key)
+    want = np.argsort(key, kind="stable")
+    assert np.array_equal(order, want) and np.array_equal(ordered, key[want])
+    assert repeated == (not np.array_equal(np.argsort(key), want))

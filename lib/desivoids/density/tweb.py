@@ -343,32 +343,46 @@ def survey_cells(box: Box, outside, shell: tuple[float, float] | None = None,
 
     def plane(i: int) -> None:
         x = gx[i]
-        r2 = r2_yz + x * x
-        if shell is None:
-            cand = np.ones(r2_yz.shape, bool)
-        else:  # widened by 1e-9: ``outside`` alone decides at the limits
-            cand = (r2 >= (shell[0] * (1 - 1e-9)) ** 2) & (r2 <= (shell[1] * (1 + 1e-9)) ** 2)
+        # the (x, y) columns that may hold a survey cell, the others' cells skipped (a third of
+        # NGC's columns and half of SGC's at DR1: 3.0 -> 2.6 CPU s for both caps): those beyond
+        # the far limit (a cell's x^2 + y^2 + z^2 is rounded from no less), and with a mask
+        # grid those whose RA cell holds no Dec (every cell fails its window test)
+        keep = np.ones(len(gy), bool)
+        if shell is not None:
+            keep &= gy ** 2 + x * x <= (shell[1] * (1 + 1e-9)) ** 2
         if window is not None:  # the RA cell of each (x, y) column and its Dec window
             n = sky[1]
             ra = np.mod(np.degrees(np.arctan2(gy, x)), 360.0)
             b = np.minimum((ra * n).astype(np.int64), 360 * n - 1)
+            keep &= window[0][b] <= window[1][b]
+        ys = np.flatnonzero(keep)
+        if len(ys) == 0:
+            return
+        r2 = r2_yz[ys] + x * x
+        if shell is None:
+            cand = np.ones(r2.shape, bool)
+        else:  # widened by 1e-9: ``outside`` alone decides at the limits
+            cand = (r2 >= (shell[0] * (1 - 1e-9)) ** 2) & (r2 <= (shell[1] * (1 + 1e-9)) ** 2)
+        if window is not None:
+            b = b[ys]
             with np.errstate(invalid="ignore", divide="ignore"):
                 s = gz[None, :] / np.sqrt(r2)  # sin(Dec); NaN at the origin: outside
             cand &= (s >= window[0][b, None]) & (s <= window[1][b, None])
-        jy, jz = np.nonzero(cand)
-        if len(jy) == 0:
+        ky, jz = np.nonzero(cand)  # ky: a row of the kept columns, ys[ky] its y index
+        if len(ky) == 0:
             return
         if window is not None and shell is not None:
             # surely inside: strictly between the limits, and the mask cell of its direction
             # and the eight around it all held (``outside``'s own rounding can move a
             # direction by a cell at most); ``outside`` decides the others
-            dec = np.degrees(np.arcsin(np.clip(s[jy, jz], -1.0, 1.0)))
+            dec = np.degrees(np.arcsin(np.clip(s[ky, jz], -1.0, 1.0)))
             row = np.clip(np.trunc(n * dec).astype(np.int64) + 90 * n, 0, 180 * n - 1)
-            rr = r2[jy, jz]
-            sure = (core[b[jy], row] & (rr > 0) & (rr > (shell[0] * (1 + 1e-9)) ** 2)
+            rr = r2[ky, jz]
+            sure = (core[b[ky], row] & (rr > 0) & (rr > (shell[0] * (1 + 1e-9)) ** 2)
                     & (rr < (shell[1] * (1 - 1e-9)) ** 2))
-            inside[i, jy[sure], jz[sure]] = True
-            jy, jz = jy[~sure], jz[~sure]
+            inside[i, ys[ky[sure]], jz[sure]] = True
+            ky, jz = ky[~sure], jz[~sure]
+        jy = ys[ky]
         px = np.column_stack([np.full(len(jy), x), gy[jy], gz[jz]])
         inside[i, jy, jz] = ~np.asarray(outside(px), bool)
 
