@@ -211,6 +211,10 @@ def write_bytes(path: Path, nbytes: int) -> float:
     return seconds
 
 
+#: polls of run_polled between two listings of the measured process tree
+RESCAN_POLLS = 10
+
+
 def run_polled(cmd: list[str], interval: float = 0.05, env: dict | None = None,
                merge_stderr: bool = True, cwd: str | Path | None = None
                ) -> tuple[float, int, int, float, str]:
@@ -226,11 +230,16 @@ def run_polled(cmd: list[str], interval: float = 0.05, env: dict | None = None,
         proc = subprocess.Popen(cmd, stdout=out, stderr=out if merge_stderr else err, text=True,
                                 env=env, cwd=cwd)
         ps = psutil.Process(proc.pid)
-        peak = 0
+        peak, tree, polls = 0, [ps], 0
         while proc.poll() is None:
             try:
+                # listing the tree reads every process on the machine, CPU the measured command
+                # competes for: every RESCAN_POLLS polls, its members' memory at each
+                if polls % RESCAN_POLLS == 0:
+                    tree = [ps] + ps.children(recursive=True)
+                polls += 1
                 rss = 0
-                for p in [ps] + ps.children(recursive=True):
+                for p in tree:
                     try:
                         rss += p.memory_info().rss
                     except psutil.Error:

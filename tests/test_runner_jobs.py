@@ -94,11 +94,41 @@ def test_a_stage_beside_one_with_a_longer_chain_after_it_runs_in_the_background(
     assert clock.background == set()  # alone, a stage has nobody to yield to
 
 
-def test_a_worker_runs_one_stage_so_a_lowered_priority_ends_with_it():
-    with runner._worker_pool(1) as pool:
+def test_a_background_worker_runs_one_stage_so_a_lowered_priority_ends_with_it():
+    with runner._worker_pool(1, one_stage_each=True) as pool:
         base = pool.submit(os.nice, 0).result()
         assert pool.submit(os.nice, 5).result() == min(base + 5, 19)
         assert pool.submit(os.nice, 0).result() == base  # a new worker, at the runner's own
+
+
+def test_a_worker_runs_stage_after_stage_so_its_imports_are_paid_once():
+    with runner._worker_pool(1) as pool:
+        first = pool.submit(os.getpid).result()
+        assert pool.submit(os.getpid).result() == first
+
+
+def test_background_stages_go_to_workers_that_end_with_them(tmp_path, monkeypatch):
+    """The runner sends a stage run at a lowered priority to the pool whose workers end with
+    their stage, and every other stage to the pool whose workers are reused."""
+    pools = []
+
+    class Pool(ThreadPoolExecutor):
+        def __init__(self, jobs, one_stage_each=False):
+            super().__init__(jobs)
+            self.one_stage_each, self.ran = one_stage_each, []
+            pools.append(self)
+
+        def submit(self, fn, name, *args):
+            self.ran.append(name)
+            return super().submit(lambda: ((0, 0.0), None))
+
+    monkeypatch.setattr(runner, "_worker_pool", Pool)
+    params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
+    runner.run(params, ["recon", "convert", "load"], progress=False,
+               executed_dir=tmp_path / "exec", force=True, jobs=2)
+    reused, ending = sorted(pools, key=lambda p: p.one_stage_each)
+    assert not reused.one_stage_each and ending.one_stage_each
+    assert ending.ran == ["recon"] and sorted(reused.ran) == ["convert", "load"]
 
 
 def test_the_worker_lowers_its_priority_for_a_background_stage(monkeypatch):
@@ -138,7 +168,7 @@ def test_run_with_jobs_records_each_stage_and_the_whole_run(tmp_path, monkeypatc
         return output
 
     monkeypatch.setattr(runner, "execute_stage", execute)
-    monkeypatch.setattr(runner, "_worker_pool", lambda jobs: ThreadPoolExecutor(jobs))
+    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False: ThreadPoolExecutor(jobs))
     params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
     names = ["environment", "density", "systematics"]
     results = runner.run(params, names, progress=False, executed_dir=tmp_path / "exec",
@@ -162,7 +192,7 @@ def test_the_record_says_which_stage_ran_in_the_background(tmp_path, monkeypatch
         return (0, 0.0), None
 
     monkeypatch.setattr(runner, "_in_worker", in_worker)
-    monkeypatch.setattr(runner, "_worker_pool", lambda jobs: ThreadPoolExecutor(jobs))
+    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False: ThreadPoolExecutor(jobs))
     params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
     runner.run(params, ["recon", "convert", "load"], progress=False,
                executed_dir=tmp_path / "exec", force=True, jobs=2)
@@ -181,7 +211,7 @@ def test_a_failing_stage_in_a_worker_is_named_with_its_cell(tmp_path, monkeypatc
         return (0, 0.25), None
 
     monkeypatch.setattr(runner, "_in_worker", in_worker)
-    monkeypatch.setattr(runner, "_worker_pool", lambda jobs: ThreadPoolExecutor(jobs))
+    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False: ThreadPoolExecutor(jobs))
     params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
     with pytest.raises(runner.StageFailed) as err:
         runner.run(params, ["density", "systematics"], progress=False,
