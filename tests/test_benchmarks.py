@@ -169,21 +169,23 @@ def test_bench_load_keeps_the_backend_a_run_skips(bench, tmp_path, monkeypatch):
     for line in (sq, pg):
         assert "load average (1, 5, 15 min) at its start [" in line and " to 20" in line
     assert "SQLite load at >= 70% of the rows/s of SQLite's `INSERT ... SELECT` into the same " \
-           "final state: 50% (90.0 s against 45.0 s), **NOT met** against the issue's " \
+           "final state: 50.0% (90.0 s against 45.0 s), **NOT met** against the issue's " \
            "reference." in both
     # beside it, the measured reason: the same statement without the transfer optimization,
     # and the encoding of the galaxies rows alone (and what that leaves of the reference)
     assert "with `WHERE 1` (no transfer optimization" in both
     assert "takes 60.0 s (55.0 CPU s, against 40.0); its galaxies copy 20.0 s against 5.0 s. " \
-           "The load is at 67% of it: **NOT met** without the transfer optimization either." in both
+           "The load is at 66.7% of it: **NOT met** against the same statement without the " \
+           "transfer optimization." in both
     assert "take 15.0 s (14.0 CPU s), 3.0x the reference's copy of the same rows (5.0 s) and " \
            "33% of the reference's whole 45.0 s; the load's galaxies:copy phase" in both
     assert "would take 55.0 s, and the load is at 61% of it." in both
     assert "the load 50.0, the reference 40.0 (the load at 80% of its rate), without the " \
            "transfer optimization 55.0 (110%), the binding of the galaxies rows alone 14.0." in both
     assert "PostgreSQL load at >= 85% of the rows/s of the server's own binary COPY into the " \
-           "same tables: 90% (60.0 s against 54.0 s), **met**." in both
+           "same tables: 90.0% (60.0 s against 54.0 s), **met**." in both
     assert "sphere query p95 < 10 ms on both backends: SQLite (R*Tree) 4.0 ms" in both
+    assert bench_load._pct(0.695) == "69.5%"  # a ratio just short of 70% never shows as 70%
     assert "on the backend measured" not in both
     # and back: a SQLite-only run keeps the PostgreSQL figures
     assert bench_load.main(["--skip-postgres", *common]) == 0
