@@ -704,19 +704,3 @@ def test_galaxy_environment_parquet_keeps_its_rows_with_dictionaries_for_its_cod
             assert not c.has_dictionary_page, c.path_in_schema
         elif not pa.types.is_boolean(kind):  # Parquet keeps booleans as bits
             assert c.has_dictionary_page, c.path_in_schema
-
-
-@pytest.mark.parametrize("repeated", [False, True])
-def test_the_stage_s_targetid_order_is_the_stable_sort(repeated):
-    """_key_order: the galaxies' order is the stable argsort of their TARGETIDs, distinct
-    (numpy's default sort, the one order there is) or repeated (ties in file order)."""
-    from desivoids.density.stage import _key_order
-
-    rng = np.random.default_rng(23)
-    key = rng.choice(10 ** 15, 200_000, replace=False)
-    if repeated:
-        key[rng.integers(0, len(key), 50_000)] = key[:50_000]
-    order, ordered = _key_order(key)
-    want = np.argsort(key, kind="stable")
-    assert np.array_equal(order, want) and np.array_equal(ordered, key[want])
-    assert repeated == (not np.array_equal(np.argsort(key), want))

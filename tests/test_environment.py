@@ -313,7 +313,7 @@ def test_nearest_zone_asks_in_spatial_order_and_answers_in_the_points_order():
     nearest tracer's zone: the same as one query in the points' own order."""
     from scipy.spatial import cKDTree
 
-    from desivoids.environment.v2 import spatial_order
+    from desivoids.points import spatial_order
 
     rng = np.random.default_rng(5)
     tess = env.Tessellation(rng.uniform(0, 200, (3000, 3)), rng.integers(0, 40, 3000))
@@ -334,7 +334,8 @@ def test_nearest_zone_asks_in_spatial_order_and_answers_in_the_points_order():
     order = spatial_order(pts)
     np.testing.assert_array_equal(np.sort(order), np.arange(len(pts)))
     np.testing.assert_array_equal(asked[0], pts[order])
-    cell = np.floor((pts[order] - pts.min(axis=0)) / 10.0)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    cell = np.clip(((pts[order] - lo) * (128 / (hi - lo))).astype(np.int64), 0, 127)
     runs = 1 + np.count_nonzero(np.any(cell[1:] != cell[:-1], axis=1))
     assert runs == len(np.unique(cell, axis=0))  # every cell's points are contiguous
 

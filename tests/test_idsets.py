@@ -65,3 +65,17 @@ def test_positions_find_each_value_in_the_sorted_reference_and_minus_one_where_a
     np.testing.assert_array_equal(idsets.positions(values.reshape(-1, 3), ref),
                                   want.reshape(-1, 3))
     assert idsets.positions(values, ref[:0]).tolist() == [-1] * len(values)
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_stable_order_is_the_stable_sort(repeated):
+    """The order of distinct ids (numpy's default sort, the one order there is) and of repeated
+    ones (ties in the order given) is the stable argsort's."""
+    rng = np.random.default_rng(23)
+    key = rng.choice(10 ** 15, 200_000, replace=False)
+    if repeated:
+        key[rng.integers(0, len(key), 50_000)] = key[:50_000]
+    want = np.argsort(key, kind="stable")
+    assert np.array_equal(idsets.stable_order(key), want)
+    assert repeated == (not np.array_equal(np.argsort(key), want))
+    assert idsets.stable_order(np.zeros(0, np.int64)).size == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["positions", "unique", "isin", "missing", "small_codes"]
+__all__ = ["positions", "unique", "isin", "missing", "small_codes", "stable_order"]
 
 
 def unique(values) -> np.ndarray:
@@ -79,3 +79,14 @@ def small_codes(labels) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     present = np.bincount(g) > 0
     return np.flatnonzero(present).astype(g.dtype), (np.cumsum(present) - 1)[g]
+
+
+def stable_order(ids: np.ndarray) -> np.ndarray:
+    """``np.argsort(ids, kind="stable")``. Distinct ids have one sorted order, found by numpy's
+    default sort (SIMD at 64 bits: 0.3 against the stable sort's 0.65 CPU s for DR1's 6.4
+    million TARGETIDs, measured); repeated ids are sorted again, stably (ties in given order)."""
+    ids = np.asarray(ids)
+    order = np.argsort(ids)
+    if len(order) > 1 and not np.all(ids[order[1:]] > ids[order[:-1]]):
+        order = np.argsort(ids, kind="stable")
+    return order

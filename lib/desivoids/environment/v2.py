@@ -19,10 +19,11 @@ from scipy.spatial import cKDTree
 
 from .. import formats
 from .flags import EDGE, NO_VOID, OUTSIDE, VOID, WALL, Assignment
+from ..points import spatial_order
 from .mask import Footprint
 from .voids import VoidTable, lookup
 
-__all__ = ["Tessellation", "ZoneVoids", "V2Membership", "spatial_order"]
+__all__ = ["Tessellation", "ZoneVoids", "V2Membership"]
 
 
 @dataclass(eq=False)
@@ -51,7 +52,7 @@ class Tessellation:
     def nearest_zone(self, xyz: np.ndarray, workers: int = -1) -> np.ndarray:
         """ZONE of the nearest tracer of each point (-1 when there are no tracers).
 
-        The tree is asked in spatial order (:func:`spatial_order`), not in the points' own
+        The tree is asked in spatial order (:func:`desivoids.points.spatial_order`), not in the points' own
         (galaxies come in targetid order, scattered over the survey): consecutive queries then
         walk the same nodes of the tree, which stay in the CPU's cache. Each answer is the
         query's own, whatever the order; the time is not: 0.46 CPU s instead of 0.78 for the
@@ -66,22 +67,6 @@ class Tessellation:
         zone = np.empty(len(xyz), dtype=np.int64)
         zone[order] = self.zone[idx]
         return zone
-
-
-#: edge of the cells of :func:`spatial_order` [Mpc/h]: about the spacing of a few tracers
-ORDER_CELL = 10.0
-
-
-def spatial_order(xyz: np.ndarray, cell: float = ORDER_CELL) -> np.ndarray:
-    """A permutation of the rows of ``xyz`` (n, 3) that puts points of the same ``cell``-sized
-    cube of a grid next to each other (cubes row by row)."""
-    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
-    if len(xyz) == 0:
-        return np.zeros(0, dtype=np.intp)
-    # at most 2**20 cells a side, so that the key fits in 64 bits whatever the coordinates
-    c = np.minimum(np.floor((xyz - xyz.min(axis=0)) / cell), 2**20 - 1).astype(np.int64)
-    n = c.max(axis=0) + 1
-    return np.argsort((c[:, 0] * n[1] + c[:, 1]) * n[2] + c[:, 2])
 
 
 @dataclass
