@@ -58,6 +58,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from desivoids import paths
+from desivoids.load import sqlite as sqlite_target
 
 PG_OPTS = ("-c shared_buffers=2GB -c max_wal_size=4GB -c checkpoint_timeout=30min "
            "-c wal_buffers=64MB")
@@ -242,7 +243,7 @@ def sqlite_reference(src: Path, dst: Path, rows: int, where: str = XFER) -> dict
     t0, c0 = time.perf_counter(), time.process_time()
     con = sqlite3.connect(dst, isolation_level=None)
     con.execute(f"PRAGMA page_size = {page_size}")  # the same file layout as the load's
-    con.execute("PRAGMA cache_size = -1000000")  # as the loader
+    con.execute(f"PRAGMA cache_size = {sqlite_target.CACHE_SIZE}")  # as the loader
     con.execute(f"ATTACH DATABASE '{src}' AS src")
     con.execute("BEGIN")
     phases, transfer = {}, None
@@ -259,9 +260,13 @@ def sqlite_reference(src: Path, dst: Path, rows: int, where: str = XFER) -> dict
                                  "optimization; the reference would not measure what it says")
         con.execute(insert)
         t2 = time.perf_counter()
-        for k, _name, tbl, s in schema:
-            if k == "index" and tbl == t:
-                con.execute(s)
+        indexes = [s for k, _name, tbl, s in schema if k == "index" and tbl == t]
+        if indexes:  # built as the loader builds them (SqliteTarget.finish_table)
+            con.execute(f"PRAGMA threads = {sqlite_target.INDEX_THREADS}")
+            con.execute(f"PRAGMA cache_size = {sqlite_target.INDEX_CACHE_SIZE}")
+        for s in indexes:
+            con.execute(s)
+        con.execute(f"PRAGMA cache_size = {sqlite_target.CACHE_SIZE}")
         phases[f"{t}:copy"], phases[f"{t}:index"] = round(t2 - t1, 1), round(
             time.perf_counter() - t2, 1)
     t3 = time.perf_counter()

@@ -45,10 +45,18 @@ _DIALECT = sqlite_dialect.dialect()
 #: one write per spilled page; 16 KiB pages cut the DR1-scale galaxies insert from 53.6 to
 #: 41.3 CPU s (64 KiB: 46.1), measured. The rows, schema and indexes are the same.
 PAGE_SIZE = 16384
-#: Page cache of the load's connection (negative: KiB): up to 1 GB, for the index builds.
+#: Page cache of the load's connection (negative: KiB): up to 1 GB, for the R*Tree's build.
 CACHE_SIZE = -1000000
 #: Page cache while a table is appended in rowid order (:meth:`SqliteTarget.write`).
 APPEND_CACHE_SIZE = -65536
+#: While an index is built (:meth:`SqliteTarget.finish_table`): SQLite's sorter writes the
+#: index's keys in sorted runs no larger than the page cache and, with ``PRAGMA threads``,
+#: sorts a run in a helper thread while the next one fills, then merges them; under the 1 GB
+#: cache the whole index is one in-memory sort on one thread. DR1 scale, galaxies(z) of
+#: 6,445,927 rows: 12.3 and 12.4 s under the 1 GB cache; 4.7 to 6.3 s with 8 MB and one
+#: helper thread (5.3 and 6.5 s without it; 6.0 s with 32 MB); measured.
+INDEX_CACHE_SIZE = -8192
+INDEX_THREADS = 1
 
 
 def sqlite_path(url: str) -> Path:
@@ -210,8 +218,13 @@ class SqliteTarget:
         self.cur.execute(f"PRAGMA cache_size = {CACHE_SIZE}")  # (a failure rolls back, closes)
 
     def finish_table(self, table: Table) -> None:
+        if not table.indexes:
+            return
+        self.cur.execute(f"PRAGMA threads = {INDEX_THREADS}")
+        self.cur.execute(f"PRAGMA cache_size = {INDEX_CACHE_SIZE}")
         for idx in sorted(table.indexes, key=lambda i: i.name):
             self.ddl(CreateIndex(idx))
+        self.cur.execute(f"PRAGMA cache_size = {CACHE_SIZE}")  # (a failure rolls back, closes)
 
     # -- spatial index -------------------------------------------------------------------
     def build_spatial(self, positions: pa.Table, blocks: Blocks, sky_index: str) -> str:
