@@ -23,7 +23,7 @@ def library_runner(monkeypatch):
     calls) instead of a kernel: the decisions are the runner's, the stages real, in seconds."""
     ran = []
 
-    def execute(stage, parameters, *, output=None, progress=True):
+    def execute(stage, parameters, *, output=None, progress=True, **kernels):
         ran.append(stage.name)
         stage.entry()(**parameters)
         output.parent.mkdir(parents=True, exist_ok=True)

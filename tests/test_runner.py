@@ -10,7 +10,7 @@ import sys
 import nbformat
 import pytest
 
-from desivoids import runner
+from desivoids import kernels, runner
 from desivoids.params import RunParams
 from desivoids.stages import STAGES, Stage, select
 
@@ -200,21 +200,21 @@ def test_the_kernel_gets_the_database_password_in_pgpassword_and_the_notebook_ne
 def test_the_kernel_falls_back_to_tcp_where_the_runtime_folder_is_too_deep_for_a_socket(
         monkeypatch):
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/r")
-    one, two = runner._kernel_config().KernelManager, runner._kernel_config().KernelManager
+    one, two = kernels.kernel_config().KernelManager, kernels.kernel_config().KernelManager
     assert one.transport == two.transport == "ipc"
     assert one.ip != two.ip and one.ip.startswith("/tmp/r/")  # never another kernel's sockets
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/tmp/" + "d" * 60)
-    assert "transport" not in runner._kernel_config().KernelManager
+    assert "transport" not in kernels.kernel_config().KernelManager
 
 
 def test_two_kernels_started_at_once_from_one_folder_each_run_their_own_notebook(tmp_path):
     """`desivoids run --jobs 2` starts two stage kernels from notebooks/ at once: with
     jupyter_client's default socket names (kernel-ipc-<n> in the working folder) they took each
     other's sockets ("Invalid Signature")."""
-    code = ("import sys, nbformat, papermill as pm; from desivoids import runner\n"
+    code = ("import sys, nbformat, papermill as pm; from desivoids import kernels\n"
             "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f'x = {sys.argv[1]}')])\n"
             "pm.execute_notebook(nb, sys.argv[2], kernel_name='python3', progress_bar=False,\n"
-            "                    cwd=sys.argv[3], config=runner._kernel_config())\n")
+            "                    cwd=sys.argv[3], config=kernels.kernel_config())\n")
     for attempt in range(2):
         runs = [subprocess.Popen([sys.executable, "-c", code, str(i), str(tmp_path / f"{attempt}-{i}.ipynb"),
                                   str(tmp_path)], stderr=subprocess.PIPE, text=True) for i in range(3)]

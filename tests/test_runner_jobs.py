@@ -134,7 +134,7 @@ def test_background_stages_go_to_workers_that_end_with_them(tmp_path, monkeypatc
 def test_the_worker_lowers_its_priority_for_a_background_stage(monkeypatch):
     calls = []
     monkeypatch.setattr(runner.os, "nice", calls.append)
-    monkeypatch.setattr(runner, "_in_process", lambda *a: (1, 2.0))
+    monkeypatch.setattr(runner, "_in_process", lambda *a, **k: (1, 2.0))
     assert runner._in_worker("recon", {}, "x.ipynb", False, runner.BACKGROUND_NICE) == ((1, 2.0), None)
     assert runner._in_worker("convert", {}, "x.ipynb", False) == ((1, 2.0), None)
     assert calls == [runner.BACKGROUND_NICE]
@@ -161,7 +161,7 @@ def test_run_with_jobs_records_each_stage_and_the_whole_run(tmp_path, monkeypatc
     """run(jobs=2) end to end, notebooks replaced by a stand-in that writes an empty executed
     notebook: the record holds every stage with its start and end, and the command's own
     time, which is less than the stages' sum when two ran at once."""
-    def execute(stage, parameters, *, output=None, progress=True):
+    def execute(stage, parameters, *, output=None, progress=True, **kernels):
         time.sleep(1.0 if stage.name in ("density", "systematics") else 0.01)
         output.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nbformat.v4.new_notebook(), output)
@@ -187,7 +187,7 @@ def test_run_with_jobs_records_each_stage_and_the_whole_run(tmp_path, monkeypatc
 def test_the_record_says_which_stage_ran_in_the_background(tmp_path, monkeypatch):
     niced = []
 
-    def in_worker(name, parameters, output, progress, nice=0):
+    def in_worker(name, parameters, output, progress, nice=0, ahead=()):
         niced.append((name, nice))
         return (0, 0.0), None
 
@@ -204,7 +204,7 @@ def test_the_record_says_which_stage_ran_in_the_background(tmp_path, monkeypatch
 
 def test_a_failing_stage_in_a_worker_is_named_with_its_cell(tmp_path, monkeypatch):
     """The worker returns a notebook's failure as data; the runner raises it as StageFailed."""
-    def in_worker(name, parameters, output, progress, nice=0):
+    def in_worker(name, parameters, output, progress, nice=0, ahead=()):
         if name == "density":
             return (123, 4.5), (4, "ValueError", "bad value")
         time.sleep(0.2)

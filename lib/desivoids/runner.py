@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.util
 import os
 import resource
 import threading
@@ -25,6 +26,7 @@ import papermill as pm
 import psutil
 
 from . import freshness, hugepages, paths
+from .kernels import KernelAhead, execute_in, kernel_config
 from .errors import StageError
 from .outputs import stage_lock, staged, write_json, write_text_atomic
 from .progress import bar
@@ -85,8 +87,9 @@ class PeakRSS:
     #: polls between two listings of the process tree
     RESCAN = 5
 
-    def __init__(self, interval: float = 0.1):
+    def __init__(self, interval: float = 0.1, kernels: KernelAhead | None = None):
         self.interval, self.peak, self.cpu_seconds = interval, 0, 0.0
+        self._kernels = kernels  # its kernel started ahead belongs to the next stage
         self._cpu0 = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
@@ -99,7 +102,8 @@ class PeakRSS:
             # it cost a worker 0.8 CPU s per 30 s of stage (measured at DR1 scale), so the list
             # is refreshed every RESCAN polls and the members' memory read at each
             if polls % self.RESCAN == 0:
-                tree = me.children(recursive=True)
+                ahead = self._kernels.pid if self._kernels is not None else None
+                tree = [p for p in me.children(recursive=True) if p.pid != ahead]
             polls += 1
             rss = 0
             for child in tree:
@@ -181,47 +185,27 @@ def _for_the_book(path: Path, source: Path) -> None:
     nbformat.write(nb, path)
 
 
-#: the longest Unix socket path Linux accepts (sun_path, with its terminating NUL)
-_SOCKET_PATH_MAX = 107
-
-
-def _kernel_config():
-    """The stage kernel talks to papermill over Unix sockets in Jupyter's runtime folder (IPC),
-    not loopback TCP ports that any local user can reach (ipykernel warns about those on
-    stderr, once per notebook); over TCP where that folder's path is too long for a socket's.
-
-    The sockets' names are this kernel's own (``<runtime>/desivoids-<uuid>-ipc-<n>``):
-    jupyter_client's default, ``kernel-ipc-<n>`` in the working folder, is the same for two
-    kernels started at once from one folder (``desivoids run --jobs``), which then connect to
-    each other's sockets."""
-    import uuid
-
-    from jupyter_core.paths import jupyter_runtime_dir
-    from traitlets.config import Config
-
-    config = Config()
-    runtime = jupyter_runtime_dir()
-    prefix = os.path.join(runtime, f"desivoids-{uuid.uuid4().hex}-ipc")
-    if len(prefix) + len("-99") <= _SOCKET_PATH_MAX:
-        os.makedirs(runtime, mode=0o700, exist_ok=True)
-        config.KernelManager.transport = "ipc"
-        config.KernelManager.ip = prefix
-    return config
-
-
 def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
-                  progress: bool = True) -> Path:
-    """Run one stage notebook with papermill; raise StageFailed naming the failing cell."""
+                  progress: bool = True, kernels: KernelAhead | None = None,
+                  ahead: tuple[str, ...] = ()) -> Path:
+    """Run one stage notebook with papermill; raise StageFailed naming the failing cell.
+
+    ``kernels``: run it in the kernel started ahead there if that one suits it, and start one
+    there for any of the stages ``ahead`` (:mod:`desivoids.kernels`)."""
     output = output or stage.executed
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = jupytext.read(stage.source)
     with _kernel_environment(parameters) as injected:
+        km = kernels.take(stage.directory) if kernels is not None else None
+        if kernels is not None and ahead:
+            kernels.start(stage.directory, ahead)
+        how = dict(parameters=injected, kernel_name="python3", language="python",
+                   cwd=str(stage.directory), progress_bar=progress, log_output=False)
         try:
-            pm.execute_notebook(
-                nb, str(output), parameters=injected, kernel_name="python3", language="python",
-                cwd=str(stage.directory), progress_bar=progress, log_output=False,
-                config=_kernel_config(),
-            )
+            if km is None:
+                pm.execute_notebook(nb, str(output), config=kernel_config(), **how)
+            else:
+                execute_in(km, nb, str(output), **how)
         except pm.PapermillExecutionError as exc:
             raise StageFailed(stage, exc.exec_count, exc.ename, exc.evalue, output) from None
     # Warnings are errors (as in QuantEcon's books): a page of the book must not carry a warning
@@ -375,33 +359,54 @@ def _schedule(stages: list[Stage], one: Callable[[Stage, bool], StageResult], jo
     return [done[s.name] for s in stages if s.name in done]
 
 
-def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool) -> tuple[int, float]:
+def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool,
+                kernels: KernelAhead | None = None, ahead: tuple[str, ...] = ()
+                ) -> tuple[int, float]:
     """Execute the stage's notebook from this process; its kernel's peak RSS in bytes and CPU
-    seconds."""
-    mem = PeakRSS()
+    seconds (those of a kernel started ahead for it included, those of the one it starts ahead
+    for the next stage not: see :class:`PeakRSS`)."""
+    mem = PeakRSS(kernels=kernels)
     try:
         with mem:
-            execute_stage(stage, parameters, output=output, progress=progress)
+            execute_stage(stage, parameters, output=output, progress=progress, kernels=kernels,
+                          ahead=ahead)
     except StageFailed as exc:
         exc.peak_rss, exc.cpu_seconds = mem.peak, mem.cpu_seconds
         raise
     return mem.peak, mem.cpu_seconds
 
 
-def _in_worker(name: str, parameters: dict, output: str, progress: bool, nice: int = 0):
+def _in_worker(name: str, parameters: dict, output: str, progress: bool, nice: int = 0,
+               ahead: tuple[str, ...] = ()):
     """:func:`_in_process` in a worker process (``desivoids run --jobs``): papermill changes
     the process's working folder and the kernel inherits its environment, so two notebooks run
     at once from two processes. Returns ((peak RSS, CPU seconds), None) or ((peak RSS, CPU
     seconds), (the failure's cell, ename and evalue)). ``nice``: added to the worker's
-    niceness, which the kernel inherits."""
+    niceness, which the kernel inherits. ``ahead``: stages this worker may run next, whose
+    kernel it starts while this one runs (a worker that runs one stage only gets none)."""
     from .stages import STAGES
 
     if nice:
         os.nice(nice)
     try:
-        return _in_process(STAGES[name], parameters, Path(output), progress), None
+        return _in_process(STAGES[name], parameters, Path(output), progress,
+                           _worker_kernels() if ahead or _WORKER_KERNELS else None,
+                           ahead), None
     except StageFailed as exc:
         return (exc.peak_rss, exc.cpu_seconds), (exc.cell, exc.ename, exc.evalue)
+
+
+#: a worker process's kernel started ahead (:func:`_worker_kernels`)
+_WORKER_KERNELS: KernelAhead | None = None
+
+
+def _worker_kernels() -> KernelAhead:
+    """This worker's :class:`KernelAhead`, whose kernel is shut down when the worker ends."""
+    global _WORKER_KERNELS
+    if _WORKER_KERNELS is None:
+        _WORKER_KERNELS = KernelAhead()
+        multiprocessing.util.Finalize(None, _WORKER_KERNELS.close, exitpriority=10)
+    return _WORKER_KERNELS
 
 
 #: how much lower (``nice``) a background stage's CPU priority is (see :func:`_schedule`)
@@ -460,12 +465,17 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     # at most jobs - 1 stages run in the background at once (one yields to another)
     niced = _worker_pool(max(1, min(jobs, len(stages)) - 1), one_stage_each=True) \
         if concurrent else None
+    kernels = None if concurrent else KernelAhead()  # the workers have their own
 
     def execute(stage: Stage, out: Path, nice: int) -> tuple[int, float]:
+        # the kernel started ahead serves any later stage (which one comes next to a worker
+        # depends on the schedule); a niced worker runs one stage and starts none
+        ahead = () if nice else tuple(s.name for s in stages[stages.index(stage) + 1:])
         if pool is None:
-            return _in_process(stage, params.for_stage(stage), out, progress)
+            return _in_process(stage, params.for_stage(stage), out, progress, kernels, ahead)
         used, failure = (niced if nice else pool).submit(
-            _in_worker, stage.name, params.for_stage(stage), str(out), False, nice).result()
+            _in_worker, stage.name, params.for_stage(stage), str(out), False, nice,
+            ahead).result()
         if failure is not None:
             exc = StageFailed(stage, *failure, out)
             exc.peak_rss, exc.cpu_seconds = used
@@ -525,6 +535,8 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
                 stage_bar.set_postfix_str(stage.name)
                 results.append(one(stage))
     finally:
+        if kernels is not None:
+            kernels.close()
         for workers in (pool, niced):
             if workers is not None:
                 workers.shutdown(wait=True, cancel_futures=True)

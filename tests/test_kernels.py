@@ -1,0 +1,107 @@
+"""A stage's kernel started ahead, while the stage before it runs (issue 25: kernel start-up and
+imports, 2 to 3 s a stage, were on the chain of stages that sets the run's length). The stage
+that takes it must see what a fresh kernel shows, and a kernel that is not right for it is never
+taken."""
+from __future__ import annotations
+
+import os
+import time
+
+import nbformat
+import psutil
+import pytest
+
+from desivoids import kernels, runner
+from desivoids.kernels import KernelAhead
+from desivoids.stages import Stage
+
+# what the notebook shows of its kernel: pid, whether desivoids.recon was imported, its names
+SHOW = ("import os, sys\n"
+        "print(os.getpid(), 'desivoids.recon' in sys.modules,\n"
+        "      sorted(k for k in dir() if not k.startswith('_')))\n")
+
+
+def _stage(folder, name: str, number: int, code: str = SHOW) -> Stage:
+    (folder / f"{number:02d}_{name}.py").write_text(
+        "# %% tags=[\"parameters\"]\ndata_dir: str = ''\n\n# %%\n" + code)
+    return Stage(name, number, "a demonstration", outputs=(name,), directory=folder)
+
+
+def _shown(path) -> tuple[list, list]:
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return [c.execution_count for c in code], [o.get("text") for c in code for o in c.outputs]
+
+
+def _started(ahead: KernelAhead) -> int:
+    for _ in range(300):
+        if ahead.pid is not None:
+            return ahead.pid
+        time.sleep(0.1)
+    raise AssertionError("no kernel started ahead")
+
+
+@pytest.fixture
+def ahead():
+    k = KernelAhead()
+    yield k
+    k.close()
+
+
+def test_the_next_stage_runs_in_the_kernel_started_ahead_as_in_a_fresh_one(tmp_path, ahead):
+    one, two = _stage(tmp_path, "one", 1), _stage(tmp_path, "two", 2)
+    params = {"data_dir": str(tmp_path)}
+    runner.execute_stage(one, params, output=tmp_path / "cold.ipynb", progress=False)
+    runner.execute_stage(one, params, output=tmp_path / "1.ipynb", progress=False,
+                         kernels=ahead, ahead=("recon",))
+    pid = _started(ahead)
+    runner.execute_stage(two, params, output=tmp_path / "2.ipynb", progress=False,
+                         kernels=ahead)
+    counts, shown = _shown(tmp_path / "2.ipynb")
+    cold_counts, cold = _shown(tmp_path / "cold.ipynb")
+    got_pid, recon_imported, names = shown[-1].split(" ", 2)
+    _, cold_recon, cold_names = cold[-1].split(" ", 2)
+    assert int(got_pid) == pid  # the kernel started ahead ran it
+    assert recon_imported == "True" and cold_recon == "False"  # with the imports done
+    assert names == cold_names and counts == cold_counts  # no name bound, no count spent
+    assert ahead.pid is None and not psutil.pid_exists(pid)  # none left; that one shut down
+
+
+def test_no_stage_ahead_starts_no_kernel(tmp_path, ahead):
+    runner.execute_stage(_stage(tmp_path, "one", 1), {"data_dir": str(tmp_path)},
+                         output=tmp_path / "1.ipynb", progress=False, kernels=ahead, ahead=())
+    assert ahead.pid is None and ahead.take(tmp_path) is None
+
+
+def test_a_kernel_whose_imports_warned_is_shut_down_not_taken(tmp_path, ahead, monkeypatch):
+    """A warning shown in the kernel started ahead would be lost to the notebook, which fails
+    on any (warnings are errors): the stage gets a fresh kernel, where it shows."""
+    (tmp_path / "noisy.py").write_text("import warnings\nwarnings.warn('odd units')\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.setattr(kernels, "COMMON_MODULES", (*kernels.COMMON_MODULES, "noisy"))
+    ahead.start(tmp_path, ["recon"])
+    pid = _started(ahead)
+    assert ahead.take(tmp_path) is None and not psutil.pid_exists(pid)
+
+
+def test_a_kernel_started_in_another_environment_or_folder_is_not_taken(tmp_path, ahead,
+                                                                          monkeypatch):
+    ahead.start(tmp_path, [])
+    monkeypatch.setenv("DESIVOIDS_SOMETHING_NEW", "1")  # as another params file's stage would
+    assert ahead.take(tmp_path) is None
+    monkeypatch.delenv("DESIVOIDS_SOMETHING_NEW")
+    ahead.start(tmp_path, [])
+    assert ahead.take(tmp_path / "elsewhere") is None
+    ahead.start(tmp_path, [])
+    km = ahead.take(tmp_path)
+    assert km is not None
+    kernels.shutdown(km)
+
+
+def test_the_memory_of_the_kernel_started_ahead_is_not_the_running_stages(tmp_path, ahead):
+    ahead.start(tmp_path, ["recon", "convert"])
+    _started(ahead)
+    with runner.PeakRSS(interval=0.05, kernels=ahead) as mine, \
+            runner.PeakRSS(interval=0.05) as everything:
+        time.sleep(1.5)
+    assert mine.peak == 0 and everything.peak > 50 * 2**20
