@@ -35,6 +35,7 @@ if str(ROOT / "lib") not in sys.path:  # run from a checkout without the package
     sys.path.insert(0, str(ROOT / "lib"))
 
 from desivoids import hugepages  # noqa: E402
+from desivoids.usage import PeakRSS  # noqa: E402
 
 # every process measured (the stage's and its reference's, in this process or a child) with
 # numpy's huge pages as the ``desivoids`` command sets them: imported before numpy
@@ -211,52 +212,29 @@ def write_bytes(path: Path, nbytes: int) -> float:
     return seconds
 
 
-#: polls of run_polled between two listings of the measured process tree
-RESCAN_POLLS = 10
-
 
 def run_polled(cmd: list[str], interval: float = 0.05, env: dict | None = None,
                merge_stderr: bool = True, cwd: str | Path | None = None
                ) -> tuple[float, int, int, float, str]:
     """(wall seconds, peak RSS of the process tree summed, exit code, CPU seconds of the tree,
-    output) of a command. The output goes to a temporary file, never a pipe (a pipe that
-    nobody reads while polling would stall a talkative command). ``merge_stderr=False``: the
-    output is stdout alone unless the command fails, when stderr follows it."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output) of a command, measured as the runner measures a stage's kernel
+    (:class:`desivoids.usage.PeakRSS`: this process's children, the command its only one). The
+    output goes to a temporary file, never a pipe (a pipe that nobody reads while polling
+    would stall a talkative command). ``merge_stderr=False``: the output is stdout alone unless
+    the command fails, when stderr follows it."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=out if merge_stderr else err, text=True,
-                                env=env, cwd=cwd)
-        ps = psutil.Process(proc.pid)
-        peak, tree, polls = 0, [ps], 0
-        while proc.poll() is None:
-            try:
-                # listing the tree reads every process on the machine, CPU the measured command
-                # competes for: every RESCAN_POLLS polls, its members' memory at each
-                if polls % RESCAN_POLLS == 0:
-                    tree = [ps] + ps.children(recursive=True)
-                polls += 1
-                rss = 0
-                for p in tree:
-                    try:
-                        rss += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                peak = max(peak, rss)
-            except psutil.Error:
-                pass
-            time.sleep(interval)
-        seconds = time.perf_counter() - t
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with PeakRSS(interval=interval) as used:
+            t = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=out, stderr=out if merge_stderr else err,
+                                    text=True, env=env, cwd=cwd)
+            proc.wait()
+            seconds = time.perf_counter() - t
         out.seek(0)
         text = out.read()
         if proc.returncode and not merge_stderr:
             err.seek(0)
             text += err.read()
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, peak, proc.returncode, cpu, text
+    return seconds, used.peak, proc.returncode, used.cpu_seconds, text
 
 
 def peak_rss_self() -> int:

@@ -14,6 +14,7 @@ import pytest
 from desivoids import kernels, runner
 from desivoids.kernels import KernelAhead
 from desivoids.stages import Stage
+from desivoids.usage import PeakRSS
 
 # what the notebook shows of its kernel: pid, whether desivoids.recon was imported, its names
 SHOW = ("import os, sys\n"
@@ -101,7 +102,7 @@ def test_a_kernel_started_in_another_environment_or_folder_is_not_taken(tmp_path
 def test_the_memory_of_the_kernel_started_ahead_is_not_the_running_stages(tmp_path, ahead):
     ahead.start(tmp_path, ["recon", "convert"])
     _started(ahead)
-    with runner.PeakRSS(interval=0.05, kernels=ahead) as mine, \
-            runner.PeakRSS(interval=0.05) as everything:
+    with PeakRSS(interval=0.05, skip=ahead.pid_of_ahead) as mine, \
+            PeakRSS(interval=0.05) as everything:
         time.sleep(1.5)
     assert mine.peak == 0 and everything.peak > 50 * 2**20

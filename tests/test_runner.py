@@ -13,6 +13,7 @@ import pytest
 from desivoids import kernels, runner
 from desivoids.params import RunParams
 from desivoids.stages import STAGES, Stage, select
+from desivoids.usage import PeakRSS
 
 
 def test_select_keeps_pipeline_order():
@@ -137,14 +138,14 @@ def test_the_cpu_seconds_of_child_processes_are_measured():
     code = ("import time; t = time.process_time()\n"
             "while time.process_time() - t < 1.0: pass\n"
             "time.sleep(1.0)")
-    with runner.PeakRSS(interval=0.05) as mem:
+    with PeakRSS(interval=0.05) as mem:
         subprocess.run([sys.executable, "-c", code], check=True)
     assert 1.0 <= mem.cpu_seconds < 1.9
 
 
 def test_peak_rss_sees_the_memory_of_child_processes():
     code = "import numpy as np, time; a = np.ones(300 * 2**20 // 8); time.sleep(1.0)"
-    with runner.PeakRSS(interval=0.05) as mem:
+    with PeakRSS(interval=0.05) as mem:
         subprocess.run([sys.executable, "-c", code], check=True)
     assert mem.peak > 300 * 2**20
 

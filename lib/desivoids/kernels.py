@@ -149,6 +149,10 @@ class KernelAhead:
         provisioner = getattr(self._km, "provisioner", None)
         return getattr(provisioner, "pid", None)
 
+    def pid_of_ahead(self) -> int | None:
+        """:attr:`pid`, as a callable (:class:`desivoids.usage.PeakRSS` asks it)."""
+        return self.pid
+
     def take(self, cwd: Path):
         """The kernel started ahead (its manager) if it started and imported quietly in
         ``cwd`` with this process's environment as it is now; else None (and it is shut

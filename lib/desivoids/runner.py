@@ -10,7 +10,6 @@ import json
 import multiprocessing
 import multiprocessing.util
 import os
-import resource
 import threading
 import time
 from concurrent.futures import (FIRST_COMPLETED, Executor, ProcessPoolExecutor,
@@ -23,13 +22,13 @@ from typing import Callable, Iterable
 import jupytext
 import nbformat
 import papermill as pm
-import psutil
 
 from . import freshness, hugepages, paths
 from .kernels import KernelAhead, execute_in, kernel_config
 from .errors import StageError
 from .outputs import stage_lock, staged, write_json, write_text_atomic
 from .progress import bar
+from .usage import PeakRSS
 from .params import RunParams, declared_parameters, masked, split_password
 from .stages import ORDER, Stage, select
 
@@ -76,57 +75,6 @@ def ensure_mock(params: RunParams, *, force: bool = False) -> Path | None:
         mock.generate(tmp, **params.mock)
         (tmp / MOCK_STAMP).write_text(json.dumps(params.mock, sort_keys=True))
     return mirror
-
-
-class PeakRSS:
-    """The largest resident memory of this process's children (the stage's kernel and anything
-    it starts, summed), polled in a thread while a stage runs; and the CPU seconds (user +
-    system) of the children that ended meanwhile (the kernel, with every process it waited for):
-    one stage per process at a time, as the runner and its workers run them."""
-
-    #: polls between two listings of the process tree
-    RESCAN = 5
-
-    def __init__(self, interval: float = 0.1, kernels: KernelAhead | None = None):
-        self.interval, self.peak, self.cpu_seconds = interval, 0, 0.0
-        self._kernels = kernels  # its kernel started ahead belongs to the next stage
-        self._cpu0 = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        me = psutil.Process()
-        tree, polls = [], 0
-        while not self._stop.wait(self.interval):
-            # listing the tree reads the parent of every process on the machine: at every poll
-            # it cost a worker 0.8 CPU s per 30 s of stage (measured at DR1 scale), so the list
-            # is refreshed every RESCAN polls and the members' memory read at each
-            if polls % self.RESCAN == 0:
-                ahead = self._kernels.pid if self._kernels is not None else None
-                tree = [p for p in me.children(recursive=True) if p.pid != ahead]
-            polls += 1
-            rss = 0
-            for child in tree:
-                try:
-                    rss += child.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, rss)
-
-    @staticmethod
-    def _children_cpu() -> float:
-        used = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return used.ru_utime + used.ru_stime
-
-    def __enter__(self) -> "PeakRSS":
-        self._cpu0 = self._children_cpu()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.cpu_seconds = self._children_cpu() - self._cpu0
 
 
 @contextmanager
@@ -365,7 +313,7 @@ def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool,
     """Execute the stage's notebook from this process; its kernel's peak RSS in bytes and CPU
     seconds (those of a kernel started ahead for it included, those of the one it starts ahead
     for the next stage not: see :class:`PeakRSS`)."""
-    mem = PeakRSS(kernels=kernels)
+    mem = PeakRSS(skip=kernels.pid_of_ahead if kernels is not None else None)
     try:
         with mem:
             execute_stage(stage, parameters, output=output, progress=progress, kernels=kernels,

@@ -26,9 +26,8 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .. import formats, paths
+from .. import formats, lookup, paths
 from ..runinfo import mark_mock, run_info
-from .stage import read_assignments
 
 __all__ = ["VIEW", "cube", "slab_data", "slab_preview", "slab_html"]
 
@@ -73,7 +72,7 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
 
     ``sample`` (the cap's tracers from plausibility's sample: targetid, cap, comoving_x/y/z)
     and ``assign`` (rows of the environment's assignments file, read by
-    :func:`~desivoids.environment.stage.read_assignments`, holding those of the drawn
+    :func:`desivoids.lookup.rows_of`, holding those of the drawn
     galaxies: targetid, algorithm, cap, flag) are read here when not given: the chapter reads
     each file once for all its figures (:func:`desivoids.environment.figures.inputs`)."""
     layout = paths.RunLayout.of(data_dir)
@@ -90,9 +89,10 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     # the chosen galaxies' rows first, then the cap's: the strings stay dictionary-encoded
     # until then (decoding 25.8M of them and filtering on them cost 3.7 CPU s at DR1 scale)
     if assign is None:
-        assign = read_assignments(layout.file("environment", "assignments"), chosen.targetid,
-                                  ["targetid", "algorithm", "cap", "flag"],
-                                  dictionary=["algorithm", "cap"])
+        assign = lookup.rows_of(layout.file("environment", "assignments"),
+                                chosen.targetid.to_numpy(np.int64),
+                                ["targetid", "algorithm", "cap", "flag"],
+                                dictionary=("algorithm", "cap"))
     assign = assign.filter(pc.equal(assign["cap"].cast(pa.string()), cap))
     assign = pa.table({"targetid": assign["targetid"],
                        "algorithm": assign["algorithm"].cast(pa.string()),

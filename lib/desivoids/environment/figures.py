@@ -15,9 +15,8 @@ from matplotlib.collections import EllipseCollection, PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .. import formats, paths
+from .. import formats, lookup, paths
 from .flags import EDGE, OUTSIDE, VOID, WALL
-from .stage import read_assignments
 from .summary import DR7_REFERENCE
 
 __all__ = ["FLAG_NAMES", "WIDTH", "EXPLORER_CAP", "inputs", "slab_of", "opening", "flag_table", "fractions_table",
@@ -55,9 +54,9 @@ def inputs(data_dir: str) -> dict:
     slabs = np.concatenate([slab_of(sample, cap)[1].targetid.to_numpy() for cap in formats.CAPS])
     own = sample[sample.cap == EXPLORER_CAP]
     cubed = own.targetid.to_numpy()[explorer.cube(own)[2]] if len(own) else np.zeros(0, np.int64)
-    rows = read_assignments(layout.file("environment", "assignments"),
-                            np.concatenate([slabs, cubed]), ["targetid", "algorithm", "cap", "flag"],
-                            dictionary=["algorithm", "cap"])
+    rows = lookup.rows_of(layout.file("environment", "assignments"),
+                          np.concatenate([slabs, cubed]).astype(np.int64),
+                          ["targetid", "algorithm", "cap", "flag"], dictionary=("algorithm", "cap"))
     return {
         "voids": pq.read_table(layout.file("convert", "voids")).to_pandas(),
         "holes": pq.read_table(layout.file("convert", "holes")).to_pandas(),

@@ -38,7 +38,6 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -58,7 +57,7 @@ from .summary import (DR7_REFERENCE, agreement, flag_counts, footprint_randoms, 
 from ..params import checked
 from ..stages import file_name
 
-__all__ = ["run", "EnvironmentResult", "read_tables", "read_assignments"]
+__all__ = ["run", "EnvironmentResult", "read_tables"]
 
 SCHEMA_VERSION = 1
 ASSIGNMENTS = "galaxy_void_assignments"
@@ -254,21 +253,6 @@ def write_assignments(path: Path, targetid: np.ndarray, result: dict[str, Assign
         for batch in assignment_batches(targetid, result, rows_per_group):
             sink.write(batch)
     return path
-
-
-def read_assignments(path, targetid, columns: list[str], dictionary=()) -> pa.Table:
-    """The rows of the environment's assignments file whose targetid is one of ``targetid``
-    (columns ``columns``; those in ``dictionary`` dictionary-encoded), in the file's order. The
-    targetid column is read first and the rows are picked before anything is decoded to
-    pandas: a figure draws thousands of the 25.8M rows at DR1 scale (reading them all to
-    pandas and selecting there cost 2.4 CPU s)."""
-    f = pq.ParquetFile(path, read_dictionary=list(dictionary))
-    wanted = pa.array(np.unique(np.asarray(targetid, dtype=np.int64)), pa.int64())
-    ids = f.read(columns=["targetid"]).column("targetid")
-    keep = pc.is_in(ids, value_set=wanted)
-    rest = [c for c in columns if c != "targetid"]
-    t = f.read(columns=rest).filter(keep) if rest else pa.table({})
-    return pa.table({c: ids.filter(keep) if c == "targetid" else t.column(c) for c in columns})
 
 
 class ParquetBatches:

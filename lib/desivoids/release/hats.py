@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from ..checksums import sha256_file
 from ..formats import ALGORITHMS
 from . import columns as C
-from . import lookup
+from .. import lookup
 
 __all__ = ["CATALOGUES", "GALAXIES", "CONTINUOUS", "VOIDS", "galaxies_table", "voids_table",
            "write", "ArrowFileReader", "validate", "citation_line", "partition_figure", "documented"]

@@ -21,7 +21,7 @@ from ..errors import StageError
 from ..outputs import staged, write_json
 from . import columns as C
 from . import hats as H
-from . import lookup
+from .. import lookup
 from .provenance import citation, provenance, release_date, validate_citation
 from .figures import answer_figure
 from ..systematics.expected import expected_of

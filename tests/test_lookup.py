@@ -1,4 +1,4 @@
-"""The release's targetid lookups (desivoids.release.lookup) give Arrow's is_in / index_in
+"""The release's targetid lookups (desivoids.lookup) give Arrow's is_in / index_in
 answers, by binary search on keys in order (without hashing them) and through Arrow's kernels
 otherwise; rows_of reads a Parquet file's rows of given targetids as the whole file filtered."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from desivoids.release import lookup
+from desivoids import lookup
 
 
 def _plain(a):
