@@ -244,3 +244,26 @@ def test_the_whole_runs_critical_path_follows_the_stage_each_waited_for(monkeypa
                                                      "plausibility", "environment"]
     records[-1]["finished"] = "2026-12-07T10:00:00+0000"  # as if environment had ended first
     assert bench_pipeline.critical_path(records)[-1] == "plausibility"
+
+
+def test_each_notebooks_kernel_start_and_end_come_from_papermills_record(monkeypatch, tmp_path):
+    """The run's per-notebook overhead: papermill's start to the first cell's start, the last
+    cell's end to papermill's end, as papermill wrote them into the executed notebook."""
+    import json
+
+    monkeypatch.syspath_prepend(str(paths.BENCHMARKS))
+    monkeypatch.delitem(sys.modules, "bench_pipeline", raising=False)
+    import bench_pipeline
+
+    def cell(start, end):
+        return {"cell_type": "code", "metadata": {"papermill": {
+            "start_time": f"2026-12-07T10:00:{start}Z", "end_time": f"2026-12-07T10:00:{end}Z"}}}
+    nb = {"metadata": {"papermill": {"start_time": "2026-12-07T10:00:00.000000Z",
+                                     "end_time": "2026-12-07T10:00:09.500000Z"}},
+          "cells": [cell("00.250000", "01.000000"), {"cell_type": "markdown", "metadata": {}},
+                    cell("01.000000", "08.000000")]}
+    (tmp_path / "04_load.ipynb").write_text(json.dumps(nb))
+    nb["metadata"]["papermill"]["end_time"] = None  # a notebook papermill never finished
+    (tmp_path / "05_integrity.ipynb").write_text(json.dumps(nb))
+    assert bench_pipeline.in_run(tmp_path) == {
+        "load": {"kernel_start_s": 0.25, "after_last_cell_s": 1.5}}
