@@ -106,3 +106,21 @@ def test_the_memory_of_the_kernel_started_ahead_is_not_the_running_stages(tmp_pa
             PeakRSS(interval=0.05) as everything:
         time.sleep(1.5)
     assert mine.peak == 0 and everything.peak > 50 * 2**20
+
+
+def test_a_kernel_taken_by_a_stage_that_fails_before_it_runs_is_shut_down(tmp_path, ahead,
+                                                                          monkeypatch):
+    """papermill shuts the kernel down once it ran the notebook; a failure before that (here
+    the notebook cannot be parameterized) must not leave the kernel running."""
+    stage, params = _stage(tmp_path, "one", 1), {"data_dir": str(tmp_path)}
+    runner.execute_stage(stage, params, output=tmp_path / "0.ipynb", progress=False,
+                         kernels=ahead, ahead=("recon",))
+    pid = _started(ahead)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot parameterize")
+    monkeypatch.setattr(runner, "execute_in", refuse)
+    with pytest.raises(RuntimeError):
+        runner.execute_stage(stage, params, output=tmp_path / "1.ipynb", progress=False,
+                             kernels=ahead)
+    assert not psutil.pid_exists(pid)

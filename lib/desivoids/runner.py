@@ -24,7 +24,7 @@ import nbformat
 import papermill as pm
 
 from . import freshness, hugepages, paths
-from .kernels import KernelAhead, execute_in, kernel_config
+from .kernels import KernelAhead, execute_in, kernel_config, shutdown
 from .errors import StageError
 from .outputs import stage_lock, staged, write_json, write_text_atomic
 from .progress import bar
@@ -156,6 +156,9 @@ def execute_stage(stage: Stage, parameters: dict, *, output: Path | None = None,
                 execute_in(km, nb, str(output), **how)
         except pm.PapermillExecutionError as exc:
             raise StageFailed(stage, exc.exec_count, exc.ename, exc.evalue, output) from None
+        finally:
+            if km is not None:  # papermill shut it down unless it failed before the kernel ran
+                shutdown(km, now=True)
     # Warnings are errors (as in QuantEcon's books): a page of the book must not carry a warning
     # or stray stderr text that nobody looked at.
     for cell in nbformat.read(output, as_version=4).cells:
