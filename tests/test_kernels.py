@@ -105,7 +105,9 @@ def test_the_memory_of_the_kernel_started_ahead_is_not_the_running_stages(tmp_pa
     with PeakRSS(interval=0.05, skip=ahead.pid_of_ahead) as mine, \
             PeakRSS(interval=0.05) as everything:
         time.sleep(1.5)
-    assert mine.peak == 0 and everything.peak > 50 * 2**20
+    # the kernel (pyplot, pandas, pyarrow, two stages' packages) is far above 50 MB; other
+    # children of this process (a multiprocessing resource tracker, say) are in both peaks
+    assert everything.peak - mine.peak > 50 * 2**20
 
 
 def test_a_kernel_taken_by_a_stage_that_fails_before_it_runs_is_shut_down(tmp_path, ahead,
