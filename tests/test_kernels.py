@@ -102,7 +102,7 @@ def test_a_kernel_started_in_another_environment_or_folder_is_not_taken(tmp_path
 def test_the_memory_of_the_kernel_started_ahead_is_not_the_running_stages(tmp_path, ahead):
     ahead.start(tmp_path, ["recon", "convert"])
     _started(ahead)
-    with PeakRSS(interval=0.05, skip=ahead.pid_of_ahead) as mine, \
+    with PeakRSS(interval=0.05, skip=lambda: ahead.pid) as mine, \
             PeakRSS(interval=0.05) as everything:
         time.sleep(1.5)
     # the kernel (pyplot, pandas, pyarrow, two stages' packages) is far above 50 MB; other

@@ -149,30 +149,29 @@ class KernelAhead:
         provisioner = getattr(self._km, "provisioner", None)
         return getattr(provisioner, "pid", None)
 
-    def pid_of_ahead(self) -> int | None:
-        """:attr:`pid`, as a callable (:class:`desivoids.usage.PeakRSS` asks it)."""
-        return self.pid
+    def _claim(self):
+        """The kernel started ahead (its manager, None if none), no longer this object's, once
+        its start has ended."""
+        km, thread = self._km, self._thread
+        self._km = self._thread = None
+        if thread is not None:
+            thread.join()
+        return km
 
     def take(self, cwd: Path):
         """The kernel started ahead (its manager) if it started and imported quietly in
         ``cwd`` with this process's environment as it is now; else None (and it is shut
         down). The caller shuts the kernel it takes down."""
-        km, thread = self._km, self._thread
-        self._km = self._thread = None
-        if km is None:
-            return None
-        thread.join()
-        if self._ok and self._key == (str(cwd), dict(os.environ)):
+        km = self._claim()
+        if km is None or (self._ok and self._key == (str(cwd), dict(os.environ))):
             return km
         shutdown(km, now=True)
         return None
 
     def close(self) -> None:
         """Shut down a kernel started ahead and not taken."""
-        km, thread = self._km, self._thread
-        self._km = self._thread = None
+        km = self._claim()
         if km is not None:
-            thread.join()
             shutdown(km, now=True)
 
 

@@ -316,7 +316,7 @@ def _in_process(stage: Stage, parameters: dict, output: Path, progress: bool,
     """Execute the stage's notebook from this process; its kernel's peak RSS in bytes and CPU
     seconds (those of a kernel started ahead for it included, those of the one it starts ahead
     for the next stage not: see :class:`PeakRSS`)."""
-    mem = PeakRSS(skip=kernels.pid_of_ahead if kernels is not None else None)
+    mem = PeakRSS(skip=(lambda: kernels.pid) if kernels is not None else None)
     try:
         with mem:
             execute_stage(stage, parameters, output=output, progress=progress, kernels=kernels,
