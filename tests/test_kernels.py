@@ -126,3 +126,38 @@ def test_a_kernel_taken_by_a_stage_that_fails_before_it_runs_is_shut_down(tmp_pa
         runner.execute_stage(stage, params, output=tmp_path / "1.ipynb", progress=False,
                              kernels=ahead)
     assert not psutil.pid_exists(pid)
+
+
+def test_a_stage_kernel_is_killed_after_its_last_cell_not_asked_to_exit(tmp_path, ahead):
+    """A stage has published its outputs inside its cells: its kernel is killed once the last
+    cell ran (an exiting kernel spent 0.6 s and more freeing its memory, on the chain of stages),
+    whether papermill started it or it was started ahead. The kernel's exit handlers do not run;
+    the notebook is whole."""
+    code = ("import atexit, pathlib\n"
+            f"atexit.register(pathlib.Path({str(tmp_path / 'exited')!r}).touch)\n"
+            "print('last cell')\n")
+    stage, params = _stage(tmp_path, "one", 1, code), {"data_dir": str(tmp_path)}
+    runner.execute_stage(stage, params, output=tmp_path / "cold.ipynb", progress=False,
+                         kernels=ahead, ahead=("recon",))
+    _started(ahead)
+    runner.execute_stage(stage, params, output=tmp_path / "ahead.ipynb", progress=False,
+                         kernels=ahead)
+    for name in ("cold.ipynb", "ahead.ipynb"):
+        assert _shown(tmp_path / name)[1][-1] == "last cell\n"
+    assert not (tmp_path / "exited").exists()
+
+
+def test_a_worker_starts_the_kernel_of_its_first_stage_when_it_starts(tmp_path, monkeypatch):
+    """`desivoids run --jobs`: a worker that has run no stage yet has a kernel started for the
+    first stage it gets, in the environment the stage gives its kernel, so it is taken."""
+    monkeypatch.setattr(runner, "_WORKER_KERNELS", None)
+    stage, params = _stage(tmp_path, "one", 1), {"data_dir": str(tmp_path)}
+    runner._start_worker(params, str(tmp_path))
+    started = runner._worker_kernels()
+    try:
+        pid = _started(started)
+        runner.execute_stage(stage, params, output=tmp_path / "1.ipynb", progress=False,
+                             kernels=started)
+        assert int(_shown(tmp_path / "1.ipynb")[1][-1].split(" ")[0]) == pid
+    finally:
+        started.close()

@@ -113,9 +113,9 @@ def test_background_stages_go_to_workers_that_end_with_them(tmp_path, monkeypatc
     pools = []
 
     class Pool(ThreadPoolExecutor):
-        def __init__(self, jobs, one_stage_each=False):
+        def __init__(self, jobs, one_stage_each=False, first=None):
             super().__init__(jobs)
-            self.one_stage_each, self.ran = one_stage_each, []
+            self.one_stage_each, self.first, self.ran = one_stage_each, first, []
             pools.append(self)
 
         def submit(self, fn, name, *args):
@@ -128,6 +128,8 @@ def test_background_stages_go_to_workers_that_end_with_them(tmp_path, monkeypatc
                executed_dir=tmp_path / "exec", force=True, jobs=2)
     reused, ending = sorted(pools, key=lambda p: p.one_stage_each)
     assert not reused.one_stage_each and ending.one_stage_each
+    # the workers that run stage after stage start a kernel for their first; a niced one none
+    assert reused.first is not None and ending.first is None
     assert ending.ran == ["recon"] and sorted(reused.ran) == ["convert", "load"]
 
 
@@ -168,7 +170,7 @@ def test_run_with_jobs_records_each_stage_and_the_whole_run(tmp_path, monkeypatc
         return output
 
     monkeypatch.setattr(runner, "execute_stage", execute)
-    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False: ThreadPoolExecutor(jobs))
+    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False, first=None: ThreadPoolExecutor(jobs))
     params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
     names = ["environment", "density", "systematics"]
     results = runner.run(params, names, progress=False, executed_dir=tmp_path / "exec",
@@ -192,7 +194,7 @@ def test_the_record_says_which_stage_ran_in_the_background(tmp_path, monkeypatch
         return (0, 0.0), None
 
     monkeypatch.setattr(runner, "_in_worker", in_worker)
-    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False: ThreadPoolExecutor(jobs))
+    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False, first=None: ThreadPoolExecutor(jobs))
     params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
     runner.run(params, ["recon", "convert", "load"], progress=False,
                executed_dir=tmp_path / "exec", force=True, jobs=2)
@@ -211,7 +213,7 @@ def test_a_failing_stage_in_a_worker_is_named_with_its_cell(tmp_path, monkeypatc
         return (0, 0.25), None
 
     monkeypatch.setattr(runner, "_in_worker", in_worker)
-    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False: ThreadPoolExecutor(jobs))
+    monkeypatch.setattr(runner, "_worker_pool", lambda jobs, one_stage_each=False, first=None: ThreadPoolExecutor(jobs))
     params = RunParams(file=tmp_path / "p.yml", profile="t", data_dir=tmp_path / "run", mock=None)
     with pytest.raises(runner.StageFailed) as err:
         runner.run(params, ["density", "systematics"], progress=False,
