@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
+import psutil
 import pytest
 
 from desivoids import cli, runner
@@ -118,8 +119,11 @@ def test_background_stages_go_to_workers_that_end_with_them(tmp_path, monkeypatc
             self.one_stage_each, self.first, self.ran = one_stage_each, first, []
             pools.append(self)
 
-        def submit(self, fn, name, *args):
-            self.ran.append(name)
+        def submit(self, fn, *args):
+            if fn is not runner._in_worker:  # the runner starting its workers
+                self.started = getattr(self, "started", 0) + 1
+                return super().submit(fn, *args)
+            self.ran.append(args[0])
             return super().submit(lambda: ((0, 0.0), None))
 
     monkeypatch.setattr(runner, "_worker_pool", Pool)
@@ -130,6 +134,7 @@ def test_background_stages_go_to_workers_that_end_with_them(tmp_path, monkeypatc
     assert not reused.one_stage_each and ending.one_stage_each
     # the workers that run stage after stage start a kernel for their first; a niced one none
     assert reused.first is not None and ending.first is None
+    assert reused.started == 2  # both workers, when the first stage ran
     assert ending.ran == ["recon"] and sorted(reused.ran) == ["convert", "load"]
 
 
@@ -233,3 +238,22 @@ def test_jobs_below_one_is_a_usage_error(value, capsys):
         cli.main(["run", "--jobs", value])
     assert exit_.value.code == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_the_workers_start_together_with_the_first_stage(tmp_path):
+    """The executor would start the second worker only when two stages first run side by side:
+    the stage waiting for it then waits for its imports."""
+    def workers() -> list[psutil.Process]:
+        return [p for p in psutil.Process().children()
+                if "spawn_main" in " ".join(p.cmdline())]
+
+    before = {p.pid for p in workers()}
+    with runner._worker_pool(2, first=({"data_dir": str(tmp_path)}, str(tmp_path))) as pool:
+        runner._start_workers(pool, 2)
+        pool.submit(os.getpid).result()  # one task only: one worker would do
+        for _ in range(100):
+            started = [p for p in workers() if p.pid not in before]
+            if len(started) == 2:
+                break
+            time.sleep(0.1)
+        assert len(started) == 2
