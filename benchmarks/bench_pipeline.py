@@ -162,7 +162,7 @@ def critical_path(records: list[dict]) -> list[str]:
 def in_run(executed: Path) -> dict[str, dict]:
     """Per stage notebook of the run, from papermill's record in it: seconds from papermill's
     start to its first cell's (the kernel started, or one started ahead taken, and its client
-    connected) and from its last cell's end to papermill's (the kernel shut down, the notebook
+    connected) and from its last cell's end to papermill's (the kernel killed, the notebook
     saved)."""
     def at(stamp: str) -> datetime:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
@@ -305,14 +305,15 @@ def markdown(res: dict) -> str:
               f"{', '.join(f'{s} s' for s in res['kernel_with_imports_runs'])} (median "
               f"{res['kernel_with_imports_seconds']} s), at most "
               f"{res['kernel_with_imports_seconds'] * res['notebooks']:.0f} s over the run. "
-              "A stage whose kernel was started ahead, while the stage before it ran in the same "
-              "worker, pays neither the start nor those imports in its own time (below)."]
+              "A stage whose kernel was started ahead (while the stage before it ran in the same "
+              "worker, or when the worker started) pays neither the start nor those imports in "
+              "its own time (below)."]
     timed = [r for r in res["stages"] if "kernel_start_s" in r]
     if timed:
         lines += ["", "In the run, from papermill's record in each executed notebook: seconds from "
-                  "papermill's start to the first cell's (the kernel started, or the one started "
-                  "ahead while the stage before it ran taken: `desivoids.kernels`) and from the "
-                  "last cell's end to papermill's end (the kernel shut down, the notebook saved): "
+                  "papermill's start to the first cell's (the kernel started, or one started ahead "
+                  "taken: `desivoids.kernels`) and from the "
+                  "last cell's end to papermill's end (the kernel killed, the notebook saved): "
                   + "; ".join(f"{r['stage']} {r['kernel_start_s']} / {r['after_last_cell_s']}"
                               for r in timed) + "."]
     return "\n".join(lines) + "\n"
