@@ -161,3 +161,14 @@ def test_a_worker_starts_the_kernel_of_its_first_stage_when_it_starts(tmp_path, 
         assert int(_shown(tmp_path / "1.ipynb")[1][-1].split(" ")[0]) == pid
     finally:
         started.close()
+
+
+def test_a_worker_whose_kernel_cannot_start_ahead_still_runs_stages(tmp_path, monkeypatch):
+    """An error of the worker's first step would break the whole pool (every stage then fails
+    with BrokenProcessPool): the stage starts its own kernel instead, as without it."""
+    def refuse(self, *args):
+        raise OSError("no runtime folder")
+    monkeypatch.setattr(runner, "_WORKER_KERNELS", None)
+    monkeypatch.setattr(KernelAhead, "start", refuse)
+    runner._start_worker({"data_dir": str(tmp_path)}, str(tmp_path))
+    assert runner._worker_kernels().take(tmp_path) is None

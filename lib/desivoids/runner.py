@@ -374,8 +374,11 @@ def _start_worker(parameters: dict, directory: str) -> None:
     stage's kernel while a stage runs; the one that had run none yet started its first stage
     from nothing (DR1 scale: density, on the chain of stages, 0.65 s for its kernel's start, then
     those imports in its first cell)."""
-    with _kernel_environment(parameters):
-        _worker_kernels().start(Path(directory), ())
+    try:
+        with _kernel_environment(parameters):
+            _worker_kernels().start(Path(directory), ())
+    except Exception:  # an initializer's error would break the pool: the stage starts its own
+        pass           # kernel, and papermill reports what fails there
 
 
 def _worker_pool(jobs: int, one_stage_each: bool = False,
