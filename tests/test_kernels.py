@@ -152,7 +152,7 @@ def test_a_worker_starts_the_kernel_of_its_first_stage_when_it_starts(tmp_path, 
     first stage it gets, in the environment the stage gives its kernel, so it is taken."""
     monkeypatch.setattr(runner, "_WORKER_KERNELS", None)
     stage, params = _stage(tmp_path, "one", 1), {"data_dir": str(tmp_path)}
-    runner._start_worker(params, str(tmp_path))
+    runner._first_kernel(params, str(tmp_path))
     started = runner._worker_kernels()
     try:
         pid = _started(started)
@@ -170,5 +170,5 @@ def test_a_worker_whose_kernel_cannot_start_ahead_still_runs_stages(tmp_path, mo
         raise OSError("no runtime folder")
     monkeypatch.setattr(runner, "_WORKER_KERNELS", None)
     monkeypatch.setattr(KernelAhead, "start", refuse)
-    runner._start_worker({"data_dir": str(tmp_path)}, str(tmp_path))
+    runner._first_kernel({"data_dir": str(tmp_path)}, str(tmp_path))
     assert runner._worker_kernels().take(tmp_path) is None

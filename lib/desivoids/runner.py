@@ -368,7 +368,7 @@ def _worker_kernels() -> KernelAhead:
 BACKGROUND_NICE = 10
 
 
-def _start_worker(parameters: dict, directory: str) -> None:
+def _first_kernel(parameters: dict, directory: str) -> None:
     """A worker's first step: start a kernel there with what every stage notebook imports first,
     in the stages' environment, for the first stage that comes to it. A worker starts the next
     stage's kernel while a stage runs; the one that had run none yet started its first stage
@@ -388,10 +388,10 @@ def _worker_pool(jobs: int, one_stage_each: bool = False,
     (papermill, nbformat, and the jsonschema grammar nbformat pulls in: about 3 CPU s a
     process, measured) are paid once per worker, not once per stage; ``one_stage_each``: a
     worker ends with its stage (a background stage's, whose lowered priority ends with it).
-    ``first``: (a stage's parameters, the notebooks' folder) for :func:`_start_worker`."""
+    ``first``: (a stage's parameters, the notebooks' folder) for :func:`_first_kernel`."""
     return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                max_tasks_per_child=1 if one_stage_each else None,
-                               initializer=None if first is None else _start_worker,
+                               initializer=None if first is None else _first_kernel,
                                initargs=() if first is None else first)
 
 
