@@ -7,7 +7,7 @@ and probe it once per row: at DR1 scale 25.8 million probes of a 0.7-million-key
 0.7 million probes of a 6.4-million-key table, most of them cache misses. On keys already in
 order a binary search of the smaller side gives the same answer for a fraction of that.
 :func:`rows_of` reads a file's rows of given targetids with them, batch by batch (the
-release's tables, and the galaxies environment's figures draw).
+release's tables, and the galaxies that environment's figures draw).
 
 Each function returns the values its Arrow kernel returns (as one array: how a result is
 chunked changes no Parquet byte written from it), and falls back to that kernel when its input

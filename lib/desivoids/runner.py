@@ -442,11 +442,11 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
               "stages": _earlier_stages(layout, set())}
     recording = threading.Lock()  # stages ending at once write the run's record one at a time
     concurrent = jobs > 1 and len(stages) > 1
-    pool = _worker_pool(min(jobs, len(stages)), first=(
-        params.for_stage(stages[0]), str(stages[0].directory))) if concurrent else None
-    # at most jobs - 1 stages run in the background at once (one yields to another)
-    niced = _worker_pool(max(1, min(jobs, len(stages)) - 1), one_stage_each=True) \
+    workers = min(jobs, len(stages))
+    pool = _worker_pool(workers, first=(params.for_stage(stages[0]), str(stages[0].directory))) \
         if concurrent else None
+    # at most jobs - 1 stages run in the background at once (one yields to another)
+    niced = _worker_pool(max(1, workers - 1), one_stage_each=True) if concurrent else None
     kernels = None if concurrent else KernelAhead()  # the workers have their own
 
     workers_started = threading.Lock()  # held once the workers started: with the first stage
@@ -458,7 +458,7 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
         if pool is None:
             return _in_process(stage, params.for_stage(stage), out, progress, kernels, ahead)
         if workers_started.acquire(blocking=False):  # not at the pool's creation: a run
-            _start_workers(pool, min(jobs, len(stages)))  # of fresh stages starts none
+            _start_workers(pool, workers)  # of fresh stages starts none
         used, failure = (niced if nice else pool).submit(
             _in_worker, stage.name, params.for_stage(stage), str(out), False, nice,
             ahead).result()
@@ -523,9 +523,9 @@ def run(params: RunParams, stage_names: Iterable[str] | None = None, *, progress
     finally:
         if kernels is not None:
             kernels.close()
-        for workers in (pool, niced):
-            if workers is not None:
-                workers.shutdown(wait=True, cancel_futures=True)
+        for executor in (pool, niced):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
         with recording:  # what the whole command took: with jobs > 1, less than its stages' sum
             record["last_run"] = {"stages": [s.name for s in stages], "jobs": jobs,
                                   "seconds": round(time.perf_counter() - t_run, 2)}

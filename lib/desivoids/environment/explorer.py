@@ -29,7 +29,7 @@ from matplotlib.patches import Circle
 from .. import formats, lookup, paths
 from ..runinfo import mark_mock, run_info
 
-__all__ = ["VIEW", "cube", "slab_data", "slab_preview", "slab_html"]
+__all__ = ["VIEW", "cube", "flag_rows", "slab_data", "slab_preview", "slab_html"]
 
 #: the figure's start view, shared by the script (data["view"]) and the static preview:
 #: the slab's normal (azimuth, elevation, degrees), its offset and thickness (Mpc/h) and the
@@ -62,6 +62,17 @@ def cube(sample: pd.DataFrame, half_width: float = 150.0, max_galaxies: int = 15
     return centre, xyz, idx, total
 
 
+def flag_rows(layout: paths.RunLayout, targetid: np.ndarray) -> pa.Table:
+    """The environment's assignments of the galaxies ``targetid`` that the figures draw
+    (targetid, algorithm, cap, flag), the strings dictionary-encoded: the rows are picked
+    before the strings are decoded (decoding 25.8M of them and filtering on them cost 3.7 CPU s
+    at DR1 scale)."""
+    return lookup.rows_of(layout.file("environment", "assignments"),
+                          np.asarray(targetid, dtype=np.int64),
+                          ["targetid", "algorithm", "cap", "flag"],
+                          dictionary=("algorithm", "cap"))
+
+
 def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
               max_galaxies: int = 15000, seed: int = 1, *, sample: pd.DataFrame | None = None,
               assign: pa.Table | None = None) -> dict:
@@ -71,9 +82,8 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
     the spheres of every algorithm that reach into the cube.
 
     ``sample`` (the cap's tracers from plausibility's sample: targetid, cap, comoving_x/y/z)
-    and ``assign`` (rows of the environment's assignments file, read by
-    :func:`desivoids.lookup.rows_of`, holding those of the drawn
-    galaxies: targetid, algorithm, cap, flag) are read here when not given: the chapter reads
+    and ``assign`` (:func:`flag_rows`, holding those of the drawn galaxies) are read here
+    when not given: the chapter reads
     each file once for all its figures (:func:`desivoids.environment.figures.inputs`)."""
     layout = paths.RunLayout.of(data_dir)
     common = {"cap": cap, "half_width": half_width, "algorithms": list(formats.ALGORITHMS),
@@ -86,13 +96,8 @@ def slab_data(data_dir: str, cap: str = "NGC", half_width: float = 150.0,
         return {**common, "galaxies": {"n": 0}, "spheres": {}, "total_in_cube": 0}
     centre, xyz, idx, total = cube(sample, half_width, max_galaxies, seed)
     chosen = sample.iloc[idx]
-    # the chosen galaxies' rows first, then the cap's: the strings stay dictionary-encoded
-    # until then (decoding 25.8M of them and filtering on them cost 3.7 CPU s at DR1 scale)
-    if assign is None:
-        assign = lookup.rows_of(layout.file("environment", "assignments"),
-                                chosen.targetid.to_numpy(np.int64),
-                                ["targetid", "algorithm", "cap", "flag"],
-                                dictionary=("algorithm", "cap"))
+    if assign is None:  # the chosen galaxies' rows first, then the cap's
+        assign = flag_rows(layout, chosen.targetid.to_numpy())
     assign = assign.filter(pc.equal(assign["cap"].cast(pa.string()), cap))
     assign = pa.table({"targetid": assign["targetid"],
                        "algorithm": assign["algorithm"].cast(pa.string()),

@@ -15,7 +15,7 @@ from matplotlib.collections import EllipseCollection, PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .. import formats, lookup, paths
+from .. import formats, paths
 from .flags import EDGE, OUTSIDE, VOID, WALL
 from .summary import DR7_REFERENCE
 
@@ -54,9 +54,7 @@ def inputs(data_dir: str) -> dict:
     slabs = np.concatenate([slab_of(sample, cap)[1].targetid.to_numpy() for cap in formats.CAPS])
     own = sample[sample.cap == EXPLORER_CAP]
     cubed = own.targetid.to_numpy()[explorer.cube(own)[2]] if len(own) else np.zeros(0, np.int64)
-    rows = lookup.rows_of(layout.file("environment", "assignments"),
-                          np.concatenate([slabs, cubed]).astype(np.int64),
-                          ["targetid", "algorithm", "cap", "flag"], dictionary=("algorithm", "cap"))
+    rows = explorer.flag_rows(layout, np.concatenate([slabs, cubed]))
     return {
         "voids": pq.read_table(layout.file("convert", "voids")).to_pandas(),
         "holes": pq.read_table(layout.file("convert", "holes")).to_pandas(),
